@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: the tools for
+# the network-namespace NAT lab (iproute2, nftables, conntrack). Without root
+# nothing is installed and the tests that need it skip with a message.
+set -euo pipefail
+
+pkgs=(iproute2 nftables conntrack)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "install-test-deps: apt-get install ${missing[*]}"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	else
+		echo "install-test-deps: not root or no apt-get; missing ${missing[*]}: the namespace lab tests will skip"
+	fi
+fi
