@@ -1,0 +1,108 @@
+package nslab_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The lab tests run this test binary inside namespaces as a small network
+// tool (the lab has no ping or netcat), selected by environment variables:
+//
+//	NSLAB_HELPER=serve NSLAB_LISTEN=ip:port,ip:port
+//	    accept on each address; write the peer's address and close; print
+//	    "ready" once listening.
+//	NSLAB_HELPER=dial NSLAB_LOCAL=ip:port NSLAB_TARGETS=ip:port,... NSLAB_TIMEOUT=1s
+//	    dial each target in turn from the same local port (reusable) and
+//	    print one line per target: "ok <address the server saw>",
+//	    "refused", "timeout" or "error <message>".
+const helperEnv = "NSLAB_HELPER"
+
+func helperMain(mode string) int {
+	switch mode {
+	case "serve":
+		return helperServe(strings.Split(os.Getenv("NSLAB_LISTEN"), ","))
+	case "dial":
+		timeout, err := time.ParseDuration(os.Getenv("NSLAB_TIMEOUT"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "NSLAB_TIMEOUT:", err)
+			return 2
+		}
+		return helperDial(os.Getenv("NSLAB_LOCAL"), strings.Split(os.Getenv("NSLAB_TARGETS"), ","), timeout)
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
+	return 2
+}
+
+func helperServe(addrs []string) int {
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp4", a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintln(c, c.RemoteAddr())
+				c.Close()
+			}
+		}()
+	}
+	fmt.Println("ready")
+	select {} // until killed
+}
+
+func reusable(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	return errors.Join(err, serr)
+}
+
+func helperDial(local string, targets []string, timeout time.Duration) int {
+	laddr, err := net.ResolveTCPAddr("tcp4", local)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	for _, target := range targets {
+		d := net.Dialer{LocalAddr: laddr, Control: reusable}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		c, err := d.DialContext(ctx, "tcp4", target)
+		cancel()
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fmt.Println("refused")
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+			fmt.Println("timeout")
+		case err != nil:
+			fmt.Println("error", err)
+		default:
+			_ = c.SetDeadline(time.Now().Add(timeout))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil {
+				fmt.Println("error reading:", err)
+			} else {
+				fmt.Println("ok", strings.TrimSpace(line))
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,182 @@
+package nslab_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/internal/nslab"
+)
+
+// buildStandard builds the standard topology for a test and removes it when
+// the test ends, logging the routers' state first if the test failed.
+func buildStandard(t *testing.T, ctx context.Context, perRouter int) *nslab.Topology {
+	t.Helper()
+	topo, err := nslab.BuildStandard(ctx, perRouter)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			t.Log("lab state:\n" + topo.Diagnostics(dctx))
+			cancel()
+		}
+		assert.NoError(t, topo.Lab.Close())
+		_, err := os.Stat("/run/netns/" + topo.Lab.ID() + "-inet")
+		assert.True(t, os.IsNotExist(err), "lab namespace still exists after Close")
+	})
+	return topo
+}
+
+// startHelper runs this test binary in host h as a helper server and waits
+// until it listens.
+func startServe(t *testing.T, ctx context.Context, h *nslab.Host, listen ...string) {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := h.Command(ctx, exe)
+	cmd.Env = append(os.Environ(), "NSLAB_HELPER=serve", "NSLAB_LISTEN="+strings.Join(listen, ","))
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = os.Stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "helper server in %s", h.Name())
+	require.Equal(t, "ready\n", line)
+}
+
+// dial runs the helper dialer in host h and returns one result line per target.
+func dial(t *testing.T, ctx context.Context, h *nslab.Host, local string, timeout time.Duration, targets ...string) []string {
+	t.Helper()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	cmd := h.Command(ctx, exe)
+	cmd.Env = append(os.Environ(), "NSLAB_HELPER=dial", "NSLAB_LOCAL="+local,
+		"NSLAB_TARGETS="+strings.Join(targets, ","), "NSLAB_TIMEOUT="+timeout.String())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "helper dialer in %s", h.Name())
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.Len(t, lines, len(targets), "helper output: %q", out)
+	return lines
+}
+
+// TestLabNATBehaviour checks that the lab's routers behave as the measured
+// Linux NATs they stand for, with nothing but the kernel in between: mapping
+// (port preserved vs. random per destination), the answer to an unsolicited
+// SYN (RST vs. silence), LAN reachability, and isolation between LANs.
+func TestLabNATBehaviour(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	topo := buildStandard(t, ctx, 2)
+	srv := topo.Server.Addr().String()
+	startServe(t, ctx, topo.Server, srv+":7001", srv+":7002", srv+":7003")
+
+	byName := map[string]*nslab.Host{}
+	for _, w := range topo.Workers {
+		byName[w.Name()] = w
+	}
+	startServe(t, ctx, byName["rst2"], byName["rst2"].Addr().String()+":7200")
+
+	targets := []string{srv + ":7001", srv + ":7002", srv + ":7003"}
+	for _, tc := range []struct {
+		worker         string
+		wan            string
+		keepsPort      bool
+		unsolicitedSYN string // what the router answers to a SYN nobody asked for
+	}{
+		{"rst1", "198.51.100.11", true, "refused"},
+		{"drop1", "198.51.100.12", true, "timeout"},
+		{"sym1", "198.51.100.13", false, "refused"},
+	} {
+		t.Run(tc.worker, func(t *testing.T) {
+			w := byName[tc.worker]
+			local := netip.AddrPortFrom(w.Addr(), 40000).String()
+			seen := map[string]bool{}
+			for i, line := range dial(t, ctx, w, local, 3*time.Second, targets...) {
+				obs, ok := strings.CutPrefix(line, "ok ")
+				require.True(t, ok, "dial %s from %s: %s", targets[i], local, line)
+				ap, err := netip.ParseAddrPort(obs)
+				require.NoError(t, err)
+				assert.Equal(t, tc.wan, ap.Addr().String(), "source address seen on the internet")
+				seen[fmt.Sprint(ap.Port())] = true
+				if tc.keepsPort {
+					assert.Equal(t, uint16(40000), ap.Port(), "masquerade keeps the source port")
+				}
+			}
+			if !tc.keepsPort {
+				assert.Greater(t, len(seen), 1, "fully-random maps each destination to its own port, saw %v", seen)
+			}
+			got := dial(t, ctx, topo.Server, srv+":0", 1500*time.Millisecond, tc.wan+":7100")
+			assert.Equal(t, tc.unsolicitedSYN, got[0], "unsolicited SYN to the router")
+		})
+	}
+
+	t.Run("lan", func(t *testing.T) {
+		got := dial(t, ctx, byName["rst1"], byName["rst1"].Addr().String()+":40001", 2*time.Second,
+			byName["rst2"].Addr().String()+":7200", byName["drop2"].Addr().String()+":7200")
+		assert.Equal(t, "ok "+byName["rst1"].Addr().String()+":40001", got[0], "same LAN: direct, not translated")
+		assert.NotEqual(t, "ok", strings.Fields(got[1])[0], "another router's LAN must be unreachable")
+	})
+}
+
+// TestLabCloseRemovesEverything checks that Close kills what runs in the lab
+// and leaves no namespace behind, and that CleanStale leaves a live lab alone.
+func TestLabCloseRemovesEverything(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lab, err := nslab.New(ctx)
+	require.NoError(t, err)
+	defer lab.Close()
+	r, err := lab.AddRouter(ctx, "r", nslab.MasqueradeRST, netip.MustParseAddr("198.51.100.50"), netip.MustParsePrefix("198.18.50.0/24"))
+	require.NoError(t, err)
+	h, err := r.AddHost(ctx, "h")
+	require.NoError(t, err)
+	sleep := h.Command(context.Background(), "sleep", "600")
+	require.NoError(t, sleep.Start())
+	waited := make(chan error, 1)
+	go func() { waited <- sleep.Wait() }()
+
+	stale, err := nslab.CleanStale(ctx, nslab.DefaultPrefix)
+	require.NoError(t, err)
+	assert.Empty(t, stale, "a live lab is not stale")
+
+	require.NoError(t, lab.Close())
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("process in the lab still running after Close")
+	}
+	out, err := exec.CommandContext(ctx, "ip", "netns", "list").Output()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), lab.ID())
+	require.NoError(t, lab.Close(), "Close twice")
+}
+
+// TestLabRejectsAddressesOutsideTheLab checks that the lab refuses to route
+// anything outside the documentation and benchmarking ranges.
+func TestLabRejectsAddressesOutsideTheLab(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lab, err := nslab.New(ctx)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, lab.Close()) }()
+	_, err = lab.AddHost(ctx, "pub", netip.MustParseAddr("8.8.8.8"))
+	assert.ErrorContains(t, err, "outside the lab internet")
+	_, err = lab.AddRouter(ctx, "r", nslab.MasqueradeRST, netip.MustParseAddr("198.51.100.60"), netip.MustParsePrefix("10.0.0.0/24"))
+	assert.ErrorContains(t, err, "within 198.18.0.0/15")
+	_, err = lab.AddHost(ctx, "Bad_Name", netip.MustParseAddr("203.0.113.60"))
+	assert.Error(t, err)
+}
