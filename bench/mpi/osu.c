@@ -1,0 +1,214 @@
+/*
+ * osu.c: the Open MPI side of fnmesh's side-by-side benchmark.
+ *
+ * It measures exactly what `fnmesh bench` measures, the way the OSU
+ * micro-benchmarks do, and prints the same CSV columns, so that
+ * `fnmesh bench compare` can put the two next to each other:
+ *
+ *   op,np,size,iterations,avg_us,min_us,max_us,mb_per_s
+ *
+ * Operations and what "size" means for each (the OSU conventions):
+ *   barrier    no payload (size 0)
+ *   bcast      bytes broadcast from rank 0
+ *   allgather  bytes contributed by each rank
+ *   alltoallv  bytes sent to each destination (equal counts)
+ *   allreduce  bytes of the float vector summed (size/4 floats; sizes < 4 skipped)
+ *   latency    ping-pong between ranks 0 and 1; one-way time = round trip / 2
+ *   bw         ranks 0 -> 1, a window of non-blocking sends then a 4-byte ack
+ *              (osu_bw); avg_us is the time per message
+ *
+ * Collectives time every call on its own with a barrier after it (outside
+ * the timed part); each rank averages its calls, and the row reports the
+ * average, minimum and maximum of those per-rank averages. mb_per_s is
+ * size / avg_us (bytes per microsecond = MB/s), the osu_bw figure for bw.
+ *
+ * Build: mpicc -O2 -o osu osu.c
+ * Usage: mpirun -np N ./osu [-ops barrier,bcast,...] [-min B] [-max B]
+ *          [-iters N] [-warmup N] [-iters-large N] [-warmup-large N]
+ *          [-large B] [-window N] [-bw-iters-large N] [-bw-warmup-large N]
+ *          [-header 0|1]
+ */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct {
+	char ops[256];
+	long min, max, large;
+	int iters, warmup, iters_large, warmup_large;
+	int window, bw_iters_large, bw_warmup_large, header;
+} cfg = {"barrier,bcast,allgather,alltoallv,allreduce,latency,bw",
+	 1, 16L << 20, 8192, 1000, 100, 100, 10, 64, 20, 2, 1};
+
+static int rank, np;
+
+static void die(const char *msg) {
+	if (rank == 0) fprintf(stderr, "osu: %s\n", msg);
+	MPI_Abort(MPI_COMM_WORLD, 2);
+	exit(2);
+}
+
+static void parse(int argc, char **argv) {
+	for (int i = 1; i < argc; i++) {
+		const char *k = argv[i];
+		if (i + 1 >= argc) die("every flag takes a value");
+		const char *v = argv[++i];
+		if (!strcmp(k, "-ops")) snprintf(cfg.ops, sizeof cfg.ops, "%s", v);
+		else if (!strcmp(k, "-min")) cfg.min = atol(v);
+		else if (!strcmp(k, "-max")) cfg.max = atol(v);
+		else if (!strcmp(k, "-large")) cfg.large = atol(v);
+		else if (!strcmp(k, "-iters")) cfg.iters = atoi(v);
+		else if (!strcmp(k, "-warmup")) cfg.warmup = atoi(v);
+		else if (!strcmp(k, "-iters-large")) cfg.iters_large = atoi(v);
+		else if (!strcmp(k, "-warmup-large")) cfg.warmup_large = atoi(v);
+		else if (!strcmp(k, "-window")) cfg.window = atoi(v);
+		else if (!strcmp(k, "-bw-iters-large")) cfg.bw_iters_large = atoi(v);
+		else if (!strcmp(k, "-bw-warmup-large")) cfg.bw_warmup_large = atoi(v);
+		else if (!strcmp(k, "-header")) cfg.header = atoi(v);
+		else die("unknown flag");
+	}
+	if (cfg.min < 1 || cfg.max < cfg.min || cfg.iters < 1 || cfg.iters_large < 1 ||
+	    cfg.warmup < 0 || cfg.warmup_large < 0 || cfg.window < 1 || cfg.bw_iters_large < 1 ||
+	    cfg.bw_warmup_large < 0)
+		die("bad flag value");
+}
+
+static void row(const char *op, long size, int iters, double avg, double min, double max, double mbps) {
+	printf("%s,%d,%ld,%d,%.3f,%.3f,%.3f,%.3f\n", op, np, size, iters, avg, min, max, mbps);
+	fflush(stdout);
+}
+
+static char *sbuf, *rbuf;
+static int *counts, *displs;
+static MPI_Request *reqs;
+
+/* one_call runs one call of a collective at size bytes. */
+static void one_call(const char *op, long size) {
+	int n = (int)size;
+	if (!strcmp(op, "barrier")) MPI_Barrier(MPI_COMM_WORLD);
+	else if (!strcmp(op, "bcast")) MPI_Bcast(sbuf, n, MPI_CHAR, 0, MPI_COMM_WORLD);
+	else if (!strcmp(op, "allgather"))
+		MPI_Allgather(sbuf, n, MPI_CHAR, rbuf, n, MPI_CHAR, MPI_COMM_WORLD);
+	else if (!strcmp(op, "alltoallv")) {
+		for (int i = 0; i < np; i++) counts[i] = n, displs[i] = i * n;
+		MPI_Alltoallv(sbuf, counts, displs, MPI_CHAR, rbuf, counts, displs, MPI_CHAR,
+			      MPI_COMM_WORLD);
+	} else if (!strcmp(op, "allreduce"))
+		MPI_Allreduce(sbuf, rbuf, n / 4, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+
+static void collective(const char *op, long size) {
+	int iters = size > cfg.large ? cfg.iters_large : cfg.iters;
+	int warmup = size > cfg.large ? cfg.warmup_large : cfg.warmup;
+	int is_barrier = !strcmp(op, "barrier");
+	double total = 0;
+	MPI_Barrier(MPI_COMM_WORLD);
+	for (int i = 0; i < iters + warmup; i++) {
+		double t0 = MPI_Wtime();
+		one_call(op, size);
+		double dt = MPI_Wtime() - t0;
+		if (i >= warmup) total += dt;
+		if (!is_barrier) MPI_Barrier(MPI_COMM_WORLD);
+	}
+	double mine = total * 1e6 / iters, min, max, sum;
+	MPI_Reduce(&mine, &min, 1, MPI_DOUBLE, MPI_MIN, 0, MPI_COMM_WORLD);
+	MPI_Reduce(&mine, &max, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+	MPI_Reduce(&mine, &sum, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+	if (rank == 0) {
+		double avg = sum / np;
+		row(op, is_barrier ? 0 : size, iters, avg, min, max, is_barrier ? 0 : size / avg);
+	}
+}
+
+static void latency(long size) {
+	int iters = size > cfg.large ? cfg.iters_large : cfg.iters;
+	int warmup = size > cfg.large ? cfg.warmup_large : cfg.warmup;
+	int n = (int)size;
+	double t0 = 0;
+	MPI_Barrier(MPI_COMM_WORLD);
+	for (int i = 0; i < iters + warmup; i++) {
+		if (rank == 0) {
+			if (i == warmup) t0 = MPI_Wtime();
+			MPI_Send(sbuf, n, MPI_CHAR, 1, 1, MPI_COMM_WORLD);
+			MPI_Recv(rbuf, n, MPI_CHAR, 1, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+		} else if (rank == 1) {
+			MPI_Recv(rbuf, n, MPI_CHAR, 0, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+			MPI_Send(sbuf, n, MPI_CHAR, 0, 1, MPI_COMM_WORLD);
+		}
+	}
+	if (rank == 0) {
+		double us = (MPI_Wtime() - t0) * 1e6 / (2.0 * iters);
+		row("latency", size, iters, us, us, us, size / us);
+	}
+	MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static void bandwidth(long size) {
+	int iters = size > cfg.large ? cfg.bw_iters_large : cfg.iters;
+	int warmup = size > cfg.large ? cfg.bw_warmup_large : cfg.warmup;
+	int n = (int)size, w = cfg.window;
+	double t0 = 0;
+	MPI_Barrier(MPI_COMM_WORLD);
+	for (int i = 0; i < iters + warmup; i++) {
+		if (rank == 0) {
+			if (i == warmup) t0 = MPI_Wtime();
+			for (int j = 0; j < w; j++)
+				MPI_Isend(sbuf, n, MPI_CHAR, 1, 100, MPI_COMM_WORLD, &reqs[j]);
+			MPI_Waitall(w, reqs, MPI_STATUSES_IGNORE);
+			MPI_Recv(rbuf, 4, MPI_CHAR, 1, 101, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+		} else if (rank == 1) {
+			for (int j = 0; j < w; j++)
+				MPI_Irecv(rbuf, n, MPI_CHAR, 0, 100, MPI_COMM_WORLD, &reqs[j]);
+			MPI_Waitall(w, reqs, MPI_STATUSES_IGNORE);
+			MPI_Send(sbuf, 4, MPI_CHAR, 0, 101, MPI_COMM_WORLD);
+		}
+	}
+	if (rank == 0) {
+		double secs = MPI_Wtime() - t0;
+		double per = secs * 1e6 / ((double)iters * w);
+		row("bw", size, iters, per, per, per, (double)size * iters * w / secs / 1e6);
+	}
+	MPI_Barrier(MPI_COMM_WORLD);
+}
+
+int main(int argc, char **argv) {
+	MPI_Init(&argc, &argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &np);
+	parse(argc, argv);
+
+	long maxbuf = cfg.max * (long)np;
+	sbuf = malloc(maxbuf > 4 ? maxbuf : 4);
+	rbuf = malloc(maxbuf > 4 ? maxbuf : 4);
+	counts = malloc(sizeof(int) * np);
+	displs = malloc(sizeof(int) * np);
+	reqs = malloc(sizeof(MPI_Request) * cfg.window);
+	if (!sbuf || !rbuf || !counts || !displs || !reqs) die("out of memory");
+	for (long i = 0; i < maxbuf; i++) sbuf[i] = (char)(i + rank), rbuf[i] = 0;
+	/* allreduce sums floats: give it small finite values. */
+	for (long i = 0; i + 4 <= maxbuf; i += 4) ((float *)sbuf)[i / 4] = (float)(i % 7);
+
+	if (rank == 0 && cfg.header) printf("op,np,size,iterations,avg_us,min_us,max_us,mb_per_s\n");
+	char ops[256];
+	snprintf(ops, sizeof ops, "%s", cfg.ops);
+	for (char *op = strtok(ops, ","); op; op = strtok(NULL, ",")) {
+		if (!strcmp(op, "barrier")) {
+			collective(op, 0);
+			continue;
+		}
+		int known = !strcmp(op, "bcast") || !strcmp(op, "allgather") ||
+			    !strcmp(op, "alltoallv") || !strcmp(op, "allreduce") ||
+			    !strcmp(op, "latency") || !strcmp(op, "bw");
+		if (!known) die("unknown operation");
+		if ((!strcmp(op, "latency") || !strcmp(op, "bw")) && np < 2) continue;
+		for (long size = cfg.min; size <= cfg.max; size *= 2) {
+			if (!strcmp(op, "allreduce") && size < 4) continue;
+			if (!strcmp(op, "latency")) latency(size);
+			else if (!strcmp(op, "bw")) bandwidth(size);
+			else collective(op, size);
+		}
+	}
+	MPI_Finalize();
+	return 0;
+}

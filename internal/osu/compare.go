@@ -1,0 +1,197 @@
+package osu
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+)
+
+// Ratio compares one operation at one size and rank count between two runs.
+type Ratio struct {
+	Op       string  `json:"op"`
+	Ranks    int     `json:"np"`
+	Size     int     `json:"size"`
+	OursUs   float64 `json:"ours_us"`
+	TheirsUs float64 `json:"theirs_us"`
+	// Ratio is OursUs / TheirsUs: at most 1.0 means ours is at least as fast.
+	Ratio float64 `json:"ratio"`
+}
+
+// Compare pairs the rows of two runs on (op, np, size), in the order of ours,
+// and returns their ratios of average times. Rows present in only one run
+// are left out.
+func Compare(ours, theirs []Result) []Ratio {
+	type key struct {
+		op       string
+		np, size int
+	}
+	ref := map[key]Result{}
+	for _, r := range theirs {
+		ref[key{r.Op, r.Ranks, r.Size}] = r
+	}
+	var out []Ratio
+	for _, r := range ours {
+		t, ok := ref[key{r.Op, r.Ranks, r.Size}]
+		if !ok || t.AvgUs <= 0 {
+			continue
+		}
+		out = append(out, Ratio{Op: r.Op, Ranks: r.Ranks, Size: r.Size,
+			OursUs: r.AvgUs, TheirsUs: t.AvgUs, Ratio: r.AvgUs / t.AvgUs})
+	}
+	return out
+}
+
+// WriteRatios prints ratios as a table, one block per operation and rank
+// count; ours and theirs name the two runs in the header.
+func WriteRatios(w io.Writer, ours, theirs string, ratios []Ratio) error {
+	rows := [][]string{{"op", "np", "size", ours + " us", theirs + " us", "ratio", ""}}
+	var last string
+	for _, r := range ratios {
+		k := r.Op + "/" + strconv.Itoa(r.Ranks)
+		if last != "" && k != last {
+			rows = append(rows, nil)
+		}
+		last = k
+		mark := ""
+		if r.Ratio > 1 {
+			mark = "slower"
+		}
+		rows = append(rows, []string{r.Op, strconv.Itoa(r.Ranks), FormatSize(r.Size),
+			fmt.Sprintf("%.2f", r.OursUs), fmt.Sprintf("%.2f", r.TheirsUs), fmt.Sprintf("%.3f", r.Ratio), mark})
+	}
+	return writeAligned(w, "lrrrrrl", rows)
+}
+
+// Targets are the goals fnmesh is measured against (issue 4).
+type Targets struct {
+	// LargeOps must take at most LargeRatio times the reference's time at
+	// LargeSize bytes and above.
+	LargeOps   []string
+	LargeSize  int
+	LargeRatio float64
+	// LatencySize-byte one-way latency within LatencyRatio of the reference.
+	LatencySize  int
+	LatencyRatio float64
+	// A 2-rank bw at LargeSize and above reaches CeilingShare of the TCP
+	// ceiling (iperf3 on the same machine).
+	CeilingShare float64
+}
+
+// DefaultTargets returns issue 4's targets: allgather, alltoallv, allreduce
+// and bcast at 1 MiB and above no slower than Open MPI; 8-byte latency within
+// 2x; a 2-rank large message at 80% of the iperf3 ceiling.
+func DefaultTargets() Targets {
+	return Targets{
+		LargeOps: []string{"allgather", "alltoallv", "allreduce", "bcast"}, LargeSize: 1 << 20, LargeRatio: 1,
+		LatencySize: 8, LatencyRatio: 2, CeilingShare: 0.8,
+	}
+}
+
+// Verdict is the outcome of one target.
+type Verdict struct {
+	Target string `json:"target"`
+	Ranks  int    `json:"np"`
+	Met    bool   `json:"met"`
+	Detail string `json:"detail"`
+}
+
+// Check evaluates the targets on ratios and on our bw rows against a TCP
+// ceiling in MB/s (0: no ceiling known; that target is then left out).
+func (t Targets) Check(ratios []Ratio, ours []Result, ceilingMBps float64) []Verdict {
+	var nps []int
+	for _, r := range ratios {
+		if !slices.Contains(nps, r.Ranks) {
+			nps = append(nps, r.Ranks)
+		}
+	}
+	slices.Sort(nps)
+	var out []Verdict
+	for _, np := range nps {
+		for _, op := range t.LargeOps {
+			worst := Ratio{}
+			n := 0
+			for _, r := range ratios {
+				if r.Op == op && r.Ranks == np && r.Size >= t.LargeSize {
+					n++
+					if r.Ratio > worst.Ratio {
+						worst = r
+					}
+				}
+			}
+			if n == 0 {
+				continue
+			}
+			out = append(out, Verdict{
+				Target: fmt.Sprintf("%s >= %s: ratio <= %.2f", op, FormatSize(t.LargeSize), t.LargeRatio),
+				Ranks:  np, Met: worst.Ratio <= t.LargeRatio,
+				Detail: fmt.Sprintf("worst %.3f at %s over %d sizes", worst.Ratio, FormatSize(worst.Size), n),
+			})
+		}
+		for _, r := range ratios {
+			if r.Op == "latency" && r.Ranks == np && r.Size == t.LatencySize {
+				out = append(out, Verdict{
+					Target: fmt.Sprintf("latency %d B: ratio <= %.2f", t.LatencySize, t.LatencyRatio),
+					Ranks:  np, Met: r.Ratio <= t.LatencyRatio,
+					Detail: fmt.Sprintf("%.2f us vs %.2f us: %.3f", r.OursUs, r.TheirsUs, r.Ratio),
+				})
+			}
+		}
+	}
+	if ceilingMBps > 0 {
+		best := Result{}
+		for _, r := range ours {
+			if r.Op == "bw" && r.Ranks == 2 && r.Size >= t.LargeSize && r.MBps > best.MBps {
+				best = r
+			}
+		}
+		if best.Op != "" {
+			share := best.MBps / ceilingMBps
+			out = append(out, Verdict{
+				Target: fmt.Sprintf("bw >= %s: >= %.0f%% of the TCP ceiling", FormatSize(t.LargeSize), 100*t.CeilingShare),
+				Ranks:  2, Met: share >= t.CeilingShare,
+				Detail: fmt.Sprintf("best %.0f MB/s at %s = %.1f%% of %.0f MB/s", best.MBps, FormatSize(best.Size), 100*share, ceilingMBps),
+			})
+		}
+	}
+	return out
+}
+
+// WriteVerdicts prints verdicts, one a line: MET or BEHIND, the rank count,
+// the target and the figures behind the verdict.
+func WriteVerdicts(w io.Writer, vs []Verdict) error {
+	var rows [][]string
+	for _, v := range vs {
+		status := "MET"
+		if !v.Met {
+			status = "BEHIND"
+		}
+		rows = append(rows, []string{status, fmt.Sprintf("np=%d", v.Ranks), v.Target, v.Detail})
+	}
+	return writeAligned(w, "lll", rows)
+}
+
+// ReadIperf3 returns the receiver's throughput in MB/s from `iperf3 -J`
+// output.
+func ReadIperf3(r io.Reader) (float64, error) {
+	var doc struct {
+		Error string `json:"error"`
+		End   struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return 0, fmt.Errorf("osu: iperf3 json: %w", err)
+	}
+	if doc.Error != "" {
+		return 0, fmt.Errorf("osu: iperf3 reported: %s", doc.Error)
+	}
+	if doc.End.SumReceived.BitsPerSecond <= 0 {
+		return 0, errors.New("osu: iperf3 json: no end.sum_received.bits_per_second")
+	}
+	return doc.End.SumReceived.BitsPerSecond / 8 / 1e6, nil
+}

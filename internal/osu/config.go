@@ -1,0 +1,120 @@
+package osu
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Config is the measurement plan: which sizes, and how many calls per size.
+type Config struct {
+	MinSize, MaxSize int // bytes; sizes double from MinSize up to MaxSize
+	// LargeSize is the largest "small" message: sizes up to it run
+	// Iterations timed calls after Warmup, larger ones LargeIterations after
+	// LargeWarmup.
+	LargeSize                    int
+	Iterations, Warmup           int
+	LargeIterations, LargeWarmup int
+	// Window is the number of messages bw streams before each acknowledgement.
+	Window int
+	// BWLargeIterations and BWLargeWarmup replace LargeIterations and
+	// LargeWarmup for bw, which moves Window messages per iteration (osu_bw
+	// uses 20 and 2).
+	BWLargeIterations, BWLargeWarmup int
+}
+
+// DefaultConfig returns the OSU defaults: 1 B to 16 MiB, 1000 calls after 100
+// warm-up up to 8 KiB, 100 after 10 above, and a bw window of 64 with 20
+// iterations after 2 warm-up above 8 KiB.
+func DefaultConfig() Config {
+	return Config{
+		MinSize: 1, MaxSize: 16 << 20, LargeSize: 8 << 10,
+		Iterations: 1000, Warmup: 100, LargeIterations: 100, LargeWarmup: 10,
+		Window: 64, BWLargeIterations: 20, BWLargeWarmup: 2,
+	}
+}
+
+// Validate reports the first setting that cannot be measured.
+func (c Config) Validate() error {
+	switch {
+	case c.MinSize < 1:
+		return fmt.Errorf("osu: minimum size %d: must be at least 1 byte", c.MinSize)
+	case c.MaxSize < c.MinSize:
+		return fmt.Errorf("osu: maximum size %d is below the minimum %d", c.MaxSize, c.MinSize)
+	case c.MaxSize > 1<<30:
+		return fmt.Errorf("osu: maximum size %d: larger than 1 GiB", c.MaxSize)
+	case c.Iterations < 1 || c.LargeIterations < 1 || c.BWLargeIterations < 1:
+		return errors.New("osu: iterations must be at least 1")
+	case c.Warmup < 0 || c.LargeWarmup < 0 || c.BWLargeWarmup < 0:
+		return errors.New("osu: warm-up counts must not be negative")
+	case c.Window < 1:
+		return fmt.Errorf("osu: bw window %d: must be at least 1", c.Window)
+	}
+	return nil
+}
+
+// Sizes returns the message sizes of the plan: MinSize doubling up to MaxSize.
+func (c Config) Sizes() []int {
+	var sizes []int
+	for s := c.MinSize; s > 0 && s <= c.MaxSize; s *= 2 {
+		sizes = append(sizes, s)
+	}
+	return sizes
+}
+
+// Counts returns how many timed calls and warm-up calls a collective or
+// latency test runs at size.
+func (c Config) Counts(size int) (iterations, warmup int) {
+	if size > c.LargeSize {
+		return c.LargeIterations, c.LargeWarmup
+	}
+	return c.Iterations, c.Warmup
+}
+
+// bwCounts is Counts for bw.
+func (c Config) bwCounts(size int) (iterations, warmup int) {
+	if size > c.LargeSize {
+		return c.BWLargeIterations, c.BWLargeWarmup
+	}
+	return c.Iterations, c.Warmup
+}
+
+// ParseSize reads a byte count such as "1", "8K", "8KiB", "16M" or "1MiB".
+// K, M and G are binary multiples (1024), as in the OSU tools.
+func ParseSize(s string) (int, error) {
+	t := strings.TrimSpace(s)
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
+	mult := 1
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k', 'K':
+			mult = 1 << 10
+		case 'm', 'M':
+			mult = 1 << 20
+		case 'g', 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.Atoi(t)
+	if err != nil || v < 0 || v > (1<<31)/mult {
+		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
+	}
+	return v * mult, nil
+}
+
+// FormatSize writes a byte count the short way: 512, 8K, 16M.
+func FormatSize(n int) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.Itoa(n>>30) + "G"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.Itoa(n>>20) + "M"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.Itoa(n>>10) + "K"
+	}
+	return strconv.Itoa(n)
+}

@@ -1,0 +1,171 @@
+package osu
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Result is one row of a run: an operation at one size and rank count.
+//
+// AvgUs, MinUs and MaxUs are microseconds per call: for a collective the
+// average, minimum and maximum over ranks of each rank's average call time;
+// for latency the one-way time; for bw the time per message. MBps is
+// Size/AvgUs (bytes per microsecond, MB/s), for bw the streamed bandwidth.
+type Result struct {
+	Op         string  `json:"op"`
+	Ranks      int     `json:"np"`
+	Size       int     `json:"size"`
+	Iterations int     `json:"iterations"`
+	AvgUs      float64 `json:"avg_us"`
+	MinUs      float64 `json:"min_us"`
+	MaxUs      float64 `json:"max_us"`
+	MBps       float64 `json:"mb_per_s"`
+}
+
+// Columns is the CSV header shared by fnmesh bench and bench/mpi/osu.c.
+var Columns = []string{"op", "np", "size", "iterations", "avg_us", "min_us", "max_us", "mb_per_s"}
+
+// Report is the JSON document of a run: how it was made, and its results.
+type Report struct {
+	Tool      string    `json:"tool"`              // "fnmesh" or "openmpi"
+	Command   string    `json:"command,omitempty"` // the command line that produced it
+	Host      string    `json:"host,omitempty"`    // hostname
+	CPUs      int       `json:"cpus,omitempty"`    // logical CPUs of the machine
+	GoVersion string    `json:"go_version,omitempty"`
+	Started   time.Time `json:"started"`
+	Elapsed   float64   `json:"elapsed_s"`
+	Config    Config    `json:"config"`
+	Options   []string  `json:"options,omitempty"` // communicator settings, e.g. forced algorithms
+	Results   []Result  `json:"results"`
+}
+
+// WriteCSV writes results with the header row.
+func WriteCSV(w io.Writer, results []Result) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(Columns); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if err := cw.Write(r.record()); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (r Result) record() []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	return []string{r.Op, strconv.Itoa(r.Ranks), strconv.Itoa(r.Size), strconv.Itoa(r.Iterations),
+		f(r.AvgUs), f(r.MinUs), f(r.MaxUs), f(r.MBps)}
+}
+
+// ReadCSV reads results written by WriteCSV or bench/mpi/osu.c. Several files
+// concatenated are fine: repeated header rows, blank lines and lines starting
+// with '#' are skipped.
+func ReadCSV(r io.Reader) ([]Result, error) {
+	cr := csv.NewReader(r)
+	cr.Comment = '#'
+	cr.FieldsPerRecord = -1
+	var out []Result
+	for line := 1; ; line++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("osu: csv: %w", err)
+		}
+		if len(rec) > 0 && rec[0] == Columns[0] {
+			continue // a header row
+		}
+		row, _ := cr.FieldPos(0)
+		if len(rec) != len(Columns) {
+			return nil, fmt.Errorf("osu: csv line %d: %d fields, want %d (%s)", row, len(rec), len(Columns), strings.Join(Columns, ","))
+		}
+		res, err := parseRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("osu: csv line %d: %w", row, err)
+		}
+		out = append(out, res)
+	}
+}
+
+func parseRecord(rec []string) (Result, error) {
+	r := Result{Op: rec[0]}
+	ints := []*int{&r.Ranks, &r.Size, &r.Iterations}
+	for i, p := range ints {
+		v, err := strconv.Atoi(rec[1+i])
+		if err != nil || v < 0 {
+			return r, fmt.Errorf("%s %q: not a count", Columns[1+i], rec[1+i])
+		}
+		*p = v
+	}
+	floats := []*float64{&r.AvgUs, &r.MinUs, &r.MaxUs, &r.MBps}
+	for i, p := range floats {
+		v, err := strconv.ParseFloat(rec[4+i], 64)
+		if err != nil || v < 0 {
+			return r, fmt.Errorf("%s %q: not a non-negative number", Columns[4+i], rec[4+i])
+		}
+		*p = v
+	}
+	if r.Op == "" || r.Ranks < 1 {
+		return r, errors.New("empty op or np < 1")
+	}
+	return r, nil
+}
+
+// WriteJSON writes the report, indented.
+func WriteJSON(w io.Writer, rep Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// ReadJSON reads a report written by WriteJSON.
+func ReadJSON(r io.Reader) (Report, error) {
+	var rep Report
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		return rep, fmt.Errorf("osu: json report: %w", err)
+	}
+	return rep, nil
+}
+
+// WriteTable prints results as an aligned table, one block per operation and
+// rank count, in the order they come.
+func WriteTable(w io.Writer, results []Result) error {
+	rows := [][]string{{"op", "np", "size", "iters", "avg us", "min us", "max us", "MB/s"}}
+	var last string
+	for _, r := range results {
+		key := r.Op + "/" + strconv.Itoa(r.Ranks)
+		if last != "" && key != last {
+			rows = append(rows, nil)
+		}
+		last = key
+		mbps := "-"
+		if r.Size > 0 {
+			mbps = fmt.Sprintf("%.2f", r.MBps)
+		}
+		rows = append(rows, []string{r.Op, strconv.Itoa(r.Ranks), FormatSize(r.Size), strconv.Itoa(r.Iterations),
+			fmt.Sprintf("%.2f", r.AvgUs), fmt.Sprintf("%.2f", r.MinUs), fmt.Sprintf("%.2f", r.MaxUs), mbps})
+	}
+	return writeAligned(w, "lrrrrrrr", rows)
+}
+
+// Ops returns the distinct operation names of results, in order of appearance.
+func Ops(results []Result) []string {
+	var ops []string
+	for _, r := range results {
+		if !slices.Contains(ops, r.Op) {
+			ops = append(ops, r.Op)
+		}
+	}
+	return ops
+}
