@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	b := <-accepted
+	require.NotNil(t, b)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// flipConn flips one bit of the byte at stream offset at of what it writes.
+type flipConn struct {
+	net.Conn
+	at, off int64
+}
+
+func (c *flipConn) Write(b []byte) (int, error) {
+	if c.at >= c.off && c.at < c.off+int64(len(b)) {
+		b = append([]byte(nil), b...)
+		b[c.at-c.off] ^= 0x10
+	}
+	c.off += int64(len(b))
+	return c.Conn.Write(b)
+}
+
+// side is one end's view of an exchange.
+type side struct {
+	self, peer int
+	n          int64
+}
+
+func runExchange(t *testing.T, ctx context.Context, a, b net.Conn, sa, sb side) (exchangeResult, exchangeResult) {
+	t.Helper()
+	ra := make(chan exchangeResult, 1)
+	go func() { ra <- exchange(ctx, a, sa.self, sa.peer, sa.n) }()
+	rb := exchange(ctx, b, sb.self, sb.peer, sb.n)
+	return <-ra, rb
+}
+
+func TestExchangeVerifiesBothDirections(t *testing.T) {
+	for _, n := range []int64{0, 1, 100_003, 1 << 20, 3<<20 + 7} {
+		a, b := tcpPair(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ra, rb := runExchange(t, ctx, a, b, side{0, 5, n}, side{5, 0, n})
+		cancel()
+		for _, r := range []exchangeResult{ra, rb} {
+			require.NoError(t, r.Err, "n=%d", n)
+			assert.Equal(t, n, r.Verified)
+			assert.True(t, r.PeerVerified)
+		}
+	}
+}
+
+func TestExchangeDetectsCorruption(t *testing.T) {
+	const n = 300_000
+	for _, at := range []int64{headerSize, headerSize + 1, headerSize + 65536, headerSize + n - 1} {
+		a, b := tcpPair(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ra, rb := runExchange(t, ctx, &flipConn{Conn: a, at: at}, b, side{1, 2, n}, side{2, 1, n})
+		cancel()
+		require.Error(t, rb.Err, "corrupted byte at payload offset %d went unnoticed", at-headerSize)
+		assert.Contains(t, rb.Err.Error(), "1 of 300000 bytes differ")
+		assert.Equal(t, int64(0), rb.Verified)
+		require.Error(t, ra.Err)
+		assert.Contains(t, ra.Err.Error(), "rank 2 reports")
+		assert.Equal(t, int64(n), ra.Verified, "the other direction was intact")
+		assert.False(t, ra.PeerVerified)
+	}
+	// A flipped bit in the seed changes the whole stream: caught too.
+	a, b := tcpPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, rb := runExchange(t, ctx, &flipConn{Conn: a, at: headerSize - 1}, b, side{1, 2, n}, side{2, 1, n})
+	require.Error(t, rb.Err)
+	assert.Contains(t, rb.Err.Error(), "the first at offset 0")
+}
+
+func TestExchangeRejectsMismatchedPeers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		sa, sb side
+		want   string
+	}{
+		{"sizes", side{0, 1, 1000}, side{1, 0, 2000}, "use the same --bytes"},
+		{"ranks", side{0, 1, 1000}, side{2, 0, 1000}, "on the link between"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := tcpPair(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			ra, rb := runExchange(t, ctx, a, b, tc.sa, tc.sb)
+			// Both sides notice; whichever closes first resets the other
+			// before it reads, so the clear message is on at least one.
+			require.Error(t, ra.Err)
+			require.Error(t, rb.Err)
+			assert.True(t, strings.Contains(ra.Err.Error(), tc.want) || strings.Contains(rb.Err.Error(), tc.want),
+				"neither error says %q: %v / %v", tc.want, ra.Err, rb.Err)
+		})
+	}
+}
+
+func TestExchangeEndsWhenPeerDiesOrContextEnds(t *testing.T) {
+	a, b := tcpPair(t)
+	go func() {
+		var buf [headerSize + 100]byte
+		_, _ = b.Read(buf[:])
+		b.Close() // dies mid-exchange, sending nothing
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := exchange(ctx, a, 0, 1, 1<<20)
+	require.Error(t, r.Err)
+
+	a, _ = tcpPair(t) // the peer is silent
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	r = exchange(ctx, a, 0, 1, 1000)
+	require.Error(t, r.Err)
+	assert.ErrorIs(t, r.Err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
