@@ -24,17 +24,23 @@ import (
 //	    dial each target in turn from the same local port (reusable) and
 //	    print one line per target: "ok <address the server saw>",
 //	    "refused", "timeout" or "error <message>".
+//	NSLAB_HELPER=wait NSLAB_TARGETS=ip:port NSLAB_TIMEOUT=10s
+//	    try to connect every 20 ms until it works ("ok", exit 0) or the
+//	    timeout passes (exit 1): waits for a server to listen.
 const helperEnv = "NSLAB_HELPER"
 
 func helperMain(mode string) int {
 	switch mode {
 	case "serve":
 		return helperServe(strings.Split(os.Getenv("NSLAB_LISTEN"), ","))
-	case "dial":
+	case "dial", "wait":
 		timeout, err := time.ParseDuration(os.Getenv("NSLAB_TIMEOUT"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "NSLAB_TIMEOUT:", err)
 			return 2
+		}
+		if mode == "wait" {
+			return helperWait(os.Getenv("NSLAB_TARGETS"), timeout)
 		}
 		return helperDial(os.Getenv("NSLAB_LOCAL"), strings.Split(os.Getenv("NSLAB_TARGETS"), ","), timeout)
 	}
@@ -105,4 +111,21 @@ func helperDial(local string, targets []string, timeout time.Duration) int {
 		}
 	}
 	return 0
+}
+
+func helperWait(target string, timeout time.Duration) int {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp4", target, time.Second)
+		if err == nil {
+			c.Close()
+			fmt.Println("ok")
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Println("error", err)
+			return 1
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
