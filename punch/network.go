@@ -7,7 +7,7 @@ import (
 )
 
 // Network is the network that punch dials, listens and sends datagrams
-// through. The operating system implements it (OSNetwork), and so does every
+// through. The operating system implements it (OS), and so does every
 // netsim host, so the same NAT-traversal code runs on real sockets and on the
 // emulated internet.
 //

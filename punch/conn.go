@@ -1,0 +1,56 @@
+package punch
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// aLongTimeAgo is a deadline in the past: setting it unblocks every pending
+// read and write on a connection.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchConn makes c's reads and writes end when ctx ends: it sets c's
+// deadline to ctx's and, on cancellation, to the past. release stops the
+// watch and clears the deadline; after it returns, the watch never touches c
+// again.
+func watchConn(ctx context.Context, c net.Conn) (release func()) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	var mu sync.Mutex
+	released := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !released {
+			_ = c.SetDeadline(aLongTimeAgo)
+		}
+	})
+	return func() {
+		stop()
+		mu.Lock()
+		released = true
+		_ = c.SetDeadline(time.Time{})
+		mu.Unlock()
+	}
+}
+
+// abort closes c at once with a RST (SO_LINGER 0) where the connection
+// supports it, so that the 4-tuple does not linger in TIME_WAIT and block the
+// next punch from the same port.
+func abort(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
+		_ = l.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// noDelay turns Nagle's algorithm off on a link: collectives send many small
+// messages and wait on each.
+func noDelay(c net.Conn) {
+	if nd, ok := c.(interface{ SetNoDelay(bool) error }); ok {
+		_ = nd.SetNoDelay(true)
+	}
+}

@@ -1,0 +1,103 @@
+package punch
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the options of a Port.
+const (
+	DefaultInterval         = 200 * time.Millisecond
+	DefaultPunchTimeout     = 10 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultHoldTimeout      = 10 * time.Second
+	DefaultHoldCapacity     = 64
+	// MaxEndpoints is the most candidate endpoints one Punch tries.
+	MaxEndpoints = 16
+	// maxPendingInbound bounds inbound connections whose handshake is still
+	// running; more are closed at once.
+	maxPendingInbound = 64
+	// holdPerRank bounds the early arrivals held for one peer rank.
+	holdPerRank = 4
+)
+
+// Option configures a Port.
+type Option func(*options)
+
+type options struct {
+	logger           *slog.Logger
+	interval         time.Duration
+	punchTimeout     time.Duration
+	handshakeTimeout time.Duration
+	holdTimeout      time.Duration
+	holdCapacity     int
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		logger:           slog.New(slog.DiscardHandler),
+		interval:         DefaultInterval,
+		punchTimeout:     DefaultPunchTimeout,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		holdTimeout:      DefaultHoldTimeout,
+		holdCapacity:     DefaultHoldCapacity,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
+// WithLogger sets the logger for the port's events: rejected connections,
+// punch attempts and the links kept or dropped. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithInterval sets how often Punch retries connect to each endpoint of the
+// peer (default 200 ms). Values below 10 ms are raised to 10 ms.
+func WithInterval(d time.Duration) Option {
+	return func(o *options) { o.interval = max(d, 10*time.Millisecond) }
+}
+
+// WithPunchTimeout bounds a Punch whose context has no deadline (default
+// 10 s). A context deadline, when present, is used as it is.
+func WithPunchTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.punchTimeout = d
+		}
+	}
+}
+
+// WithHandshakeTimeout bounds the link handshake of an inbound connection
+// that no Punch is waiting for yet (default 5 s): a stray connection that
+// sends nothing is closed after this long.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.handshakeTimeout = d
+		}
+	}
+}
+
+// WithHold sets the holding area for authenticated inbound links that arrive
+// before the Punch for their rank starts: at most capacity links in all (at
+// most 4 per rank), each closed if not claimed within timeout. Defaults: 64
+// links, 10 s.
+func WithHold(capacity int, timeout time.Duration) Option {
+	return func(o *options) {
+		if capacity >= 0 {
+			o.holdCapacity = capacity
+		}
+		if timeout > 0 {
+			o.holdTimeout = timeout
+		}
+	}
+}

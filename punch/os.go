@@ -1,0 +1,130 @@
+package punch
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// OS returns the operating system's network with reusable sockets: every
+// socket it opens has SO_REUSEADDR and SO_REUSEPORT set before bind, so one
+// local port can at once accept, hold the connection to the rendezvous server
+// and dial many peers. A bind that cannot reuse the port (another program
+// holds it without SO_REUSEPORT, or another user does) fails; the network
+// never falls back to another port, and it checks that the port bound is the
+// one asked for.
+//
+// TCP connections are *net.TCPConn with the Go defaults: TCP_NODELAY set and
+// keep-alives every 15 s (which also keep NAT mappings alive).
+func OS() Network { return osNetwork{} }
+
+type osNetwork struct{}
+
+// sockAddr renders laddr for the net package: the zero AddrPort is any
+// address and any port; an address of the zero AddrPort's kind with a port
+// is any address on that port.
+func sockAddr(proto string, a netip.AddrPort) (network, address string) {
+	addr := a.Addr().Unmap()
+	switch {
+	case !addr.IsValid():
+		return proto, net.JoinHostPort("", strconv.Itoa(int(a.Port())))
+	case addr.Is4():
+		return proto + "4", netip.AddrPortFrom(addr, a.Port()).String()
+	default:
+		return proto + "6", netip.AddrPortFrom(addr, a.Port()).String()
+	}
+}
+
+func (osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
+	network, address := sockAddr("tcp", laddr)
+	lc := net.ListenConfig{Control: reuseControl}
+	ln, err := lc.Listen(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on reusable port %v: %w", laddr, err)
+	}
+	if err := samePort(laddr, ln.Addr()); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on reusable port %v: %w", laddr, err)
+	}
+	return ln, nil
+}
+
+func (osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	if !raddr.IsValid() || raddr.Port() == 0 {
+		return nil, fmt.Errorf("dial %v from %v: invalid remote endpoint", raddr, laddr)
+	}
+	network, address := sockAddr("tcp", raddr)
+	d := net.Dialer{Control: reuseControl}
+	if laddr.IsValid() || laddr.Port() != 0 {
+		d.LocalAddr = &net.TCPAddr{IP: ipOf(laddr.Addr()), Port: int(laddr.Port())}
+	}
+	c, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err // *net.OpError names both ends already
+	}
+	if err := samePort(laddr, c.LocalAddr()); err != nil {
+		abort(c)
+		return nil, fmt.Errorf("dial %v from %v: %w", raddr, laddr, err)
+	}
+	return c, nil
+}
+
+func (osNetwork) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.PacketConn, error) {
+	network, address := sockAddr("udp", laddr)
+	lc := net.ListenConfig{Control: reuseControl}
+	pc, err := lc.ListenPacket(ctx, network, address)
+	if err != nil {
+		return nil, fmt.Errorf("listen on reusable UDP port %v: %w", laddr, err)
+	}
+	if err := samePort(laddr, pc.LocalAddr()); err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("listen on reusable UDP port %v: %w", laddr, err)
+	}
+	return pc, nil
+}
+
+func ipOf(a netip.Addr) net.IP {
+	if !a.IsValid() {
+		return nil
+	}
+	return a.Unmap().AsSlice()
+}
+
+// samePort checks that a socket asked to bind laddr's port did: the network
+// must never silently move a punch to another port.
+func samePort(laddr netip.AddrPort, got net.Addr) error {
+	if laddr.Port() == 0 {
+		return nil
+	}
+	ap, err := addrPort(got)
+	if err != nil {
+		return err
+	}
+	if ap.Port() != laddr.Port() {
+		return fmt.Errorf("bound port %d, not the port %d asked for", ap.Port(), laddr.Port())
+	}
+	return nil
+}
+
+// addrPort converts a socket address of the net package (or any net.Addr
+// whose String is ip:port) to a netip.AddrPort with any IPv4-mapped IPv6
+// address unmapped.
+func addrPort(a net.Addr) (netip.AddrPort, error) {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case nil:
+		return ap, fmt.Errorf("no address")
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return ap, fmt.Errorf("address %v: %w", a, err)
+		}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}

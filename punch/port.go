@@ -1,0 +1,320 @@
+package punch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// ErrClosed is returned by the methods of a Port after Close.
+var ErrClosed = errors.New("punch: port closed")
+
+// Port is one reusable local TCP port: it listens, dials the rendezvous
+// server and STUN servers (Dial), and punches links to peers (Punch), all
+// from the same local endpoint, so that a NAT maps every one of these
+// connections to the same public endpoint (on NATs with endpoint-independent
+// mapping).
+//
+// An accept loop runs the link handshake on every inbound connection and
+// routes it, by the rank it proved, to the Punch waiting for that rank. A
+// link that arrives before its Punch starts is held for a while (WithHold);
+// a connection that fails the handshake (another job, a wrong secret, a rank
+// that is not expected, another protocol, silence) is logged and closed with
+// a RST.
+//
+// A Port is safe for concurrent use: many Punch calls (one per peer rank)
+// and Dials may run at once.
+type Port struct {
+	nw   Network
+	id   Identity
+	opts options
+	log  *slog.Logger
+	ln   net.Listener
+	addr netip.AddrPort
+
+	ctx     context.Context // ends at Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup // accept loop, inbound handshakes, Punch calls
+	pending chan struct{}  // one token per inbound handshake in progress
+
+	mu      sync.Mutex
+	closed  bool
+	waiters map[int]chan net.Conn // rank -> authenticated inbound links for its Punch
+	held    map[int][]*heldLink   // rank -> early arrivals
+	nheld   int
+	linked  map[int]bool // ranks whose last Punch succeeded: late links are dropped
+}
+
+type heldLink struct {
+	c     net.Conn
+	timer *time.Timer
+}
+
+// Listen opens a Port on laddr through nw for the rank and job of id. laddr
+// may have port 0 (an ephemeral port; see Addr) or an unspecified address.
+// The context bounds only the listen call itself.
+func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, opts ...Option) (*Port, error) {
+	if err := id.Validate(); err != nil {
+		return nil, fmt.Errorf("punch: listen: %w", err)
+	}
+	ln, err := nw.ListenTCP(ctx, laddr)
+	if err != nil {
+		return nil, fmt.Errorf("punch: %w", err)
+	}
+	addr, err := addrPort(ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("punch: listen on %v: %w", laddr, err)
+	}
+	o := newOptions(opts)
+	p := &Port{
+		nw:      nw,
+		id:      id,
+		opts:    o,
+		log:     o.logger.With("port", addr.String(), "rank", id.Rank),
+		ln:      ln,
+		addr:    addr,
+		pending: make(chan struct{}, maxPendingInbound),
+		waiters: make(map[int]chan net.Conn),
+		held:    make(map[int][]*heldLink),
+		linked:  make(map[int]bool),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.wg.Add(1)
+	go p.acceptLoop()
+	return p, nil
+}
+
+// Addr returns the local endpoint the port is bound to.
+func (p *Port) Addr() netip.AddrPort { return p.addr }
+
+// Rank returns the rank the port's links prove.
+func (p *Port) Rank() int { return p.id.Rank }
+
+// Network returns the network the port lives on.
+func (p *Port) Network() Network { return p.nw }
+
+// Dial connects to raddr from the port's own local endpoint, with no
+// handshake: for the rendezvous server, a relay or a STUN server. The
+// connection has TCP_NODELAY set. Only one connection can exist per 4-tuple:
+// a second Dial to the same raddr while the first is open fails.
+func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
+	if p.isClosed() {
+		return nil, ErrClosed
+	}
+	c, err := p.nw.DialTCP(ctx, p.addr, raddr)
+	if err != nil {
+		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, err)
+	}
+	noDelay(c)
+	return c, nil
+}
+
+// Close stops the port: it closes the listener and every held link, makes
+// running Punch calls return ErrClosed and waits for them and for the accept
+// loop. Links already returned by Punch and connections returned by Dial
+// stay open; they belong to the caller.
+func (p *Port) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	var drop []net.Conn
+	for r, hs := range p.held {
+		for _, h := range hs {
+			h.timer.Stop()
+			drop = append(drop, h.c)
+		}
+		delete(p.held, r)
+	}
+	p.nheld = 0
+	p.mu.Unlock()
+
+	p.cancel()
+	err := p.ln.Close()
+	for _, c := range drop {
+		abort(c)
+	}
+	p.wg.Wait()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("punch: close port %v: %w", p.addr, err)
+	}
+	return nil
+}
+
+func (p *Port) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// acceptLoop accepts until the listener closes and hands each connection to
+// its own handshake, at most maxPendingInbound at a time.
+func (p *Port) acceptLoop() {
+	defer p.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if p.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A transient failure (e.g. out of file descriptors): back
+			// off as net/http does rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			p.log.Warn("punch: accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-p.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		backoff = 0
+		select {
+		case p.pending <- struct{}{}:
+			p.wg.Add(1)
+			go p.inbound(c)
+		default:
+			p.log.Warn("punch: rejected inbound connection: too many handshakes in progress",
+				"remote", c.RemoteAddr().String(), "limit", maxPendingInbound)
+			abort(c)
+		}
+	}
+}
+
+// inbound authenticates one accepted connection and routes it by the rank
+// it proved.
+func (p *Port) inbound(c net.Conn) {
+	defer func() {
+		<-p.pending
+		p.wg.Done()
+	}()
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.handshakeTimeout)
+	rank, err := handshake(ctx, c, p.id, anyRank)
+	cancel()
+	if err != nil {
+		p.log.Warn("punch: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)
+		abort(c)
+		return
+	}
+	p.deliver(rank, c)
+}
+
+// deliver hands an authenticated inbound link to the Punch waiting for rank,
+// or holds it until that Punch starts.
+func (p *Port) deliver(rank int, c net.Conn) {
+	p.mu.Lock()
+	reason := ""
+	switch w, waiting := p.waiters[rank]; {
+	case p.closed:
+		reason = "port closed"
+	case waiting:
+		select {
+		case w <- c:
+			p.mu.Unlock()
+			p.log.Debug("punch: inbound link routed to punch", "peer", rank, "remote", c.RemoteAddr().String())
+			return
+		default:
+			reason = "too many inbound links for one punch"
+		}
+	case p.linked[rank]:
+		reason = "late link: punch to this rank already succeeded"
+	case p.nheld >= p.opts.holdCapacity:
+		reason = "holding area full"
+	case len(p.held[rank]) >= holdPerRank:
+		reason = "too many early links from this rank"
+	default:
+		h := &heldLink{c: c}
+		h.timer = time.AfterFunc(p.opts.holdTimeout, func() { p.expire(rank, h) })
+		p.held[rank] = append(p.held[rank], h)
+		p.nheld++
+		p.mu.Unlock()
+		p.log.Debug("punch: holding early link", "peer", rank, "remote", c.RemoteAddr().String())
+		return
+	}
+	p.mu.Unlock()
+	p.log.Info("punch: dropped inbound link", "peer", rank, "remote", c.RemoteAddr().String(), "reason", reason)
+	abort(c)
+}
+
+// expire closes a held link that no Punch claimed in time.
+func (p *Port) expire(rank int, h *heldLink) {
+	p.mu.Lock()
+	hs := p.held[rank]
+	i := indexOf(hs, h)
+	if i < 0 { // claimed by a Punch or dropped by Close meanwhile
+		p.mu.Unlock()
+		return
+	}
+	p.held[rank] = append(hs[:i:i], hs[i+1:]...)
+	if len(p.held[rank]) == 0 {
+		delete(p.held, rank)
+	}
+	p.nheld--
+	p.mu.Unlock()
+	p.log.Info("punch: dropped early link: no punch claimed it", "peer", rank,
+		"remote", h.c.RemoteAddr().String(), "after", p.opts.holdTimeout)
+	abort(h.c)
+}
+
+func indexOf(hs []*heldLink, h *heldLink) int {
+	for i, x := range hs {
+		if x == h {
+			return i
+		}
+	}
+	return -1
+}
+
+// register makes the Punch to rank the receiver of its inbound links,
+// starting with those held.
+func (p *Port) register(rank int) (chan net.Conn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if _, busy := p.waiters[rank]; busy {
+		return nil, fmt.Errorf("a punch to rank %d is already running on this port", rank)
+	}
+	ch := make(chan net.Conn, 2*holdPerRank)
+	for _, h := range p.held[rank] {
+		h.timer.Stop()
+		ch <- h.c
+	}
+	p.nheld -= len(p.held[rank])
+	delete(p.held, rank)
+	delete(p.linked, rank)
+	p.waiters[rank] = ch
+	p.wg.Add(1)
+	return ch, nil
+}
+
+// unregister ends the Punch to rank and closes the inbound links it did not
+// take.
+func (p *Port) unregister(rank int, ch chan net.Conn, linked bool) {
+	p.mu.Lock()
+	delete(p.waiters, rank)
+	if linked {
+		p.linked[rank] = true
+	}
+	var drop []net.Conn
+	for len(ch) > 0 {
+		drop = append(drop, <-ch)
+	}
+	p.mu.Unlock()
+	for _, c := range drop {
+		abort(c)
+	}
+	p.wg.Done()
+}
