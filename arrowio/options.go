@@ -1,0 +1,107 @@
+package arrowio
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Compression selects the IPC body compression used on the wire.
+type Compression int
+
+const (
+	// NoCompression sends buffers as they are (the default).
+	NoCompression Compression = iota
+	// LZ4 compresses each body buffer with LZ4 frames: fast, modest ratio.
+	LZ4
+	// Zstd compresses each body buffer with Zstandard: slower, better ratio.
+	Zstd
+)
+
+// String returns "none", "lz4" or "zstd".
+func (c Compression) String() string {
+	switch c {
+	case NoCompression:
+		return "none"
+	case LZ4:
+		return "lz4"
+	case Zstd:
+		return "zstd"
+	}
+	return fmt.Sprintf("Compression(%d)", int(c))
+}
+
+// DefaultBatchBytes is the default upper bound, in bytes of Arrow buffers, of one record batch on the
+// wire: larger batches are sent as several zero-copy slices so that neither side holds more than about
+// this much encoded data beyond the table itself.
+const DefaultBatchBytes = 4 << 20
+
+// DefaultTag is the message tag the collective operations of this package (BcastTable, GatherTable,
+// AllgatherTable, AlltoallTables, Shuffle) use for their point-to-point streams unless WithTag says
+// otherwise. Pick a different tag for user messages, or use WithTag.
+const DefaultTag = 0x41_52_52_57 // "ARRW"
+
+// Option configures an operation of this package.
+type Option func(*config)
+
+type config struct {
+	mem         memory.Allocator
+	compression Compression
+	batchBytes  int64
+	tag         int
+	tagSet      bool
+}
+
+func newConfig(opts []Option) config {
+	cfg := config{mem: memory.DefaultAllocator, batchBytes: DefaultBatchBytes, tag: DefaultTag}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg
+}
+
+// WithAllocator sets the allocator for the arrays this package builds (partitions, decompressed
+// buffers). The default is memory.DefaultAllocator.
+func WithAllocator(mem memory.Allocator) Option {
+	return func(c *config) {
+		if mem != nil {
+			c.mem = mem
+		}
+	}
+}
+
+// WithCompression compresses the body buffers of every record batch sent (LZ4 or Zstd, the two codecs
+// of the Arrow IPC format). Receivers need no option: the codec is named in each message. Buffers that
+// do not shrink are sent uncompressed, as the format allows.
+func WithCompression(c Compression) Option {
+	return func(cfg *config) { cfg.compression = c }
+}
+
+// WithBatchBytes bounds the size of one record batch on the wire (see DefaultBatchBytes); n <= 0 sends
+// every batch whole.
+func WithBatchBytes(n int64) Option {
+	return func(c *config) { c.batchBytes = n }
+}
+
+// WithTag sets the message tag of the point-to-point streams a collective operation of this package
+// uses (DefaultTag otherwise). All ranks must pass the same tag to the same call.
+func WithTag(tag int) Option {
+	return func(c *config) { c.tag, c.tagSet = tag, true }
+}
+
+func (c *config) ipcWriterOptions() ([]ipc.Option, error) {
+	opts := []ipc.Option{ipc.WithAllocator(c.mem)}
+	switch c.compression {
+	case NoCompression:
+	case LZ4:
+		opts = append(opts, ipc.WithLZ4())
+	case Zstd:
+		opts = append(opts, ipc.WithZstd())
+	default:
+		return nil, fmt.Errorf("arrowio: unknown compression %v", c.compression)
+	}
+	return opts, nil
+}

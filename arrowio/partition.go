@@ -1,0 +1,189 @@
+package arrowio
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// HashPartition splits t into p tables by the hash of its key columns: row i goes to part
+// PartitionOf(h, p), where h is its HashRows hash over the columns named by keys, in that order. Every
+// part has t's schema; rows keep their relative order; parts that get no rows are empty tables (no
+// chunks). Each part holds one chunk per input record batch that sent it rows; a batch whose rows all
+// go to one part is passed through without a copy. The caller releases every part.
+//
+// Options: WithAllocator for the new arrays. The key columns may be of any type HashRows supports;
+// every other column of any type arrow-go's IPC supports.
+func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts []arrow.Table, err error) {
+	if t == nil {
+		return nil, fmt.Errorf("arrowio: hash partition: nil table")
+	}
+	if p <= 0 {
+		return nil, fmt.Errorf("arrowio: hash partition: %d partitions, want at least 1", p)
+	}
+	keyIdx, err := KeyIndices(t.Schema(), keys)
+	if err != nil {
+		return nil, fmt.Errorf("arrowio: hash partition: %w", err)
+	}
+	cfg := newConfig(opts)
+	ncols := int(t.NumCols())
+	// chunks[k][c]: the chunks of column c of part k.
+	chunks := make([][][]arrow.Array, p)
+	for k := range chunks {
+		chunks[k] = make([][]arrow.Array, ncols)
+	}
+	defer func() {
+		for _, part := range chunks {
+			for _, col := range part {
+				for _, a := range col {
+					a.Release()
+				}
+			}
+		}
+	}()
+	defer recoverInvalid(&err, "hash partition")
+
+	tr := array.NewTableReader(t, -1)
+	defer tr.Release()
+	var (
+		pid    []uint64 // row hash, then the row's part
+		order  []int    // row indices grouped by part (a counting sort)
+		counts = make([]int, p+1)
+		keyCol = make([]arrow.Array, len(keyIdx))
+	)
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		n := int(rec.NumRows())
+		if n == 0 {
+			continue
+		}
+		if p == 1 {
+			appendColumns(chunks[0], rec.Columns())
+			continue
+		}
+		if cap(pid) < n {
+			pid, order = make([]uint64, n), make([]int, n)
+		}
+		pid, order = pid[:n], order[:n]
+		for j, c := range keyIdx {
+			keyCol[j] = rec.Column(c)
+		}
+		if err := HashRows(keyCol, pid); err != nil {
+			return nil, err
+		}
+		clear(counts)
+		for i, h := range pid {
+			k := PartitionOf(h, p)
+			pid[i] = uint64(k)
+			counts[k+1]++
+		}
+		if whole := wholeBatchPart(counts, n); whole >= 0 {
+			appendColumns(chunks[whole], rec.Columns())
+			continue
+		}
+		for k := 1; k <= p; k++ {
+			counts[k] += counts[k-1] // counts[k] is now where part k starts in order
+		}
+		next := counts[:p:p]
+		starts := append([]int(nil), next...)
+		for i, k := range pid {
+			order[next[k]] = i
+			next[k]++
+		}
+		for k := range p {
+			end := n
+			if k+1 < p {
+				end = starts[k+1]
+			}
+			rows := order[starts[k]:end]
+			if len(rows) == 0 {
+				continue
+			}
+			for c, col := range rec.Columns() {
+				a, err := take(cfg.mem, col, rows)
+				if err != nil {
+					return nil, fmt.Errorf("arrowio: hash partition: column %q: %w", t.Schema().Field(c).Name, err)
+				}
+				chunks[k][c] = append(chunks[k][c], a)
+			}
+		}
+	}
+	if err := tr.Err(); err != nil {
+		return nil, fmt.Errorf("arrowio: hash partition: reading table: %w", err)
+	}
+	parts = make([]arrow.Table, p)
+	for k := range parts {
+		parts[k] = newTable(t.Schema(), chunks[k])
+	}
+	return parts, nil
+}
+
+// KeyIndices returns the index in schema of each named key column. A name that is missing, or that more
+// than one field has, is an error; so is an empty list.
+func KeyIndices(schema *arrow.Schema, keys []string) ([]int, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no key columns")
+	}
+	idx := make([]int, len(keys))
+	for j, name := range keys {
+		found := schema.FieldIndices(name)
+		switch len(found) {
+		case 0:
+			return nil, fmt.Errorf("no column %q in schema %v", name, fieldNames(schema))
+		case 1:
+			idx[j] = found[0]
+		default:
+			return nil, fmt.Errorf("column name %q is ambiguous: %d columns have it", name, len(found))
+		}
+	}
+	return idx, nil
+}
+
+func fieldNames(s *arrow.Schema) []string {
+	names := make([]string, s.NumFields())
+	for i := range names {
+		names[i] = s.Field(i).Name
+	}
+	return names
+}
+
+// wholeBatchPart returns the part that gets all n rows of a batch (counts[k+1] rows go to part k), or -1.
+func wholeBatchPart(counts []int, n int) int {
+	for k, c := range counts[1:] {
+		if c == n {
+			return k
+		}
+		if c != 0 {
+			return -1
+		}
+	}
+	return -1
+}
+
+func appendColumns(dst [][]arrow.Array, cols []arrow.Array) {
+	for c, col := range cols {
+		col.Retain()
+		dst[c] = append(dst[c], col)
+	}
+}
+
+// newTable builds a table of schema from per-column chunk lists; the table takes its own references.
+func newTable(schema *arrow.Schema, chunks [][]arrow.Array) arrow.Table {
+	cols := make([]arrow.Column, schema.NumFields())
+	for c := range cols {
+		f := schema.Field(c)
+		var list []arrow.Array
+		if c < len(chunks) {
+			list = chunks[c]
+		}
+		ch := arrow.NewChunked(f.Type, list)
+		cols[c] = *arrow.NewColumn(f, ch)
+		ch.Release()
+	}
+	t := array.NewTable(schema, cols, -1)
+	for i := range cols {
+		cols[i].Release()
+	}
+	return t
+}

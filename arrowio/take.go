@@ -1,0 +1,323 @@
+package arrowio
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// take gathers the elements idx of arr (each 0 <= idx[j] < arr.Len()) into a new array whose buffers
+// come from mem. It is the kernel the partitioner builds its outputs with: one pass per buffer, no
+// per-row allocation, and no dependency on arrow-go's compute package. Dictionaries and the data
+// buffers of view types are shared with arr, not copied.
+func take(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array, error) {
+	d, err := takeData(mem, arr, idx)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Release()
+	return array.MakeFromData(d), nil
+}
+
+func takeData(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData, error) {
+	data := arr.Data()
+	dt := arr.DataType()
+	n := len(idx)
+
+	if ext, ok := arr.(array.ExtensionArray); ok {
+		d, err := takeData(mem, ext.Storage(), idx)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Release()
+		out := array.NewData(dt, d.Len(), d.Buffers(), d.Children(), d.NullN(), d.Offset())
+		if dict := d.Dictionary(); dict != nil {
+			out.SetDictionary(dict)
+		}
+		return out, nil
+	}
+
+	switch dt.ID() {
+	case arrow.NULL:
+		return array.NewData(dt, n, []*memory.Buffer{nil}, nil, n, 0), nil
+
+	case arrow.BOOL:
+		valid, nulls := takeValidity(mem, data, idx)
+		vals := newBuffer(mem, int(bitutil.BytesForBits(int64(n))))
+		if n > 0 {
+			src, dst, off := data.Buffers()[1].Bytes(), vals.Bytes(), data.Offset()
+			for j, i := range idx {
+				if bitutil.BitIsSet(src, off+i) {
+					bitutil.SetBit(dst, j)
+				}
+			}
+		}
+		return newData(dt, n, []*memory.Buffer{valid, vals}, nil, nulls), nil
+
+	case arrow.DICTIONARY:
+		valid, nulls := takeValidity(mem, data, idx)
+		w := dt.(*arrow.DictionaryType).IndexType.(arrow.FixedWidthDataType).Bytes()
+		vals := takeFixed(mem, data, w, idx)
+		out := array.NewDataWithDictionary(dt, n, []*memory.Buffer{valid, vals}, nulls, 0, data.Dictionary().(*array.Data))
+		release(valid, vals)
+		return out, nil
+
+	case arrow.STRING, arrow.BINARY:
+		return takeVarBinary[int32](mem, data, idx)
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return takeVarBinary[int64](mem, data, idx)
+
+	case arrow.STRING_VIEW, arrow.BINARY_VIEW:
+		// Gather the 16-byte view headers; the character buffers they point into are shared.
+		valid, nulls := takeValidity(mem, data, idx)
+		views := takeFixed(mem, data, arrow.ViewHeaderSizeBytes, idx)
+		bufs := append([]*memory.Buffer{valid, views}, data.Buffers()[2:]...)
+		out := array.NewData(dt, n, bufs, nil, nulls, 0)
+		release(valid, views)
+		return out, nil
+
+	case arrow.LIST, arrow.MAP:
+		return takeList[int32](mem, arr, idx)
+	case arrow.LARGE_LIST:
+		return takeList[int64](mem, arr, idx)
+
+	case arrow.FIXED_SIZE_LIST:
+		size := dt.(*arrow.FixedSizeListType).Len()
+		base := data.Offset() * int(size)
+		cidx := make([]int, 0, n*int(size))
+		for _, i := range idx {
+			for k := range int(size) {
+				cidx = append(cidx, base+i*int(size)+k)
+			}
+		}
+		child := array.MakeFromData(data.Children()[0])
+		defer child.Release()
+		cd, err := takeData(mem, child, cidx)
+		if err != nil {
+			return nil, err
+		}
+		defer cd.Release()
+		valid, nulls := takeValidity(mem, data, idx)
+		return newData(dt, n, []*memory.Buffer{valid}, []arrow.ArrayData{cd}, nulls), nil
+
+	case arrow.STRUCT:
+		st := arr.(*array.Struct)
+		children := make([]arrow.ArrayData, st.NumField())
+		defer func() {
+			for _, c := range children {
+				if c != nil {
+					c.Release()
+				}
+			}
+		}()
+		for f := range children {
+			cd, err := takeData(mem, st.Field(f), idx) // Field is already aligned with the struct's offset
+			if err != nil {
+				return nil, err
+			}
+			children[f] = cd
+		}
+		valid, nulls := takeValidity(mem, data, idx)
+		return newData(dt, n, []*memory.Buffer{valid}, children, nulls), nil
+	}
+
+	if fw, ok := dt.(arrow.FixedWidthDataType); ok && fw.BitWidth() > 0 && fw.BitWidth()%8 == 0 {
+		valid, nulls := takeValidity(mem, data, idx)
+		vals := takeFixed(mem, data, fw.BitWidth()/8, idx)
+		return newData(dt, n, []*memory.Buffer{valid, vals}, nil, nulls), nil
+	}
+	return takeBySlices(mem, arr, idx)
+}
+
+// newData wraps freshly made buffers and children in a Data and drops this function's references to
+// them (NewData retains what it keeps).
+func newData(dt arrow.DataType, n int, bufs []*memory.Buffer, children []arrow.ArrayData, nulls int) arrow.ArrayData {
+	d := array.NewData(dt, n, bufs, children, nulls, 0)
+	release(bufs...)
+	return d
+}
+
+func release(bufs ...*memory.Buffer) {
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+}
+
+// newBuffer allocates a zeroed buffer of n bytes.
+func newBuffer(mem memory.Allocator, n int) *memory.Buffer {
+	b := memory.NewResizableBuffer(mem)
+	b.Resize(n)
+	memory.Set(b.Bytes(), 0)
+	return b
+}
+
+// takeValidity gathers the validity bits; it returns a nil bitmap when no taken element is null.
+func takeValidity(mem memory.Allocator, data arrow.ArrayData, idx []int) (*memory.Buffer, int) {
+	if data.NullN() == 0 || data.Buffers()[0] == nil {
+		return nil, 0
+	}
+	buf := newBuffer(mem, int(bitutil.BytesForBits(int64(len(idx)))))
+	src, dst, off := data.Buffers()[0].Bytes(), buf.Bytes(), data.Offset()
+	valid := 0
+	for j, i := range idx {
+		if bitutil.BitIsSet(src, off+i) {
+			bitutil.SetBit(dst, j)
+			valid++
+		}
+	}
+	if valid == len(idx) {
+		buf.Release()
+		return nil, 0
+	}
+	return buf, len(idx) - valid
+}
+
+// takeFixed gathers elements of w bytes from buffer 1 of data.
+func takeFixed(mem memory.Allocator, data arrow.ArrayData, w int, idx []int) *memory.Buffer {
+	buf := newBuffer(mem, w*len(idx))
+	if len(idx) == 0 {
+		return buf
+	}
+	src := data.Buffers()[1].Bytes()[data.Offset()*w:]
+	dst := buf.Bytes()
+	switch w {
+	case 1:
+		gather(dst, src, idx)
+	case 2:
+		gather(view[uint16](dst), view[uint16](src), idx)
+	case 4:
+		gather(view[uint32](dst), view[uint32](src), idx)
+	case 8:
+		gather(view[uint64](dst), view[uint64](src), idx)
+	case 16:
+		gather(view[[2]uint64](dst), view[[2]uint64](src), idx)
+	case 32:
+		gather(view[[4]uint64](dst), view[[4]uint64](src), idx)
+	default:
+		for j, i := range idx {
+			copy(dst[j*w:(j+1)*w], src[i*w:(i+1)*w])
+		}
+	}
+	return buf
+}
+
+func gather[T any](dst, src []T, idx []int) {
+	dst = dst[:len(idx)]
+	for j, i := range idx {
+		dst[j] = src[i]
+	}
+}
+
+// view reinterprets b as a slice of T (arrow buffers are 64-byte aligned).
+func view[T any](b []byte) []T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	if len(b) < size {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/size)
+}
+
+func takeVarBinary[O int32 | int64](mem memory.Allocator, data arrow.ArrayData, idx []int) (arrow.ArrayData, error) {
+	n := len(idx)
+	var offs []O
+	if data.Len() > 0 {
+		offs = arrow.GetOffsets[O](data, 1)
+	}
+	var raw []byte
+	if b := data.Buffers()[2]; b != nil {
+		raw = b.Bytes()
+	}
+	var total int64
+	for _, i := range idx {
+		total += int64(offs[i+1] - offs[i])
+	}
+	if unsafe.Sizeof(O(0)) == 4 && total > math.MaxInt32 {
+		return nil, fmt.Errorf("taking %d values of %s needs %d bytes, more than 32-bit offsets address", n, data.DataType(), total)
+	}
+	offBuf := newBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
+	dataBuf := newBuffer(mem, int(total))
+	no, dst := view[O](offBuf.Bytes()), dataBuf.Bytes()
+	var pos O
+	for j, i := range idx {
+		no[j] = pos
+		pos += O(copy(dst[pos:], raw[offs[i]:offs[i+1]]))
+	}
+	no[n] = pos
+	valid, nulls := takeValidity(mem, data, idx)
+	return newData(data.DataType(), n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, nulls), nil
+}
+
+// takeList gathers whole lists: new offsets, and a take of the child values they span.
+func takeList[O int32 | int64](mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData, error) {
+	data := arr.Data()
+	n := len(idx)
+	var offs []O
+	if data.Len() > 0 {
+		offs = arrow.GetOffsets[O](data, 1)
+	}
+	var total int
+	for _, i := range idx {
+		total += int(offs[i+1] - offs[i])
+	}
+	if unsafe.Sizeof(O(0)) == 4 && total > math.MaxInt32 {
+		return nil, fmt.Errorf("taking %d lists of %s needs %d child values, more than 32-bit offsets address", n, data.DataType(), total)
+	}
+	offBuf := newBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
+	no := view[O](offBuf.Bytes())
+	cidx := make([]int, 0, total)
+	for j, i := range idx {
+		no[j] = O(len(cidx))
+		for k := offs[i]; k < offs[i+1]; k++ {
+			cidx = append(cidx, int(k))
+		}
+	}
+	no[n] = O(len(cidx))
+	child := array.MakeFromData(data.Children()[0])
+	defer child.Release()
+	cd, err := takeData(mem, child, cidx)
+	if err != nil {
+		offBuf.Release()
+		return nil, err
+	}
+	defer cd.Release()
+	valid, nulls := takeValidity(mem, data, idx)
+	return newData(data.DataType(), n, []*memory.Buffer{valid, offBuf}, []arrow.ArrayData{cd}, nulls), nil
+}
+
+// takeBySlices handles the types without a kernel of their own (unions, run-end encoded, list views):
+// it concatenates zero-copy slices of the runs of consecutive indices.
+func takeBySlices(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData, error) {
+	var slices []arrow.Array
+	defer func() {
+		for _, s := range slices {
+			s.Release()
+		}
+	}()
+	for j := 0; j < len(idx); {
+		k := j + 1
+		for k < len(idx) && idx[k] == idx[k-1]+1 {
+			k++
+		}
+		slices = append(slices, array.NewSlice(arr, int64(idx[j]), int64(idx[k-1]+1)))
+		j = k
+	}
+	if len(slices) == 0 {
+		slices = append(slices, array.NewSlice(arr, 0, 0))
+	}
+	out, err := array.Concatenate(slices, mem)
+	if err != nil {
+		return nil, fmt.Errorf("take %s: %w", arr.DataType(), err)
+	}
+	defer out.Release()
+	d := out.Data()
+	d.Retain()
+	return d, nil
+}
