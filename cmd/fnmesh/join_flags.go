@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// byteSize is a flag.Value for a number of bytes: a plain integer or one
+// with a unit, decimal (kB, MB, GB) or binary (KiB, MiB, GiB).
+type byteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"B", 1},
+}
+
+func (b *byteSize) Set(s string) error {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64KiB, 1MiB, 2GB)", s)
+	}
+	if mult > 1 && v > (1<<62)/mult {
+		return fmt.Errorf("%q is too large", s)
+	}
+	*b = byteSize(v * mult)
+	return nil
+}
+
+func (b byteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.mult == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.mult, u.suffix)
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// secretEnv is the environment variable that carries the job secret when no
+// --secret-file is given (the rendezvous server reads the same).
+const secretEnv = "FNMESH_SECRET"
+
+// loadSecret returns the job secret: the contents of file (without trailing
+// newlines) if file is set, else the value of FNMESH_SECRET.
+func loadSecret(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("secret: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("secret: %s is empty", file)
+		}
+		return b, nil
+	}
+	if s := os.Getenv(secretEnv); s != "" {
+		return []byte(s), nil
+	}
+	return nil, errors.New("no job secret: pass --secret-file or set " + secretEnv)
+}
