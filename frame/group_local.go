@@ -1,0 +1,79 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// groupRows gives every row a dense group id by its key columns (rows whose
+// keys are equal, nulls included, share a group; ids in order of first
+// appearance) and returns the first row of each group. With no key columns
+// every row is in group 0, and there is one group even when there are no
+// rows (a global aggregate has one result row).
+func groupRows(keys []arrow.Array, n int) (gids, firsts []int32, err error) {
+	gids = make([]int32, n)
+	if len(keys) == 0 {
+		return gids, []int32{0}, nil
+	}
+	ix, err := newKeyIndex(keys, nil, false, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	scratch := make([]uint64, min(hashBlock, n))
+	if err := hashBlocks(keys, n, scratch, func(h []uint64, lo int) {
+		ix.insert(h, lo, gids[lo:lo+len(h)])
+	}); err != nil {
+		return nil, nil, fmt.Errorf("hash group keys: %w", err)
+	}
+	return gids, ix.firsts(), nil
+}
+
+// kernelSpec is one per-group aggregation of one input column (col < 0 for
+// kCountAll).
+type kernelSpec struct {
+	k   kernel
+	col int
+}
+
+// aggregateLocal groups the rows of cols by the columns keyIdx and computes
+// the kernels per group. It returns the key columns (one row per group, the
+// group's first row) followed by one column per kernel. Without key columns
+// it returns one row.
+func aggregateLocal(ctx context.Context, mem memory.Allocator, cols []arrow.Array, n int, keyIdx []int, specs []kernelSpec) ([]arrow.Array, error) {
+	keys := make([]arrow.Array, len(keyIdx))
+	for i, k := range keyIdx {
+		keys[i] = cols[k]
+	}
+	gids, firsts, err := groupRows(keys, n)
+	if err != nil {
+		return nil, err
+	}
+	ng := len(firsts)
+	out := make([]arrow.Array, 0, len(keys)+len(specs))
+	fail := func(err error) ([]arrow.Array, error) {
+		releaseAll(out)
+		return nil, err
+	}
+	for _, k := range keys {
+		a, err := take(ctx, mem, k, firsts)
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, a)
+	}
+	for _, s := range specs {
+		var col arrow.Array
+		if s.col >= 0 {
+			col = cols[s.col]
+		}
+		a, err := aggregate(ctx, mem, s.k, col, gids, ng)
+		if err != nil {
+			return fail(err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,67 @@
+package frame
+
+import (
+	"log/slog"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/arrowio"
+)
+
+// Option configures a Frame. A frame's operators pass its options on to the
+// frames they return.
+type Option func(*config)
+
+type config struct {
+	mem         memory.Allocator
+	compression arrowio.Compression
+	profile     *Profile
+	log         *slog.Logger
+}
+
+func newConfig(opts []Option) *config {
+	cfg := &config{mem: memory.DefaultAllocator, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if o != nil {
+			o(cfg)
+		}
+	}
+	return cfg
+}
+
+// WithAllocator sets the allocator of every array the frame's operators
+// build (default memory.DefaultAllocator). Tests pass a
+// memory.CheckedAllocator to prove that nothing leaks.
+func WithAllocator(mem memory.Allocator) Option {
+	return func(c *config) {
+		if mem != nil {
+			c.mem = mem
+		}
+	}
+}
+
+// WithCompression compresses the Arrow buffers the operators exchange
+// between ranks (arrowio.LZ4 or arrowio.Zstd; default none). Worth it when
+// the links are slower than the codec, as between functions in different
+// networks; on loopback or a fast LAN it costs more than it saves.
+func WithCompression(c arrowio.Compression) Option {
+	return func(cfg *config) { cfg.compression = c }
+}
+
+// WithProfile records the time, rows and bytes of every phase of every
+// operator (partition, exchange, local join, ...) into p.
+func WithProfile(p *Profile) Option {
+	return func(c *config) { c.profile = p }
+}
+
+// WithLogger logs each operator phase at debug level (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+func (c *config) arrowio() []arrowio.Option {
+	return []arrowio.Option{arrowio.WithAllocator(c.mem), arrowio.WithCompression(c.compression)}
+}

@@ -1,0 +1,142 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// emptyTable returns a table of schema with no rows (and no chunks).
+func emptyTable(schema *arrow.Schema) arrow.Table {
+	return tableFromColumns(schema, make([]arrow.Array, schema.NumFields()), 0)
+}
+
+// tableFromColumns builds a one-chunk table from whole columns (nil entries
+// make empty columns). The table takes its own references.
+func tableFromColumns(schema *arrow.Schema, arrs []arrow.Array, rows int64) arrow.Table {
+	cols := make([]arrow.Column, schema.NumFields())
+	for i := range cols {
+		f := schema.Field(i)
+		var chunks []arrow.Array
+		if arrs[i] != nil {
+			chunks = []arrow.Array{arrs[i]}
+		}
+		ch := arrow.NewChunked(f.Type, chunks)
+		cols[i] = *arrow.NewColumn(f, ch)
+		ch.Release()
+	}
+	t := array.NewTable(schema, cols, rows)
+	for i := range cols {
+		cols[i].Release()
+	}
+	return t
+}
+
+// sliceTable returns a zero-copy view of rows [lo, hi) of t.
+func sliceTable(t arrow.Table, lo, hi int64) arrow.Table {
+	cols := make([]arrow.Column, t.NumCols())
+	for i := range cols {
+		cols[i] = *array.NewColumnSlice(t.Column(i), lo, hi)
+	}
+	out := array.NewTable(t.Schema(), cols, hi-lo)
+	for i := range cols {
+		cols[i].Release()
+	}
+	return out
+}
+
+// columns returns every column of t as one contiguous array, concatenating
+// chunks where there are several (the local kernels index rows directly).
+// The caller releases the arrays.
+func columns(mem memory.Allocator, t arrow.Table) ([]arrow.Array, error) {
+	if err := checkRows(t.NumRows(), "partition"); err != nil {
+		return nil, err
+	}
+	out := make([]arrow.Array, t.NumCols())
+	for i := range out {
+		a, err := wholeColumn(mem, t.Column(i).Data())
+		if err != nil {
+			releaseAll(out)
+			return nil, fmt.Errorf("column %q: %w", t.Schema().Field(i).Name, err)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// wholeColumn returns a chunked column as one array (retained when it is a
+// single chunk already).
+func wholeColumn(mem memory.Allocator, c *arrow.Chunked) (arrow.Array, error) {
+	chunks := c.Chunks()
+	switch len(chunks) {
+	case 0:
+		return array.MakeArrayOfNull(mem, c.DataType(), 0), nil
+	case 1:
+		chunks[0].Retain()
+		return chunks[0], nil
+	}
+	return array.Concatenate(chunks, mem)
+}
+
+// decoded returns a with dictionary encoding removed (retained as is
+// otherwise): the key kernels compare values, not dictionary indices.
+func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (arrow.Array, error) {
+	d, ok := a.(*array.Dictionary)
+	if !ok {
+		a.Retain()
+		return a, nil
+	}
+	out, err := compute.TakeArray(exec.WithAllocator(ctx, mem), d.Dictionary(), d.Indices())
+	if err != nil {
+		return nil, fmt.Errorf("decode dictionary: %w", err)
+	}
+	return out, nil
+}
+
+// arraysBytes is the size of the Arrow buffers of the arrays.
+func tableBytes(t arrow.Table) int64 {
+	var n int64
+	for i := 0; i < int(t.NumCols()); i++ {
+		for _, a := range t.Column(i).Data().Chunks() {
+			n += int64(a.Data().SizeInBytes())
+		}
+	}
+	return n
+}
+
+// fieldIndex returns the index of the column called name in schema.
+func fieldIndex(schema *arrow.Schema, name string) (int, error) {
+	idx := schema.FieldIndices(name)
+	switch len(idx) {
+	case 0:
+		return 0, fmt.Errorf("no column %q (columns: %v)", name, fieldNames(schema))
+	case 1:
+		return idx[0], nil
+	}
+	return 0, fmt.Errorf("column name %q is ambiguous: %d columns have it", name, len(idx))
+}
+
+func fieldIndices(schema *arrow.Schema, names []string) ([]int, error) {
+	out := make([]int, len(names))
+	for i, n := range names {
+		k, err := fieldIndex(schema, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = k
+	}
+	return out, nil
+}
+
+func fieldNames(s *arrow.Schema) []string {
+	names := make([]string, s.NumFields())
+	for i := range names {
+		names[i] = s.Field(i).Name
+	}
+	return names
+}

@@ -1,0 +1,191 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/decimal256"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// take gathers rows of a by index: out[k] = a[idx[k]], and a null where
+// idx[k] < 0 (the unmatched side of an outer join). Fixed-width and string or
+// binary columns are gathered here in one typed pass; other types go through
+// arrow's compute.Take.
+func take(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+	if w, ok := fixedWidth(a.DataType()); ok {
+		switch w {
+		case 1:
+			return takeFixed[uint8](mem, a, idx), nil
+		case 2:
+			return takeFixed[uint16](mem, a, idx), nil
+		case 4:
+			return takeFixed[uint32](mem, a, idx), nil
+		case 8:
+			return takeFixed[uint64](mem, a, idx), nil
+		case 16:
+			return takeFixed[decimal128.Num](mem, a, idx), nil
+		case 32:
+			return takeFixed[decimal256.Num](mem, a, idx), nil
+		}
+	}
+	switch a.DataType().ID() {
+	case arrow.STRING, arrow.BINARY:
+		return takeVar[int32](mem, a, idx)
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return takeVar[int64](mem, a, idx)
+	}
+	return takeCompute(ctx, mem, a, idx)
+}
+
+// takeValidity builds the validity bitmap of a gather: nil when every output
+// slot is valid.
+func takeValidity(mem memory.Allocator, a arrow.Array, idx []int32) (*memory.Buffer, int) {
+	src := validityOf(a)
+	nulls := 0
+	for _, i := range idx {
+		if i < 0 || (src.bits != nil && !src.valid(int(i))) {
+			nulls++
+		}
+	}
+	if nulls == 0 {
+		return nil, 0
+	}
+	buf := memory.NewResizableBuffer(mem)
+	buf.Resize(int(bitutil.BytesForBits(int64(len(idx)))))
+	bits := buf.Bytes()
+	clear(bits)
+	for k, i := range idx {
+		if i >= 0 && (src.bits == nil || src.valid(int(i))) {
+			bitutil.SetBit(bits, k)
+		}
+	}
+	return buf, nulls
+}
+
+func takeFixed[T arrow.FixedWidthType](mem memory.Allocator, a arrow.Array, idx []int32) arrow.Array {
+	validity, nulls := takeValidity(mem, a, idx)
+	var zero T
+	width := int(sizeOf(zero))
+	buf := memory.NewResizableBuffer(mem)
+	buf.Resize(len(idx) * width)
+	out := arrow.GetData[T](buf.Bytes())
+	src := rawValues[T](a)
+	if nulls == 0 || !hasNegative(idx) {
+		for k, i := range idx {
+			out[k] = src[i]
+		}
+	} else {
+		for k, i := range idx {
+			if i >= 0 {
+				out[k] = src[i]
+			} else {
+				out[k] = zero
+			}
+		}
+	}
+	data := array.NewData(a.DataType(), len(idx), []*memory.Buffer{validity, buf}, nil, nulls, 0)
+	defer data.Release()
+	if validity != nil {
+		validity.Release()
+	}
+	buf.Release()
+	return array.MakeFromData(data)
+}
+
+func hasNegative(idx []int32) bool {
+	for _, i := range idx {
+		if i < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func takeVar[O int32 | int64](mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+	srcOff, srcData := varOffsets[O](a)
+	validity, nulls := takeValidity(mem, a, idx)
+	var total int64
+	for _, i := range idx {
+		if i >= 0 {
+			total += int64(srcOff[i+1] - srcOff[i])
+		}
+	}
+	var zero O
+	if sizeOf(zero) == 4 && total > math.MaxInt32 {
+		if validity != nil {
+			validity.Release()
+		}
+		return nil, fmt.Errorf("gathering %d bytes of %s overflows its offsets", total, a.DataType())
+	}
+	offBuf := memory.NewResizableBuffer(mem)
+	offBuf.Resize((len(idx) + 1) * int(sizeOf(zero)))
+	offs := arrow.GetData[O](offBuf.Bytes())
+	dataBuf := memory.NewResizableBuffer(mem)
+	dataBuf.Resize(int(total))
+	dst := dataBuf.Bytes()
+	var pos O
+	offs[0] = 0
+	for k, i := range idx {
+		if i >= 0 {
+			v := srcData[srcOff[i]:srcOff[i+1]]
+			copy(dst[pos:], v)
+			pos += O(len(v))
+		}
+		offs[k+1] = pos
+	}
+	data := array.NewData(a.DataType(), len(idx), []*memory.Buffer{validity, offBuf, dataBuf}, nil, nulls, 0)
+	defer data.Release()
+	if validity != nil {
+		validity.Release()
+	}
+	offBuf.Release()
+	dataBuf.Release()
+	return array.MakeFromData(data), nil
+}
+
+// takeCompute gathers with arrow's take kernel; negative indices become null
+// indices, which that kernel turns into null values.
+func takeCompute(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+	b := array.NewInt32Builder(mem)
+	defer b.Release()
+	b.Reserve(len(idx))
+	for _, i := range idx {
+		if i < 0 {
+			b.AppendNull()
+		} else {
+			b.UnsafeAppend(i)
+		}
+	}
+	indices := b.NewArray()
+	defer indices.Release()
+	out, err := compute.TakeArray(exec.WithAllocator(ctx, mem), a, indices)
+	if err != nil {
+		return nil, fmt.Errorf("take %s: %w", a.DataType(), err)
+	}
+	return out, nil
+}
+
+// takeColumns gathers every column by the same indices.
+func takeColumns(ctx context.Context, mem memory.Allocator, cols []arrow.Array, idx []int32) ([]arrow.Array, error) {
+	out := make([]arrow.Array, len(cols))
+	for i, c := range cols {
+		a, err := take(ctx, mem, c, idx)
+		if err != nil {
+			releaseAll(out)
+			return nil, err
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+func sizeOf[T any](v T) uintptr { return unsafe.Sizeof(v) }

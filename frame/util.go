@@ -1,0 +1,31 @@
+package frame
+
+import (
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// sliceArray returns a zero-copy view of the rows [lo, hi) of a (release it).
+func sliceArray(a arrow.Array, lo, hi int) arrow.Array {
+	return array.NewSlice(a, int64(lo), int64(hi))
+}
+
+// releaseAll releases every non-nil array.
+func releaseAll(as []arrow.Array) {
+	for _, a := range as {
+		if a != nil {
+			a.Release()
+		}
+	}
+}
+
+// unsafeBytes views the memory of a slice of plain values as bytes.
+func unsafeBytes[T any](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	var zero T
+	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(zero)))
+}
