@@ -1,0 +1,63 @@
+package rendezvous
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// Keys and MACs (see "Security model" in docs/rendezvous.md). The secret
+// itself never crosses the wire: each job has its own key derived from it,
+// and every MAC is HMAC-SHA256 under that key with a label that binds it to
+// one message type, so no MAC can be replayed as another.
+const (
+	labelJobKey = "fnmesh/1 job-key\x00"
+	labelJoin   = "fnmesh/1 join\x00"
+	labelJoined = "fnmesh/1 joined\x00"
+	labelRelay  = "fnmesh/1 relay\x00"
+)
+
+// jobKey derives a job's key from the deployment secret.
+func jobKey(secret []byte, job string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(labelJobKey))
+	m.Write([]byte(job))
+	return m.Sum(nil)
+}
+
+func mac(key []byte, label string, parts ...[]byte) (out [macSize]byte) {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(label))
+	for _, p := range parts {
+		m.Write(p)
+	}
+	m.Sum(out[:0])
+	return out
+}
+
+// signJoin sets j.MAC for the job key.
+func signJoin(key []byte, j *join) { j.MAC = mac(key, labelJoin, j.signedPart(nil)) }
+
+func verifyJoin(key []byte, j *join) bool {
+	want := mac(key, labelJoin, j.signedPart(nil))
+	return hmac.Equal(want[:], j.MAC[:])
+}
+
+// joinedMAC is the server's proof that it holds the secret: a MAC over both
+// nonces of the connection and the world size.
+func joinedMAC(key []byte, clientNonce, serverNonce [nonceSize]byte, world int) [macSize]byte {
+	return mac(key, labelJoined, clientNonce[:], serverNonce[:], binary.BigEndian.AppendUint32(nil, uint32(world)))
+}
+
+func signRelay(key []byte, r *relayHello) { r.MAC = mac(key, labelRelay, r.signedPart(nil)) }
+
+func verifyRelay(key []byte, r *relayHello) bool {
+	want := mac(key, labelRelay, r.signedPart(nil))
+	return hmac.Equal(want[:], r.MAC[:])
+}
+
+func newNonce() (n [nonceSize]byte) {
+	rand.Read(n[:]) // never fails (crypto/rand since Go 1.24)
+	return n
+}

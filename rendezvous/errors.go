@@ -1,0 +1,76 @@
+package rendezvous
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error the server (or a client) sends before closing a
+// connection. The values are part of the wire format.
+type Code uint16
+
+const (
+	CodeMalformed   Code = 1  // a frame or payload that does not decode
+	CodeVersion     Code = 2  // a protocol version this side does not speak
+	CodeTooLarge    Code = 3  // a frame over the size limit
+	CodeAuth        Code = 4  // a MAC that does not verify: wrong secret, or a forged message
+	CodeReplay      Code = 5  // a challenge or relay ticket that is stale or already used
+	CodeBadRequest  Code = 6  // valid frame, invalid request: rank taken or out of range, world mismatch, unexpected message
+	CodeMemberLeft  Code = 7  // a member of the job disconnected; Rank names it
+	CodeTimeout     Code = 8  // the job (or a relay partner) did not arrive in time
+	CodeShutdown    Code = 9  // the server is shutting down
+	CodeOverloaded  Code = 10 // the server is at its connection limit
+	CodeRelay       Code = 11 // the relay for a pair could not be set up
+	CodeJobComplete Code = 12 // the job ID belongs to a job that already completed
+)
+
+var codeNames = map[Code]string{
+	CodeMalformed: "malformed", CodeVersion: "version", CodeTooLarge: "too-large", CodeAuth: "auth",
+	CodeReplay: "replay", CodeBadRequest: "bad-request", CodeMemberLeft: "member-left",
+	CodeTimeout: "timeout", CodeShutdown: "shutdown", CodeOverloaded: "overloaded",
+	CodeRelay: "relay", CodeJobComplete: "job-complete",
+}
+
+func (c Code) String() string {
+	if s, ok := codeNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("code-%d", uint16(c))
+}
+
+// Error is an error sent over the protocol: by the server to a client (Join
+// returns it, wrapped) or found while decoding a frame. Rank is the rank the
+// error is about (the member that left, the rank that was taken), or -1.
+type Error struct {
+	Code Code
+	Rank int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("rendezvous: %s: %s", e.Code, e.Msg)
+}
+
+// Is makes errors.Is(err, &Error{Code: c}) match any *Error with code c.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && (t.Msg == "" || t.Msg == e.Msg)
+}
+
+// ErrMemberLeft matches (with errors.Is) the error Join returns when another
+// member of the job disconnects before the mesh is complete; errors.As to
+// *Error gives the rank.
+var ErrMemberLeft error = &Error{Code: CodeMemberLeft}
+
+// ErrJobTimeout matches the error Join returns when the world did not
+// complete within the server's job timeout.
+var ErrJobTimeout error = &Error{Code: CodeTimeout}
+
+// codeOf returns the code of err if it is (or wraps) an *Error, else 0.
+func codeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}

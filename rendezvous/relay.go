@@ -1,0 +1,222 @@
+package rendezvous
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// relayChunk is how many bytes one splice call moves before the relay-bytes
+// counter is updated.
+const relayChunk = 4 << 20
+
+// relaySlot is a pair decided for relay: it waits for both sides' relay
+// connections, each presenting its single-use ticket.
+type relaySlot struct {
+	job   *job
+	ranks [2]int             // lower rank first
+	nonce [2][nonceSize]byte // each side's ticket
+
+	// Guarded by the job's mutex.
+	used    [2]bool
+	conns   [2]net.Conn
+	spliced bool // both sides arrived; the slot left the job
+	dead    bool // aborted or timed out
+
+	ready  chan struct{} // closed by the second side once both were told (err set on failure)
+	err    *Error
+	splice *splice       // set before ready is closed, on success
+	cancel chan struct{} // closed by abort
+}
+
+// abort fails a slot still waiting for a side; the job's mutex is held.
+func (sl *relaySlot) abort(e *Error) {
+	if sl.spliced || sl.dead {
+		return
+	}
+	sl.dead = true
+	sl.err = e
+	close(sl.cancel)
+}
+
+// serveRelay handles a relay connection after its relay-hello: it checks the
+// ticket, waits for the partner and splices the two connections.
+func (s *Server) serveRelay(c net.Conn, rh relayHello) {
+	s.mu.Lock()
+	j := s.jobs[rh.Job]
+	s.mu.Unlock()
+	if j == nil {
+		s.reject(c, &Error{Code: CodeRelay, Rank: rh.Peer, Msg: fmt.Sprintf("relay for job %q: no such job in progress", rh.Job)})
+		return
+	}
+	if !verifyRelay(j.key, &rh) {
+		s.reject(c, &Error{Code: CodeAuth, Rank: -1, Msg: fmt.Sprintf("relay for job %q: token does not verify", rh.Job)})
+		return
+	}
+	slot, side, partner, err := j.claimRelay(&rh, c)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	if partner == nil {
+		if !s.awaitPartner(j, slot, side) {
+			return
+		}
+	} else if !s.connectPair(slot, side) {
+		return
+	}
+	s.pump(slot, side)
+}
+
+// claimRelay checks a relay ticket and records the connection; partner is
+// the other side's connection if it is already there.
+func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int, partner net.Conn, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.state != jobPunching {
+		return nil, 0, nil, &Error{Code: CodeRelay, Rank: rh.Peer, Msg: fmt.Sprintf("job %q is not setting up links", j.id)}
+	}
+	lo, hi := min(rh.Rank, rh.Peer), max(rh.Rank, rh.Peer)
+	if hi >= j.world {
+		return nil, 0, nil, &Error{Code: CodeBadRequest, Rank: hi, Msg: fmt.Sprintf("relay rank %d out of range for world %d", hi, j.world)}
+	}
+	key := [2]int{lo, hi}
+	slot = j.relays[key]
+	if rh.Rank != lo {
+		side = 1
+	}
+	if slot == nil || slot.used[side] || subtle.ConstantTimeCompare(slot.nonce[side][:], rh.Nonce[:]) != 1 {
+		return nil, 0, nil, &Error{Code: CodeReplay, Rank: rh.Peer,
+			Msg: fmt.Sprintf("relay ticket of rank %d for rank %d is unknown or already used (replayed?)", rh.Rank, rh.Peer)}
+	}
+	slot.used[side] = true
+	slot.conns[side] = c
+	if slot.used[1-side] {
+		slot.spliced = true
+		delete(j.relays, key)
+		partner = slot.conns[1-side]
+	}
+	return slot, side, partner, nil
+}
+
+// awaitPartner blocks the first side of a pair until the second arrives,
+// the job fails or the relay timeout passes. It reports whether to splice.
+func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
+	c := slot.conns[side]
+	t := time.NewTimer(s.cfg.relayTimeout)
+	defer t.Stop()
+	select {
+	case <-slot.ready:
+	case <-slot.cancel:
+		s.reject(c, slot.err)
+		return false
+	case <-t.C:
+		j.mu.Lock()
+		expired := !slot.spliced
+		if expired {
+			slot.dead = true
+			delete(j.relays, [2]int{slot.ranks[0], slot.ranks[1]})
+		}
+		j.mu.Unlock()
+		if expired {
+			s.met.relayFailures.Add(1)
+			s.reject(c, &Error{Code: CodeTimeout, Rank: slot.ranks[1-side],
+				Msg: fmt.Sprintf("relay: rank %d did not connect within %v", slot.ranks[1-side], s.cfg.relayTimeout)})
+			return false
+		}
+		<-slot.ready // the partner arrived just now
+	}
+	if slot.err != nil {
+		s.reject(c, slot.err)
+		return false
+	}
+	return true
+}
+
+// connectPair runs on the second side's connection: it tells both sides the
+// relay is ready (the last bytes the server writes of its own), then
+// releases the first side. It reports whether to splice.
+func (s *Server) connectPair(slot *relaySlot, side int) bool {
+	s.mu.Lock()
+	ok := !s.closing
+	if ok {
+		s.relays.Add(1)
+	}
+	s.mu.Unlock()
+	if !ok {
+		slot.err = &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+		close(slot.ready)
+		s.reject(slot.conns[side], slot.err)
+		return false
+	}
+	for _, i := range []int{1 - side, side} {
+		c := slot.conns[i]
+		c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+		if err := writeMessage(c, relayReady{}); err != nil {
+			slot.err = &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
+			close(slot.ready)
+			s.relays.Done()
+			s.met.relayFailures.Add(1)
+			s.reject(slot.conns[side], slot.err)
+			return false
+		}
+	}
+	slot.splice = &splice{both: make(chan struct{})}
+	slot.splice.left.Store(2)
+	close(slot.ready)
+	s.met.relaysActive.Add(1)
+	s.met.relaysTotal.Add(1)
+	return true
+}
+
+// splice tracks the two directions of an established relay.
+type splice struct {
+	left atomic.Int32
+	both chan struct{}
+}
+
+// pump copies one direction of a relay: from this side's connection to the
+// partner's. Between two *net.TCPConn the copy runs in the kernel
+// (splice(2) on Linux): io.CopyN hands TCPConn.ReadFrom an io.LimitedReader
+// around the source TCPConn, which it splices. The handler returns (and
+// closes its connection) only when both directions are done.
+func (s *Server) pump(slot *relaySlot, side int) {
+	src, dst := slot.conns[side], slot.conns[1-side]
+	src.SetReadDeadline(time.Time{})
+	dst.SetWriteDeadline(time.Time{})
+	err := copyCounting(dst, src, &s.met.relayBytes)
+	if err == nil {
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite() // pass the half close on
+		}
+	} else {
+		// A reset or error on one side ends both directions.
+		src.Close()
+		dst.Close()
+	}
+	sp := slot.splice
+	if sp.left.Add(-1) == 0 {
+		close(sp.both)
+		s.met.relaysActive.Add(-1)
+		s.relays.Done()
+	} else {
+		<-sp.both
+	}
+}
+
+func copyCounting(dst io.Writer, src io.Reader, counter *atomic.Int64) error {
+	for {
+		n, err := io.CopyN(dst, src, relayChunk)
+		counter.Add(n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,316 @@
+package rendezvous
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Server is a rendezvous server: it admits members into jobs, assigns ranks,
+// hands out peer tables, schedules every pair's punch, arbitrates the tier of
+// each pair and relays the pairs that cannot punch. One TCP listener carries
+// control connections, relay connections and STUN over TCP; an optional UDP
+// socket answers STUN.
+//
+// A Server is safe for concurrent use; Serve runs it until its context ends.
+type Server struct {
+	secret []byte
+	cfg    serverConfig
+	met    metrics
+
+	mu       sync.Mutex
+	jobs     map[string]*job
+	conns    map[net.Conn]struct{} // every open connection, for shutdown
+	closing  bool
+	shutdown chan struct{} // closed when shutdown starts
+	handlers sync.WaitGroup
+	relays   sync.WaitGroup // established relays, drained on shutdown
+}
+
+// NewServer returns a server that authenticates members with secret (the
+// deployment secret shared with every worker; see docs/rendezvous.md).
+func NewServer(secret []byte, opts ...ServerOption) *Server {
+	cfg := defaultServerConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Server{
+		secret:   append([]byte(nil), secret...),
+		cfg:      cfg,
+		jobs:     make(map[string]*job),
+		conns:    make(map[net.Conn]struct{}),
+		shutdown: make(chan struct{}),
+	}
+}
+
+// Serve accepts connections on ln (and STUN datagrams on pc, which may be
+// nil) until ctx ends or ln fails. On ctx's end it shuts down gracefully:
+// it stops accepting, tells every waiting member with an error, lets
+// established relays run for the drain timeout, closes everything and
+// returns nil. Serve closes ln and pc.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) error {
+	if len(s.secret) == 0 {
+		return errors.New("rendezvous server: empty secret")
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("rendezvous server: already shut down")
+	}
+	s.mu.Unlock()
+
+	var bg sync.WaitGroup
+	if pc != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); s.serveSTUNUDP(pc) }()
+	}
+	acceptErr := make(chan error, 1)
+	bg.Add(1)
+	go func() { defer bg.Done(); acceptErr <- s.acceptLoop(ln) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-acceptErr:
+		err = fmt.Errorf("rendezvous server: accept: %w", err)
+	}
+	s.cfg.log.Info("rendezvous server shutting down", "reason", cmp(err, ctx.Err()))
+	ln.Close()
+	if pc != nil {
+		pc.Close()
+	}
+	s.stop()
+	bg.Wait()
+	return err
+}
+
+func cmp(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			if isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.cfg.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if !s.track(c) {
+			continue
+		}
+		s.handlers.Add(1)
+		go func() {
+			defer s.handlers.Done()
+			defer s.untrack(c)
+			s.handleConn(c)
+		}()
+	}
+}
+
+// isTemporary reports accept errors worth retrying (out of file
+// descriptors, a connection aborted before it was accepted).
+func isTemporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// track registers a new connection, refusing it if the server is closing or
+// at its connection limit.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	closing, full := s.closing, len(s.conns) >= s.cfg.maxConns
+	if !closing && !full {
+		s.conns[c] = struct{}{}
+		s.met.conns.Add(1)
+	}
+	s.mu.Unlock()
+	switch {
+	case closing:
+		c.Close()
+		return false
+	case full:
+		s.met.rejected(CodeOverloaded)
+		go rejectConn(c, &Error{Code: CodeOverloaded, Rank: -1,
+			Msg: fmt.Sprintf("server at its limit of %d connections; retry later", s.cfg.maxConns)})
+		return false
+	}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		s.met.conns.Add(-1)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// stop runs the graceful shutdown.
+func (s *Server) stop() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	close(s.shutdown)
+	jobs := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		jobs = append(jobs, j)
+	}
+	s.mu.Unlock()
+
+	shut := &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+	for _, j := range jobs {
+		j.fail(shut)
+	}
+	// Let established relays finish, up to the drain timeout.
+	drained := make(chan struct{})
+	go func() { s.relays.Wait(); close(drained) }()
+	t := time.NewTimer(s.cfg.drainTimeout)
+	select {
+	case <-drained:
+	case <-t.C:
+		s.cfg.log.Warn("drain timeout: cutting established relays")
+	}
+	t.Stop()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.handlers.Wait()
+	<-drained
+}
+
+// handleConn demultiplexes a new connection by its first bytes: an fnmesh
+// frame (control or relay) or a STUN message.
+func (s *Server) handleConn(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	var hb [frameHeader]byte
+	if _, err := io.ReadFull(c, hb[:]); err != nil {
+		s.cfg.log.Debug("connection closed before its first frame", "remote", c.RemoteAddr(), "err", err)
+		return
+	}
+	if isSTUNHeader(hb[:]) {
+		s.serveSTUNTCP(c, hb[:])
+		return
+	}
+	msg, err := readAfterHeader(c, hb[:], maxClientLoad)
+	if err != nil {
+		s.reject(c, err)
+		return
+	}
+	switch m := msg.(type) {
+	case hello:
+		s.serveControl(c)
+	case relayHello:
+		s.serveRelay(c, m)
+	default:
+		s.reject(c, &Error{Code: CodeBadRequest, Rank: -1,
+			Msg: fmt.Sprintf("first frame is %v; want hello or relay-hello", msg.msgType())})
+	}
+}
+
+// reject answers err with an error frame, counts it and closes c.
+func (s *Server) reject(c net.Conn, err error) {
+	e := asProtoError(err)
+	s.met.rejected(e.Code)
+	s.cfg.log.Info("rejected connection", "remote", c.RemoteAddr(), "code", e.Code.String(), "err", e.Msg)
+	rejectConn(c, e)
+}
+
+// asProtoError turns a read or decode error into the *Error to send.
+func asProtoError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return &Error{Code: CodeMalformed, Rank: -1, Msg: "truncated frame: " + err.Error()}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Code: CodeTimeout, Rank: -1, Msg: "no complete frame in time"}
+	}
+	return &Error{Code: CodeMalformed, Rank: -1, Msg: err.Error()}
+}
+
+// rejectConn writes an error frame, half-closes, lets the client read it and
+// closes c. The error reaches the client even if it still had bytes in
+// flight (closing with unread input would reset the connection instead).
+func rejectConn(c net.Conn, e *Error) {
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
+	closeAfterError(c)
+}
+
+func closeAfterError(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}
+	c.Close()
+}
+
+// addrPortOf returns the IP endpoint of a connection's address.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return unmapAP(a.AddrPort())
+	case *net.UDPAddr:
+		return unmapAP(a.AddrPort())
+	case interface{ AddrPort() netip.AddrPort }:
+		return unmapAP(a.AddrPort())
+	}
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return unmapAP(ap)
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// isSTUNHeader reports whether the first 8 bytes are a STUN message header:
+// two zero high bits and the magic cookie at bytes 4..7 (RFC 5389).
+func isSTUNHeader(b []byte) bool {
+	return b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie
+}
+
+const stunMagicCookie = 0x2112A442

@@ -1,0 +1,91 @@
+package rendezvous
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Server defaults; each has a ServerOption (and a cmd/rendezvous flag).
+const (
+	DefaultJobTimeout       = 2 * time.Minute
+	DefaultPunchTimeout     = 3 * time.Second
+	DefaultRelayTimeout     = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 5 * time.Second
+	DefaultMaxConns         = 20000
+	DefaultDrainTimeout     = 10 * time.Second
+)
+
+type serverConfig struct {
+	jobTimeout       time.Duration
+	punchTimeout     time.Duration
+	relayTimeout     time.Duration
+	handshakeTimeout time.Duration
+	pingInterval     time.Duration
+	maxConns         int
+	drainTimeout     time.Duration
+	log              *slog.Logger
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverConfig)
+
+// WithJobTimeout bounds how long a job may take from its first join until
+// every member has its mesh; members of a job that runs out get an error.
+func WithJobTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.jobTimeout = d }
+}
+
+// WithDefaultPunchTimeout sets how long a pair may try to punch before it
+// is relayed, for members that do not ask for their own (WithPunchTimeout).
+func WithDefaultPunchTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.punchTimeout = d }
+}
+
+// WithRelayTimeout bounds how long a relay connection waits for its partner.
+func WithRelayTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.relayTimeout = d }
+}
+
+// WithHandshakeTimeout bounds how long a new connection may take to send its
+// first frames (and a STUN connection to stay idle).
+func WithHandshakeTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.handshakeTimeout = d }
+}
+
+// WithPingInterval sets how often the server pings waiting members (to
+// measure their round-trip time and find dead ones: three intervals of
+// silence evict a member).
+func WithPingInterval(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.pingInterval = d }
+}
+
+// WithMaxConns caps the connections the server holds at once; connections
+// over the cap get an "overloaded" error and are closed.
+func WithMaxConns(n int) ServerOption {
+	return func(c *serverConfig) { c.maxConns = n }
+}
+
+// WithDrainTimeout sets how long a shutting-down server lets established
+// relays run before it cuts them.
+func WithDrainTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.drainTimeout = d }
+}
+
+// WithServerLogger sets the server's logger (silent by default).
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return func(c *serverConfig) { c.log = l }
+}
+
+func defaultServerConfig() serverConfig {
+	return serverConfig{
+		jobTimeout:       DefaultJobTimeout,
+		punchTimeout:     DefaultPunchTimeout,
+		relayTimeout:     DefaultRelayTimeout,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		pingInterval:     DefaultPingInterval,
+		maxConns:         DefaultMaxConns,
+		drainTimeout:     DefaultDrainTimeout,
+		log:              slog.New(slog.DiscardHandler),
+	}
+}
