@@ -1,0 +1,286 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+)
+
+// Allgather gives every rank every rank's data: result[i] is rank i's data
+// (result[Rank()] is data itself). Ranks may contribute different sizes,
+// including zero.
+//
+// Algorithms: ring (p-1 steps, bandwidth-optimal), recursive doubling (lg p
+// steps; extra ranks folded in when p is not a power of two) and Bruck
+// (ceil(lg p) steps for any p). Auto must agree on one algorithm without
+// knowing the other ranks' sizes, so it runs recursive doubling (p a power
+// of two) or Bruck, in which every rank whose data is small (at most the
+// short-message threshold divided by p) sends it at once and every other
+// rank only announces its size. If nobody deferred, that single pass is the
+// whole allgather; otherwise every rank now knows the total of the deferred
+// data and runs the algorithm the thresholds pick for it.
+func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err error) {
+	cl, err := c.begin(ctx, "allgather")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = cl.end(err) }()
+	if c.size == 1 {
+		return [][]byte{data}, nil
+	}
+	if a := c.tune().Force[OpAllgather]; a != Auto {
+		return cl.allgatherWith(a, 0, data, nil)
+	}
+	return cl.allgatherAuto(data)
+}
+
+// Steps: each algorithm uses steps base .. base+allgatherSteps-1.
+const allgatherSteps = 1 << 12
+
+// allgatherShort returns the total size below which the latency-optimal
+// algorithm wins, and that algorithm.
+func (c *Comm) allgatherShort() (int, Algorithm) {
+	t := c.tune()
+	if isPow2(c.size) {
+		return t.AllgatherShortPow2, AllgatherRecursiveDoubling
+	}
+	return t.AllgatherShort, AllgatherBruck
+}
+
+func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
+	c := cl.c
+	p := c.size
+	short, fast := c.allgatherShort()
+	meta := make([]int64, p)
+	meta[c.rank] = -1
+	if len(data) > short/p {
+		meta[c.rank] = int64(len(data)) // deferred: announce only
+	}
+	out, err := cl.allgatherWith(fast, 0, data, meta)
+	if err != nil {
+		return nil, err
+	}
+	total, deferred := 0, false
+	for _, m := range meta {
+		if m >= 0 {
+			total += int(m)
+			deferred = true
+		}
+	}
+	if !deferred {
+		return out, nil
+	}
+	algo := AllgatherRing
+	if total < short {
+		algo = fast
+	}
+	mine := []byte(nil)
+	if meta[c.rank] >= 0 {
+		mine = data
+	}
+	second, err := cl.allgatherWith(algo, allgatherSteps, mine, nil)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range meta {
+		if m < 0 {
+			continue
+		}
+		if len(second[i]) != int(m) {
+			return nil, fmt.Errorf("%w: allgather: rank %d announced %d bytes and sent %d", ErrMismatch, i, m, len(second[i]))
+		}
+		out[i] = second[i]
+	}
+	return out, nil
+}
+
+// allgatherWith runs one algorithm. If meta is not nil, meta[rank] marks
+// this rank's block deferred (>= 0: its announced length) and the other
+// ranks' marks are filled in.
+func (cl *call) allgatherWith(a Algorithm, base int, data []byte, meta []int64) ([][]byte, error) {
+	switch a {
+	case AllgatherRing:
+		return cl.allgatherRing(base, data)
+	case AllgatherRecursiveDoubling:
+		return cl.allgatherRecDoubling(base, data, meta)
+	default:
+		return cl.allgatherBruck(base, data, meta)
+	}
+}
+
+// allgatherRing: in step s rank r sends block r-s to r+1 and receives
+// block r-s-1 from r-1. Every receive is posted before the first send, so
+// each block is read straight into its own buffer.
+func (cl *call) allgatherRing(base int, data []byte) ([][]byte, error) {
+	c := cl.c
+	p, r := c.size, c.rank
+	out := make([][]byte, p)
+	out[r] = data
+	right, left := (r+1)%p, (r-1+p)%p
+	reqs := make([]*request, p-1)
+	for s := range reqs {
+		reqs[s] = cl.post(left, base+s, modeFresh, nil)
+	}
+	for s := range p - 1 {
+		if err := cl.send(right, base+s, out[(r-s+p)%p]); err != nil {
+			cl.abandon(err, reqs[s:]...)
+			return nil, err
+		}
+		b, _, err := wait(reqs[s])
+		if err != nil {
+			cl.abandon(err, reqs[s+1:]...)
+			return nil, err
+		}
+		out[(r-s-1+p)%p] = b
+	}
+	return out, nil
+}
+
+// allgatherRecDoubling: in step k rank r exchanges everything it holds with
+// r xor 2^k. When p is not a power of two, rank pof2+i first hands its
+// block to rank i and gets the whole result from it at the end.
+func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]byte, error) {
+	c := cl.c
+	p, r := c.size, c.rank
+	pof2 := floorPow2(p)
+	rem := p - pof2
+	out := make([][]byte, p)
+	out[r] = data
+	stepIn, stepOut := base, base+allgatherSteps-1
+
+	// own returns the indices of the blocks held by the group of
+	// newranks [lo, lo+m): each newrank i < rem also holds i+pof2's.
+	own := func(lo, m int) []int {
+		idx := make([]int, 0, 2*m)
+		for i := lo; i < lo+m; i++ {
+			idx = append(idx, i)
+		}
+		for i := lo; i < lo+m && i < rem; i++ {
+			idx = append(idx, i+pof2)
+		}
+		return idx
+	}
+	pick := func(idx []int) ([][]byte, []int64) {
+		bl := make([][]byte, len(idx))
+		var me []int64
+		if meta != nil {
+			me = make([]int64, len(idx))
+		}
+		for j, i := range idx {
+			bl[j] = out[i]
+			if meta != nil {
+				me[j] = meta[i]
+			}
+		}
+		return bl, me
+	}
+	place := func(b []byte, idx []int) error {
+		bl := make([][]byte, len(idx))
+		var me []int64
+		if meta != nil {
+			me = make([]int64, len(idx))
+		}
+		if err := unbundle(b, bl, me); err != nil {
+			return err
+		}
+		for j, i := range idx {
+			out[i] = bl[j]
+			if meta != nil {
+				meta[i] = me[j]
+			}
+		}
+		return nil
+	}
+
+	if r >= pof2 {
+		bl, me := pick([]int{r})
+		req := cl.post(r-pof2, stepOut, modeFresh, nil)
+		if err := cl.send(r-pof2, stepIn, bundle(bl, me)...); err != nil {
+			cl.abandon(err, req)
+			return nil, err
+		}
+		b, _, err := wait(req)
+		if err != nil {
+			return nil, err
+		}
+		all := make([]int, p)
+		for i := range all {
+			all[i] = i
+		}
+		if err := place(b, all); err != nil {
+			return nil, err
+		}
+		out[r] = data
+		return out, nil
+	}
+	if r < rem {
+		b, _, err := cl.recv(r+pof2, stepIn, modeFresh, nil)
+		if err == nil {
+			err = place(b, []int{r + pof2})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	for k, mask := 1, 1; mask < pof2; k, mask = k+1, mask<<1 {
+		partner := r ^ mask
+		bl, me := pick(own(r&^(mask-1), mask))
+		b, _, err := cl.sendrecv(partner, partner, base+k, modeFresh, nil, bundle(bl, me)...)
+		if err == nil {
+			err = place(b, own(partner&^(mask-1), mask))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if r < rem {
+		all := make([]int, p)
+		for i := range all {
+			all[i] = i
+		}
+		bl, me := pick(all)
+		if err := cl.send(r+pof2, stepOut, bundle(bl, me)...); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// allgatherBruck: in round k rank r sends the blocks it holds (those of
+// ranks r .. r+2^k-1) to r-2^k and receives as many from r+2^k.
+func (cl *call) allgatherBruck(base int, data []byte, meta []int64) ([][]byte, error) {
+	c := cl.c
+	p, r := c.size, c.rank
+	held := make([][]byte, p) // held[i] is rank (r+i)%p's block
+	var hmeta []int64
+	if meta != nil {
+		hmeta = make([]int64, p)
+		hmeta[0] = meta[r]
+	}
+	held[0] = data
+	for k, d := 0, 1; d < p; k, d = k+1, d*2 {
+		cnt := min(d, p-d)
+		var me []int64
+		if hmeta != nil {
+			me = hmeta[:cnt]
+		}
+		b, _, err := cl.sendrecv((r-d+p)%p, (r+d)%p, base+k, modeFresh, nil, bundle(held[:cnt], me)...)
+		if err != nil {
+			return nil, err
+		}
+		var into []int64
+		if hmeta != nil {
+			into = hmeta[d : d+cnt]
+		}
+		if err := unbundle(b, held[d:d+cnt], into); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]byte, p)
+	for i, b := range held {
+		out[(r+i)%p] = b
+		if meta != nil {
+			meta[(r+i)%p] = hmeta[i]
+		}
+	}
+	return out, nil
+}

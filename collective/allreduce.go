@@ -1,0 +1,273 @@
+package collective
+
+// Steps of the reduction algorithms within one call.
+const (
+	stepFoldIn  = 0
+	stepFoldOut = maxStep
+	stepBase    = 1
+)
+
+// realRank maps a rank of the power-of-two group back to its rank after
+// the fold-in: newranks below rem are the odd ranks 1, 3, ...
+func realRank(nr, rem int) int {
+	if nr < rem {
+		return 2*nr + 1
+	}
+	return nr + rem
+}
+
+// foldIn makes the ranks a power-of-two group: of the first 2*rem ranks
+// (rem = p - pof2) each even one hands its vector to the next odd one,
+// which combines them (the even one is the lower operand) and stands for
+// both. It returns this rank's rank in the group, or -1 for a rank that
+// sits out until foldOut.
+func (cl *call) foldIn(acc, tmp []byte, rd reducer) (int, error) {
+	p, r := cl.c.size, cl.c.rank
+	rem := p - floorPow2(p)
+	switch {
+	case r >= 2*rem:
+		return r - rem, nil
+	case r%2 == 0:
+		return -1, cl.send(r+1, stepFoldIn, acc)
+	default:
+		if _, _, err := cl.recv(r-1, stepFoldIn, modeExact, tmp); err != nil {
+			return 0, err
+		}
+		rd.rev(acc, tmp)
+		return r / 2, nil
+	}
+}
+
+// foldOut hands the result back to the ranks that sat out.
+func (cl *call) foldOut(acc []byte) error {
+	p, r := cl.c.size, cl.c.rank
+	rem := p - floorPow2(p)
+	switch {
+	case r >= 2*rem:
+		return nil
+	case r%2 == 0:
+		_, _, err := cl.recv(r+1, stepFoldOut, modeExact, acc)
+		return err
+	default:
+		return cl.send(r-1, stepFoldOut, acc)
+	}
+}
+
+// combine reduces in into acc, in coming from rank `from`.
+func (cl *call) combine(rd reducer, acc, in []byte, from int) {
+	if len(acc) == 0 {
+		return
+	}
+	if from < cl.c.rank {
+		rd.rev(acc, in)
+	} else {
+		rd.fwd(acc, in)
+	}
+}
+
+// allreduceRecDoubling: lg p exchanges of the whole vector with rank
+// xor 2^k; the lower rank's vector is the left operand.
+func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
+	p := cl.c.size
+	pof2 := floorPow2(p)
+	rem := p - pof2
+	tmp, pb := getBuf(len(acc))
+	defer putBuf(pb)
+	nr, err := cl.foldIn(acc, tmp, rd)
+	if err != nil {
+		return err
+	}
+	if nr >= 0 {
+		for k, mask := stepBase, 1; mask < pof2; k, mask = k+1, mask<<1 {
+			dst := realRank(nr^mask, rem)
+			if _, _, err := cl.sendrecv(dst, dst, k, modeExact, tmp, acc); err != nil {
+				return err
+			}
+			cl.combine(rd, acc, tmp, dst)
+		}
+	}
+	return cl.foldOut(acc)
+}
+
+// allreduceRabenseifner: reduce-scatter by recursive halving, then
+// allgather by recursive doubling, over pof2 blocks of the vector.
+func (cl *call) allreduceRabenseifner(acc []byte, rd reducer) error {
+	p := cl.c.size
+	pof2 := floorPow2(p)
+	tmp, pb := getBuf(len(acc))
+	defer putBuf(pb)
+	nr, err := cl.foldIn(acc, tmp, rd)
+	if err != nil {
+		return err
+	}
+	if nr >= 0 {
+		_, offs := split(len(acc)/rd.elem, pof2)
+		for i := range offs {
+			offs[i] *= rd.elem
+		}
+		lo, hi, err := cl.halvingReduceScatter(acc, tmp, offs, nr, rd, stepBase)
+		if err != nil {
+			return err
+		}
+		if err := cl.doublingAllgather(acc, offs, nr, lo, hi, stepBase+64); err != nil {
+			return err
+		}
+	}
+	return cl.foldOut(acc)
+}
+
+// halvingReduceScatter is the first half of Rabenseifner's algorithm over
+// the pof2 group (after foldIn): in step k group rank nr exchanges half of
+// the blocks it holds with nr xor 2^k, keeping the lower half if it is the
+// lower of the two, and reduces the half it keeps. Partners at distance 1
+// go first, so every partial result covers a contiguous run of ranks and a
+// non-commutative op keeps rank order. offs are the blocks' byte offsets
+// (pof2+1 entries). It returns the blocks [lo, hi) this rank ends up
+// holding (one block).
+func (cl *call) halvingReduceScatter(acc, tmp []byte, offs []int, nr int, rd reducer, step int) (lo, hi int, err error) {
+	p := cl.c.size
+	pof2 := floorPow2(p)
+	rem := p - pof2
+	lo, hi = 0, pof2
+	for mask := 1; mask < pof2; mask, step = mask<<1, step+1 {
+		dst := realRank(nr^mask, rem)
+		mid := lo + (hi-lo)/2
+		sLo, sHi, kLo, kHi := mid, hi, lo, mid
+		if nr&mask != 0 {
+			sLo, sHi, kLo, kHi = lo, mid, mid, hi
+		}
+		keep := acc[offs[kLo]:offs[kHi]]
+		in := tmp[:len(keep)]
+		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, in, acc[offs[sLo]:offs[sHi]]); err != nil {
+			return 0, 0, err
+		}
+		cl.combine(rd, keep, in, dst)
+		lo, hi = kLo, kHi
+	}
+	return lo, hi, nil
+}
+
+// halvingOwner returns the block range group rank nr holds after
+// halvingReduceScatter.
+func halvingOwner(nr, pof2 int) (lo, hi int) {
+	lo, hi = 0, pof2
+	for mask := 1; mask < pof2; mask <<= 1 {
+		mid := lo + (hi-lo)/2
+		if nr&mask != 0 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, hi
+}
+
+// doublingAllgather undoes halvingReduceScatter's splitting: in each step
+// group rank nr swaps the blocks it holds with its partner's, largest
+// distance first, receiving straight into acc.
+func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) error {
+	p := cl.c.size
+	pof2 := floorPow2(p)
+	rem := p - pof2
+	for mask := pof2 / 2; mask > 0; mask, step = mask>>1, step+1 {
+		dst := realRank(nr^mask, rem)
+		size := hi - lo
+		oLo, oHi := hi, hi+size
+		if nr&mask != 0 {
+			oLo, oHi = lo-size, lo
+		}
+		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, acc[offs[oLo]:offs[oHi]], acc[offs[lo]:offs[hi]]); err != nil {
+			return err
+		}
+		lo, hi = min(lo, oLo), max(hi, oHi)
+	}
+	return nil
+}
+
+// allreduceRing: ring reduce-scatter over p blocks, then ring allgather.
+func (cl *call) allreduceRing(acc []byte, rd reducer) error {
+	p := cl.c.size
+	_, offs := split(len(acc)/rd.elem, p)
+	for i := range offs {
+		offs[i] *= rd.elem
+	}
+	if err := cl.ringReduceScatter(acc, offs, rd, 0); err != nil {
+		return err
+	}
+	return cl.ringAllgather(acc, offs, p)
+}
+
+// ringReduceScatter: in step s rank r sends its partial sum of block
+// r-s-1 to r+1 and adds the partial sum of block r-s-2 from r-1; after p-1
+// steps it holds block r reduced over all ranks. Each step travels as
+// chunks of at most Tuning.ChunkSize bytes, each reduced as soon as it
+// arrives while the next is in flight. Commutative ops only.
+func (cl *call) ringReduceScatter(acc []byte, offs []int, rd reducer, step int) error {
+	p, r := cl.c.size, cl.c.rank
+	right, left := (r+1)%p, (r-1+p)%p
+	chunk := max(cl.c.tune().ChunkSize/rd.elem*rd.elem, rd.elem)
+	maxBlock := 0
+	for i := range p {
+		maxBlock = max(maxBlock, offs[i+1]-offs[i])
+	}
+	tmp, pb := getBuf(maxBlock)
+	defer putBuf(pb)
+	var reqs []*request
+	for s := range p - 1 {
+		sb, rb := (r-s-1+2*p)%p, (r-s-2+2*p)%p
+		send := acc[offs[sb]:offs[sb+1]]
+		into := acc[offs[rb]:offs[rb+1]]
+		in := tmp[:len(into)]
+		reqs = reqs[:0]
+		for off := 0; off < len(in) || off == 0; off += chunk {
+			reqs = append(reqs, cl.post(left, step+s, modeExact, in[off:min(off+chunk, len(in))]))
+			if len(in) == 0 {
+				break
+			}
+		}
+		nsend := max(1, (len(send)+chunk-1)/chunk)
+		for i := range max(nsend, len(reqs)) {
+			if i < nsend {
+				off := i * chunk
+				if err := cl.send(right, step+s, send[off:min(off+chunk, len(send))]); err != nil {
+					cl.abandon(err, reqs[i:]...)
+					return err
+				}
+			}
+			if i < len(reqs) {
+				b, _, err := wait(reqs[i])
+				if err != nil {
+					cl.abandon(err, reqs[i+1:]...)
+					return err
+				}
+				off := i * chunk
+				cl.combine(rd, into[off:off+len(b)], b, left)
+			}
+		}
+	}
+	return nil
+}
+
+// ringAllgather: rank r holds block r of acc; in step s it sends block r-s
+// to r+1 and receives block r-s-1 from r-1 straight into acc.
+func (cl *call) ringAllgather(acc []byte, offs []int, step int) error {
+	p, r := cl.c.size, cl.c.rank
+	right, left := (r+1)%p, (r-1+p)%p
+	reqs := make([]*request, p-1)
+	for s := range reqs {
+		b := (r - s - 1 + 2*p) % p
+		reqs[s] = cl.post(left, step+s, modeExact, acc[offs[b]:offs[b+1]])
+	}
+	for s := range p - 1 {
+		b := (r - s + p) % p
+		if err := cl.send(right, step+s, acc[offs[b]:offs[b+1]]); err != nil {
+			cl.abandon(err, reqs[s:]...)
+			return err
+		}
+		if _, _, err := wait(reqs[s]); err != nil {
+			cl.abandon(err, reqs[s+1:]...)
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+)
+
+// Alltoallv sends parts[i] to rank i and returns what every rank sent this
+// one: result[j] came from rank j (result[Rank()] is parts[Rank()] itself).
+// parts must have Size() entries; they may differ in size, including zero.
+//
+// Algorithms: scattered (receives and sends posted for batches of
+// Tuning.AlltoallBatch peers at a time, rank r sending to r+1, r+2, ... so
+// that no rank is everybody's first target) and pairwise (p-1 steps, in
+// step s send to r+s and receive from r-s). Both use the same messages, so
+// each rank may choose by its own average part size: ranks need not agree.
+func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err error) {
+	cl, err := c.begin(ctx, "alltoallv")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = cl.end(err) }()
+	if len(parts) != c.size {
+		return nil, fmt.Errorf("%w: alltoallv: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
+	}
+	t := c.tune()
+	algo := t.Force[OpAlltoallv]
+	if algo == Auto {
+		total := 0
+		for _, b := range parts {
+			total += len(b)
+		}
+		algo = AlltoallvScattered
+		if total/c.size > t.AlltoallScatteredMax {
+			algo = AlltoallvPairwise
+		}
+	}
+	out = make([][]byte, c.size)
+	out[c.rank] = parts[c.rank]
+	batch := t.AlltoallBatch
+	if algo == AlltoallvPairwise {
+		batch = 1
+	}
+	err = cl.exchange(parts, out, nil, 0, batch)
+	return out, err
+}
+
+// exchange sends parts[(r+s)%p] to rank r+s and receives from rank r-s, for
+// s = 1..p-1, in batches of `batch` peers: all receives of a batch are
+// posted, then its sends made, then its receives awaited. With dst nil the
+// received messages go to out in new buffers; otherwise each is read into
+// dst[j], which must be exactly its size.
+func (cl *call) exchange(parts, out, dst [][]byte, step, batch int) error {
+	c := cl.c
+	p, r := c.size, c.rank
+	reqs := make([]*request, min(batch, p-1))
+	for lo := 1; lo < p; lo += batch {
+		hi := min(lo+batch, p)
+		for s := lo; s < hi; s++ {
+			from := (r - s + p) % p
+			if dst == nil {
+				reqs[s-lo] = cl.post(from, step, modeFresh, nil)
+			} else {
+				reqs[s-lo] = cl.post(from, step, modeExact, dst[from])
+			}
+		}
+		for s := lo; s < hi; s++ {
+			to := (r + s) % p
+			if err := cl.send(to, step, parts[to]); err != nil {
+				cl.abandon(err, reqs[:hi-lo]...)
+				return err
+			}
+		}
+		for s := lo; s < hi; s++ {
+			b, _, err := wait(reqs[s-lo])
+			if err != nil {
+				cl.abandon(err, reqs[s-lo+1:hi-lo]...)
+				return err
+			}
+			if out != nil {
+				out[(r-s+p)%p] = b
+			}
+		}
+	}
+	return nil
+}
+
+// Alltoall sends block i of data to rank i and returns the blocks received,
+// block j from rank j. len(data) must be the same multiple of Size() on
+// every rank; the block size is len(data)/Size().
+//
+// Algorithms: Bruck (ceil(lg p) rounds, each moving about half the blocks;
+// for small blocks on many ranks), scattered and pairwise (as Alltoallv,
+// reading each block straight into the result).
+func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error) {
+	cl, err := c.begin(ctx, "alltoall")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = cl.end(err) }()
+	p := c.size
+	if len(data)%p != 0 {
+		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrMismatch, len(data), p)
+	}
+	bs := len(data) / p
+	t := c.tune()
+	algo := t.Force[OpAlltoall]
+	if algo == Auto {
+		switch {
+		case bs <= t.AlltoallBruckMax && p >= t.AlltoallBruckMinRanks:
+			algo = AlltoallBruck
+		case bs <= t.AlltoallScatteredMax:
+			algo = AlltoallScattered
+		default:
+			algo = AlltoallPairwise
+		}
+	}
+	out = make([]byte, len(data))
+	if algo == AlltoallBruck {
+		return out, cl.alltoallBruck(data, out, bs)
+	}
+	parts := make([][]byte, p)
+	dst := make([][]byte, p)
+	for i := range parts {
+		parts[i] = data[i*bs : (i+1)*bs]
+		dst[i] = out[i*bs : (i+1)*bs]
+	}
+	copy(dst[c.rank], parts[c.rank])
+	batch := t.AlltoallBatch
+	if algo == AlltoallPairwise {
+		batch = 1
+	}
+	return out, cl.exchange(parts, nil, dst, 0, batch)
+}
+
+// alltoallBruck: blocks are first indexed by destination relative to this
+// rank (tmp[i] goes to r+i); in round k every block whose index has bit k
+// set moves to rank r+2^k, which puts it at the same index. At the end
+// tmp[i] holds the block from rank r-i.
+func (cl *call) alltoallBruck(data, out []byte, bs int) error {
+	c := cl.c
+	p, r := c.size, c.rank
+	tmp := make([][]byte, p)
+	for i := range tmp {
+		j := (r + i) % p
+		tmp[i] = data[j*bs : (j+1)*bs]
+	}
+	var idx []int
+	bufs := make([][]byte, 0, p)
+	for k, d := 0, 1; d < p; k, d = k+1, d*2 {
+		idx, bufs = idx[:0], bufs[:0]
+		for i := d; i < p; i++ {
+			if i&d != 0 {
+				idx = append(idx, i)
+				bufs = append(bufs, tmp[i])
+			}
+		}
+		b, _, err := cl.sendrecv((r+d)%p, (r-d+p)%p, k, modeExact, make([]byte, len(idx)*bs), bufs...)
+		if err != nil {
+			return err
+		}
+		for n, i := range idx {
+			tmp[i] = b[n*bs : (n+1)*bs]
+		}
+	}
+	for i, b := range tmp {
+		j := (r - i + p) % p
+		copy(out[j*bs:(j+1)*bs], b)
+	}
+	return nil
+}

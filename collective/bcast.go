@@ -1,0 +1,200 @@
+package collective
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
+// Bcast broadcasts root's data to every rank and returns it. data is read
+// on the root only (other ranks may pass nil); the root gets data itself
+// back, the other ranks a new buffer.
+//
+// Algorithms: a binomial tree (lg p steps of the whole message) for short
+// messages or few ranks, else a binomial scatter of p blocks followed by a
+// ring allgather (van de Geijn), which moves 2n(p-1)/p bytes per rank
+// instead of n lg p. The root picks and tells the others in a small
+// preamble, so only the root needs to know the size.
+func (c *Comm) Bcast(ctx context.Context, root int, data []byte) (out []byte, err error) {
+	if err := c.checkRoot("bcast", root); err != nil {
+		return nil, err
+	}
+	cl, err := c.begin(ctx, "bcast")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = cl.end(err) }()
+	return cl.bcast(root, data)
+}
+
+func (c *Comm) checkRoot(op string, root int) error {
+	if root < 0 || root >= c.size {
+		return fmt.Errorf("collective: rank %d: %s: root %d out of range 0..%d", c.rank, op, root, c.size-1)
+	}
+	return nil
+}
+
+// bcastAlgorithm is the root's choice.
+func (c *Comm) bcastAlgorithm(n int) Algorithm {
+	t := c.tune()
+	if a := t.Force[OpBcast]; a != Auto {
+		return a
+	}
+	if n <= t.BcastShort || c.size < t.BcastMinRanks {
+		return BcastBinomial
+	}
+	return BcastScatterAllgather
+}
+
+const preambleLen = 9 // algorithm (1 byte), total length (8 bytes)
+
+// Steps (tags within the call) of bcast.
+const (
+	bcastStepPreamble = 0
+	bcastStepSegment  = 1
+	bcastStepRing     = 2 // + ring step
+)
+
+func (cl *call) bcast(root int, data []byte) ([]byte, error) {
+	c := cl.c
+	p, r := c.size, c.rank
+	if p == 1 {
+		return data, nil
+	}
+	vr := (r - root + p) % p
+	real := func(v int) int { return (v + root) % p }
+
+	var (
+		algo Algorithm
+		n    int
+		pre  [preambleLen]byte
+		out  []byte
+	)
+	if vr == 0 {
+		n, out = len(data), data
+		algo = c.bcastAlgorithm(n)
+		pre[0] = byte(algo)
+		binary.LittleEndian.PutUint64(pre[1:], uint64(n))
+	} else {
+		parent := real(vr - lowbit(vr))
+		// The preamble message is the preamble followed, for a binomial
+		// tree, by the whole payload; for scatter-allgather the parent's
+		// next message is this subtree's segment, which the reader puts
+		// straight into the result once the preamble has told the size.
+		var msg []byte
+		preReq := cl.postFunc(parent, bcastStepPreamble, func(m int) []byte {
+			if m < preambleLen {
+				return nil
+			}
+			msg = make([]byte, m)
+			return msg
+		})
+		segReq := cl.postFunc(parent, bcastStepSegment, func(m int) []byte {
+			total := int(binary.LittleEndian.Uint64(msg[1:]))
+			lo, hi := bcastSegment(total, p, vr)
+			if m != hi-lo {
+				return nil
+			}
+			out = make([]byte, total)
+			return out[lo:hi]
+		})
+		if _, _, err := wait(preReq); err != nil {
+			cl.abandon(err, segReq)
+			return nil, err
+		}
+		copy(pre[:], msg)
+		algo, n = Algorithm(pre[0]), int(binary.LittleEndian.Uint64(pre[1:]))
+		switch algo {
+		case BcastBinomial:
+			if len(msg)-preambleLen != n {
+				err := fmt.Errorf("%w: bcast preamble says %d bytes, message has %d", ErrMismatch, n, len(msg)-preambleLen)
+				cl.abandon(err, segReq)
+				return nil, err
+			}
+			c.links[parent].cancel(segReq, nil)
+			out = msg[preambleLen:]
+		case BcastScatterAllgather:
+			if _, _, err := wait(segReq); err != nil {
+				return nil, err
+			}
+		default:
+			err := fmt.Errorf("%w: bcast preamble names algorithm %d", ErrMismatch, pre[0])
+			cl.abandon(err, segReq)
+			return nil, err
+		}
+	}
+
+	// Send to children, largest subtree first.
+	mask := ceilPow2(p)
+	if vr != 0 {
+		mask = lowbit(vr)
+	}
+	for mask >>= 1; mask > 0; mask >>= 1 {
+		child := vr + mask
+		if child >= p {
+			continue
+		}
+		var err error
+		if algo == BcastBinomial {
+			err = cl.send(real(child), bcastStepPreamble, pre[:], out)
+		} else {
+			lo, hi := bcastSegment(n, p, child)
+			if err = cl.send(real(child), bcastStepPreamble, pre[:]); err == nil {
+				err = cl.send(real(child), bcastStepSegment, out[lo:hi])
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if algo == BcastBinomial {
+		return out, nil
+	}
+	return out, cl.bcastRing(root, vr, n, out)
+}
+
+// bcastSegment is the byte range the binomial scatter gives relative rank
+// vr: the blocks of its whole subtree.
+func bcastSegment(n, p, vr int) (lo, hi int) {
+	sub := ceilPow2(p)
+	if vr != 0 {
+		sub = lowbit(vr)
+	}
+	bs := (n + p - 1) / p
+	lo = min(vr*bs, n)
+	hi = min((vr+min(sub, p-vr))*bs, n)
+	return lo, hi
+}
+
+// bcastRing is the allgather half of scatter-allgather: relative rank vr
+// holds block vr and, over p-1 ring steps, receives every other block into
+// out. The root has every block already; it forwards but discards.
+func (cl *call) bcastRing(root, vr, n int, out []byte) error {
+	p := cl.c.size
+	real := func(v int) int { return (v + root) % p }
+	bs := (n + p - 1) / p
+	block := func(i int) []byte { return out[min(i*bs, n):min((i+1)*bs, n)] }
+	right, left := real((vr+1)%p), real((vr-1+p)%p)
+	reqs := make([]*request, p-1)
+	for s := range p - 1 {
+		j := (vr - s - 1 + 2*p) % p
+		if vr == 0 {
+			reqs[s] = cl.post(left, bcastStepRing+s, modeScratch, nil)
+		} else {
+			reqs[s] = cl.post(left, bcastStepRing+s, modeExact, block(j))
+		}
+	}
+	for s := range p - 1 {
+		if err := cl.send(right, bcastStepRing+s, block((vr-s+p)%p)); err != nil {
+			cl.abandon(err, reqs[s:]...)
+			return err
+		}
+		_, pb, err := wait(reqs[s])
+		putBuf(pb)
+		if err != nil {
+			cl.abandon(err, reqs[s+1:]...)
+			return err
+		}
+	}
+	return nil
+}

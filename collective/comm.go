@@ -1,0 +1,263 @@
+package collective
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// Comm is a communicator: a group of ranks 0..Size()-1 connected pairwise,
+// with point-to-point messages and collective operations among them.
+//
+// Send and Recv may be called from several goroutines at once. Collectives
+// on one Comm must be called one at a time and in the same order on every
+// rank (as in MPI); a collective called while another is running returns
+// ErrBusy. A collective that fails for any reason (cancelled context, dead
+// peer, corrupted frame, ranks that disagree) poisons the communicator and
+// every communicator sharing its links: all pending and later calls return
+// that first error, and the links are closed so that the other ranks' calls
+// fail promptly too.
+type Comm struct {
+	t     *transport
+	id    uint64 // carried in every frame of this communicator
+	rank  int
+	size  int
+	links []*link // by rank in this communicator
+	world []int   // world rank of each rank of this communicator
+	owner bool    // the world communicator closes the links
+
+	tuning atomic.Pointer[Tuning]
+
+	busy   atomic.Bool
+	seq    uint64 // collective call sequence; guarded by busy
+	callMu sync.Mutex
+	active uint64 // sequence of the running collective, 0 when none
+	closed atomic.Bool
+}
+
+const worldID = 1
+
+// New returns the communicator of rank rank over links, one connection per
+// peer: links[i] connects to rank i, and links[rank] must be nil. Any
+// reliable ordered byte stream works: punched or relayed TCP, netsim
+// connections, or in-process pipes. The communicator owns the links from
+// now on and closes them on Close.
+//
+// Every rank must create its communicator with the same tuning (options).
+func New(rank int, links []net.Conn, opts ...Option) (*Comm, error) {
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(links) == 0 {
+		return nil, errors.New("collective: new: no links (size 0)")
+	}
+	if rank < 0 || rank >= len(links) {
+		return nil, fmt.Errorf("collective: new: rank %d out of range 0..%d", rank, len(links)-1)
+	}
+	for i, c := range links {
+		if i == rank && c != nil {
+			return nil, fmt.Errorf("collective: new: rank %d: links[%d] (self) must be nil", rank, i)
+		}
+		if i != rank && c == nil {
+			return nil, fmt.Errorf("collective: new: rank %d: no link to rank %d", rank, i)
+		}
+	}
+	t := newTransport(rank, links, cfg)
+	c := &Comm{t: t, id: worldID, rank: rank, size: len(links), links: t.links, owner: true}
+	c.world = make([]int, c.size)
+	for i := range c.world {
+		c.world[i] = i
+	}
+	tun := cfg.tuning
+	c.tuning.Store(&tun)
+	return c, nil
+}
+
+// Rank returns this process's rank in the communicator.
+func (c *Comm) Rank() int { return c.rank }
+
+// Size returns the number of ranks in the communicator.
+func (c *Comm) Size() int { return c.size }
+
+// WorldRank returns the rank in the world communicator (the one built from
+// links) of rank r of c.
+func (c *Comm) WorldRank(r int) int { return c.world[r] }
+
+// Tuning returns the communicator's current switch points and forced
+// algorithms.
+func (c *Comm) Tuning() Tuning { return *c.tuning.Load() }
+
+// SetTuning replaces the switch points and forced algorithms. Every rank
+// must make the same change at the same point of its sequence of calls.
+func (c *Comm) SetTuning(t Tuning) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	c.tuning.Store(&t)
+	return nil
+}
+
+// Err returns the error that poisoned the communicator, or nil while it is
+// healthy.
+func (c *Comm) Err() error { return c.t.failure() }
+
+// Close ends the communicator. Closing the world communicator (the one New
+// returned) closes every link, fails the calls still pending on it and on
+// its sub-communicators, and waits for its reader goroutines to end.
+// Closing a sub-communicator only makes its own later calls fail.
+func (c *Comm) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	if c.owner {
+		c.t.close()
+	}
+	return nil
+}
+
+func (c *Comm) checkUsable() error {
+	if c.closed.Load() {
+		return &localError{rank: c.rank, err: ErrClosed}
+	}
+	return c.t.failure()
+}
+
+// ---- collective call machinery ------------------------------------------
+
+// A call is one running collective: its sequence number makes the tags of
+// its messages distinct from those of every other call.
+type call struct {
+	c    *Comm
+	op   string
+	seq  uint64
+	stop func() bool
+}
+
+// begin starts a collective. If ctx ends before the call does, the
+// communicator is poisoned with ctx's error and its links closed, which
+// ends this call's blocked sends and receives and, through the closed
+// links, the other ranks' calls.
+func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
+	if err := c.checkUsable(); err != nil {
+		return nil, fmt.Errorf("collective: %s: %w", op, err)
+	}
+	if !c.busy.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("collective: rank %d: %s: %w", c.rank, op, ErrBusy)
+	}
+	c.seq++
+	cl := &call{c: c, op: op, seq: c.seq}
+	c.callMu.Lock()
+	c.active = cl.seq
+	c.callMu.Unlock()
+	if ctx.Done() != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, cl.end(err)
+		}
+		seq := cl.seq
+		cl.stop = context.AfterFunc(ctx, func() {
+			c.callMu.Lock()
+			defer c.callMu.Unlock()
+			if c.active == seq {
+				c.t.fail(&localError{rank: c.rank, op: op, err: context.Cause(ctx)})
+			}
+		})
+	}
+	return cl, nil
+}
+
+// end finishes the call; a failure poisons the communicator. It returns
+// the error to report: the first failure of the communicator, wrapped with
+// the operation's name.
+func (cl *call) end(err error) error {
+	c := cl.c
+	c.callMu.Lock()
+	c.active = 0
+	c.callMu.Unlock()
+	if cl.stop != nil {
+		cl.stop()
+	}
+	c.busy.Store(false)
+	if err == nil {
+		return nil
+	}
+	if f := c.t.failure(); f != nil {
+		err = f
+	} else {
+		var pe *PeerError
+		if !errors.As(err, &pe) {
+			err = &localError{rank: c.rank, op: cl.op, err: err}
+		}
+		c.t.fail(err)
+		err = c.t.failure()
+	}
+	return fmt.Errorf("collective: %s: %w", cl.op, err)
+}
+
+func (cl *call) tag(step int) key {
+	return key{comm: cl.c.id, tag: internalTag(cl.seq, step)}
+}
+
+// send sends bufs, concatenated, to rank `to` of the communicator.
+func (cl *call) send(to, step int, bufs ...[]byte) error {
+	return cl.c.links[to].send(nil, cl.tag(step), bufs)
+}
+
+// post posts a receive from rank `from`.
+func (cl *call) post(from, step int, mode recvMode, dst []byte) *request {
+	return cl.c.links[from].post(cl.tag(step), mode, dst)
+}
+
+// postFunc posts a receive from rank `from` whose buffer alloc provides
+// once the message's length is known.
+func (cl *call) postFunc(from, step int, alloc func(n int) []byte) *request {
+	l := cl.c.links[from]
+	return l.postReq(l.newReq(cl.tag(step), modeFunc, nil, alloc))
+}
+
+// wait waits for r. Collectives need no context here: their cancellation
+// poisons the transport, which completes every pending request.
+func wait(r *request) ([]byte, *pbuf, error) {
+	<-r.ready
+	b, pb, err := r.buf, r.pb, r.err
+	r.recycle()
+	return b, pb, err
+}
+
+// recv posts and waits in one step.
+func (cl *call) recv(from, step int, mode recvMode, dst []byte) ([]byte, *pbuf, error) {
+	return wait(cl.post(from, step, mode, dst))
+}
+
+// sendrecv sends to `to` and receives from `from` at the same step, posting
+// the receive first so that the payload lands directly in dst.
+func (cl *call) sendrecv(to, from, step int, mode recvMode, dst []byte, bufs ...[]byte) ([]byte, *pbuf, error) {
+	r := cl.post(from, step, mode, dst)
+	if err := cl.send(to, step, bufs...); err != nil {
+		cl.abandon(err, r)
+		return nil, nil, err
+	}
+	return wait(r)
+}
+
+// abandon gives up the call after err: it poisons the communicator (the
+// call is failing anyway) so that every request still pending completes,
+// then waits for those requests and releases them.
+func (cl *call) abandon(err error, pending ...*request) {
+	var pe *PeerError
+	if !errors.As(err, &pe) {
+		err = &localError{rank: cl.c.rank, op: cl.op, err: err}
+	}
+	cl.c.t.fail(err)
+	for _, r := range pending {
+		if r != nil {
+			_, pb, _ := wait(r)
+			putBuf(pb)
+		}
+	}
+}
+
+func (c *Comm) tune() *Tuning { return c.tuning.Load() }

@@ -1,0 +1,40 @@
+// Package collective is fnmesh's communicator: MPI-style point-to-point
+// messages and collective operations over a mesh of per-peer links.
+//
+// It sits above the transport layers (punch makes the links, rendezvous
+// assembles them into a mesh) and below arrowio and frame, which move
+// Arrow tables with it. A communicator can be built from any set of
+// reliable byte streams, one per peer: punched or relayed TCP (FromMesh,
+// Join), netsim connections in tests, or in-process links (Local).
+//
+// # Transport
+//
+// Every message is one frame: a 32-byte header (communicator id, tag,
+// length, CRC32C of the payload and of the header) and the payload, written
+// with one vectored write. One reader goroutine per link reads frames and
+// hands each to the receive posted for its tag, reading large payloads
+// straight into the receiver's buffer, or queues it until a receive comes;
+// since readers never wait for receivers, simultaneous large sends in both
+// directions cannot deadlock. A corrupted or truncated frame is an error
+// naming the peer, never wrong data.
+//
+// # Collectives
+//
+// Barrier, Bcast, Gather, Scatter, Allgather, Alltoall, Alltoallv, Reduce,
+// Allreduce, ReduceScatter and Split, with typed reductions (Sum, Prod,
+// Min, Max, NewOp) over Go numeric types and a byte-slice form (BytesOp).
+// Each collective has several algorithms, chosen by message size and rank
+// count with MPICH-like switch points (Tuning) or forced (WithAlgorithm);
+// every algorithm works for every rank count, and non-commutative
+// reductions keep rank order.
+//
+// # Failures
+//
+// Every call takes a context. A collective that fails on one rank (its
+// context ends, a peer dies, a frame is corrupted) poisons the
+// communicator: its links are closed, so the other ranks' calls fail
+// promptly with an error naming the peer, and every later call returns the
+// first error. Nothing hangs and no goroutine outlives Close.
+//
+// docs/collectives.md describes the algorithms, their costs and tuning.
+package collective

@@ -1,0 +1,62 @@
+package collective
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors that calls return, wrapped with where they happened. Test for them
+// with errors.Is; errors.As with *PeerError finds the peer a link failure
+// concerns.
+var (
+	// ErrClosed: the communicator was closed.
+	ErrClosed = errors.New("communicator closed")
+	// ErrCorrupt: a frame failed its header or payload checksum, or its
+	// header is malformed.
+	ErrCorrupt = errors.New("corrupted frame")
+	// ErrTruncated: the link ended in the middle of a frame.
+	ErrTruncated = errors.New("truncated frame")
+	// ErrPeerClosed: the peer closed the link (or its process ended).
+	ErrPeerClosed = errors.New("peer closed the link")
+	// ErrFrameTooLarge: a message exceeds the frame size limit (WithMaxFrame).
+	ErrFrameTooLarge = errors.New("frame too large")
+	// ErrMismatch: ranks disagree about a collective: a message of another
+	// size than the algorithm expects, or different arguments.
+	ErrMismatch = errors.New("ranks disagree")
+	// ErrBusy: a collective was called while another collective was running
+	// on the same communicator. Collectives on one communicator must be
+	// called one at a time, in the same order on every rank.
+	ErrBusy = errors.New("another collective is running on this communicator")
+)
+
+// PeerError is a failure of the link between this rank and Peer (both world
+// ranks). Once a link fails the communicator is unusable: every pending and
+// later call returns the first such error.
+type PeerError struct {
+	Rank int   // this process's world rank
+	Peer int   // the rank at the other end of the link
+	Err  error // what happened
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("rank %d: link to rank %d: %v", e.Rank, e.Peer, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// localError is a failure that started on this rank (a cancelled context, a
+// bad argument that poisoned a collective, Close).
+type localError struct {
+	rank int
+	op   string
+	err  error
+}
+
+func (e *localError) Error() string {
+	if e.op == "" {
+		return fmt.Sprintf("rank %d: %v", e.rank, e.err)
+	}
+	return fmt.Sprintf("rank %d: %s: %v", e.rank, e.op, e.err)
+}
+
+func (e *localError) Unwrap() error { return e.err }

@@ -1,0 +1,178 @@
+package collective
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Number is the element types the typed reductions work on. Elements travel
+// in the host's byte order; every rank must share it (all platforms Go
+// targets for serverless functions are little endian).
+type Number interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr |
+		~float32 | ~float64
+}
+
+// Op is an associative reduction over T, applied element by element. Every
+// algorithm combines contributions so that the result equals
+// x[0] ⊕ x[1] ⊕ ... ⊕ x[p-1] in rank order for a non-commutative op; for a
+// commutative op algorithms may combine in any order (floating-point sums
+// may then differ in the last bits between algorithms, as in MPI).
+type Op[T Number] struct {
+	name        string
+	commutative bool
+	fwd         func(acc, in []T) // acc[i] = acc[i] ⊕ in[i]: acc holds the lower ranks
+	rev         func(acc, in []T) // acc[i] = in[i] ⊕ acc[i]: in holds the lower ranks
+}
+
+// String returns the op's name.
+func (o Op[T]) String() string { return o.name }
+
+// Commutative reports whether the op may combine operands in any order.
+func (o Op[T]) Commutative() bool { return o.commutative }
+
+// Sum adds elements.
+func Sum[T Number]() Op[T] {
+	f := func(acc, in []T) {
+		in = in[:len(acc)]
+		for i := range acc {
+			acc[i] += in[i]
+		}
+	}
+	return Op[T]{name: "sum", commutative: true, fwd: f, rev: f}
+}
+
+// Prod multiplies elements.
+func Prod[T Number]() Op[T] {
+	f := func(acc, in []T) {
+		in = in[:len(acc)]
+		for i := range acc {
+			acc[i] *= in[i]
+		}
+	}
+	return Op[T]{name: "prod", commutative: true, fwd: f, rev: f}
+}
+
+// Min keeps the smaller element (for floats, as the built-in min: NaN wins).
+func Min[T Number]() Op[T] {
+	f := func(acc, in []T) {
+		in = in[:len(acc)]
+		for i := range acc {
+			acc[i] = min(acc[i], in[i])
+		}
+	}
+	return Op[T]{name: "min", commutative: true, fwd: f, rev: f}
+}
+
+// Max keeps the larger element (for floats, as the built-in max: NaN wins).
+func Max[T Number]() Op[T] {
+	f := func(acc, in []T) {
+		in = in[:len(acc)]
+		for i := range acc {
+			acc[i] = max(acc[i], in[i])
+		}
+	}
+	return Op[T]{name: "max", commutative: true, fwd: f, rev: f}
+}
+
+// NewOp returns a user-defined op computing fn(a, b) = a ⊕ b element by
+// element, where a comes from lower ranks than b. fn must be associative.
+// Say commutative only if fn(a, b) == fn(b, a): a non-commutative op is
+// always combined in rank order.
+func NewOp[T Number](fn func(a, b T) T, commutative bool) Op[T] {
+	fwd := func(acc, in []T) {
+		in = in[:len(acc)]
+		for i := range acc {
+			acc[i] = fn(acc[i], in[i])
+		}
+	}
+	rev := fwd
+	if !commutative {
+		rev = func(acc, in []T) {
+			in = in[:len(acc)]
+			for i := range acc {
+				acc[i] = fn(in[i], acc[i])
+			}
+		}
+	}
+	return Op[T]{name: "user", commutative: commutative, fwd: fwd, rev: rev}
+}
+
+// BytesOp is a reduction over fixed-size elements held in byte slices, for
+// element types that are not a Number (structs, pairs, encoded values).
+type BytesOp struct {
+	elem        int
+	commutative bool
+	fn          func(acc, in []byte)
+}
+
+// NewBytesOp returns a byte-slice reduction over elements of elemSize
+// bytes. fn(acc, in) must set acc = acc ⊕ in element by element, acc
+// holding the lower ranks' contribution; it is called with equal-length
+// slices holding whole elements. fn must be associative; say commutative
+// only if it is.
+func NewBytesOp(elemSize int, fn func(acc, in []byte), commutative bool) BytesOp {
+	return BytesOp{elem: elemSize, commutative: commutative, fn: fn}
+}
+
+// reducer is an op over bytes, as the algorithms use it.
+type reducer struct {
+	elem        int
+	commutative bool
+	fwd         func(acc, in []byte) // acc = acc ⊕ in
+	rev         func(acc, in []byte) // acc = in ⊕ acc
+}
+
+func (o Op[T]) reducer() (reducer, error) {
+	if o.fwd == nil {
+		return reducer{}, fmt.Errorf("zero Op: use Sum, Prod, Min, Max or NewOp")
+	}
+	var z T
+	return reducer{
+		elem:        int(unsafe.Sizeof(z)),
+		commutative: o.commutative,
+		fwd:         func(acc, in []byte) { o.fwd(asElems[T](acc), asElems[T](in)) },
+		rev:         func(acc, in []byte) { o.rev(asElems[T](acc), asElems[T](in)) },
+	}, nil
+}
+
+func (o BytesOp) reducer() (reducer, error) {
+	if o.fn == nil || o.elem < 1 {
+		return reducer{}, fmt.Errorf("invalid BytesOp: use NewBytesOp with an element size >= 1")
+	}
+	rd := reducer{elem: o.elem, commutative: o.commutative, fwd: o.fn, rev: o.fn}
+	if !o.commutative {
+		fn := o.fn
+		rd.rev = func(acc, in []byte) {
+			// acc = in ⊕ acc through a scratch copy of in.
+			tmp, pb := getBuf(len(in))
+			copy(tmp, in)
+			fn(tmp, acc)
+			copy(acc, tmp)
+			putBuf(pb)
+		}
+	}
+	return rd, nil
+}
+
+// asElems views b as elements of T. b must be aligned for T (every buffer
+// the algorithms reduce into or from is: it is either the caller's []T or a
+// fresh or pooled allocation, at element-multiple offsets).
+func asElems[T Number](b []byte) []T {
+	var z T
+	n := len(b) / int(unsafe.Sizeof(z))
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+// asBytes views s as bytes.
+func asBytes[T Number](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	var z T
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(z)))
+}

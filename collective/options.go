@@ -1,0 +1,157 @@
+package collective
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// Tuning holds the switch points between algorithms and the algorithms
+// forced per collective. Every rank of a communicator must use the same
+// Tuning (the choice of algorithm has to agree), except where a field says
+// otherwise. DefaultTuning returns MPICH-like defaults.
+type Tuning struct {
+	// Force, indexed by Collective, forces an algorithm of that
+	// collective; Auto (the zero value) selects by the thresholds below.
+	Force [numCollectives]Algorithm
+
+	// Bcast: binomial tree when the payload is at most BcastShort bytes or
+	// there are fewer than BcastMinRanks ranks; scatter + ring allgather
+	// otherwise. Only the root's setting matters: it tells the others.
+	BcastShort    int
+	BcastMinRanks int
+
+	// Allgather (total bytes over all ranks): with p a power of two,
+	// recursive doubling below AllgatherShortPow2, else ring; otherwise
+	// Bruck below AllgatherShort, else ring.
+	AllgatherShortPow2 int
+	AllgatherShort     int
+
+	// Alltoall (bytes per destination): Bruck at or below AlltoallBruckMax
+	// when p >= AlltoallBruckMinRanks; scattered at or below
+	// AlltoallScatteredMax; pairwise above. Alltoallv picks scattered or
+	// pairwise by its own average part size against AlltoallScatteredMax;
+	// ranks may differ there.
+	AlltoallBruckMax      int
+	AlltoallBruckMinRanks int
+	AlltoallScatteredMax  int
+	// AlltoallBatch is how many peers the scattered exchange has in flight.
+	AlltoallBatch int
+
+	// Reduce: binomial at or below ReduceShort bytes (or for fewer
+	// elements than the largest power of two <= p), reduce-scatter +
+	// gather above.
+	ReduceShort int
+
+	// Allreduce: recursive doubling at or below AllreduceShort bytes (or
+	// for fewer elements than the largest power of two <= p); ring at or
+	// above AllreduceRingMin bytes with a commutative op; Rabenseifner in
+	// between.
+	AllreduceShort   int
+	AllreduceRingMin int
+
+	// ReduceScatter (total bytes): recursive halving at or below
+	// ReduceScatterShort with a commutative op, pairwise above (and for
+	// non-commutative ops).
+	ReduceScatterShort int
+
+	// ChunkSize is the pipelining unit of the ring reductions: each ring
+	// step is sent as frames of at most this many bytes, reduced as they
+	// arrive.
+	ChunkSize int
+}
+
+// DefaultTuning returns the default switch points (after MPICH's; see
+// docs/collectives.md).
+func DefaultTuning() Tuning {
+	return Tuning{
+		BcastShort:            12 << 10,
+		BcastMinRanks:         8,
+		AllgatherShortPow2:    512 << 10,
+		AllgatherShort:        80 << 10,
+		AlltoallBruckMax:      256,
+		AlltoallBruckMinRanks: 8,
+		AlltoallScatteredMax:  32 << 10,
+		AlltoallBatch:         32,
+		ReduceShort:           2 << 10,
+		AllreduceShort:        2 << 10,
+		AllreduceRingMin:      1 << 20,
+		ReduceScatterShort:    512 << 10,
+		ChunkSize:             256 << 10,
+	}
+}
+
+// Validate reports whether every forced algorithm belongs to its collective
+// and the sizes make sense.
+func (t *Tuning) Validate() error {
+	for op, a := range t.Force {
+		if a == Auto {
+			continue
+		}
+		if got, ok := a.Collective(); !ok || got != Collective(op) {
+			return fmt.Errorf("collective: tuning: %v is not an algorithm of %v", a, Collective(op))
+		}
+	}
+	if t.AlltoallBatch < 1 {
+		return fmt.Errorf("collective: tuning: AlltoallBatch %d < 1", t.AlltoallBatch)
+	}
+	if t.ChunkSize < 1 {
+		return fmt.Errorf("collective: tuning: ChunkSize %d < 1", t.ChunkSize)
+	}
+	return nil
+}
+
+type config struct {
+	checksum bool
+	maxFrame int
+	log      *slog.Logger
+	tuning   Tuning
+}
+
+// DefaultMaxFrame is the default limit on one message's size.
+const DefaultMaxFrame = 1 << 30
+
+// Option configures a communicator.
+type Option func(*config)
+
+// WithChecksum turns the CRC32C checksum of every payload this rank sends
+// on (the default) or off. The receiver verifies what the sender computed;
+// frame headers are always checksummed.
+func WithChecksum(on bool) Option { return func(c *config) { c.checksum = on } }
+
+// WithMaxFrame sets the largest message (frame payload) this rank sends or
+// accepts, at most 4 GiB - 1 (default DefaultMaxFrame). A frame header
+// announcing more is treated as corruption.
+func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
+
+// WithLogger sets the logger for link failures and diagnostics (default:
+// discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithTuning replaces the switch points and forced algorithms.
+func WithTuning(t Tuning) Option { return func(c *config) { c.tuning = t } }
+
+// WithAlgorithm forces algorithm a for its collective (Auto is ignored).
+func WithAlgorithm(a Algorithm) Option {
+	return func(c *config) {
+		if op, ok := a.Collective(); ok {
+			c.tuning.Force[op] = a
+		}
+	}
+}
+
+func buildConfig(opts []Option) (*config, error) {
+	cfg := &config{checksum: true, maxFrame: DefaultMaxFrame, tuning: DefaultTuning()}
+	for _, o := range opts {
+		o(cfg)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.maxFrame < 1 || cfg.maxFrame > 1<<32-1 {
+		return nil, fmt.Errorf("collective: max frame %d out of range 1..4GiB-1", cfg.maxFrame)
+	}
+	if err := cfg.tuning.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

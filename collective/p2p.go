@@ -1,0 +1,84 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+)
+
+func (c *Comm) checkPeer(op string, peer, tag int) error {
+	if peer < 0 || peer >= c.size {
+		return fmt.Errorf("collective: rank %d: %s: peer %d out of range 0..%d", c.rank, op, peer, c.size-1)
+	}
+	if tag < 0 || tag > MaxTag {
+		return fmt.Errorf("collective: rank %d: %s: tag %d out of range 0..%d", c.rank, op, tag, MaxTag)
+	}
+	return c.checkUsable()
+}
+
+// Send sends data to rank dst with a user tag (0..MaxTag). It returns once
+// data has been handed to the link, so the caller may reuse data. Messages
+// from one rank to another with the same tag arrive in the order sent.
+// Sending to one's own rank is allowed (the message is copied).
+//
+// If ctx ends before any byte is written, Send returns ctx's error and the
+// communicator stays usable; if it ends mid-message the link is broken and
+// the communicator is poisoned.
+func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
+	if err := c.checkPeer("send", dst, tag); err != nil {
+		return err
+	}
+	bufs := [1][]byte{data}
+	if err := c.links[dst].send(ctx, key{c.id, uint64(tag)}, bufs[:]); err != nil {
+		return fmt.Errorf("collective: send to rank %d: %w", dst, err)
+	}
+	return nil
+}
+
+// Recv receives the next message from rank src with tag tag and returns
+// it in a new buffer the caller owns. If ctx ends first Recv returns ctx's
+// error; no message is lost (one that was arriving stays queued for the
+// next Recv).
+func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
+	if err := c.checkPeer("recv", src, tag); err != nil {
+		return nil, err
+	}
+	b, err := c.recvUser(ctx, src, tag, modeFresh, nil)
+	if err != nil {
+		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+	}
+	return b, nil
+}
+
+// RecvInto receives the next message from rank src with tag tag into buf
+// and returns its length. A message longer than buf is an error and stays
+// queued. RecvInto allocates nothing.
+//
+// If ctx ends while the message is being read into buf, the link is aborted
+// (the communicator is poisoned): the reader cannot otherwise be stopped
+// from writing into buf after RecvInto returned.
+func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (int, error) {
+	if err := c.checkPeer("recv", src, tag); err != nil {
+		return 0, err
+	}
+	b, err := c.recvUser(ctx, src, tag, modeUpTo, buf)
+	if err != nil {
+		return 0, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+	}
+	return len(b), nil
+}
+
+func (c *Comm) recvUser(ctx context.Context, src, tag int, mode recvMode, dst []byte) ([]byte, error) {
+	l := c.links[src]
+	r := l.post(key{c.id, uint64(tag)}, mode, dst)
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		if l.cancel(r, ctx.Err()) {
+			return nil, ctx.Err()
+		}
+		<-r.ready
+	}
+	b, err := r.buf, r.err
+	r.recycle()
+	return b, err
+}

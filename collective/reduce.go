@@ -1,0 +1,246 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+)
+
+// Reduce combines every rank's data element by element with op and returns
+// the result on root (nil on the other ranks). data must have the same
+// length on every rank; it is not modified.
+//
+// Algorithms: binomial tree (short vectors) or Rabenseifner's
+// reduce-scatter by recursive halving followed by a gather of the reduced
+// pieces to the root (long vectors). Both keep rank order for a
+// non-commutative op.
+func Reduce[T Number](ctx context.Context, c *Comm, root int, data []T, op Op[T]) ([]T, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: reduce: %w", err)
+	}
+	acc := make([]T, len(data))
+	copy(acc, data)
+	isRoot, err := c.reduce(ctx, root, asBytes(acc), rd)
+	if err != nil || !isRoot {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// ReduceBytes is Reduce over elements of op's element size held in bytes.
+func ReduceBytes(ctx context.Context, c *Comm, root int, data []byte, op BytesOp) ([]byte, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: reduce: %w", err)
+	}
+	acc := append([]byte(nil), data...)
+	isRoot, err := c.reduce(ctx, root, acc, rd)
+	if err != nil || !isRoot {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// Allreduce combines every rank's data element by element with op and
+// returns the result on every rank. data must have the same length on every
+// rank; it is not modified.
+//
+// Algorithms: recursive doubling (lg p exchanges of the whole vector; short
+// vectors), Rabenseifner (reduce-scatter by recursive halving, allgather by
+// recursive doubling; 2 lg p steps moving 2n(p-1)/p bytes) and ring
+// (reduce-scatter and allgather around a ring, 2(p-1) steps, pipelined in
+// chunks so that reducing overlaps the transfer; commutative ops only).
+// Extra ranks are folded in when p is not a power of two.
+func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: allreduce: %w", err)
+	}
+	acc := make([]T, len(data))
+	copy(acc, data)
+	if err := c.allreduce(ctx, asBytes(acc), rd); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// AllreduceBytes is Allreduce over elements of op's element size held in
+// bytes.
+func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]byte, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: allreduce: %w", err)
+	}
+	acc := append([]byte(nil), data...)
+	if err := c.allreduce(ctx, acc, rd); err != nil {
+		return nil, err
+	}
+	return acc, nil
+}
+
+// ReduceScatter combines every rank's data element by element with op and
+// scatters the result: rank i gets counts[i] elements, the i-th piece of
+// the reduced vector. counts must be the same on every rank and sum to
+// len(data).
+//
+// Algorithms: recursive halving (lg p steps; short vectors, commutative
+// ops), pairwise exchange (p-1 steps; any op, rank order kept for a
+// non-commutative one) and ring (p-1 steps, pipelined in chunks;
+// commutative ops).
+func ReduceScatter[T Number](ctx context.Context, c *Comm, data []T, counts []int, op Op[T]) ([]T, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: reduce-scatter: %w", err)
+	}
+	acc := make([]T, len(data))
+	copy(acc, data)
+	mine, err := c.reduceScatter(ctx, asBytes(acc), counts, rd)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, len(mine)/rd.elem)
+	copy(asBytes(out), mine)
+	return out, nil
+}
+
+// ReduceScatterBytes is ReduceScatter over elements of op's element size
+// held in bytes; counts are in elements.
+func ReduceScatterBytes(ctx context.Context, c *Comm, data []byte, counts []int, op BytesOp) ([]byte, error) {
+	rd, err := op.reducer()
+	if err != nil {
+		return nil, fmt.Errorf("collective: reduce-scatter: %w", err)
+	}
+	acc := append([]byte(nil), data...)
+	mine, err := c.reduceScatter(ctx, acc, counts, rd)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), mine...), nil
+}
+
+// ---- selection ----------------------------------------------------------
+
+func (c *Comm) allreduceAlgorithm(n, count int, rd reducer) Algorithm {
+	t := c.tune()
+	a := t.Force[OpAllreduce]
+	if a == Auto {
+		switch {
+		case n <= t.AllreduceShort || count < floorPow2(c.size):
+			a = AllreduceRecursiveDoubling
+		case rd.commutative && n >= t.AllreduceRingMin:
+			a = AllreduceRing
+		default:
+			a = AllreduceRabenseifner
+		}
+	}
+	if a == AllreduceRing && !rd.commutative {
+		a = AllreduceRabenseifner // the ring cannot keep rank order
+	}
+	return a
+}
+
+func (c *Comm) reduceAlgorithm(n, count int) Algorithm {
+	t := c.tune()
+	if a := t.Force[OpReduce]; a != Auto {
+		return a
+	}
+	if n <= t.ReduceShort || count < floorPow2(c.size) {
+		return ReduceBinomial
+	}
+	return ReduceScatterGather
+}
+
+func (c *Comm) reduceScatterAlgorithm(n int, rd reducer) Algorithm {
+	t := c.tune()
+	a := t.Force[OpReduceScatter]
+	if a == Auto {
+		a = ReduceScatterPairwise
+		if rd.commutative && n <= t.ReduceScatterShort {
+			a = ReduceScatterRecursiveHalving
+		}
+	}
+	if !rd.commutative && a != ReduceScatterPairwise {
+		a = ReduceScatterPairwise // the only one that keeps rank order here
+	}
+	return a
+}
+
+// ---- entry points over bytes ---------------------------------------------
+
+func (c *Comm) allreduce(ctx context.Context, acc []byte, rd reducer) (err error) {
+	cl, err := c.begin(ctx, "allreduce")
+	if err != nil {
+		return err
+	}
+	defer func() { err = cl.end(err) }()
+	if len(acc)%rd.elem != 0 {
+		return fmt.Errorf("%d bytes is not a whole number of %d-byte elements", len(acc), rd.elem)
+	}
+	if c.size == 1 {
+		return nil
+	}
+	switch c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd) {
+	case AllreduceRecursiveDoubling:
+		return cl.allreduceRecDoubling(acc, rd)
+	case AllreduceRing:
+		return cl.allreduceRing(acc, rd)
+	default:
+		return cl.allreduceRabenseifner(acc, rd)
+	}
+}
+
+func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (isRoot bool, err error) {
+	if err := c.checkRoot("reduce", root); err != nil {
+		return false, err
+	}
+	cl, err := c.begin(ctx, "reduce")
+	if err != nil {
+		return false, err
+	}
+	defer func() { err = cl.end(err) }()
+	if len(acc)%rd.elem != 0 {
+		return false, fmt.Errorf("%d bytes is not a whole number of %d-byte elements", len(acc), rd.elem)
+	}
+	if c.size == 1 {
+		return true, nil
+	}
+	if c.reduceAlgorithm(len(acc), len(acc)/rd.elem) == ReduceScatterGather {
+		return c.rank == root, cl.reduceScatterGather(root, acc, rd)
+	}
+	return c.rank == root, cl.reduceBinomial(root, acc, rd)
+}
+
+func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd reducer) (mine []byte, err error) {
+	cl, err := c.begin(ctx, "reduce-scatter")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = cl.end(err) }()
+	if len(counts) != c.size {
+		return nil, fmt.Errorf("%w: %d counts for %d ranks", ErrMismatch, len(counts), c.size)
+	}
+	offs := make([]int, c.size+1)
+	for i, n := range counts {
+		if n < 0 {
+			return nil, fmt.Errorf("negative count %d for rank %d", n, i)
+		}
+		offs[i+1] = offs[i] + n*rd.elem
+	}
+	if offs[c.size] != len(acc) {
+		return nil, fmt.Errorf("%w: counts sum to %d elements, data has %d bytes of %d-byte elements", ErrMismatch, offs[c.size]/rd.elem, len(acc), rd.elem)
+	}
+	if c.size > 1 {
+		switch c.reduceScatterAlgorithm(len(acc), rd) {
+		case ReduceScatterRecursiveHalving:
+			err = cl.reduceScatterHalving(acc, offs, rd)
+		case ReduceScatterRing:
+			err = cl.ringReduceScatter(acc, offs, rd, 0)
+		default:
+			err = cl.reduceScatterPairwise(acc, offs, rd)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return acc[offs[c.rank]:offs[c.rank+1]], nil
+}

@@ -1,0 +1,88 @@
+package collective
+
+import (
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// transport owns the links of a world communicator and the sub-communicators
+// split from it: their reader goroutines and their failure state. The first
+// failure (a link error, a corrupted frame, a cancelled collective, Close)
+// poisons the transport: every link is shut down, every pending receive
+// fails with that error and every later call returns it.
+type transport struct {
+	rank     int
+	links    []*link // by world rank; links[rank] is the link to self
+	checksum bool
+	maxFrame int
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	errp    atomic.Pointer[errBox]
+	readers sync.WaitGroup
+}
+
+type errBox struct{ err error }
+
+func newTransport(rank int, conns []net.Conn, cfg *config) *transport {
+	t := &transport{rank: rank, checksum: cfg.checksum, maxFrame: cfg.maxFrame, log: cfg.log}
+	t.links = make([]*link, len(conns))
+	for i, c := range conns {
+		if i == rank {
+			t.links[i] = newLink(t, i, nil)
+			continue
+		}
+		if nd, ok := c.(interface{ SetNoDelay(bool) error }); ok {
+			_ = nd.SetNoDelay(true)
+		}
+		t.links[i] = newLink(t, i, c)
+	}
+	for _, l := range t.links {
+		if l.conn != nil {
+			t.readers.Add(1)
+			go l.readLoop()
+		}
+	}
+	return t
+}
+
+// failure returns the error that poisoned the transport, or nil.
+func (t *transport) failure() error {
+	if b := t.errp.Load(); b != nil {
+		return b.err
+	}
+	return nil
+}
+
+// failureOr returns the poisoning error if there is one, else err.
+func (t *transport) failureOr(err error) error {
+	if f := t.failure(); f != nil {
+		return f
+	}
+	return err
+}
+
+// fail poisons the transport with err unless it is poisoned already, and
+// shuts every link down.
+func (t *transport) fail(err error) {
+	t.mu.Lock()
+	if t.errp.Load() != nil {
+		t.mu.Unlock()
+		return
+	}
+	t.errp.Store(&errBox{err})
+	t.mu.Unlock()
+	t.log.Debug("collective: communicator failed", "rank", t.rank, "err", err)
+	for _, l := range t.links {
+		l.shutdown(err)
+	}
+}
+
+// close poisons the transport with ErrClosed (if nothing else did first)
+// and waits for every reader goroutine to end.
+func (t *transport) close() {
+	t.fail(&localError{rank: t.rank, err: ErrClosed})
+	t.readers.Wait()
+}
