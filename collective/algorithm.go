@@ -22,9 +22,9 @@ const (
 	ScatterBinomial // binomial tree
 	ScatterLinear   // the root sends to every rank
 
-	AllgatherRing               // p-1 steps around a ring
-	AllgatherRecursiveDoubling  // lg p exchanges; extra ranks folded in when p is not a power of two
-	AllgatherBruck              // ceil(lg p) rounds for any p
+	AllgatherRing              // p-1 steps around a ring
+	AllgatherRecursiveDoubling // lg p exchanges; extra ranks folded in when p is not a power of two
+	AllgatherBruck             // ceil(lg p) rounds for any p
 
 	AlltoallBruck     // ceil(lg p) rounds of packed blocks; small blocks
 	AlltoallScattered // receives and sends posted in batches of Tuning.AlltoallBatch peers, staggered
