@@ -11,6 +11,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
+	"time"
 )
 
 // The link handshake, version 1. Every message is a frame:
@@ -260,10 +262,7 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 		return fmt.Sprintf("handshake with rank %d", peer)
 	}
 	fail := func(err error) (int, error) {
-		if ctx.Err() != nil && !IsRejection(err) {
-			return 0, fmt.Errorf("%s: %w (%v)", where(), context.Cause(ctx), err)
-		}
-		return 0, fmt.Errorf("%s: %w", where(), err)
+		return 0, fmt.Errorf("%s: %w", where(), ctxErr(ctx, err))
 	}
 
 	mine := hello{job: jobHash(id.Job), rank: uint32(id.Rank)}
@@ -272,6 +271,7 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 	}
 	var myFrame, theirFrame []byte
 	var theirs hello
+	parsed := false
 	readHello := func() error {
 		f, err := readFrame(c, kindHello)
 		if err != nil {
@@ -281,7 +281,7 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 		if err != nil {
 			return err
 		}
-		theirFrame, theirs = f, h
+		theirFrame, theirs, parsed = f, h, true
 		return checkHello(id, peer, &mine, &theirs)
 	}
 	if peer == anyRank {
@@ -289,6 +289,12 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 		// hello; the dialer has sent its hello without waiting, so
 		// reading first cannot deadlock.
 		if err := readHello(); err != nil {
+			if parsed {
+				// An fnmesh peer with the wrong job or rank: answer
+				// with our hello so that it learns why, too.
+				mine.peer = theirs.rank
+				_ = exchange(c, mine.marshal(), func() error { return err })
+			}
 			return fail(err)
 		}
 		peer = int(theirs.rank)
@@ -364,6 +370,10 @@ func proof(key []byte, prover int, lo, hi []byte) []byte {
 	return m.Sum(nil)
 }
 
+// writeGrace is how long a handshake that failed reading still waits for
+// its own frame to be written.
+const writeGrace = 500 * time.Millisecond
+
 // exchange writes out while read (if not nil) reads, so that two ends that
 // both write first never wait on each other, even over an unbuffered pipe.
 func exchange(c net.Conn, out []byte, read func() error) error {
@@ -379,8 +389,16 @@ func exchange(c net.Conn, out []byte, read func() error) error {
 		werr <- err
 	}()
 	if err := read(); err != nil {
-		_ = c.SetDeadline(aLongTimeAgo) // unblock the writer
-		<-werr
+		// Let our frame go out (so the peer learns why, e.g. which job we
+		// are in) unless the peer does not take it promptly.
+		t := time.NewTimer(writeGrace)
+		select {
+		case <-werr:
+		case <-t.C:
+			_ = c.SetDeadline(aLongTimeAgo) // unblock the writer
+			<-werr
+		}
+		t.Stop()
 		return err
 	}
 	if err := <-werr; err != nil {
@@ -409,10 +427,18 @@ func recvFrame(ctx context.Context, c net.Conn, kind frameKind) error {
 }
 
 // ctxErr puts ctx's cause first in err when ctx has ended: an I/O error
-// from a deadline is then also context.DeadlineExceeded (or Canceled).
+// from a deadline is then also context.DeadlineExceeded (or Canceled). A
+// connection deadline set to ctx's may fire a moment before ctx itself
+// reports the end; a timeout at or past ctx's deadline counts as its end.
 func ctxErr(ctx context.Context, err error) error {
-	if err == nil || ctx.Err() == nil || IsRejection(err) {
+	if err == nil || IsRejection(err) {
 		return err
 	}
-	return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+	}
+	if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(d) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+	}
+	return err
 }

@@ -194,7 +194,7 @@ func (r *punchRun) run(ctx context.Context, cancel context.CancelCauseFunc, inbo
 		}
 		abort(l.c)
 		if l.ep >= 0 {
-			r.record(l.ep, 0, fmt.Errorf("link lost while agreeing on it: %w", err))
+			r.record(l.ep, fmt.Errorf("link lost while agreeing on it: %w", err))
 			if ctx.Err() == nil {
 				r.dial(ctx, l.ep) // try that endpoint again
 			}
@@ -269,30 +269,31 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 	defer t.Stop()
 	for attempt := 1; ; attempt++ {
 		begun := time.Now()
+		r.attempted(i)
 		c, err := p.nw.DialTCP(ctx, p.addr, ep)
 		if err == nil {
 			_, err = handshake(ctx, c, p.id, r.peer)
 			if err == nil {
-				r.record(i, attempt, nil)
+				r.record(i, nil)
 				r.send(ctx, event{kind: evAuthed, l: &link{c: c, ep: i}})
 				return
 			}
 			abort(c)
 			if IsRejection(err) {
-				r.record(i, attempt, fmt.Errorf("handshake rejected: %w", err))
+				r.record(i, fmt.Errorf("handshake rejected: %w", err))
 				r.log.Warn("punch: endpoint failed the handshake", "endpoint", ep, "err", err)
 				return
 			}
 			err = fmt.Errorf("handshake failed: %w", err)
 		}
 		if ctx.Err() != nil {
-			if r.hasResult(i) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+			if attempt > 1 && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
 				return // the punch is over: a dial cut short says nothing
 			}
-			r.record(i, attempt, ctxErr(ctx, unwrapOp(err)))
+			r.record(i, ctxErr(ctx, unwrapOp(err)))
 			return
 		}
-		r.record(i, attempt, unwrapOp(err))
+		r.record(i, unwrapOp(err))
 		r.log.Debug("punch: attempt failed", "endpoint", ep, "attempt", attempt, "err", err)
 		t.Reset(time.Until(begun.Add(p.opts.interval)))
 		select {
@@ -326,21 +327,21 @@ func (r *punchRun) awaitSelect(ctx context.Context, l *link) {
 	r.send(ctx, event{kind: evSelected, l: l})
 }
 
-// record notes the outcome of attempt number attempt (0: no new attempt)
-// at endpoint i.
-func (r *punchRun) record(i, attempt int, err error) {
+// attempted counts a connect to endpoint i.
+func (r *punchRun) attempted(i int) {
+	r.mu.Lock()
+	r.results[i].Attempts++
+	r.mu.Unlock()
+}
+
+// record notes how the last attempt at endpoint i ended (nil: a link passed
+// the handshake).
+func (r *punchRun) record(i int, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := &r.results[i]
-	res.Attempts = max(res.Attempts, attempt)
 	res.Err = err
-	res.Linked = err == nil
-}
-
-func (r *punchRun) hasResult(i int) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.results[i].Attempts > 0
+	res.Linked = res.Linked || err == nil
 }
 
 func (r *punchRun) failure(cause error) *PunchError {

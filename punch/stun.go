@@ -366,15 +366,21 @@ func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.Add
 			wait = stunRm * stunRTO
 		}
 		next := time.Now().Add(wait)
+		noAnswer := func(cause error) (netip.AddrPort, error) {
+			return fail(fmt.Errorf("%w: no answer after %d %s", cause, sent, plural(sent, "request")))
+		}
 		for {
 			if !setDeadline(next) {
-				return fail(context.Cause(ctx))
+				return noAnswer(context.Cause(ctx))
 			}
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
 				var ne net.Error
 				if ctx.Err() != nil {
-					return fail(fmt.Errorf("%w: no answer after %d %s", context.Cause(ctx), sent, plural(sent, "request")))
+					return noAnswer(context.Cause(ctx))
+				}
+				if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+					return noAnswer(context.DeadlineExceeded)
 				}
 				if errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(next) {
 					break // time to retransmit

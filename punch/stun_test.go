@@ -1,0 +1,215 @@
+package punch
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v4"
+	"github.com/stretchr/testify/require"
+)
+
+// stunTCPServer serves STUN over TCP on a loopback port with ServeSTUNConn.
+func stunTCPServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = ServeSTUNConn(ctx, c)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// dropFirst is a PacketConn that loses the first n datagrams it receives.
+type dropFirst struct {
+	net.PacketConn
+	n, seen atomic.Int32
+}
+
+func (d *dropFirst) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := d.PacketConn.ReadFrom(b)
+		if err != nil || d.seen.Add(1) > d.n.Load() {
+			return n, a, err
+		}
+	}
+}
+
+// stunUDPServer serves STUN over UDP on loopback, losing the first drop
+// requests; it returns the server's endpoint and a count of requests.
+func stunUDPServer(t *testing.T, drop int32) (netip.AddrPort, *atomic.Int32) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	d := &dropFirst{PacketConn: pc}
+	d.n.Store(drop)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeSTUNPacket(ctx, d) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done, "ServeSTUNPacket returns nil when ctx ends")
+		pc.Close()
+	})
+	return pc.LocalAddr().(*net.UDPAddr).AddrPort(), &d.seen
+}
+
+func TestDiscoverTCPFromPort(t *testing.T) {
+	srv := stunTCPServer(t)
+	p := listenOS(t, 0)
+	ctx := testCtx(t, 5*time.Second)
+	got, err := DiscoverTCP(ctx, p, srv)
+	require.NoError(t, err)
+	require.Equal(t, p.Addr(), got, "the reflexive endpoint on loopback is the port itself")
+	// The STUN connection was aborted: its 4-tuple is free at once for the
+	// next connection to the same server (e.g. the rendezvous control link).
+	got, err = DiscoverTCP(ctx, p, srv)
+	require.NoError(t, err)
+	require.Equal(t, p.Addr(), got)
+	c, err := p.Dial(ctx, srv)
+	require.NoError(t, err)
+	defer c.Close()
+	// Several transactions on one open stream.
+	for range 3 {
+		got, err = DiscoverConn(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, p.Addr(), got)
+	}
+}
+
+func TestDiscoverUDP(t *testing.T) {
+	p := listenOS(t, 0)
+	tests := []struct {
+		name     string
+		drop     int32
+		timeout  time.Duration
+		wantErr  error
+		requests int32
+	}{
+		{"first answer", 0, 5 * time.Second, nil, 1},
+		{"two requests lost", 2, 5 * time.Second, nil, 3},
+		{"server silent", 1 << 30, 600 * time.Millisecond, context.DeadlineExceeded, 3}, // 0, 250, 750 ms... deadline 600: 2 sent
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, seen := stunUDPServer(t, tt.drop)
+			ctx := testCtx(t, tt.timeout)
+			start := time.Now()
+			got, err := DiscoverUDP(ctx, OS(), p.Addr(), srv)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				require.ErrorContains(t, err, "no answer after 2 requests")
+				require.Less(t, time.Since(start), 2*time.Second)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, p.Addr(), got, "UDP socket on the port's number")
+			require.Equal(t, tt.requests, seen.Load())
+		})
+	}
+}
+
+func TestSTUNResponse(t *testing.T) {
+	from := netip.MustParseAddrPort("203.0.113.7:40000")
+	from6 := netip.MustParseAddrPort("[2001:db8::1]:5")
+	build := func(setters ...stun.Setter) []byte {
+		m, err := stun.Build(append([]stun.Setter{stun.TransactionID}, setters...)...)
+		require.NoError(t, err)
+		return m.Raw
+	}
+	badFP := build(stun.BindingRequest, stun.Fingerprint)
+	badFP[len(badFP)-1] ^= 1
+	tests := []struct {
+		name     string
+		req      []byte
+		from     netip.AddrPort
+		wantType stun.MessageType
+		wantCode stun.ErrorCode
+		wantErr  string
+	}{
+		{"binding", build(stun.BindingRequest), from, stun.BindingSuccess, 0, ""},
+		{"binding ipv6", build(stun.BindingRequest, stun.Fingerprint), from6, stun.BindingSuccess, 0, ""},
+		{"allocate", build(stun.NewType(stun.MethodAllocate, stun.ClassRequest)), from, stun.NewType(stun.MethodAllocate, stun.ClassErrorResponse), stun.CodeBadRequest, ""},
+		{"unknown required attribute", build(stun.BindingRequest, stun.RawAttribute{Type: 0x7777, Value: []byte{1, 2, 3, 4}}), from, stun.BindingError, stun.CodeUnknownAttribute, ""},
+		{"unknown optional attribute", build(stun.BindingRequest, stun.RawAttribute{Type: 0xC777, Value: []byte{1, 2, 3, 4}}), from, stun.BindingSuccess, 0, ""},
+		{"indication", build(stun.NewType(stun.MethodBinding, stun.ClassIndication)), from, stun.MessageType{}, 0, "not a request"},
+		{"response", build(stun.BindingSuccess), from, stun.MessageType{}, 0, "not a request"},
+		{"bad fingerprint", badFP, from, stun.MessageType{}, 0, "fingerprint"},
+		{"garbage", []byte("GET / HTTP/1.1\r\n\r\nxxxxxxxxxx"), from, stun.MessageType{}, 0, "not a STUN message"},
+		{"short", []byte{0, 1}, from, stun.MessageType{}, 0, "not a STUN message"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := STUNResponse(tt.req, tt.from)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			m := new(stun.Message)
+			require.NoError(t, stun.Decode(resp, m))
+			require.Equal(t, tt.wantType, m.Type)
+			require.Equal(t, tt.req[8:20], m.TransactionID[:])
+			require.NoError(t, stun.Fingerprint.Check(m))
+			if tt.wantCode != 0 {
+				var ec stun.ErrorCodeAttribute
+				require.NoError(t, ec.GetFrom(m))
+				require.Equal(t, tt.wantCode, ec.Code)
+				if tt.wantCode == stun.CodeUnknownAttribute {
+					var ua stun.UnknownAttributes
+					require.NoError(t, ua.GetFrom(m))
+					require.Equal(t, stun.UnknownAttributes{0x7777}, ua)
+				}
+				return
+			}
+			var xor stun.XORMappedAddress
+			require.NoError(t, xor.GetFrom(m))
+			got, _ := netip.AddrFromSlice(xor.IP)
+			require.Equal(t, tt.from, netip.AddrPortFrom(got.Unmap(), uint16(xor.Port)))
+		})
+	}
+}
+
+func TestReadSTUNMessage(t *testing.T) {
+	req, err := newBindingRequest()
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		in      []byte
+		wantErr string
+	}{
+		{"whole", req.Raw, ""},
+		{"truncated", req.Raw[:len(req.Raw)-2], "unexpected EOF"},
+		{"not stun", []byte("hello there, this is not stun"), "not a STUN message"},
+		{"oversized", append([]byte{0, 1, 0xFF, 0xFC, 0x21, 0x12, 0xA4, 0x42}, make([]byte, 12)...), "body of 65532 bytes"},
+		{"odd length", append([]byte{0, 1, 0, 3, 0x21, 0x12, 0xA4, 0x42}, make([]byte, 15)...), "multiple of 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			defer a.Close()
+			go func() { _, _ = b.Write(tt.in); b.Close() }()
+			got, err := ReadSTUNMessage(a)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.in, got)
+		})
+	}
+}
