@@ -26,7 +26,10 @@ func TestPortRejectsStrays(t *testing.T) {
 		reason string                                      // in the port's log
 		stray  error                                       // what the stray's handshake sees (nil: not run)
 	}{
-		{"garbage", func(_ context.Context, c net.Conn) error { _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); return err }, "HTTP", nil},
+		{"garbage", func(_ context.Context, c net.Conn) error {
+			_, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+			return err
+		}, "HTTP", nil},
 		{"silent", func(context.Context, net.Conn) error { return nil }, "deadline exceeded", nil},
 		{"foreign job", func(ctx context.Context, c net.Conn) error { return Handshake(ctx, c, foreign, 0) }, "another job", ErrForeignJob},
 		{"wrong secret", func(ctx context.Context, c net.Conn) error { return Handshake(ctx, c, wrongSecret, 0) }, "bad proof", ErrBadProof},
