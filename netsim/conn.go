@@ -1,0 +1,251 @@
+package netsim
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+)
+
+var errPipe = errno("write", syscall.EPIPE)
+
+// TCPConn is an emulated TCP connection. It implements net.Conn and, like
+// *net.TCPConn, CloseWrite, CloseRead, SetLinger and SetNoDelay. Errors are
+// *net.OpError values wrapping what the OS would report (ECONNRESET, EPIPE,
+// os.ErrDeadlineExceeded, net.ErrClosed), so errors.Is checks written for
+// real sockets hold.
+//
+// Close sends a FIN after the data written, unless data sent by the peer is
+// left unread or SetLinger(0) was called: then, as on Linux, it aborts with
+// a RST and the peer's reads and writes fail with ECONNRESET. The side that
+// closes first keeps the 4-tuple in TIME_WAIT (see WithTimeWait).
+type TCPConn struct {
+	h             *Host
+	in            *Internet
+	local, remote netip.AddrPort
+	passive       bool
+	ln            *TCPListener // until accepted (passive)
+
+	// Handshake and control state, under in.mu.
+	state      tcpState
+	peer       *TCPConn
+	done       chan struct{} // closed when an active open ends
+	err        error
+	rto        time.Duration
+	retries    int
+	rtxGen     uint64
+	inTable    bool
+	finSent    bool
+	finRcvd    bool
+	userClosed bool
+	linger     int
+	path       *connPath
+
+	// Data path.
+	rx, tx     *stream
+	rdl, wdl   deadline
+	closed     chan struct{}
+	rsem, wsem chan struct{}
+}
+
+var _ net.Conn = (*TCPConn)(nil)
+
+// LocalAddr returns the local endpoint, a *net.TCPAddr.
+func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.local) }
+
+// RemoteAddr returns the remote endpoint, a *net.TCPAddr: for a peer behind
+// a NAT, its public endpoint as this side sees it.
+func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+
+// LocalAddrPort and RemoteAddrPort return the endpoints as netip values.
+func (c *TCPConn) LocalAddrPort() netip.AddrPort  { return c.local }
+func (c *TCPConn) RemoteAddrPort() netip.AddrPort { return c.remote }
+
+func (c *TCPConn) opErr(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return opError(op, "tcp", c.local, c.remote, err)
+}
+
+// acquire takes a one-slot semaphore (reads and writes are each serialized,
+// as the net package does), failing on close or deadline.
+func (c *TCPConn) acquire(sem chan struct{}, dl *deadline) error {
+	select {
+	case <-c.closed:
+		return net.ErrClosed
+	case <-dl.wait():
+		return os.ErrDeadlineExceeded
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-c.closed:
+		return net.ErrClosed
+	case <-dl.wait():
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// Read reads data the peer sent. It returns io.EOF after the peer's FIN.
+func (c *TCPConn) Read(b []byte) (int, error) {
+	if err := c.acquire(c.rsem, &c.rdl); err != nil {
+		return 0, c.opErr("read", err)
+	}
+	defer func() { <-c.rsem }()
+	n, err := c.rx.read(b, func(wake chan struct{}, tc <-chan time.Time) error {
+		select {
+		case <-wake:
+			return nil
+		case <-tc:
+			return nil
+		case <-c.rdl.wait():
+			return os.ErrDeadlineExceeded
+		case <-c.closed:
+			return net.ErrClosed
+		}
+	})
+	return n, c.opErr("read", err)
+}
+
+// Write writes data to the peer. It blocks while the peer has a full
+// window (WithTCPBuffer) of data in flight and unread.
+func (c *TCPConn) Write(b []byte) (int, error) {
+	if err := c.acquire(c.wsem, &c.wdl); err != nil {
+		return 0, c.opErr("write", err)
+	}
+	defer func() { <-c.wsem }()
+	if cp := c.path; cp != nil && len(cp.sessions) > 0 {
+		if s := cp.touch(time.Now().UnixNano()); s != nil {
+			c.pathDead(s)
+		}
+	}
+	n, err := c.tx.write(b, func(wake chan struct{}) error {
+		select {
+		case <-wake:
+			return nil
+		case <-c.wdl.wait():
+			return os.ErrDeadlineExceeded
+		case <-c.closed:
+			return net.ErrClosed
+		}
+	}, c.peerGone)
+	return n, c.opErr("write", err)
+}
+
+// Close closes the connection (see TCPConn for FIN versus RST).
+func (c *TCPConn) Close() error {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.userClosed {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.userClosed = true
+	close(c.closed)
+	if c.state != stateEstablished {
+		return nil
+	}
+	if c.linger == 0 {
+		c.abort("closed with SO_LINGER 0")
+		return nil
+	}
+	if c.rx.unread() > 0 {
+		c.abort("closed with unread data")
+		return nil
+	}
+	c.sendFIN()
+	c.rx.setSink(sinkReset)
+	c.state = stateTimeWait
+	if c.finRcvd {
+		// The peer closed first: LAST-ACK, then gone after a round trip.
+		in.after(2*c.tx.latency, func() { c.h.removeConn(c) })
+		return nil
+	}
+	in.after(in.timeWait, func() { c.h.removeConn(c) })
+	return nil
+}
+
+// CloseWrite shuts down the sending side: the peer reads io.EOF after the
+// data already written; this side can still read.
+func (c *TCPConn) CloseWrite() error {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.userClosed {
+		return c.opErr("close", net.ErrClosed)
+	}
+	if c.state != stateEstablished {
+		return c.opErr("close", errno("shutdown", syscall.ENOTCONN))
+	}
+	c.sendFIN()
+	return nil
+}
+
+// CloseRead shuts down the receiving side: reads return io.EOF and data
+// from the peer is discarded.
+func (c *TCPConn) CloseRead() error {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.userClosed {
+		return c.opErr("close", net.ErrClosed)
+	}
+	c.rx.setSink(sinkDiscard)
+	c.rx.setFin()
+	return nil
+}
+
+// SetLinger sets SO_LINGER: 0 makes Close abort with a RST (no
+// TIME_WAIT); other values behave as the default (a graceful close).
+func (c *TCPConn) SetLinger(sec int) error {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c.userClosed {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.linger = sec
+	return nil
+}
+
+// SetNoDelay is accepted for compatibility: netsim sends every write at
+// once, as with TCP_NODELAY.
+func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	select {
+	case <-c.closed:
+		return c.opErr("set", net.ErrClosed)
+	default:
+		return nil
+	}
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *TCPConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline for Read; an expired deadline makes
+// Read fail with an error that wraps os.ErrDeadlineExceeded.
+func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if isClosed(c.closed) {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline sets the deadline for Write.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if isClosed(c.closed) {
+		return c.opErr("set", net.ErrClosed)
+	}
+	c.wdl.set(t)
+	return nil
+}

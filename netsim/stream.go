@@ -1,0 +1,356 @@
+package netsim
+
+import (
+	"io"
+	"sync"
+	"time"
+)
+
+// stream is one direction of an established TCP connection. Data is not
+// cut into packets: the writer copies it once into a ring buffer and the
+// reader copies it out. With shaping, each chunk of a write gets the time
+// it arrives, computed over the connection's links (serialization queued
+// behind other traffic on each link, then latency and jitter), and the
+// reader sees a chunk only from that time on; arrival times never go
+// backwards, so data is never reordered. Without shaping, data is readable
+// at once and no timer is involved. The ring is the connection's window: a
+// writer blocks while the reader has that much in flight or unread.
+type stream struct {
+	mu      sync.Mutex
+	buf     []byte // ring, len a power of two (grown on demand up to max)
+	max     int
+	r, w    int64 // bytes read, bytes written
+	arrived int64 // bytes before this offset have arrived
+	marks   []mark
+	mhead   int
+	lastAt  time.Time // arrival of the latest chunk
+
+	fin   bool  // the writer's FIN arrived: EOF once drained
+	rerr  error // the connection was reset: the reader's error once drained
+	werr  error // the writer's error (reset)
+	wshut bool  // the writer sent FIN: further writes fail
+	sink  sinkKind
+	sunk  bool // the writer has been told about sink
+
+	rwait, wwait bool
+	rwake, wwake chan struct{}
+	timer        *time.Timer
+
+	hops    []hop
+	pathSet bool
+	shaped  bool
+	latency time.Duration // sum of the links' latencies
+}
+
+type mark struct {
+	end int64
+	at  time.Time
+}
+
+// sinkKind says what happens to data written after the reader went away.
+type sinkKind uint8
+
+const (
+	sinkNone      sinkKind = iota
+	sinkReset              // the reading socket is closed: its host answers RST
+	sinkBlackhole          // the reading host is down or the path dead: no answer, the writer times out
+	sinkDiscard            // the reader shut down reading: data is acknowledged and dropped
+)
+
+// segment is the unit of shaping: a write is carried as chunks of at most
+// this many bytes, each with its own arrival time.
+const segment = 16 << 10
+
+func newStream(max int) *stream {
+	return &stream{max: max, rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1)}
+}
+
+// setPath sets the links the stream's data crosses, once.
+func (s *stream) setPath(hops []hop) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pathSet {
+		return
+	}
+	s.pathSet = true
+	s.hops = hops
+	for _, h := range hops {
+		s.shaped = s.shaped || h.l.shaped
+		s.latency += h.l.cfg.Latency
+	}
+}
+
+// write copies p into the stream, blocking while the window is full. wait
+// blocks until the wake channel fires or fails with the writer's deadline
+// or close. gone is called (without locks) the first time data goes to a
+// sink.
+func (s *stream) write(p []byte, wait func(chan struct{}) error, gone func(sinkKind)) (int, error) {
+	total := 0
+	for {
+		s.mu.Lock()
+		if s.werr != nil {
+			err := s.werr
+			s.mu.Unlock()
+			return total, err
+		}
+		if s.wshut {
+			s.mu.Unlock()
+			return total, errPipe
+		}
+		if s.sink != sinkNone {
+			kind, first := s.sink, !s.sunk
+			s.sunk = true
+			s.mu.Unlock()
+			if first {
+				gone(kind)
+			}
+			return total + len(p), nil
+		}
+		if len(p) == 0 {
+			s.mu.Unlock()
+			return total, nil
+		}
+		space := s.max - int(s.w-s.r)
+		if space <= 0 {
+			s.wwait = true
+			s.mu.Unlock()
+			if err := wait(s.wwake); err != nil {
+				return total, err
+			}
+			continue
+		}
+		n := min(space, len(p))
+		s.put(p[:n])
+		if s.shaped {
+			s.schedule(n)
+		} else if s.mhead == len(s.marks) {
+			s.arrived = s.w
+		} else {
+			s.marks = append(s.marks, mark{end: s.w, at: s.lastAt})
+		}
+		if s.rwait {
+			s.rwait = false
+			poke(s.rwake)
+		}
+		s.mu.Unlock()
+		total += n
+		p = p[n:]
+		if len(p) == 0 {
+			return total, nil
+		}
+	}
+}
+
+// put copies p into the ring at s.w, growing the ring if needed.
+func (s *stream) put(p []byte) {
+	used := int(s.w - s.r)
+	if used+len(p) > len(s.buf) {
+		s.grow(used + len(p))
+	}
+	mask := int64(len(s.buf) - 1)
+	i := int(s.w & mask)
+	n := copy(s.buf[i:], p)
+	copy(s.buf, p[n:])
+	s.w += int64(len(p))
+}
+
+func (s *stream) grow(need int) {
+	size := max(len(s.buf), 64<<10)
+	for size < need {
+		size *= 2
+	}
+	nb := make([]byte, size)
+	if len(s.buf) > 0 {
+		mask := int64(len(s.buf) - 1)
+		for off := s.r; off < s.w; {
+			i := int(off & mask)
+			end := min(int64(len(s.buf)-i), s.w-off)
+			copy(nb[int(off&int64(size-1)):], s.buf[i:i+int(end)])
+			off += end
+		}
+	}
+	s.buf = nb
+}
+
+// schedule gives the last n bytes written their arrival times.
+func (s *stream) schedule(n int) {
+	now := time.Now()
+	end := s.w - int64(n)
+	for n > 0 {
+		chunk := min(n, segment)
+		end += int64(chunk)
+		n -= chunk
+		t := now
+		for _, h := range s.hops {
+			t, _ = h.l.transit(t, chunk, h.dir, false)
+		}
+		if t.Before(s.lastAt) {
+			t = s.lastAt
+		}
+		s.lastAt = t
+		if !t.After(now) && s.mhead == len(s.marks) {
+			s.arrived = end
+			continue
+		}
+		s.marks = append(s.marks, mark{end: end, at: t})
+	}
+}
+
+// advance makes the chunks that have arrived by now readable.
+func (s *stream) advance(now time.Time) {
+	for s.mhead < len(s.marks) && !s.marks[s.mhead].at.After(now) {
+		s.arrived = s.marks[s.mhead].end
+		s.mhead++
+	}
+	if s.mhead == len(s.marks) {
+		s.marks, s.mhead = s.marks[:0], 0
+	} else if s.mhead > 1024 && s.mhead*2 > len(s.marks) {
+		k := copy(s.marks, s.marks[s.mhead:])
+		s.marks, s.mhead = s.marks[:k], 0
+	}
+}
+
+// read copies arrived data into p, blocking until some arrives. wait blocks
+// until the wake channel or timer fires, or fails with the reader's
+// deadline or close.
+func (s *stream) read(p []byte, wait func(chan struct{}, <-chan time.Time) error) (int, error) {
+	for {
+		s.mu.Lock()
+		if s.mhead < len(s.marks) {
+			s.advance(time.Now())
+		}
+		if avail := s.arrived - s.r; avail > 0 {
+			n := s.get(p, avail)
+			if s.wwait {
+				s.wwait = false
+				poke(s.wwake)
+			}
+			s.mu.Unlock()
+			return n, nil
+		}
+		if len(p) == 0 {
+			s.mu.Unlock()
+			return 0, nil
+		}
+		if s.rerr != nil {
+			err := s.rerr
+			s.mu.Unlock()
+			return 0, err
+		}
+		if s.fin {
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
+		var tc <-chan time.Time
+		if s.mhead < len(s.marks) {
+			d := time.Until(s.marks[s.mhead].at)
+			if s.timer == nil {
+				s.timer = time.NewTimer(d)
+			} else {
+				s.timer.Reset(d)
+			}
+			tc = s.timer.C
+		}
+		s.rwait = true
+		s.mu.Unlock()
+		if err := wait(s.rwake, tc); err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (s *stream) get(p []byte, avail int64) int {
+	n := int(min(int64(len(p)), avail))
+	mask := int64(len(s.buf) - 1)
+	i := int(s.r & mask)
+	k := copy(p[:n], s.buf[i:])
+	copy(p[k:n], s.buf)
+	s.r += int64(n)
+	return n
+}
+
+// unread reports how many bytes were sent to the reader and not read.
+func (s *stream) unread() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w - s.r
+}
+
+// finAt marks the writer's FIN sent and returns when it arrives: after the
+// last data, and no earlier than one path latency from now.
+func (s *stream) shutWrite(now time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.wshut = true
+	t := now.Add(s.latency)
+	if s.lastAt.After(t) {
+		t = s.lastAt
+	}
+	s.lastAt = t
+	if s.wwait {
+		s.wwait = false
+		poke(s.wwake)
+	}
+	return t
+}
+
+// setFin records the FIN's arrival.
+func (s *stream) setFin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fin = true
+	if s.rwait {
+		s.rwait = false
+		poke(s.rwake)
+	}
+}
+
+// resetReader records a RST arriving at the reader at now: data that had
+// not arrived is discarded, and once the rest is read, reads fail with err.
+func (s *stream) resetReader(now time.Time, err error, then sinkKind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance(now)
+	s.w = s.arrived
+	s.marks, s.mhead = s.marks[:0], 0
+	s.rerr = err
+	if s.sink == sinkNone {
+		s.sink = then
+	}
+	if s.rwait {
+		s.rwait = false
+		poke(s.rwake)
+	}
+	if s.wwait {
+		s.wwait = false
+		poke(s.wwake)
+	}
+}
+
+// failWriter makes further writes fail with err.
+func (s *stream) failWriter(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.werr == nil {
+		s.werr = err
+	}
+	if s.wwait {
+		s.wwait = false
+		poke(s.wwake)
+	}
+}
+
+// setSink says where data goes once the reader is gone.
+func (s *stream) setSink(k sinkKind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink == sinkNone {
+		s.sink = k
+	}
+	s.r, s.arrived = s.w, s.w
+	s.marks, s.mhead = s.marks[:0], 0
+	if s.wwait {
+		s.wwait = false
+		poke(s.wwake)
+	}
+}

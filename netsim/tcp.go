@@ -1,0 +1,407 @@
+package netsim
+
+import (
+	"net/netip"
+	"syscall"
+	"time"
+)
+
+// The TCP state machine of connection setup and teardown, run under
+// Internet.mu on segments delivered by the scheduler. Segments carry the
+// sending socket (from) and the socket they acknowledge or reset (to) in
+// place of sequence numbers: an ACK is acceptable if it acknowledges this
+// very socket's SYN, as a real ACK number is if it covers its ISN.
+
+type tcpState uint8
+
+const (
+	stateSynSent tcpState = iota + 1
+	stateSynRcvd
+	stateEstablished
+	stateTimeWait
+	stateClosed
+)
+
+func (s tcpState) String() string {
+	switch s {
+	case stateSynSent:
+		return "SYN-SENT"
+	case stateSynRcvd:
+		return "SYN-RECEIVED"
+	case stateEstablished:
+		return "ESTABLISHED"
+	case stateTimeWait:
+		return "TIME-WAIT"
+	case stateClosed:
+		return "CLOSED"
+	}
+	return "?"
+}
+
+const (
+	synRetries    = 6 // Linux tcp_syn_retries: gives up after 127 s
+	synAckRetries = 5 // Linux tcp_synack_retries
+	initialRTO    = time.Second
+	// retransmitGiveUp is how long data goes unacknowledged before the
+	// connection fails with ETIMEDOUT (Linux tcp_retries2 = 15).
+	retransmitGiveUp = 924600 * time.Millisecond
+)
+
+// connPath is the NAT state an established connection traverses, shared by
+// both ends. Writes refresh it; a write that finds it expired fails the
+// connection as the NAT would.
+type connPath struct {
+	sessions []*session
+}
+
+// touch refreshes the sessions, or returns the first one found dead.
+func (cp *connPath) touch(now int64) *session {
+	for _, s := range cp.sessions {
+		if !s.alive(now) {
+			return s
+		}
+	}
+	for _, s := range cp.sessions {
+		s.last.Store(now)
+	}
+	return nil
+}
+
+func (h *Host) newConn(local, remote netip.AddrPort, passive bool) *TCPConn {
+	c := &TCPConn{
+		h: h, in: h.in, local: local, remote: remote, passive: passive,
+		done: make(chan struct{}), closed: make(chan struct{}),
+		rsem: make(chan struct{}, 1), wsem: make(chan struct{}, 1),
+		rdl: newDeadline(), wdl: newDeadline(), linger: -1,
+		rx: newStream(h.in.tcpBuf), rto: initialRTO,
+	}
+	h.addConn(c)
+	return c
+}
+
+func (c *TCPConn) sendSeg(flags tcpFlags, to *TCPConn) {
+	c.h.send(&packet{proto: protoTCP, src: c.local, dst: c.remote, flags: flags, from: c, to: to})
+}
+
+// rst answers segment p with a RST from the host's stack.
+func (h *Host) rst(p *packet) {
+	h.send(&packet{proto: protoTCP, src: p.dst, dst: p.src, flags: flagRST | flagACK, to: p.from})
+}
+
+func (c *TCPConn) connect() {
+	c.state = stateSynSent
+	c.sendSeg(flagSYN, nil)
+	c.armRTX()
+}
+
+// armRTX schedules the next retransmission of the SYN or SYN-ACK.
+func (c *TCPConn) armRTX() {
+	c.rtxGen++
+	gen := c.rtxGen
+	c.in.after(c.rto, func() {
+		if c.rtxGen != gen || (c.state != stateSynSent && c.state != stateSynRcvd) {
+			return
+		}
+		c.retries++
+		limit := synRetries
+		if c.passive {
+			limit = synAckRetries
+		}
+		if c.retries > limit {
+			c.handshakeFail(errno("connect", syscall.ETIMEDOUT))
+			return
+		}
+		if c.state == stateSynSent {
+			c.sendSeg(flagSYN, nil)
+		} else {
+			c.sendSeg(flagSYN|flagACK, c.peer)
+		}
+		c.rto *= 2
+		c.armRTX()
+	})
+}
+
+// handshakeFail ends a connection attempt.
+func (c *TCPConn) handshakeFail(err error) {
+	c.state = stateClosed
+	c.rtxGen++
+	c.h.removeConn(c)
+	if c.passive {
+		if c.ln != nil {
+			c.ln.pending--
+			c.ln = nil
+		}
+		return
+	}
+	c.err = err
+	close(c.done)
+}
+
+// abandon ends an attempt whose dialer gave up (its context ended).
+func (c *TCPConn) abandon() {
+	if c.state == stateSynRcvd {
+		c.sendSeg(flagRST|flagACK, c.peer)
+	}
+	c.state = stateClosed
+	c.rtxGen++
+	c.h.removeConn(c)
+}
+
+// tcpInput demultiplexes a segment to its connection, a listener, or a RST.
+func (h *Host) tcpInput(p *packet) {
+	c := h.conns[tuple{p.dst, p.src}]
+	if c != nil && c.state == stateTimeWait {
+		if p.isSYN() && h.listenerFor(p.dst, p.src) != nil {
+			h.removeConn(c) // a new connection may take over a TIME-WAIT pair
+			c = nil
+		} else {
+			if !p.isRST() {
+				h.rst(p)
+			}
+			return
+		}
+	}
+	if c != nil {
+		c.input(p)
+		return
+	}
+	switch {
+	case p.isRST():
+	case p.isSYN():
+		l := h.listenerFor(p.dst, p.src)
+		if l == nil {
+			h.in.trace(EventDrop, h.name, p, "no listener: answering RST")
+			h.rst(p)
+			return
+		}
+		if l.pending+len(l.queue) >= cap(l.queue) {
+			h.in.trace(EventDrop, h.name, p, "accept queue full")
+			return
+		}
+		c := h.newConn(p.dst, p.src, true)
+		c.ln = l
+		l.pending++
+		c.state = stateSynRcvd
+		c.peer = p.from
+		c.sendSeg(flagSYN|flagACK, c.peer)
+		c.armRTX()
+	default:
+		h.rst(p)
+	}
+}
+
+// input runs the state machine for a segment addressed to c.
+func (c *TCPConn) input(p *packet) {
+	f := p.flags
+	syn, ack, rst := f&flagSYN != 0, f&flagACK != 0, f&flagRST != 0
+	switch c.state {
+	case stateSynSent:
+		switch {
+		case rst:
+			if p.to == c {
+				c.handshakeFail(errno("connect", syscall.ECONNREFUSED))
+			}
+		case syn && ack:
+			if p.to != c {
+				c.h.rst(p)
+				return
+			}
+			c.establish(p)
+			c.sendSeg(flagACK, c.peer)
+		case syn: // the peer is connecting to us at the same time: simultaneous open
+			c.peer = p.from
+			c.state = stateSynRcvd
+			c.sendSeg(flagSYN|flagACK, c.peer)
+		case ack:
+			if p.to != c {
+				c.h.rst(p)
+			}
+		}
+	case stateSynRcvd:
+		switch {
+		case rst:
+			if p.to == c {
+				c.handshakeFail(errno("connect", syscall.ECONNREFUSED))
+			}
+		case syn && !ack:
+			if p.from == c.peer {
+				c.sendSeg(flagSYN|flagACK, c.peer) // retransmitted SYN
+			} else {
+				c.sendSeg(flagACK, c.peer) // challenge ACK (RFC 5961)
+			}
+		case ack:
+			if p.to != c {
+				c.h.rst(p)
+				return
+			}
+			if p.from != c.peer {
+				return
+			}
+			c.establish(p)
+			if syn {
+				c.sendSeg(flagACK, c.peer)
+			}
+		}
+	case stateEstablished:
+		switch {
+		case rst:
+			if p.to == c {
+				c.reset(syscall.ECONNRESET, "RST received")
+			}
+		case syn:
+			// A retransmitted SYN or SYN-ACK whose answer was lost gets an
+			// ACK; a SYN from another socket gets a challenge ACK.
+			c.sendSeg(flagACK, c.peer)
+		}
+	}
+}
+
+// establish completes the handshake on segment p from the peer: the
+// connection's data path is the reverse of the way p came, through the NAT
+// sessions p traversed.
+func (c *TCPConn) establish(p *packet) {
+	peer := p.from
+	c.state = stateEstablished
+	c.rtxGen++
+	c.peer = peer
+	c.tx = peer.rx
+	c.rx.setPath(append([]hop(nil), p.hops...))
+	c.tx.setPath(reverseHops(p.hops))
+	if peer.path != nil {
+		c.path = peer.path
+	} else {
+		c.path = &connPath{sessions: p.sessions}
+	}
+	if !c.passive {
+		close(c.done)
+		return
+	}
+	l := c.ln
+	c.ln = nil
+	l.pending--
+	if l.isClosed {
+		c.abort("listener closed")
+		return
+	}
+	l.queue <- c // never blocks: pending + queued <= cap
+}
+
+// reset ends an established connection on a RST (or a failure with the
+// same effect): data that had not arrived is lost; reads return what had
+// and then the error; writes fail.
+func (c *TCPConn) reset(n syscall.Errno, why string) {
+	if c.state != stateEstablished {
+		return
+	}
+	c.state = stateClosed
+	c.h.removeConn(c)
+	c.rx.resetReader(c.in.now(), errno("read", n), sinkReset)
+	c.tx.failWriter(errno("write", n))
+	if c.in.tracer != nil {
+		c.in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST",
+			Src: c.remote, Dst: c.local, Reason: why})
+	}
+}
+
+// abort closes c with a RST (SO_LINGER 0, or close with unread data): the
+// peer is reset after one path latency and the NAT sessions are removed.
+func (c *TCPConn) abort(why string) {
+	in := c.in
+	if c.in.tracer != nil {
+		in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST+ACK",
+			Src: c.local, Dst: c.remote, Reason: why})
+	}
+	if c.state == stateEstablished {
+		peer := c.peer
+		in.after(c.tx.latency, func() { peer.reset(syscall.ECONNRESET, "RST from peer: "+why) })
+		if c.path != nil {
+			for _, s := range c.path.sessions {
+				if !s.dead.Load() {
+					s.m.nat.killSession(s, "reset by "+c.local.String())
+				}
+			}
+		}
+	}
+	c.state = stateClosed
+	c.h.removeConn(c)
+	c.rx.setSink(sinkReset)
+}
+
+// sendFIN half-closes c: the FIN reaches the peer after the data written
+// before it.
+func (c *TCPConn) sendFIN() {
+	if c.finSent || c.state != stateEstablished {
+		return
+	}
+	c.finSent = true
+	in := c.in
+	at := c.tx.shutWrite(in.now())
+	if c.path != nil {
+		for _, s := range c.path.sessions {
+			if !s.dead.Load() {
+				s.state.Store(int32(sessClosing))
+				s.m.nat.scheduleCheck(s.m)
+			}
+		}
+	}
+	if in.tracer != nil {
+		in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "FIN",
+			Src: c.local, Dst: c.remote})
+	}
+	peer := c.peer
+	in.at(at, func() {
+		peer.finRcvd = true
+		c.tx.setFin()
+	})
+}
+
+// hostDown drops c without a word to the peer (its host lost power).
+func (c *TCPConn) hostDown() {
+	c.state = stateClosed
+	c.rtxGen++
+	c.h.removeConn(c)
+	if c.rx != nil {
+		c.rx.setSink(sinkBlackhole)
+	}
+	if !c.userClosed {
+		c.userClosed = true
+		close(c.closed)
+	}
+	if !c.passive && c.err == nil && !isClosed(c.done) {
+		c.err = closedError{"netsim host " + c.h.addr.String() + " is down"}
+		close(c.done)
+	}
+}
+
+// peerGone is called when c writes to a peer whose socket is gone: a closed
+// socket's host answers RST; a dead host or path never answers, and TCP
+// gives up after its retransmissions.
+func (c *TCPConn) peerGone(kind sinkKind) {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch kind {
+	case sinkReset:
+		in.after(2*c.tx.latency, func() { c.reset(syscall.ECONNRESET, "data sent to a closed socket") })
+	case sinkBlackhole:
+		in.after(retransmitGiveUp, func() { c.reset(syscall.ETIMEDOUT, "data never acknowledged") })
+	}
+}
+
+// pathDead handles a write that found a NAT session of the path expired:
+// the NAT drops the data, and answers it with RST if that is its policy.
+func (c *TCPConn) pathDead(s *session) {
+	in := c.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := s.m.nat
+	kind := sinkBlackhole
+	if n.cfg.UnsolicitedSYN == SYNReset {
+		kind = sinkReset
+	}
+	if in.tracer != nil {
+		in.emit(Event{Kind: EventDrop, Node: n.name, Proto: "tcp", Src: c.local, Dst: c.remote,
+			Reason: "data for an expired mapping"})
+	}
+	c.tx.setSink(kind)
+}
