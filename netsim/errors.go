@@ -30,8 +30,8 @@ func (timeoutError) Is(err error) bool {
 // context.Canceled with errors.Is, as the net package's error does.
 type canceledError struct{}
 
-func (canceledError) Error() string       { return "operation was canceled" }
-func (canceledError) Is(err error) bool   { return err == context.Canceled }
+func (canceledError) Error() string     { return "operation was canceled" }
+func (canceledError) Is(err error) bool { return err == context.Canceled }
 func ctxError(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return timeoutError{}

@@ -97,7 +97,9 @@ func (p *packet) size() int {
 	return 56
 }
 
-func (p *packet) isSYN() bool { return p.proto == protoTCP && p.flags&(flagSYN|flagACK|flagRST) == flagSYN }
+func (p *packet) isSYN() bool {
+	return p.proto == protoTCP && p.flags&(flagSYN|flagACK|flagRST) == flagSYN
+}
 func (p *packet) isRST() bool { return p.proto == protoTCP && p.flags&flagRST != 0 }
 
 func (p *packet) describe() string {
