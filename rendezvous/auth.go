@@ -5,25 +5,25 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+
+	"github.com/fnmesh/fnmesh/punch"
 )
 
 // Keys and MACs (see "Security model" in docs/rendezvous.md). The secret
-// itself never crosses the wire: each job has its own key derived from it,
-// and every MAC is HMAC-SHA256 under that key with a label that binds it to
-// one message type, so no MAC can be replayed as another.
+// itself never crosses the wire: each job has its own key, the join token
+// punch.JoinToken derives from it (HKDF-SHA256 under a label of its own, so
+// it does not open link handshakes), and every MAC is HMAC-SHA256 under that
+// key with a label that binds it to one message type, so no MAC can be
+// replayed as another.
 const (
-	labelJobKey = "fnmesh/1 job-key\x00"
 	labelJoin   = "fnmesh/1 join\x00"
 	labelJoined = "fnmesh/1 joined\x00"
 	labelRelay  = "fnmesh/1 relay\x00"
 )
 
 // jobKey derives a job's key from the deployment secret.
-func jobKey(secret []byte, job string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(labelJobKey))
-	m.Write([]byte(job))
-	return m.Sum(nil)
+func jobKey(secret []byte, job string) ([]byte, error) {
+	return punch.JoinToken(secret, job)
 }
 
 func mac(key []byte, label string, parts ...[]byte) (out [macSize]byte) {

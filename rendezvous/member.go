@@ -71,8 +71,8 @@ func (s *Server) serveControl(c net.Conn) {
 			Msg: "join answers another connection's challenge: replayed or stale message"})
 		return
 	}
-	key := jobKey(s.secret, j.Job)
-	if !verifyJoin(key, &j) {
+	key, err := jobKey(s.secret, j.Job)
+	if err != nil || !verifyJoin(key, &j) {
 		s.reject(c, &Error{Code: CodeAuth, Rank: -1,
 			Msg: fmt.Sprintf("join for job %q: token does not verify (wrong secret?)", j.Job)})
 		return

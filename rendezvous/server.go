@@ -2,7 +2,6 @@ package rendezvous
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
 )
 
 // Server is a rendezvous server: it admits members into jobs, assigns ranks,
@@ -223,7 +224,7 @@ func (s *Server) handleConn(c net.Conn) {
 		s.cfg.log.Debug("connection closed before its first frame", "remote", c.RemoteAddr(), "err", err)
 		return
 	}
-	if isSTUNHeader(hb[:]) {
+	if punch.IsSTUN(hb[:]) {
 		s.serveSTUNTCP(c, hb[:])
 		return
 	}
@@ -306,11 +307,3 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
-
-// isSTUNHeader reports whether the first 8 bytes are a STUN message header:
-// two zero high bits and the magic cookie at bytes 4..7 (RFC 5389).
-func isSTUNHeader(b []byte) bool {
-	return b[0]&0xC0 == 0 && binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie
-}
-
-const stunMagicCookie = 0x2112A442

@@ -1,0 +1,272 @@
+package rendezvous
+
+import (
+	"bufio"
+	"context"
+	"crypto/hmac"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
+)
+
+// Join joins job (of world ranks) at the rendezvous server at addr
+// ("host:port") and returns this rank's mesh: one authenticated link to
+// every other rank, made in parallel. secret is the deployment secret the
+// server and every worker share; it never crosses the wire.
+//
+// Join opens a punch port (WithLocalAddr), connects from it to the server,
+// proves it holds the secret and waits until world members have joined.
+// The server then hands every member the peer table and one common moment
+// to start, and every pair punches at once (TCP simultaneous open). The
+// server decides each pair's tier from both sides' reports: a pair that has
+// no link by the punch deadline (WithPunchTimeout) is relayed through the
+// server, and every link, punched or relayed, passes punch.Handshake before
+// Join returns it. Links look the same whatever their tier.
+//
+// Join returns when every link is ready, or fails with an error that says
+// which rank and which peer (a member that leaves the job makes every other
+// member's Join fail with an error matching ErrMemberLeft; a job that does
+// not fill up in the server's job timeout, ErrJobTimeout). On failure no
+// link stays open. ctx bounds the whole call.
+func Join(ctx context.Context, addr string, job string, world int, secret []byte, opts ...Option) (*Mesh, error) {
+	began := time.Now()
+	cfg := newClientConfig(opts)
+	fail := func(err error) (*Mesh, error) {
+		return nil, fmt.Errorf("rendezvous: join job %q at %s: %w", job, addr, err)
+	}
+	switch {
+	case checkJob(job) != nil:
+		return fail(checkJob(job))
+	case world < 1 || world > MaxWorld:
+		return fail(fmt.Errorf("world size %d out of range 1..%d", world, MaxWorld))
+	case cfg.rank >= world:
+		return fail(fmt.Errorf("rank %d out of range for world size %d", cfg.rank, world))
+	case cfg.punchTimeout < 0:
+		return fail(fmt.Errorf("negative punch timeout %v", cfg.punchTimeout))
+	}
+	key, err := jobKey(secret, job)
+	if err != nil {
+		return fail(err)
+	}
+	server, err := resolve(ctx, addr)
+	if err != nil {
+		return fail(err)
+	}
+	if !cfg.laddr.Addr().IsValid() {
+		// Any address of the server's family: a dual-stack socket cannot
+		// dial IPv4 peers from "[::]:port".
+		any := netip.IPv4Unspecified()
+		if server.Addr().Is6() {
+			any = netip.IPv6Unspecified()
+		}
+		cfg.laddr = netip.AddrPortFrom(any, cfg.laddr.Port())
+	}
+	c := &client{
+		cfg: cfg, job: job, world: world, secret: secret, key: key, server: server, rank: -1,
+		log: cfg.log.With("job", job),
+	}
+	m, err := c.run(ctx)
+	if err != nil {
+		if c.rank >= 0 {
+			err = fmt.Errorf("rank %d: %w", c.rank, err)
+		}
+		return fail(err)
+	}
+	m.Setup = time.Since(began)
+	c.log.Info("mesh ready", "rank", m.Rank, "world", m.World, "setup", m.Setup)
+	return m, nil
+}
+
+// resolve turns "host:port" into an endpoint: an IP literal as it is, a
+// name through the system resolver.
+func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return unmapAP(ap), nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return netip.AddrPort{}, fmt.Errorf("server address %q: bad port", addr)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, cmp(err, errors.New("no address")))
+	}
+	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
+}
+
+// client is one Join in progress.
+type client struct {
+	cfg    clientConfig
+	job    string
+	world  int
+	secret []byte
+	key    []byte
+	server netip.AddrPort
+	log    *slog.Logger
+
+	ctrl   net.Conn
+	br     *bufio.Reader
+	wmu    sync.Mutex     // serializes writes to ctrl (the reader answers pings)
+	local  netip.AddrPort // the punch port: the configured address (or none) and the port reserved
+	public netip.AddrPort // from STUN, if asked for
+	rank   int
+}
+
+// run is Join after its arguments are checked.
+func (c *client) run(ctx context.Context) (*Mesh, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			c.ctrl.Close() // the server evicts this member and tells the others
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { c.ctrl.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	pingInterval, err := c.handshake()
+	if err != nil {
+		return nil, ctxCause(ctx, err)
+	}
+	s := newSession(c, pingInterval)
+	m, err := s.run(ctx)
+	if err != nil {
+		return nil, ctxCause(ctx, err)
+	}
+	ok = true
+	return m, nil
+}
+
+// ctxCause prefers the context's error to the I/O error it caused.
+func ctxCause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// connect reserves the punch port and dials the server from it. The port is
+// held by a listener only until the control connection is up: the punch
+// port proper (punch.Listen, which needs this member's rank) opens on the
+// same port once the server has assigned the rank.
+func (c *client) connect(ctx context.Context) error {
+	ln, err := c.cfg.nw.ListenTCP(ctx, c.cfg.laddr)
+	if err != nil {
+		return fmt.Errorf("opening the punch port: %w", err)
+	}
+	defer ln.Close()
+	port := addrPortOf(ln.Addr()).Port()
+	c.local = netip.AddrPortFrom(c.cfg.laddr.Addr(), port)
+	if c.cfg.stun.IsValid() {
+		c.public = c.discover(ctx)
+	}
+	ctrl, err := c.cfg.nw.DialTCP(ctx, c.local, c.server)
+	if err != nil {
+		return fmt.Errorf("connecting to the server from port %d: %w", port, err)
+	}
+	c.ctrl = ctrl
+	c.br = bufio.NewReaderSize(ctrl, 4096)
+	c.log = c.log.With("local", addrPortOf(ctrl.LocalAddr()))
+	return nil
+}
+
+// discover asks the STUN server for the punch port's public endpoint; a
+// failure is logged, not fatal (the rendezvous server observes the endpoint
+// anyway).
+func (c *client) discover(ctx context.Context) netip.AddrPort {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sc, err := c.cfg.nw.DialTCP(sctx, c.local, c.cfg.stun)
+	if err == nil {
+		var ap netip.AddrPort
+		ap, err = punch.DiscoverConn(sctx, sc)
+		abortConn(sc) // frees the 4-tuple at once
+		if err == nil {
+			c.log.Debug("STUN: public endpoint", "endpoint", ap)
+			return ap
+		}
+	}
+	c.log.Warn("STUN discovery failed; joining without it", "server", c.cfg.stun, "err", err)
+	return netip.AddrPort{}
+}
+
+// handshake runs hello, challenge, join, joined.
+func (c *client) handshake() (pingInterval time.Duration, err error) {
+	if err := c.write(hello{}); err != nil {
+		return 0, fmt.Errorf("sending hello: %w", err)
+	}
+	msg, err := c.read()
+	if err != nil {
+		return 0, fmt.Errorf("waiting for the challenge: %w", err)
+	}
+	ch, ok := msg.(challenge)
+	if !ok {
+		return 0, unexpected(msg, "challenge")
+	}
+	j := join{
+		Echo: ch.Nonce, ClientNonce: newNonce(), Job: c.job, World: c.world, Rank: c.cfg.rank,
+		PunchTimeout: c.cfg.punchTimeout, Public: c.public,
+		Private: []netip.AddrPort{addrPortOf(c.ctrl.LocalAddr())},
+	}
+	signJoin(c.key, &j)
+	if err := c.write(j); err != nil {
+		return 0, fmt.Errorf("sending join: %w", err)
+	}
+	if msg, err = c.read(); err != nil {
+		return 0, fmt.Errorf("waiting for the server to accept the join: %w", err)
+	}
+	jd, ok := msg.(joined)
+	if !ok {
+		return 0, unexpected(msg, "joined")
+	}
+	if want := joinedMAC(c.key, j.ClientNonce, ch.Nonce, c.world); !hmac.Equal(want[:], jd.MAC[:]) {
+		return 0, errors.New("the server failed to prove it holds the job's secret")
+	}
+	c.log.Debug("joined; waiting for the world", "world", c.world)
+	return ch.PingInterval, nil
+}
+
+// read reads one frame from the server; an error frame becomes its *Error.
+func (c *client) read() (message, error) {
+	msg, err := readMessage(c.br, MaxPayload)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := msg.(errorMsg); ok {
+		return nil, &Error{Code: e.Code, Rank: e.Rank, Msg: e.Msg}
+	}
+	return msg, nil
+}
+
+func (c *client) write(m message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return writeMessage(c.ctrl, m)
+}
+
+func unexpected(msg message, want string) error {
+	return &Error{Code: CodeBadRequest, Rank: -1, Msg: fmt.Sprintf("server sent %v, want %s", msg.msgType(), want)}
+}
+
+// abortConn closes c with a RST where it can, so its 4-tuple is free at once.
+func abortConn(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}

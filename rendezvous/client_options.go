@@ -1,0 +1,78 @@
+package rendezvous
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
+)
+
+// Option configures Join.
+type Option func(*clientConfig)
+
+type clientConfig struct {
+	nw           punch.Network
+	rank         int
+	punchTimeout time.Duration
+	laddr        netip.AddrPort
+	stun         netip.AddrPort
+	log          *slog.Logger
+}
+
+// WithNetwork sets the network Join uses: punch.OS() (the default) or an
+// emulated one such as a netsim host.
+func WithNetwork(nw punch.Network) Option {
+	return func(c *clientConfig) { c.nw = nw }
+}
+
+// WithRank asks for a rank (0 <= r < world). Without it the server assigns
+// the free ranks in the order members joined. Two members asking for the same
+// rank is an error for the second.
+func WithRank(r int) Option {
+	return func(c *clientConfig) { c.rank = r }
+}
+
+// WithPunchTimeout sets how long a pair may try to punch before it is
+// relayed. The whole job uses the smallest value its members ask for, or the
+// server's default (DefaultPunchTimeout unless the server was configured
+// otherwise) if none asks.
+func WithPunchTimeout(d time.Duration) Option {
+	return func(c *clientConfig) { c.punchTimeout = d }
+}
+
+// WithLocalAddr sets the local endpoint of the punch port: the address to
+// bind (unspecified: any) and the port (0: an ephemeral port).
+func WithLocalAddr(ap netip.AddrPort) Option {
+	return func(c *clientConfig) { c.laddr = ap }
+}
+
+// WithSTUNServer makes Join ask a STUN server (over TCP, from the punch
+// port) for the port's public endpoint before it joins, and tell the
+// rendezvous server. Peers then try that endpoint too. With a STUN server on
+// another address than the rendezvous server, a difference between the two
+// observations shows a NAT whose mapping depends on the destination.
+func WithSTUNServer(ap netip.AddrPort) Option {
+	return func(c *clientConfig) { c.stun = ap }
+}
+
+// WithLogger sets the logger for Join's progress (silent by default).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *clientConfig) { c.log = l }
+}
+
+func newClientConfig(opts []Option) clientConfig {
+	c := clientConfig{rank: -1, log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.nw == nil {
+		c.nw = punch.OS()
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

@@ -1,0 +1,399 @@
+package rendezvous
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
+)
+
+// session is a joined member's life until its mesh is ready: it waits for
+// the peer table and the start, punches every peer at the scheduled moment,
+// reports, follows the server's verdicts and relays where told to.
+type session struct {
+	c            *client
+	pingInterval time.Duration
+
+	frames     chan message // from the reader goroutine
+	readErr    chan error
+	stopReader chan struct{}
+	readerDone chan struct{}
+
+	table        []peerEntry
+	startAt      time.Time
+	punchTimeout time.Duration
+	relayTimeout time.Duration
+	port         *punch.Port
+	peers        []*peerState // indexed by rank; nil at our own
+	results      chan linkResult
+	wg           sync.WaitGroup
+	ready        int // peers with a final link
+}
+
+// peerState is what this member knows about its link to one peer.
+type peerState struct {
+	rank     int
+	eps      []netip.AddrPort
+	private  []netip.AddrPort
+	cancel   context.CancelFunc // of the running punch
+	punching bool
+	link     net.Conn // punched, reported, awaiting the verdict
+	verdict  Tier
+	final    *Link
+}
+
+// linkResult is the end of a punch or of a relay setup.
+type linkResult struct {
+	peer  int
+	relay bool
+	conn  net.Conn
+	err   error
+}
+
+func newSession(c *client, pingInterval time.Duration) *session {
+	return &session{
+		c: c, pingInterval: pingInterval,
+		frames: make(chan message, 16), readErr: make(chan error, 1),
+		stopReader: make(chan struct{}), readerDone: make(chan struct{}),
+	}
+}
+
+func (s *session) run(ctx context.Context) (m *Mesh, err error) {
+	go s.readLoop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.finish(err == nil)
+	}()
+	var startTimer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-s.readErr:
+			return nil, fmt.Errorf("lost the rendezvous server: %w", err)
+		case msg := <-s.frames:
+			t, err := s.handle(ctx, msg)
+			if err != nil {
+				return nil, err
+			}
+			if t != nil {
+				startTimer = t.C
+			}
+		case <-startTimer:
+			startTimer = nil
+			s.startPunching(ctx)
+		case r := <-s.results:
+			if err := s.handleResult(ctx, r); err != nil {
+				return nil, err
+			}
+		}
+		if s.peers != nil && s.ready == s.c.world-1 {
+			if err := s.c.write(done{}); err != nil {
+				return nil, fmt.Errorf("telling the server the mesh is ready: %w", err)
+			}
+			return s.mesh(), nil
+		}
+	}
+}
+
+// readLoop reads the server's frames, answers pings at once (they measure
+// the round trip the punch schedule depends on) and passes the rest on.
+func (s *session) readLoop() {
+	defer close(s.readerDone)
+	idle := 3*s.pingInterval + 5*time.Second
+	for {
+		s.c.ctrl.SetReadDeadline(time.Now().Add(idle))
+		msg, err := readMessage(s.c.br, MaxPayload)
+		if err != nil {
+			if isTimeout(err) {
+				err = fmt.Errorf("server silent for %v: %w", idle, err)
+			}
+			select {
+			case s.readErr <- err:
+			case <-s.stopReader:
+			}
+			return
+		}
+		if p, ok := msg.(ping); ok {
+			s.c.write(pong(p)) // a failed write shows up as a failed read
+			continue
+		}
+		select {
+		case s.frames <- msg:
+		case <-s.stopReader:
+			return
+		}
+	}
+}
+
+// handle acts on one frame from the server; it returns the start timer
+// when the frame was the start.
+func (s *session) handle(ctx context.Context, msg message) (*time.Timer, error) {
+	switch msg := msg.(type) {
+	case peers:
+		if s.table != nil {
+			return nil, unexpected(msg, "no second peer table")
+		}
+		if len(msg.Members) != s.c.world {
+			return nil, fmt.Errorf("server sent a peer table of %d members for world size %d", len(msg.Members), s.c.world)
+		}
+		s.table = msg.Members
+	case start:
+		return s.start(ctx, msg)
+	case verdict:
+		return nil, s.verdict(ctx, msg)
+	case errorMsg:
+		return nil, &Error{Code: msg.Code, Rank: msg.Rank, Msg: msg.Msg}
+	default:
+		return nil, unexpected(msg, "peers, start or verdict")
+	}
+	return nil, nil
+}
+
+// start takes this member's rank, opens the punch port with it and arms
+// the timer for the job's common start.
+func (s *session) start(ctx context.Context, st start) (*time.Timer, error) {
+	c := s.c
+	switch {
+	case s.table == nil || s.peers != nil:
+		return nil, unexpected(st, "start after one peer table")
+	case st.Rank >= c.world:
+		return nil, fmt.Errorf("server assigned rank %d in a world of %d", st.Rank, c.world)
+	case c.cfg.rank >= 0 && st.Rank != c.cfg.rank:
+		return nil, fmt.Errorf("server assigned rank %d, not the rank %d asked for", st.Rank, c.cfg.rank)
+	}
+	c.rank = st.Rank
+	portLog := c.log // punch adds the rank itself
+	c.log = c.log.With("rank", c.rank)
+	s.startAt = time.Now().Add(st.Delay)
+	s.punchTimeout, s.relayTimeout = st.PunchTimeout, st.RelayTimeout
+	s.results = make(chan linkResult, 2*c.world)
+	s.peers = make([]*peerState, c.world)
+	me := s.table[c.rank]
+	for r, e := range s.table {
+		if r != c.rank {
+			s.peers[r] = &peerState{rank: r, eps: candidates(me, e), private: e.Private}
+		}
+	}
+	c.log.Debug("start", "in", st.Delay, "punch_timeout", s.punchTimeout, "observed", me.Observed)
+	if c.world > 1 {
+		port, err := punch.Listen(ctx, c.cfg.nw, c.local, punch.Identity{Secret: c.secret, Job: c.job, Rank: c.rank},
+			punch.WithLogger(portLog))
+		if err != nil {
+			return nil, fmt.Errorf("opening the punch port %v: %w", c.local, err)
+		}
+		s.port = port
+	}
+	return time.NewTimer(st.Delay), nil
+}
+
+// candidates lists a peer's endpoints, best first: its private endpoints
+// first when it seems to share our NAT (same public address), else its
+// public endpoints first.
+func candidates(me, peer peerEntry) []netip.AddrPort {
+	public := []netip.AddrPort{peer.Observed}
+	if peer.Public.IsValid() && peer.Public != peer.Observed {
+		public = append(public, peer.Public)
+	}
+	var eps []netip.AddrPort
+	if me.Observed.Addr() == peer.Observed.Addr() {
+		eps = append(slices.Clone(peer.Private), public...)
+	} else {
+		eps = append(public, peer.Private...)
+	}
+	return slices.Compact(eps)
+}
+
+// startPunching starts one punch per undecided peer, all at once, each
+// until the job's punch deadline.
+func (s *session) startPunching(ctx context.Context) {
+	deadline := s.startAt.Add(s.punchTimeout)
+	for _, ps := range s.peers {
+		if ps == nil || ps.verdict != 0 {
+			continue
+		}
+		pctx, cancel := context.WithDeadline(ctx, deadline)
+		ps.cancel, ps.punching = cancel, true
+		peer := punch.Peer{Rank: ps.rank, Endpoints: ps.eps}
+		s.wg.Go(func() {
+			conn, err := s.port.Punch(pctx, peer)
+			s.results <- linkResult{peer: peer.Rank, conn: conn, err: err}
+		})
+	}
+	s.c.log.Debug("punching", "peers", s.c.world-1, "deadline", s.punchTimeout)
+}
+
+// handleResult takes the end of a punch (which it reports) or of a relay.
+func (s *session) handleResult(ctx context.Context, r linkResult) error {
+	ps := s.peers[r.peer]
+	if r.relay {
+		if r.err != nil {
+			return fmt.Errorf("relay to rank %d: %w", r.peer, r.err)
+		}
+		s.setFinal(ps, r.conn, TierRelay)
+		return nil
+	}
+	ps.punching = false
+	ps.cancel()
+	if ps.verdict == TierRelay {
+		if r.conn != nil {
+			abortConn(r.conn) // the server already chose the relay
+		}
+		return nil
+	}
+	out := outcomeFailed
+	if r.err == nil {
+		ps.link = r.conn
+		out = outcomePublic
+		if slices.Contains(ps.private, addrPortOf(r.conn.RemoteAddr())) {
+			out = outcomeLAN
+		}
+	} else {
+		s.c.log.Info("punch failed; asking for the relay", "peer", r.peer, "err", r.err)
+	}
+	if err := s.c.write(report{Peer: r.peer, Outcome: out}); err != nil {
+		return fmt.Errorf("reporting the punch to rank %d: %w", r.peer, err)
+	}
+	return nil
+}
+
+// verdict follows the server's decision for a pair.
+func (s *session) verdict(ctx context.Context, v verdict) error {
+	if s.peers == nil || v.Peer >= s.c.world || v.Peer == s.c.rank || s.peers[v.Peer].verdict != 0 {
+		return unexpected(v, fmt.Sprintf("one verdict per peer (rank %d)", v.Peer))
+	}
+	ps := s.peers[v.Peer]
+	ps.verdict = v.Tier
+	if v.Tier != TierRelay {
+		if ps.link == nil {
+			return fmt.Errorf("server decided %v for rank %d, but this side reported no link", v.Tier, v.Peer)
+		}
+		s.setFinal(ps, ps.link, v.Tier)
+		return nil
+	}
+	if ps.punching {
+		ps.cancel()
+	}
+	if ps.link != nil {
+		abortConn(ps.link)
+		ps.link = nil
+	}
+	s.c.log.Debug("relaying", "peer", v.Peer)
+	s.wg.Go(func() {
+		conn, err := s.relay(ctx, v.Peer, v.Nonce)
+		s.results <- linkResult{peer: v.Peer, relay: true, conn: conn, err: err}
+	})
+	return nil
+}
+
+func (s *session) setFinal(ps *peerState, conn net.Conn, tier Tier) {
+	ps.link = nil
+	ps.final = &Link{Conn: conn, Peer: ps.rank, Tier: tier, Setup: time.Since(s.startAt)}
+	s.ready++
+	s.c.log.Debug("link ready", "peer", ps.rank, "tier", tier, "setup", ps.final.Setup)
+}
+
+// relay connects to the server's relay for the pair with peer, waits for
+// the peer's side and authenticates the peer end to end.
+func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (net.Conn, error) {
+	c := s.c
+	ctx, cancel := context.WithTimeout(ctx, s.relayTimeout+punch.DefaultHandshakeTimeout)
+	defer cancel()
+	conn, err := c.cfg.nw.DialTCP(ctx, netip.AddrPortFrom(c.cfg.laddr.Addr(), 0), c.server)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the relay: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			abortConn(conn)
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	rh := relayHello{Job: c.job, Rank: c.rank, Peer: peer, Nonce: ticket}
+	signRelay(c.key, &rh)
+	if err := writeMessage(conn, rh); err != nil {
+		return nil, fmt.Errorf("sending relay-hello: %w", err)
+	}
+	// Exact reads: the peer's handshake may follow the relay-ready frame
+	// at once, and must be left for punch.Handshake.
+	msg, err := readMessage(conn, maxClientLoad)
+	if !stop() {
+		return nil, ctx.Err()
+	}
+	switch m := msg.(type) {
+	case nil:
+		return nil, fmt.Errorf("waiting for rank %d at the relay: %w", peer, err)
+	case errorMsg:
+		return nil, &Error{Code: m.Code, Rank: m.Rank, Msg: m.Msg}
+	case relayReady:
+	default:
+		return nil, unexpected(m, "relay-ready")
+	}
+	id := punch.Identity{Secret: c.secret, Job: c.job, Rank: c.rank}
+	if err := punch.Handshake(ctx, conn, id, peer); err != nil {
+		return nil, fmt.Errorf("end-to-end handshake through the relay: %w", err)
+	}
+	if nd, ok := conn.(interface{ SetNoDelay(bool) error }); ok {
+		nd.SetNoDelay(true)
+	}
+	ok = true
+	return conn, nil
+}
+
+// finish stops everything the session started: on success the links stay
+// open; on failure every connection closes.
+func (s *session) finish(success bool) {
+	close(s.stopReader)
+	s.c.ctrl.Close()
+	<-s.readerDone
+	for _, ps := range s.peers {
+		if ps != nil && ps.cancel != nil {
+			ps.cancel()
+		}
+	}
+	if s.port != nil {
+		s.port.Close() // waits for the punches; links already returned stay open
+	}
+	s.wg.Wait()
+	if s.results != nil {
+		// Results nobody took: punches that ended after the server chose
+		// the relay for their pair.
+		close(s.results)
+		for r := range s.results {
+			if r.conn != nil {
+				abortConn(r.conn)
+			}
+		}
+	}
+	if success {
+		return
+	}
+	for _, ps := range s.peers {
+		if ps == nil {
+			continue
+		}
+		if ps.link != nil {
+			abortConn(ps.link)
+		}
+		if ps.final != nil {
+			abortConn(ps.final.Conn)
+		}
+	}
+}
+
+func (s *session) mesh() *Mesh {
+	m := &Mesh{Rank: s.c.rank, World: s.c.world, Links: make([]*Link, s.c.world)}
+	for r, ps := range s.peers {
+		if ps != nil {
+			m.Links[r] = ps.final
+		}
+	}
+	return m
+}
