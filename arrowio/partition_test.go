@@ -335,11 +335,3 @@ func recordOf(t *testing.T, tbl arrow.Table) arrow.RecordBatch {
 	rec.Retain()
 	return rec
 }
-
-func releaseTables(ts []arrow.Table) {
-	for _, t := range ts {
-		if t != nil {
-			t.Release()
-		}
-	}
-}

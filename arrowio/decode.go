@@ -1,0 +1,226 @@
+package arrowio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// errIncomplete: a chunk ended in the middle of a record batch (dictionaries without their batch).
+var errIncomplete = errors.New("chunk ends before the record batch its messages lead to")
+
+// decoder decodes one stream from its chunks, as they arrive. Message bodies are used in place: the
+// arrays it returns point into the chunks (unless compressed), so chunks must not be reused.
+type decoder struct {
+	mem    memory.Allocator
+	queue  []*ipc.Message // parsed, not yet read
+	cur    *ipc.Message   // the message the ipc.Reader read last
+	rdr    *ipc.Reader
+	ready  []arrow.RecordBatch // decoded, not yet taken
+	eos    bool
+	err    error
+	closed bool
+}
+
+func newDecoder(mem memory.Allocator) *decoder { return &decoder{mem: mem} }
+
+// Message implements ipc.MessageReader for the ipc.Reader over the queue.
+func (d *decoder) Message() (*ipc.Message, error) {
+	if d.cur != nil {
+		d.cur.Release()
+		d.cur = nil
+	}
+	if len(d.queue) == 0 {
+		return nil, errIncomplete
+	}
+	d.cur, d.queue = d.queue[0], d.queue[1:]
+	return d.cur, nil
+}
+
+func (d *decoder) Retain()  {}
+func (d *decoder) Release() {}
+
+// done reports whether the stream has ended (or failed).
+func (d *decoder) done() bool { return d.eos || d.err != nil }
+
+// schema returns the stream's schema, or nil before the first chunk.
+func (d *decoder) schema() *arrow.Schema {
+	if d.rdr == nil {
+		return nil
+	}
+	return d.rdr.Schema()
+}
+
+// feed decodes one chunk. After an error the decoder only watches for the end of the stream (so
+// that the caller knows when the sender is done) and keeps returning that first error.
+func (d *decoder) feed(chunk []byte) error {
+	if d.err != nil {
+		if !d.eos && endsWithEOS(chunk) {
+			d.eos = true
+		}
+		return d.err
+	}
+	if err := d.decode(chunk); err != nil {
+		d.fail(err)
+		if !d.eos && endsWithEOS(chunk) {
+			d.eos = true
+		}
+	}
+	return d.err
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.dropQueue()
+}
+
+func (d *decoder) decode(chunk []byte) (err error) {
+	defer recoverInvalid(&err, "decoding IPC stream")
+	if d.eos {
+		if len(chunk) == 0 {
+			return nil
+		}
+		return errors.New("data after the end of the stream")
+	}
+	if err := d.parse(chunk); err != nil {
+		return err
+	}
+	if d.rdr == nil {
+		if len(d.queue) == 0 {
+			if d.eos {
+				return errors.New("stream ended before its schema")
+			}
+			return nil
+		}
+		rdr, err := ipc.NewReaderFromMessageReader(d, ipc.WithAllocator(d.mem))
+		if err != nil {
+			return err
+		}
+		d.rdr = rdr
+	}
+	for len(d.queue) > 0 {
+		if !d.rdr.Next() {
+			if err := d.rdr.Err(); err != nil {
+				return err
+			}
+			return errIncomplete
+		}
+		rec := d.rdr.RecordBatch()
+		if m, ok := rec.(arrow.RecordBatchWithMetadata); ok {
+			if i := m.Metadata().FindKey(abortKey); i >= 0 {
+				return &abortError{msg: m.Metadata().Values()[i]}
+			}
+		}
+		if rec.NumRows() > 0 {
+			rec.Retain()
+			d.ready = append(d.ready, rec)
+		}
+	}
+	return nil
+}
+
+// parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker.
+func (d *decoder) parse(chunk []byte) error {
+	for off := 0; off < len(chunk); {
+		if d.eos {
+			return errors.New("data after the end-of-stream marker")
+		}
+		if len(chunk)-off < 4 {
+			return fmt.Errorf("truncated message header at byte %d", off)
+		}
+		metaLen := int64(int32(binary.LittleEndian.Uint32(chunk[off:])))
+		off += 4
+		if uint32(metaLen) == 0xffffffff { // continuation token, then the length
+			if len(chunk)-off < 4 {
+				return fmt.Errorf("truncated message header at byte %d", off)
+			}
+			metaLen = int64(int32(binary.LittleEndian.Uint32(chunk[off:])))
+			off += 4
+		}
+		if metaLen == 0 {
+			d.eos = true
+			continue
+		}
+		if metaLen < 0 || metaLen > int64(len(chunk)-off) {
+			return fmt.Errorf("message metadata of %d bytes at byte %d overruns the %d-byte chunk", metaLen, off, len(chunk))
+		}
+		meta := memory.NewBufferBytes(chunk[off : off+int(metaLen)])
+		off += int(metaLen)
+		probe := ipc.NewMessage(meta, memory.NewBufferBytes(nil))
+		bodyLen := probe.BodyLen()
+		probe.Release()
+		if bodyLen < 0 || bodyLen > int64(len(chunk)-off) {
+			return fmt.Errorf("message body of %d bytes at byte %d overruns the %d-byte chunk", bodyLen, off, len(chunk))
+		}
+		body := memory.NewBufferBytes(chunk[off : off+int(bodyLen)])
+		off += int(bodyLen)
+		d.queue = append(d.queue, ipc.NewMessage(meta, body))
+	}
+	return nil
+}
+
+// endsWithEOS reports whether a chunk ends with the end-of-stream marker. It is how a receiver that
+// stopped decoding after an error still finds the end of the sender's stream.
+func endsWithEOS(chunk []byte) bool {
+	n := len(chunk)
+	switch {
+	case n >= 8 && binary.LittleEndian.Uint32(chunk[n-8:]) == 0xffffffff && binary.LittleEndian.Uint32(chunk[n-4:]) == 0:
+		return true
+	case n == 4 && binary.LittleEndian.Uint32(chunk) == 0: // the pre-1.0 four-byte marker
+		return true
+	}
+	return false
+}
+
+// take hands over the batches decoded so far; the caller releases them.
+func (d *decoder) take() []arrow.RecordBatch {
+	r := d.ready
+	d.ready = nil
+	return r
+}
+
+// table returns everything decoded as one table (zero copy: one chunk per batch). It needs the schema.
+func (d *decoder) table() arrow.Table {
+	recs := d.take()
+	t := array.NewTableFromRecords(d.schema(), recs)
+	releaseBatches(recs)
+	return t
+}
+
+func (d *decoder) dropQueue() {
+	for _, m := range d.queue {
+		m.Release()
+	}
+	d.queue = nil
+}
+
+// close releases everything the decoder still holds.
+func (d *decoder) close() {
+	if d.closed {
+		return
+	}
+	d.closed = true
+	d.dropQueue()
+	releaseBatches(d.ready)
+	d.ready = nil
+	if d.rdr != nil {
+		d.rdr.Release()
+		d.rdr = nil
+	}
+	if d.cur != nil {
+		d.cur.Release()
+		d.cur = nil
+	}
+}
+
+// abortError is a stream its sender ended with an error.
+type abortError struct{ msg string }
+
+func (e *abortError) Error() string { return "the sender aborted the stream: " + e.msg }

@@ -1,0 +1,193 @@
+package arrowio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// outStream is one table on its way out, a chunk per round of a collective.
+type outStream struct {
+	enc      *encoder
+	batches  []arrow.RecordBatch
+	next     int
+	done     bool
+	abortErr error // a failure to report in the next chunk
+	localErr error // what went wrong here, once reported
+}
+
+// newOutStream plans the chunks of t. With cause set (or t nil, or t unreadable) the stream carries
+// only that error, under schema (or t's, or an empty schema).
+func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64, cause error) *outStream {
+	s := &outStream{abortErr: cause}
+	if t != nil {
+		schema = t.Schema()
+	} else if cause == nil {
+		s.abortErr = errors.New("nil table")
+	}
+	if schema == nil {
+		schema = arrow.NewSchema(nil, nil)
+	}
+	enc, err := newEncoder(schema, cfg)
+	if err != nil {
+		// Only an unknown compression gets here: fall back to no compression to report it.
+		enc, _ = newEncoder(schema, &config{mem: cfg.mem})
+		s.abortErr = err
+	}
+	enc.reuse = true // the communicator is done with a buffer when its call returns
+	s.enc = enc
+	if s.abortErr == nil {
+		s.batches, err = planBatches(t, target)
+		if err != nil {
+			s.abortErr = err
+		}
+	}
+	return s
+}
+
+// chunks is how many chunks the stream takes (at least one: the schema and end of stream).
+func (s *outStream) chunks() int {
+	if s.abortErr != nil {
+		return 1
+	}
+	return max(1, len(s.batches))
+}
+
+// nextChunk returns the stream's next chunk, or nil once it has ended.
+func (s *outStream) nextChunk() []byte {
+	if s.done {
+		return nil
+	}
+	if s.abortErr != nil {
+		return s.abort(s.abortErr)
+	}
+	if len(s.batches) == 0 {
+		s.done = true
+		chunk, err := s.enc.end()
+		if err != nil {
+			return s.abort(err)
+		}
+		return chunk
+	}
+	i := s.next
+	last := i == len(s.batches)-1
+	chunk, err := s.enc.batch(s.batches[i], last)
+	s.batches[i].Release() // sent: let it go as early as possible
+	s.batches[i] = nil
+	s.next++
+	if err != nil {
+		return s.abort(err)
+	}
+	s.done = last
+	return chunk
+}
+
+func (s *outStream) abort(err error) []byte {
+	s.done = true
+	s.abortErr = nil
+	s.localErr = err
+	return s.enc.abort(err)
+}
+
+func (s *outStream) close() {
+	releaseBatches(s.batches)
+	s.batches = nil
+	s.enc.release()
+}
+
+func closeOut(ss []*outStream) {
+	for _, s := range ss {
+		if s != nil {
+			s.close()
+		}
+	}
+}
+
+// inStream is one table arriving from rank `from`, a chunk per round.
+type inStream struct {
+	from int
+	dec  *decoder
+}
+
+func newInStream(from int, mem memory.Allocator) *inStream {
+	return &inStream{from: from, dec: newDecoder(mem)}
+}
+
+// feed decodes a chunk (empty chunks, rounds after the stream ended, are skipped).
+func (s *inStream) feed(chunk []byte) {
+	if len(chunk) == 0 {
+		return
+	}
+	s.dec.feed(aligned(chunk))
+}
+
+// check fails the stream unless its schema is want (named for errors as the schema of rank ref).
+func (s *inStream) check(want *arrow.Schema, ref int) {
+	if got := s.dec.schema(); s.dec.err == nil && got != nil && want != nil && !got.Equal(want) {
+		s.dec.fail(fmt.Errorf("%w: rank %d's schema differs from rank %d's: %s", ErrSchemaMismatch, s.from, ref, schemaDiff(got, want)))
+	}
+}
+
+// result returns the stream's table, or the error that ended it (naming the sender).
+func (s *inStream) result() (arrow.Table, error) {
+	switch {
+	case s.dec.err != nil:
+		var ae *abortError
+		if errors.As(s.dec.err, &ae) || errors.Is(s.dec.err, ErrSchemaMismatch) {
+			return nil, fmt.Errorf("rank %d: %w", s.from, s.dec.err)
+		}
+		return nil, fmt.Errorf("stream from rank %d: %w", s.from, s.dec.err)
+	case !s.dec.eos:
+		return nil, fmt.Errorf("stream from rank %d: ended without its end-of-stream marker", s.from)
+	case s.dec.schema() == nil:
+		return nil, fmt.Errorf("stream from rank %d: no schema", s.from)
+	}
+	return s.dec.table(), nil
+}
+
+func closeIn(ss []*inStream) {
+	for _, s := range ss {
+		if s != nil {
+			s.dec.close()
+		}
+	}
+}
+
+// ErrSchemaMismatch is returned (wrapped, naming the ranks and the first differing column) when the
+// tables of a collective operation do not all have the same schema.
+var ErrSchemaMismatch = errors.New("schema mismatch")
+
+// aligned returns chunk, or a copy of it if it does not start on an 8-byte boundary: decoded arrays
+// point into the chunk, and Arrow buffers must be aligned for their values.
+func aligned(chunk []byte) []byte {
+	if len(chunk) == 0 || uintptr(unsafe.Pointer(&chunk[0]))%8 == 0 {
+		return chunk
+	}
+	c := make([]byte, len(chunk))
+	copy(c, chunk)
+	return c
+}
+
+func encodeCount(n int) []byte {
+	return binary.LittleEndian.AppendUint64(nil, uint64(n))
+}
+
+// maxCount decodes the chunk counts every rank announced and returns the largest.
+func maxCount(counts [][]byte) (int, error) {
+	m := 0
+	for r, b := range counts {
+		if len(b) != 8 {
+			return 0, fmt.Errorf("rank %d announced %d bytes for its chunk count, want 8", r, len(b))
+		}
+		v := binary.LittleEndian.Uint64(b)
+		if v > 1<<40 {
+			return 0, fmt.Errorf("rank %d announced %d chunks", r, v)
+		}
+		m = max(m, int(v))
+	}
+	return m, nil
+}
