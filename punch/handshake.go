@@ -242,8 +242,10 @@ func Handshake(ctx context.Context, c net.Conn, id Identity, peer int) error {
 	if peer == id.Rank {
 		return fmt.Errorf("handshake: peer rank %d is our own rank", peer)
 	}
-	_, err := handshake(ctx, c, id, peer)
-	return err
+	if _, err := handshake(ctx, c, id, peer); err != nil {
+		return fmt.Errorf("handshake with rank %d: %w", peer, err)
+	}
+	return nil
 }
 
 // anyRank, as the peer of handshake, accepts whatever rank the peer claims
@@ -251,19 +253,12 @@ func Handshake(ctx context.Context, c net.Conn, id Identity, peer int) error {
 const anyRank = -1
 
 // handshake runs the link handshake on c with peer (or anyRank) and returns
-// the proven rank of the peer. id must be valid.
+// the proven rank of the peer. id must be valid. Errors do not say with whom:
+// the caller knows.
 func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, error) {
 	release := watchConn(ctx, c)
 	defer release()
-	where := func() string {
-		if peer == anyRank {
-			return fmt.Sprintf("handshake with %v", c.RemoteAddr())
-		}
-		return fmt.Sprintf("handshake with rank %d", peer)
-	}
-	fail := func(err error) (int, error) {
-		return 0, fmt.Errorf("%s: %w", where(), ctxErr(ctx, err))
-	}
+	fail := func(err error) (int, error) { return 0, ctxErr(ctx, err) }
 
 	mine := hello{job: jobHash(id.Job), rank: uint32(id.Rank)}
 	if _, err := rand.Read(mine.nonce[:]); err != nil {
@@ -431,7 +426,7 @@ func recvFrame(ctx context.Context, c net.Conn, kind frameKind) error {
 // connection deadline set to ctx's may fire a moment before ctx itself
 // reports the end; a timeout at or past ctx's deadline counts as its end.
 func ctxErr(ctx context.Context, err error) error {
-	if err == nil || IsRejection(err) {
+	if err == nil || IsRejection(err) || errors.Is(err, context.Cause(ctx)) {
 		return err
 	}
 	if ctx.Err() != nil {

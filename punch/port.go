@@ -203,6 +203,7 @@ func (p *Port) inbound(c net.Conn) {
 	rank, err := handshake(ctx, c, p.id, anyRank)
 	cancel()
 	if err != nil {
+		err = fmt.Errorf("handshake with %v: %w", c.RemoteAddr(), err)
 		p.log.Warn("punch: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)
 		abort(c)
 		return

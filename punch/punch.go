@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 )
@@ -156,6 +157,7 @@ func (r *punchRun) send(ctx context.Context, ev event) {
 	case r.events <- ev:
 	case <-ctx.Done():
 		if ev.kind == evAuthed {
+			r.log.Debug("punch: closing losing link", "link", ev.l.String())
 			abort(ev.l.c)
 		}
 	}
@@ -278,6 +280,7 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 				r.send(ctx, event{kind: evAuthed, l: &link{c: c, ep: i}})
 				return
 			}
+			r.log.Debug("punch: closing losing link", "link", "dialed to "+ep.String(), "err", err)
 			abort(c)
 			if IsRejection(err) {
 				r.record(i, fmt.Errorf("handshake rejected: %w", err))
@@ -286,11 +289,12 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 			}
 			err = fmt.Errorf("handshake failed: %w", err)
 		}
-		if ctx.Err() != nil {
-			if attempt > 1 && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-				return // the punch is over: a dial cut short says nothing
+		if ended(ctx) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			// The punch is over (a dial has no deadline but ctx's). An
+			// attempt cut short says less than the one before it.
+			if attempt == 1 {
+				r.record(i, ctxErr(ctx, unwrapOp(err)))
 			}
-			r.record(i, ctxErr(ctx, unwrapOp(err)))
 			return
 		}
 		r.record(i, unwrapOp(err))
@@ -358,6 +362,16 @@ func (r *punchRun) failure(cause error) *PunchError {
 		Inbound:   r.inbound,
 		Err:       cause,
 	}
+}
+
+// ended reports whether ctx is over, counting its deadline as passed at
+// once (a connection deadline set to it may fire before ctx reports it).
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // unwrapOp drops the "dial tcp a->b:" prefix of a *net.OpError: the

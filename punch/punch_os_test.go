@@ -1,7 +1,16 @@
 package punch
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,4 +30,181 @@ func TestPunchLoopback(t *testing.T) {
 	require.Equal(t, a.Addr().String(), ca.LocalAddr().String(), "link must use the port itself")
 	require.Equal(t, b.Addr().String(), cb.LocalAddr().String(), "link must use the port itself")
 	requireSameLink(t, ca, cb)
+}
+
+// A Punch that cannot link says, per endpoint, what happened: refused,
+// rejected by the handshake (and not retried), timed out.
+func TestPunchFailureReport(t *testing.T) {
+
+	closed := func() netip.AddrPort { // a loopback port nobody listens on
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).AddrPort()
+	}()
+	speaker := scriptServer(t, []byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+	silent := scriptServer(t, nil)
+	before := runtime.NumGoroutine()
+	p, err := Listen(context.Background(), OS(), anyLoop, ident(0), WithInterval(100*time.Millisecond))
+	require.NoError(t, err)
+	defer p.Close()
+	foreign, err := Listen(context.Background(), OS(), anyLoop, Identity{Secret: secret, Job: "other-job", Rank: 1})
+	require.NoError(t, err)
+	defer foreign.Close()
+
+	ctx := testCtx(t, 800*time.Millisecond)
+	start := time.Now()
+	_, err = p.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{closed, foreign.Addr(), speaker, silent}})
+	elapsed := time.Since(start)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, elapsed, 2*time.Second, "Punch must stop at its deadline")
+	var pe *PunchError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, 1, pe.Rank)
+	require.Equal(t, p.Addr(), pe.Local)
+	require.Len(t, pe.Endpoints, 4)
+
+	refused := pe.Endpoints[0]
+	require.Equal(t, closed, refused.Endpoint)
+	require.ErrorIs(t, refused.Err, syscall.ECONNREFUSED)
+	require.GreaterOrEqual(t, refused.Attempts, 4, "refused connects are retried every interval")
+	require.LessOrEqual(t, refused.Attempts, 10, "but not more often than every interval")
+
+	wrongJob := pe.Endpoints[1]
+	require.ErrorIs(t, wrongJob.Err, ErrForeignJob)
+	require.Equal(t, 1, wrongJob.Attempts, "a rejected handshake is not retried")
+
+	garbage := pe.Endpoints[2]
+	require.ErrorIs(t, garbage.Err, ErrMalformed)
+	require.Equal(t, 1, garbage.Attempts, "%v", err)
+
+	timeout := pe.Endpoints[3]
+	require.ErrorIs(t, timeout.Err, context.DeadlineExceeded)
+	require.Equal(t, 1, timeout.Attempts)
+
+	msg := err.Error()
+	for _, want := range []string{"to rank 1", "connection refused", "handshake rejected", "another job", "HTTP", "deadline exceeded", "no inbound link"} {
+		require.Contains(t, msg, want)
+	}
+	t.Log(msg)
+
+	require.NoError(t, p.Close())
+	require.NoError(t, foreign.Close())
+	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+2 }, 3*time.Second, 10*time.Millisecond,
+		"goroutines left behind: %d before, %d after", before, runtime.NumGoroutine())
+}
+
+// scriptServer accepts on loopback, writes script and then holds each
+// connection open without reading until the test ends.
+func scriptServer(t *testing.T, script []byte) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			_, _ = c.Write(script)
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// timeWaits counts sockets in TIME_WAIT between ports a and b (either
+// direction) in /proc/net/tcp and /proc/net/tcp6.
+func timeWaits(t *testing.T, a, b uint16) int {
+	t.Helper()
+	n := 0
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) < 4 || fields[3] != "06" { // 06: TIME_WAIT
+				continue
+			}
+			lp, rp := hexPort(fields[1]), hexPort(fields[2])
+			if (lp == a && rp == b) || (lp == b && rp == a) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func hexPort(addr string) uint16 {
+	i := strings.LastIndexByte(addr, ':')
+	v, _ := strconv.ParseUint(addr[i+1:], 16, 16)
+	return uint16(v)
+}
+
+// When two ends reach each other over several endpoints, several links pass
+// the handshake; both ends keep the same one and abort the others with a
+// RST, so no TIME_WAIT is left between the ports and the next punch from the
+// same ports succeeds. Closing a link with FIN does leave TIME_WAIT (the
+// control that shows the check can see it).
+//
+// The ports listen on 0.0.0.0 so that 127.0.0.1 and 127.0.0.2 are two
+// endpoints of each; every connection goes to loopback only.
+func TestPunchLosersLeaveNoTimeWait(t *testing.T) {
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skip("no /proc/net/tcp on this system: cannot observe TIME_WAIT")
+	}
+	recA, recB := &logRecorder{}, &logRecorder{}
+	wild := netip.MustParseAddrPort("0.0.0.0:0")
+	a, err := Listen(context.Background(), OS(), wild, ident(0), WithLogger(recA.logger()))
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := Listen(context.Background(), OS(), wild, ident(1), WithLogger(recB.logger()))
+	require.NoError(t, err)
+	defer b.Close()
+	two := func(p *Port) []netip.AddrPort {
+		return []netip.AddrPort{
+			netip.AddrPortFrom(loopback, p.Addr().Port()),
+			netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p.Addr().Port()),
+		}
+	}
+	pa, pb := a.Addr().Port(), b.Addr().Port()
+	require.Zero(t, timeWaits(t, pa, pb))
+
+	for round := range 3 {
+		ctx := testCtx(t, 10*time.Second)
+		ca, cb, ea, eb := punchPair(ctx, a, b, two(a), two(b))
+		require.NoError(t, ea, "round %d", round)
+		require.NoError(t, eb, "round %d", round)
+		requireSameLink(t, ca, cb)
+		require.Zero(t, timeWaits(t, pa, pb), "round %d: losers must not linger in TIME_WAIT", round)
+		abort(ca)
+		abort(cb)
+	}
+	losers := recA.count("closing losing link") + recB.count("closing losing link")
+	require.Positive(t, losers, "the rounds must have had losing links to abandon")
+	t.Logf("losing links aborted over 3 rounds: %d", losers)
+
+	// Control: a link closed with FIN does leave TIME_WAIT behind.
+	ctx := testCtx(t, 10*time.Second)
+	ca, cb, ea, eb := punchPair(ctx, a, b, two(a), two(b))
+	require.NoError(t, ea)
+	require.NoError(t, eb)
+	require.NoError(t, ca.Close())
+	_, _ = io.Copy(io.Discard, cb)
+	require.NoError(t, cb.Close())
+	require.Eventually(t, func() bool { return timeWaits(t, pa, pb) > 0 }, 2*time.Second, 10*time.Millisecond)
 }
