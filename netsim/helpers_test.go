@@ -2,9 +2,11 @@ package netsim
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -118,3 +120,13 @@ func observeUDP(t *testing.T, pc net.PacketConn, obs netip.AddrPort) netip.AddrP
 }
 
 var errConnRefused = syscall.ECONNREFUSED
+
+var (
+	errConnReset = syscall.ECONNRESET
+	errTimedOut  = syscall.ETIMEDOUT
+	errDeadline  = os.ErrDeadlineExceeded
+)
+
+func isRefused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
+
+func asNetError(err error, ne *net.Error) bool { return errors.As(err, ne) }

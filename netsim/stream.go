@@ -155,7 +155,7 @@ func (s *stream) put(p []byte) {
 }
 
 func (s *stream) grow(need int) {
-	size := max(len(s.buf), 64<<10)
+	size := max(len(s.buf), 4<<10)
 	for size < need {
 		size *= 2
 	}
