@@ -38,7 +38,8 @@ type session struct {
 // peerState is what this member knows about its link to one peer.
 type peerState struct {
 	rank     int
-	eps      []netip.AddrPort
+	lan      []netip.AddrPort // endpoints tried alone first (a peer that may share our LAN), or none
+	eps      []netip.AddrPort // every endpoint, best first
 	private  []netip.AddrPort
 	cancel   context.CancelFunc // of the running punch
 	punching bool
@@ -178,7 +179,8 @@ func (s *session) start(ctx context.Context, st start) (*time.Timer, error) {
 	me := s.table[c.rank]
 	for r, e := range s.table {
 		if r != c.rank {
-			s.peers[r] = &peerState{rank: r, eps: candidates(me, e), private: e.Private}
+			lan, eps := candidates(me, e)
+			s.peers[r] = &peerState{rank: r, lan: lan, eps: eps, private: e.Private}
 		}
 	}
 	c.log.Debug("start", "in", st.Delay, "punch_timeout", s.punchTimeout, "observed", me.Observed)
@@ -193,40 +195,59 @@ func (s *session) start(ctx context.Context, st start) (*time.Timer, error) {
 	return time.NewTimer(st.Delay), nil
 }
 
-// candidates lists a peer's endpoints, best first: its private endpoints
-// first when it seems to share our NAT (same public address), else its
-// public endpoints first.
-func candidates(me, peer peerEntry) []netip.AddrPort {
+// candidates lists a peer's endpoints, best first. A peer seen at our own
+// public address may share our LAN (or only our NAT, as functions behind
+// one cloud NAT do): its private endpoints come first, and are tried alone
+// for the first part of the punch (lan), so that a LAN path, when there is
+// one, wins over a path that turns around in the NAT (hairpinning).
+func candidates(me, peer peerEntry) (lan, all []netip.AddrPort) {
 	public := []netip.AddrPort{peer.Observed}
 	if peer.Public.IsValid() && peer.Public != peer.Observed {
 		public = append(public, peer.Public)
 	}
-	var eps []netip.AddrPort
-	if me.Observed.Addr() == peer.Observed.Addr() {
-		eps = append(slices.Clone(peer.Private), public...)
-	} else {
-		eps = append(public, peer.Private...)
+	if me.Observed.Addr() == peer.Observed.Addr() && len(peer.Private) > 0 {
+		lan = slices.Clone(peer.Private)
+		return lan, dedup(append(slices.Clone(peer.Private), public...))
 	}
-	return slices.Compact(eps)
+	return nil, dedup(append(public, peer.Private...))
+}
+
+func dedup(eps []netip.AddrPort) []netip.AddrPort {
+	out := eps[:0]
+	for _, ep := range eps {
+		if !slices.Contains(out, ep) {
+			out = append(out, ep)
+		}
+	}
+	return out
 }
 
 // startPunching starts one punch per undecided peer, all at once, each
-// until the job's punch deadline.
+// until the job's punch deadline (a LAN-first peer: its LAN stage first).
 func (s *session) startPunching(ctx context.Context) {
-	deadline := s.startAt.Add(s.punchTimeout)
 	for _, ps := range s.peers {
-		if ps == nil || ps.verdict != 0 {
-			continue
+		if ps != nil && ps.verdict == 0 {
+			if ps.lan != nil {
+				s.punch(ctx, ps, ps.lan, s.startAt.Add(s.punchTimeout/lanStageShare))
+			} else {
+				s.punch(ctx, ps, ps.eps, s.startAt.Add(s.punchTimeout))
+			}
 		}
-		pctx, cancel := context.WithDeadline(ctx, deadline)
-		ps.cancel, ps.punching = cancel, true
-		peer := punch.Peer{Rank: ps.rank, Endpoints: ps.eps}
-		s.wg.Go(func() {
-			conn, err := s.port.Punch(pctx, peer)
-			s.results <- linkResult{peer: peer.Rank, conn: conn, err: err}
-		})
 	}
 	s.c.log.Debug("punching", "peers", s.c.world-1, "deadline", s.punchTimeout)
+}
+
+// lanStageShare: a LAN-first peer's LAN stage takes this share of the punch timeout.
+const lanStageShare = 4
+
+func (s *session) punch(ctx context.Context, ps *peerState, eps []netip.AddrPort, deadline time.Time) {
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	ps.cancel, ps.punching = cancel, true
+	peer := punch.Peer{Rank: ps.rank, Endpoints: eps}
+	s.wg.Go(func() {
+		conn, err := s.port.Punch(pctx, peer)
+		s.results <- linkResult{peer: peer.Rank, conn: conn, err: err}
+	})
 }
 
 // handleResult takes the end of a punch (which it reports) or of a relay.
@@ -245,6 +266,13 @@ func (s *session) handleResult(ctx context.Context, r linkResult) error {
 		if r.conn != nil {
 			abortConn(r.conn) // the server already chose the relay
 		}
+		return nil
+	}
+	if r.err != nil && ps.lan != nil && ctx.Err() == nil {
+		// The LAN stage found nothing: try every endpoint until the deadline.
+		s.c.log.Debug("no LAN path; trying every endpoint", "peer", r.peer, "err", r.err)
+		ps.lan = nil
+		s.punch(ctx, ps, ps.eps, s.startAt.Add(s.punchTimeout))
 		return nil
 	}
 	out := outcomeFailed
