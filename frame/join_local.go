@@ -21,11 +21,30 @@ func (ps *pairs) add(b, p int32) {
 
 // hashJoin matches the rows of the build key columns with those of the probe
 // key columns: an index of the build side's distinct keys (the smaller side,
-// chosen by the caller), then one pass over the probe side in blocks. Rows
-// whose key has a null never match. With buildOuter (probeOuter) the
-// unmatched rows of the build (probe) side are kept with -1 on the other side.
-// Matches come out in probe order, then the unmatched build rows.
+// chosen by the caller), then one pass over the probe side in blocks (a
+// radix-partitioned join for one integer-like key, see radixJoin). Rows whose
+// key has a null never match. With buildOuter (probeOuter) the unmatched
+// rows of the build (probe) side are kept with -1 on the other side. The
+// order of the pairs is unspecified.
 func hashJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
+	if len(build) == 1 && len(probe) == 1 && arrow.TypeEqual(build[0].DataType(), probe[0].DataType()) {
+		switch w, ok := fixedIntWidth(build[0].DataType()); {
+		case ok && w == 8:
+			return radixJoin[uint64](build[0], probe[0], buildOuter, probeOuter)
+		case ok && w == 4:
+			return radixJoin[uint32](build[0], probe[0], buildOuter, probeOuter)
+		case ok && w == 2:
+			return radixJoin[uint16](build[0], probe[0], buildOuter, probeOuter)
+		case ok && w == 1:
+			return radixJoin[uint8](build[0], probe[0], buildOuter, probeOuter)
+		}
+	}
+	return indexJoin(build, probe, buildOuter, probeOuter)
+}
+
+// indexJoin is hashJoin over a keyIndex: any number of key columns of any key
+// type.
+func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
 	nb, np := colsLen(build), colsLen(probe)
 	ix, err := newKeyIndex(build, probe, true, nb/2)
 	if err != nil {

@@ -292,3 +292,28 @@ func cmpInt[T int64 | float64 | string](a, b T) int {
 	}
 	return 0
 }
+
+func TestIndexJoinMatchesRadixJoin(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	// Large enough for many radix partitions.
+	lk, lv := cylonColumns(mem, 100_000, 0.9, 11)
+	rk, rv := cylonColumns(mem, 60_000, 0.9, 12)
+	defer releaseAll([]arrow.Array{lk, lv, rk, rv})
+	for _, o := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+		a, err := radixJoin[uint64](lk, rk, o[0], o[1])
+		require.NoError(t, err)
+		b, err := indexJoin([]arrow.Array{lk}, []arrow.Array{rk}, o[0], o[1])
+		require.NoError(t, err)
+		require.Equal(t, pairSet(b), pairSet(a), "outer %v", o)
+	}
+}
+
+func pairSet(ps pairs) []int64 {
+	out := make([]int64, len(ps.b))
+	for i := range out {
+		out[i] = int64(ps.b[i])<<32 | int64(uint32(ps.p[i]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,215 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/arrow/scalar"
+)
+
+// Expr is a column expression, evaluated row by row over a partition by
+// arrow's compute kernels: a column (Col), a constant (Lit), or a function of
+// expressions (comparisons, boolean logic, arithmetic, null tests). Methods
+// that take an `any` accept an Expr or a Go value (a constant).
+//
+//	frame.Col("price").Mul(frame.Col("qty")).As("total")
+//	frame.Col("qty").Gt(10).And(frame.Col("region").Eq("eu"))
+type Expr struct {
+	col   string // a column, when fn == "" and !lit
+	lit   bool
+	value any
+	fn    string // compute function name
+	args  []Expr
+	alias string
+}
+
+// Col is the column called name.
+func Col(name string) Expr { return Expr{col: name} }
+
+// Lit is a constant: a Go bool, integer, float, string or []byte, an arrow
+// scalar.Scalar, or nil (a null).
+func Lit(v any) Expr { return Expr{lit: true, value: v} }
+
+func toExpr(v any) Expr {
+	if e, ok := v.(Expr); ok {
+		return e
+	}
+	return Lit(v)
+}
+
+func (e Expr) call(fn string, others ...any) Expr {
+	args := []Expr{e}
+	for _, o := range others {
+		args = append(args, toExpr(o))
+	}
+	return Expr{fn: fn, args: args}
+}
+
+// As names the expression's result column (for Project and WithColumn).
+func (e Expr) As(name string) Expr {
+	e.alias = name
+	return e
+}
+
+// Eq is e == v (null if either is null).
+func (e Expr) Eq(v any) Expr { return e.call("equal", v) }
+
+// Ne is e != v.
+func (e Expr) Ne(v any) Expr { return e.call("not_equal", v) }
+
+// Lt is e < v.
+func (e Expr) Lt(v any) Expr { return e.call("less", v) }
+
+// Le is e <= v.
+func (e Expr) Le(v any) Expr { return e.call("less_equal", v) }
+
+// Gt is e > v.
+func (e Expr) Gt(v any) Expr { return e.call("greater", v) }
+
+// Ge is e >= v.
+func (e Expr) Ge(v any) Expr { return e.call("greater_equal", v) }
+
+// And is the Kleene (SQL) conjunction: false and null is false.
+func (e Expr) And(v any) Expr { return e.call("and_kleene", v) }
+
+// Or is the Kleene (SQL) disjunction: true or null is true.
+func (e Expr) Or(v any) Expr { return e.call("or_kleene", v) }
+
+// Not negates a boolean expression.
+func (e Expr) Not() Expr { return e.call("not") }
+
+// IsNull is true where e is null.
+func (e Expr) IsNull() Expr { return e.call("is_null") }
+
+// IsValid is true where e is not null.
+func (e Expr) IsValid() Expr { return e.call("is_not_null") }
+
+// Add is e + v; integer overflow is an error.
+func (e Expr) Add(v any) Expr { return e.call("add", v) }
+
+// Sub is e - v; integer overflow is an error.
+func (e Expr) Sub(v any) Expr { return e.call("subtract", v) }
+
+// Mul is e * v; integer overflow is an error.
+func (e Expr) Mul(v any) Expr { return e.call("multiply", v) }
+
+// Div is e / v; integer division by zero is an error.
+func (e Expr) Div(v any) Expr { return e.call("divide", v) }
+
+// String renders the expression, as "(qty > 10)".
+func (e Expr) String() string {
+	switch {
+	case e.lit:
+		if s, ok := e.value.(string); ok {
+			return fmt.Sprintf("%q", s)
+		}
+		return fmt.Sprint(e.value)
+	case e.fn == "":
+		return e.col
+	}
+	op := map[string]string{
+		"equal": "==", "not_equal": "!=", "less": "<", "less_equal": "<=", "greater": ">",
+		"greater_equal": ">=", "and_kleene": "and", "or_kleene": "or", "add": "+",
+		"subtract": "-", "multiply": "*", "divide": "/",
+	}[e.fn]
+	if op != "" && len(e.args) == 2 {
+		return fmt.Sprintf("(%s %s %s)", e.args[0], op, e.args[1])
+	}
+	parts := make([]string, len(e.args))
+	for i, a := range e.args {
+		parts[i] = a.String()
+	}
+	return fmt.Sprintf("%s(%s)", e.fn, strings.Join(parts, ", "))
+}
+
+// Name is the name of the expression's result column: its alias, the column
+// name for a plain column, else its String.
+func (e Expr) Name() string {
+	switch {
+	case e.alias != "":
+		return e.alias
+	case !e.lit && e.fn == "":
+		return e.col
+	}
+	return e.String()
+}
+
+// columns returns the names of the columns the expression reads.
+func (e Expr) columns() []string {
+	if e.lit {
+		return nil
+	}
+	if e.fn == "" {
+		return []string{e.col}
+	}
+	var out []string
+	for _, a := range e.args {
+		out = append(out, a.columns()...)
+	}
+	return out
+}
+
+// eval evaluates e over the columns cols of schema s (n rows) into an array
+// of n values. The caller releases it.
+func (e Expr) eval(ctx context.Context, mem memory.Allocator, s *arrow.Schema, cols []arrow.Array, n int) (arrow.Array, error) {
+	ctx = exec.WithAllocator(ctx, mem)
+	d, err := e.datum(ctx, s, cols)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Release()
+	switch d := d.(type) {
+	case *compute.ArrayDatum:
+		return d.MakeArray(), nil
+	case *compute.ScalarDatum:
+		a, err := scalar.MakeArrayFromScalar(d.Value, n, mem)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e, err)
+		}
+		return a, nil
+	}
+	return nil, fmt.Errorf("%s: unexpected result %s", e, d)
+}
+
+func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (compute.Datum, error) {
+	switch {
+	case e.lit:
+		if sc, ok := e.value.(scalar.Scalar); ok {
+			return compute.NewDatum(sc), nil
+		}
+		sc := scalar.MakeScalar(e.value)
+		if sc == nil {
+			return nil, fmt.Errorf("literal %v of type %T is not supported", e.value, e.value)
+		}
+		return compute.NewDatum(sc), nil
+	case e.fn == "":
+		i, err := fieldIndex(s, e.col)
+		if err != nil {
+			return nil, err
+		}
+		return compute.NewDatum(cols[i]), nil
+	}
+	args := make([]compute.Datum, 0, len(e.args))
+	defer func() {
+		for _, a := range args {
+			a.Release()
+		}
+	}()
+	for _, a := range e.args {
+		d, err := a.datum(ctx, s, cols)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, d)
+	}
+	out, err := compute.CallFunction(ctx, e.fn, nil, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", e, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,189 @@
+package frame
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/fnmesh/fnmesh/arrowio"
+	"github.com/fnmesh/fnmesh/collective"
+)
+
+// Frame is a distributed data frame: one Arrow table partition per rank of a
+// communicator, all with the same schema. Its distributed operators (Shuffle,
+// Join, GroupBy, Sort, Distinct, Head, Gather, Count, the writers) are
+// collective: every rank calls the same operators in the same order with the
+// same arguments, as with MPI. Local operators (Filter, Select, Project,
+// WithColumn) touch only this rank's partition.
+//
+// A Frame holds a reference to its partition; call Release when done with
+// it. Operators return new frames and never release their inputs.
+type Frame struct {
+	comm *collective.Comm
+	part arrow.Table
+	cfg  *config
+	// keys the rows are hash-partitioned by (arrowio.PartitionOf of the
+	// arrowio.HashRows hash of these columns, over comm.Size() parts), or
+	// nil when unknown. Join and GroupBy skip the shuffle of a side that is
+	// already partitioned by its keys.
+	partitionedBy []string
+	released      atomic.Bool
+}
+
+// New returns a frame whose partition on this rank is part (retained; the
+// caller keeps its own reference). It is not collective, but every rank must
+// build its frame with the same schema.
+func New(c *collective.Comm, part arrow.Table, opts ...Option) (*Frame, error) {
+	if c == nil {
+		return nil, errors.New("frame: new: nil communicator")
+	}
+	if part == nil {
+		return nil, fmt.Errorf("frame: new: rank %d: nil table", c.Rank())
+	}
+	part.Retain()
+	return &Frame{comm: c, part: part, cfg: newConfig(opts)}, nil
+}
+
+// FromRecords returns a frame whose partition on this rank holds the record
+// batches recs (retained), all of the given schema.
+func FromRecords(c *collective.Comm, schema *arrow.Schema, recs []arrow.RecordBatch, opts ...Option) (*Frame, error) {
+	if c == nil {
+		return nil, errors.New("frame: from records: nil communicator")
+	}
+	for i, r := range recs {
+		if !r.Schema().Equal(schema) {
+			return nil, fmt.Errorf("frame: from records: rank %d: batch %d has schema %v, want %v", c.Rank(), i, r.Schema(), schema)
+		}
+	}
+	t := array.NewTableFromRecords(schema, recs)
+	defer t.Release()
+	return New(c, t, opts...)
+}
+
+// derive wraps a new partition (whose reference it takes over) in a frame
+// with f's communicator and options.
+func (f *Frame) derive(part arrow.Table, partitionedBy []string) *Frame {
+	return &Frame{comm: f.comm, part: part, cfg: f.cfg, partitionedBy: partitionedBy}
+}
+
+// Comm returns the frame's communicator.
+func (f *Frame) Comm() *collective.Comm { return f.comm }
+
+// Rank is this rank's number in the frame's communicator.
+func (f *Frame) Rank() int { return f.comm.Rank() }
+
+// Size is the number of ranks (and partitions).
+func (f *Frame) Size() int { return f.comm.Size() }
+
+// Schema returns the schema of every partition.
+func (f *Frame) Schema() *arrow.Schema { return f.part.Schema() }
+
+// Table returns this rank's partition. The frame keeps ownership: Retain
+// it to use it after Release.
+func (f *Frame) Table() arrow.Table { return f.part }
+
+// NumRows returns the number of rows of this rank's partition.
+func (f *Frame) NumRows() int64 { return f.part.NumRows() }
+
+// PartitionedBy returns the key columns the rows are known to be
+// hash-partitioned by (as arrowio.HashPartition places them), or nil.
+func (f *Frame) PartitionedBy() []string { return slices.Clone(f.partitionedBy) }
+
+// Release drops the frame's reference to its partition. Calling it again
+// does nothing.
+func (f *Frame) Release() {
+	if !f.released.Swap(true) {
+		f.part.Release()
+	}
+}
+
+// errorf wraps an operator error with the rank and operator name.
+func (f *Frame) errorf(op string, err error) error {
+	return fmt.Errorf("frame: rank %d: %s: %w", f.comm.Rank(), op, err)
+}
+
+// Count returns the total number of rows over all ranks (collective).
+func (f *Frame) Count(ctx context.Context) (int64, error) {
+	counts, err := f.rowCounts(ctx)
+	if err != nil {
+		return 0, f.errorf("count", err)
+	}
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	return n, nil
+}
+
+// rowCounts returns every rank's partition length (collective).
+func (f *Frame) rowCounts(ctx context.Context) ([]int64, error) {
+	var buf [8]byte
+	binary.LittleEndian.PutUint64(buf[:], uint64(f.part.NumRows()))
+	all, err := f.comm.Allgather(ctx, buf[:])
+	if err != nil {
+		return nil, fmt.Errorf("exchange row counts: %w", err)
+	}
+	counts := make([]int64, len(all))
+	for r, b := range all {
+		if len(b) != 8 {
+			return nil, fmt.Errorf("rank %d sent a %d-byte row count", r, len(b))
+		}
+		counts[r] = int64(binary.LittleEndian.Uint64(b))
+	}
+	return counts, nil
+}
+
+// Gather concatenates every rank's partition, in rank order, into one table
+// on rank root; other ranks get nil (collective). The caller releases it.
+func (f *Frame) Gather(ctx context.Context, root int) (arrow.Table, error) {
+	t := f.cfg.timer("gather")
+	out, err := arrowio.GatherTable(ctx, f.comm, root, f.part, f.cfg.arrowio()...)
+	if err != nil {
+		return nil, f.errorf("gather", err)
+	}
+	var rows int64
+	if out != nil {
+		rows = out.NumRows()
+	}
+	t.done(ctx, "gather", rows, 0)
+	return out, nil
+}
+
+// Collect concatenates every rank's partition, in rank order, into one table
+// on every rank (collective). The caller releases it.
+func (f *Frame) Collect(ctx context.Context) (arrow.Table, error) {
+	t := f.cfg.timer("collect")
+	out, err := arrowio.AllgatherTable(ctx, f.comm, f.part, f.cfg.arrowio()...)
+	if err != nil {
+		return nil, f.errorf("collect", err)
+	}
+	t.done(ctx, "allgather", out.NumRows(), 0)
+	return out, nil
+}
+
+// Head returns the first n rows of the frame in rank order (rank 0's rows
+// first) as a frame: each rank keeps the part of its partition that falls
+// within the first n rows overall, so nothing but row counts moves
+// (collective). Gather it to see it in one place.
+func (f *Frame) Head(ctx context.Context, n int64) (*Frame, error) {
+	if n < 0 {
+		return nil, f.errorf("head", fmt.Errorf("negative row count %d", n))
+	}
+	counts, err := f.rowCounts(ctx)
+	if err != nil {
+		return nil, f.errorf("head", err)
+	}
+	var before int64
+	for _, c := range counts[:f.comm.Rank()] {
+		before += c
+	}
+	keep := min(max(n-before, 0), f.part.NumRows())
+	part := sliceTable(f.part, 0, keep)
+	return f.derive(part, f.partitionedBy), nil
+}
+

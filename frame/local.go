@@ -1,0 +1,157 @@
+package frame
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
+)
+
+// Filter keeps the rows where the boolean expression pred is true (null
+// counts as false). It is local: each rank filters its own partition, and
+// the result stays partitioned as f was.
+func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
+	const op = "filter"
+	tm := f.cfg.timer(op)
+	cols, err := columns(f.cfg.mem, f.part)
+	if err != nil {
+		return nil, f.errorf(op, err)
+	}
+	defer releaseAll(cols)
+	n := int(f.part.NumRows())
+	mask, err := pred.eval(ctx, f.cfg.mem, f.Schema(), cols, n)
+	if err != nil {
+		return nil, f.errorf(op, err)
+	}
+	defer mask.Release()
+	if mask.DataType().ID() != arrow.BOOL {
+		return nil, f.errorf(op, fmt.Errorf("predicate %s is %s, not boolean", pred, mask.DataType()))
+	}
+	ectx := exec.WithAllocator(ctx, f.cfg.mem)
+	out := make([]arrow.Array, len(cols))
+	rows := n
+	for i, c := range cols {
+		a, err := compute.FilterArray(ectx, c, mask, *compute.DefaultFilterOptions())
+		if err != nil {
+			releaseAll(out)
+			return nil, f.errorf(op, fmt.Errorf("column %q: %w", f.Schema().Field(i).Name, err))
+		}
+		out[i], rows = a, a.Len()
+	}
+	if len(cols) == 0 {
+		rows = 0
+	}
+	t := tableFromColumns(f.Schema(), out, int64(rows))
+	releaseAll(out)
+	tm.done(ctx, "filter", t.NumRows(), 0)
+	return f.derive(t, f.partitionedBy), nil
+}
+
+// Select keeps the named columns, in that order (zero copy, local).
+func (f *Frame) Select(cols ...string) (*Frame, error) {
+	idx, err := fieldIndices(f.Schema(), cols)
+	if err != nil {
+		return nil, f.errorf("select", err)
+	}
+	fields := make([]arrow.Field, len(idx))
+	columns := make([]arrow.Column, len(idx))
+	for i, c := range idx {
+		fields[i] = f.Schema().Field(c)
+		columns[i] = *f.part.Column(c)
+	}
+	md := f.Schema().Metadata()
+	s := arrow.NewSchema(fields, &md)
+	t := newTableOf(s, columns, f.part.NumRows())
+	by := f.partitionedBy
+	for _, k := range by {
+		if !slices.Contains(cols, k) {
+			by = nil
+		}
+	}
+	return f.derive(t, by), nil
+}
+
+// Project computes a new frame whose columns are the expressions (named by
+// their Name), evaluated row by row on every rank's partition (local).
+func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
+	const op = "project"
+	if len(exprs) == 0 {
+		return nil, f.errorf(op, errors.New("no expressions"))
+	}
+	tm := f.cfg.timer(op)
+	cols, err := columns(f.cfg.mem, f.part)
+	if err != nil {
+		return nil, f.errorf(op, err)
+	}
+	defer releaseAll(cols)
+	n := int(f.part.NumRows())
+	out := make([]arrow.Array, 0, len(exprs))
+	fields := make([]arrow.Field, 0, len(exprs))
+	for _, e := range exprs {
+		a, err := e.eval(ctx, f.cfg.mem, f.Schema(), cols, n)
+		if err != nil {
+			releaseAll(out)
+			return nil, f.errorf(op, err)
+		}
+		out = append(out, a)
+		field := arrow.Field{Name: e.Name(), Type: a.DataType(), Nullable: a.NullN() > 0}
+		if e.fn == "" && !e.lit { // a column passes through with its field
+			i, _ := fieldIndex(f.Schema(), e.col)
+			field = f.Schema().Field(i)
+			field.Name = e.Name()
+		}
+		fields = append(fields, field)
+	}
+	t := tableFromColumns(arrow.NewSchema(fields, nil), out, int64(n))
+	releaseAll(out)
+	tm.done(ctx, "project", t.NumRows(), 0)
+	// The partitioning survives where the key columns pass through unchanged.
+	var by []string
+	if f.partitionedBy != nil {
+		by = f.partitionedBy
+		for _, k := range by {
+			if !slices.ContainsFunc(exprs, func(e Expr) bool { return e.fn == "" && !e.lit && e.col == k && e.Name() == k }) {
+				by = nil
+				break
+			}
+		}
+	}
+	return f.derive(t, by), nil
+}
+
+// WithColumn returns the frame with the expression's result as column name:
+// replacing the column of that name, or appended after the others (local).
+func (f *Frame) WithColumn(ctx context.Context, name string, e Expr) (*Frame, error) {
+	exprs := make([]Expr, 0, f.Schema().NumFields()+1)
+	replaced := false
+	for _, fl := range f.Schema().Fields() {
+		if fl.Name == name {
+			exprs = append(exprs, e.As(name))
+			replaced = true
+		} else {
+			exprs = append(exprs, Col(fl.Name))
+		}
+	}
+	if !replaced {
+		exprs = append(exprs, e.As(name))
+	}
+	return f.Project(ctx, exprs...)
+}
+
+// newTableOf builds a table from existing columns (which it retains).
+func newTableOf(s *arrow.Schema, cols []arrow.Column, rows int64) arrow.Table {
+	out := make([]arrow.Column, len(cols))
+	for i := range cols {
+		out[i] = *arrow.NewColumn(s.Field(i), cols[i].Data())
+	}
+	t := array.NewTable(s, out, rows)
+	for i := range out {
+		out[i].Release()
+	}
+	return t
+}

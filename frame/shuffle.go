@@ -1,0 +1,93 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/fnmesh/fnmesh/arrowio"
+)
+
+// Shuffle redistributes the rows by the hash of the key columns so that all
+// rows with equal keys are on one rank: rank r gets the rows whose
+// arrowio.HashRows hash maps to r (arrowio.PartitionOf). It is the first step
+// of every distributed join and group-by; a frame that is already
+// partitioned by keys is returned as is (retained) (collective).
+func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
+	if len(keys) == 0 {
+		return nil, f.errorf("shuffle", fmt.Errorf("no key columns"))
+	}
+	if slices.Equal(f.partitionedBy, keys) {
+		f.part.Retain()
+		return f.derive(f.part, f.partitionedBy), nil
+	}
+	out, err := f.shuffle(ctx, "shuffle", f.part, keys)
+	if err != nil {
+		return nil, f.errorf("shuffle", err)
+	}
+	return f.derive(out, slices.Clone(keys)), nil
+}
+
+// shuffle hash-partitions t by keys and exchanges the parts all-to-all,
+// recording the two phases for op. It returns the rows this rank received,
+// in rank order (the caller releases them).
+func (f *Frame) shuffle(ctx context.Context, op string, t arrow.Table, keys []string) (arrow.Table, error) {
+	tm := f.cfg.timer(op)
+	p, me := f.comm.Size(), f.comm.Rank()
+	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseTables(parts)
+	var sent, bytes int64
+	for r, part := range parts {
+		if r != me {
+			sent += part.NumRows()
+			bytes += tableBytes(part)
+		}
+	}
+	tm.done(ctx, "partition", t.NumRows(), 0)
+	recv, err := arrowio.AlltoallTables(ctx, f.comm, parts, f.cfg.arrowio()...)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseTables(recv)
+	out, err := arrowio.ConcatTables(recv)
+	if err != nil {
+		return nil, err
+	}
+	tm.done(ctx, "exchange", sent, bytes)
+	return out, nil
+}
+
+// toRoot sends every rank's t to rank 0, which returns them concatenated in
+// rank order; the other ranks return an empty table.
+func (f *Frame) toRoot(ctx context.Context, op string, t arrow.Table) (arrow.Table, error) {
+	tm := f.cfg.timer(op)
+	parts := make([]arrow.Table, f.comm.Size())
+	parts[0] = t
+	var bytes int64
+	if f.comm.Rank() != 0 {
+		bytes = tableBytes(t)
+	}
+	recv, err := arrowio.AlltoallTables(ctx, f.comm, parts, f.cfg.arrowio()...)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseTables(recv)
+	out, err := arrowio.ConcatTables(recv)
+	if err != nil {
+		return nil, err
+	}
+	tm.done(ctx, "exchange", t.NumRows(), bytes)
+	return out, nil
+}
+
+func releaseTables(ts []arrow.Table) {
+	for _, t := range ts {
+		if t != nil {
+			t.Release()
+		}
+	}
+}
