@@ -186,4 +186,3 @@ func (f *Frame) Head(ctx context.Context, n int64) (*Frame, error) {
 	part := sliceTable(f.part, 0, keep)
 	return f.derive(part, f.partitionedBy), nil
 }
-

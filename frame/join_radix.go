@@ -90,7 +90,7 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 		maxPart = max(maxPart, bs.start[q+1]-bs.start[q])
 	}
 	buckets := make([]int32, tableSize(int(maxPart))) // entry index + 1; 0 = empty
-	next := make([]int32, maxPart)                   // the next entry with the same key, or -1
+	next := make([]int32, maxPart)                    // the next entry with the same key, or -1
 	var matched []bool
 	if buildOuter {
 		matched = make([]bool, len(bs.ents))
