@@ -123,9 +123,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 			c.pathDead(s)
 		}
 	}
-	n, err := c.tx.write(b, func(wake chan struct{}) error {
+	n, err := c.tx.write(b, func(wake chan struct{}, tc <-chan time.Time) error {
 		select {
 		case <-wake:
+			return nil
+		case <-tc:
 			return nil
 		case <-c.wdl.wait():
 			return os.ErrDeadlineExceeded

@@ -112,6 +112,27 @@ func (l *link) transit(t time.Time, size, dir int, lossy bool) (time.Time, strin
 	return t.Add(l.delay()), ""
 }
 
+// carry sends a chunk of stream data of size bytes over the link in
+// direction dir, ready to leave at t. It returns when the chunk arrives at
+// the far end and by how much its wait in the link's queue exceeded two
+// segments' worth: the sender paces itself by that, as TCP's congestion
+// control would, so that flows sharing a link interleave.
+func (l *link) carry(t time.Time, size, dir int) (time.Time, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var excess time.Duration
+	if ser := l.serialization(size); ser > 0 {
+		start := t
+		if l.busy[dir].After(start) {
+			start = l.busy[dir]
+		}
+		excess = start.Sub(t) - 2*l.serialization(segment)
+		l.busy[dir] = start.Add(ser)
+		t = l.busy[dir]
+	}
+	return t.Add(l.delay()), excess
+}
+
 // delay is one packet's propagation delay: latency with jitter. Caller holds l.mu.
 func (l *link) delay() time.Duration {
 	d := l.cfg.Latency

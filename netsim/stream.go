@@ -38,8 +38,10 @@ type stream struct {
 
 	hops    []hop
 	pathSet bool
-	shaped  bool
+	shaped  bool          // latency, jitter or bandwidth on the path
+	paced   bool          // bandwidth on the path: writes go a segment at a time
 	latency time.Duration // sum of the links' latencies
+	wtimer  *time.Timer   // the writer's pacing timer
 }
 
 type mark struct {
@@ -76,15 +78,17 @@ func (s *stream) setPath(hops []hop) {
 	s.hops = hops
 	for _, h := range hops {
 		s.shaped = s.shaped || h.l.shaped
+		s.paced = s.paced || h.l.cfg.Bandwidth > 0
 		s.latency += h.l.cfg.Latency
 	}
 }
 
-// write copies p into the stream, blocking while the window is full. wait
-// blocks until the wake channel fires or fails with the writer's deadline
-// or close. gone is called (without locks) the first time data goes to a
-// sink.
-func (s *stream) write(p []byte, wait func(chan struct{}) error, gone func(sinkKind)) (int, error) {
+// write copies p into the stream, blocking while the window is full and,
+// on links with limited bandwidth, while the writer is ahead of its share
+// of the link. wait blocks until the wake channel or the timer fires, or
+// fails with the writer's deadline or close. gone is called (without locks)
+// the first time data goes to a sink.
+func (s *stream) write(p []byte, wait func(chan struct{}, <-chan time.Time) error, gone func(sinkKind)) (int, error) {
 	total := 0
 	for {
 		s.mu.Lock()
@@ -114,15 +118,19 @@ func (s *stream) write(p []byte, wait func(chan struct{}) error, gone func(sinkK
 		if space <= 0 {
 			s.wwait = true
 			s.mu.Unlock()
-			if err := wait(s.wwake); err != nil {
+			if err := wait(s.wwake, nil); err != nil {
 				return total, err
 			}
 			continue
 		}
 		n := min(space, len(p))
+		if s.paced {
+			n = min(n, segment)
+		}
 		s.put(p[:n])
+		var pace time.Duration
 		if s.shaped {
-			s.schedule(n)
+			pace = s.schedule(n)
 		} else if s.mhead == len(s.marks) {
 			s.arrived = s.w
 		} else {
@@ -132,9 +140,23 @@ func (s *stream) write(p []byte, wait func(chan struct{}) error, gone func(sinkK
 			s.rwait = false
 			poke(s.rwake)
 		}
+		var tc <-chan time.Time
+		if pace > 0 {
+			if s.wtimer == nil {
+				s.wtimer = time.NewTimer(pace)
+			} else {
+				s.wtimer.Reset(pace)
+			}
+			tc = s.wtimer.C
+		}
 		s.mu.Unlock()
 		total += n
 		p = p[n:]
+		if tc != nil {
+			if err := wait(nil, tc); err != nil {
+				return total, err
+			}
+		}
 		if len(p) == 0 {
 			return total, nil
 		}
@@ -172,8 +194,10 @@ func (s *stream) grow(need int) {
 	s.buf = nb
 }
 
-// schedule gives the last n bytes written their arrival times.
-func (s *stream) schedule(n int) {
+// schedule gives the last n bytes written their arrival times, and returns
+// how long the writer should wait before sending more.
+func (s *stream) schedule(n int) time.Duration {
+	var pace time.Duration
 	now := time.Now()
 	end := s.w - int64(n)
 	for n > 0 {
@@ -182,7 +206,9 @@ func (s *stream) schedule(n int) {
 		n -= chunk
 		t := now
 		for _, h := range s.hops {
-			t, _ = h.l.transit(t, chunk, h.dir, false)
+			var excess time.Duration
+			t, excess = h.l.carry(t, chunk, h.dir)
+			pace = max(pace, excess)
 		}
 		if t.Before(s.lastAt) {
 			t = s.lastAt
@@ -194,6 +220,7 @@ func (s *stream) schedule(n int) {
 		}
 		s.marks = append(s.marks, mark{end: end, at: t})
 	}
+	return pace
 }
 
 // advance makes the chunks that have arrived by now readable.
