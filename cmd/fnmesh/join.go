@@ -152,8 +152,15 @@ func joinAndVerify(ctx context.Context, addr, job string, world, rank int, secre
 		return joinReport{Rank: rank, World: world, Peers: []peerReport{}, Error: err.Error()}
 	}
 	defer m.Close()
+	return verifyMesh(ctx, m, n, logger)
+}
+
+// verifyMesh verifies every link of m with n bytes each way and reports.
+// The links stay open and usable: an exchange that succeeds leaves nothing
+// unread on either side.
+func verifyMesh(ctx context.Context, m *rendezvous.Mesh, n int64, logger *slog.Logger) joinReport {
 	rep := joinReport{Rank: m.Rank, World: m.World, MeshMS: ms(m.Setup)}
-	rep.Peers = verifyMesh(ctx, m, n, logger)
+	rep.Peers = verifyLinks(ctx, m, n, logger)
 	rep.OK = len(rep.Peers) == m.World-1
 	for _, p := range rep.Peers {
 		if p.Error != "" {
@@ -163,9 +170,9 @@ func joinAndVerify(ctx context.Context, addr, job string, world, rank int, secre
 	return rep
 }
 
-// verifyMesh runs the exchange on every link of m at once and reports each,
+// verifyLinks runs the exchange on every link of m at once and reports each,
 // in rank order.
-func verifyMesh(ctx context.Context, m *rendezvous.Mesh, n int64, logger *slog.Logger) []peerReport {
+func verifyLinks(ctx context.Context, m *rendezvous.Mesh, n int64, logger *slog.Logger) []peerReport {
 	peers := make([]peerReport, 0, m.World-1)
 	for r := range m.World {
 		if r != m.Rank {

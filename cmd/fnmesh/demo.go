@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
+)
+
+func init() {
+	commands["demo"] = command{
+		summary: "run a job on an emulated internet of assorted NATs, in one process, no setup",
+		run:     runDemo,
+	}
+}
+
+// demoConfig is what the demo's flags set.
+type demoConfig struct {
+	workers      int
+	bytes        int64
+	seed         uint64
+	latency      time.Duration
+	punchTimeout time.Duration
+	timeout      time.Duration
+}
+
+// demoEnv is the world the demo's steps run in: the emulated internet, the
+// rendezvous server on it, the workers, and what earlier steps left for
+// later ones.
+type demoEnv struct {
+	cfg    demoConfig
+	world  *demoWorld
+	secret []byte
+	job    string
+	out    io.Writer
+	log    *slog.Logger
+
+	// meshes, indexed by rank, are set by the mesh step; their links stay
+	// open for the steps after it.
+	meshes []*rendezvous.Mesh
+}
+
+// demoStep is one part of the demo. It writes its own section of the output
+// and returns an error if anything it checks did not hold (the demo then
+// exits 1 after the remaining output).
+type demoStep struct {
+	name string
+	run  func(ctx context.Context, env *demoEnv) error
+}
+
+// demoSteps run in this order; each may use what the ones before it set up.
+// Add a step (collectives, a data-frame join, ...) in its own demo_*.go file
+// and list it here.
+var demoSteps = []demoStep{
+	{"mesh", demoMesh},
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fnmesh demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: fnmesh demo [flags]
+
+Runs fnmesh's main job on an emulated internet, in this process and in real
+time: a rendezvous server on a public host and workers behind assorted NATs
+(Linux masquerade, a home router, full cone, a home router behind
+carrier-grade NAT, a cloud NAT gateway, a public host; more workers reuse
+the same NATs). Every pair of workers gets a link, punched where the NATs
+allow, relayed where they do not, and every link carries random bytes both
+ways that are checked byte for byte. Exits 0 only if everything verified.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	var cfg demoConfig
+	fs.IntVar(&cfg.workers, "workers", 6, "number of workers (2 to 64)")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the emulated internet (NAT port choices)")
+	fs.DurationVar(&cfg.latency, "latency", 5*time.Millisecond, "one-way latency of every link (a packet between two hosts crosses two or more)")
+	fs.DurationVar(&cfg.punchTimeout, "punch-timeout", 2*time.Second, "how long a pair tries to punch before it is relayed")
+	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+	verbose := fs.Bool("v", false, "log progress to stderr")
+	size := byteSize(1 << 20)
+	fs.Var(&size, "bytes", "bytes every link carries each way (e.g. 64KiB, 1MiB)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg.bytes = int64(size)
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "fnmesh demo: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	case cfg.workers < 2 || cfg.workers > 64:
+		fmt.Fprintln(stderr, "fnmesh demo: --workers must be 2 to 64")
+		return 2
+	case cfg.latency < 0 || cfg.latency > time.Second:
+		fmt.Fprintln(stderr, "fnmesh demo: --latency must be 0 to 1s")
+		return 2
+	case cfg.punchTimeout <= 0 || cfg.timeout <= 0:
+		fmt.Fprintln(stderr, "fnmesh demo: --punch-timeout and --timeout must be positive")
+		return 2
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	if err := demo(ctx, cfg, stdout, logger); err != nil {
+		fmt.Fprintf(stderr, "fnmesh demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// demo builds the world, runs every step and tears the world down.
+func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logger) error {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("job secret: %w", err)
+	}
+	world, err := newDemoWorld(cfg, secret, logger)
+	if err != nil {
+		return err
+	}
+	env := &demoEnv{cfg: cfg, world: world, secret: secret, job: "demo", out: out, log: logger}
+	defer func() {
+		for _, m := range env.meshes {
+			if m != nil {
+				m.Close()
+			}
+		}
+		world.close()
+	}()
+	world.describe(out, cfg)
+	var errs []error
+	for _, s := range demoSteps {
+		if err := s.run(ctx, env); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			if env.meshes == nil {
+				break // no mesh, nothing later can run
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
