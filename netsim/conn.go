@@ -73,12 +73,11 @@ func (c *TCPConn) opErr(op string, err error) error {
 // acquire takes a one-slot semaphore (reads and writes are each serialized,
 // as the net package does), failing on close or deadline.
 func (c *TCPConn) acquire(sem chan struct{}, dl *deadline) error {
-	select {
-	case <-c.closed:
+	if isClosed(c.closed) {
 		return net.ErrClosed
-	case <-dl.wait():
+	}
+	if isClosed(dl.wait()) {
 		return os.ErrDeadlineExceeded
-	default:
 	}
 	select {
 	case sem <- struct{}{}:

@@ -70,6 +70,9 @@ func (u *UDPConn) enqueue(from netip.AddrPort, data []byte) bool {
 // ReadFromUDPAddrPort reads one datagram into b (truncating it if b is too
 // small, as the OS does) and returns its sender.
 func (u *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if isClosed(u.closed) {
+		return 0, netip.AddrPort{}, u.opErr("read", netip.AddrPort{}, net.ErrClosed)
+	}
 	select {
 	case u.rsem <- struct{}{}:
 	case <-u.closed:
@@ -79,12 +82,11 @@ func (u *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 	defer func() { <-u.rsem }()
 	for {
-		select {
-		case <-u.closed:
+		if isClosed(u.closed) {
 			return 0, netip.AddrPort{}, u.opErr("read", netip.AddrPort{}, net.ErrClosed)
-		case <-u.rdl.wait():
+		}
+		if isClosed(u.rdl.wait()) {
 			return 0, netip.AddrPort{}, u.opErr("read", netip.AddrPort{}, os.ErrDeadlineExceeded)
-		default:
 		}
 		u.mu.Lock()
 		if u.qhead < len(u.q) {
@@ -137,12 +139,11 @@ func (u *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	if len(b) > maxDatagram {
 		return 0, u.opErr("write", dst, errno("sendto", syscall.EMSGSIZE))
 	}
-	select {
-	case <-u.closed:
+	if isClosed(u.closed) {
 		return 0, u.opErr("write", dst, net.ErrClosed)
-	case <-u.wdl.wait():
+	}
+	if isClosed(u.wdl.wait()) {
 		return 0, u.opErr("write", dst, os.ErrDeadlineExceeded)
-	default:
 	}
 	h := u.h
 	h.in.mu.Lock()
