@@ -100,7 +100,7 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	}
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, cmp(err, errors.New("no address")))
+		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, firstErr(err, errors.New("no address")))
 	}
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
 }

@@ -141,13 +141,7 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 // relay is ready (the last bytes the server writes of its own), then
 // releases the first side. It reports whether to splice.
 func (s *Server) connectPair(slot *relaySlot, side int) bool {
-	s.mu.Lock()
-	ok := !s.closing
-	if ok {
-		s.relays.Add(1)
-	}
-	s.mu.Unlock()
-	if !ok {
+	if s.isClosing() {
 		slot.err = &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
 		close(slot.ready)
 		s.reject(slot.conns[side], slot.err)
@@ -159,7 +153,6 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 		if err := writeMessage(c, relayReady{}); err != nil {
 			slot.err = &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
 			close(slot.ready)
-			s.relays.Done()
 			s.met.relayFailures.Add(1)
 			s.reject(slot.conns[side], slot.err)
 			return false
@@ -202,7 +195,6 @@ func (s *Server) pump(slot *relaySlot, side int) {
 	if sp.left.Add(-1) == 0 {
 		close(sp.both)
 		s.met.relaysActive.Add(-1)
-		s.relays.Done()
 	} else {
 		<-sp.both
 	}

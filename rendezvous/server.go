@@ -31,7 +31,6 @@ type Server struct {
 	closing  bool
 	shutdown chan struct{} // closed when shutdown starts
 	handlers sync.WaitGroup
-	relays   sync.WaitGroup // established relays, drained on shutdown
 }
 
 // NewServer returns a server that authenticates members with secret (the
@@ -66,32 +65,32 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 	}
 	s.mu.Unlock()
 
-	var bg sync.WaitGroup
+	var udp sync.WaitGroup
 	if pc != nil {
-		bg.Add(1)
-		go func() { defer bg.Done(); s.serveSTUNUDP(pc) }()
+		udp.Go(func() { s.serveSTUNUDP(pc) })
 	}
-	acceptErr := make(chan error, 1)
-	bg.Add(1)
-	go func() { defer bg.Done(); acceptErr <- s.acceptLoop(ln) }()
+	accepted := make(chan error, 1)
+	go func() { accepted <- s.acceptLoop(ln) }()
 
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-acceptErr:
+		ln.Close()
+		<-accepted // no connection is accepted after this
+	case err = <-accepted:
+		ln.Close()
 		err = fmt.Errorf("rendezvous server: accept: %w", err)
 	}
-	s.cfg.log.Info("rendezvous server shutting down", "reason", cmp(err, ctx.Err()))
-	ln.Close()
+	s.cfg.log.Info("rendezvous server shutting down", "reason", firstErr(err, ctx.Err()))
 	if pc != nil {
 		pc.Close()
 	}
 	s.stop()
-	bg.Wait()
+	udp.Wait()
 	return err
 }
 
-func cmp(a, b error) error {
+func firstErr(a, b error) error {
 	if a != nil {
 		return a
 	}
@@ -103,9 +102,6 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
 			if isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.cfg.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
@@ -196,14 +192,15 @@ func (s *Server) stop() {
 	for _, j := range jobs {
 		j.fail(shut)
 	}
-	// Let established relays finish, up to the drain timeout.
+	// Let members read their error and established relays finish, up to
+	// the drain timeout; then cut what is left.
 	drained := make(chan struct{})
-	go func() { s.relays.Wait(); close(drained) }()
+	go func() { s.handlers.Wait(); close(drained) }()
 	t := time.NewTimer(s.cfg.drainTimeout)
 	select {
 	case <-drained:
 	case <-t.C:
-		s.cfg.log.Warn("drain timeout: cutting established relays")
+		s.cfg.log.Warn("drain timeout: closing the remaining connections", "relays", s.met.relaysActive.Load())
 	}
 	t.Stop()
 	s.mu.Lock()
@@ -211,7 +208,6 @@ func (s *Server) stop() {
 		c.Close()
 	}
 	s.mu.Unlock()
-	s.handlers.Wait()
 	<-drained
 }
 
@@ -221,6 +217,10 @@ func (s *Server) handleConn(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout))
 	var hb [frameHeader]byte
 	if _, err := io.ReadFull(c, hb[:]); err != nil {
+		if isTimeout(err) {
+			s.reject(c, err)
+			return
+		}
 		s.cfg.log.Debug("connection closed before its first frame", "remote", c.RemoteAddr(), "err", err)
 		return
 	}

@@ -19,8 +19,7 @@ type session struct {
 	c            *client
 	pingInterval time.Duration
 
-	frames     chan message // from the reader goroutine
-	readErr    chan error
+	frames     chan inbound // from the reader goroutine, in order, ending with its error
 	stopReader chan struct{}
 	readerDone chan struct{}
 
@@ -48,6 +47,12 @@ type peerState struct {
 	final    *Link
 }
 
+// inbound is a frame from the server, or the error that ended reading.
+type inbound struct {
+	msg message
+	err error
+}
+
 // linkResult is the end of a punch or of a relay setup.
 type linkResult struct {
 	peer  int
@@ -59,7 +64,7 @@ type linkResult struct {
 func newSession(c *client, pingInterval time.Duration) *session {
 	return &session{
 		c: c, pingInterval: pingInterval,
-		frames: make(chan message, 16), readErr: make(chan error, 1),
+		frames: make(chan inbound, 16),
 		stopReader: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 }
@@ -76,10 +81,11 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case err := <-s.readErr:
-			return nil, fmt.Errorf("lost the rendezvous server: %w", err)
-		case msg := <-s.frames:
-			t, err := s.handle(ctx, msg)
+		case in := <-s.frames:
+			if in.err != nil {
+				return nil, fmt.Errorf("lost the rendezvous server: %w", in.err)
+			}
+			t, err := s.handle(ctx, in.msg)
 			if err != nil {
 				return nil, err
 			}
@@ -116,7 +122,7 @@ func (s *session) readLoop() {
 				err = fmt.Errorf("server silent for %v: %w", idle, err)
 			}
 			select {
-			case s.readErr <- err:
+			case s.frames <- inbound{err: err}:
 			case <-s.stopReader:
 			}
 			return
@@ -126,7 +132,7 @@ func (s *session) readLoop() {
 			continue
 		}
 		select {
-		case s.frames <- msg:
+		case s.frames <- inbound{msg: msg}:
 		case <-s.stopReader:
 			return
 		}
