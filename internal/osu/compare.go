@@ -170,7 +170,7 @@ func WriteVerdicts(w io.Writer, vs []Verdict) error {
 		}
 		rows = append(rows, []string{status, fmt.Sprintf("np=%d", v.Ranks), v.Target, v.Detail})
 	}
-	return writeAligned(w, "lll", rows)
+	return writeAligned(w, "llll", rows)
 }
 
 // ReadIperf3 returns the receiver's throughput in MB/s from `iperf3 -J`

@@ -27,5 +27,5 @@ func ExampleCompare() {
 	// latency     2     8      15.00        6.00  2.500  slower
 	//
 	// MET     np=2  allreduce >= 1M: ratio <= 1.00  worst 0.800 at 1M over 1 sizes
-	// BEHIND  np=2  latency 8 B: ratio <= 2.00          15.00 us vs 6.00 us: 2.500
+	// BEHIND  np=2  latency 8 B: ratio <= 2.00      15.00 us vs 6.00 us: 2.500
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/fnmesh/fnmesh/internal/osu"
+)
+
+// runBenchCompare is `fnmesh bench compare`: the ratios of times between two
+// runs (ours / theirs) per operation, rank count and size, and the targets
+// of issue 4.
+func runBenchCompare(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fnmesh bench compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: fnmesh bench compare [flags] ours theirs
+
+Pairs the rows of two bench results (CSV from fnmesh bench -csv or
+bench/mpi/osu.c, or JSON from fnmesh bench -json) on operation, rank count
+and size, and prints ours/theirs ratios of average times: at most 1.0 means
+ours is at least as fast. Then checks the targets: allgather, alltoallv,
+allreduce and bcast at 1 MiB and above no slower; 8-byte latency within 2x;
+2-rank bandwidth at 80% of the iperf3 ceiling (with -iperf3).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	iperf := fs.String("iperf3", "", "`file` of iperf3 -J output on loopback: the TCP ceiling for bw")
+	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
+	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
+	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return 2
+	}
+	ourName, theirName, ok := strings.Cut(*names, ",")
+	if !ok {
+		fmt.Fprintf(stderr, "fnmesh bench compare: -names %q: want two names, comma-separated\n", *names)
+		return 2
+	}
+	verdicts, err := benchCompare(stdout, fs.Arg(0), fs.Arg(1), ourName, theirName, *iperf, *png)
+	if err != nil {
+		fmt.Fprintf(stderr, "fnmesh bench compare: %v\n", err)
+		return 1
+	}
+	if *strict {
+		for _, v := range verdicts {
+			if !v.Met {
+				return 3
+			}
+		}
+	}
+	return 0
+}
+
+func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPath, pngPath string) ([]osu.Verdict, error) {
+	ours, err := readResults(oursPath)
+	if err != nil {
+		return nil, err
+	}
+	theirs, err := readResults(theirsPath)
+	if err != nil {
+		return nil, err
+	}
+	ratios := osu.Compare(ours, theirs)
+	if len(ratios) == 0 {
+		return nil, fmt.Errorf("%s and %s have no operation, rank count and size in common", oursPath, theirsPath)
+	}
+	var ceiling float64
+	if iperfPath != "" {
+		f, err := os.Open(iperfPath)
+		if err != nil {
+			return nil, err
+		}
+		ceiling, err = osu.ReadIperf3(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", iperfPath, err)
+		}
+	}
+	if err := osu.WriteRatios(w, ourName, theirName, ratios); err != nil {
+		return nil, err
+	}
+	if ceiling > 0 {
+		fmt.Fprintf(w, "\nTCP ceiling (iperf3, one stream on loopback): %.0f MB/s (%.1f Gbit/s)\n", ceiling, ceiling*8/1000)
+		var rows []string
+		for _, r := range ours {
+			if r.Op == "bw" && r.Ranks == 2 && r.Size >= 64<<10 {
+				rows = append(rows, fmt.Sprintf("  bw %5s: %7.0f MB/s = %5.1f%%", osu.FormatSize(r.Size), r.MBps, 100*r.MBps/ceiling))
+			}
+		}
+		if len(rows) > 0 {
+			fmt.Fprintf(w, "%s 2-rank bw as a share of it:\n%s\n", ourName, strings.Join(rows, "\n"))
+		}
+	}
+	verdicts := osu.DefaultTargets().Check(ratios, ours, ceiling)
+	fmt.Fprintf(w, "\ntargets (%s vs %s):\n", ourName, theirName)
+	if err := osu.WriteVerdicts(w, verdicts); err != nil {
+		return nil, err
+	}
+	if pngPath != "" {
+		f, err := os.Create(pngPath)
+		if err != nil {
+			return nil, err
+		}
+		err = osu.WriteRatioPNG(f, fmt.Sprintf("%s / %s: ratio of times", ourName, theirName), ratios)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", pngPath, err)
+		}
+	}
+	return verdicts, nil
+}
+
+// readResults reads a CSV results file, or a JSON report (by its first
+// non-blank byte).
+func readResults(path string) ([]osu.Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return nil, fmt.Errorf("%s: empty", path)
+		}
+		if b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t' {
+			br.ReadByte()
+			continue
+		}
+		if b[0] == '{' {
+			rep, err := osu.ReadJSON(br)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			return rep.Results, nil
+		}
+		break
+	}
+	res, err := osu.ReadCSV(br)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return res, nil
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fnmesh/fnmesh/internal/osu"
+)
+
+// benchOps are the operations fnmesh bench measures, in the order it runs them.
+var benchOps = []string{"barrier", "bcast", "allgather", "alltoallv", "allreduce", "latency", "bw"}
+
+// benchOptions are the settings of a bench run, shared by the parent and
+// its workers (which parse the same arguments).
+type benchOptions struct {
+	np       int
+	ops      []string
+	cfg      osu.Config
+	timeout  time.Duration
+	check    bool     // verify each collective's result once per size
+	checksum bool     // payload CRC32C on the wire (collective's default: on)
+	algos    []string // forced algorithms, "op=name"
+	procs    int      // GOMAXPROCS of each worker (0: Go's default)
+	profile  string   // directory for per-rank CPU profiles
+	csv      string
+	json     string
+	png      string
+	progress bool
+	args     []string // the arguments as given, passed on to workers
+}
+
+// sizeFlag is a flag.Value for a byte count in OSU's binary units (8K, 16M).
+type sizeFlag struct{ p *int }
+
+func (s sizeFlag) Set(v string) error {
+	n, err := osu.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.p = n
+	return nil
+}
+
+func (s sizeFlag) String() string {
+	if s.p == nil {
+		return ""
+	}
+	return osu.FormatSize(*s.p)
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
+	o := &benchOptions{cfg: osu.DefaultConfig(), args: args}
+	fs := flag.NewFlagSet("fnmesh bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: fnmesh bench [flags]
+       fnmesh bench compare [flags] ours.csv theirs.csv
+
+Measures fnmesh's collectives the way the OSU micro-benchmarks do, with -np
+local processes joined over loopback TCP through an in-process rendezvous
+server, and prints a table (avg/min/max over ranks of each rank's average
+call time, in microseconds). bench/mpi/run.sh runs the same with Open MPI.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.np, "np", 2, "number of ranks (local worker processes)")
+	ops := fs.String("ops", strings.Join(benchOps, ","), "operations to measure, comma-separated: "+strings.Join(benchOps, ", "))
+	fs.Var(sizeFlag{&o.cfg.MinSize}, "min", "smallest message size")
+	fs.Var(sizeFlag{&o.cfg.MaxSize}, "max", "largest message size (sizes double from -min)")
+	fs.Var(sizeFlag{&o.cfg.LargeSize}, "large", "largest size that counts as small for the iteration counts")
+	fs.IntVar(&o.cfg.Iterations, "iters", o.cfg.Iterations, "timed calls per size up to -large")
+	fs.IntVar(&o.cfg.Warmup, "warmup", o.cfg.Warmup, "untimed warm-up calls per size up to -large")
+	fs.IntVar(&o.cfg.LargeIterations, "iters-large", o.cfg.LargeIterations, "timed calls per size above -large")
+	fs.IntVar(&o.cfg.LargeWarmup, "warmup-large", o.cfg.LargeWarmup, "warm-up calls per size above -large")
+	fs.IntVar(&o.cfg.Window, "window", o.cfg.Window, "bw: messages in flight per acknowledgement")
+	fs.IntVar(&o.cfg.BWLargeIterations, "bw-iters-large", o.cfg.BWLargeIterations, "bw: timed windows per size above -large")
+	fs.IntVar(&o.cfg.BWLargeWarmup, "bw-warmup-large", o.cfg.BWLargeWarmup, "bw: warm-up windows per size above -large")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
+	fs.BoolVar(&o.check, "check", true, "verify each collective's result once per size (outside the timed part)")
+	fs.BoolVar(&o.checksum, "checksum", true, "CRC32C of every payload on the wire (the communicator's default)")
+	algo := fs.String("algo", "", "force algorithms, e.g. allgather=ring,allreduce=rabenseifner (default: chosen by size)")
+	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS of each worker (0: Go's default, the number of CPUs)")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write each worker's CPU profile to `dir`/cpu-rank<N>.pprof")
+	fs.StringVar(&o.csv, "csv", "", "write the results as CSV to `file`")
+	fs.StringVar(&o.json, "json", "", "write the results and how they were made as JSON to `file`")
+	fs.StringVar(&o.png, "png", "", "plot time and bandwidth against size (log-log) to PNG `file`")
+	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.np < 1 || o.np > 256 {
+		return nil, fmt.Errorf("-np %d: want 1 to 256 ranks", o.np)
+	}
+	for _, op := range strings.Split(*ops, ",") {
+		op = strings.TrimSpace(op)
+		if !slices.Contains(benchOps, op) {
+			return nil, fmt.Errorf("-ops: unknown operation %q (have %s)", op, strings.Join(benchOps, ", "))
+		}
+		if !slices.Contains(o.ops, op) {
+			o.ops = append(o.ops, op)
+		}
+	}
+	if *algo != "" {
+		for _, a := range strings.Split(*algo, ",") {
+			if op, name, ok := strings.Cut(strings.TrimSpace(a), "="); !ok || op == "" || name == "" {
+				return nil, fmt.Errorf("-algo %q: want op=algorithm", a)
+			}
+			o.algos = append(o.algos, strings.TrimSpace(a))
+		}
+	}
+	if o.procs < 0 {
+		return nil, fmt.Errorf("-procs %d: must not be negative", o.procs)
+	}
+	if err := o.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/collective"
+	"github.com/fnmesh/fnmesh/internal/osu"
+)
+
+// buildFnmesh builds this command into a temporary directory: bench starts
+// its workers by re-executing its own binary, so the test runs the real one.
+func buildFnmesh(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fnmesh")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	return bin
+}
+
+func TestBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes over loopback TCP; skipped with -short")
+	}
+	bin := buildFnmesh(t)
+	for _, np := range []int{2, 3} {
+		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) {
+			dir := t.TempDir()
+			csvPath, jsonPath, pngPath := filepath.Join(dir, "r.csv"), filepath.Join(dir, "r.json"), filepath.Join(dir, "r.png")
+			cfg := osu.DefaultConfig()
+			cfg.MinSize, cfg.MaxSize, cfg.LargeSize = 1, 4<<10, 1<<10
+			cfg.Iterations, cfg.Warmup, cfg.LargeIterations, cfg.LargeWarmup = 20, 2, 5, 1
+			cfg.Window, cfg.BWLargeIterations, cfg.BWLargeWarmup = 8, 3, 1
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "bench", "-np", strconv.Itoa(np),
+				"-min", "1", "-max", "4K", "-large", "1K", "-iters", "20", "-warmup", "2",
+				"-iters-large", "5", "-warmup-large", "1", "-window", "8", "-bw-iters-large", "3", "-bw-warmup-large", "1",
+				"-csv", csvPath, "-json", jsonPath, "-png", pngPath, "-timeout", "2m")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			require.NoError(t, cmd.Run(), "stderr:\n%s", stderr.String())
+
+			// What must be there: every op at every size it applies to.
+			type row struct {
+				op   string
+				size int
+			}
+			var want []row
+			want = append(want, row{"barrier", 0})
+			for _, op := range []string{"bcast", "allgather", "alltoallv", "allreduce", "latency", "bw"} {
+				for _, s := range cfg.Sizes() {
+					if op != "allreduce" || s >= 4 {
+						want = append(want, row{op, s})
+					}
+				}
+			}
+
+			f, err := os.Open(csvPath)
+			require.NoError(t, err)
+			defer f.Close()
+			results, err := osu.ReadCSV(f)
+			require.NoError(t, err)
+			require.Len(t, results, len(want))
+			for i, r := range results {
+				assert.Equal(t, want[i], row{r.Op, r.Size})
+				assert.Equal(t, np, r.Ranks)
+				iters, _ := cfg.Counts(r.Size)
+				if r.Op == "bw" && r.Size > cfg.LargeSize {
+					iters = cfg.BWLargeIterations
+				}
+				assert.Equal(t, iters, r.Iterations, "%+v", r)
+				assert.Greater(t, r.AvgUs, 0.0, "%+v", r)
+				assert.Less(t, r.AvgUs, 1e6, "a call under a second on loopback: %+v", r)
+				assert.LessOrEqual(t, r.MinUs, r.AvgUs+0.002, "%+v", r)
+				assert.GreaterOrEqual(t, r.MaxUs, r.AvgUs-0.002, "%+v", r)
+				if r.Size > 0 {
+					assert.Greater(t, r.MBps, 0.0, "%+v", r)
+				}
+			}
+
+			// The table on stdout has a line per result, plus header lines.
+			out := stdout.String()
+			assert.Contains(t, out, fmt.Sprintf("fnmesh bench: np=%d", np))
+			assert.Regexp(t, `(?m)^op\s+np\s+size\s+iters\s+avg us\s+min us\s+max us\s+MB/s$`, out)
+			for _, r := range results {
+				assert.Regexp(t, fmt.Sprintf(`(?m)^%s\s+%d\s+%s\s+%d\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+([0-9.]+|-)$`, r.Op, np, osu.FormatSize(r.Size), r.Iterations), out)
+			}
+
+			// The JSON report holds the same results (CSV rounds to 3 decimals).
+			jf, err := os.Open(jsonPath)
+			require.NoError(t, err)
+			defer jf.Close()
+			rep, err := osu.ReadJSON(jf)
+			require.NoError(t, err)
+			assert.Equal(t, "fnmesh", rep.Tool)
+			assert.Equal(t, cfg, rep.Config)
+			assert.Contains(t, rep.Command, "fnmesh bench -np "+strconv.Itoa(np))
+			require.Len(t, rep.Results, len(results))
+			for i, r := range rep.Results {
+				assert.Equal(t, results[i].Op, r.Op)
+				assert.Equal(t, results[i].Size, r.Size)
+				assert.InDelta(t, results[i].AvgUs, r.AvgUs, 0.001)
+			}
+
+			pf, err := os.Open(pngPath)
+			require.NoError(t, err)
+			defer pf.Close()
+			img, err := png.Decode(pf)
+			require.NoError(t, err)
+			assert.Greater(t, img.Bounds().Dx(), 500)
+		})
+	}
+}
+
+// childPIDs lists the children of pid (from every thread's children file).
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func TestBenchWorkerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes over loopback TCP; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc to find the worker processes")
+	}
+	bin := buildFnmesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Enough work that the run is still going when a worker dies.
+	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "3", "-ops", "allgather", "-min", "1", "-max", "1K",
+		"-iters", "1000000", "-progress=false", "-timeout", "90s")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+
+	var kids []int
+	for deadline := time.Now().Add(30 * time.Second); len(kids) < 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		kids = childPIDs(cmd.Process.Pid)
+	}
+	require.Len(t, kids, 3, "three workers started")
+	time.Sleep(time.Second) // let them join and start measuring
+	require.NoError(t, syscall.Kill(kids[1], syscall.SIGKILL))
+
+	start := time.Now()
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "bench fails when a worker dies: %v\n%s", err, stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Less(t, time.Since(start), 60*time.Second, "and does not wait for the timeout")
+	assert.Contains(t, stderr.String(), "signal: killed")
+	for _, k := range kids {
+		assert.Error(t, syscall.Kill(k, 0), "worker %d is gone", k)
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-np", "0"}, "-np 0"},
+		{[]string{"-ops", "allgather,nope"}, `unknown operation "nope"`},
+		{[]string{"-min", "1K", "-max", "1"}, "below the minimum"},
+		{[]string{"-max", "12Q"}, "want a byte count"},
+		{[]string{"-algo", "allreduce"}, "want op=algorithm"},
+		{[]string{"-iters", "0"}, "iterations must be at least 1"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
+		assert.Equal(t, 2, code, "%v", tc.args)
+		assert.Contains(t, stderr.String(), tc.want, "%v", tc.args)
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 0, run(context.Background(), []string{"bench", "-h"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "-np")
+}
+
+func TestParseAlgorithm(t *testing.T) {
+	a, err := parseAlgorithm("allreduce=ring")
+	require.NoError(t, err)
+	assert.Equal(t, collective.AllreduceRing, a)
+	a, err = parseAlgorithm("allgather=recursive-doubling")
+	require.NoError(t, err)
+	assert.Equal(t, collective.AllgatherRecursiveDoubling, a)
+	_, err = parseAlgorithm("allreduce=nope")
+	assert.ErrorContains(t, err, "have recursive-doubling, rabenseifner, ring")
+	_, err = parseAlgorithm("latency=fast")
+	assert.ErrorContains(t, err, `no collective "latency"`)
+}
+
+func TestBenchCompare(t *testing.T) {
+	dir := t.TempDir()
+	// Open MPI's side of the fixture, and ours computed from it with known factors.
+	var theirs, ours []osu.Result
+	factor := map[string]float64{"allgather": 0.9, "allreduce": 1.2, "latency": 1.5, "bw": 1.25}
+	for _, np := range []int{2, 4} {
+		for _, op := range []string{"allgather", "allreduce", "latency", "bw"} {
+			for _, size := range []int{8, 1 << 20, 2 << 20} {
+				t0 := float64(size)/1000 + 5
+				r := osu.Result{Op: op, Ranks: np, Size: size, Iterations: 100, AvgUs: t0, MinUs: t0, MaxUs: t0, MBps: float64(size) / t0}
+				theirs = append(theirs, r)
+				r.AvgUs *= factor[op]
+				r.MinUs, r.MaxUs, r.MBps = r.AvgUs, r.AvgUs, float64(size)/r.AvgUs
+				ours = append(ours, r)
+			}
+		}
+	}
+	writeCSV := func(name string, rs []osu.Result) string {
+		p := filepath.Join(dir, name)
+		var b bytes.Buffer
+		require.NoError(t, osu.WriteCSV(&b, rs))
+		require.NoError(t, os.WriteFile(p, b.Bytes(), 0o644))
+		return p
+	}
+	oursCSV, theirsCSV := writeCSV("ours.csv", ours), writeCSV("theirs.csv", theirs)
+	var jb bytes.Buffer
+	require.NoError(t, osu.WriteJSON(&jb, osu.Report{Tool: "fnmesh", Results: ours}))
+	oursJSON := filepath.Join(dir, "ours.json")
+	require.NoError(t, os.WriteFile(oursJSON, jb.Bytes(), 0o644))
+	// ceiling: bw at 2 MiB, np=2, is size/(1.25*(2097.152+5)) us = 797.7 MB/s; make it 90% of the ceiling.
+	best := float64(2<<20) / (1.25 * (float64(2<<20)/1000 + 5))
+	iperf := filepath.Join(dir, "iperf3.json")
+	require.NoError(t, os.WriteFile(iperf, fmt.Appendf(nil, `{"end":{"sum_received":{"bits_per_second":%f}}}`, best/0.9*8e6), 0o644))
+	pngPath := filepath.Join(dir, "ratio.png")
+
+	for _, oursPath := range []string{oursCSV, oursJSON} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"bench", "compare", "-iperf3", iperf, "-png", pngPath,
+			"-names", "fnmesh,openmpi", oursPath, theirsCSV}, &stdout, &stderr)
+		require.Equal(t, 0, code, stderr.String())
+		out := stdout.String()
+		assert.Regexp(t, `(?m)^op\s+np\s+size\s+fnmesh us\s+openmpi us\s+ratio$`, out)
+		assert.Regexp(t, `(?m)^allgather\s+4\s+1M\s+948\.22\s+1053\.58\s+0\.900$`, out)
+		assert.Regexp(t, `(?m)^allreduce\s+2\s+2M\s+2522\.58\s+2102\.15\s+1\.200\s+slower$`, out)
+		assert.Regexp(t, `(?m)^MET\s+np=4\s+allgather >= 1M: ratio <= 1\.00\s+worst 0\.900`, out)
+		assert.Regexp(t, `(?m)^BEHIND\s+np=2\s+allreduce >= 1M: ratio <= 1\.00\s+worst 1\.200`, out)
+		assert.Regexp(t, `(?m)^MET\s+np=2\s+latency 8 B: ratio <= 2\.00\s+`, out)
+		assert.Regexp(t, `(?m)^MET\s+np=2\s+bw >= 1M: >= 80% of the TCP ceiling\s+best 798 MB/s at 2M = 90\.0% of 887 MB/s$`, out)
+		assert.Contains(t, out, "bw    2M:     798 MB/s =  90.0%")
+		f, err := os.Open(pngPath)
+		require.NoError(t, err)
+		_, err = png.Decode(f)
+		f.Close()
+		require.NoError(t, err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 3, run(context.Background(), []string{"bench", "compare", "-strict", oursCSV, theirsCSV}, &stdout, &stderr),
+		"-strict: a missed target is exit status 3")
+	stderr.Reset()
+	assert.Equal(t, 1, run(context.Background(), []string{"bench", "compare", oursCSV, filepath.Join(dir, "missing.csv")}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "missing.csv")
+	stderr.Reset()
+	assert.Equal(t, 2, run(context.Background(), []string{"bench", "compare", oursCSV}, &stdout, &stderr))
+}
