@@ -49,15 +49,40 @@ static void die(const char *msg) {
 	exit(2);
 }
 
+/* size reads a byte count with an optional binary unit: 64, 8K, 16M, 1MiB. */
+static long size(const char *v) {
+	char *end;
+	long n = strtol(v, &end, 10);
+	long mult = 1;
+	switch (*end) {
+	case 'k': case 'K': mult = 1L << 10, end++; break;
+	case 'm': case 'M': mult = 1L << 20, end++; break;
+	case 'g': case 'G': mult = 1L << 30, end++; break;
+	}
+	if (mult > 1 && *end == 'i') end++;
+	if (*end == 'B') end++;
+	if (end == v || *end || n < 0) die("bad size: want a byte count like 64, 8K or 16MiB");
+	return n * mult;
+}
+
 static void parse(int argc, char **argv) {
 	for (int i = 1; i < argc; i++) {
-		const char *k = argv[i];
-		if (i + 1 >= argc) die("every flag takes a value");
-		const char *v = argv[++i];
+		/* -flag value or -flag=value; a leading -- works too, as with Go's flag. */
+		char k[64];
+		const char *v, *eq = strchr(argv[i], '=');
+		snprintf(k, sizeof k, "%s", argv[i] + (strncmp(argv[i], "--", 2) == 0));
+		if (eq) {
+			size_t n = (size_t)(eq - argv[i]) - (strncmp(argv[i], "--", 2) == 0);
+			if (n < sizeof k) k[n] = 0;
+			v = eq + 1;
+		} else {
+			if (i + 1 >= argc) die("every flag takes a value");
+			v = argv[++i];
+		}
 		if (!strcmp(k, "-ops")) snprintf(cfg.ops, sizeof cfg.ops, "%s", v);
-		else if (!strcmp(k, "-min")) cfg.min = atol(v);
-		else if (!strcmp(k, "-max")) cfg.max = atol(v);
-		else if (!strcmp(k, "-large")) cfg.large = atol(v);
+		else if (!strcmp(k, "-min")) cfg.min = size(v);
+		else if (!strcmp(k, "-max")) cfg.max = size(v);
+		else if (!strcmp(k, "-large")) cfg.large = size(v);
 		else if (!strcmp(k, "-iters")) cfg.iters = atoi(v);
 		else if (!strcmp(k, "-warmup")) cfg.warmup = atoi(v);
 		else if (!strcmp(k, "-iters-large")) cfg.iters_large = atoi(v);
@@ -66,9 +91,12 @@ static void parse(int argc, char **argv) {
 		else if (!strcmp(k, "-bw-iters-large")) cfg.bw_iters_large = atoi(v);
 		else if (!strcmp(k, "-bw-warmup-large")) cfg.bw_warmup_large = atoi(v);
 		else if (!strcmp(k, "-header")) cfg.header = atoi(v);
-		else die("unknown flag");
+		else {
+			if (rank == 0) fprintf(stderr, "osu: unknown flag %s\n", k);
+			die("usage: see the comment at the top of osu.c");
+		}
 	}
-	if (cfg.min < 1 || cfg.max < cfg.min || cfg.iters < 1 || cfg.iters_large < 1 ||
+	if (cfg.min < 1 || cfg.max < cfg.min || cfg.max > (1L << 30) || cfg.iters < 1 || cfg.iters_large < 1 ||
 	    cfg.warmup < 0 || cfg.warmup_large < 0 || cfg.window < 1 || cfg.bw_iters_large < 1 ||
 	    cfg.bw_warmup_large < 0)
 		die("bad flag value");
