@@ -91,6 +91,9 @@ func (c *TCPConn) acquire(sem chan struct{}, dl *deadline) error {
 
 // Read reads data the peer sent. It returns io.EOF after the peer's FIN.
 func (c *TCPConn) Read(b []byte) (int, error) {
+	if c == nil || c.h == nil {
+		return 0, errInvalid
+	}
 	if err := c.acquire(c.rsem, &c.rdl); err != nil {
 		return 0, c.opErr("read", err)
 	}
@@ -113,6 +116,9 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 // Write writes data to the peer. It blocks while the peer has a full
 // window (WithTCPBuffer) of data in flight and unread.
 func (c *TCPConn) Write(b []byte) (int, error) {
+	if c == nil || c.h == nil {
+		return 0, errInvalid
+	}
 	if err := c.acquire(c.wsem, &c.wdl); err != nil {
 		return 0, c.opErr("write", err)
 	}
@@ -139,6 +145,9 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 
 // Close closes the connection (see TCPConn for FIN versus RST).
 func (c *TCPConn) Close() error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -173,6 +182,9 @@ func (c *TCPConn) Close() error {
 // CloseWrite shuts down the sending side: the peer reads io.EOF after the
 // data already written; this side can still read.
 func (c *TCPConn) CloseWrite() error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -189,6 +201,9 @@ func (c *TCPConn) CloseWrite() error {
 // CloseRead shuts down the receiving side: reads return io.EOF and data
 // from the peer is discarded.
 func (c *TCPConn) CloseRead() error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -203,6 +218,9 @@ func (c *TCPConn) CloseRead() error {
 // SetLinger sets SO_LINGER: 0 makes Close abort with a RST (no
 // TIME_WAIT); other values behave as the default (a graceful close).
 func (c *TCPConn) SetLinger(sec int) error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	in := c.in
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -216,6 +234,9 @@ func (c *TCPConn) SetLinger(sec int) error {
 // SetNoDelay is accepted for compatibility: netsim sends every write at
 // once, as with TCP_NODELAY.
 func (c *TCPConn) SetNoDelay(noDelay bool) error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	select {
 	case <-c.closed:
 		return c.opErr("set", net.ErrClosed)
@@ -235,6 +256,9 @@ func (c *TCPConn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline for Read; an expired deadline makes
 // Read fail with an error that wraps os.ErrDeadlineExceeded.
 func (c *TCPConn) SetReadDeadline(t time.Time) error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	if isClosed(c.closed) {
 		return c.opErr("set", net.ErrClosed)
 	}
@@ -244,6 +268,9 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the deadline for Write.
 func (c *TCPConn) SetWriteDeadline(t time.Time) error {
+	if c == nil || c.h == nil {
+		return errInvalid
+	}
 	if isClosed(c.closed) {
 		return c.opErr("set", net.ErrClosed)
 	}

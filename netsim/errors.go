@@ -14,6 +14,10 @@ import (
 // call on an Internet after Close, and on a Host after Host.Close.
 var ErrNetworkClosed = errors.New("netsim: network closed")
 
+// errInvalid is returned by methods called on a nil or zero value instead
+// of one made by New, AddHost, AddNAT, ListenTCP, DialTCP or ListenUDP.
+var errInvalid = fmt.Errorf("netsim: use of a value not created by this package: %w", syscall.EINVAL)
+
 // timeoutError is what a dial whose context deadline expired returns, like the
 // net package's: a net.Error with Timeout() true that also matches
 // context.DeadlineExceeded with errors.Is.

@@ -60,6 +60,9 @@ func (h *Host) NAT() *NAT { return h.parent }
 // net.ErrClosed, and peers are told nothing: no FIN, no RST. A peer writing
 // to it times out after TCP's retransmissions; one reading from it waits.
 func (h *Host) Close() error {
+	if h == nil || h.in == nil {
+		return errInvalid
+	}
 	h.in.mu.Lock()
 	defer h.in.mu.Unlock()
 	h.shutdown()
@@ -200,6 +203,9 @@ func hashAddrPort(ap netip.AddrPort) uint32 {
 // SO_REUSEPORT semantics). An unspecified address listens on all of the
 // host's addresses; port 0 picks a free ephemeral port.
 func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
+	if h == nil || h.in == nil {
+		return nil, errInvalid
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, opError("listen", "tcp", netip.AddrPort{}, laddr, ctxError(ctx))
 	}
@@ -298,6 +304,9 @@ func (h *Host) removeConn(c *TCPConn) {
 // (TCP simultaneous open). Dialing a 4-tuple that is in use, TIME_WAIT
 // included, fails with EADDRNOTAVAIL.
 func (h *Host) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	if h == nil || h.in == nil {
+		return nil, errInvalid
+	}
 	c, err := h.dial(ctx, laddr, raddr)
 	if err != nil {
 		return nil, err
@@ -309,6 +318,9 @@ func (h *Host) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Co
 // network "tcp" or "tcp4" from an ephemeral port, like net.Dialer's
 // DialContext, for code (HTTP clients, for instance) that dials by string.
 func (h *Host) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if h == nil || h.in == nil {
+		return nil, errInvalid
+	}
 	if network != "tcp" && network != "tcp4" {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
@@ -377,6 +389,9 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 // of them). An unspecified address receives on all of the host's addresses;
 // port 0 picks a free ephemeral port.
 func (h *Host) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.PacketConn, error) {
+	if h == nil || h.in == nil {
+		return nil, errInvalid
+	}
 	return h.listenUDP(ctx, laddr)
 }
 

@@ -106,6 +106,9 @@ func New(opts ...Option) *Internet {
 // Close shuts the network down: every socket on every host fails with
 // net.ErrClosed and pending events are discarded. Close is idempotent.
 func (in *Internet) Close() error {
+	if in == nil || in.timer == nil {
+		return errInvalid
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.closed {
@@ -122,6 +125,9 @@ func (in *Internet) Close() error {
 
 // Stats returns the network-wide counters.
 func (in *Internet) Stats() Stats {
+	if in == nil || in.timer == nil {
+		return Stats{}
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.stats
@@ -129,6 +135,9 @@ func (in *Internet) Stats() Stats {
 
 // AddHost attaches a host with a public address to the internet.
 func (in *Internet) AddHost(addr netip.Addr, opts ...NodeOption) (*Host, error) {
+	if in == nil || in.timer == nil {
+		return nil, errInvalid
+	}
 	return in.addHost(nil, addr, opts)
 }
 
@@ -136,6 +145,9 @@ func (in *Internet) AddHost(addr netip.Addr, opts ...NodeOption) (*Host, error) 
 // (a preset such as LinuxMasquerade, or your own) to the internet. Add hosts
 // behind it with NAT.AddHost.
 func (in *Internet) AddNAT(addr netip.Addr, cfg NATConfig, opts ...NodeOption) (*NAT, error) {
+	if in == nil || in.timer == nil {
+		return nil, errInvalid
+	}
 	return in.addNAT(nil, addr, cfg, opts)
 }
 

@@ -39,6 +39,9 @@ func (l *TCPListener) Accept() (net.Conn, error) {
 
 // AcceptTCP is Accept returning the concrete type.
 func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
+	if l == nil || l.h == nil {
+		return nil, errInvalid
+	}
 	select {
 	case c := <-l.queue:
 		return c, nil
@@ -51,6 +54,9 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 
 // Close stops listening; connections not yet accepted are reset.
 func (l *TCPListener) Close() error {
+	if l == nil || l.h == nil {
+		return errInvalid
+	}
 	l.h.in.mu.Lock()
 	defer l.h.in.mu.Unlock()
 	if l.isClosed {
@@ -87,6 +93,9 @@ func (l *TCPListener) AddrPort() netip.AddrPort { return l.addr }
 
 // SetDeadline sets a deadline for Accept.
 func (l *TCPListener) SetDeadline(t time.Time) error {
+	if l == nil || l.h == nil {
+		return errInvalid
+	}
 	l.dl.set(t)
 	return nil
 }

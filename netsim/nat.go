@@ -94,17 +94,26 @@ func (n *NAT) Config() NATConfig { return n.cfg }
 
 // AddHost attaches a host with LAN address addr behind the router.
 func (n *NAT) AddHost(addr netip.Addr, opts ...NodeOption) (*Host, error) {
+	if n == nil || n.in == nil {
+		return nil, errInvalid
+	}
 	return n.in.addHost(n, addr, opts)
 }
 
 // AddNAT attaches a router behind this one, with address addr on this
 // router's LAN: a home router behind a carrier-grade NAT, for instance.
 func (n *NAT) AddNAT(addr netip.Addr, cfg NATConfig, opts ...NodeOption) (*NAT, error) {
+	if n == nil || n.in == nil {
+		return nil, errInvalid
+	}
 	return n.in.addNAT(n, addr, cfg, opts)
 }
 
 // Stats returns the router's counters.
 func (n *NAT) Stats() NATStats {
+	if n == nil || n.in == nil {
+		return NATStats{}
+	}
 	n.in.mu.Lock()
 	defer n.in.mu.Unlock()
 	s := n.stats
@@ -121,6 +130,9 @@ func (n *NAT) Stats() NATStats {
 // Mappings returns the router's live mappings, sorted by protocol and
 // public port.
 func (n *NAT) Mappings() []MappingInfo {
+	if n == nil || n.in == nil {
+		return nil
+	}
 	n.in.mu.Lock()
 	defer n.in.mu.Unlock()
 	now := n.in.now()

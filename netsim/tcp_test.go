@@ -451,3 +451,29 @@ func TestTraceExplainsFailure(t *testing.T) {
 	assert.Contains(t, out, "reply     tcp RST+ACK 198.51.100.1:5000 > 203.0.113.20:")
 	assert.Contains(t, out, "(unsolicited SYN: no mapping)")
 }
+
+func TestZeroValuesGiveErrors(t *testing.T) {
+	ctx := context.Background()
+	var in Internet
+	_, err := in.AddHost(addr("203.0.113.1"))
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	var nilNet *Internet
+	assert.ErrorIs(t, nilNet.Close(), syscall.EINVAL)
+	var h *Host
+	_, err = h.DialTCP(ctx, ap("0.0.0.0:0"), ap("203.0.113.1:1"))
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	_, err = (&Host{}).ListenTCP(ctx, ap("0.0.0.0:0"))
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	_, err = (*NAT)(nil).AddHost(addr("198.18.0.1"))
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	var c TCPConn
+	_, err = c.Read(nil)
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	assert.ErrorIs(t, c.Close(), syscall.EINVAL)
+	var u UDPConn
+	_, err = u.WriteTo([]byte("x"), &net.UDPAddr{})
+	assert.ErrorIs(t, err, syscall.EINVAL)
+	var l TCPListener
+	_, err = l.Accept()
+	assert.ErrorIs(t, err, syscall.EINVAL)
+}

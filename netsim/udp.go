@@ -70,6 +70,9 @@ func (u *UDPConn) enqueue(from netip.AddrPort, data []byte) bool {
 // ReadFromUDPAddrPort reads one datagram into b (truncating it if b is too
 // small, as the OS does) and returns its sender.
 func (u *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if u == nil || u.h == nil {
+		return 0, netip.AddrPort{}, errInvalid
+	}
 	if isClosed(u.closed) {
 		return 0, netip.AddrPort{}, u.opErr("read", netip.AddrPort{}, net.ErrClosed)
 	}
@@ -121,6 +124,9 @@ func (u *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // WriteTo sends b as one datagram to addr, which must be a *net.UDPAddr.
 func (u *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if u == nil || u.h == nil {
+		return 0, errInvalid
+	}
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || ua == nil {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: u.LocalAddr(), Addr: addr,
@@ -132,6 +138,9 @@ func (u *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // WriteToUDPAddrPort sends b as one datagram to addr. Sending never blocks;
 // a datagram that finds a full queue or a lossy link is lost on the way.
 func (u *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if u == nil || u.h == nil {
+		return 0, errInvalid
+	}
 	dst, err := checkRemote(addr)
 	if err != nil {
 		return 0, u.opErr("write", addr, err)
@@ -158,6 +167,9 @@ func (u *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 
 // Close closes the socket.
 func (u *UDPConn) Close() error {
+	if u == nil || u.h == nil {
+		return errInvalid
+	}
 	u.h.in.mu.Lock()
 	defer u.h.in.mu.Unlock()
 	if u.isClosed {
@@ -184,13 +196,26 @@ func (u *UDPConn) LocalAddrPort() netip.AddrPort { return u.local }
 
 // SetDeadline sets the read and write deadlines.
 func (u *UDPConn) SetDeadline(t time.Time) error {
-	u.rdl.set(t)
-	u.wdl.set(t)
-	return nil
+	if err := u.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return u.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the deadline for reads.
-func (u *UDPConn) SetReadDeadline(t time.Time) error { u.rdl.set(t); return nil }
+func (u *UDPConn) SetReadDeadline(t time.Time) error {
+	if u == nil || u.h == nil {
+		return errInvalid
+	}
+	u.rdl.set(t)
+	return nil
+}
 
 // SetWriteDeadline sets the deadline for writes.
-func (u *UDPConn) SetWriteDeadline(t time.Time) error { u.wdl.set(t); return nil }
+func (u *UDPConn) SetWriteDeadline(t time.Time) error {
+	if u == nil || u.h == nil {
+		return errInvalid
+	}
+	u.wdl.set(t)
+	return nil
+}
