@@ -317,11 +317,7 @@ func (j *job) failLocked(e *Error, except *member) {
 	if j.state == jobGone {
 		return
 	}
-	for _, m := range j.members {
-		if m != nil && m != except && !m.done {
-			m.sendFinal(e)
-		}
-	}
+	// Counters first: a member told of the failure may look at them at once.
 	for _, m := range j.members {
 		if m != nil && !m.done {
 			j.s.met.members.Add(-1)
@@ -329,6 +325,11 @@ func (j *job) failLocked(e *Error, except *member) {
 	}
 	j.s.met.jobOutcome(jobOutcomeLabel(e.Code))
 	j.removeLocked()
+	for _, m := range j.members {
+		if m != nil && m != except && !m.done {
+			m.sendFinal(e)
+		}
+	}
 	for _, slot := range j.relays {
 		slot.abort(e)
 	}

@@ -1,0 +1,208 @@
+// Command rendezvous runs the fnmesh rendezvous server: workers of a job
+// meet there, get their ranks and each other's endpoints, punch their links
+// at the moment it sets, and fall back to its relay where their NATs do not
+// let a punch through.
+//
+//	rendezvous --listen 0.0.0.0:7000 --secret-file /etc/fnmesh/secret --http 127.0.0.1:9100
+//
+// It listens on one TCP port for control connections, relay connections and
+// STUN over TCP, and on the same UDP port for STUN. The job secret comes
+// from --secret-file or $FNMESH_SECRET. SIGINT or SIGTERM shut it down
+// gracefully: waiting workers are told, established relays get --drain to
+// finish. docs/rendezvous.md describes the flags, the protocol and the
+// security model.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+}
+
+// secretEnv carries the job secret when no --secret-file is given (fnmesh
+// join reads the same).
+const secretEnv = "FNMESH_SECRET"
+
+// listening is told the addresses once the server listens (tests use it).
+type listening func(tcp netip.AddrPort, http net.Addr)
+
+// run is the command: it parses args, serves until ctx ends and returns the
+// exit status (0: shut down cleanly, 1: failed, 2: bad usage).
+func run(ctx context.Context, args []string, stderr io.Writer, ready listening) int {
+	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage: rendezvous --listen HOST:PORT [flags]
+
+Runs the fnmesh rendezvous server on TCP HOST:PORT (control, relay, STUN over
+TCP) and UDP HOST:PORT (STUN). The job secret comes from --secret-file or
+$FNMESH_SECRET. SIGINT/SIGTERM shut it down gracefully.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	var (
+		listen     = fs.String("listen", ":7000", "TCP and UDP `HOST:PORT` to serve on")
+		secretFile = fs.String("secret-file", "", "read the job secret from this `file` (default: $"+secretEnv+")")
+		httpAddr   = fs.String("http", "", "serve /healthz and /metrics (Prometheus text) on `HOST:PORT` (default: off)")
+		noUDP      = fs.Bool("no-udp", false, "do not answer STUN over UDP")
+		jobTimeout = fs.Duration("job-timeout", rendezvous.DefaultJobTimeout, "fail a job whose mesh is not complete this long after its first join")
+		punch      = fs.Duration("punch-timeout", rendezvous.DefaultPunchTimeout, "how long a pair may punch before it is relayed (workers may ask for less)")
+		relay      = fs.Duration("relay-timeout", rendezvous.DefaultRelayTimeout, "how long a relay connection waits for its partner")
+		handshake  = fs.Duration("handshake-timeout", rendezvous.DefaultHandshakeTimeout, "how long a new connection may take to send its first frames")
+		ping       = fs.Duration("ping-interval", rendezvous.DefaultPingInterval, "how often waiting workers are pinged (3 missed: evicted)")
+		maxConns   = fs.Int("max-conns", rendezvous.DefaultMaxConns, "most TCP connections held at once")
+		drain      = fs.Duration("drain", rendezvous.DefaultDrainTimeout, "on shutdown, how long established relays may run before they are cut")
+		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of text")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "rendezvous: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	for name, d := range map[string]time.Duration{"job-timeout": *jobTimeout, "punch-timeout": *punch,
+		"relay-timeout": *relay, "handshake-timeout": *handshake, "ping-interval": *ping} {
+		if d <= 0 {
+			return usageErr("--%s must be positive", name)
+		}
+	}
+	if *drain < 0 || *maxConns < 1 {
+		return usageErr("--drain must not be negative and --max-conns must be positive")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageErr("--log-level: %v", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if *logJSON {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+	secret, err := loadSecret(*secretFile)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if len(secret) < 16 {
+		log.Warn("the job secret is short: use at least 32 random bytes", "bytes", len(secret))
+	}
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", *listen)
+	if err != nil {
+		log.Error("cannot listen", "err", err)
+		return 1
+	}
+	tcpAddr := ln.Addr().(*net.TCPAddr).AddrPort()
+	var pc net.PacketConn
+	if !*noUDP {
+		// The same port number over UDP, on the same host part.
+		host, _, _ := net.SplitHostPort(*listen)
+		if pc, err = lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, fmt.Sprint(tcpAddr.Port()))); err != nil {
+			ln.Close()
+			log.Error("cannot listen for STUN over UDP (use --no-udp to go without)", "err", err)
+			return 1
+		}
+	}
+
+	srv := rendezvous.NewServer(secret,
+		rendezvous.WithJobTimeout(*jobTimeout), rendezvous.WithDefaultPunchTimeout(*punch),
+		rendezvous.WithRelayTimeout(*relay), rendezvous.WithHandshakeTimeout(*handshake),
+		rendezvous.WithPingInterval(*ping), rendezvous.WithMaxConns(*maxConns),
+		rendezvous.WithDrainTimeout(*drain), rendezvous.WithServerLogger(log))
+
+	var httpSrv *http.Server
+	var httpLn net.Listener
+	httpDone := make(chan error, 1)
+	if *httpAddr != "" {
+		if httpLn, err = lc.Listen(ctx, "tcp", *httpAddr); err != nil {
+			ln.Close()
+			if pc != nil {
+				pc.Close()
+			}
+			log.Error("cannot listen for HTTP", "err", err)
+			return 1
+		}
+		httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { httpDone <- httpSrv.Serve(httpLn) }()
+	}
+	attrs := []any{"tcp", tcpAddr.String(), "udp", !*noUDP}
+	var httpListen net.Addr
+	if httpLn != nil {
+		httpListen = httpLn.Addr()
+		attrs = append(attrs, "http", httpListen.String())
+	}
+	log.Info("rendezvous server listening", attrs...)
+	if ready != nil {
+		ready(tcpAddr, httpListen)
+	}
+
+	status := 0
+	if err := srv.Serve(ctx, ln, pc); err != nil {
+		log.Error("server failed", "err", err)
+		status = 1
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		httpSrv.Shutdown(sctx)
+		cancel()
+		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server failed", "err", err)
+			status = 1
+		}
+	}
+	m := srv.Metrics()
+	log.Info("rendezvous server stopped", "joins", m.Joins, "jobs_complete", m.JobsEnded["complete"],
+		"relay_bytes", m.RelayBytes)
+	return status
+}
+
+// loadSecret returns the job secret: the contents of file (without trailing
+// newlines) if file is set, else the value of FNMESH_SECRET.
+func loadSecret(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("secret: %w", err)
+		}
+		b = []byte(strings.TrimRight(string(b), "\r\n"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("secret: %s is empty", file)
+		}
+		return b, nil
+	}
+	if s := os.Getenv(secretEnv); s != "" {
+		return []byte(s), nil
+	}
+	return nil, errors.New("no job secret: pass --secret-file or set " + secretEnv)
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const testSecret = "rendezvous command test secret, 40 bytes."
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesJobs(t *testing.T) {
+	t.Setenv(secretEnv, testSecret)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	type addrs struct {
+		tcp  netip.AddrPort
+		http net.Addr
+	}
+	up := make(chan addrs, 1)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--punch-timeout", "2s"}, &logs,
+			func(tcp netip.AddrPort, h net.Addr) { up <- addrs{tcp, h} })
+	}()
+	a := <-up
+
+	jctx, jcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer jcancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := rendezvous.Join(jctx, a.tcp.String(), "cmd", 3, []byte(testSecret))
+			if err == nil {
+				m.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	resp, err := http.Get("http://" + a.http.String() + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	assert.Contains(t, string(body), "fnmesh_rendezvous_joins_total 3\n")
+	assert.Contains(t, string(body), "fnmesh_rendezvous_punch_attempts_total 3\n")
+
+	cancel()
+	select {
+	case code := <-exit:
+		assert.Equal(t, 0, code, "logs:\n%s", logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	assert.Contains(t, logs.String(), "rendezvous server listening")
+	assert.Contains(t, logs.String(), "rendezvous server stopped")
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		code int
+		want string
+	}{
+		{"no secret", "", []string{"--listen", "127.0.0.1:0"}, 2, "no job secret: pass --secret-file or set FNMESH_SECRET"},
+		{"missing secret file", testSecret, []string{"--secret-file", filepath.Join(dir, "nope")}, 2, "no such file"},
+		{"empty secret file", "", []string{"--secret-file", empty}, 2, "is empty"},
+		{"unknown flag", testSecret, []string{"--bogus"}, 2, "flag provided but not defined"},
+		{"argument", testSecret, []string{"extra"}, 2, `unexpected argument "extra"`},
+		{"zero timeout", testSecret, []string{"--punch-timeout", "0s"}, 2, "--punch-timeout must be positive"},
+		{"bad log level", testSecret, []string{"--log-level", "loud"}, 2, "--log-level"},
+		{"bad listen", testSecret, []string{"--listen", "256.0.0.1:1"}, 1, "cannot listen"},
+		{"help", testSecret, []string{"-h"}, 0, "usage: rendezvous --listen HOST:PORT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(secretEnv, tt.env)
+			var out syncBuffer
+			code := run(context.Background(), tt.args, &out, nil)
+			assert.Equal(t, tt.code, code)
+			assert.Contains(t, out.String(), tt.want)
+		})
+	}
+}
+
+// TestBinarySIGTERM builds the command, runs it, and checks that SIGTERM
+// tells a waiting worker and shuts the server down with status 0.
+func TestBinarySIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the build of the rendezvous binary")
+	}
+	bin := filepath.Join(t.TempDir(), "rendezvous")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600))
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret-file", secretFile, "--drain", "1s")
+	cmd.Env = append(os.Environ(), secretEnv+"=")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var addr, httpAddr string
+	re := regexp.MustCompile(`tcp=(127\.0\.0\.1:\d+) .*http=(127\.0\.0\.1:\d+)`)
+	for addr == "" {
+		select {
+		case line, ok := <-lines:
+			require.True(t, ok, "server exited before listening")
+			if m := re.FindStringSubmatch(line); m != nil {
+				addr, httpAddr = m[1], m[2]
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("server did not report its address")
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	joinErr := make(chan error, 1)
+	go func() {
+		_, err := rendezvous.Join(ctx, addr, "sigterm", 2, []byte(testSecret))
+		joinErr <- err
+	}()
+	require.Eventually(t, func() bool { // the worker has joined and waits
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), "fnmesh_rendezvous_members 1\n")
+	}, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+
+	err = <-joinErr
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, &rendezvous.Error{Code: rendezvous.CodeShutdown}), "Join error: %v", err)
+	var rest []string
+	for line := range lines {
+		rest = append(rest, line)
+	}
+	require.NoError(t, cmd.Wait(), "logs:\n%s", strings.Join(rest, "\n"))
+	assert.Contains(t, strings.Join(rest, "\n"), "rendezvous server stopped")
+}
