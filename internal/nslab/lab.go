@@ -55,6 +55,9 @@ type Lab struct {
 	used   map[netip.Addr]bool
 	ports  int // internet bridge ports created
 	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // bridge is the name of the internet bridge inside the lab's inet namespace.
@@ -246,11 +249,15 @@ func (l *Lab) AddRouter(ctx context.Context, name string, nat NAT, wan netip.Add
 // nftables rules with them. It is safe to call more than once and does not
 // depend on any caller's context (it must run after a test's context ended).
 func (l *Lab) Close() error {
+	// A second caller (a test's cleanup racing a signal handler's CloseAll)
+	// waits for the first to finish, so that no caller returns, and lets
+	// the process exit, while namespaces are still being deleted.
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *Lab) close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
 	l.closed = true
 	nss := l.nss
 	l.nss = nil
