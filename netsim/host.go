@@ -360,9 +360,10 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 		local = netip.AddrPortFrom(local.Addr(), port)
 	}
 	if old := h.conns[tuple{local, raddr}]; old != nil {
+		state := old.state // read under in.mu
 		in.mu.Unlock()
 		return nil, opError("dial", "tcp", local, raddr,
-			fmt.Errorf("4-tuple in use (%s): %w", old.state, errno("connect", syscall.EADDRNOTAVAIL)))
+			fmt.Errorf("4-tuple in use (%s): %w", state, errno("connect", syscall.EADDRNOTAVAIL)))
 	}
 	c := h.newConn(local, raddr, false)
 	c.connect()
