@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 )
 
@@ -53,5 +54,33 @@ func BenchmarkStream(b *testing.B) {
 			}
 			b.StopTimer()
 		})
+	}
+}
+
+// BenchmarkDial measures connection setup through a NAT in real time: dial,
+// accept, and close with SO_LINGER 0, per operation.
+func BenchmarkDial(b *testing.B) {
+	in := New()
+	defer in.Close()
+	ctx := context.Background()
+	nat := must(in.AddNAT(addr("198.51.100.1"), HomeRouter))
+	cli := must(nat.AddHost(addr("198.18.0.2")))
+	srv := must(in.AddHost(addr("203.0.113.10")))
+	ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+	defer ln.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c, err := cli.DialTCP(ctx, netip.AddrPort{}, ap("203.0.113.10:80"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.(*TCPConn).SetLinger(0)
+		c.Close()
+		s.Close()
 	}
 }
