@@ -156,7 +156,8 @@ func (e Expr) columns() []string {
 
 // eval evaluates e over the columns cols of schema s (n rows) into an array
 // of n values. The caller releases it.
-func (e Expr) eval(ctx context.Context, mem memory.Allocator, s *arrow.Schema, cols []arrow.Array, n int) (arrow.Array, error) {
+func (e Expr) eval(ctx context.Context, mem memory.Allocator, s *arrow.Schema, cols []arrow.Array, n int) (_ arrow.Array, err error) {
+	defer recoverPanic(&err, e.String())
 	ctx = exec.WithAllocator(ctx, mem)
 	d, err := e.datum(ctx, s, cols)
 	if err != nil {

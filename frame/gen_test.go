@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
+	"strconv"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -142,24 +142,34 @@ func recordRows(rec arrow.RecordBatch) []row {
 
 // rowKey formats a row so that equal rows (nulls and NaNs included) format alike.
 func rowKey(r row) string {
-	var b strings.Builder
+	b := make([]byte, 0, 16*len(r))
 	for i, v := range r {
 		if i > 0 {
-			b.WriteByte('|')
+			b = append(b, '|')
 		}
 		switch v := v.(type) {
 		case nil:
-			b.WriteString("<null>")
+			b = append(b, "<null>"...)
+		case int64:
+			b = append(b, 'i')
+			b = strconv.AppendInt(b, v, 10)
+		case uint64:
+			b = append(b, 'u')
+			b = strconv.AppendUint(b, v, 10)
 		case float64:
 			if v == 0 {
 				v = 0 // -0 as 0
 			}
-			fmt.Fprintf(&b, "%T:%v", v, v)
+			b = append(b, 'f')
+			b = strconv.AppendFloat(b, v, 'g', -1, 64)
+		case string:
+			b = append(b, 's')
+			b = strconv.AppendQuote(b, v)
 		default:
-			fmt.Fprintf(&b, "%T:%v", v, v)
+			b = fmt.Appendf(b, "%T:%v", v, v)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
 // sortedKeys returns the formatted rows in sorted order: a multiset that two

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -44,6 +45,11 @@ func runRanks(t *testing.T, p int, fn func(ctx context.Context, c *collective.Co
 	wg.Wait()
 	for _, c := range comms {
 		require.NoError(t, c.Close())
+	}
+	for r, err := range errs { // the root cause first: the others may only say "canceled"
+		if err != nil && !errors.Is(err, context.Canceled) {
+			require.NoError(t, err, "rank %d of %d", r, p)
+		}
 	}
 	for r, err := range errs {
 		require.NoError(t, err, "rank %d of %d", r, p)

@@ -292,7 +292,8 @@ func isBinaryType(dt arrow.DataType) bool {
 
 // keyColumn returns column a decoded from a dictionary and cast to dt
 // (retained as is when it already is).
-func keyColumn(ctx context.Context, mem memory.Allocator, a arrow.Array, dt arrow.DataType) (arrow.Array, error) {
+func keyColumn(ctx context.Context, mem memory.Allocator, a arrow.Array, dt arrow.DataType) (_ arrow.Array, err error) {
+	defer recoverPanic(&err, "key column")
 	d, err := decoded(ctx, mem, a)
 	if err != nil {
 		return nil, err

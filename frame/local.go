@@ -8,8 +8,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 )
 
 // Filter keeps the rows where the boolean expression pred is true (null
@@ -32,21 +30,19 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 	if mask.DataType().ID() != arrow.BOOL {
 		return nil, f.errorf(op, fmt.Errorf("predicate %s is %s, not boolean", pred, mask.DataType()))
 	}
-	ectx := exec.WithAllocator(ctx, f.cfg.mem)
-	out := make([]arrow.Array, len(cols))
-	rows := n
-	for i, c := range cols {
-		a, err := compute.FilterArray(ectx, c, mask, *compute.DefaultFilterOptions())
-		if err != nil {
-			releaseAll(out)
-			return nil, f.errorf(op, fmt.Errorf("column %q: %w", f.Schema().Field(i).Name, err))
+	// The rows to keep, then one gather per column.
+	keep := make([]int32, 0, n)
+	bm := mask.(*array.Boolean)
+	for i := range n {
+		if bm.IsValid(i) && bm.Value(i) {
+			keep = append(keep, int32(i))
 		}
-		out[i], rows = a, a.Len()
 	}
-	if len(cols) == 0 {
-		rows = 0
+	out, err := takeColumns(ctx, f.cfg.mem, cols, keep)
+	if err != nil {
+		return nil, f.errorf(op, err)
 	}
-	t := tableFromColumns(f.Schema(), out, int64(rows))
+	t := tableFromColumns(f.Schema(), out, int64(len(keep)))
 	releaseAll(out)
 	tm.done(ctx, "filter", t.NumRows(), 0)
 	return f.derive(t, f.partitionedBy), nil
@@ -99,8 +95,8 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 			return nil, f.errorf(op, err)
 		}
 		out = append(out, a)
-		field := arrow.Field{Name: e.Name(), Type: a.DataType(), Nullable: a.NullN() > 0}
-		if e.fn == "" && !e.lit { // a column passes through with its field
+		field := arrow.Field{Name: e.Name(), Type: a.DataType(), Nullable: true} // alike on every rank
+		if e.fn == "" && !e.lit {                                                // a column passes through with its field
 			i, _ := fieldIndex(f.Schema(), e.col)
 			field = f.Schema().Field(i)
 			field.Name = e.Name()

@@ -12,29 +12,39 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// oracleJoin is a nested-loop join over Go values: rows match when every key
-// is non-null and equal.
+// oracleJoin joins full rows with a Go map: rows match when every key is
+// non-null and equal.
 func oracleJoin(left, right []row, nl, nr int, lk, rk []int, lOuter, rOuter bool) []row {
+	keyOf := func(r row, ks []int) (string, bool) {
+		kr := make(row, len(ks))
+		for i, k := range ks {
+			if r[k] == nil {
+				return "", false
+			}
+			kr[i] = r[k]
+		}
+		return rowKey(kr), true
+	}
+	byKey := map[string][]int{}
+	for j, r := range right {
+		if k, ok := keyOf(r, rk); ok {
+			byKey[k] = append(byKey[k], j)
+		}
+	}
 	var out []row
 	rMatched := make([]bool, len(right))
 	for _, l := range left {
-		matched := false
-		for j, r := range right {
-			eq := true
-			for k := range lk {
-				a, b := l[lk[k]], r[rk[k]]
-				if a == nil || b == nil || rowKey(row{a}) != rowKey(row{b}) {
-					eq = false
-					break
-				}
+		k, ok := keyOf(l, lk)
+		js := byKey[k]
+		if !ok || len(js) == 0 {
+			if lOuter {
+				out = append(out, append(append(row{}, l...), make(row, nr)...))
 			}
-			if eq {
-				matched, rMatched[j] = true, true
-				out = append(out, append(append(row{}, l...), r...))
-			}
+			continue
 		}
-		if !matched && lOuter {
-			out = append(out, append(append(row{}, l...), make(row, nr)...))
+		for _, j := range js {
+			rMatched[j] = true
+			out = append(out, append(append(row{}, l...), right[j]...))
 		}
 	}
 	if rOuter {

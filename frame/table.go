@@ -85,7 +85,8 @@ func wholeColumn(mem memory.Allocator, c *arrow.Chunked) (arrow.Array, error) {
 
 // decoded returns a with dictionary encoding removed (retained as is
 // otherwise): the key kernels compare values, not dictionary indices.
-func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (arrow.Array, error) {
+func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (_ arrow.Array, err error) {
+	defer recoverPanic(&err, "decode dictionary")
 	d, ok := a.(*array.Dictionary)
 	if !ok {
 		a.Retain()

@@ -18,8 +18,9 @@ import (
 
 // take gathers rows of a by index: out[k] = a[idx[k]], and a null where
 // idx[k] < 0 (the unmatched side of an outer join). Fixed-width and string or
-// binary columns are gathered here in one typed pass; other types go through
-// arrow's compute.Take.
+// binary columns are gathered here in one typed pass, dictionaries by their
+// indices (sharing the dictionary); other types go through arrow's
+// compute.Take.
 func take(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
 	if w, ok := fixedWidth(a.DataType()); ok {
 		switch w {
@@ -38,6 +39,14 @@ func take(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32)
 		}
 	}
 	switch a.DataType().ID() {
+	case arrow.DICTIONARY:
+		d := a.(*array.Dictionary)
+		idx, err := take(ctx, mem, d.Indices(), idx)
+		if err != nil {
+			return nil, err
+		}
+		defer idx.Release()
+		return array.NewDictionaryArray(a.DataType(), idx, d.Dictionary()), nil
 	case arrow.STRING, arrow.BINARY:
 		return takeVar[int32](mem, a, idx)
 	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
@@ -154,7 +163,8 @@ func takeVar[O int32 | int64](mem memory.Allocator, a arrow.Array, idx []int32) 
 
 // takeCompute gathers with arrow's take kernel; negative indices become null
 // indices, which that kernel turns into null values.
-func takeCompute(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+func takeCompute(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (_ arrow.Array, err error) {
+	defer recoverPanic(&err, "take")
 	b := array.NewInt32Builder(mem)
 	defer b.Release()
 	b.Reserve(len(idx))

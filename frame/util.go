@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"fmt"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -28,4 +29,13 @@ func unsafeBytes[T any](s []T) []byte {
 	}
 	var zero T
 	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(zero)))
+}
+
+// recoverPanic turns a panic inside arrow-go (whose kernels index buffers
+// without checking them, and panic on some empty inputs) into an error, so
+// that bad input never crashes the caller.
+func recoverPanic(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: arrow-go panicked: %v", what, r)
+	}
 }

@@ -1,0 +1,449 @@
+package frame
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/csv"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/fnmesh/fnmesh/arrowio"
+	"github.com/fnmesh/fnmesh/collective"
+)
+
+// RankPlaceholder in a path stands for the rank's number: "part-{rank}.parquet"
+// is part-0.parquet on rank 0, part-1.parquet on rank 1, and so on.
+const RankPlaceholder = "{rank}"
+
+// Files says which of the paths (and glob patterns) a rank reads. A path
+// with RankPlaceholder is the rank's own: rank r reads what it names with
+// the placeholder replaced by r. The other paths are a file set that every
+// rank sees alike: its files, sorted by name, are dealt out round-robin, file
+// i to rank i mod size. Globs that match nothing are not an error, but a job
+// whose ranks together find no file is.
+func Files(paths []string, rank, size int) ([]string, error) {
+	var own, shared []string
+	for _, p := range paths {
+		isOwn := strings.Contains(p, RankPlaceholder)
+		if isOwn {
+			p = strings.ReplaceAll(p, RankPlaceholder, strconv.Itoa(rank))
+		}
+		matches := []string{p}
+		if strings.ContainsAny(p, "*?[") {
+			m, err := filepath.Glob(p)
+			if err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", p, err)
+			}
+			matches = m
+		}
+		if isOwn {
+			own = append(own, matches...)
+		} else {
+			shared = append(shared, matches...)
+		}
+	}
+	slices.Sort(shared)
+	shared = slices.Compact(shared)
+	for i, p := range shared {
+		if i%size == rank {
+			own = append(own, p)
+		}
+	}
+	return own, nil
+}
+
+// fileReader reads one file into a table.
+type fileReader func(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error)
+
+// ReadParquet reads a frame from Parquet files, each rank the files Files
+// assigns it, concatenated in order (collective: the ranks agree on the
+// schema, and a rank with no file gets an empty partition of it).
+func ReadParquet(ctx context.Context, c *collective.Comm, paths []string, opts ...Option) (*Frame, error) {
+	return readFiles(ctx, c, "read parquet", paths, opts, readParquetFile)
+}
+
+// ReadIPC reads a frame from Arrow IPC files (the random-access file format,
+// as WriteIPC writes; or the stream format), each rank the files Files
+// assigns it (collective).
+func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Option) (*Frame, error) {
+	return readFiles(ctx, c, "read ipc", paths, opts, readIPCFile)
+}
+
+// ReadCSV reads a frame from CSV files with a header row, each rank the
+// files Files assigns it (collective). With a nil schema the column types are
+// inferred from each file; ranks that infer different types fail with an
+// error that names them (pass a schema then). Empty fields are nulls.
+func ReadCSV(ctx context.Context, c *collective.Comm, paths []string, schema *arrow.Schema, opts ...Option) (*Frame, error) {
+	read := func(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+		return readCSVFile(mem, path, schema)
+	}
+	return readFiles(ctx, c, "read csv", paths, opts, read)
+}
+
+// readFiles reads this rank's files and agrees on the schema with the other
+// ranks: every rank sends its schema (or that it has no file, or why it
+// failed), so a failure on one rank is an error on all of them.
+func readFiles(ctx context.Context, c *collective.Comm, op string, paths []string, opts []Option, read fileReader) (*Frame, error) {
+	if c == nil {
+		return nil, fmt.Errorf("frame: %s: nil communicator", op)
+	}
+	cfg := newConfig(opts)
+	fail := func(err error) (*Frame, error) {
+		return nil, fmt.Errorf("frame: rank %d: %s: %w", c.Rank(), op, err)
+	}
+	tm := cfg.timer(op)
+	local, localErr := readAll(ctx, cfg.mem, paths, c.Rank(), c.Size(), read)
+	if local != nil {
+		defer local.Release()
+	}
+	var msg []byte
+	switch {
+	case localErr != nil:
+		msg = append([]byte{msgError}, localErr.Error()...)
+	case local == nil:
+		msg = []byte{msgNoFile}
+	default:
+		b, err := encodeSchema(local.Schema())
+		if err != nil {
+			return fail(err)
+		}
+		msg = append([]byte{msgSchema}, b...)
+	}
+	all, err := c.Allgather(ctx, msg)
+	if err != nil {
+		return fail(fmt.Errorf("agree on the schema: %w", err))
+	}
+	var schema *arrow.Schema
+	from := -1
+	for r, m := range all {
+		if len(m) == 0 {
+			return fail(fmt.Errorf("rank %d sent an empty message", r))
+		}
+		switch m[0] {
+		case msgError:
+			if r == c.Rank() {
+				return fail(localErr)
+			}
+			return fail(fmt.Errorf("rank %d failed: %s", r, m[1:]))
+		case msgSchema:
+			s, err := decodeSchema(m[1:])
+			if err != nil {
+				return fail(fmt.Errorf("schema of rank %d: %w", r, err))
+			}
+			if schema == nil {
+				schema, from = s, r
+			} else if !schema.Equal(s) {
+				return fail(fmt.Errorf("rank %d's files have schema %v but rank %d's have %v", from, schema, r, s))
+			}
+		}
+	}
+	if schema == nil {
+		return fail(fmt.Errorf("no rank found a file among %q", paths))
+	}
+	if local == nil {
+		local = emptyTable(schema)
+		defer local.Release()
+	}
+	tm.done(ctx, "read", local.NumRows(), 0)
+	return New(c, local, opts...)
+}
+
+const (
+	msgNoFile byte = iota
+	msgSchema
+	msgError
+)
+
+// readAll reads and concatenates this rank's files; nil when it has none.
+func readAll(ctx context.Context, mem memory.Allocator, paths []string, rank, size int, read fileReader) (arrow.Table, error) {
+	files, err := Files(paths, rank, size)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	tables := make([]arrow.Table, 0, len(files))
+	defer func() { releaseTables(tables) }()
+	for _, p := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		t, err := read(ctx, mem, p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if len(tables) > 0 && !tables[0].Schema().Equal(t.Schema()) {
+			t.Release()
+			return nil, fmt.Errorf("%s has schema %v but %s has %v", p, t.Schema(), files[0], tables[0].Schema())
+		}
+		tables = append(tables, t)
+	}
+	return arrowio.ConcatTables(tables)
+}
+
+func encodeSchema(s *arrow.Schema) ([]byte, error) {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s))
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("encode schema: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeSchema(b []byte) (*arrow.Schema, error) {
+	r, err := ipc.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Release()
+	return r.Schema(), nil
+}
+
+func readParquetFile(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t, err := pqarrow.ReadTable(ctx, f, parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, mem)
+	if err != nil {
+		return nil, fmt.Errorf("read parquet: %w", err)
+	}
+	defer t.Release()
+	return withoutParquetIDs(t), nil
+}
+
+// withoutParquetIDs returns t with the "PARQUET:field_id" entries the
+// Parquet reader adds to every field's metadata removed, so that a frame
+// read back has the schema it was written with.
+func withoutParquetIDs(t arrow.Table) arrow.Table {
+	s := t.Schema()
+	fields := make([]arrow.Field, s.NumFields())
+	cols := make([]arrow.Column, s.NumFields())
+	for i := range fields {
+		fl := s.Field(i)
+		var keys, vals []string
+		for j, k := range fl.Metadata.Keys() {
+			if !strings.HasPrefix(k, "PARQUET:") {
+				keys, vals = append(keys, k), append(vals, fl.Metadata.Values()[j])
+			}
+		}
+		fl.Metadata = arrow.NewMetadata(keys, vals)
+		fields[i] = fl
+		cols[i] = *arrow.NewColumn(fl, t.Column(i).Data())
+	}
+	md := s.Metadata()
+	out := array.NewTable(arrow.NewSchema(fields, &md), cols, t.NumRows())
+	for i := range cols {
+		cols[i].Release()
+	}
+	return out
+}
+
+func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	var schema *arrow.Schema
+	if fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem)); err == nil {
+		defer fr.Close()
+		schema = fr.Schema()
+		for i := range fr.NumRecords() {
+			rec, err := fr.RecordBatchAt(i)
+			if err != nil {
+				return nil, fmt.Errorf("batch %d: %w", i, err)
+			}
+			recs = append(recs, rec)
+		}
+	} else {
+		// Not the file format: try the stream format.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		sr, serr := ipc.NewReader(f, ipc.WithAllocator(mem))
+		if serr != nil {
+			return nil, fmt.Errorf("neither an Arrow IPC file (%v) nor stream (%v)", err, serr)
+		}
+		defer sr.Release()
+		schema = sr.Schema()
+		for sr.Next() {
+			rec := sr.RecordBatch()
+			rec.Retain()
+			recs = append(recs, rec)
+		}
+		if err := sr.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return array.NewTableFromRecords(schema, recs), nil
+}
+
+func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow.Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	opts := []csv.Option{csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(64 << 10), csv.WithAllocator(mem)}
+	var r *csv.Reader
+	if schema == nil {
+		r = csv.NewInferringReader(f, opts...)
+	} else {
+		r = csv.NewReader(f, schema, opts...)
+	}
+	defer r.Release()
+	var recs []arrow.RecordBatch
+	defer func() {
+		for _, rec := range recs {
+			rec.Release()
+		}
+	}()
+	for r.Next() {
+		rec := r.RecordBatch()
+		rec.Retain()
+		recs = append(recs, rec)
+	}
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("read csv: %w", err)
+	}
+	s := r.Schema()
+	if s == nil {
+		if schema == nil {
+			return nil, errors.New("read csv: no header row to infer a schema from")
+		}
+		s = schema
+	}
+	return array.NewTableFromRecords(s, recs), nil
+}
+
+// WriteParquet writes this rank's partition to the Parquet file the path
+// names, RankPlaceholder replaced by the rank (it is required when there is
+// more than one rank), and returns that file's name. Directories are
+// created; the file appears whole or not at all (written aside, then
+// renamed). It is local: every rank writes its own file, empty partitions
+// included (a file with the schema and no rows).
+func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
+	return f.writeFile(ctx, "write parquet", path, func(w io.Writer) error {
+		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithAllocator(f.cfg.mem))
+		return pqarrow.WriteTable(f.part, w, 1<<20, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	})
+}
+
+// WriteIPC writes this rank's partition as an Arrow IPC file (see
+// WriteParquet for the path and the guarantees).
+func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
+	return f.writeFile(ctx, "write ipc", path, func(w io.Writer) error {
+		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(f.Schema()), ipc.WithAllocator(f.cfg.mem))
+		if err != nil {
+			return err
+		}
+		if err := writeBatches(f.part, fw.Write); err != nil {
+			_ = fw.Close()
+			return err
+		}
+		return fw.Close()
+	})
+}
+
+// WriteCSV writes this rank's partition as CSV with a header row, nulls as
+// empty fields (see WriteParquet for the path and the guarantees).
+func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
+	return f.writeFile(ctx, "write csv", path, func(w io.Writer) error {
+		cw := csv.NewWriter(w, f.Schema(), csv.WithHeader(true), csv.WithNullWriter(""))
+		if f.NumRows() == 0 { // the header, so that the file says its columns
+			cols := emptyColumns(f.cfg.mem, f.Schema())
+			rec := array.NewRecordBatch(f.Schema(), cols, 0)
+			releaseAll(cols)
+			defer rec.Release()
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		}
+		if err := writeBatches(f.part, cw.Write); err != nil {
+			return err
+		}
+		if err := cw.Flush(); err != nil {
+			return err
+		}
+		return cw.Error()
+	})
+}
+
+// emptyColumns returns a zero-length array per field (owned by the caller;
+// array.NewRecordBatch retains them, so release after building).
+func emptyColumns(mem memory.Allocator, s *arrow.Schema) []arrow.Array {
+	cols := make([]arrow.Array, s.NumFields())
+	for i := range cols {
+		cols[i] = array.MakeArrayOfNull(mem, s.Field(i).Type, 0)
+	}
+	return cols
+}
+
+func writeBatches(t arrow.Table, write func(arrow.RecordBatch) error) error {
+	tr := array.NewTableReader(t, 64<<10)
+	defer tr.Release()
+	for tr.Next() {
+		if err := write(tr.RecordBatch()); err != nil {
+			return err
+		}
+	}
+	return tr.Err()
+}
+
+func (f *Frame) writeFile(ctx context.Context, op, path string, write func(io.Writer) error) (string, error) {
+	if !strings.Contains(path, RankPlaceholder) && f.Size() > 1 {
+		return "", f.errorf(op, fmt.Errorf("path %q has no %s: the ranks would overwrite each other's file", path, RankPlaceholder))
+	}
+	if err := ctx.Err(); err != nil {
+		return "", f.errorf(op, err)
+	}
+	tm := f.cfg.timer(op)
+	name := strings.ReplaceAll(path, RankPlaceholder, strconv.Itoa(f.Rank()))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return "", f.errorf(op, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*")
+	if err != nil {
+		return "", f.errorf(op, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	// Only Write: some writers (Parquet's) close a sink that can be closed.
+	if err := write(struct{ io.Writer }{tmp}); err != nil {
+		tmp.Close()
+		return "", f.errorf(op, fmt.Errorf("%s: %w", name, err))
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return "", f.errorf(op, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", f.errorf(op, fmt.Errorf("%s: %w", name, err))
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return "", f.errorf(op, err)
+	}
+	tm.done(ctx, "write", f.NumRows(), 0)
+	return name, nil
+}

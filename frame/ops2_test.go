@@ -1,0 +1,335 @@
+package frame
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/arrowio"
+	"github.com/fnmesh/fnmesh/collective"
+	"github.com/stretchr/testify/require"
+)
+
+func TestShuffleDistinctHeadCount(t *testing.T) {
+	for _, p := range []int{1, 2, 3, 5, 8} {
+		parts := partitions(t, p, 600+uint64(p), genSpec{rows: 70, keys: 9, skew: 0.5, nullFrac: 0.15})
+		all := concatRows(parts)
+		var distinctK, distinctAll, head []row
+		var count int64
+		runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			f, err := newFrame(t, c, mem, parts[c.Rank()])
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+
+			// Shuffle: the multiset of rows is kept and every key is on the rank
+			// its hash names.
+			s, err := f.Shuffle(ctx, "k", "s")
+			if err != nil {
+				return err
+			}
+			defer s.Release()
+			for _, r := range rowsOf(s.Table()) {
+				kt := buildTable(memory.NewGoAllocator(), genSchema, []row{r})
+				cols := []arrow.Array{kt.Column(0).Data().Chunk(0), kt.Column(1).Data().Chunk(0)}
+				h := make([]uint64, 1)
+				err := arrowio.HashRows(cols, h)
+				kt.Release()
+				if err != nil {
+					return err
+				}
+				if got := arrowio.PartitionOf(h[0], p); got != c.Rank() {
+					return fmt.Errorf("row %v belongs on rank %d, found on %d", r, got, c.Rank())
+				}
+			}
+			if n, err := s.Count(ctx); err != nil || n != int64(len(all)) {
+				return fmt.Errorf("shuffled count %d (%v), want %d", n, err, len(all))
+			}
+			again, err := s.Shuffle(ctx, "k", "s") // already partitioned: no exchange
+			if err != nil {
+				return err
+			}
+			if again.Table() != s.Table() {
+				again.Release()
+				return fmt.Errorf("reshuffling a partitioned frame moved data")
+			}
+			again.Release()
+
+			dk, err := f.Distinct(ctx, "k")
+			if err != nil {
+				return err
+			}
+			rk, _, err := gatherRows(ctx, dk)
+			dk.Release()
+			if err != nil {
+				return err
+			}
+			da, err := f.Distinct(ctx)
+			if err != nil {
+				return err
+			}
+			ra, _, err := gatherRows(ctx, da)
+			da.Release()
+			if err != nil {
+				return err
+			}
+			h, err := f.Head(ctx, 25)
+			if err != nil {
+				return err
+			}
+			rh, _, err := gatherRows(ctx, h)
+			h.Release()
+			if err != nil {
+				return err
+			}
+			n, err := f.Count(ctx)
+			if err != nil {
+				return err
+			}
+			if c.Rank() == 0 {
+				distinctK, distinctAll, head, count = rk, ra, rh, n
+			}
+			return nil
+		})
+		require.Equal(t, int64(len(all)), count)
+		require.Equal(t, all[:min(25, len(all))], head, "p=%d head", p)
+		seen := map[string]row{}
+		seenAll := map[string]row{}
+		for _, r := range all {
+			seen[rowKey(row{r[cK]})] = row{r[cK]}
+			seenAll[rowKey(r)] = r
+		}
+		var wantK, wantAll []row
+		for _, r := range seen {
+			wantK = append(wantK, r)
+		}
+		for _, r := range seenAll {
+			wantAll = append(wantAll, r)
+		}
+		requireSameRows(t, wantK, distinctK, "p=%d distinct k", p)
+		requireSameRows(t, wantAll, distinctAll, "p=%d distinct rows", p)
+	}
+}
+
+func TestFilterSelectProject(t *testing.T) {
+	parts := partitions(t, 3, 700, genSpec{rows: 100, keys: 10, nullFrac: 0.2})
+	var got map[string][]row
+	runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		f, err := newFrame(t, c, mem, parts[c.Rank()])
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+		out := map[string][]row{}
+		keep := func(name string, g *Frame, err error) error {
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			defer g.Release()
+			rows, _, err := gatherRows(ctx, g)
+			out[name] = rows
+			return err
+		}
+		g, err := f.Filter(ctx, Col("w").Gt(0).And(Col("s").Ne("s003")))
+		if err := keep("filter", g, err); err != nil {
+			return err
+		}
+		g, err = f.Filter(ctx, Col("v").IsNull().Or(Col("k").Le(Lit(int64(2)))))
+		if err := keep("filter or", g, err); err != nil {
+			return err
+		}
+		g, err = f.Select("v", "k")
+		if err := keep("select", g, err); err != nil {
+			return err
+		}
+		g, err = f.Project(ctx, Col("k"), Col("w").Mul(2).Add(Col("k")).As("x"), Col("v").Div(2.0))
+		if err := keep("project", g, err); err != nil {
+			return err
+		}
+		g, err = f.WithColumn(ctx, "w", Col("w").Sub(1))
+		if err := keep("with column", g, err); err != nil {
+			return err
+		}
+		if _, err := f.Filter(ctx, Col("k")); err == nil {
+			return fmt.Errorf("a non-boolean predicate was accepted")
+		}
+		if _, err := f.Select("nope"); err == nil {
+			return fmt.Errorf("a missing column was accepted")
+		}
+		if c.Rank() == 0 {
+			got = out
+		}
+		return nil
+	})
+	var filter, filterOr, sel, proj, withCol []row
+	for _, r := range concatRows(parts) {
+		if r[cW] != nil && r[cW].(int64) > 0 && r[cS] != nil && r[cS] != "s003" {
+			filter = append(filter, r)
+		}
+		if r[cV] == nil || (r[cK] != nil && r[cK].(int64) <= 2) {
+			filterOr = append(filterOr, r)
+		}
+		sel = append(sel, row{r[cV], r[cK]})
+		var x, half any
+		if r[cW] != nil && r[cK] != nil {
+			x = r[cW].(int64)*2 + r[cK].(int64)
+		}
+		if r[cV] != nil {
+			half = r[cV].(float64) / 2
+		}
+		proj = append(proj, row{r[cK], x, half})
+		w := r[cW]
+		if w != nil {
+			w = w.(int64) - 1
+		}
+		withCol = append(withCol, row{r[cK], r[cS], w, r[cV]})
+	}
+	require.Equal(t, filter, got["filter"])
+	require.Equal(t, filterOr, got["filter or"])
+	require.Equal(t, sel, got["select"])
+	require.Equal(t, proj, got["project"])
+	require.Equal(t, withCol, got["with column"])
+}
+
+// TestJoinCoPartitionedAndTypes checks that a join of frames already
+// partitioned by their keys moves nothing, that integer keys of different
+// widths and dictionary-encoded keys match by value, and that the result
+// names follow the rules (suffixes, LeftOn/RightOn).
+func TestJoinCoPartitionedAndTypes(t *testing.T) {
+	runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		prof := &Profile{}
+		// left: id int32, name dictionary<int8, utf8>, x int64
+		ls := arrow.NewSchema([]arrow.Field{
+			{Name: "id", Type: arrow.PrimitiveTypes.Int32},
+			{Name: "name", Type: &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}},
+			{Name: "x", Type: arrow.PrimitiveTypes.Int64},
+		}, nil)
+		rs := arrow.NewSchema([]arrow.Field{
+			{Name: "key", Type: arrow.PrimitiveTypes.Int64},
+			{Name: "name", Type: arrow.BinaryTypes.String},
+			{Name: "x", Type: arrow.PrimitiveTypes.Float64},
+		}, nil)
+		lb := array.NewRecordBuilder(mem, ls)
+		rb := array.NewRecordBuilder(mem, rs)
+		defer lb.Release()
+		defer rb.Release()
+		names := []string{"ann", "bob", "cy"}
+		for i := range 6 {
+			id := int64(c.Rank()*6 + i)
+			lb.Field(0).(*array.Int32Builder).Append(int32(id))
+			if err := lb.Field(1).(*array.BinaryDictionaryBuilder).AppendString(names[int(id)%3]); err != nil {
+				return err
+			}
+			lb.Field(2).(*array.Int64Builder).Append(id * 10)
+			rb.Field(0).(*array.Int64Builder).Append(id / 2)
+			rb.Field(1).(*array.StringBuilder).Append(names[int(id)%3])
+			rb.Field(2).(*array.Float64Builder).Append(float64(id))
+		}
+		lrec, rrec := lb.NewRecordBatch(), rb.NewRecordBatch()
+		defer lrec.Release()
+		defer rrec.Release()
+		lf, err := FromRecords(c, ls, []arrow.RecordBatch{lrec}, WithAllocator(mem), WithProfile(prof))
+		if err != nil {
+			return err
+		}
+		defer lf.Release()
+		rf, err := FromRecords(c, rs, []arrow.RecordBatch{rrec}, WithAllocator(mem))
+		if err != nil {
+			return err
+		}
+		defer rf.Release()
+
+		j, err := lf.Join(ctx, rf, Inner, LeftOn("id"), RightOn("key"))
+		if err != nil {
+			return err
+		}
+		defer j.Release()
+		wantNames := []string{"id", "name_x", "x_x", "key", "name_y", "x_y"}
+		if got := fieldNames(j.Schema()); !slices.Equal(got, wantNames) {
+			return fmt.Errorf("columns %v, want %v", got, wantNames)
+		}
+		if n, err := j.Count(ctx); err != nil || n != 18 { // ids 0..17 match keys 0..8 twice each: 9*2
+			return fmt.Errorf("id/key join: %d rows (%v), want 18", n, err)
+		}
+
+		// Join on the dictionary-encoded name: every left row matches the 6
+		// right rows of its name.
+		byName, err := lf.Join(ctx, rf, Inner, On("name"))
+		if err != nil {
+			return err
+		}
+		defer byName.Release()
+		if n, err := byName.Count(ctx); err != nil || n != 18*6 {
+			return fmt.Errorf("name join: %d rows (%v), want %d", n, err, 18*6)
+		}
+		// byName is partitioned by name: joining it with rf on name again
+		// must not shuffle the left side.
+		prof.Reset()
+		again, err := byName.Join(ctx, rf, LeftOuter, On("name"))
+		if err != nil {
+			return err
+		}
+		defer again.Release()
+		exchanges := 0
+		for _, ph := range prof.Phases() {
+			if ph.Name == "exchange" {
+				exchanges++
+			}
+		}
+		if exchanges != 1 {
+			return fmt.Errorf("%d exchanges for a join with one side co-partitioned, want 1", exchanges)
+		}
+		return nil
+	})
+}
+
+func TestErrorsAreCollectiveAndClear(t *testing.T) {
+	parts := partitions(t, 3, 800, genSpec{rows: 20, keys: 5})
+	runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		f, err := newFrame(t, c, mem, parts[c.Rank()])
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+		checks := []struct {
+			name string
+			run  func() (*Frame, error)
+			want string
+		}{
+			{"join missing key", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("nope")) }, `no column "nope"`},
+			{"join key types", func() (*Frame, error) { return f.Join(ctx, f, Inner, LeftOn("k"), RightOn("s")) }, "cannot be compared"},
+			{"groupby sum of strings", func() (*Frame, error) { return f.GroupBy("k").Agg(ctx, Sum("s")) }, "cannot sum"},
+			{"groupby duplicate names", func() (*Frame, error) { return f.GroupBy("k").Agg(ctx, Sum("w"), Sum("w")) }, "name them with As"},
+			{"sort no keys", func() (*Frame, error) { return f.Sort(ctx) }, "no sort keys"},
+			{"head negative", func() (*Frame, error) { return f.Head(ctx, -1) }, "negative"},
+		}
+		for _, ch := range checks {
+			g, err := ch.run()
+			if err == nil {
+				g.Release()
+				return fmt.Errorf("%s: no error", ch.name)
+			}
+			if !containsAll(err.Error(), ch.want, fmt.Sprintf("rank %d", c.Rank())) {
+				return fmt.Errorf("%s: error %q does not say %q and the rank", ch.name, err, ch.want)
+			}
+		}
+		// The communicator is still usable: errors found before any exchange
+		// are found alike on every rank.
+		return c.Barrier(ctx)
+	})
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
