@@ -105,6 +105,9 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
 }
 
+// handshakeLimit bounds the client's side of the control handshake.
+const handshakeLimit = 30 * time.Second
+
 // client is one Join in progress.
 type client struct {
 	cfg    clientConfig
@@ -139,10 +142,14 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 	stop := context.AfterFunc(ctx, func() { c.ctrl.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
+	// A server that accepts and then says nothing must not hold Join
+	// forever, whatever ctx allows.
+	c.ctrl.SetDeadline(time.Now().Add(handshakeLimit))
 	pingInterval, err := c.handshake()
 	if err != nil {
 		return nil, ctxCause(ctx, err)
 	}
+	c.ctrl.SetWriteDeadline(time.Time{}) // the session's reader keeps the read deadline
 	s := newSession(c, pingInterval)
 	m, err := s.run(ctx)
 	if err != nil {

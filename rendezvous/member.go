@@ -36,6 +36,24 @@ type member struct {
 	rtt     time.Duration // smallest round trip measured; 0: none yet
 	wake    chan struct{}
 	quit    chan struct{}
+
+	wdeadline refresher // the writer's
+}
+
+// refresher keeps a connection deadline d ahead, re-arming it only when
+// it has run a quarter down: a busy connection does not re-arm a timer for
+// every frame.
+type refresher struct {
+	set func(time.Time) error
+	d   time.Duration
+	at  time.Time
+}
+
+func (r *refresher) refresh() {
+	if now := time.Now(); r.at.Sub(now) < r.d*3/4 {
+		r.at = now.Add(r.d)
+		r.set(r.at)
+	}
 }
 
 // outItem is a frame waiting to be written to a member.
@@ -104,6 +122,7 @@ func (s *Server) serveControl(c net.Conn) {
 func (m *member) readLoop() {
 	br := bufio.NewReaderSize(m.conn, 256)
 	idle := 3 * m.s.cfg.pingInterval
+	deadline := refresher{set: m.conn.SetReadDeadline, d: idle}
 	for {
 		if m.isFinal() {
 			// An error frame is on its way: give the client a moment to
@@ -112,7 +131,7 @@ func (m *member) readLoop() {
 			io.Copy(io.Discard, io.LimitReader(br, 64<<10))
 			return
 		}
-		m.conn.SetReadDeadline(time.Now().Add(idle))
+		deadline.refresh()
 		msg, err := readMessage(br, maxClientLoad)
 		if err != nil {
 			if m.isFinal() {
@@ -160,6 +179,7 @@ func isNetClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 func (m *member) writeLoop() {
 	t := time.NewTicker(m.s.cfg.pingInterval)
 	defer t.Stop()
+	m.wdeadline = refresher{set: m.conn.SetWriteDeadline, d: m.s.cfg.handshakeTimeout}
 	m.ping() // an early round-trip sample, before the world may complete
 	for {
 		select {
@@ -202,7 +222,7 @@ func (m *member) flush() bool {
 		if b == nil {
 			b = encodeFrame(it.msg)
 		}
-		m.conn.SetWriteDeadline(time.Now().Add(m.s.cfg.handshakeTimeout))
+		m.wdeadline.refresh()
 		if _, err := m.conn.Write(b); err != nil {
 			m.conn.Close() // ends the handler's read, which evicts the member
 			return false

@@ -64,7 +64,7 @@ type linkResult struct {
 func newSession(c *client, pingInterval time.Duration) *session {
 	return &session{
 		c: c, pingInterval: pingInterval,
-		frames: make(chan inbound, 16),
+		frames:     make(chan inbound, 16),
 		stopReader: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 }
@@ -114,8 +114,9 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 func (s *session) readLoop() {
 	defer close(s.readerDone)
 	idle := 3*s.pingInterval + 5*time.Second
+	deadline := refresher{set: s.c.ctrl.SetReadDeadline, d: idle}
 	for {
-		s.c.ctrl.SetReadDeadline(time.Now().Add(idle))
+		deadline.refresh()
 		msg, err := readMessage(s.c.br, MaxPayload)
 		if err != nil {
 			if isTimeout(err) {
