@@ -81,6 +81,7 @@ func TestPortHoldsEarlyLink(t *testing.T) {
 	require.NoError(t, errB)
 	defer ca.Close()
 	defer cb.Close()
+	requireSameTuple(t, ca, cb)
 	requireSameLink(t, ca, cb)
 }
 
@@ -218,6 +219,7 @@ func TestPunchFullMeshLoopback(t *testing.T) {
 	}
 	for r := range n {
 		for q := r + 1; q < n; q++ {
+			requireSameTuple(t, links[r][q], links[q][r])
 			requireSameLink(t, links[r][q], links[q][r])
 		}
 	}
