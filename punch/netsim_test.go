@@ -396,7 +396,7 @@ func TestNetsimPunchAttemptsBounded(t *testing.T) {
 		p, err := Listen(context.Background(), h, ap("203.0.113.20:40000"), ident(0))
 		require.NoError(t, err)
 		defer p.Close()
-		refusing := ap("203.0.113.10:9")  // the STUN host, nothing on port 9: RST
+		refusing := ap("203.0.113.10:9") // the STUN host, nothing on port 9: RST
 		dropping := ap("198.51.100.1:9") // a home router: unsolicited SYNs dropped
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
