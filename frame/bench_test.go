@@ -68,3 +68,19 @@ func BenchmarkLocalHashJoinIndicesInt64(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkLocalGroupByInt64(b *testing.B) {
+	const rows = 1 << 20
+	mem := memory.NewGoAllocator()
+	k, v := cylonColumns(mem, rows, 0.9, 1)
+	defer func() { releaseAll([]arrow.Array{k, v}) }()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		out, err := aggregateLocal(ctx, mem, []arrow.Array{k, v}, rows, []int{0}, []kernelSpec{{kSum, 1}, {kCountAll, -1}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		releaseAll(out)
+	}
+}

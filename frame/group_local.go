@@ -12,11 +12,20 @@ import (
 // keys are equal, nulls included, share a group; ids in order of first
 // appearance) and returns the first row of each group. With no key columns
 // every row is in group 0, and there is one group even when there are no
-// rows (a global aggregate has one result row).
+// rows (a global aggregate has one result row). Many rows of one 4- or 8-byte
+// integer-like key go through radixGroup, whose groups come in another order.
 func groupRows(keys []arrow.Array, n int) (gids, firsts []int32, err error) {
 	gids = make([]int32, n)
 	if len(keys) == 0 {
 		return gids, []int32{0}, nil
+	}
+	if len(keys) == 1 && n >= 4*radixRows {
+		switch w, ok := fixedIntWidth(keys[0].DataType()); {
+		case ok && w == 8:
+			return radixGroup[uint64](keys[0])
+		case ok && w == 4:
+			return radixGroup[uint32](keys[0])
+		}
 	}
 	ix, err := newKeyIndex(keys, nil, false, 0)
 	if err != nil {

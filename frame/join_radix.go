@@ -178,3 +178,66 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 	}
 	return out, nil
 }
+
+// radixGroup is groupRows for one integer-like key column and many rows: the
+// rows are scattered into cache-sized partitions by hash, as for the join,
+// and each partition numbers its distinct keys with a small table. Groups
+// come out partition by partition (in order of first appearance within
+// each), then the group of null keys, if any.
+func radixGroup[T uint8 | uint16 | uint32 | uint64](col arrow.Array) (gids, firsts []int32, err error) {
+	n := col.Len()
+	parts := 1
+	for parts < 1024 && parts*radixRows < n {
+		parts <<= 1
+	}
+	s, err := radixPartition[T](col, parts)
+	if err != nil {
+		return nil, nil, err
+	}
+	maxPart := int32(0)
+	for q := range parts {
+		maxPart = max(maxPart, s.start[q+1]-s.start[q])
+	}
+	buckets := make([]int32, tableSize(int(maxPart))) // local group id + 1; 0 = empty
+	gids = make([]int32, n)
+	firsts = make([]int32, 0, n/2)
+	keys := make([]T, 0, n/2) // of each group, beside firsts
+	for q := range parts {
+		ents := s.ents[s.start[q]:s.start[q+1]]
+		if len(ents) == 0 {
+			continue
+		}
+		size := tableSize(len(ents))
+		tab := buckets[:size]
+		clear(tab)
+		tmask := uint32(size - 1)
+		base := int32(len(firsts))
+		for _, e := range ents {
+			b := e.h & tmask
+			for {
+				g := tab[b]
+				if g == 0 {
+					firsts = append(firsts, e.row)
+					keys = append(keys, e.key)
+					g = int32(len(firsts)) - base
+					tab[b] = g
+					gids[e.row] = base + g - 1
+					break
+				}
+				if keys[base+g-1] == e.key {
+					gids[e.row] = base + g - 1
+					break
+				}
+				b = (b + 1) & tmask
+			}
+		}
+	}
+	if len(s.nulls) > 0 {
+		g := int32(len(firsts))
+		firsts = append(firsts, s.nulls[0])
+		for _, r := range s.nulls {
+			gids[r] = g
+		}
+	}
+	return gids, firsts, nil
+}

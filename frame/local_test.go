@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
 )
@@ -326,4 +327,56 @@ func pairSet(ps pairs) []int64 {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+func TestRadixGroupMatchesIndex(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	k, v := cylonColumns(mem, 200_000, 0.3, 21)
+	defer releaseAll([]arrow.Array{k, v})
+	// With nulls: every 7th key.
+	kn := withNulls(t, mem, k, 7)
+	defer kn.Release()
+	for _, col := range []arrow.Array{k, kn} {
+		g1, f1, err := radixGroup[uint64](col)
+		require.NoError(t, err)
+		ix, err := newKeyIndex([]arrow.Array{col}, nil, false, 0)
+		require.NoError(t, err)
+		g2 := make([]int32, col.Len())
+		require.NoError(t, hashBlocks([]arrow.Array{col}, col.Len(), make([]uint64, hashBlock), func(h []uint64, lo int) {
+			ix.insert(h, lo, g2[lo:lo+len(h)])
+		}))
+		f2 := ix.firsts()
+		require.Equal(t, len(f2), len(f1))
+		// Same partition of the rows: map radix groups to index groups.
+		m := map[int32]int32{}
+		for r := range g1 {
+			if want, ok := m[g1[r]]; ok {
+				require.Equal(t, want, g2[r], "row %d", r)
+			} else {
+				m[g1[r]] = g2[r]
+			}
+		}
+		firsts := map[int32]bool{}
+		for _, f := range f1 {
+			firsts[f] = true
+		}
+		for _, f := range f2 {
+			require.True(t, firsts[f], "first row %d", f)
+		}
+	}
+}
+
+func withNulls(t *testing.T, mem memory.Allocator, a arrow.Array, every int) arrow.Array {
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	ia := a.(*array.Int64)
+	for i := range a.Len() {
+		if i%every == 0 {
+			b.AppendNull()
+		} else {
+			b.Append(ia.Value(i))
+		}
+	}
+	return b.NewArray()
 }

@@ -1,0 +1,226 @@
+// Command frame runs Cylon's distributed join benchmark (and a group-by on
+// the same data) with fnmesh's frame package: worker processes on this
+// machine, joined through a rendezvous server over loopback, each holding two
+// tables of two int64 columns of random integers with key uniqueness 0.9.
+//
+// Weak scaling keeps the rows per worker fixed (Cylon's 9.1 million by
+// default); strong scaling keeps the total fixed. For each worker count it
+// reports the time of each phase (partition, exchange, local join), rows per
+// second and the exchange throughput, compares the exchange with the
+// loopback TCP ceiling it measures, and draws the scaling as a PNG.
+//
+//	go run ./bench/frame -workers 1,2 -rows 9100000
+//	go run ./bench/frame -scaling strong -workers 1,2,4 -rows 18200000
+//
+// bench/frame/run.sh runs it beside the same join in DuckDB.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
+)
+
+const workerEnv = "FNMESH_FRAME_BENCH_WORKER"
+
+func main() {
+	if a := os.Getenv(workerEnv); a != "" {
+		var args workerArgs
+		if err := json.Unmarshal([]byte(a), &args); err != nil {
+			log.Fatalf("worker: bad arguments: %v", err)
+		}
+		if err := runWorker(args); err != nil {
+			fmt.Fprintf(os.Stderr, "worker %d: %v\n", args.Rank, err)
+			os.Exit(1)
+		}
+		return
+	}
+	var (
+		workers    = flag.String("workers", "1,2", "comma-separated worker counts")
+		rows       = flag.Int("rows", 9_100_000, "rows per table per worker (weak scaling) or in total (strong)")
+		scaling    = flag.String("scaling", "weak", "weak (rows per worker fixed) or strong (total fixed)")
+		uniqueness = flag.Float64("uniqueness", 0.9, "distinct keys as a share of the total rows")
+		reps       = flag.Int("reps", 3, "timed runs per configuration (the best is reported)")
+		seed       = flag.Uint64("seed", 1, "data seed")
+		groupby    = flag.Bool("groupby", true, "also time a group-by (sum, count) on the left table")
+		dataDir    = flag.String("data", "", "write the inputs of the largest run as Parquet here (for bench/duckdb)")
+		jsonOut    = flag.String("json", "", "write the results as JSON to this file")
+		plotOut    = flag.String("plot", "", "draw the scaling as a PNG to this file")
+		ceilingMB  = flag.Int("ceiling-mb", 2048, "MiB per direction for the loopback TCP ceiling (0: skip)")
+	)
+	flag.Parse()
+	counts, err := parseCounts(*workers)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *scaling != "weak" && *scaling != "strong" {
+		log.Fatalf("-scaling must be weak or strong, not %q", *scaling)
+	}
+	ctx := context.Background()
+
+	rep := report{Scaling: *scaling, Uniqueness: *uniqueness, Date: time.Now().UTC().Format(time.RFC3339)}
+	if *ceilingMB > 0 {
+		rep.Ceiling = measureCeiling(int64(*ceilingMB) << 20)
+		fmt.Printf("loopback TCP ceiling (Go, one connection): one way %.2f GB/s; both ways at once %.2f GB/s per direction\n",
+			rep.Ceiling.OneWay/1e9, rep.Ceiling.BothWays/1e9)
+	}
+	srv, addr, stop, err := startRendezvous(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+	_ = srv
+
+	maxW := counts[len(counts)-1]
+	for _, w := range counts {
+		per, total := *rows, *rows*w
+		if *scaling == "strong" {
+			per, total = *rows/w, *rows
+		}
+		dd := ""
+		if w == maxW {
+			dd = *dataDir
+		}
+		res, err := runJob(ctx, addr, w, workerArgs{
+			Rows: per, Total: total, Uniqueness: *uniqueness, Seed: *seed, Reps: *reps, GroupBy: *groupby, DataDir: dd,
+		})
+		if err != nil {
+			log.Fatalf("%d workers: %v", w, err)
+		}
+		rep.Runs = append(rep.Runs, summarize(res, rep.Ceiling))
+		printRun(rep.Runs[len(rep.Runs)-1])
+	}
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *plotOut != "" {
+		if err := drawPlot(rep, *plotOut); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("plot:", *plotOut)
+	}
+}
+
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad worker count %q", f)
+		}
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// startRendezvous runs a rendezvous server on loopback for the workers.
+func startRendezvous(ctx context.Context) (*rendezvous.Server, string, func(), error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	srv := rendezvous.NewServer(secret)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ctx, ln, nil)
+	}()
+	benchSecret = secret
+	return srv, ln.Addr().String(), func() { cancel(); <-done }, nil
+}
+
+var benchSecret []byte
+
+var jobSeq int
+
+// runJob starts w worker processes (this binary again) and returns rank 0's
+// result.
+func runJob(ctx context.Context, addr string, w int, base workerArgs) (*workerResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	jobSeq++
+	job := fmt.Sprintf("frame-bench-%d-%d", os.Getpid(), jobSeq)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		out    []byte
+		errs   []error
+		stderr bytes.Buffer
+	)
+	for r := range w {
+		args := base
+		args.Rendezvous, args.Job, args.Secret, args.World, args.Rank = addr, job, benchSecret, w, r
+		a, _ := json.Marshal(args)
+		cmd := exec.CommandContext(ctx, exe)
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(a))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Stderr = &lockedWriter{mu: &mu, w: &stderr}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, _ := io.ReadAll(bufio.NewReader(stdout))
+			err := cmd.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("worker %d: %w", r, err))
+			}
+			if r == 0 {
+				out = b
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%v\n%s", errs, stderr.String())
+	}
+	var res workerResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("rank 0 printed %q: %w", out, err)
+	}
+	return &res, nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

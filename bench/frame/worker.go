@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/collective"
+	"github.com/fnmesh/fnmesh/frame"
+	"github.com/fnmesh/fnmesh/rendezvous"
+)
+
+// workerArgs is what the driver tells each worker process (as JSON in the
+// environment).
+type workerArgs struct {
+	Rendezvous string  `json:"rendezvous"`
+	Job        string  `json:"job"`
+	Secret     []byte  `json:"secret"`
+	World      int     `json:"world"`
+	Rank       int     `json:"rank"`
+	Rows       int     `json:"rows"`  // rows per table on this worker
+	Total      int     `json:"total"` // rows per table over all workers
+	Uniqueness float64 `json:"uniqueness"`
+	Seed       uint64  `json:"seed"`
+	Reps       int     `json:"reps"`
+	GroupBy    bool    `json:"groupby"`
+	DataDir    string  `json:"data_dir"` // write the inputs as Parquet here (for DuckDB)
+}
+
+// phaseTimes is one timed run of an operator on one rank.
+type phaseTimes struct {
+	Total     time.Duration `json:"total"`     // barrier to barrier: the job's time
+	Partition time.Duration `json:"partition"` // hash-partitioning both sides
+	Exchange  time.Duration `json:"exchange"`  // the all-to-all exchanges
+	Local     time.Duration `json:"local"`     // local join or aggregation, with materialisation
+	Bytes     int64         `json:"bytes"`     // Arrow bytes this rank sent
+	OutRows   int64         `json:"out_rows"`  // result rows over all ranks
+}
+
+// workerResult is what rank 0 prints: every rank's phases for every rep.
+type workerResult struct {
+	World   int              `json:"world"`
+	Rows    int              `json:"rows"`
+	Total   int              `json:"total"`
+	Join    [][]phaseTimes   `json:"join"`    // [rep][rank]
+	GroupBy [][]phaseTimes   `json:"groupby"` // [rep][rank]
+	Setup   time.Duration    `json:"setup"`   // rendezvous join
+	Gen     time.Duration    `json:"gen"`     // data generation
+	Extra   map[string]int64 `json:"extra,omitempty"`
+}
+
+// cylonTable is Cylon's benchmark table: two int64 columns of random
+// integers, the key uniform over [0, uniqueness*total) so that about
+// uniqueness of the total rows have distinct keys.
+func cylonTable(mem memory.Allocator, rows, total int, uniqueness float64, seed, rank uint64, side uint64) arrow.Table {
+	rng := rand.New(rand.NewPCG(seed^side<<32, rank))
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "k", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "v", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	span := max(int64(float64(total)*uniqueness), 1)
+	kb, vb := array.NewInt64Builder(mem), array.NewInt64Builder(mem)
+	defer kb.Release()
+	defer vb.Release()
+	kb.Reserve(rows)
+	vb.Reserve(rows)
+	for range rows {
+		kb.UnsafeAppend(rng.Int64N(span))
+		vb.UnsafeAppend(rng.Int64())
+	}
+	k, v := kb.NewArray(), vb.NewArray()
+	defer k.Release()
+	defer v.Release()
+	rec := array.NewRecordBatch(schema, []arrow.Array{k, v}, int64(rows))
+	defer rec.Release()
+	return array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+}
+
+// runWorker is one rank of a benchmark job.
+func runWorker(args workerArgs) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	start := time.Now()
+	mesh, err := rendezvous.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret, rendezvous.WithRank(args.Rank))
+	if err != nil {
+		return err
+	}
+	links := make([]net.Conn, args.World)
+	for i, l := range mesh.Links {
+		if l != nil {
+			links[i] = l.Conn
+		}
+	}
+	comm, err := collective.New(args.Rank, links)
+	if err != nil {
+		return err
+	}
+	defer comm.Close()
+	setup := time.Since(start)
+
+	start = time.Now()
+	mem := memory.DefaultAllocator
+	lt := cylonTable(mem, args.Rows, args.Total, args.Uniqueness, args.Seed, uint64(args.Rank), 1)
+	rt := cylonTable(mem, args.Rows, args.Total, args.Uniqueness, args.Seed, uint64(args.Rank), 2)
+	prof := &frame.Profile{}
+	left, err := frame.New(comm, lt, frame.WithProfile(prof))
+	lt.Release()
+	if err != nil {
+		return err
+	}
+	defer left.Release()
+	right, err := frame.New(comm, rt, frame.WithProfile(prof))
+	rt.Release()
+	if err != nil {
+		return err
+	}
+	defer right.Release()
+	gen := time.Since(start)
+	if args.DataDir != "" {
+		if _, err := left.WriteParquet(ctx, filepath.Join(args.DataDir, "left-{rank}.parquet")); err != nil {
+			return err
+		}
+		if _, err := right.WriteParquet(ctx, filepath.Join(args.DataDir, "right-{rank}.parquet")); err != nil {
+			return err
+		}
+	}
+
+	res := workerResult{World: args.World, Rows: args.Rows, Total: args.Total, Setup: setup, Gen: gen}
+	run := func(op func() (*frame.Frame, error)) (phaseTimes, error) {
+		if err := comm.Barrier(ctx); err != nil {
+			return phaseTimes{}, err
+		}
+		prof.Reset()
+		t0 := time.Now()
+		out, err := op()
+		if err != nil {
+			return phaseTimes{}, err
+		}
+		if err := comm.Barrier(ctx); err != nil {
+			out.Release()
+			return phaseTimes{}, err
+		}
+		pt := phaseTimes{Total: time.Since(t0)}
+		for _, ph := range prof.Phases() {
+			switch ph.Name {
+			case "partition":
+				pt.Partition += ph.Duration
+			case "exchange":
+				pt.Exchange += ph.Duration
+				pt.Bytes += ph.Bytes
+			default:
+				pt.Local += ph.Duration
+			}
+		}
+		n, err := out.Count(ctx)
+		out.Release()
+		pt.OutRows = n
+		return pt, err
+	}
+	gather := func(pt phaseTimes) ([]phaseTimes, error) {
+		b, err := json.Marshal(pt)
+		if err != nil {
+			return nil, err
+		}
+		all, err := comm.Gather(ctx, 0, b)
+		if err != nil || all == nil {
+			return nil, err
+		}
+		out := make([]phaseTimes, len(all))
+		for r, b := range all {
+			if err := json.Unmarshal(b, &out[r]); err != nil {
+				return nil, fmt.Errorf("rank %d: %w", r, err)
+			}
+		}
+		return out, nil
+	}
+	for range args.Reps {
+		pt, err := run(func() (*frame.Frame, error) { return left.Join(ctx, right, frame.Inner, frame.On("k")) })
+		if err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+		all, err := gather(pt)
+		if err != nil {
+			return err
+		}
+		res.Join = append(res.Join, all)
+	}
+	if args.GroupBy {
+		for range args.Reps {
+			pt, err := run(func() (*frame.Frame, error) {
+				return left.GroupBy("k").Agg(ctx, frame.Sum("v"), frame.CountRows())
+			})
+			if err != nil {
+				return fmt.Errorf("groupby: %w", err)
+			}
+			all, err := gather(pt)
+			if err != nil {
+				return err
+			}
+			res.GroupBy = append(res.GroupBy, all)
+		}
+	}
+	if args.Rank == 0 {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	return nil
+}
