@@ -163,12 +163,19 @@ func (c *TCPConn) Close() error {
 		c.abort("closed with SO_LINGER 0")
 		return nil
 	}
-	if c.rx.unread() > 0 {
+	unread, inflight := c.rx.pending(in.now())
+	if unread > 0 {
 		c.abort("closed with unread data")
 		return nil
 	}
 	c.sendFIN()
 	c.rx.setSink(sinkReset)
+	if !inflight.IsZero() {
+		// Data still on its way arrives at a closed socket: the host
+		// answers RST, which reaches the peer a path latency later.
+		peer := c.peer
+		in.at(inflight.Add(c.tx.latency), func() { peer.reset(syscall.ECONNRESET, "data arrived at a closed socket") })
+	}
 	c.state = stateTimeWait
 	if c.finRcvd {
 		// The peer closed first: LAST-ACK, then gone after a round trip.

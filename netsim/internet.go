@@ -25,6 +25,8 @@ type Internet struct {
 	tcpBuf   int
 	timeWait time.Duration
 
+	optErr error // a bad option given to New, reported by AddHost and AddNAT
+
 	root  realm
 	hosts []*Host
 	nats  []*NAT
@@ -64,9 +66,11 @@ func WithDefaultLink(l Link) Option { return func(in *Internet) { in.defLink = l
 // its peer has this much to read.
 func WithTCPBuffer(n int) Option {
 	return func(in *Internet) {
-		if n > 0 {
-			in.tcpBuf = n
+		if n <= 0 {
+			in.optErr = fmt.Errorf("netsim: WithTCPBuffer(%d): must be positive", n)
+			return
 		}
+		in.tcpBuf = n
 	}
 }
 
@@ -76,9 +80,11 @@ func WithTCPBuffer(n int) Option {
 // Closing with SetLinger(0) skips TIME_WAIT.
 func WithTimeWait(d time.Duration) Option {
 	return func(in *Internet) {
-		if d >= 0 {
-			in.timeWait = d
+		if d < 0 {
+			in.optErr = fmt.Errorf("netsim: WithTimeWait(%v): negative", d)
+			return
 		}
+		in.timeWait = d
 	}
 }
 
@@ -97,6 +103,7 @@ func New(opts ...Option) *Internet {
 	}
 	if err := in.defLink.validate(); err != nil {
 		in.defLink = Link{}
+		in.optErr = fmt.Errorf("netsim: WithDefaultLink: %w", err)
 	}
 	in.timer = time.AfterFunc(time.Hour, in.run)
 	in.timer.Stop()
@@ -213,6 +220,9 @@ func checkNodeAddr(addr netip.Addr) (netip.Addr, error) {
 func (in *Internet) newAttach(parent *NAT, addr netip.Addr, opts []NodeOption, target any, kind string) (attach, error) {
 	if in.closed {
 		return attach{}, closedError{"netsim internet"}
+	}
+	if in.optErr != nil {
+		return attach{}, in.optErr
 	}
 	addr, err := checkNodeAddr(addr)
 	if err != nil {

@@ -296,11 +296,16 @@ func (s *stream) get(p []byte, avail int64) int {
 	return n
 }
 
-// unread reports how many bytes were sent to the reader and not read.
-func (s *stream) unread() int64 {
+// pending reports how many bytes have arrived and not been read, and when
+// the last byte still in flight arrives (zero if none is).
+func (s *stream) pending(now time.Time) (arrived int64, inflight time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w - s.r
+	s.advance(now)
+	if s.mhead < len(s.marks) {
+		inflight = s.marks[len(s.marks)-1].at
+	}
+	return s.arrived - s.r, inflight
 }
 
 // finAt marks the writer's FIN sent and returns when it arrives: after the

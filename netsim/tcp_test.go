@@ -477,3 +477,39 @@ func TestZeroValuesGiveErrors(t *testing.T) {
 	_, err = l.Accept()
 	assert.ErrorIs(t, err, syscall.EINVAL)
 }
+
+func TestBadOptions(t *testing.T) {
+	for _, o := range []Option{WithTCPBuffer(0), WithTimeWait(-time.Second), WithDefaultLink(Link{Latency: -1})} {
+		in := New(o)
+		_, err := in.AddHost(addr("203.0.113.1"))
+		assert.Error(t, err)
+		_, err = in.AddNAT(addr("198.51.100.1"), HomeRouter)
+		assert.Error(t, err)
+		in.Close()
+	}
+}
+
+func TestCloseWithDataInFlight(t *testing.T) {
+	// The server closes while the client's request is still on the wire:
+	// it sends a FIN (nothing unread yet); the request then arrives at a
+	// closed socket and is answered with RST.
+	bubble(t, func(t *testing.T, in *Internet) {
+		ctx := context.Background()
+		srv := must(in.AddHost(addr("203.0.113.10"), WithLink(Link{Latency: 10 * time.Millisecond})))
+		cli := must(in.AddHost(addr("203.0.113.20"), WithLink(Link{Latency: 10 * time.Millisecond})))
+		ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+		defer ln.Close()
+		c := must(cli.DialTCP(ctx, ap("0.0.0.0:0"), ap("203.0.113.10:80")))
+		s := must(ln.Accept())
+		start := time.Now()
+		_, err := c.Write([]byte("request"))
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		_, err = c.Read(make([]byte, 1))
+		assert.Equal(t, io.EOF, err, "the FIN comes first")
+		assert.Equal(t, 20*time.Millisecond, time.Since(start))
+		time.Sleep(25 * time.Millisecond) // the request arrived at 20 ms; its RST is back at 40 ms
+		_, err = c.Write([]byte("more"))
+		assert.ErrorIs(t, err, syscall.ECONNRESET, "then the RST for the request")
+	})
+}
