@@ -105,8 +105,39 @@ func checkNoLeaks(t testing.TB, base int) {
 	}
 }
 
+var (
+	memoMu sync.Mutex
+	memo   = map[string]any{}
+)
+
+// memoize returns the value fn computes for k, computing it once: the ranks
+// of a test compare against the same expected data, and computing it per
+// rank under the race detector dominates the run time. Callers must not
+// modify what it returns.
+func memoize[T any](k string, fn func() T) T {
+	memoMu.Lock()
+	v, ok := memo[k]
+	memoMu.Unlock()
+	if ok {
+		return v.(T)
+	}
+	v = fn() // may memoize its own parts; two ranks may race to compute the same value
+	memoMu.Lock()
+	defer memoMu.Unlock()
+	if old, ok := memo[k]; ok {
+		return old.(T)
+	}
+	memo[k] = v
+	return v.(T)
+}
+
 // payload returns deterministic bytes that differ per rank, size and salt.
+// The result is shared: do not modify it.
 func payload(rank, size, salt int) []byte {
+	return memoize(fmt.Sprint("payload", rank, size, salt), func() []byte { return makePayload(rank, size, salt) })
+}
+
+func makePayload(rank, size, salt int) []byte {
 	b := make([]byte, size)
 	x := uint32(rank*7919 + size*104729 + salt*15485863 + 1)
 	for i := range b {

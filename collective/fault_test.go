@@ -1,0 +1,313 @@
+package collective
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// collectiveCalls are one call of each collective, for the fault tests.
+var collectiveCalls = []struct {
+	name string
+	call func(ctx context.Context, c *Comm) error
+}{
+	{"barrier", func(ctx context.Context, c *Comm) error { return c.Barrier(ctx) }},
+	{"bcast", func(ctx context.Context, c *Comm) error {
+		_, err := c.Bcast(ctx, 1, payload(1, 50_000, 0))
+		return err
+	}},
+	{"gather", func(ctx context.Context, c *Comm) error {
+		_, err := c.Gather(ctx, 2, payload(c.Rank(), 20_000, 0))
+		return err
+	}},
+	{"scatter", func(ctx context.Context, c *Comm) error {
+		parts := make([][]byte, c.Size())
+		for i := range parts {
+			parts[i] = payload(i, 20_000, 0)
+		}
+		_, err := c.Scatter(ctx, 0, parts)
+		return err
+	}},
+	{"allgather", func(ctx context.Context, c *Comm) error {
+		_, err := c.Allgather(ctx, payload(c.Rank(), 30_000, 0))
+		return err
+	}},
+	{"alltoall", func(ctx context.Context, c *Comm) error {
+		_, err := c.Alltoall(ctx, payload(c.Rank(), 10_000*c.Size(), 0))
+		return err
+	}},
+	{"alltoallv", func(ctx context.Context, c *Comm) error {
+		parts := make([][]byte, c.Size())
+		for i := range parts {
+			parts[i] = payload(i, 1000*i, 0)
+		}
+		_, err := c.Alltoallv(ctx, parts)
+		return err
+	}},
+	{"reduce", func(ctx context.Context, c *Comm) error {
+		_, err := Reduce(ctx, c, 3, vecI64(c.Rank(), 10_000), Sum[int64]())
+		return err
+	}},
+	{"allreduce", func(ctx context.Context, c *Comm) error {
+		_, err := Allreduce(ctx, c, vecI64(c.Rank(), 10_000), Sum[int64]())
+		return err
+	}},
+	{"allreduce-ring", func(ctx context.Context, c *Comm) error {
+		_, err := Allreduce(ctx, c, vecI64(c.Rank(), 200_000), Sum[int64]())
+		return err
+	}},
+	{"reduce-scatter", func(ctx context.Context, c *Comm) error {
+		counts := make([]int, c.Size())
+		for i := range counts {
+			counts[i] = 1000
+		}
+		_, err := ReduceScatter(ctx, c, vecI64(c.Rank(), 1000*c.Size()), counts, Sum[int64]())
+		return err
+	}},
+}
+
+// killLinks closes every connection of c abruptly, as if its process died.
+func killLinks(c *Comm) {
+	for _, l := range c.t.links {
+		if l.conn != nil {
+			_ = l.conn.Close()
+		}
+	}
+}
+
+// TestFaultKillRank kills one rank at a random point of a stream of calls
+// of each collective: every other rank's call must fail, well within the
+// deadline, with an error (none may hang or succeed forever).
+func TestFaultKillRank(t *testing.T) {
+	const p = 6
+	base := runtime.NumGoroutine()
+	for _, tc := range collectiveCalls {
+		for _, kind := range []meshKind{tcpMesh, pipeKind} {
+			t.Run(fmt.Sprint(tc.name, "/", kind), func(t *testing.T) {
+				comms := newComms(t, kind, p)
+				victim := rand.IntN(p)
+				delay := time.Duration(rand.IntN(3000)) * time.Microsecond
+				const limit = 20 * time.Second
+				start := time.Now()
+				errs := runAll(t, comms, limit, func(ctx context.Context, c *Comm) error {
+					if c.Rank() == victim {
+						time.Sleep(delay)
+						killLinks(c)
+						return nil
+					}
+					for i := 0; ; i++ {
+						if err := tc.call(ctx, c); err != nil {
+							return err
+						}
+						if i > 100_000 {
+							return errors.New("survivor never noticed the dead rank")
+						}
+					}
+				})
+				elapsed := time.Since(start)
+				assert.Less(t, elapsed, limit/2, "ranks noticed the death through their links, not the deadline")
+				for r, err := range errs {
+					if r == victim {
+						continue
+					}
+					require.Error(t, err, "rank %d", r)
+					assert.NotErrorIs(t, err, context.DeadlineExceeded, "rank %d", r)
+					var pe *PeerError
+					assert.ErrorAs(t, err, &pe, "rank %d: %v", r, err)
+				}
+			})
+		}
+	}
+	checkNoLeaks(t, base)
+}
+
+// TestFaultCancel cancels one rank's context in the middle of a stream of
+// calls: that rank returns context.Canceled, the others a link error.
+func TestFaultCancel(t *testing.T) {
+	const p = 5
+	base := runtime.NumGoroutine()
+	for _, tc := range collectiveCalls {
+		t.Run(tc.name, func(t *testing.T) {
+			comms := newComms(t, tcpMesh, p)
+			victim := rand.IntN(p)
+			delay := time.Duration(rand.IntN(3000)) * time.Microsecond
+			const limit = 20 * time.Second
+			start := time.Now()
+			errs := runAll(t, comms, limit, func(ctx context.Context, c *Comm) error {
+				if c.Rank() == victim {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					time.AfterFunc(delay, cancel)
+				}
+				for {
+					if err := tc.call(ctx, c); err != nil {
+						return err
+					}
+				}
+			})
+			assert.Less(t, time.Since(start), limit/2)
+			for r, err := range errs {
+				require.Error(t, err, "rank %d", r)
+				if r == victim {
+					assert.ErrorIs(t, err, context.Canceled, "rank %d", r)
+				} else {
+					assert.NotErrorIs(t, err, context.DeadlineExceeded, "rank %d", r)
+				}
+				// The communicator stays poisoned with the first error.
+				assert.Error(t, comms[r].Barrier(context.Background()))
+			}
+		})
+	}
+	checkNoLeaks(t, base)
+}
+
+// TestFaultDeadline: a rank that never joins the collective makes the
+// others' calls end at their deadline.
+func TestFaultDeadline(t *testing.T) {
+	comms := newComms(t, pipeKind, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Go(func() {
+			_, errs[i] = Allreduce(ctx, comms[i], []float64{1, 2, 3}, Sum[float64]())
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.Error(t, err, "rank %d", i)
+	}
+	assert.ErrorIs(t, errors.Join(errs...), context.DeadlineExceeded)
+}
+
+// corruptConn flips one byte of what is written through it at offset at.
+type corruptConn struct {
+	net.Conn
+	mu  sync.Mutex
+	off int
+	at  int
+}
+
+func (c *corruptConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	if c.at >= c.off && c.at < c.off+len(b) {
+		b = append([]byte(nil), b...)
+		b[c.at-c.off] ^= 0x20
+	}
+	c.off += len(b)
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// TestFaultCorruptFrame: a byte flipped in transit, in the header or the
+// payload, is detected and the error names the sending peer; with payload
+// checksums off, header damage is still caught.
+func TestFaultCorruptFrame(t *testing.T) {
+	cases := []struct {
+		name     string
+		at       int
+		checksum bool
+		detected bool
+	}{
+		{"header tag", 17, true, true},
+		{"header length", 5, true, true},
+		{"payload", hdrLen + 100, true, true},
+		{"payload last byte", hdrLen + 999, true, true},
+		{"header without payload checksum", 9, false, true},
+		{"payload without checksum", hdrLen + 100, false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := net.Pipe()
+			c0, err := New(0, []net.Conn{nil, &corruptConn{Conn: a, at: tc.at}}, WithChecksum(tc.checksum))
+			require.NoError(t, err)
+			c1, err := New(1, []net.Conn{b, nil})
+			require.NoError(t, err)
+			defer c0.Close()
+			defer c1.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			msg := payload(0, 1000, 9)
+			go func() { _ = c0.Send(ctx, 1, 7, msg) }()
+			got, err := c1.Recv(ctx, 0, 7)
+			if !tc.detected {
+				require.NoError(t, err)
+				assert.NotEqual(t, msg, got, "the flipped byte arrives when checksums are off")
+				return
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrCorrupt)
+			var pe *PeerError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, 0, pe.Peer)
+			assert.Equal(t, 1, pe.Rank)
+			assert.Contains(t, err.Error(), "link to rank 0")
+			// The communicator is poisoned.
+			_, err = c1.Recv(ctx, 0, 7)
+			assert.ErrorIs(t, err, ErrCorrupt)
+		})
+	}
+}
+
+// TestFaultTruncatedAndOversized: a frame cut short by the peer closing,
+// and a header announcing more than the frame limit.
+func TestFaultTruncatedAndOversized(t *testing.T) {
+	t.Run("truncated", func(t *testing.T) {
+		a, b := net.Pipe()
+		c1, err := New(1, []net.Conn{b, nil})
+		require.NoError(t, err)
+		defer c1.Close()
+		var hdr [hdrLen]byte
+		putHeader(hdr[:], header{key: key{worldID, 3}, n: 1000})
+		go func() {
+			_, _ = a.Write(hdr[:])
+			_, _ = a.Write(make([]byte, 400))
+			_ = a.Close()
+		}()
+		_, err = c1.Recv(context.Background(), 0, 3)
+		assert.ErrorIs(t, err, ErrTruncated)
+		var pe *PeerError
+		assert.ErrorAs(t, err, &pe)
+	})
+	t.Run("oversized", func(t *testing.T) {
+		a, b := net.Pipe()
+		c1, err := New(1, []net.Conn{b, nil}, WithMaxFrame(1<<10))
+		require.NoError(t, err)
+		defer c1.Close()
+		var hdr [hdrLen]byte
+		putHeader(hdr[:], header{key: key{worldID, 3}, n: 1 << 20})
+		go func() { _, _ = a.Write(hdr[:]) }()
+		_, err = c1.Recv(context.Background(), 0, 3)
+		assert.ErrorIs(t, err, ErrFrameTooLarge)
+		_ = a.Close()
+	})
+	t.Run("send over limit", func(t *testing.T) {
+		comms := newComms(t, pipeKind, 2, WithMaxFrame(100))
+		err := comms[0].Send(context.Background(), 1, 0, make([]byte, 101))
+		assert.ErrorIs(t, err, ErrFrameTooLarge)
+		// Refused before any byte went out: the communicator is still usable.
+		go func() { _ = comms[0].Send(context.Background(), 1, 0, []byte("ok")) }()
+		got, err := comms[1].Recv(context.Background(), 0, 0)
+		require.NoError(t, err)
+		assert.Equal(t, "ok", string(got))
+	})
+	t.Run("peer closed", func(t *testing.T) {
+		a, b := net.Pipe()
+		c1, err := New(1, []net.Conn{b, nil})
+		require.NoError(t, err)
+		defer c1.Close()
+		_ = a.Close()
+		_, err = c1.Recv(context.Background(), 0, 3)
+		assert.ErrorIs(t, err, ErrPeerClosed)
+	})
+}
