@@ -77,9 +77,10 @@ func WithPunchTimeout(d time.Duration) Option {
 	}
 }
 
-// WithHandshakeTimeout bounds the link handshake of an inbound connection
-// that no Punch is waiting for yet (default 5 s): a stray connection that
-// sends nothing is closed after this long.
+// WithHandshakeTimeout bounds the link handshake of each connection a Port
+// accepts or Punch dials (default 5 s): a stray connection that sends
+// nothing is closed after this long, and an endpoint that accepts but never
+// speaks is dialed again.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

@@ -275,7 +275,11 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 		r.attempted(i)
 		c, err := p.nw.DialTCP(ctx, p.addr, ep)
 		if err == nil {
-			_, err = handshake(ctx, c, p.id, r.peer)
+			// A peer (or a middlebox) that accepts and never speaks
+			// holds one attempt only for the handshake timeout.
+			hctx, cancel := context.WithTimeout(ctx, p.opts.handshakeTimeout)
+			_, err = handshake(hctx, c, p.id, r.peer)
+			cancel()
 			if err == nil {
 				r.record(i, nil)
 				r.send(ctx, event{kind: evAuthed, l: &link{c: c, ep: i}})
