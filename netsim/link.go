@@ -85,10 +85,9 @@ func (l *link) serialization(size int) time.Duration {
 	return time.Duration(int64(size) * 8 * int64(time.Second) / int64(l.cfg.Bandwidth))
 }
 
-// transit sends size bytes over the link in direction dir, ready to leave at
-// t, and returns when they arrive at the far end. It reports false if the
-// packet is dropped by tail drop (only when queueLimit is set) or loss
-// (only when lossy is set).
+// transit sends a packet of size bytes over the link in direction dir,
+// ready to leave at t, and returns when it arrives at the far end, or why
+// it was dropped (loss, or tail drop on a full queue) when lossy is set.
 func (l *link) transit(t time.Time, size, dir int, lossy bool) (time.Time, string) {
 	if !l.shaped && l.cfg.Loss == 0 {
 		return t, ""
