@@ -111,11 +111,13 @@ type request struct {
 	ready     chan struct{}
 }
 
-var reqPool = sync.Pool{New: func() any { return &request{ready: make(chan struct{}, 1)} }}
-
+// recycle returns r to its transport's pool. (The pool is per transport,
+// not global: a channel made inside a testing/synctest bubble must not be
+// used from another.)
 func (r *request) recycle() {
+	t := r.l.t
 	*r = request{ready: r.ready}
-	reqPool.Put(r)
+	t.reqs.Put(r)
 }
 
 // complete finishes r; l.mu must be held (or r must be owned by the caller).
@@ -193,7 +195,10 @@ func (l *link) post(k key, mode recvMode, dst []byte) *request {
 }
 
 func (l *link) newReq(k key, mode recvMode, dst []byte, alloc func(int) []byte) *request {
-	r := reqPool.Get().(*request)
+	r, _ := l.t.reqs.Get().(*request)
+	if r == nil {
+		r = &request{ready: make(chan struct{}, 1)}
+	}
 	r.l, r.key, r.mode, r.dst, r.alloc, r.state = l, k, mode, dst, alloc, statePosted
 	return r
 }

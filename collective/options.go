@@ -3,6 +3,8 @@ package collective
 import (
 	"fmt"
 	"log/slog"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
 // Tuning holds the switch points between algorithms and the algorithms
@@ -101,6 +103,7 @@ func (t *Tuning) Validate() error {
 }
 
 type config struct {
+	joinOpts []rendezvous.Option
 	checksum bool
 	maxFrame int
 	log      *slog.Logger

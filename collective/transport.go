@@ -19,6 +19,7 @@ type transport struct {
 	maxFrame int
 	log      *slog.Logger
 
+	reqs    sync.Pool // of *request
 	mu      sync.Mutex
 	errp    atomic.Pointer[errBox]
 	readers sync.WaitGroup
