@@ -10,25 +10,24 @@ import (
 type Code uint16
 
 const (
-	CodeMalformed   Code = 1  // a frame or payload that does not decode
-	CodeVersion     Code = 2  // a protocol version this side does not speak
-	CodeTooLarge    Code = 3  // a frame over the size limit
-	CodeAuth        Code = 4  // a MAC that does not verify: wrong secret, or a forged message
-	CodeReplay      Code = 5  // a challenge or relay ticket that is stale or already used
-	CodeBadRequest  Code = 6  // valid frame, invalid request: rank taken or out of range, world mismatch, unexpected message
-	CodeMemberLeft  Code = 7  // a member of the job disconnected; Rank names it
-	CodeTimeout     Code = 8  // the job (or a relay partner) did not arrive in time
-	CodeShutdown    Code = 9  // the server is shutting down
-	CodeOverloaded  Code = 10 // the server is at its connection limit
-	CodeRelay       Code = 11 // the relay for a pair could not be set up
-	CodeJobComplete Code = 12 // the job ID belongs to a job that already completed
+	CodeMalformed  Code = 1  // a frame or payload that does not decode
+	CodeVersion    Code = 2  // a protocol version this side does not speak
+	CodeTooLarge   Code = 3  // a frame over the size limit
+	CodeAuth       Code = 4  // a MAC that does not verify: wrong secret, or a forged message
+	CodeReplay     Code = 5  // a challenge or relay ticket that is stale or already used
+	CodeBadRequest Code = 6  // valid frame, invalid request: rank taken or out of range, world mismatch, unexpected message
+	CodeMemberLeft Code = 7  // a member of the job disconnected; Rank names it
+	CodeTimeout    Code = 8  // the job (or a relay partner) did not arrive in time
+	CodeShutdown   Code = 9  // the server is shutting down
+	CodeOverloaded Code = 10 // the server is at its connection limit
+	CodeRelay      Code = 11 // no job in progress for a relay connection
 )
 
 var codeNames = map[Code]string{
 	CodeMalformed: "malformed", CodeVersion: "version", CodeTooLarge: "too-large", CodeAuth: "auth",
 	CodeReplay: "replay", CodeBadRequest: "bad-request", CodeMemberLeft: "member-left",
 	CodeTimeout: "timeout", CodeShutdown: "shutdown", CodeOverloaded: "overloaded",
-	CodeRelay: "relay", CodeJobComplete: "job-complete",
+	CodeRelay: "relay",
 }
 
 func (c Code) String() string {

@@ -15,7 +15,7 @@ type metrics struct {
 	relaysTotal, relayFailures, relayBytes               atomic.Int64
 	stunTCP, stunUDP                                     atomic.Int64
 	tiers                                                [4]atomic.Int64 // by Tier
-	rejects                                              [CodeJobComplete + 1]atomic.Int64
+	rejects                                              [CodeRelay + 1]atomic.Int64
 	complete, timedOut, memberLeft, abandoned, shutdowns atomic.Int64
 }
 
@@ -139,7 +139,7 @@ func (s *Server) WritePrometheus(w io.Writer) error {
 	metric("relay_bytes_total", "counter", "Bytes relayed, both directions.")
 	value("relay_bytes_total", "", m.RelayBytes)
 	metric("rejected_total", "counter", "Connections closed with an error frame, by error code.")
-	for c := Code(1); c <= CodeJobComplete; c++ {
+	for c := Code(1); c <= CodeRelay; c++ {
 		value("rejected_total", fmt.Sprintf("code=%q", c.String()), m.Rejected[c])
 	}
 	metric("stun_requests_total", "counter", "STUN binding requests answered, by transport.")
