@@ -38,7 +38,8 @@ type link struct {
 	mu    sync.Mutex
 	slots map[key]*slot
 	free  []*slot
-	err   error // set once the link is shut down
+	err   error // set once the link is shut down (the transport failed)
+	eof   error // set once the peer closed the link cleanly: what is queued can still be received
 
 	// Read side, owned by the reader goroutine.
 	rbuf []byte
@@ -212,14 +213,18 @@ func (l *link) postReq(r *request) *request {
 		return r
 	}
 	s := l.slotFor(k)
-	if len(s.msgs) > 0 {
+	switch {
+	case len(s.msgs) > 0:
 		m := s.msgs[0]
 		if r.take(m.b, m.pb) {
 			s.msgs[0] = inbound{}
 			s.msgs = s.msgs[1:]
 		}
 		l.dropSlotIfEmpty(k, s)
-	} else {
+	case l.eof != nil:
+		l.dropSlotIfEmpty(k, s)
+		r.complete(nil, nil, l.eof)
+	default:
 		s.waiters = append(s.waiters, r)
 	}
 	l.mu.Unlock()
@@ -264,14 +269,41 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 	}
 }
 
-// readLoop is the link's reader goroutine.
+// readLoop is the link's reader goroutine. A peer that closes the link
+// cleanly (at a frame boundary) has sent everything it meant to: its queued
+// messages stay receivable and only receives that wait for more from it
+// fail. Any other read error poisons the transport.
 func (l *link) readLoop() {
 	defer l.t.readers.Done()
 	for {
-		if err := l.readFrame(); err != nil {
-			l.t.fail(l.peerErr(err))
-			return
+		err := l.readFrame()
+		if err == nil {
+			continue
 		}
+		if errors.Is(err, ErrPeerClosed) {
+			l.peerClosed(l.peerErr(err))
+		} else {
+			l.t.fail(l.peerErr(err))
+		}
+		return
+	}
+}
+
+// peerClosed fails the receives waiting on the link and every later one
+// that finds nothing queued.
+func (l *link) peerClosed(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return
+	}
+	l.eof = err
+	for k, s := range l.slots {
+		for _, r := range s.waiters {
+			r.complete(nil, nil, err)
+		}
+		s.waiters = s.waiters[:0]
+		l.dropSlotIfEmpty(k, s)
 	}
 }
 
