@@ -157,6 +157,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 		if err != nil {
 			return nil, f.errorf(op, err)
 		}
+		tm = f.cfg.timer(op) // the exchange recorded its own phases
 		fcols, err := columns(mem, moved)
 		n := moved.NumRows()
 		moved.Release()

@@ -63,8 +63,20 @@ func main() {
 		jsonOut    = flag.String("json", "", "write the results as JSON to this file")
 		plotOut    = flag.String("plot", "", "draw the scaling as a PNG to this file")
 		ceilingMB  = flag.Int("ceiling-mb", 2048, "MiB per direction for the loopback TCP ceiling (0: skip)")
+		cmp        = flag.String("compare", "", "frame.json,duckdb.json: print the comparison of two earlier runs and exit")
+		iperf      = flag.Float64("iperf-bps", 0, "with -compare: iperf3's loopback throughput in bits/s")
 	)
 	flag.Parse()
+	if *cmp != "" {
+		files := strings.Split(*cmp, ",")
+		if len(files) != 2 {
+			log.Fatal("-compare wants frame.json,duckdb.json")
+		}
+		if err := compare(files[0], files[1], *iperf/8); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	counts, err := parseCounts(*workers)
 	if err != nil {
 		log.Fatal(err)

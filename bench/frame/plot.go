@@ -30,7 +30,7 @@ func drawPlot(rep report, path string) error {
 	for _, s := range series {
 		pts := make(plotter.XYs, 0, len(rep.Runs))
 		for _, r := range rep.Runs {
-			if v := s.get(r); v > 0 {
+			if v := s.get(r); v > 0 || (r.Join.TotalSec > 0 && s.name != "group-by total") {
 				pts = append(pts, plotter.XY{X: float64(r.Workers), Y: v})
 			}
 		}
@@ -43,5 +43,6 @@ func drawPlot(rep report, path string) error {
 	}
 	p.Y.Min = 0
 	p.Legend.Top = true
+	p.Legend.Left = true
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)
 }

@@ -208,6 +208,10 @@ func runWorker(args workerArgs) error {
 			res.GroupBy = append(res.GroupBy, all)
 		}
 	}
+	// No rank closes its links while another still waits on them.
+	if err := comm.Barrier(ctx); err != nil {
+		return err
+	}
 	if args.Rank == 0 {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}

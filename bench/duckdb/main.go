@@ -1,0 +1,116 @@
+// Command duckdb runs the Cylon join benchmark's join and group-by in DuckDB,
+// on the Parquet files bench/frame writes (-data), so that fnmesh and DuckDB
+// join the very same rows at the same core count. It lives in its own Go
+// module so that fnmesh does not depend on DuckDB (cgo, a large C++ library).
+//
+//	go run . -data /tmp/cylon -threads 2
+//
+// The tables are loaded into DuckDB's memory first (not timed); then the
+// join and the group-by each materialise their result into a temporary
+// table, as fnmesh materialises Arrow tables, best of -reps runs.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+)
+
+type result struct {
+	Threads     int     `json:"threads"`
+	LeftRows    int64   `json:"left_rows"`
+	RightRows   int64   `json:"right_rows"`
+	LoadSec     float64 `json:"load_s"`
+	JoinSec     float64 `json:"join_s"`
+	JoinRows    int64   `json:"join_rows"`
+	GroupBySec  float64 `json:"groupby_s"`
+	GroupByRows int64   `json:"groupby_rows"`
+	Version     string  `json:"version"`
+}
+
+func main() {
+	var (
+		data    = flag.String("data", "", "directory with left-*.parquet and right-*.parquet (from bench/frame -data)")
+		threads = flag.Int("threads", 2, "DuckDB threads")
+		reps    = flag.Int("reps", 3, "timed runs (the best is reported)")
+		jsonOut = flag.String("json", "", "write the result as JSON to this file")
+	)
+	flag.Parse()
+	if *data == "" {
+		log.Fatal("-data is required")
+	}
+	ctx := context.Background()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+	exec := func(q string, args ...any) {
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			log.Fatalf("%s: %v", q, err)
+		}
+	}
+	count := func(q string) int64 {
+		var n int64
+		if err := conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+			log.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	res := result{Threads: *threads}
+	if err := conn.QueryRowContext(ctx, "SELECT version()").Scan(&res.Version); err != nil {
+		log.Fatal(err)
+	}
+	exec(fmt.Sprintf("SET threads = %d", *threads))
+	exec("SET preserve_insertion_order = false")
+
+	t0 := time.Now()
+	exec(fmt.Sprintf("CREATE TABLE l AS SELECT * FROM read_parquet('%s')", filepath.Join(*data, "left-*.parquet")))
+	exec(fmt.Sprintf("CREATE TABLE r AS SELECT * FROM read_parquet('%s')", filepath.Join(*data, "right-*.parquet")))
+	res.LoadSec = time.Since(t0).Seconds()
+	res.LeftRows, res.RightRows = count("SELECT count(*) FROM l"), count("SELECT count(*) FROM r")
+
+	timed := func(q string) float64 {
+		best := 0.0
+		for i := range *reps {
+			exec("DROP TABLE IF EXISTS out")
+			t0 := time.Now()
+			exec(q)
+			d := time.Since(t0).Seconds()
+			if i == 0 || d < best {
+				best = d
+			}
+		}
+		return best
+	}
+	// The same result as fnmesh's Join(..., Inner, On("k")): the key once,
+	// then each side's value.
+	res.JoinSec = timed("CREATE TEMP TABLE out AS SELECT l.k, l.v AS v_x, r.v AS v_y FROM l JOIN r ON l.k = r.k")
+	res.JoinRows = count("SELECT count(*) FROM out")
+	res.GroupBySec = timed("CREATE TEMP TABLE out AS SELECT k, sum(v) AS sum_v, count(*) AS count FROM l GROUP BY k")
+	res.GroupByRows = count("SELECT count(*) FROM out")
+
+	fmt.Printf("DuckDB %s, %d threads: %d x %d rows loaded in %.2f s\n", res.Version, res.Threads, res.LeftRows, res.RightRows, res.LoadSec)
+	fmt.Printf("  join    %.3f s  (%d rows)\n", res.JoinSec, res.JoinRows)
+	fmt.Printf("  groupby %.3f s  (%d rows)\n", res.GroupBySec, res.GroupByRows)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}

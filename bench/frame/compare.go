@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// duckResult is what bench/duckdb writes with -json.
+type duckResult struct {
+	Threads     int     `json:"threads"`
+	JoinSec     float64 `json:"join_s"`
+	JoinRows    int64   `json:"join_rows"`
+	GroupBySec  float64 `json:"groupby_s"`
+	GroupByRows int64   `json:"groupby_rows"`
+	Version     string  `json:"version"`
+}
+
+// compare prints fnmesh's largest run beside DuckDB's run on the same data,
+// and the exchange against the loopback ceilings (iperf3's in bytes/s, if
+// measured).
+func compare(framePath, duckPath string, iperfBps float64) error {
+	var rep report
+	var duck duckResult
+	for _, f := range []struct {
+		path string
+		v    any
+	}{{framePath, &rep}, {duckPath, &duck}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, f.v); err != nil {
+			return fmt.Errorf("%s: %w", f.path, err)
+		}
+	}
+	if len(rep.Runs) == 0 {
+		return fmt.Errorf("%s has no runs", framePath)
+	}
+	r := rep.Runs[len(rep.Runs)-1]
+	fmt.Printf("\n== fnmesh (%d worker processes) vs DuckDB %s (%d threads), %d rows per table in total\n", r.Workers, duck.Version, duck.Threads, r.RowsTotal)
+	fmt.Printf("%-8s %12s %12s %10s %8s %s\n", "op", "fnmesh s", "DuckDB s", "ratio", "target", "rows (fnmesh / DuckDB)")
+	line := func(op string, ours, theirs float64, target string, ourRows, theirRows int64) {
+		verdict := ""
+		if target != "-" {
+			verdict = "MET"
+			if ours > 2*theirs {
+				verdict = "MISSED"
+			}
+		}
+		fmt.Printf("%-8s %12.3f %12.3f %9.2fx %8s %d / %d %s\n", op, ours, theirs, ours/theirs, target, ourRows, theirRows, verdict)
+	}
+	line("join", r.Join.TotalSec, duck.JoinSec, "<=2x", r.Join.OutRows, duck.JoinRows)
+	line("groupby", r.GroupBy.TotalSec, duck.GroupBySec, "-", r.GroupBy.OutRows, duck.GroupByRows)
+	if r.Join.OutRows != duck.JoinRows || (r.GroupBy.OutRows != 0 && r.GroupBy.OutRows != duck.GroupByRows) {
+		fmt.Println("WARNING: the result row counts differ")
+	}
+	fmt.Printf("\n== exchange (join): %.0f MB/s sent per rank\n", r.Join.ExchangeBps/1e6)
+	if c := rep.Ceiling.BothWays; c > 0 {
+		v := "MET"
+		if r.Join.ExchangeBps < 0.7*c {
+			v = "MISSED"
+		}
+		fmt.Printf("  Go loopback TCP, both directions at once: %.0f MB/s per direction -> %.0f%% (target >= 70%%: %s)\n", c/1e6, 100*r.Join.ExchangeBps/c, v)
+	}
+	if c := rep.Ceiling.OneWay; c > 0 {
+		fmt.Printf("  Go loopback TCP, one way: %.0f MB/s -> %.0f%%\n", c/1e6, 100*r.Join.ExchangeBps/c)
+	}
+	if iperfBps > 0 {
+		fmt.Printf("  iperf3 loopback, one stream one way: %.0f MB/s -> %.0f%%\n", iperfBps/1e6, 100*r.Join.ExchangeBps/iperfBps)
+	}
+	return nil
+}
