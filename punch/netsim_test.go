@@ -406,9 +406,9 @@ func TestNetsimPunchAttemptsBounded(t *testing.T) {
 		var pe *PunchError
 		require.ErrorAs(t, err, &pe)
 		require.ErrorIs(t, pe.Endpoints[0].Err, syscall.ECONNREFUSED)
-		// At most: 16 in the first 16 ms, ~16 ln(3200/16) = 85 until the
-		// wait reaches 200 ms at 3.2 s, then ~5 a second: ~135. Here each
-		// refusal takes a round trip (~60 ms), which slows the ramp.
+		// At most: 64 in the first 200 ms, ~16 ln(3200/200) = 45 until the
+		// wait reaches 200 ms at 3.2 s, then ~5 a second: ~145. Here each
+		// refusal takes a round trip (~60 ms), which slows the schedule.
 		require.Greater(t, pe.Endpoints[0].Attempts, 50)
 		require.Less(t, pe.Endpoints[0].Attempts, 175)
 		require.Equal(t, 1, pe.Endpoints[1].Attempts, "a connect the NAT drops stays pending")

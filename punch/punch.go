@@ -304,7 +304,7 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 		}
 		r.record(i, unwrapOp(err))
 		r.log.Debug("punch: attempt failed", "endpoint", ep, "attempt", attempt, "err", err)
-		t.Reset(time.Until(begun.Add(r.nextWait())))
+		t.Reset(time.Until(begun.Add(r.nextWait(attempt))))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -369,26 +369,40 @@ func (r *punchRun) failure(cause error) *PunchError {
 	}
 }
 
-// The retry schedule. The wait from one connect to the next grows with the
-// time since the punch started, elapsed/rampDivisor (at least minGap), until
-// it reaches the interval. Against NATs that answer early SYNs with a RST,
-// a link comes up when the SYNs of the two ends pass their routers within
-// about one router-to-router latency of each other; the rendezvous server
-// starts both ends together, so connects are dense right after the start,
-// and an end that starts late still meets its peer's early, dense retries
-// or its settling ones. Attempts per endpoint stay bounded: with the
-// default interval, at most about 100 in the first 3.2 s (16 in the first
-// 16 ms), then 5 a second. A connect that the NAT neither answers nor
-// refuses (SYNs dropped) stays pending, so its kernel's SYN retransmissions
-// carry on instead.
+// The retry schedule. Against NATs that answer early SYNs with a RST, a
+// link comes up only when the SYNs of the two ends pass their routers within
+// about one router-to-router latency of each other. So:
+//
+//   - for the first interval (at most denseAttempts connects), a refused
+//     connect is retried at once (after minGap): the rendezvous server starts
+//     both ends together, and an end that retries back to back keeps its own
+//     NAT's mapping open nearly all the time, so the peer's SYNs get in
+//     whether they leave a little before or after. An end that starts late
+//     spends this first interval retrying densely, long enough to meet one
+//     of its peer's settled, sparser SYNs;
+//   - then the wait grows with the time since the start, elapsed/rampDivisor,
+//     until it reaches the interval, where it stays;
+//   - every wait but the shortest is jittered by ±25 %.
+//
+// A connect that the NAT neither answers nor refuses (SYNs dropped) stays
+// pending, and the kernel's SYN retransmissions carry on for it: cutting it
+// short was measured to hurt. Attempts per endpoint stay bounded: with the
+// default interval, at most 64 in the first 200 ms, about 45 more until
+// 3.2 s, then 5 a second.
 const (
-	rampDivisor = 16
-	minGap      = time.Millisecond
+	denseAttempts = 64
+	rampDivisor   = 16
+	minGap        = 250 * time.Microsecond
 )
 
-// nextWait is how long after the start of one attempt the next begins.
-func (r *punchRun) nextWait() time.Duration {
-	w := time.Since(r.start) / rampDivisor
+// nextWait is how long after the start of attempt number attempt the next
+// begins.
+func (r *punchRun) nextWait(attempt int) time.Duration {
+	elapsed := time.Since(r.start)
+	if elapsed < r.p.opts.interval && attempt < denseAttempts {
+		return minGap
+	}
+	w := elapsed / rampDivisor
 	if w >= r.p.opts.interval {
 		return jitter(r.p.opts.interval)
 	}
