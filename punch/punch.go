@@ -19,12 +19,15 @@ import (
 // connecting from its fixed port to every endpoint of the other while its
 // accept loop takes whatever arrives.
 //
-// To each endpoint Punch retries connect every interval (WithInterval,
-// default 200 ms): the first SYNs of a simultaneous open often reach the
-// peer's NAT before the peer's own SYN has opened it, and a NAT that answers
-// them with a RST (as a default Linux router does) fails that attempt; a NAT
-// that drops them is outlasted by the kernel's SYN retransmissions. Every
-// connection, dialed or accepted, must pass Handshake before it counts.
+// Punch retries connect to each endpoint: the first SYNs of a simultaneous
+// open often reach the peer's NAT before the peer's own SYN has opened it,
+// and a NAT that answers them with a RST (as a default Linux router does)
+// fails that attempt. Retries are back to back for the first interval, then
+// spaced more and more widely until they are an interval apart (WithInterval,
+// default 200 ms, ±25 % jitter); see the schedule below. A NAT that drops
+// early SYNs leaves the attempt pending, and the kernel's SYN
+// retransmissions outlast it. Every connection, dialed or accepted, must
+// pass Handshake (within WithHandshakeTimeout) before it counts.
 //
 // When several links pass (say, one to the peer's private endpoint and one
 // through its NAT), both ends keep the same one: the lower rank selects the
@@ -294,9 +297,13 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 			}
 			err = fmt.Errorf("handshake failed: %w", err)
 		}
-		if ended(ctx) || errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			// The punch is over (a dial has no deadline but ctx's). An
-			// attempt cut short says less than the one before it.
+		// The punch is over when ctx is; a dial that timed out also says
+		// so (a dial has no deadline but ctx's), a handshake that timed out
+		// does not (it has its own).
+		dialEnded := c == nil && (errors.Is(err, os.ErrDeadlineExceeded) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled))
+		if ended(ctx) || dialEnded {
+			// An attempt cut short says less than the one before it.
 			if attempt == 1 {
 				r.record(i, ctxErr(ctx, unwrapOp(err)))
 			}

@@ -213,3 +213,18 @@ func TestPunchLosersLeaveNoTimeWait(t *testing.T) {
 	require.NoError(t, cb.Close())
 	require.Eventually(t, func() bool { return timeWaits(t, pa, pb) > 0 }, 2*time.Second, 10*time.Millisecond)
 }
+
+// An endpoint that accepts and never speaks (a middlebox, a hung process)
+// holds an attempt only for the handshake timeout; then it is dialed again.
+func TestPunchRetriesSilentEndpoint(t *testing.T) {
+	silent := scriptServer(t, nil)
+	p := listenOS(t, 0, WithHandshakeTimeout(200*time.Millisecond))
+	ctx := testCtx(t, 900*time.Millisecond)
+	_, err := p.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{silent}})
+	var pe *PunchError
+	require.ErrorAs(t, err, &pe)
+	require.GreaterOrEqual(t, pe.Endpoints[0].Attempts, 3, "%v", err)
+	require.LessOrEqual(t, pe.Endpoints[0].Attempts, 6, "%v", err)
+	require.ErrorIs(t, pe.Endpoints[0].Err, context.DeadlineExceeded)
+	require.ErrorContains(t, err, "handshake failed")
+}
