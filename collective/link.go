@@ -47,8 +47,53 @@ type link struct {
 }
 
 type slot struct {
-	msgs    []inbound  // arrived, not yet received (FIFO)
-	waiters []*request // posted receives (FIFO); non-empty only when msgs is empty
+	msgs    fifo[inbound]  // arrived, not yet received
+	waiters fifo[*request] // posted receives; non-empty only when msgs is empty
+}
+
+// fifo is a queue that reuses its backing array.
+type fifo[T any] struct {
+	buf  []T
+	head int
+}
+
+func (f *fifo[T]) len() int   { return len(f.buf) - f.head }
+func (f *fifo[T]) items() []T { return f.buf[f.head:] }
+func (f *fifo[T]) front() T   { return f.buf[f.head] }
+func (f *fifo[T]) push(x T) {
+	if f.head > 0 && len(f.buf) == cap(f.buf) {
+		n := copy(f.buf, f.buf[f.head:])
+		clear(f.buf[n:])
+		f.buf, f.head = f.buf[:n], 0
+	}
+	f.buf = append(f.buf, x)
+}
+
+func (f *fifo[T]) pop() T {
+	var zero T
+	x := f.buf[f.head]
+	f.buf[f.head] = zero
+	if f.head++; f.head == len(f.buf) {
+		f.reset()
+	}
+	return x
+}
+
+func (f *fifo[T]) reset() {
+	clear(f.buf)
+	f.buf, f.head = f.buf[:0], 0
+}
+
+// removeAt removes the i-th item (counting from the front).
+func (f *fifo[T]) removeAt(i int) {
+	i += f.head
+	copy(f.buf[i:], f.buf[i+1:])
+	var zero T
+	f.buf[len(f.buf)-1] = zero
+	f.buf = f.buf[:len(f.buf)-1]
+	if f.head == len(f.buf) {
+		f.reset()
+	}
 }
 
 type inbound struct {
@@ -182,9 +227,10 @@ func (l *link) slotFor(k key) *slot {
 }
 
 func (l *link) dropSlotIfEmpty(k key, s *slot) {
-	if len(s.msgs) == 0 && len(s.waiters) == 0 {
+	if s.msgs.len() == 0 && s.waiters.len() == 0 {
 		delete(l.slots, k)
-		s.msgs, s.waiters = s.msgs[:0], s.waiters[:0]
+		s.msgs.reset()
+		s.waiters.reset()
 		l.free = append(l.free, s)
 	}
 }
@@ -214,18 +260,17 @@ func (l *link) postReq(r *request) *request {
 	}
 	s := l.slotFor(k)
 	switch {
-	case len(s.msgs) > 0:
-		m := s.msgs[0]
+	case s.msgs.len() > 0:
+		m := s.msgs.front()
 		if r.take(m.b, m.pb) {
-			s.msgs[0] = inbound{}
-			s.msgs = s.msgs[1:]
+			s.msgs.pop()
 		}
 		l.dropSlotIfEmpty(k, s)
 	case l.eof != nil:
 		l.dropSlotIfEmpty(k, s)
 		r.complete(nil, nil, l.eof)
 	default:
-		s.waiters = append(s.waiters, r)
+		s.waiters.push(r)
 	}
 	l.mu.Unlock()
 	return r
@@ -242,9 +287,9 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 	switch r.state {
 	case statePosted:
 		s := l.slots[r.key]
-		for i, w := range s.waiters {
+		for i, w := range s.waiters.items() {
 			if w == r {
-				s.waiters = append(s.waiters[:i], s.waiters[i+1:]...)
+				s.waiters.removeAt(i)
 				break
 			}
 		}
@@ -299,10 +344,10 @@ func (l *link) peerClosed(err error) {
 	}
 	l.eof = err
 	for k, s := range l.slots {
-		for _, r := range s.waiters {
+		for _, r := range s.waiters.items() {
 			r.complete(nil, nil, err)
 		}
-		s.waiters = s.waiters[:0]
+		s.waiters.reset()
 		l.dropSlotIfEmpty(k, s)
 	}
 }
@@ -323,10 +368,8 @@ func (l *link) readFrame() error {
 		return l.err
 	}
 	var req *request
-	if s := l.slots[h.key]; s != nil && len(s.waiters) > 0 {
-		req = s.waiters[0]
-		s.waiters[0] = nil
-		s.waiters = s.waiters[1:]
+	if s := l.slots[h.key]; s != nil && s.waiters.len() > 0 {
+		req = s.waiters.pop()
 		req.state = stateFilling
 		l.dropSlotIfEmpty(h.key, s)
 	}
@@ -339,11 +382,7 @@ func (l *link) readFrame() error {
 	)
 	switch {
 	case req == nil:
-		if h.tag&internalBit != 0 {
-			dst, pb = getBuf(h.n)
-		} else {
-			dst = make([]byte, h.n) // user messages usually end up owned by Recv's caller
-		}
+		dst, pb = getBuf(h.n) // a Recv takes the buffer over, RecvInto and collectives copy and return it
 	case req.mode == modeExact && h.n != len(req.dst), req.mode == modeUpTo && h.n > len(req.dst):
 		mismatch = fmt.Errorf("%w: message of %d bytes, expected %d", ErrMismatch, h.n, len(req.dst))
 		if req.mode == modeUpTo {
@@ -385,7 +424,7 @@ func (l *link) readFrame() error {
 		if req.mode == modeUpTo {
 			// Keep the message for a receive with a large enough buffer.
 			s := l.slotFor(h.key)
-			s.msgs = append(s.msgs, inbound{dst, pb})
+			s.msgs.push(inbound{dst, pb})
 			req.complete(nil, nil, mismatch)
 			return nil
 		}
@@ -407,16 +446,14 @@ func (l *link) readFrame() error {
 // queues it. l.mu must be held.
 func (l *link) arrived(k key, b []byte, pb *pbuf) {
 	s := l.slotFor(k)
-	for len(s.msgs) == 0 && len(s.waiters) > 0 {
-		r := s.waiters[0]
-		s.waiters[0] = nil
-		s.waiters = s.waiters[1:]
+	for s.msgs.len() == 0 && s.waiters.len() > 0 {
+		r := s.waiters.pop()
 		if r.take(b, pb) {
 			l.dropSlotIfEmpty(k, s)
 			return
 		}
 	}
-	s.msgs = append(s.msgs, inbound{b, pb})
+	s.msgs.push(inbound{b, pb})
 }
 
 // fill makes at least n bytes available in rbuf[r:w]. atBoundary says a
@@ -615,10 +652,10 @@ func (l *link) shutdown(err error) {
 	if l.err == nil {
 		l.err = err
 		for k, s := range l.slots {
-			for _, r := range s.waiters {
+			for _, r := range s.waiters.items() {
 				r.complete(nil, nil, err)
 			}
-			for _, m := range s.msgs {
+			for _, m := range s.msgs.items() {
 				putBuf(m.pb)
 			}
 			delete(l.slots, k)

@@ -1,0 +1,197 @@
+package collective_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync"
+
+	"github.com/fnmesh/fnmesh/collective"
+)
+
+// run drives every rank of comms in its own goroutine, as separate
+// processes would, and waits for them.
+func run(comms []*collective.Comm, fn func(c *collective.Comm) error) {
+	var wg sync.WaitGroup
+	for _, c := range comms {
+		wg.Go(func() {
+			if err := fn(c); err != nil {
+				log.Fatal(err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Four ranks in one process (Local connects them over loopback TCP) sum a
+// vector: every rank gets the total.
+func ExampleAllreduce() {
+	ctx := context.Background()
+	comms, err := collective.Local(ctx, 4)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	sums := make([][]float64, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		r := float64(c.Rank())
+		sum, err := collective.Allreduce(ctx, c, []float64{r, 10 * r, 1}, collective.Sum[float64]())
+		sums[c.Rank()] = sum
+		return err
+	})
+	fmt.Println(sums[0], sums[3])
+	// Output:
+	// [6 60 4] [6 60 4]
+}
+
+// A non-commutative user-defined op is combined in rank order: here
+// "a then b" as decimal digits.
+func ExampleNewOp() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 5)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	concat := collective.NewOp(func(a, b int64) int64 {
+		m := int64(10)
+		for m <= b {
+			m *= 10
+		}
+		return a*m + b
+	}, false)
+	var got []int64
+	run(comms, func(c *collective.Comm) error {
+		res, err := collective.Reduce(ctx, c, 2, []int64{int64(c.Rank() + 1)}, concat)
+		if c.Rank() == 2 {
+			got = res
+		}
+		return err
+	})
+	fmt.Println(got)
+	// Output:
+	// [12345]
+}
+
+// Allgather with a different size per rank; Bcast from a root other than 0.
+func ExampleComm_Allgather() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	out := make([]string, 3)
+	run(comms, func(c *collective.Comm) error {
+		names := []string{"ant", "bee", "cicada"}
+		all, err := c.Allgather(ctx, []byte(names[c.Rank()][:c.Rank()+1]))
+		if err != nil {
+			return err
+		}
+		msg, err := c.Bcast(ctx, 2, []byte("from rank 2"))
+		out[c.Rank()] = fmt.Sprintf("rank %d: %q %q", c.Rank(), all, msg)
+		return err
+	})
+	for _, line := range out {
+		fmt.Println(line)
+	}
+	// Output:
+	// rank 0: ["a" "be" "cic"] "from rank 2"
+	// rank 1: ["a" "be" "cic"] "from rank 2"
+	// rank 2: ["a" "be" "cic"] "from rank 2"
+}
+
+// Alltoallv: rank i sends rank j the string "i>j".
+func ExampleComm_Alltoallv() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	out := make([][][]byte, 3)
+	run(comms, func(c *collective.Comm) error {
+		parts := make([][]byte, c.Size())
+		for j := range parts {
+			parts[j] = fmt.Appendf(nil, "%d>%d", c.Rank(), j)
+		}
+		var err error
+		out[c.Rank()], err = c.Alltoallv(ctx, parts)
+		return err
+	})
+	fmt.Printf("%s\n", out[1])
+	// Output:
+	// [0>1 1>1 2>1]
+}
+
+// Point-to-point messages with tags; Split into even and odd ranks.
+func ExampleComm_Split() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 6)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	lines := make([]string, 6)
+	run(comms, func(c *collective.Comm) error {
+		sub, err := c.Split(ctx, c.Rank()%2, -c.Rank()) // reverse order within each half
+		if err != nil {
+			return err
+		}
+		sum, err := collective.Allreduce(ctx, sub, []int{c.Rank()}, collective.Sum[int]())
+		lines[c.Rank()] = fmt.Sprintf("world rank %d: rank %d of %d, sum %v", c.Rank(), sub.Rank(), sub.Size(), sum)
+		return err
+	})
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// world rank 0: rank 2 of 3, sum [6]
+	// world rank 1: rank 2 of 3, sum [9]
+	// world rank 2: rank 1 of 3, sum [6]
+	// world rank 3: rank 1 of 3, sum [9]
+	// world rank 4: rank 0 of 3, sum [6]
+	// world rank 5: rank 0 of 3, sum [9]
+}
+
+// Forcing an algorithm and moving a switch point.
+func ExampleWithAlgorithm() {
+	ctx := context.Background()
+	tuning := collective.DefaultTuning()
+	tuning.AllreduceRingMin = 256 << 10 // ring from 256 KiB instead of 1 MiB
+	comms, _ := collective.Local(ctx, 2,
+		collective.WithTuning(tuning),
+		collective.WithAlgorithm(collective.AllgatherBruck))
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	fmt.Println(comms[0].Tuning().Force[collective.OpAllgather], comms[0].Tuning().AllreduceRingMin)
+	// Output:
+	// allgather/bruck 262144
+}
+
+// Send and Recv between two ranks.
+func ExampleComm_Send() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 2)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	go comms[0].Send(ctx, 1, 7, []byte("hello"))
+	msg, err := comms[1].Recv(ctx, 0, 7)
+	fmt.Printf("%s %v\n", msg, err)
+	// Output:
+	// hello <nil>
+}
