@@ -45,12 +45,17 @@ func benchWork(ctx context.Context, o *benchOptions, index string) error {
 	if err != nil {
 		return err
 	}
-	comm, err := benchJoin(ctx, os.Getenv(benchEnvAddr), os.Getenv(benchEnvJob), o.np, secret, opts...)
+	rank, err := strconv.Atoi(index)
+	if err != nil || rank < 0 || rank >= o.np {
+		return fmt.Errorf("worker %q: %s must be a rank below -np %d", index, benchEnvWorker, o.np)
+	}
+	// Worker i is rank i, so that the parent's messages and the ranks agree.
+	opts = append(opts, collective.WithJoinOptions(rendezvous.WithRank(rank)))
+	comm, err := collective.Join(ctx, os.Getenv(benchEnvAddr), os.Getenv(benchEnvJob), o.np, secret, opts...)
 	if err != nil {
-		return fmt.Errorf("worker %s: %w", index, err)
+		return fmt.Errorf("worker %d: %w", rank, err)
 	}
 	defer comm.Close()
-	rank := comm.Rank()
 
 	if o.profile != "" {
 		stop, err := startCPUProfile(o.profile, rank)
@@ -83,45 +88,7 @@ func benchWork(ctx context.Context, o *benchOptions, index string) error {
 	if err != nil {
 		return err
 	}
-	if reportErr != nil {
-		return reportErr
-	}
-	benchFinish(ctx, comm)
-	return nil
-}
-
-// benchByeTag is the tag of rank 0's end-of-run message.
-const benchByeTag = 0x05af
-
-// benchFinish ends a run that succeeded on this rank without failing anyone
-// else's last step: a rank that closes its links poisons the communicator
-// of every rank still in a call (collective treats any closed link as a
-// failure), so the other ranks stay until rank 0, the last to need them,
-// has every result and says goodbye. Errors here change nothing: this
-// rank's part is done.
-func benchFinish(ctx context.Context, comm *collective.Comm) {
-	if comm.Rank() != 0 {
-		_, _ = comm.Recv(ctx, 0, benchByeTag)
-		return
-	}
-	for r := 1; r < comm.Size(); r++ {
-		_ = comm.Send(ctx, r, benchByeTag, nil)
-	}
-}
-
-// benchJoin joins the job through the rendezvous server and makes the
-// communicator over the links (collective.Join's steps).
-func benchJoin(ctx context.Context, addr, job string, np int, secret []byte, opts ...collective.Option) (*collective.Comm, error) {
-	mesh, err := rendezvous.Join(ctx, addr, job, np, secret)
-	if err != nil {
-		return nil, err
-	}
-	comm, err := collective.New(mesh.Rank, mesh.Conns(), opts...)
-	if err != nil {
-		mesh.Close()
-		return nil, fmt.Errorf("rank %d: %w", mesh.Rank, err)
-	}
-	return comm, nil
+	return reportErr
 }
 
 // benchCommOptions turns the flags into communicator options, and lists
