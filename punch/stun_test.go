@@ -102,7 +102,7 @@ func TestDiscoverUDP(t *testing.T) {
 	}{
 		{"first answer", 0, 5 * time.Second, nil, 1},
 		{"two requests lost", 2, 5 * time.Second, nil, 3},
-		{"server silent", 1 << 30, 600 * time.Millisecond, context.DeadlineExceeded, 3}, // 0, 250, 750 ms... deadline 600: 2 sent
+		{"server silent", 1 << 30, 600 * time.Millisecond, context.DeadlineExceeded, 0}, // requests at 0 and 250 ms before the deadline
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +112,8 @@ func TestDiscoverUDP(t *testing.T) {
 			got, err := DiscoverUDP(ctx, OS(), p.Addr(), srv)
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
-				require.ErrorContains(t, err, "no answer after 2 requests")
+				require.ErrorContains(t, err, "no answer after") // 2 requests unless the machine stalls
+				require.Positive(t, seen.Load())
 				require.Less(t, time.Since(start), 2*time.Second)
 				return
 			}
