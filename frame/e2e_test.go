@@ -56,17 +56,8 @@ func e2eWorker() error {
 	dir := env("DIR")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	mesh, err := rendezvous.Join(ctx, env("ADDR"), env("JOB"), world, secret, rendezvous.WithRank(rank))
-	if err != nil {
-		return err
-	}
-	links := make([]net.Conn, world)
-	for i, l := range mesh.Links {
-		if l != nil {
-			links[i] = l.Conn
-		}
-	}
-	c, err := collective.New(rank, links)
+	c, err := collective.Join(ctx, env("ADDR"), env("JOB"), world, secret,
+		collective.WithJoinOptions(rendezvous.WithRank(rank)))
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -89,17 +88,8 @@ func runWorker(args workerArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	start := time.Now()
-	mesh, err := rendezvous.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret, rendezvous.WithRank(args.Rank))
-	if err != nil {
-		return err
-	}
-	links := make([]net.Conn, args.World)
-	for i, l := range mesh.Links {
-		if l != nil {
-			links[i] = l.Conn
-		}
-	}
-	comm, err := collective.New(args.Rank, links)
+	comm, err := collective.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret,
+		collective.WithJoinOptions(rendezvous.WithRank(args.Rank)))
 	if err != nil {
 		return err
 	}
