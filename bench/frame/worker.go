@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -31,7 +32,8 @@ type workerArgs struct {
 	Seed       uint64  `json:"seed"`
 	Reps       int     `json:"reps"`
 	GroupBy    bool    `json:"groupby"`
-	DataDir    string  `json:"data_dir"` // write the inputs as Parquet here (for DuckDB)
+	DataDir    string  `json:"data_dir"`    // write the inputs as Parquet here (for DuckDB)
+	CPUProfile string  `json:"cpu_profile"` // write each rank's CPU profile of the timed part here
 }
 
 // phaseTimes is one timed run of an operator on one rank.
@@ -124,6 +126,17 @@ func runWorker(args workerArgs) error {
 	}
 
 	res := workerResult{World: args.World, Rows: args.Rows, Total: args.Total, Setup: setup, Gen: gen}
+	if args.CPUProfile != "" {
+		f, err := os.Create(filepath.Join(args.CPUProfile, fmt.Sprintf("rank-%d-of-%d.prof", args.Rank, args.World)))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	run := func(op func() (*frame.Frame, error)) (phaseTimes, error) {
 		if err := comm.Barrier(ctx); err != nil {
 			return phaseTimes{}, err
