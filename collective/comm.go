@@ -194,6 +194,9 @@ func (cl *call) end(err error) error {
 		c.t.fail(err)
 		err = c.t.failure()
 	}
+	if le, ok := err.(*localError); ok && le.op == cl.op {
+		return fmt.Errorf("collective: %w", err) // already says where and in what
+	}
 	return fmt.Errorf("collective: %s: %w", cl.op, err)
 }
 
