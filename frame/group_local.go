@@ -56,7 +56,18 @@ func aggregateLocal(ctx context.Context, mem memory.Allocator, cols []arrow.Arra
 	for i, k := range keyIdx {
 		keys[i] = cols[k]
 	}
-	gids, firsts, err := groupRows(keys, n)
+	// Group by value: dictionary-encoded keys are decoded for the index
+	// (the output keeps the column's own type).
+	byValue := make([]arrow.Array, len(keys))
+	defer releaseAll(byValue)
+	for i, k := range keys {
+		d, err := decoded(ctx, mem, k)
+		if err != nil {
+			return nil, err
+		}
+		byValue[i] = d
+	}
+	gids, firsts, err := groupRows(byValue, n)
 	if err != nil {
 		return nil, err
 	}

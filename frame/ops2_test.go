@@ -268,6 +268,22 @@ func TestJoinCoPartitionedAndTypes(t *testing.T) {
 		if n, err := byName.Count(ctx); err != nil || n != 18*6 {
 			return fmt.Errorf("name join: %d rows (%v), want %d", n, err, 18*6)
 		}
+		// Group by the dictionary-encoded column: by value.
+		g, err := lf.GroupBy("name").Agg(ctx, CountRows(), Sum("x"))
+		if err != nil {
+			return err
+		}
+		rows, _, err := gatherRows(ctx, g)
+		g.Release()
+		if err != nil {
+			return err
+		}
+		if c.Rank() == 0 {
+			want := []row{{"ann", int64(6), int64(0 + 30 + 60 + 90 + 120 + 150)}, {"bob", int64(6), int64(10 + 40 + 70 + 100 + 130 + 160)}, {"cy", int64(6), int64(20 + 50 + 80 + 110 + 140 + 170)}}
+			if fmt.Sprint(sortedKeys(rows)) != fmt.Sprint(sortedKeys(want)) {
+				return fmt.Errorf("group by dictionary: %v, want %v", rows, want)
+			}
+		}
 		// byName is partitioned by name: joining it with rf on name again
 		// must not shuffle the left side.
 		prof.Reset()
