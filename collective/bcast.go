@@ -81,16 +81,13 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		// tree, by the whole payload; for scatter-allgather the parent's
 		// next message is this subtree's segment, which the reader puts
 		// straight into the result once the preamble has told the size.
-		var msg []byte
-		preReq := cl.postFunc(parent, bcastStepPreamble, func(m int) []byte {
-			if m < preambleLen {
-				return nil
-			}
-			msg = make([]byte, m)
-			return msg
-		})
+		var seen [preambleLen]byte // the preamble, as the link's deliverer saw it
+		l := c.links[parent]
+		preReq := l.newReq(cl.tag(bcastStepPreamble), modeFresh, nil, nil)
+		preReq.peek = func(b []byte) { copy(seen[:], b) }
+		l.postReq(preReq)
 		segReq := cl.postFunc(parent, bcastStepSegment, func(m int) []byte {
-			total := int(binary.LittleEndian.Uint64(msg[1:]))
+			total := int(binary.LittleEndian.Uint64(seen[1:]))
 			lo, hi := bcastSegment(total, p, vr)
 			if m != hi-lo {
 				return nil
@@ -98,7 +95,11 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 			out = make([]byte, total)
 			return out[lo:hi]
 		})
-		if _, _, err := wait(preReq); err != nil {
+		msg, _, err := wait(preReq)
+		if err == nil && len(msg) < preambleLen {
+			err = fmt.Errorf("%w: bcast preamble of %d bytes", ErrMismatch, len(msg))
+		}
+		if err != nil {
 			cl.abandon(err, segReq)
 			return nil, err
 		}

@@ -12,8 +12,8 @@ import (
 // bench`). Each iteration is one call on every rank; b.SetBytes counts one
 // rank's payload.
 
-func benchRanks(b *testing.B, p int, fn func(ctx context.Context, c *Comm) error) {
-	comms := newComms(b, tcpMesh, p)
+func benchRanks(b *testing.B, p int, fn func(ctx context.Context, c *Comm) error, opts ...Option) {
+	comms := newComms(b, tcpMesh, p, opts...)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make([]error, p)
@@ -38,25 +38,32 @@ func benchRanks(b *testing.B, p int, fn func(ctx context.Context, c *Comm) error
 
 func BenchmarkPingPong(b *testing.B) {
 	for _, n := range []int{8, 1 << 20} {
-		b.Run(fmt.Sprint(n, "B"), func(b *testing.B) {
-			msg := make([]byte, n)
-			b.SetBytes(int64(2 * n))
-			benchRanks(b, 2, func(ctx context.Context, c *Comm) error {
-				buf := make([]byte, n)
-				if c.Rank() == 0 {
-					if err := c.Send(ctx, 1, 0, msg); err != nil {
-						return err
-					}
-					_, err := c.RecvInto(ctx, 1, 0, buf)
-					return err
-				}
-				if _, err := c.RecvInto(ctx, 0, 0, buf); err != nil {
-					return err
-				}
-				return c.Send(ctx, 0, 0, msg)
+		for _, crc := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%dB/crc=%v", n, crc), func(b *testing.B) {
+				benchPingPong(b, n, crc)
 			})
-		})
+		}
 	}
+}
+
+func benchPingPong(b *testing.B, n int, crc bool) {
+	msg := make([]byte, n)
+	bufs := [2][]byte{make([]byte, n), make([]byte, n)}
+	b.SetBytes(int64(2 * n))
+	benchRanks(b, 2, func(ctx context.Context, c *Comm) error {
+		buf := bufs[c.Rank()]
+		if c.Rank() == 0 {
+			if err := c.Send(ctx, 1, 0, msg); err != nil {
+				return err
+			}
+			_, err := c.RecvInto(ctx, 1, 0, buf)
+			return err
+		}
+		if _, err := c.RecvInto(ctx, 0, 0, buf); err != nil {
+			return err
+		}
+		return c.Send(ctx, 0, 0, msg)
+	}, WithChecksum(crc))
 }
 
 func BenchmarkCollectives(b *testing.B) {

@@ -149,6 +149,7 @@ type request struct {
 	mode      recvMode
 	dst       []byte
 	alloc     func(n int) []byte // modeFunc: called by whoever delivers, before any later frame of the link
+	peek      func(b []byte)     // if set, sees a fresh message before the request completes (same ordering as alloc)
 	state     uint8
 	abandoned bool // the receiver left while the reader was filling a fresh or scratch buffer
 	buf       []byte
@@ -205,6 +206,9 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 		putBuf(pb)
 		r.complete(d, nil, nil)
 	case modeFresh:
+		if r.peek != nil {
+			r.peek(b)
+		}
 		r.complete(b[:len(b):len(b)], nil, nil) // a pooled buffer leaves the pool with the receiver
 	case modeScratch:
 		r.complete(b, pb, nil)
@@ -436,6 +440,9 @@ func (l *link) readFrame() error {
 	default:
 		if req.mode == modeFresh {
 			dst = dst[:len(dst):len(dst)]
+			if req.peek != nil {
+				req.peek(dst)
+			}
 		}
 		req.complete(dst, pb, nil)
 	}
