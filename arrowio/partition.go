@@ -5,6 +5,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // HashPartition splits t into p tables by the hash of its key columns: row i goes to part
@@ -47,9 +48,10 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 	tr := array.NewTableReader(t, -1)
 	defer tr.Release()
 	var (
-		pid    []uint64 // row hash, then the row's part
-		order  []int    // row indices grouped by part (a counting sort)
-		counts = make([]int, p+1)
+		hashes []uint64
+		part   []uint32 // each row's part
+		order  []int    // row indices grouped by part, for the types scatter does not handle
+		counts = make([]int, p)
 		keyCol = make([]arrow.Array, len(keyIdx))
 	)
 	for tr.Next() {
@@ -62,50 +64,41 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 			appendColumns(chunks[0], rec.Columns())
 			continue
 		}
-		if cap(pid) < n {
-			pid, order = make([]uint64, n), make([]int, n)
+		if cap(hashes) < n {
+			hashes, part = make([]uint64, n), make([]uint32, n)
 		}
-		pid, order = pid[:n], order[:n]
+		hashes, part, order = hashes[:n], part[:n], order[:0]
 		for j, c := range keyIdx {
 			keyCol[j] = rec.Column(c)
 		}
-		if err := HashRows(keyCol, pid); err != nil {
+		if err := HashRows(keyCol, hashes); err != nil {
 			return nil, err
 		}
 		clear(counts)
-		for i, h := range pid {
+		for i, h := range hashes {
 			k := PartitionOf(h, p)
-			pid[i] = uint64(k)
-			counts[k+1]++
+			part[i] = uint32(k)
+			counts[k]++
 		}
 		if whole := wholeBatchPart(counts, n); whole >= 0 {
 			appendColumns(chunks[whole], rec.Columns())
 			continue
 		}
-		for k := 1; k <= p; k++ {
-			counts[k] += counts[k-1] // counts[k] is now where part k starts in order
-		}
-		next := counts[:p:p]
-		starts := append([]int(nil), next...)
-		for i, k := range pid {
-			order[next[k]] = i
-			next[k]++
-		}
-		for k := range p {
-			end := n
-			if k+1 < p {
-				end = starts[k+1]
-			}
-			rows := order[starts[k]:end]
-			if len(rows) == 0 {
-				continue
-			}
-			for c, col := range rec.Columns() {
-				a, err := take(cfg.mem, col, rows)
-				if err != nil {
-					return nil, fmt.Errorf("arrowio: hash partition: column %q: %w", t.Schema().Field(c).Name, err)
+		for c, col := range rec.Columns() {
+			arrs, ok, err := scatter(cfg.mem, col, part, counts)
+			if err == nil && !ok {
+				if len(order) == 0 {
+					order = groupRows(part, counts, order)
 				}
-				chunks[k][c] = append(chunks[k][c], a)
+				arrs, err = takeParts(cfg.mem, col, order, counts)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("arrowio: hash partition: column %q: %w", t.Schema().Field(c).Name, err)
+			}
+			for k, a := range arrs {
+				if a != nil {
+					chunks[k][c] = append(chunks[k][c], a)
+				}
 			}
 		}
 	}
@@ -148,9 +141,9 @@ func fieldNames(s *arrow.Schema) []string {
 	return names
 }
 
-// wholeBatchPart returns the part that gets all n rows of a batch (counts[k+1] rows go to part k), or -1.
+// wholeBatchPart returns the part that gets all n rows of a batch, or -1.
 func wholeBatchPart(counts []int, n int) int {
-	for k, c := range counts[1:] {
+	for k, c := range counts {
 		if c == n {
 			return k
 		}
@@ -159,6 +152,46 @@ func wholeBatchPart(counts []int, n int) int {
 		}
 	}
 	return -1
+}
+
+// groupRows lists the row indices part by part (a counting sort, stable within a part).
+func groupRows(part []uint32, counts []int, order []int) []int {
+	if cap(order) < len(part) {
+		order = make([]int, len(part))
+	}
+	order = order[:len(part)]
+	next := make([]int, len(counts))
+	for k := 1; k < len(counts); k++ {
+		next[k] = next[k-1] + counts[k-1]
+	}
+	for i, k := range part {
+		order[next[k]] = i
+		next[k]++
+	}
+	return order
+}
+
+// takeParts builds each part's array of col from the grouped row order.
+func takeParts(mem memory.Allocator, col arrow.Array, order []int, counts []int) ([]arrow.Array, error) {
+	out := make([]arrow.Array, len(counts))
+	lo := 0
+	for k, c := range counts {
+		if c == 0 {
+			continue
+		}
+		a, err := take(mem, col, order[lo:lo+c])
+		if err != nil {
+			for _, o := range out {
+				if o != nil {
+					o.Release()
+				}
+			}
+			return nil, err
+		}
+		out[k] = a
+		lo += c
+	}
+	return out, nil
 }
 
 func appendColumns(dst [][]arrow.Array, cols []arrow.Array) {

@@ -150,11 +150,17 @@ func release(bufs ...*memory.Buffer) {
 	}
 }
 
-// newBuffer allocates a zeroed buffer of n bytes.
+// newBuffer allocates a zeroed buffer of n bytes (for bitmaps, which are set bit by bit).
 func newBuffer(mem memory.Allocator, n int) *memory.Buffer {
+	b := allocBuffer(mem, n)
+	memory.Set(b.Bytes(), 0)
+	return b
+}
+
+// allocBuffer allocates a buffer of n bytes that the caller overwrites entirely.
+func allocBuffer(mem memory.Allocator, n int) *memory.Buffer {
 	b := memory.NewResizableBuffer(mem)
 	b.Resize(n)
-	memory.Set(b.Bytes(), 0)
 	return b
 }
 
@@ -181,7 +187,7 @@ func takeValidity(mem memory.Allocator, data arrow.ArrayData, idx []int) (*memor
 
 // takeFixed gathers elements of w bytes from buffer 1 of data.
 func takeFixed(mem memory.Allocator, data arrow.ArrayData, w int, idx []int) *memory.Buffer {
-	buf := newBuffer(mem, w*len(idx))
+	buf := allocBuffer(mem, w*len(idx))
 	if len(idx) == 0 {
 		return buf
 	}
@@ -242,8 +248,8 @@ func takeVarBinary[O int32 | int64](mem memory.Allocator, data arrow.ArrayData, 
 	if unsafe.Sizeof(O(0)) == 4 && total > math.MaxInt32 {
 		return nil, fmt.Errorf("taking %d values of %s needs %d bytes, more than 32-bit offsets address", n, data.DataType(), total)
 	}
-	offBuf := newBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
-	dataBuf := newBuffer(mem, int(total))
+	offBuf := allocBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
+	dataBuf := allocBuffer(mem, int(total))
 	no, dst := view[O](offBuf.Bytes()), dataBuf.Bytes()
 	var pos O
 	for j, i := range idx {
@@ -270,7 +276,7 @@ func takeList[O int32 | int64](mem memory.Allocator, arr arrow.Array, idx []int)
 	if unsafe.Sizeof(O(0)) == 4 && total > math.MaxInt32 {
 		return nil, fmt.Errorf("taking %d lists of %s needs %d child values, more than 32-bit offsets address", n, data.DataType(), total)
 	}
-	offBuf := newBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
+	offBuf := allocBuffer(mem, (n+1)*int(unsafe.Sizeof(O(0))))
 	no := view[O](offBuf.Bytes())
 	cidx := make([]int, 0, total)
 	for j, i := range idx {
