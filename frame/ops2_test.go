@@ -16,7 +16,7 @@ import (
 )
 
 func TestShuffleDistinctHeadCount(t *testing.T) {
-	for _, p := range []int{1, 2, 3, 5, 8} {
+	for _, p := range rankSizes {
 		parts := partitions(t, p, 600+uint64(p), genSpec{rows: 70, keys: 9, skew: 0.5, nullFrac: 0.15})
 		all := concatRows(parts)
 		var distinctK, distinctAll, head []row

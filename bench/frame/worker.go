@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/arrowio"
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/fnmesh/fnmesh/frame"
 	"github.com/fnmesh/fnmesh/rendezvous"
@@ -53,6 +54,7 @@ type workerResult struct {
 	Total   int              `json:"total"`
 	Join    [][]phaseTimes   `json:"join"`    // [rep][rank]
 	GroupBy [][]phaseTimes   `json:"groupby"` // [rep][rank]
+	Shuffle [][]phaseTimes   `json:"shuffle"` // [rep][rank]: the exchange alone
 	Setup   time.Duration    `json:"setup"`   // rendezvous join
 	Gen     time.Duration    `json:"gen"`     // data generation
 	Extra   map[string]int64 `json:"extra,omitempty"`
@@ -185,6 +187,45 @@ func runWorker(args workerArgs) error {
 		}
 		return out, nil
 	}
+	// The exchange alone: partition first, then time AlltoallTables from a
+	// common start (in a join, the exchange phase of the faster rank also
+	// waits for the slower one to finish partitioning).
+	if args.World > 1 {
+		parts, err := arrowio.HashPartition(left.Table(), []string{"k"}, args.World)
+		if err != nil {
+			return err
+		}
+		var bytes int64
+		for r, p := range parts {
+			if r != args.Rank {
+				bytes += arrowBytes(p)
+			}
+		}
+		for range args.Reps {
+			if err := comm.Barrier(ctx); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			recv, err := arrowio.AlltoallTables(ctx, comm, parts)
+			if err != nil {
+				return fmt.Errorf("shuffle: %w", err)
+			}
+			pt := phaseTimes{Exchange: time.Since(t0), Bytes: bytes}
+			pt.Total = pt.Exchange
+			for _, t := range recv {
+				pt.OutRows += t.NumRows()
+				t.Release()
+			}
+			all, err := gather(pt)
+			if err != nil {
+				return err
+			}
+			res.Shuffle = append(res.Shuffle, all)
+		}
+		for _, p := range parts {
+			p.Release()
+		}
+	}
 	for range args.Reps {
 		pt, err := run(func() (*frame.Frame, error) { return left.Join(ctx, right, frame.Inner, frame.On("k")) })
 		if err != nil {
@@ -219,4 +260,15 @@ func runWorker(args workerArgs) error {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	return nil
+}
+
+// arrowBytes is the size of a table's Arrow buffers.
+func arrowBytes(t arrow.Table) int64 {
+	var n int64
+	for i := range int(t.NumCols()) {
+		for _, a := range t.Column(i).Data().Chunks() {
+			n += int64(a.Data().SizeInBytes())
+		}
+	}
+	return n
 }
