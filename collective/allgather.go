@@ -33,6 +33,57 @@ func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err er
 	return cl.allgatherAuto(data)
 }
 
+// AllgatherInto is the allgather of equal-sized blocks, as MPI_Allgather:
+// every rank passes data of the same length and out of Size() times that
+// length; block i of out receives rank i's data. The total size is known on
+// every rank, so the algorithm is chosen directly (recursive doubling or
+// Bruck below the short-message threshold, ring above, which reads every
+// block straight into out).
+func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) {
+	cl, err := c.begin(ctx, "allgather")
+	if err != nil {
+		return err
+	}
+	defer func() { err = cl.end(err) }()
+	n, p := len(data), c.size
+	if len(out) != n*p {
+		return fmt.Errorf("%w: allgather: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
+	}
+	copy(out[c.rank*n:], data)
+	a := c.tune().Force[OpAllgather]
+	if a == Auto {
+		short, fast := c.allgatherShort()
+		a = AllgatherRing
+		if len(out) < short {
+			a = fast
+		}
+	}
+	if p == 1 {
+		return nil
+	}
+	into := make([][]byte, p)
+	for i := range into {
+		into[i] = out[i*n : (i+1)*n]
+	}
+	if a == AllgatherRing {
+		_, err := cl.allgatherRingInto(0, into)
+		return err
+	}
+	blocks, err := cl.allgatherWith(a, 0, data, nil)
+	if err != nil {
+		return err
+	}
+	for i, b := range blocks {
+		if len(b) != n {
+			return fmt.Errorf("%w: allgather: rank %d sent %d bytes, want %d", ErrMismatch, i, len(b), n)
+		}
+		if i != c.rank {
+			copy(into[i], b)
+		}
+	}
+	return nil
+}
+
 // Steps: each algorithm uses steps base .. base+allgatherSteps-1.
 const allgatherSteps = 1 << 12
 
@@ -111,14 +162,25 @@ func (cl *call) allgatherWith(a Algorithm, base int, data []byte, meta []int64) 
 // block r-s-1 from r-1. Every receive is posted before the first send, so
 // each block is read straight into its own buffer.
 func (cl *call) allgatherRing(base int, data []byte) ([][]byte, error) {
+	out := make([][]byte, cl.c.size)
+	out[cl.c.rank] = data
+	return cl.allgatherRingInto(base, out)
+}
+
+// allgatherRingInto runs the ring over out, whose entry for this rank holds
+// its data. Entries for other ranks that are not nil are buffers of the
+// exact size to receive into; nil ones get new buffers.
+func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 	c := cl.c
 	p, r := c.size, c.rank
-	out := make([][]byte, p)
-	out[r] = data
 	right, left := (r+1)%p, (r-1+p)%p
 	reqs := make([]*request, p-1)
 	for s := range reqs {
-		reqs[s] = cl.post(left, base+s, modeFresh, nil)
+		if dst := out[(r-s-1+p)%p]; dst != nil {
+			reqs[s] = cl.post(left, base+s, modeExact, dst)
+		} else {
+			reqs[s] = cl.post(left, base+s, modeFresh, nil)
+		}
 	}
 	for s := range p - 1 {
 		if err := cl.send(right, base+s, out[(r-s+p)%p]); err != nil {

@@ -34,6 +34,64 @@ func (c *Comm) checkRoot(op string, root int) error {
 	return nil
 }
 
+// BcastInto broadcasts root's buf into every rank's buf, as MPI_Bcast does:
+// every rank passes a buffer of the same length, which the root reads and
+// the others overwrite. Because every rank knows the size, no preamble is
+// sent and each message is read straight into buf; nothing is allocated.
+func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) {
+	if err := c.checkRoot("bcast", root); err != nil {
+		return err
+	}
+	cl, err := c.begin(ctx, "bcast")
+	if err != nil {
+		return err
+	}
+	defer func() { err = cl.end(err) }()
+	if c.size == 1 {
+		return nil
+	}
+	return cl.bcastKnown(root, buf, c.bcastAlgorithm(len(buf)))
+}
+
+// bcastKnown is Bcast when every rank knows the size.
+func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
+	c := cl.c
+	p := c.size
+	n := len(buf)
+	vr := (c.rank - root + p) % p
+	real := func(v int) int { return (v + root) % p }
+	mask := ceilPow2(p)
+	if vr != 0 {
+		mask = lowbit(vr)
+		into := buf
+		if algo != BcastBinomial {
+			lo, hi := bcastSegment(n, p, vr)
+			into = buf[lo:hi]
+		}
+		if _, _, err := cl.recv(real(vr-mask), bcastStepSegment, modeExact, into); err != nil {
+			return err
+		}
+	}
+	for mask >>= 1; mask > 0; mask >>= 1 {
+		child := vr + mask
+		if child >= p {
+			continue
+		}
+		out := buf
+		if algo != BcastBinomial {
+			lo, hi := bcastSegment(n, p, child)
+			out = buf[lo:hi]
+		}
+		if err := cl.send(real(child), bcastStepSegment, out); err != nil {
+			return err
+		}
+	}
+	if algo == BcastBinomial {
+		return nil
+	}
+	return cl.bcastRing(root, vr, n, buf)
+}
+
 // bcastAlgorithm is the root's choice.
 func (c *Comm) bcastAlgorithm(n int) Algorithm {
 	t := c.tune()

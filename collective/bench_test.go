@@ -71,6 +71,12 @@ func BenchmarkCollectives(b *testing.B) {
 		for _, n := range []int{8, 1 << 20} {
 			data := make([]byte, n)
 			vec := make([]float64, n/8+1)
+			outs := make([][]byte, p)
+			vouts := make([][]float64, p)
+			for i := range outs {
+				outs[i] = make([]byte, n*p)
+				vouts[i] = make([]float64, len(vec))
+			}
 			cases := []struct {
 				name string
 				fn   func(ctx context.Context, c *Comm) error
@@ -89,6 +95,15 @@ func BenchmarkCollectives(b *testing.B) {
 				{"allreduce", func(ctx context.Context, c *Comm) error {
 					_, err := Allreduce(ctx, c, vec, Sum[float64]())
 					return err
+				}},
+				{"bcast-into", func(ctx context.Context, c *Comm) error {
+					return c.BcastInto(ctx, 0, outs[c.Rank()][:n])
+				}},
+				{"allgather-into", func(ctx context.Context, c *Comm) error {
+					return c.AllgatherInto(ctx, data, outs[c.Rank()][:n*c.Size()])
+				}},
+				{"allreduce-into", func(ctx context.Context, c *Comm) error {
+					return AllreduceInto(ctx, c, vec, vouts[c.Rank()], Sum[float64]())
 				}},
 			}
 			for _, tc := range cases {

@@ -200,6 +200,17 @@ func (cl *call) end(err error) error {
 	return fmt.Errorf("collective: %s: %w", cl.op, err)
 }
 
+// failCall runs a collective that fails at once with err on this rank (a
+// bad argument): the communicator is poisoned so that the other ranks,
+// which are running the collective, do not wait for this one.
+func (c *Comm) failCall(ctx context.Context, op string, err error) error {
+	cl, berr := c.begin(ctx, op)
+	if berr != nil {
+		return berr
+	}
+	return cl.end(err)
+}
+
 func (cl *call) tag(step int) key {
 	return key{comm: cl.c.id, tag: internalTag(cl.seq, step)}
 }

@@ -225,6 +225,9 @@ func TestFaultCorruptFrame(t *testing.T) {
 		{"payload last byte", hdrLen + 999, true, true},
 		{"header without payload checksum", 9, false, true},
 		{"payload without checksum", hdrLen + 100, false, false},
+		{"streamed payload", hdrLen + 300_000, true, true},
+		{"streamed payload last chunk", hdrLen + streamMin + 5, true, true},
+		{"streamed trailer", hdrLen + 600_001, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,6 +241,9 @@ func TestFaultCorruptFrame(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			msg := payload(0, 1000, 9)
+			if tc.at > hdrLen+1000 {
+				msg = payload(0, 600_000, 9)
+			}
 			go func() { _ = c0.Send(ctx, 1, 7, msg) }()
 			got, err := c1.Recv(ctx, 0, 7)
 			if !tc.detected {

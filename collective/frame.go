@@ -12,12 +12,17 @@ import (
 //	offset size field
 //	0      2    magic 0xF3 0x4D
 //	2      1    version (1)
-//	3      1    flags: bit 0 set when the payload checksum is present
+//	3      1    flags: bit 0 set when the payload checksum is in the header,
+//	            bit 1 when it follows the payload in a 4-byte trailer
 //	4      4    payload length, little endian
 //	8      8    communicator id
 //	16     8    tag: user tags are 0..MaxTag; internal tags have bit 63 set
-//	24     4    CRC32C of the payload (0 when flag bit 0 is clear)
+//	24     4    CRC32C of the payload (0 unless flag bit 0 is set)
 //	28     4    CRC32C of header bytes 0..27
+//
+// Large payloads (streamMin and up) are sent in chunks, each checksummed
+// just before it is written while it is in cache, and their CRC32C follows
+// the payload as a little-endian trailer (flag bit 1).
 //
 // The header checksum is always verified, so a damaged length or tag is
 // caught before any payload is read; the payload checksum is on by default
@@ -28,6 +33,7 @@ const (
 	hdrMagic1   = 0x4D
 	hdrVersion  = 1
 	flagPayload = 1 << 0
+	flagTrailer = 1 << 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -2,6 +2,7 @@ package collective
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -26,13 +27,14 @@ type link struct {
 	conn net.Conn // nil for the link to self
 
 	// Write side, under wmu.
-	wmu   sync.Mutex
-	whdr  [hdrLen]byte
-	wvec  [][]byte
-	wtmp  net.Buffers
-	dlMu  sync.Mutex // orders Send cancellation against the end of a write
-	wgen  uint64
-	wdead bool // a write deadline in the past is set
+	wmu    sync.Mutex
+	whdr   [hdrLen]byte
+	wtrail [4]byte
+	wvec   [][]byte
+	wtmp   net.Buffers
+	dlMu   sync.Mutex // orders Send cancellation against the end of a write
+	wgen   uint64
+	wdead  bool // a write deadline in the past is set
 
 	// Matching state, under mu.
 	mu    sync.Mutex
@@ -104,6 +106,8 @@ type inbound struct {
 const (
 	readBufSize = 64 << 10
 	readChunk   = 256 << 10 // CRC is computed per chunk while it is in cache
+	writeChunk  = 256 << 10
+	streamMin   = 256 << 10 // payloads at least this large carry their CRC in a trailer
 )
 
 func newLink(t *transport, peer int, conn net.Conn) *link {
@@ -503,7 +507,7 @@ func (l *link) readErr(err error, atBoundary bool) error {
 // then, for the bulk of a large message, straight from the connection, and
 // checks its CRC32C chunk by chunk.
 func (l *link) readPayload(dst []byte, h header) error {
-	check := h.flags&flagPayload != 0
+	check := h.flags&(flagPayload|flagTrailer) != 0
 	var crc uint32
 	off := copy(dst, l.rbuf[l.r:l.w])
 	l.r += off
@@ -536,8 +540,16 @@ func (l *link) readPayload(dst []byte, h header) error {
 			return l.readErr(err, false)
 		}
 	}
-	if check && crc != h.payload {
-		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes)", ErrCorrupt, h.payload, crc, len(dst))
+	want := h.payload
+	if h.flags&flagTrailer != 0 {
+		if err := l.fill(4, false); err != nil {
+			return err
+		}
+		want = binary.LittleEndian.Uint32(l.rbuf[l.r:])
+		l.r += 4
+	}
+	if check && crc != want {
+		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes)", ErrCorrupt, want, crc, len(dst))
 	}
 	return nil
 }
@@ -557,15 +569,19 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	if n > l.t.maxFrame {
 		return fmt.Errorf("%w: message of %d bytes exceeds the limit of %d (WithMaxFrame)", ErrFrameTooLarge, n, l.t.maxFrame)
 	}
+	if l.conn == nil {
+		return l.sendSelf(k, bufs, n)
+	}
 	h := header{key: k, n: n}
-	if l.t.checksum {
+	streamed := l.t.checksum && n >= streamMin
+	switch {
+	case streamed:
+		h.flags = flagTrailer
+	case l.t.checksum:
 		h.flags = flagPayload
 		for _, b := range bufs {
 			h.payload = crc32.Update(h.payload, castagnoli, b)
 		}
-	}
-	if l.conn == nil {
-		return l.sendSelf(k, bufs, n)
 	}
 
 	l.wmu.Lock()
@@ -591,15 +607,21 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 		})
 	}
 	putHeader(l.whdr[:], h)
-	l.wvec = append(l.wvec[:0], l.whdr[:])
-	for _, b := range bufs {
-		if len(b) > 0 {
-			l.wvec = append(l.wvec, b)
+	var (
+		written int64
+		err     error
+	)
+	if streamed {
+		written, err = l.writeStreamed(bufs)
+	} else {
+		l.wvec = append(l.wvec[:0], l.whdr[:])
+		for _, b := range bufs {
+			if len(b) > 0 {
+				l.wvec = append(l.wvec, b)
+			}
 		}
+		written, err = l.flush()
 	}
-	l.wtmp = l.wvec
-	written, err := l.wtmp.WriteTo(l.conn)
-	clear(l.wvec) // drop references to the caller's buffers
 	if stop != nil {
 		l.dlMu.Lock()
 		l.wgen++
@@ -625,6 +647,48 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	}
 	l.t.fail(perr)
 	return l.t.failureOr(perr)
+}
+
+// flush writes l.wvec with one vectored write and empties it.
+func (l *link) flush() (int64, error) {
+	l.wtmp = l.wvec
+	n, err := l.wtmp.WriteTo(l.conn)
+	clear(l.wvec) // drop references to the caller's buffers
+	l.wvec = l.wvec[:0]
+	return n, err
+}
+
+// writeStreamed writes the header (already in whdr) and a large payload in
+// writes of writeChunk bytes, computing the payload's CRC32C on each chunk
+// just before writing it, while it is in cache for the kernel's copy, and
+// sends the checksum in a 4-byte trailer.
+func (l *link) writeStreamed(bufs [][]byte) (int64, error) {
+	var (
+		crc   uint32
+		total int64
+		size  int
+	)
+	l.wvec = append(l.wvec[:0], l.whdr[:])
+	for _, b := range bufs {
+		for len(b) > 0 {
+			piece := b[:min(len(b), writeChunk-size)]
+			b = b[len(piece):]
+			crc = crc32.Update(crc, castagnoli, piece)
+			l.wvec = append(l.wvec, piece)
+			if size += len(piece); size == writeChunk {
+				n, err := l.flush()
+				total += n
+				if err != nil {
+					return total, err
+				}
+				size = 0
+			}
+		}
+	}
+	binary.LittleEndian.PutUint32(l.wtrail[:], crc)
+	l.wvec = append(l.wvec, l.wtrail[:])
+	n, err := l.flush()
+	return total + n, err
 }
 
 // sendSelf delivers a message to this rank's own queues.

@@ -155,6 +155,16 @@ func TestOracleBcast(t *testing.T) {
 						if err := mismatch(fmt.Sprintf("bcast n=%d root=%d", n, root), got, want); err != nil {
 							return err
 						}
+						buf := make([]byte, n)
+						if c.Rank() == root {
+							copy(buf, want)
+						}
+						if err := c.BcastInto(ctx, root, buf); err != nil {
+							return err
+						}
+						if err := mismatch(fmt.Sprintf("bcast into n=%d root=%d", n, root), buf, want); err != nil {
+							return err
+						}
 					}
 				}
 				return nil
@@ -247,6 +257,18 @@ func TestOracleAllgather(t *testing.T) {
 						}
 						for i := range p {
 							if err := mismatch(fmt.Sprintf("allgather n=%d vary=%v from %d", n, vary, i), got[i], payload(i, size(i), 4)); err != nil {
+								return err
+							}
+						}
+						if vary {
+							continue
+						}
+						out := make([]byte, p*n)
+						if err := c.AllgatherInto(ctx, payload(c.Rank(), n, 4), out); err != nil {
+							return err
+						}
+						for i := range p {
+							if err := mismatch(fmt.Sprintf("allgather into n=%d from %d", n, i), out[i*n:(i+1)*n], payload(i, n, 4)); err != nil {
 								return err
 							}
 						}
@@ -438,6 +460,13 @@ func TestOracleAllreduce(t *testing.T) {
 					}
 					want := oracle(fmt.Sprint("mat1", n), p, func(r int) []uint64 { return vecU64(r, n, 1) }, matmul)
 					if err := eqSlices(fmt.Sprintf("allreduce matmul n=%d", n), mat, want); err != nil {
+						return err
+					}
+					inPlace := append([]uint64(nil), vecU64(r, n, 1)...)
+					if err := AllreduceInto(ctx, c, inPlace, inPlace, NewOp(matmul, false)); err != nil {
+						return err
+					}
+					if err := eqSlices(fmt.Sprintf("allreduce in place matmul n=%d", n), inPlace, want); err != nil {
 						return err
 					}
 					if n > 20_000 {

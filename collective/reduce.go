@@ -64,6 +64,23 @@ func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T,
 	return acc, nil
 }
 
+// AllreduceInto is Allreduce writing the result into out, which must have
+// the length of data and may be data itself (in place, as MPI_IN_PLACE).
+// It allocates nothing but pooled scratch space.
+func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[T]) error {
+	rd, err := op.reducer()
+	if err != nil {
+		return fmt.Errorf("collective: allreduce: %w", err)
+	}
+	if len(out) != len(data) {
+		return c.failCall(ctx, "allreduce", fmt.Errorf("out has %d elements, data %d", len(out), len(data)))
+	}
+	if len(data) > 0 && &out[0] != &data[0] {
+		copy(out, data)
+	}
+	return c.allreduce(ctx, asBytes(out), rd)
+}
+
 // AllreduceBytes is Allreduce over elements of op's element size held in
 // bytes.
 func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]byte, error) {
