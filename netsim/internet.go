@@ -33,10 +33,11 @@ type Internet struct {
 	stats Stats
 
 	// scheduler (sched.go)
-	events []event
-	seq    uint64
-	timer  *time.Timer
-	armed  time.Time
+	events  []event
+	seq     uint64
+	timer   *time.Timer
+	armed   time.Time
+	running bool // run is running its due events
 }
 
 // Option configures an Internet.
