@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -348,4 +350,45 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestDeadPeerFailsEveryRank: a rank that dies (closes its links) in the
+// middle of a job makes the others' operators return an error, not hang.
+func TestDeadPeerFailsEveryRank(t *testing.T) {
+	parts := partitions(t, 3, 1000, genSpec{rows: 2000, keys: 50})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	comms, err := collective.Local(ctx, 3)
+	require.NoError(t, err)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := comms[r]
+			defer c.Close()
+			f, err := newFrame(t, c, memory.NewGoAllocator(), parts[r])
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			defer f.Release()
+			if r == 2 {
+				_ = c.Close() // dies before the join
+				return
+			}
+			j, err := f.Join(ctx, f, Inner, On("k"))
+			if err == nil {
+				j.Release()
+			}
+			errs[r] = err
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, ctx.Err(), "the surviving ranks waited for the deadline")
+	for r := range 2 {
+		require.Error(t, errs[r], "rank %d", r)
+		require.Contains(t, errs[r].Error(), fmt.Sprintf("rank %d", r))
+	}
 }
