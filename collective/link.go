@@ -431,9 +431,8 @@ func (l *link) readFrame() error {
 	case mismatch != nil:
 		if req.mode == modeUpTo {
 			// Keep the message for a receive with a large enough buffer.
-			s := l.slotFor(h.key)
-			s.msgs.push(inbound{dst, pb})
 			req.complete(nil, nil, mismatch)
+			l.arrived(h.key, dst, pb)
 			return nil
 		}
 		putBuf(pb)
