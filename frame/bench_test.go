@@ -38,7 +38,7 @@ func BenchmarkLocalHashJoinInt64(b *testing.B) {
 	b.SetBytes(2 * rows * 16)
 	b.ResetTimer()
 	for range b.N {
-		ps, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false)
+		ps, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false, 2)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func BenchmarkLocalHashJoinIndicesInt64(b *testing.B) {
 	defer func() { releaseAll([]arrow.Array{lk, lv, rk, rv}) }()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false); err != nil {
+		if _, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false, 2); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -346,13 +346,13 @@ func joinLocal(ctx context.Context, cfg *config, op string, lt, rt arrow.Table, 
 		}
 		li, ri = ps.b, ps.p
 	case rt.NumRows() <= lt.NumRows():
-		ps, err := hashJoin(rk, lk, ro, lo)
+		ps, err := hashJoin(rk, lk, ro, lo, cfg.parallelism)
 		if err != nil {
 			return nil, err
 		}
 		li, ri = ps.p, ps.b
 	default:
-		ps, err := hashJoin(lk, rk, lo, ro)
+		ps, err := hashJoin(lk, rk, lo, ro, cfg.parallelism)
 		if err != nil {
 			return nil, err
 		}
@@ -360,33 +360,22 @@ func joinLocal(ctx context.Context, cfg *config, op string, lt, rt arrow.Table, 
 	}
 	tm.done(ctx, "local join", int64(len(li)), 0)
 
-	out := make([]arrow.Array, 0, p.schema.NumFields())
-	fail := func(err error) (arrow.Table, error) {
-		releaseAll(out)
-		return nil, err
-	}
+	// One gather per output column, par at a time.
+	var tasks []func() (arrow.Array, error)
 	if p.coalesce {
 		for k := range lk {
-			a, err := coalesceTake(ctx, mem, lk[k], rk[k], li, ri, p.how)
-			if err != nil {
-				return fail(fmt.Errorf("key %d: %w", k, err))
-			}
-			out = append(out, a)
+			tasks = append(tasks, func() (arrow.Array, error) { return coalesceTake(ctx, mem, lk[k], rk[k], li, ri, p.how) })
 		}
 	}
 	for _, c := range p.lcols {
-		a, err := take(ctx, mem, lcols[c], li)
-		if err != nil {
-			return fail(fmt.Errorf("left column %d: %w", c, err))
-		}
-		out = append(out, a)
+		tasks = append(tasks, func() (arrow.Array, error) { return take(ctx, mem, lcols[c], li) })
 	}
 	for _, c := range p.rcols {
-		a, err := take(ctx, mem, rcols[c], ri)
-		if err != nil {
-			return fail(fmt.Errorf("right column %d: %w", c, err))
-		}
-		out = append(out, a)
+		tasks = append(tasks, func() (arrow.Array, error) { return take(ctx, mem, rcols[c], ri) })
+	}
+	out, err := runTasks(tasks, cfg.parallelism)
+	if err != nil {
+		return nil, fmt.Errorf("gather the result: %w", err)
 	}
 	t := tableFromColumns(p.schema, out, int64(len(li)))
 	releaseAll(out)

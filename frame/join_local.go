@@ -25,18 +25,18 @@ func (ps *pairs) add(b, p int32) {
 // radix-partitioned join for one integer-like key, see radixJoin). Rows whose
 // key has a null never match. With buildOuter (probeOuter) the unmatched
 // rows of the build (probe) side are kept with -1 on the other side. The
-// order of the pairs is unspecified.
-func hashJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
+// order of the pairs is unspecified. par bounds the goroutines it uses.
+func hashJoin(build, probe []arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
 	if len(build) == 1 && len(probe) == 1 && arrow.TypeEqual(build[0].DataType(), probe[0].DataType()) {
 		switch w, ok := fixedIntWidth(build[0].DataType()); {
 		case ok && w == 8:
-			return radixJoin[uint64](build[0], probe[0], buildOuter, probeOuter)
+			return radixJoin[uint64](build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 4:
-			return radixJoin[uint32](build[0], probe[0], buildOuter, probeOuter)
+			return radixJoin[uint32](build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 2:
-			return radixJoin[uint16](build[0], probe[0], buildOuter, probeOuter)
+			return radixJoin[uint16](build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 1:
-			return radixJoin[uint8](build[0], probe[0], buildOuter, probeOuter)
+			return radixJoin[uint8](build[0], probe[0], buildOuter, probeOuter, par)
 		}
 	}
 	return indexJoin(build, probe, buildOuter, probeOuter)

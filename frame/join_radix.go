@@ -2,6 +2,7 @@ package frame
 
 import (
 	"math/bits"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/fnmesh/fnmesh/arrowio"
@@ -69,35 +70,90 @@ func radixPartition[T uint8 | uint16 | uint32 | uint64](col arrow.Array, parts i
 	return s, nil
 }
 
-// radixJoin is hashJoin for one integer-like key column.
-func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
+// radixJoin is hashJoin for one integer-like key column. With par > 1 the
+// two sides are scattered at once and the partitions are joined by par
+// goroutines, each over its own range of partitions.
+func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
 	nb := build.Len()
 	parts := 1
 	for parts < 1024 && parts*radixRows < nb {
 		parts <<= 1
 	}
-	bs, err := radixPartition[T](build, parts)
-	if err != nil {
-		return pairs{}, err
+	var (
+		bs, ps     radixSide[T]
+		berr, perr error
+		wg         sync.WaitGroup
+	)
+	if par > 1 {
+		wg.Go(func() { bs, berr = radixPartition[T](build, parts) })
+	} else {
+		bs, berr = radixPartition[T](build, parts)
 	}
-	ps, err := radixPartition[T](probe, parts)
-	if err != nil {
-		return pairs{}, err
+	ps, perr = radixPartition[T](probe, parts)
+	wg.Wait()
+	if berr != nil {
+		return pairs{}, berr
 	}
+	if perr != nil {
+		return pairs{}, perr
+	}
+	var matched []bool // by build entry; partitions are disjoint, so workers never share an element
+	if buildOuter {
+		matched = make([]bool, len(bs.ents))
+	}
+	workers := max(min(par, parts), 1)
+	outs := make([]pairs, workers)
+	for w := range workers {
+		lo, hi := w*parts/workers, (w+1)*parts/workers
+		work := func() { outs[w] = joinPartitions(&bs, &ps, lo, hi, probeOuter, matched) }
+		if w == workers-1 {
+			work()
+		} else {
+			wg.Go(work)
+		}
+	}
+	wg.Wait()
+	out := outs[0]
+	if workers > 1 {
+		n := 0
+		for _, o := range outs {
+			n += len(o.b)
+		}
+		out = pairs{b: make([]int32, 0, n+len(ps.nulls)), p: make([]int32, 0, n+len(ps.nulls))}
+		for _, o := range outs {
+			out.b = append(out.b, o.b...)
+			out.p = append(out.p, o.p...)
+		}
+	}
+	if probeOuter {
+		for _, r := range ps.nulls {
+			out.add(-1, r)
+		}
+	}
+	if buildOuter {
+		for i, m := range matched {
+			if !m {
+				out.add(bs.ents[i].row, -1)
+			}
+		}
+		for _, r := range bs.nulls {
+			out.add(r, -1)
+		}
+	}
+	return out, nil
+}
 
+// joinPartitions joins the partitions [lo, hi) of the two scattered sides.
+func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo, hi int, probeOuter bool, matched []bool) pairs {
 	maxPart := int32(0)
-	for q := range parts {
+	for q := lo; q < hi; q++ {
 		maxPart = max(maxPart, bs.start[q+1]-bs.start[q])
 	}
 	buckets := make([]int32, tableSize(int(maxPart))) // entry index + 1; 0 = empty
 	next := make([]int32, maxPart)                    // the next entry with the same key, or -1
-	var matched []bool
-	if buildOuter {
-		matched = make([]bool, len(bs.ents))
-	}
-	out := pairs{b: make([]int32, 0, probe.Len()), p: make([]int32, 0, probe.Len())}
-
-	for q := range parts {
+	probes := int(ps.start[hi] - ps.start[lo])
+	out := pairs{b: make([]int32, 0, probes+probes/4), p: make([]int32, 0, probes+probes/4)}
+	for q := lo; q < hi; q++ {
 		be := bs.ents[bs.start[q]:bs.start[q+1]]
 		pe := ps.ents[ps.start[q]:ps.start[q+1]]
 		if len(be) == 0 {
@@ -161,22 +217,7 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 			}
 		}
 	}
-	if probeOuter {
-		for _, r := range ps.nulls {
-			out.add(-1, r)
-		}
-	}
-	if buildOuter {
-		for i, m := range matched {
-			if !m {
-				out.add(bs.ents[i].row, -1)
-			}
-		}
-		for _, r := range bs.nulls {
-			out.add(r, -1)
-		}
-	}
-	return out, nil
+	return out
 }
 
 // radixGroup is groupRows for one integer-like key column and many rows: the

@@ -110,11 +110,11 @@ func TestLocalJoinKernels(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/%s", sp.name, kname, o.name)
 				want := oracleJoin(lrows, rrows, 4, 4, kidx, kidx, o.lo, o.ro)
 
-				ps, err := hashJoin(lk, rk, o.lo, o.ro) // build left, probe right
+				ps, err := hashJoin(lk, rk, o.lo, o.ro, 2) // build left, probe right
 				require.NoError(t, err, name)
 				requireSameRows(t, want, pairRows(lrows, rrows, 4, 4, ps), name+" build left")
 
-				ps, err = hashJoin(rk, lk, o.ro, o.lo) // build right, probe left
+				ps, err = hashJoin(rk, lk, o.ro, o.lo, 2) // build right, probe left
 				require.NoError(t, err, name)
 				ps.b, ps.p = ps.p, ps.b
 				requireSameRows(t, want, pairRows(lrows, rrows, 4, 4, ps), name+" build right")
@@ -312,7 +312,7 @@ func TestIndexJoinMatchesRadixJoin(t *testing.T) {
 	rk, rv := cylonColumns(mem, 60_000, 0.9, 12)
 	defer releaseAll([]arrow.Array{lk, lv, rk, rv})
 	for _, o := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-		a, err := radixJoin[uint64](lk, rk, o[0], o[1])
+		a, err := radixJoin[uint64](lk, rk, o[0], o[1], 3)
 		require.NoError(t, err)
 		b, err := indexJoin([]arrow.Array{lk}, []arrow.Array{rk}, o[0], o[1])
 		require.NoError(t, err)

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"log/slog"
+	"runtime"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/fnmesh/fnmesh/arrowio"
@@ -16,10 +17,11 @@ type config struct {
 	compression arrowio.Compression
 	profile     *Profile
 	log         *slog.Logger
+	parallelism int
 }
 
 func newConfig(opts []Option) *config {
-	cfg := &config{mem: memory.DefaultAllocator, log: slog.New(slog.DiscardHandler)}
+	cfg := &config{mem: memory.DefaultAllocator, log: slog.New(slog.DiscardHandler), parallelism: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		if o != nil {
 			o(cfg)
@@ -51,6 +53,18 @@ func WithCompression(c arrowio.Compression) Option {
 // operator (partition, exchange, local join, ...) into p.
 func WithProfile(p *Profile) Option {
 	return func(c *config) { c.profile = p }
+}
+
+// WithParallelism sets how many goroutines a rank's local kernels may use
+// at once (the integer-key hash join and the gathers of output columns);
+// default runtime.GOMAXPROCS(0). Use 1 when several ranks share a machine's
+// cores.
+func WithParallelism(n int) Option {
+	return func(c *config) {
+		if n >= 1 {
+			c.parallelism = n
+		}
+	}
 }
 
 // WithLogger logs each operator phase at debug level (default: discard).

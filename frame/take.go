@@ -2,8 +2,10 @@ package frame
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -199,3 +201,25 @@ func takeColumns(ctx context.Context, mem memory.Allocator, cols []arrow.Array, 
 }
 
 func sizeOf[T any](v T) uintptr { return unsafe.Sizeof(v) }
+
+// runTasks runs the tasks, at most par at a time, and returns their arrays
+// in order; on an error it releases what was built.
+func runTasks(tasks []func() (arrow.Array, error), par int) ([]arrow.Array, error) {
+	out := make([]arrow.Array, len(tasks))
+	errs := make([]error, len(tasks))
+	sem := make(chan struct{}, max(par, 1))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i], errs[i] = t()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		releaseAll(out)
+		return nil, err
+	}
+	return out, nil
+}
