@@ -63,6 +63,7 @@ func main() {
 		jsonOut    = flag.String("json", "", "write the results as JSON to this file")
 		plotOut    = flag.String("plot", "", "draw the scaling as a PNG to this file")
 		ceilingMB  = flag.Int("ceiling-mb", 2048, "MiB per direction for the loopback TCP ceiling (0: skip)")
+		par        = flag.Int("par", 0, "goroutines per worker for the local kernels (frame.WithParallelism; 0: GOMAXPROCS)")
 		cpuProfile = flag.String("cpuprofile", "", "write every worker's CPU profile of the timed runs into this directory")
 		cmp        = flag.String("compare", "", "frame.json,duckdb.json: print the comparison of two earlier runs and exit")
 		iperf      = flag.Float64("iperf-bps", 0, "with -compare: iperf3's loopback throughput in bits/s")
@@ -112,7 +113,7 @@ func main() {
 		}
 		res, err := runJob(ctx, addr, w, workerArgs{
 			Rows: per, Total: total, Uniqueness: *uniqueness, Seed: *seed, Reps: *reps, GroupBy: *groupby, DataDir: dd,
-			CPUProfile: *cpuProfile,
+			CPUProfile: *cpuProfile, Par: *par,
 		})
 		if err != nil {
 			log.Fatalf("%d workers: %v", w, err)

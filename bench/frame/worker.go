@@ -35,6 +35,7 @@ type workerArgs struct {
 	GroupBy    bool    `json:"groupby"`
 	DataDir    string  `json:"data_dir"`    // write the inputs as Parquet here (for DuckDB)
 	CPUProfile string  `json:"cpu_profile"` // write each rank's CPU profile of the timed part here
+	Par        int     `json:"par"`         // frame.WithParallelism (0: the default)
 }
 
 // phaseTimes is one timed run of an operator on one rank.
@@ -105,13 +106,17 @@ func runWorker(args workerArgs) error {
 	lt := cylonTable(mem, args.Rows, args.Total, args.Uniqueness, args.Seed, uint64(args.Rank), 1)
 	rt := cylonTable(mem, args.Rows, args.Total, args.Uniqueness, args.Seed, uint64(args.Rank), 2)
 	prof := &frame.Profile{}
-	left, err := frame.New(comm, lt, frame.WithProfile(prof))
+	opts := []frame.Option{frame.WithProfile(prof)}
+	if args.Par > 0 {
+		opts = append(opts, frame.WithParallelism(args.Par))
+	}
+	left, err := frame.New(comm, lt, opts...)
 	lt.Release()
 	if err != nil {
 		return err
 	}
 	defer left.Release()
-	right, err := frame.New(comm, rt, frame.WithProfile(prof))
+	right, err := frame.New(comm, rt, opts...)
 	rt.Release()
 	if err != nil {
 		return err
