@@ -103,3 +103,5 @@ const (
 func internalTag(seq uint64, step int) uint64 {
 	return internalBit | (seq&sequenceMask)<<stepBits | uint64(step)&maxStep
 }
+
+func crc32Update(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }
