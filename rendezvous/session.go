@@ -244,7 +244,7 @@ func (s *session) startPunching(ctx context.Context) {
 	for _, ps := range s.peers {
 		if ps != nil && ps.verdict == 0 {
 			if ps.lan != nil {
-				s.punch(ctx, ps, ps.lan, s.startAt.Add(s.punchTimeout/lanStageShare))
+				s.punch(ctx, ps, ps.lan, s.startAt.Add(min(s.punchTimeout/4, maxLANStage)))
 			} else {
 				s.punch(ctx, ps, ps.eps, s.startAt.Add(s.punchTimeout))
 			}
@@ -253,8 +253,11 @@ func (s *session) startPunching(ctx context.Context) {
 	s.c.log.Debug("punching", "peers", s.c.world-1, "deadline", s.punchTimeout)
 }
 
-// lanStageShare: a LAN-first peer's LAN stage takes this share of the punch timeout.
-const lanStageShare = 4
+// maxLANStage bounds a LAN-first peer's LAN stage (which takes a quarter of
+// the punch timeout up to this): a LAN answers in milliseconds, and peers
+// that only share a NAT (functions behind one cloud NAT) wait this long
+// before their hairpinned punch.
+const maxLANStage = 300 * time.Millisecond
 
 func (s *session) punch(ctx context.Context, ps *peerState, eps []netip.AddrPort, deadline time.Time) {
 	pctx, cancel := context.WithDeadline(ctx, deadline)
