@@ -3,6 +3,7 @@ package collective
 import (
 	"context"
 	"fmt"
+	"sync"
 )
 
 // Alltoallv sends parts[i] to rank i and returns what every rank sent this
@@ -64,12 +65,9 @@ func (cl *call) exchange(parts, out, dst [][]byte, step, batch int) error {
 				reqs[s-lo] = cl.post(from, step, modeExact, dst[from])
 			}
 		}
-		for s := lo; s < hi; s++ {
-			to := (r + s) % p
-			if err := cl.send(to, step, parts[to]); err != nil {
-				cl.abandon(err, reqs[:hi-lo]...)
-				return err
-			}
+		if err := cl.sendBatch(parts, lo, hi, step); err != nil {
+			cl.abandon(err, reqs[:hi-lo]...)
+			return err
 		}
 		for s := lo; s < hi; s++ {
 			b, _, err := wait(reqs[s-lo])
@@ -83,6 +81,64 @@ func (cl *call) exchange(parts, out, dst [][]byte, step, batch int) error {
 		}
 	}
 	return nil
+}
+
+// parallelSendMin is the batch size in bytes from which exchange sends to
+// several peers at once: a large write to one peer then does not hold up
+// the others (MPI posts its sends non-blocking for the same reason).
+const (
+	parallelSendMin = 1 << 20
+	maxSenders      = 4
+)
+
+// sendBatch sends parts[(r+s)%p] to rank r+s for s in [lo, hi), in order,
+// or from up to maxSenders goroutines when the batch is large.
+func (cl *call) sendBatch(parts [][]byte, lo, hi, step int) error {
+	p, r := cl.c.size, cl.c.rank
+	total := 0
+	for s := lo; s < hi; s++ {
+		total += len(parts[(r+s)%p])
+	}
+	if hi-lo == 1 || total < parallelSendMin {
+		for s := lo; s < hi; s++ {
+			to := (r + s) % p
+			if err := cl.send(to, step, parts[to]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = lo
+	)
+	for range min(maxSenders, hi-lo) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				s := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if stop || s >= hi {
+					return
+				}
+				to := (r + s) % p
+				if err := cl.send(to, step, parts[to]); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // Alltoall sends block i of data to rank i and returns the blocks received,

@@ -222,3 +222,32 @@ func typeCase[T Number](ctx context.Context, c *Comm) error {
 	}
 	return nil
 }
+
+// TestAlltoallvParallelSends drives the exchange's concurrent senders
+// (batches of at least parallelSendMin bytes), scattered and pairwise.
+func TestAlltoallvParallelSends(t *testing.T) {
+	comms := newComms(t, tcpMesh, 5)
+	for _, a := range []Algorithm{AlltoallvScattered, AlltoallvPairwise} {
+		for _, c := range comms {
+			tu := DefaultTuning()
+			tu.Force[OpAlltoallv] = a
+			require.NoError(t, c.SetTuning(tu))
+		}
+		requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+			parts := make([][]byte, c.Size())
+			for j := range parts {
+				parts[j] = payload(c.Rank()*10+j, 300_001+j, 8)
+			}
+			got, err := c.Alltoallv(ctx, parts)
+			if err != nil {
+				return err
+			}
+			for j := range got {
+				if err := mismatch(fmt.Sprint("from ", j), got[j], payload(j*10+c.Rank(), 300_001+c.Rank(), 8)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+}
