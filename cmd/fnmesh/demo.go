@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/fnmesh/fnmesh/collective"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -28,6 +31,11 @@ type demoConfig struct {
 	latency      time.Duration
 	punchTimeout time.Duration
 	timeout      time.Duration
+	skip         []string // steps not to run
+	collBytes    int      // order of size of each collective
+	collAlgos    string   // "all": every algorithm of each collective; "auto": the communicator's choice
+	orders       int      // orders per worker in the data-frame step
+	customers    int      // customers in all in the data-frame step
 }
 
 // demoEnv is the world the demo's steps run in: the emulated internet, the
@@ -44,6 +52,37 @@ type demoEnv struct {
 	// meshes, indexed by rank, are set by the mesh step; their links stay
 	// open for the steps after it.
 	meshes []*rendezvous.Mesh
+	// comms, indexed by rank, are the communicators over the meshes, made
+	// by the first step that needs them (communicators).
+	comms []*collective.Comm
+
+	// What the later steps found, for tests.
+	collResults []collResult
+	frameResult *frameResult
+}
+
+// communicators returns one communicator per worker over the mesh step's
+// links, making them the first time.
+func (env *demoEnv) communicators() ([]*collective.Comm, error) {
+	if env.comms != nil {
+		return env.comms, nil
+	}
+	if env.meshes == nil {
+		return nil, errors.New("no mesh")
+	}
+	comms := make([]*collective.Comm, len(env.meshes))
+	for i, m := range env.meshes {
+		c, err := collective.FromMesh(m, collective.WithLogger(env.log.With("rank", i)))
+		if err != nil {
+			for _, c := range comms[:i] {
+				c.Close()
+			}
+			return nil, fmt.Errorf("rank %d: %w", i, err)
+		}
+		comms[i] = c
+	}
+	env.comms = comms
+	return comms, nil
 }
 
 // demoStep is one part of the demo. It writes its own section of the output
@@ -55,10 +94,21 @@ type demoStep struct {
 }
 
 // demoSteps run in this order; each may use what the ones before it set up.
-// Add a step (collectives, a data-frame join, ...) in its own demo_*.go file
-// and list it here.
+// Add a step in its own demo_*.go file and list it here. Every step but the
+// first may be skipped (--skip).
 var demoSteps = []demoStep{
 	{"mesh", demoMesh},
+	{"collectives", demoCollectives},
+	{"frame", demoFrame},
+}
+
+// skippable lists the steps --skip accepts.
+func skippable() []string {
+	var names []string
+	for _, s := range demoSteps[1:] {
+		names = append(names, s.name)
+	}
+	return names
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -73,7 +123,12 @@ time: a rendezvous server on a public host and workers behind assorted NATs
 carrier-grade NAT, a cloud NAT gateway, a public host; more workers reuse
 the same NATs). Every pair of workers gets a link, punched where the NATs
 allow, relayed where they do not, and every link carries random bytes both
-ways that are checked byte for byte. Exits 0 only if everything verified.
+ways that are checked byte for byte. Then the workers run every collective
+(barrier, bcast, gather, scatter, allgather, alltoall(v), reduce, allreduce,
+reduce-scatter) with each of its algorithms over those links, checking every
+rank's result against a sequential oracle, and a distributed data-frame job
+(join orders with customers, group by region, sort) checked against plain
+Go maps. Exits 0 only if everything verified.
 
 flags:
 `)
@@ -88,6 +143,12 @@ flags:
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	size := byteSize(1 << 20)
 	fs.Var(&size, "bytes", "bytes every link carries each way (e.g. 64KiB, 1MiB)")
+	collSize := byteSize(256 << 10)
+	fs.Var(&collSize, "coll-bytes", "order of size of each collective's data (per rank, or in all where ranks send pieces of different sizes)")
+	fs.StringVar(&cfg.collAlgos, "collectives", "all", `"all" runs each collective with each of its algorithms; "auto" once, with the communicator's choice`)
+	fs.IntVar(&cfg.orders, "orders", 20000, "orders per worker in the data-frame job")
+	fs.IntVar(&cfg.customers, "customers", 5000, "customers in the data-frame job (all workers together)")
+	skip := fs.String("skip", "", "comma-separated steps not to run: "+strings.Join(skippable(), ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -95,6 +156,12 @@ flags:
 		return 2
 	}
 	cfg.bytes = int64(size)
+	cfg.collBytes = int(collSize)
+	for _, s := range strings.Split(*skip, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.skip = append(cfg.skip, s)
+		}
+	}
 	switch {
 	case fs.NArg() > 0:
 		fmt.Fprintf(stderr, "fnmesh demo: unexpected argument %q\n", fs.Arg(0))
@@ -108,6 +175,21 @@ flags:
 	case cfg.punchTimeout <= 0 || cfg.timeout <= 0:
 		fmt.Fprintln(stderr, "fnmesh demo: --punch-timeout and --timeout must be positive")
 		return 2
+	case cfg.collBytes < 0 || cfg.collBytes > 64<<20:
+		fmt.Fprintln(stderr, "fnmesh demo: --coll-bytes must be 0 to 64MiB")
+		return 2
+	case cfg.collAlgos != "all" && cfg.collAlgos != "auto":
+		fmt.Fprintln(stderr, `fnmesh demo: --collectives must be "all" or "auto"`)
+		return 2
+	case cfg.orders < 0 || cfg.orders > 10_000_000 || cfg.customers < 1 || cfg.customers > 10_000_000:
+		fmt.Fprintln(stderr, "fnmesh demo: --orders must be 0 to 10M and --customers 1 to 10M")
+		return 2
+	}
+	for _, s := range cfg.skip {
+		if !slices.Contains(skippable(), s) {
+			fmt.Fprintf(stderr, "fnmesh demo: --skip: no step %q (steps: %s)\n", s, strings.Join(skippable(), ", "))
+			return 2
+		}
 	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
@@ -134,6 +216,9 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	}
 	env := &demoEnv{cfg: cfg, world: world, secret: secret, job: "demo", out: out, log: logger}
 	defer func() {
+		for _, c := range env.comms {
+			c.Close()
+		}
 		for _, m := range env.meshes {
 			if m != nil {
 				m.Close()
@@ -144,6 +229,9 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	world.describe(out, cfg)
 	var errs []error
 	for _, s := range demoSteps {
+		if slices.Contains(cfg.skip, s.name) {
+			continue
+		}
 		if err := s.run(ctx, env); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 			if env.meshes == nil {
