@@ -2,6 +2,8 @@ package rendezvous
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -21,4 +23,66 @@ func TestJoinLoopback(t *testing.T) {
 		assert.Equal(t, TierDirect, tier, "pair %v", pair)
 	}
 	assert.Len(t, tiers, 6)
+}
+
+// TestJoinOptions: a fixed local port is the one the links use, and STUN
+// discovery through the server's own port is asked for and carried.
+func TestJoinOptions(t *testing.T) {
+	srv := startLoopServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ports := make([]uint16, 2)
+	for i := range ports {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports[i] = uint16(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	meshes, err := joinAll(ctx, t, srv.addr, "options", 2, func(i int) []Option {
+		return []Option{
+			WithRank(i),
+			WithLocalAddr(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ports[i])),
+			WithSTUNServer(srv.ap),
+			WithPunchTimeout(2 * time.Second),
+		}
+	})
+	require.NoError(t, err)
+	defer closeMeshes(meshes)
+	verifyMeshes(t, meshes, 1000)
+	for r, m := range meshes {
+		l := m.Links[1-r]
+		assert.Equal(t, TierDirect, l.Tier)
+		assert.Equal(t, ports[r], addrPortOf(l.LocalAddr()).Port(), "rank %d's link leaves from its punch port", r)
+		assert.Equal(t, ports[1-r], addrPortOf(l.RemoteAddr()).Port())
+		assert.Positive(t, l.Setup)
+		assert.GreaterOrEqual(t, m.Setup, l.Setup)
+	}
+	assert.Equal(t, int64(2), srv.Metrics().STUNRequests["tcp"])
+}
+
+func TestJoinBadArguments(t *testing.T) {
+	tests := []struct {
+		name  string
+		job   string
+		world int
+		opts  []Option
+		want  string
+	}{
+		{"empty job", "", 2, nil, "job ID of 0 bytes"},
+		{"world 0", "j", 0, nil, "world size 0"},
+		{"world too big", "j", MaxWorld + 1, nil, "world size 4097"},
+		{"rank out of range", "j", 2, []Option{WithRank(2)}, "rank 2 out of range"},
+		{"negative punch timeout", "j", 2, []Option{WithPunchTimeout(-time.Second)}, "negative punch timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Join(context.Background(), "127.0.0.1:1", tt.job, tt.world, testSecret, tt.opts...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	_, err := Join(context.Background(), "127.0.0.1:1", "j", 2, nil)
+	assert.ErrorContains(t, err, "empty secret")
+	_, err = Join(context.Background(), "no-port", "j", 2, testSecret)
+	assert.ErrorContains(t, err, "server address")
 }

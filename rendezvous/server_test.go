@@ -556,3 +556,28 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// TestJoinFailsWhenRelayPartnerMissing: a peer that is told to relay and
+// never connects makes Join fail with an error naming it.
+func TestJoinFailsWhenRelayPartnerMissing(t *testing.T) {
+	srv := startLoopServer(t, WithRelayTimeout(300*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		m, err := Join(ctx, srv.addr, "no-partner", 2, testSecret, WithRank(0))
+		if m != nil {
+			m.Close()
+		}
+		errc <- err
+	}()
+	b := dialRaw(t, srv.addr)
+	b.join("no-partner", 2, 1)
+	b.started()
+	b.send(report{Peer: 0, Outcome: outcomeFailed}) // and never opens its relay connection
+	require.Equal(t, TierRelay, b.mustRecv().(verdict).Tier)
+	err := <-errc
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "rank 0: relay to rank 1")
+	assert.True(t, errors.Is(err, &Error{Code: CodeTimeout}), "error %v", err)
+}
