@@ -283,11 +283,9 @@ func fromSliceAny[T any](mem memory.Allocator, dt arrow.DataType, vals []T, vali
 	}
 	var bm *memory.Buffer
 	nulls := 0
-	if valid != nil {
-		for _, v := range valid {
-			if !v {
-				nulls++
-			}
+	for _, v := range valid {
+		if !v {
+			nulls++
 		}
 	}
 	if nulls > 0 {

@@ -139,21 +139,6 @@ func (e Expr) Name() string {
 	return e.String()
 }
 
-// columns returns the names of the columns the expression reads.
-func (e Expr) columns() []string {
-	if e.lit {
-		return nil
-	}
-	if e.fn == "" {
-		return []string{e.col}
-	}
-	var out []string
-	for _, a := range e.args {
-		out = append(out, a.columns()...)
-	}
-	return out
-}
-
 // eval evaluates e over the columns cols of schema s (n rows) into an array
 // of n values. The caller releases it.
 func (e Expr) eval(ctx context.Context, mem memory.Allocator, s *arrow.Schema, cols []arrow.Array, n int) (_ arrow.Array, err error) {

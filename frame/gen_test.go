@@ -188,12 +188,3 @@ func requireSameRows(t *testing.T, want, got []row, msgs ...any) {
 	require.Equal(t, len(want), len(got), msgs...)
 	require.Equal(t, sortedKeys(want), sortedKeys(got), msgs...)
 }
-
-func anyNil(vs ...any) bool {
-	for _, v := range vs {
-		if v == nil {
-			return true
-		}
-	}
-	return false
-}

@@ -279,8 +279,8 @@ type genericIndex struct {
 	mask       uint64
 	first      []int32
 	groupHash  []uint64
-	anyBuildNl bool
-	anyProbeNl bool
+	buildNulls bool
+	probeNulls bool
 }
 
 func newGenericIndex(build, probe []arrow.Array, dropNulls bool, hint int) (*genericIndex, error) {
@@ -301,7 +301,7 @@ func newGenericIndex(build, probe []arrow.Array, dropNulls bool, hint int) (*gen
 	for _, b := range build {
 		v := validityOf(b)
 		ix.bnull = append(ix.bnull, v)
-		ix.anyBuildNl = ix.anyBuildNl || v.bits != nil
+		ix.buildNulls = ix.buildNulls || v.bits != nil
 	}
 	if probe != nil {
 		if ix.probeEq, err = newRowsEq(build, probe); err != nil {
@@ -310,7 +310,7 @@ func newGenericIndex(build, probe []arrow.Array, dropNulls bool, hint int) (*gen
 		for _, p := range probe {
 			v := validityOf(p)
 			ix.pnull = append(ix.pnull, v)
-			ix.anyProbeNl = ix.anyProbeNl || v.bits != nil
+			ix.probeNulls = ix.probeNulls || v.bits != nil
 		}
 	}
 	return ix, nil
@@ -331,7 +331,7 @@ func anyNull(bms []bitmap, row int) bool {
 func (ix *genericIndex) insert(hashes []uint64, lo int, gids []int32) {
 	for i, h := range hashes {
 		row := lo + i
-		if ix.dropNulls && ix.anyBuildNl && anyNull(ix.bnull, row) {
+		if ix.dropNulls && ix.buildNulls && anyNull(ix.bnull, row) {
 			gids[i] = -1
 			continue
 		}
@@ -376,7 +376,7 @@ func (ix *genericIndex) lookup(hashes []uint64, lo int, gids []int32) {
 	for i, h := range hashes {
 		row := lo + i
 		gids[i] = -1
-		if ix.anyProbeNl && anyNull(ix.pnull, row) {
+		if ix.probeNulls && anyNull(ix.pnull, row) {
 			continue
 		}
 		s := h & ix.mask

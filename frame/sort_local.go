@@ -112,6 +112,6 @@ func sortByValue[T any](idx []int32, key sortKeyCols, vals []T, compare func(a, 
 		out = append(out, p.row)
 	}
 	if !key.nullsFirst {
-		out = append(out, nulls...)
+		_ = append(out, nulls...) // fills idx in place
 	}
 }

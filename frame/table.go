@@ -99,7 +99,7 @@ func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (_ arrow.
 	return out, nil
 }
 
-// arraysBytes is the size of the Arrow buffers of the arrays.
+// tableBytes is the size of the Arrow buffers of a table.
 func tableBytes(t arrow.Table) int64 {
 	var n int64
 	for i := 0; i < int(t.NumCols()); i++ {
