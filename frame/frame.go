@@ -107,6 +107,19 @@ func (f *Frame) errorf(op string, err error) error {
 	return fmt.Errorf("frame: rank %d: %s: %w", f.comm.Rank(), op, err)
 }
 
+// abort ends a distributed operator that failed on this rank alone, after
+// its arguments were checked and before (or between) its exchanges: the
+// other ranks would otherwise wait for this one until their contexts end.
+// It closes the communicator, which makes their calls fail at once (as a
+// failed collective does), and returns the error.
+func (f *Frame) abort(op string, err error) error {
+	if f.comm.Size() > 1 {
+		_ = f.comm.Close()
+		err = fmt.Errorf("%w (communicator closed so that the other ranks fail too)", err)
+	}
+	return f.errorf(op, err)
+}
+
 // Count returns the total number of rows over all ranks (collective).
 func (f *Frame) Count(ctx context.Context) (int64, error) {
 	counts, err := f.rowCounts(ctx)

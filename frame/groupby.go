@@ -134,12 +134,12 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	mem := f.cfg.mem
 	cols, err := columns(mem, f.part)
 	if err != nil {
-		return nil, f.errorf(op, err)
+		return nil, f.abort(op, err)
 	}
 	partial, err := aggregateLocal(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial)
 	releaseAll(cols)
 	if err != nil {
-		return nil, f.errorf(op, err)
+		return nil, f.abort(op, err)
 	}
 	pt := tableFromColumns(plan.partialSchema, partial, int64(partialLen(partial)))
 	releaseAll(partial)

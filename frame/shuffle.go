@@ -37,6 +37,10 @@ func (f *Frame) shuffle(ctx context.Context, op string, t arrow.Table, keys []st
 	p, me := f.comm.Size(), f.comm.Rank()
 	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
 	if err != nil {
+		if p > 1 { // the other ranks are about to wait for this one's parts
+			_ = f.comm.Close()
+			err = fmt.Errorf("%w (communicator closed so that the other ranks fail too)", err)
+		}
 		return nil, err
 	}
 	defer releaseTables(parts)

@@ -69,7 +69,7 @@ func (f *Frame) Sort(ctx context.Context, keys ...SortKey) (*Frame, error) {
 	tm := f.cfg.timer(op)
 	sorted, err := sortLocal(ctx, f.cfg.mem, f.part, idx, keys)
 	if err != nil {
-		return nil, f.errorf(op, err)
+		return nil, f.abort(op, err)
 	}
 	tm.done(ctx, "local sort", sorted.NumRows(), 0)
 	if f.Size() == 1 {
