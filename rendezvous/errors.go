@@ -1,9 +1,6 @@
 package rendezvous
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Code classifies an error the server (or a client) sends before closing a
 // connection. The values are part of the wire format.
@@ -61,15 +58,6 @@ func (e *Error) Is(target error) bool {
 // *Error gives the rank.
 var ErrMemberLeft error = &Error{Code: CodeMemberLeft}
 
-// ErrJobTimeout matches the error Join returns when the world did not
+// ErrJobTimeout matches the error Join returns when the job did not
 // complete within the server's job timeout.
 var ErrJobTimeout error = &Error{Code: CodeTimeout}
-
-// codeOf returns the code of err if it is (or wraps) an *Error, else 0.
-func codeOf(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return 0
-}

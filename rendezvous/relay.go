@@ -124,7 +124,7 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 		j.mu.Unlock()
 		if expired {
 			s.met.relayFailures.Add(1)
-			s.reject(c, &Error{Code: CodeTimeout, Rank: slot.ranks[1-side],
+			s.reject(c, &Error{Code: CodeRelay, Rank: slot.ranks[1-side],
 				Msg: fmt.Sprintf("relay: rank %d did not connect within %v", slot.ranks[1-side], s.cfg.relayTimeout)})
 			return false
 		}

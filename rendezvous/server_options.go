@@ -27,54 +27,87 @@ type serverConfig struct {
 	log              *slog.Logger
 }
 
-// ServerOption configures a Server.
+// ServerOption configures a Server. Zero or negative durations and counts
+// (and a nil logger) leave the default in place.
 type ServerOption func(*serverConfig)
 
 // WithJobTimeout bounds how long a job may take from its first join until
 // every member has its mesh; members of a job that runs out get an error.
 func WithJobTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.jobTimeout = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.jobTimeout = d
+		}
+	}
 }
 
 // WithDefaultPunchTimeout sets how long a pair may try to punch before it
 // is relayed, for members that do not ask for their own (WithPunchTimeout).
 func WithDefaultPunchTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.punchTimeout = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.punchTimeout = d
+		}
+	}
 }
 
 // WithRelayTimeout bounds how long a relay connection waits for its partner.
 func WithRelayTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.relayTimeout = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.relayTimeout = d
+		}
+	}
 }
 
 // WithHandshakeTimeout bounds how long a new connection may take to send its
 // first frames (and a STUN connection to stay idle).
 func WithHandshakeTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.handshakeTimeout = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.handshakeTimeout = d
+		}
+	}
 }
 
 // WithPingInterval sets how often the server pings waiting members (to
 // measure their round-trip time and find dead ones: three intervals of
 // silence evict a member).
 func WithPingInterval(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.pingInterval = d }
+	return func(c *serverConfig) {
+		if d > 0 {
+			c.pingInterval = d
+		}
+	}
 }
 
 // WithMaxConns caps the connections the server holds at once; connections
 // over the cap get an "overloaded" error and are closed.
 func WithMaxConns(n int) ServerOption {
-	return func(c *serverConfig) { c.maxConns = n }
+	return func(c *serverConfig) {
+		if n > 0 {
+			c.maxConns = n
+		}
+	}
 }
 
 // WithDrainTimeout sets how long a shutting-down server lets established
 // relays run before it cuts them.
 func WithDrainTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) { c.drainTimeout = d }
+	return func(c *serverConfig) {
+		if d >= 0 {
+			c.drainTimeout = d
+		}
+	}
 }
 
 // WithServerLogger sets the server's logger (silent by default).
 func WithServerLogger(l *slog.Logger) ServerOption {
-	return func(c *serverConfig) { c.log = l }
+	return func(c *serverConfig) {
+		if l != nil {
+			c.log = l
+		}
+	}
 }
 
 func defaultServerConfig() serverConfig {

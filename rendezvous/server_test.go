@@ -342,8 +342,9 @@ func TestRelayPartnerMissing(t *testing.T) {
 	signRelay(key, &rh)
 	ra := dialRaw(t, srv.addr)
 	ra.send(rh)
-	e := ra.expectError(CodeTimeout)
+	e := ra.expectError(CodeRelay)
 	assert.Equal(t, 1, e.Rank)
+	assert.Contains(t, e.Msg, "rank 1 did not connect")
 	assert.Equal(t, int64(1), srv.Metrics().RelayFailures)
 }
 
@@ -579,5 +580,6 @@ func TestJoinFailsWhenRelayPartnerMissing(t *testing.T) {
 	err := <-errc
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rank 0: relay to rank 1")
-	assert.True(t, errors.Is(err, &Error{Code: CodeTimeout}), "error %v", err)
+	assert.True(t, errors.Is(err, &Error{Code: CodeRelay}), "error %v", err)
+	assert.False(t, errors.Is(err, ErrJobTimeout))
 }
