@@ -227,17 +227,26 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 		world.close()
 	}()
 	world.describe(out, cfg)
+	began := time.Now()
 	var errs []error
+	var ran, failed []string
 	for _, s := range demoSteps {
 		if slices.Contains(cfg.skip, s.name) {
 			continue
 		}
+		ran = append(ran, s.name)
 		if err := s.run(ctx, env); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
+			failed = append(failed, s.name)
 			if env.meshes == nil {
 				break // no mesh, nothing later can run
 			}
 		}
 	}
+	verdict := "everything checked out"
+	if len(failed) > 0 {
+		verdict = "FAILED: " + strings.Join(failed, ", ")
+	}
+	fmt.Fprintf(out, "\n%s (%s) in %s\n", verdict, strings.Join(ran, ", "), humanDuration(time.Since(began)))
 	return errors.Join(errs...)
 }

@@ -294,8 +294,8 @@ func demoFrame(ctx context.Context, env *demoEnv) error {
 	}
 	p := len(comms)
 	cust, ord := demoData(p, env.cfg.customers, env.cfg.orders, env.cfg.seed)
-	fmt.Fprintf(env.out, "\ndata frames over the mesh: %d customers in %d regions and %d orders (%d per worker, skewed, 1%% with no customer),\n"+
-		"joined on customer_id, totalled by region, sorted by revenue and gathered on rank 0\n\n",
+	fmt.Fprintf(env.out, "\ndata frames over the mesh: %d customers in %d regions and %d orders (%d per worker; skewed, 1%% without\n"+
+		"a customer) spread over the workers; join on customer_id, group by region, sort by revenue, gather on rank 0\n\n",
 		env.cfg.customers, len(demoRegions), p*env.cfg.orders, env.cfg.orders)
 
 	ranks := make([]frameRank, p)

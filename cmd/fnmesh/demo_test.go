@@ -97,6 +97,7 @@ func TestDemo(t *testing.T) {
 
 		assertCollectives(t, out, workers, true)
 		assertFrame(t, out, workers, 700, 3000, 7)
+		assert.Contains(t, out, "\neverything checked out (mesh, collectives, frame) in ")
 	})
 }
 
@@ -123,6 +124,7 @@ func TestDemoRealTime(t *testing.T) {
 	assert.Contains(t, out, "all 15 verified")
 	assertCollectives(t, out, 6, true)
 	assertFrame(t, out, 6, 5000, 5000, 1)
+	assert.Contains(t, out, "\neverything checked out (mesh, collectives, frame) in ")
 }
 
 // TestDemoSkip runs the later steps alone or in their short form.
@@ -132,10 +134,11 @@ func TestDemoSkip(t *testing.T) {
 		args                []string
 		collectives, frames bool
 		allAlgorithms       bool
+		ran                 string
 	}{
-		{"auto collectives, no frames", []string{"--collectives", "auto", "--skip", "frame"}, true, false, false},
-		{"frames only", []string{"--skip", "collectives", "--orders", "500"}, false, true, false},
-		{"mesh only", []string{"--skip", "frame, collectives"}, false, false, false},
+		{"auto collectives, no frames", []string{"--collectives", "auto", "--skip", "frame"}, true, false, false, "mesh, collectives"},
+		{"frames only", []string{"--skip", "collectives", "--orders", "500"}, false, true, false, "mesh, frame"},
+		{"mesh only", []string{"--skip", "frame, collectives"}, false, false, false, "mesh"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -156,6 +159,7 @@ func TestDemoSkip(t *testing.T) {
 				} else {
 					assert.NotContains(t, out, "data frames over the mesh")
 				}
+				assert.Contains(t, out, "\neverything checked out ("+tc.ran+") in ")
 			})
 		})
 	}
