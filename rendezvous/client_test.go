@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -12,17 +13,29 @@ import (
 )
 
 func TestJoinLoopback(t *testing.T) {
+	before := runtime.NumGoroutine()
 	srv := startLoopServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	meshes, err := joinAll(ctx, t, srv.addr, "loop", 4, nil)
 	require.NoError(t, err)
-	defer closeMeshes(meshes)
 	tiers := verifyMeshes(t, meshes, 1<<20)
 	for pair, tier := range tiers {
 		assert.Equal(t, TierDirect, tier, "pair %v", pair)
 	}
 	assert.Len(t, tiers, 6)
+
+	// Nothing outlives the meshes and the server.
+	closeMeshes(meshes)
+	srv.stop(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
 }
 
 // TestJoinOptions: a fixed local port is the one the links use, and STUN
