@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -126,18 +127,48 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 	rt.Retain()
 	defer func() { lt.Release(); rt.Release() }()
 	if f.Size() > 1 {
-		if !slices.Equal(f.partitionedBy, cfg.leftOn) {
-			s, err := f.shuffle(ctx, op, lt, cfg.leftOn)
+		// Partition the sides that need it (both at once when the rank may use
+		// several cores), then exchange them one after the other.
+		needL := !slices.Equal(f.partitionedBy, cfg.leftOn)
+		needR := !slices.Equal(right.partitionedBy, cfg.rightOn)
+		var lp, rp *partitioned
+		var lerr, rerr error
+		var wg sync.WaitGroup
+		if needL {
+			if needR && f.cfg.parallelism > 1 {
+				wg.Go(func() { lp, lerr = f.partition(ctx, op, lt, cfg.leftOn) })
+			} else {
+				lp, lerr = f.partition(ctx, op, lt, cfg.leftOn)
+			}
+		}
+		if needR {
+			rp, rerr = f.partition(ctx, op, rt, cfg.rightOn)
+		}
+		wg.Wait()
+		if lerr != nil || rerr != nil {
+			if lp != nil {
+				lp.release()
+			}
+			if rp != nil {
+				rp.release()
+			}
+			return nil, f.errorf(op, fmt.Errorf("partition: %w", errors.Join(lerr, rerr)))
+		}
+		if lp != nil {
+			s, err := f.exchange(ctx, op, lp)
 			if err != nil {
-				return nil, f.errorf(op, fmt.Errorf("shuffle left side: %w", err))
+				if rp != nil {
+					rp.release()
+				}
+				return nil, f.errorf(op, fmt.Errorf("exchange left side: %w", err))
 			}
 			lt.Release()
 			lt = s
 		}
-		if !slices.Equal(right.partitionedBy, cfg.rightOn) {
-			s, err := f.shuffle(ctx, op, rt, cfg.rightOn)
+		if rp != nil {
+			s, err := f.exchange(ctx, op, rp)
 			if err != nil {
-				return nil, f.errorf(op, fmt.Errorf("shuffle right side: %w", err))
+				return nil, f.errorf(op, fmt.Errorf("exchange right side: %w", err))
 			}
 			rt.Release()
 			rt = s

@@ -33,26 +33,52 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 // recording the two phases for op. It returns the rows this rank received,
 // in rank order (the caller releases them).
 func (f *Frame) shuffle(ctx context.Context, op string, t arrow.Table, keys []string) (arrow.Table, error) {
+	pp, err := f.partition(ctx, op, t, keys)
+	if err != nil {
+		return nil, err
+	}
+	return f.exchange(ctx, op, pp)
+}
+
+// partitioned is a table split into one part per rank, ready to exchange.
+type partitioned struct {
+	parts       []arrow.Table
+	sent, bytes int64 // rows and Arrow bytes bound for other ranks
+}
+
+func (pp *partitioned) release() { releaseTables(pp.parts) }
+
+// partition splits t by the hash of keys (arrowio.HashPartition). A failure
+// closes the communicator: the other ranks are about to wait for this one's
+// parts.
+func (f *Frame) partition(ctx context.Context, op string, t arrow.Table, keys []string) (*partitioned, error) {
 	tm := f.cfg.timer(op)
 	p, me := f.comm.Size(), f.comm.Rank()
 	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
 	if err != nil {
-		if p > 1 { // the other ranks are about to wait for this one's parts
+		if p > 1 {
 			_ = f.comm.Close()
 			err = fmt.Errorf("%w (communicator closed so that the other ranks fail too)", err)
 		}
 		return nil, err
 	}
-	defer releaseTables(parts)
-	var sent, bytes int64
+	pp := &partitioned{parts: parts}
 	for r, part := range parts {
 		if r != me {
-			sent += part.NumRows()
-			bytes += tableBytes(part)
+			pp.sent += part.NumRows()
+			pp.bytes += tableBytes(part)
 		}
 	}
 	tm.done(ctx, "partition", t.NumRows(), 0)
-	recv, err := arrowio.AlltoallTables(ctx, f.comm, parts, f.cfg.arrowio()...)
+	return pp, nil
+}
+
+// exchange sends the parts all-to-all (releasing them) and returns what this
+// rank received, in rank order.
+func (f *Frame) exchange(ctx context.Context, op string, pp *partitioned) (arrow.Table, error) {
+	defer pp.release()
+	tm := f.cfg.timer(op)
+	recv, err := arrowio.AlltoallTables(ctx, f.comm, pp.parts, f.cfg.arrowio()...)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +87,7 @@ func (f *Frame) shuffle(ctx context.Context, op string, t arrow.Table, keys []st
 	if err != nil {
 		return nil, err
 	}
-	tm.done(ctx, "exchange", sent, bytes)
+	tm.done(ctx, "exchange", pp.sent, pp.bytes)
 	return out, nil
 }
 
