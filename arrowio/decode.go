@@ -27,7 +27,9 @@ type decoder struct {
 	closed bool
 }
 
-func newDecoder(mem memory.Allocator) *decoder { return &decoder{mem: mem} }
+func newDecoder(mem memory.Allocator) *decoder {
+	return &decoder{mem: limitAllocator{Allocator: mem, max: maxDecodedBuffer}}
+}
 
 // Message implements ipc.MessageReader for the ipc.Reader over the queue.
 func (d *decoder) Message() (*ipc.Message, error) {
@@ -118,6 +120,9 @@ func (d *decoder) decode(chunk []byte) (err error) {
 				return &abortError{msg: m.Metadata().Values()[i]}
 			}
 		}
+		if err := validateBatch(rec); err != nil {
+			return fmt.Errorf("invalid record batch: %w", err)
+		}
 		if rec.NumRows() > 0 {
 			rec.Retain()
 			d.ready = append(d.ready, rec)
@@ -150,6 +155,9 @@ func (d *decoder) parse(chunk []byte) error {
 		}
 		if metaLen < 0 || metaLen > int64(len(chunk)-off) {
 			return fmt.Errorf("message metadata of %d bytes at byte %d overruns the %d-byte chunk", metaLen, off, len(chunk))
+		}
+		if err := verifyMessageMeta(chunk[off : off+int(metaLen)]); err != nil {
+			return err
 		}
 		meta := memory.NewBufferBytes(chunk[off : off+int(metaLen)])
 		off += int(metaLen)
@@ -224,3 +232,31 @@ func (d *decoder) close() {
 type abortError struct{ msg string }
 
 func (e *abortError) Error() string { return "the sender aborted the stream: " + e.msg }
+
+// maxDecodedBuffer bounds one buffer the decoder allocates (a decompressed body buffer). A compressed
+// buffer announces its uncompressed size in its first 8 bytes; without a bound, a damaged or hostile
+// message could make the process try to allocate terabytes, which Go cannot survive.
+const maxDecodedBuffer = 1 << 31
+
+// limitAllocator refuses (by a panic that the IPC reader turns into an error) allocations above max,
+// and negative ones (a damaged size prefix), which would otherwise corrupt a checked allocator's count.
+type limitAllocator struct {
+	memory.Allocator
+	max int
+}
+
+func (a limitAllocator) Allocate(size int) []byte {
+	a.check(size)
+	return a.Allocator.Allocate(size)
+}
+
+func (a limitAllocator) Reallocate(size int, b []byte) []byte {
+	a.check(size)
+	return a.Allocator.Reallocate(size, b)
+}
+
+func (a limitAllocator) check(size int) {
+	if size < 0 || size > a.max {
+		panic(fmt.Sprintf("a decoded buffer of %d bytes is outside the limit of 0..%d", size, a.max))
+	}
+}

@@ -73,9 +73,13 @@ func WithAllocator(mem memory.Allocator) Option {
 	}
 }
 
+// minSpaceSavings: a buffer that compression shrinks by less than this fraction is sent uncompressed.
+const minSpaceSavings = 0.05
+
 // WithCompression compresses the body buffers of every record batch sent (LZ4 or Zstd, the two codecs
-// of the Arrow IPC format). Receivers need no option: the codec is named in each message. Buffers that
-// do not shrink are sent uncompressed, as the format allows.
+// of the Arrow IPC format). Receivers need no option: the codec is named in each message. A buffer that
+// compression shrinks by less than 5% is sent uncompressed, as the format allows (readers from Arrow
+// 12 on understand it), so incompressible columns cost the receiver nothing to decode.
 func WithCompression(c Compression) Option {
 	return func(cfg *config) { cfg.compression = c }
 }
@@ -97,9 +101,9 @@ func (c *config) ipcWriterOptions() ([]ipc.Option, error) {
 	switch c.compression {
 	case NoCompression:
 	case LZ4:
-		opts = append(opts, ipc.WithLZ4())
+		opts = append(opts, ipc.WithLZ4(), ipc.WithMinSpaceSavings(minSpaceSavings))
 	case Zstd:
-		opts = append(opts, ipc.WithZstd())
+		opts = append(opts, ipc.WithZstd(), ipc.WithMinSpaceSavings(minSpaceSavings))
 	default:
 		return nil, fmt.Errorf("arrowio: unknown compression %v", c.compression)
 	}

@@ -1,0 +1,236 @@
+package arrowio
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+)
+
+// validateBatch checks that every array of a decoded batch is consistent: buffers long enough for
+// their lengths, offsets that ascend and stay inside the data or child they index, dictionary indices
+// inside their dictionary, view headers inside their buffers. arrow-go's IPC reader checks none of
+// this, and an inconsistent array makes whoever reads it panic later, far from the message that
+// carried it. A batch that passes is safe to read with arrow-go's accessors.
+func validateBatch(rec arrow.RecordBatch) (err error) {
+	defer recoverInvalid(&err, "validating a received batch")
+	for i, col := range rec.Columns() {
+		if int64(col.Len()) != rec.NumRows() {
+			return fmt.Errorf("column %d (%q) has %d rows in a batch of %d", i, rec.ColumnName(i), col.Len(), rec.NumRows())
+		}
+		if err := validateData(col.Data(), 0); err != nil {
+			return fmt.Errorf("column %d (%q): %w", i, rec.ColumnName(i), err)
+		}
+	}
+	return nil
+}
+
+func bufLen(d arrow.ArrayData, i int) int {
+	bufs := d.Buffers()
+	if i >= len(bufs) || bufs[i] == nil {
+		return 0
+	}
+	return bufs[i].Len()
+}
+
+func validateData(d arrow.ArrayData, depth int) error {
+	if depth > 64 {
+		return fmt.Errorf("nested more than 64 deep")
+	}
+	n, off := d.Len(), d.Offset()
+	if n < 0 || off < 0 {
+		return fmt.Errorf("length %d at offset %d", n, off)
+	}
+	end := off + n
+	dt := d.DataType()
+	if ext, ok := dt.(arrow.ExtensionType); ok {
+		dt = ext.StorageType()
+	}
+	if d.NullN() > 0 && len(d.Buffers()) > 0 && d.Buffers()[0] != nil && bufLen(d, 0) < int(bitutil.BytesForBits(int64(end))) {
+		return fmt.Errorf("%s: validity bitmap of %d bytes for %d values", dt, bufLen(d, 0), end)
+	}
+	if n == 0 {
+		return nil
+	}
+	switch dt.ID() {
+	case arrow.NULL:
+		return nil
+	case arrow.BOOL:
+		if bufLen(d, 1) < int(bitutil.BytesForBits(int64(end))) {
+			return fmt.Errorf("bool: %d bytes for %d values", bufLen(d, 1), end)
+		}
+		return nil
+	case arrow.STRING, arrow.BINARY:
+		return checkOffsets[int32](d, bufLen(d, 2), "data bytes")
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return checkOffsets[int64](d, bufLen(d, 2), "data bytes")
+	case arrow.STRING_VIEW, arrow.BINARY_VIEW:
+		return checkViews(d)
+	case arrow.LIST, arrow.MAP:
+		if err := checkOffsets[int32](d, childLen(d), "child values"); err != nil {
+			return err
+		}
+		return validateChildren(d, depth)
+	case arrow.LARGE_LIST:
+		if err := checkOffsets[int64](d, childLen(d), "child values"); err != nil {
+			return err
+		}
+		return validateChildren(d, depth)
+	case arrow.FIXED_SIZE_LIST:
+		size := dt.(*arrow.FixedSizeListType).Len()
+		if size < 0 || int64(childLen(d)) < int64(end)*int64(size) {
+			return fmt.Errorf("%s: %d child values for %d lists", dt, childLen(d), end)
+		}
+		return validateChildren(d, depth)
+	case arrow.STRUCT:
+		for i, c := range d.Children() {
+			if c.Len() < end {
+				return fmt.Errorf("%s: field %d has %d values for %d", dt, i, c.Len(), end)
+			}
+		}
+		if len(d.Children()) != dt.(*arrow.StructType).NumFields() {
+			return fmt.Errorf("%s: %d children", dt, len(d.Children()))
+		}
+		return validateChildren(d, depth)
+	case arrow.DICTIONARY:
+		return checkDictionary(d, dt.(*arrow.DictionaryType), depth)
+	}
+	if fw, ok := dt.(arrow.FixedWidthDataType); ok && fw.BitWidth() > 0 && fw.BitWidth()%8 == 0 {
+		if w := fw.BitWidth() / 8; bufLen(d, 1) < end*w {
+			return fmt.Errorf("%s: %d bytes for %d values", dt, bufLen(d, 1), end)
+		}
+		return nil
+	}
+	// Unions, list views, run-end encoded: arrow-go's own full validation where it has one.
+	arr := array.MakeFromData(d)
+	defer arr.Release()
+	if err := array.ValidateFull(arr); err != nil {
+		return err
+	}
+	return validateChildren(d, depth)
+}
+
+func childLen(d arrow.ArrayData) int {
+	if len(d.Children()) != 1 || d.Children()[0] == nil {
+		return -1
+	}
+	return d.Children()[0].Len()
+}
+
+func validateChildren(d arrow.ArrayData, depth int) error {
+	for i, c := range d.Children() {
+		if c == nil {
+			return fmt.Errorf("%s: child %d missing", d.DataType(), i)
+		}
+		if err := validateData(c, depth+1); err != nil {
+			return fmt.Errorf("child %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// checkOffsets checks the offsets buffer of a binary or list array: long enough, ascending, within
+// limit (the data bytes or child values they index).
+func checkOffsets[O int32 | int64](d arrow.ArrayData, limit int, what string) error {
+	n, off := d.Len(), d.Offset()
+	w := int(unsafe.Sizeof(O(0)))
+	if limit < 0 {
+		return fmt.Errorf("%s: no child", d.DataType())
+	}
+	if bufLen(d, 1) < (off+n+1)*w {
+		return fmt.Errorf("%s: offsets buffer of %d bytes for %d values", d.DataType(), bufLen(d, 1), off+n)
+	}
+	offs := arrow.GetOffsets[O](d, 1)
+	if offs[0] < 0 {
+		return fmt.Errorf("%s: first offset %d", d.DataType(), offs[0])
+	}
+	for i := 1; i <= n; i++ {
+		if offs[i] < offs[i-1] {
+			return fmt.Errorf("%s: offsets descend at %d (%d after %d)", d.DataType(), i, offs[i], offs[i-1])
+		}
+	}
+	if int64(offs[n]) > int64(limit) {
+		return fmt.Errorf("%s: offsets reach %d, past the %d %s", d.DataType(), offs[n], limit, what)
+	}
+	return nil
+}
+
+func checkViews(d arrow.ArrayData) error {
+	n, off := d.Len(), d.Offset()
+	if bufLen(d, 1) < (off+n)*arrow.ViewHeaderSizeBytes {
+		return fmt.Errorf("%s: %d bytes of views for %d values", d.DataType(), bufLen(d, 1), off+n)
+	}
+	arr := array.MakeFromData(d)
+	defer arr.Release()
+	views := arrow.GetData[arrow.ViewHeader](d.Buffers()[1].Bytes())[off : off+n]
+	data := d.Buffers()[2:]
+	for i := range views {
+		v := &views[i]
+		if !arr.IsValid(i) {
+			continue
+		}
+		if v.Len() < 0 {
+			return fmt.Errorf("%s: view %d has length %d", d.DataType(), i, v.Len())
+		}
+		if v.IsInline() {
+			continue
+		}
+		b, o := int(v.BufferIndex()), int(v.BufferOffset())
+		if b < 0 || b >= len(data) || data[b] == nil || o < 0 || o > data[b].Len()-v.Len() {
+			return fmt.Errorf("%s: view %d points outside its data buffers", d.DataType(), i)
+		}
+	}
+	return nil
+}
+
+func checkDictionary(d arrow.ArrayData, dt *arrow.DictionaryType, depth int) error {
+	dict := d.Dictionary()
+	if dict == nil || dict.(*array.Data) == nil {
+		return fmt.Errorf("%s: no dictionary", dt)
+	}
+	if err := validateData(dict, depth+1); err != nil {
+		return fmt.Errorf("dictionary: %w", err)
+	}
+	n, off := d.Len(), d.Offset()
+	w := dt.IndexType.(arrow.FixedWidthDataType).Bytes()
+	if bufLen(d, 1) < (off+n)*w {
+		return fmt.Errorf("%s: %d bytes of indices for %d values", dt, bufLen(d, 1), off+n)
+	}
+	limit := uint64(dict.Len())
+	var bad int
+	switch dt.IndexType.ID() {
+	case arrow.INT8:
+		bad = firstBadIndex(d, arrow.GetValues[int8](d, 1), limit)
+	case arrow.INT16:
+		bad = firstBadIndex(d, arrow.GetValues[int16](d, 1), limit)
+	case arrow.INT32:
+		bad = firstBadIndex(d, arrow.GetValues[int32](d, 1), limit)
+	case arrow.INT64:
+		bad = firstBadIndex(d, arrow.GetValues[int64](d, 1), limit)
+	case arrow.UINT8:
+		bad = firstBadIndex(d, arrow.GetValues[uint8](d, 1), limit)
+	case arrow.UINT16:
+		bad = firstBadIndex(d, arrow.GetValues[uint16](d, 1), limit)
+	case arrow.UINT32:
+		bad = firstBadIndex(d, arrow.GetValues[uint32](d, 1), limit)
+	case arrow.UINT64:
+		bad = firstBadIndex(d, arrow.GetValues[uint64](d, 1), limit)
+	default:
+		return fmt.Errorf("%s: index type %s", dt, dt.IndexType)
+	}
+	if bad >= 0 {
+		return fmt.Errorf("%s: index at %d outside the dictionary of %d values", dt, bad, limit)
+	}
+	return nil
+}
+
+func firstBadIndex[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](d arrow.ArrayData, idx []T, limit uint64) int {
+	for i, k := range idx {
+		if uint64(k) >= limit && (d.NullN() == 0 || isValid(d, i)) {
+			return i
+		}
+	}
+	return -1
+}
