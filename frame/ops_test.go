@@ -327,7 +327,7 @@ func TestSortOracle(t *testing.T) {
 			// Regular sampling keeps partitions near n/p even with hot keys.
 			n := int64(len(all))
 			for r, c := range sizes[i] {
-				require.LessOrEqual(t, c, n/int64(p)+n/int64(samplesPerRank)+n/int64(p)/2+8, "p=%d case %d: rank %d holds %d of %d rows", p, i, r, c, n)
+				require.LessOrEqual(t, c, n/int64(p)+n/int64(samplesPerRank)+8, "p=%d case %d: rank %d holds %d of %d rows", p, i, r, c, n)
 			}
 		}
 	}

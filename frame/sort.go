@@ -159,7 +159,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	for i := range pos {
 		pos[i] = int32((2*i + 1) * n / (2 * ns))
 	}
-	sample, err := sampleTable(ctx, mem, kc, pos, me)
+	sample, err := sampleTable(ctx, mem, kc, pos, me, n)
 	if err != nil {
 		return nil, err
 	}
@@ -239,8 +239,9 @@ func sortCols(kc []sortKeyCols) []arrow.Array {
 }
 
 // sampleTable holds the key values of the sample rows pos, then the rank
-// and the position of each (the tie breakers).
-func sampleTable(ctx context.Context, mem memory.Allocator, kc []sortKeyCols, pos []int32, rank int) (arrow.Table, error) {
+// and the position of each (the tie breakers), then how many rows of the
+// partition (of n rows) each stands for.
+func sampleTable(ctx context.Context, mem memory.Allocator, kc []sortKeyCols, pos []int32, rank, n int) (arrow.Table, error) {
 	fields := make([]arrow.Field, 0, len(kc)+2)
 	arrs := make([]arrow.Array, 0, len(kc)+2)
 	for i, k := range kc {
@@ -252,13 +253,18 @@ func sampleTable(ctx context.Context, mem memory.Allocator, kc []sortKeyCols, po
 		arrs = append(arrs, a)
 		fields = append(fields, arrow.Field{Name: fmt.Sprintf("k%d", i), Type: k.col.DataType(), Nullable: true})
 	}
-	ranks := make([]int32, len(pos))
-	rows := make([]int64, len(pos))
+	ns := len(pos)
+	ranks := make([]int32, ns)
+	rows := make([]int64, ns)
+	weights := make([]int64, ns)
 	for i, p := range pos {
 		ranks[i], rows[i] = int32(rank), int64(p)
+		weights[i] = int64((i+1)*n/ns - i*n/ns) // sample i stands for the rows [i*n/ns, (i+1)*n/ns)
 	}
-	arrs = append(arrs, fromSlice(mem, arrow.PrimitiveTypes.Int32, ranks, nil), fromSlice(mem, arrow.PrimitiveTypes.Int64, rows, nil))
-	fields = append(fields, arrow.Field{Name: "rank", Type: arrow.PrimitiveTypes.Int32}, arrow.Field{Name: "row", Type: arrow.PrimitiveTypes.Int64})
+	arrs = append(arrs, fromSlice(mem, arrow.PrimitiveTypes.Int32, ranks, nil), fromSlice(mem, arrow.PrimitiveTypes.Int64, rows, nil),
+		fromSlice(mem, arrow.PrimitiveTypes.Int64, weights, nil))
+	fields = append(fields, arrow.Field{Name: "rank", Type: arrow.PrimitiveTypes.Int32}, arrow.Field{Name: "row", Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: "weight", Type: arrow.PrimitiveTypes.Int64})
 	t := tableFromColumns(arrow.NewSchema(fields, nil), arrs, int64(len(pos)))
 	releaseAll(arrs)
 	return t, nil
@@ -275,7 +281,7 @@ type splitterSet struct {
 func (s *splitterSet) release() { releaseAll(s.keys) }
 
 // pickSplitters sorts all samples (by key, then rank and position) and takes
-// p-1 evenly spaced ones. Every rank computes the same set. There is at least
+// p-1 at evenly spaced weighted quantiles. Every rank computes the same set. There is at least
 // one sample.
 func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, keys []SortKey, p int) (*splitterSet, error) {
 	cols, err := columns(mem, all)
@@ -289,7 +295,7 @@ func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, k
 		kc[i] = sortKeyCols{col: cols[i], desc: keys[i].Descending, nullsFirst: keys[i].NullsFirst}
 	}
 	m := int(all.NumRows())
-	ranks, rows := rawValues[int32](cols[nk]), rawValues[int64](cols[nk+1])
+	ranks, rows, weights := rawValues[int32](cols[nk]), rawValues[int64](cols[nk+1]), rawValues[int64](cols[nk+2])
 	order := make([]int32, m)
 	for i := range order {
 		order[i] = int32(i)
@@ -302,9 +308,23 @@ func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, k
 		return cmp.Or(byKey.compare(int(a), int(b)), cmp.Compare(ranks[a], ranks[b]), cmp.Compare(rows[a], rows[b]))
 	})
 	s := &splitterSet{n: p - 1}
+	// Weighted quantiles: a sample stands for its block of rows, so ranks
+	// with more rows weigh more. Splitter k is the first sample whose block
+	// reaches past k/p of all rows.
+	var total int64
+	for _, w := range weights {
+		total += w
+	}
 	pick := make([]int32, p-1)
-	for i := range pick {
-		pick[i] = order[min((i+1)*m/p, m-1)]
+	var cum int64
+	j := 0
+	for k := range pick {
+		target := int64(k+1) * total / int64(p)
+		for j < m-1 && 2*(cum+weights[order[j]]) <= 2*target+weights[order[j]] {
+			cum += weights[order[j]]
+			j++
+		}
+		pick[k] = order[j]
 	}
 	for i := range nk {
 		a, err := take(ctx, mem, cols[i], pick)
