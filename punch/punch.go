@@ -271,8 +271,15 @@ func (r *punchRun) dial(ctx context.Context, i int) {
 // cannot help) or ctx ends.
 func (r *punchRun) dialLoop(ctx context.Context, i int) {
 	p, ep := r.p, r.eps[i]
-	t := time.NewTimer(0)
-	defer t.Stop()
+	// The timer is made on the first wait and never armed with a duration
+	// <= 0: under testing/synctest with -race, immediate timers have crashed
+	// the race runtime (Go 1.26), and an immediate retry needs no timer.
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		begun := time.Now()
 		r.attempted(i)
@@ -311,7 +318,15 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 		}
 		r.record(i, unwrapOp(err))
 		r.log.Debug("punch: attempt failed", "endpoint", ep, "attempt", attempt, "err", err)
-		t.Reset(time.Until(begun.Add(r.nextWait(attempt))))
+		wait := time.Until(begun.Add(r.nextWait(attempt)))
+		if wait <= 0 {
+			continue
+		}
+		if t == nil {
+			t = time.NewTimer(wait)
+		} else {
+			t.Reset(wait)
+		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
