@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -390,5 +391,70 @@ func TestDeadPeerFailsEveryRank(t *testing.T) {
 	for r := range 2 {
 		require.Error(t, errs[r], "rank %d", r)
 		require.Contains(t, errs[r].Error(), fmt.Sprintf("rank %d", r))
+	}
+}
+
+// TestCompressedExchanges: with LZ4 or Zstd on the wire the results are the
+// same, and the profile records every phase.
+func TestCompressedExchanges(t *testing.T) {
+	parts := partitions(t, 3, 1100, genSpec{rows: 300, keys: 40, skew: 0.3, nullFrac: 0.1})
+	for _, comp := range []arrowio.Compression{arrowio.NoCompression, arrowio.LZ4, arrowio.Zstd} {
+		var got []row
+		prof := &Profile{}
+		runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			opts := []Option{WithCompression(comp)}
+			if c.Rank() == 0 {
+				opts = append(opts, WithProfile(prof))
+			}
+			f, err := newFrame(t, c, mem, parts[c.Rank()], opts...)
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			j, err := f.Join(ctx, f, LeftOuter, On("s"))
+			if err != nil {
+				return err
+			}
+			defer j.Release()
+			g, err := j.GroupBy("s").Agg(ctx, CountRows())
+			if err != nil {
+				return err
+			}
+			defer g.Release()
+			rows, _, err := gatherRows(ctx, g)
+			if c.Rank() == 0 {
+				got = rows
+			}
+			return err
+		})
+		want := map[string]int64{}
+		for _, r := range concatRows(parts) {
+			n := int64(0)
+			for _, o := range concatRows(parts) {
+				if r[cS] != nil && o[cS] == r[cS] {
+					n++
+				}
+			}
+			want[rowKey(row{r[cS]})] += max(n, 1)
+		}
+		var wantRows []row
+		for k, n := range want {
+			var s any
+			if k != "<null>" {
+				s = k[1:]
+				s, _ = strconv.Unquote(s.(string))
+			}
+			wantRows = append(wantRows, row{s, n})
+		}
+		requireSameRows(t, wantRows, got, "compression %v", comp)
+		var names []string
+		for _, ph := range prof.Phases() {
+			names = append(names, ph.Op+"/"+ph.Name)
+		}
+		require.Subset(t, names, []string{"join/partition", "join/exchange", "join/local join", "join/materialize", "groupby/local aggregate"})
+		// The join's output is partitioned by s: the group-by on s moves nothing.
+		require.NotContains(t, names, "groupby/exchange")
+		require.Contains(t, prof.String(), "local join")
+		require.Positive(t, prof.Total("exchange").Bytes)
 	}
 }
