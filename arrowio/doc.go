@@ -1,36 +1,52 @@
 // Package arrowio moves Apache Arrow tables and record batches between the ranks of a
 // collective.Comm, and hash-partitions tables: the data layer under the distributed data-frame
-// operators of package frame.
+// operators of package frame, above the communicator of package collective.
 //
 // # Wire format
 //
 // Every table or batch stream travels as a standard Arrow IPC stream: a schema message, dictionary
-// batches, record batches, and the end-of-stream marker. Each IPC message is one message of the
-// communicator, so the concatenated payloads are byte for byte an IPC stream that any Arrow
-// implementation reads (ipc.NewReader in Go, pyarrow.ipc.open_stream, ...). The schema is sent once
-// per stream; large record batches are cut into zero-copy slices of about DefaultBatchBytes
-// (WithBatchBytes) so that a sender holds at most one encoded batch at a time and a receiver decodes
-// each batch as it arrives, without copying its bytes again. Body buffers may be compressed with LZ4
-// or Zstd (WithCompression); receivers need no option.
+// batches, record batches and the end-of-stream marker. The stream is cut into messages of the
+// communicator at record-batch boundaries: one message per record batch, carrying the batch and what
+// precedes it in the stream (the schema before the first batch, a dictionary batch when a dictionary
+// changes), the end-of-stream marker riding on the last. The payloads, concatenated in order, are byte
+// for byte an IPC stream that any Arrow implementation reads (ipc.NewReader in Go,
+// pyarrow.ipc.open_stream, ...). The schema is sent once per stream. Batches larger than about
+// DefaultBatchBytes (WithBatchBytes) are cut into zero-copy slices first, so a sender holds at most one
+// encoded batch at a time and a receiver decodes each batch as it arrives; received buffers are used in
+// place, not copied again. Body buffers may be compressed with LZ4 or Zstd (WithCompression);
+// receivers need no option.
 //
 // # Operations
 //
 //   - SendTable / RecvTable, and NewStreamWriter / NewStreamReader for batch-at-a-time streams:
-//     point to point, on a tag of the caller's choosing.
+//     point to point, on a tag of the caller's choosing (Comm.Send / Comm.Recv underneath).
 //   - BcastTable, GatherTable, AllgatherTable, AlltoallTables: the collectives, for tables; every rank
-//     calls them in the same order. Tables whose schemas differ across ranks are an error that names
-//     the rank.
-//   - HashPartition splits a table into P parts by the hash of key columns (HashRows, PartitionOf);
-//     Shuffle partitions by key, exchanges the parts all-to-all and returns this rank's rows. frame's
-//     local hash join and group-by use HashRows so that they agree with the shuffle.
+//     calls them in the same order, as it does the communicator's own collectives. They run in rounds,
+//     one communicator collective per round carrying the next batch of every stream, so no rank holds
+//     more than a round of encoded data beyond its tables. Tables whose schemas differ across ranks
+//     are an error (ErrSchemaMismatch) that names the rank.
+//   - HashPartition splits a table into P parts by the hash of key columns (HashRows, PartitionOf) in
+//     one pass per column; Shuffle partitions by key, exchanges the parts all-to-all and returns this
+//     rank's rows. frame's local hash join and group-by use HashRows so that they agree with the
+//     shuffle. ConcatTables joins tables without copying.
+//
+// # Failures
+//
+// A rank that cannot send what it was given (a nil table, parts of different schemas, a key column
+// that does not exist) sends a zero-row batch whose custom metadata carries its error, and keeps
+// taking part, so every rank's call returns an error that names it and the communicator stays usable.
+// A failure of the communicator itself (a dead peer, a cancelled context) ends the call on every rank,
+// as collective's do. Received messages are checked before use: their flatbuffer metadata is verified,
+// buffer sizes are bounded, and every batch is validated (offsets, dictionary indices, view headers)
+// before it is handed out, so malformed input is an error, never a crash in the caller.
 //
 // # Memory
 //
 // Arrays this package builds are allocated from WithAllocator's allocator (memory.DefaultAllocator by
-// default); received buffers that need no decompression are used in place. Every table and batch
-// returned is owned by the caller, who must Release it. Inputs are never modified and are still owned
-// by the caller after a call.
+// default). Every table and batch returned is owned by the caller, who must Release it; inputs are
+// never modified and stay the caller's. Returned tables share memory with the received messages and,
+// where rows stayed on this rank, with the inputs.
 //
-// arrowio imports only arrow-go's array, ipc and memory packages, never compute or Parquet, so that
+// arrowio imports arrow-go's array, ipc and memory packages, never compute or Parquet, so that
 // linking it stays cheap.
 package arrowio

@@ -37,11 +37,6 @@ func (c Compression) String() string {
 // this much encoded data beyond the table itself.
 const DefaultBatchBytes = 4 << 20
 
-// DefaultTag is the message tag the collective operations of this package (BcastTable, GatherTable,
-// AllgatherTable, AlltoallTables, Shuffle) use for their point-to-point streams unless WithTag says
-// otherwise. Pick a different tag for user messages, or use WithTag.
-const DefaultTag = 0x41_52_52_57 // "ARRW"
-
 // Option configures an operation of this package.
 type Option func(*config)
 
@@ -49,12 +44,10 @@ type config struct {
 	mem         memory.Allocator
 	compression Compression
 	batchBytes  int64
-	tag         int
-	tagSet      bool
 }
 
 func newConfig(opts []Option) config {
-	cfg := config{mem: memory.DefaultAllocator, batchBytes: DefaultBatchBytes, tag: DefaultTag}
+	cfg := config{mem: memory.DefaultAllocator, batchBytes: DefaultBatchBytes}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -88,12 +81,6 @@ func WithCompression(c Compression) Option {
 // every batch whole.
 func WithBatchBytes(n int64) Option {
 	return func(c *config) { c.batchBytes = n }
-}
-
-// WithTag sets the message tag of the point-to-point streams a collective operation of this package
-// uses (DefaultTag otherwise). All ranks must pass the same tag to the same call.
-func WithTag(tag int) Option {
-	return func(c *config) { c.tag, c.tagSet = tag, true }
 }
 
 func (c *config) ipcWriterOptions() ([]ipc.Option, error) {
