@@ -13,6 +13,8 @@ type duckResult struct {
 	JoinRows    int64   `json:"join_rows"`
 	GroupBySec  float64 `json:"groupby_s"`
 	GroupByRows int64   `json:"groupby_rows"`
+	JoinCPU     float64 `json:"join_cpu_s"`
+	GroupByCPU  float64 `json:"groupby_cpu_s"`
 	Version     string  `json:"version"`
 }
 
@@ -52,6 +54,10 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 	}
 	line("join", r.Join.TotalSec, duck.JoinSec, "<=2x", r.Join.OutRows, duck.JoinRows)
 	line("groupby", r.GroupBy.TotalSec, duck.GroupBySec, "-", r.GroupBy.OutRows, duck.GroupByRows)
+	if duck.JoinCPU > 0 {
+		fmt.Printf("CPU seconds (all ranks / all threads; robust to a busy machine): join %.2f vs %.2f (%.2fx), groupby %.2f vs %.2f (%.2fx)\n",
+			r.Join.CPUSec, duck.JoinCPU, r.Join.CPUSec/duck.JoinCPU, r.GroupBy.CPUSec, duck.GroupByCPU, r.GroupBy.CPUSec/duck.GroupByCPU)
+	}
 	if r.Join.OutRows != duck.JoinRows || (r.GroupBy.OutRows != 0 && r.GroupBy.OutRows != duck.GroupByRows) {
 		fmt.Println("WARNING: the result row counts differ")
 	}

@@ -45,6 +45,7 @@ type opStats struct {
 	ExchangeBps  float64 `json:"exchange_bytes_per_s_per_rank"` // bytes a rank sends / its exchange time (mean over ranks)
 	OfCeiling    float64 `json:"exchange_of_ceiling"`           // ExchangeBps / both-ways ceiling
 	BytesPerRank int64   `json:"bytes_per_rank"`
+	CPUSec       float64 `json:"cpu_s"` // CPU time of all ranks together: less sensitive to a busy machine than wall time
 }
 
 func summarize(res *workerResult, c ceiling) run {
@@ -73,6 +74,7 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 				bps += float64(pt.Bytes) / pt.Exchange.Seconds()
 			}
 			bytes += pt.Bytes
+			s.CPUSec += pt.CPU.Seconds()
 		}
 		if len(ranks) > 0 {
 			s.ExchangeBps = bps / float64(len(ranks))
@@ -93,7 +95,7 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 
 func printRun(r run) {
 	fmt.Printf("\n%d workers, %d rows per table per worker (%d in total)\n", r.Workers, r.RowsPer, r.RowsTotal)
-	fmt.Printf("  %-8s %9s %10s %10s %10s %12s %14s %12s\n", "op", "total s", "partition", "exchange", "local", "out rows", "input rows/s", "exch MB/s")
+	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s")
 	for _, o := range []struct {
 		name string
 		s    opStats
@@ -105,7 +107,7 @@ func printRun(r run) {
 		if o.s.ExchangeBps > 0 {
 			ex = fmt.Sprintf("%.0f (%.0f%%)", o.s.ExchangeBps/1e6, 100*o.s.OfCeiling)
 		}
-		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %12d %14.3g %12s\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.OutRows, o.s.RowsPerSec, ex)
+		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex)
 	}
 }
 

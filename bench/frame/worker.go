@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,6 +47,16 @@ type phaseTimes struct {
 	Local     time.Duration `json:"local"`     // local join or aggregation, with materialisation
 	Bytes     int64         `json:"bytes"`     // Arrow bytes this rank sent
 	OutRows   int64         `json:"out_rows"`  // result rows over all ranks
+	CPU       time.Duration `json:"cpu"`       // user+system CPU time of this rank's process in the run
+}
+
+// cpuTime is the user+system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // workerResult is what rank 0 prints: every rank's phases for every rep.
@@ -149,7 +160,7 @@ func runWorker(args workerArgs) error {
 			return phaseTimes{}, err
 		}
 		prof.Reset()
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuTime()
 		out, err := op()
 		if err != nil {
 			return phaseTimes{}, err
@@ -158,7 +169,7 @@ func runWorker(args workerArgs) error {
 			out.Release()
 			return phaseTimes{}, err
 		}
-		pt := phaseTimes{Total: time.Since(t0)}
+		pt := phaseTimes{Total: time.Since(t0), CPU: cpuTime() - c0}
 		for _, ph := range prof.Phases() {
 			switch ph.Name {
 			case "partition":
