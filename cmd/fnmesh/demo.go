@@ -55,10 +55,6 @@ type demoEnv struct {
 	// comms, indexed by rank, are the communicators over the meshes, made
 	// by the first step that needs them (communicators).
 	comms []*collective.Comm
-
-	// What the later steps found, for tests.
-	collResults []collResult
-	frameResult *frameResult
 }
 
 // communicators returns one communicator per worker over the mesh step's
@@ -136,7 +132,7 @@ flags:
 	}
 	var cfg demoConfig
 	fs.IntVar(&cfg.workers, "workers", 6, "number of workers (2 to 64)")
-	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the emulated internet (NAT port choices)")
+	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the emulated internet (NAT port choices) and of the generated data")
 	fs.DurationVar(&cfg.latency, "latency", 5*time.Millisecond, "one-way latency of every link (a packet between two hosts crosses two or more)")
 	fs.DurationVar(&cfg.punchTimeout, "punch-timeout", 2*time.Second, "how long a pair tries to punch before it is relayed")
 	fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")

@@ -116,7 +116,6 @@ func demoCollectives(ctx context.Context, env *demoEnv) error {
 		}
 		results[i] = res
 	}
-	env.collResults = results
 	return printCollResults(env, results, p, total)
 }
 

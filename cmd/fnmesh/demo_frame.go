@@ -306,7 +306,6 @@ func demoFrame(ctx context.Context, env *demoEnv) error {
 	}
 	wg.Wait()
 	res := &frameResult{Customers: int64(env.cfg.customers), Orders: int64(p * env.cfg.orders), Took: time.Since(began)}
-	env.frameResult = res
 	if ranks[0].result != nil {
 		defer ranks[0].result.Release()
 	}
