@@ -25,7 +25,8 @@ func runBenchCompare(_ context.Context, args []string, stdout, stderr io.Writer)
 Pairs the rows of two bench results (CSV from fnmesh bench -csv or
 bench/mpi/osu.c, or JSON from fnmesh bench -json) on operation, rank count
 and size, and prints ours/theirs ratios of average times: at most 1.0 means
-ours is at least as fast. Then checks the targets: allgather, alltoallv,
+ours is at least as fast. A file may hold several runs concatenated: each
+row then counts by its best (lowest) time. Then checks the targets: allgather, alltoallv,
 allreduce and bcast at 1 MiB and above no slower; 8-byte latency within 2x;
 2-rank bandwidth at 80% of the iperf3 ceiling (with -iperf3).
 
@@ -33,7 +34,7 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	iperf := fs.String("iperf3", "", "`file` of iperf3 -J output on loopback: the TCP ceiling for bw")
+	iperf := fs.String("iperf3", "", "`files` of iperf3 -J output on loopback, comma-separated: the TCP ceiling for bw (the highest)")
 	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
 	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
 	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed")
@@ -82,14 +83,12 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 	}
 	var ceiling float64
 	if iperfPath != "" {
-		f, err := os.Open(iperfPath)
-		if err != nil {
-			return nil, err
-		}
-		ceiling, err = osu.ReadIperf3(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", iperfPath, err)
+		for _, p := range strings.Split(iperfPath, ",") {
+			c, err := readCeiling(p)
+			if err != nil {
+				return nil, err
+			}
+			ceiling = max(ceiling, c)
 		}
 	}
 	if err := osu.WriteRatios(w, ourName, theirName, ratios); err != nil {
@@ -98,7 +97,7 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 	if ceiling > 0 {
 		fmt.Fprintf(w, "\nTCP ceiling (iperf3, one stream on loopback): %.0f MB/s (%.1f Gbit/s)\n", ceiling, ceiling*8/1000)
 		var rows []string
-		for _, r := range ours {
+		for _, r := range osu.Best(ours) {
 			if r.Op == "bw" && r.Ranks == 2 && r.Size >= 64<<10 {
 				rows = append(rows, fmt.Sprintf("  bw %5s: %7.0f MB/s = %5.1f%%", osu.FormatSize(r.Size), r.MBps, 100*r.MBps/ceiling))
 			}
@@ -126,6 +125,20 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 		}
 	}
 	return verdicts, nil
+}
+
+// readCeiling reads the throughput in MB/s from iperf3 -J output.
+func readCeiling(path string) (float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	c, err := osu.ReadIperf3(f)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // readResults reads a CSV results file, or a JSON report (by its first

@@ -302,3 +302,18 @@ func TestReadIperf3(t *testing.T) {
 	_, err = ReadIperf3(strings.NewReader(`{"end":{}}`))
 	assert.Error(t, err)
 }
+
+func TestBest(t *testing.T) {
+	runs := []Result{
+		{Op: "allgather", Ranks: 2, Size: 8, AvgUs: 30},
+		{Op: "latency", Ranks: 2, Size: 8, AvgUs: 12},
+		{Op: "allgather", Ranks: 2, Size: 8, AvgUs: 20}, // a second, faster run
+		{Op: "allgather", Ranks: 4, Size: 8, AvgUs: 50}, // another rank count: its own row
+		{Op: "latency", Ranks: 2, Size: 8, AvgUs: 15},
+	}
+	assert.Equal(t, []Result{runs[2], runs[1], runs[3]}, Best(runs))
+
+	ratios := Compare(runs, []Result{{Op: "allgather", Ranks: 2, Size: 8, AvgUs: 40}, {Op: "allgather", Ranks: 2, Size: 8, AvgUs: 10}})
+	require.Len(t, ratios, 1)
+	assert.Equal(t, Ratio{Op: "allgather", Ranks: 2, Size: 8, OursUs: 20, TheirsUs: 10, Ratio: 2}, ratios[0])
+}
