@@ -33,6 +33,13 @@ func BcastTable(ctx context.Context, c *collective.Comm, root int, t arrow.Table
 		return nil, fmt.Errorf("arrowio: bcast: root %d out of range 0..%d", root, c.Size()-1)
 	}
 	cfg := newConfig(opts)
+	if c.Rank() == root && c.Size() == 1 {
+		if t == nil {
+			return nil, fmt.Errorf("arrowio: bcast: rank %d (root): nil table", root)
+		}
+		t.Retain()
+		return t, nil
+	}
 	if c.Rank() == root {
 		out := newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
 		defer out.close()

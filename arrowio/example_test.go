@@ -138,3 +138,62 @@ func ExampleAllgatherTable() {
 	// Output:
 	// every rank holds 3 rows; ranks: 3
 }
+
+func ExampleNewStreamWriter() {
+	forEachRank(func(ctx context.Context, c *collective.Comm) {
+		switch c.Rank() {
+		case 1: // produces batches one at a time
+			w, err := arrowio.NewStreamWriter(ctx, c, 0, 9, schema)
+			if err != nil {
+				panic(err)
+			}
+			for i := range 3 {
+				t := salesTable([]string{"Oslo", "Lyon"}, []int64{int64(i), int64(10 * i)})
+				tr := array.NewTableReader(t, -1)
+				for tr.Next() {
+					if err := w.Write(tr.RecordBatch()); err != nil {
+						panic(err)
+					}
+				}
+				tr.Release()
+				t.Release()
+			}
+			if err := w.Close(); err != nil {
+				panic(err)
+			}
+		case 0: // consumes them as they arrive
+			r, err := arrowio.NewStreamReader(ctx, c, 1, 9)
+			if err != nil {
+				panic(err)
+			}
+			defer r.Release()
+			for r.Next() {
+				sales := r.RecordBatch().Column(1).(*array.Int64)
+				fmt.Println("batch of", sales.Len(), "rows, sales", sales.Int64Values())
+			}
+			if err := r.Err(); err != nil {
+				panic(err)
+			}
+		}
+	})
+	// Output:
+	// batch of 2 rows, sales [0 0]
+	// batch of 2 rows, sales [1 10]
+	// batch of 2 rows, sales [2 20]
+}
+
+func ExampleHashRows() {
+	t := salesTable([]string{"Oslo", "Lyon", "Oslo"}, []int64{1, 2, 3})
+	defer t.Release()
+	cities := t.Column(0).Data().Chunk(0)
+	hashes := make([]uint64, cities.Len())
+	if err := arrowio.HashRows([]arrow.Array{cities}, hashes); err != nil {
+		panic(err)
+	}
+	// Equal keys hash alike, on every rank of every job: this is where Shuffle sends each row.
+	fmt.Println(hashes[0] == hashes[2], hashes[0] == hashes[1])
+	fmt.Println("Oslo goes to rank", arrowio.PartitionOf(hashes[0], 3), "of 3")
+	// Output:
+	// true false
+	// Oslo goes to rank 2 of 3
+}

@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -20,8 +21,8 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 	if t == nil {
 		return nil, fmt.Errorf("arrowio: hash partition: nil table")
 	}
-	if p <= 0 {
-		return nil, fmt.Errorf("arrowio: hash partition: %d partitions, want at least 1", p)
+	if p <= 0 || p > maxParts {
+		return nil, fmt.Errorf("arrowio: hash partition: %d partitions, want 1..%d", p, maxParts)
 	}
 	keyIdx, err := KeyIndices(t.Schema(), keys)
 	if err != nil {
@@ -111,6 +112,9 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 	}
 	return parts, nil
 }
+
+// maxParts bounds HashPartition's part count (part numbers are kept in 32 bits).
+const maxParts = math.MaxInt32
 
 // KeyIndices returns the index in schema of each named key column. A name that is missing, or that more
 // than one field has, is an error; so is an empty list.

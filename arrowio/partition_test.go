@@ -289,7 +289,7 @@ func TestHashPartitionErrors(t *testing.T) {
 		p    int
 		want string
 	}{
-		{[]string{"b"}, 0, "0 partitions"},
+		{[]string{"b"}, 0, "0 partitions, want 1.."},
 		{nil, 2, "no key columns"},
 		{[]string{"zz"}, 2, `no column "zz"`},
 		{[]string{"a"}, 2, `column name "a" is ambiguous`},
