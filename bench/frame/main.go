@@ -63,6 +63,7 @@ func main() {
 		jsonOut    = flag.String("json", "", "write the results as JSON to this file")
 		plotOut    = flag.String("plot", "", "draw the scaling as a PNG to this file")
 		ceilingMB  = flag.Int("ceiling-mb", 2048, "MiB per direction for the loopback TCP ceiling (0: skip)")
+		checksum   = flag.Bool("checksum", true, "CRC32C on every message (collective.WithChecksum); TCP checksums them anyway")
 		par        = flag.Int("par", 0, "goroutines per worker for the local kernels (frame.WithParallelism; 0: GOMAXPROCS)")
 		cpuProfile = flag.String("cpuprofile", "", "write every worker's CPU profile of the timed runs into this directory")
 		cmp        = flag.String("compare", "", "frame.json,duckdb.json: print the comparison of two earlier runs and exit")
@@ -113,7 +114,7 @@ func main() {
 		}
 		res, err := runJob(ctx, addr, w, workerArgs{
 			Rows: per, Total: total, Uniqueness: *uniqueness, Seed: *seed, Reps: *reps, GroupBy: *groupby, DataDir: dd,
-			CPUProfile: *cpuProfile, Par: *par,
+			CPUProfile: *cpuProfile, Par: *par, NoChecksum: !*checksum,
 		})
 		if err != nil {
 			log.Fatalf("%d workers: %v", w, err)

@@ -37,6 +37,7 @@ type workerArgs struct {
 	DataDir    string  `json:"data_dir"`    // write the inputs as Parquet here (for DuckDB)
 	CPUProfile string  `json:"cpu_profile"` // write each rank's CPU profile of the timed part here
 	Par        int     `json:"par"`         // frame.WithParallelism (0: the default)
+	NoChecksum bool    `json:"no_checksum"` // collective.WithChecksum(false)
 }
 
 // phaseTimes is one timed run of an operator on one rank.
@@ -105,7 +106,7 @@ func runWorker(args workerArgs) error {
 	defer cancel()
 	start := time.Now()
 	comm, err := collective.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret,
-		collective.WithJoinOptions(rendezvous.WithRank(args.Rank)))
+		collective.WithJoinOptions(rendezvous.WithRank(args.Rank)), collective.WithChecksum(!args.NoChecksum))
 	if err != nil {
 		return err
 	}
