@@ -45,7 +45,8 @@ type opStats struct {
 	ExchangeBps  float64 `json:"exchange_bytes_per_s_per_rank"` // bytes a rank sends / its exchange time (mean over ranks)
 	OfCeiling    float64 `json:"exchange_of_ceiling"`           // ExchangeBps / both-ways ceiling
 	BytesPerRank int64   `json:"bytes_per_rank"`
-	CPUSec       float64 `json:"cpu_s"` // CPU time of all ranks together: less sensitive to a busy machine than wall time
+	CPUSec       float64 `json:"cpu_s"`   // CPU time of all ranks together: less sensitive to a busy machine than wall time
+	MaxRSS       int64   `json:"max_rss"` // the largest peak resident memory of a rank, bytes
 }
 
 func summarize(res *workerResult, c ceiling) run {
@@ -75,6 +76,7 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 			}
 			bytes += pt.Bytes
 			s.CPUSec += pt.CPU.Seconds()
+			s.MaxRSS = max(s.MaxRSS, pt.MaxRSS)
 		}
 		if len(ranks) > 0 {
 			s.ExchangeBps = bps / float64(len(ranks))
@@ -95,7 +97,7 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 
 func printRun(r run) {
 	fmt.Printf("\n%d workers, %d rows per table per worker (%d in total)\n", r.Workers, r.RowsPer, r.RowsTotal)
-	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s")
+	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s %9s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s", "peak MiB")
 	for _, o := range []struct {
 		name string
 		s    opStats
@@ -107,7 +109,7 @@ func printRun(r run) {
 		if o.s.ExchangeBps > 0 {
 			ex = fmt.Sprintf("%.0f (%.0f%%)", o.s.ExchangeBps/1e6, 100*o.s.OfCeiling)
 		}
-		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex)
+		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s %9d\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex, o.s.MaxRSS>>20)
 	}
 }
 

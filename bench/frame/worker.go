@@ -49,6 +49,16 @@ type phaseTimes struct {
 	Bytes     int64         `json:"bytes"`     // Arrow bytes this rank sent
 	OutRows   int64         `json:"out_rows"`  // result rows over all ranks
 	CPU       time.Duration `json:"cpu"`       // user+system CPU time of this rank's process in the run
+	MaxRSS    int64         `json:"max_rss"`   // the process's peak resident memory so far, bytes
+}
+
+// maxRSS is the peak resident set size of this process, in bytes.
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss << 10 // Linux reports KiB
 }
 
 // cpuTime is the user+system CPU time this process has used.
@@ -170,7 +180,7 @@ func runWorker(args workerArgs) error {
 			out.Release()
 			return phaseTimes{}, err
 		}
-		pt := phaseTimes{Total: time.Since(t0), CPU: cpuTime() - c0}
+		pt := phaseTimes{Total: time.Since(t0), CPU: cpuTime() - c0, MaxRSS: maxRSS()}
 		for _, ph := range prof.Phases() {
 			switch ph.Name {
 			case "partition":
