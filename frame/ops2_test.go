@@ -458,3 +458,41 @@ func TestCompressedExchanges(t *testing.T) {
 		require.Positive(t, prof.Total("exchange").Bytes)
 	}
 }
+
+func TestRebalance(t *testing.T) {
+	for _, p := range rankSizes {
+		parts := partitions(t, p, 1200+uint64(p), genSpec{rows: 90, keys: 20, nullFrac: 0.1})
+		all := concatRows(parts)
+		var got []row
+		var counts []int64
+		runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			f, err := newFrame(t, c, mem, parts[c.Rank()])
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			b, err := f.Rebalance(ctx)
+			if err != nil {
+				return err
+			}
+			defer b.Release()
+			n, err := b.rowCounts(ctx)
+			if err != nil {
+				return err
+			}
+			rows, _, err := gatherRows(ctx, b)
+			if c.Rank() == 0 {
+				got, counts = rows, n
+			}
+			return err
+		})
+		require.Equal(t, all, got, "p=%d: rows and their order", p)
+		for r, c := range counts {
+			want := int64(len(all) / p)
+			if r < len(all)%p {
+				want++
+			}
+			require.Equal(t, want, c, "p=%d rank %d", p, r)
+		}
+	}
+}

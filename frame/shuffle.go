@@ -114,6 +114,11 @@ func (f *Frame) toRoot(ctx context.Context, op string, t arrow.Table) (arrow.Tab
 	return out, nil
 }
 
+// arrowTables is a list of tables released together.
+type arrowTables []arrow.Table
+
+func (ts arrowTables) release() { releaseTables(ts) }
+
 func releaseTables(ts []arrow.Table) {
 	for _, t := range ts {
 		if t != nil {
