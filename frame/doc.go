@@ -1,8 +1,8 @@
 // Package frame is fnmesh's distributed data frame: an Arrow table split
 // across the ranks of a collective.Comm, one partition per rank, with the
 // operators a data engineer expects (Shuffle, Join, GroupBy, Sort, Distinct,
-// Filter, Select, Project, Head, Gather) and Parquet, Arrow IPC and CSV
-// files to start and end a job with.
+// Rebalance, Filter, Select, Project, Head, Gather) and Parquet, Arrow IPC
+// and CSV files to start and end a job with.
 //
 // It is the top library layer: collective links the ranks (functions joined
 // by the rendezvous package, or in-process with collective.Local), arrowio
