@@ -52,32 +52,56 @@ type kernelSpec struct {
 // group's first row) followed by one column per kernel. Without key columns
 // it returns one row.
 func aggregateLocal(ctx context.Context, mem memory.Allocator, cols []arrow.Array, n int, keyIdx []int, specs []kernelSpec) ([]arrow.Array, error) {
+	return aggregateRows(ctx, mem, cols, n, keyIdx, specs, false)
+}
+
+// aggregateRows is aggregateLocal; with perRow every row is its own group
+// (no hashing: the keys pass through and each kernel sees one row), which
+// turns raw rows into partial aggregates when grouping would not reduce
+// them.
+func aggregateRows(ctx context.Context, mem memory.Allocator, cols []arrow.Array, n int, keyIdx []int, specs []kernelSpec, perRow bool) ([]arrow.Array, error) {
 	keys := make([]arrow.Array, len(keyIdx))
 	for i, k := range keyIdx {
 		keys[i] = cols[k]
 	}
-	// Group by value: dictionary-encoded keys are decoded for the index
-	// (the output keeps the column's own type).
-	byValue := make([]arrow.Array, len(keys))
-	defer releaseAll(byValue)
-	for i, k := range keys {
-		d, err := decoded(ctx, mem, k)
-		if err != nil {
+	var gids, firsts []int32
+	if perRow && len(keys) > 0 {
+		gids = make([]int32, n)
+		for i := range gids {
+			gids[i] = int32(i)
+		}
+	} else {
+		// Group by value: dictionary-encoded keys are decoded for the index
+		// (the output keeps the column's own type).
+		byValue := make([]arrow.Array, len(keys))
+		defer releaseAll(byValue)
+		for i, k := range keys {
+			d, err := decoded(ctx, mem, k)
+			if err != nil {
+				return nil, err
+			}
+			byValue[i] = d
+		}
+		var err error
+		if gids, firsts, err = groupRows(byValue, n); err != nil {
 			return nil, err
 		}
-		byValue[i] = d
-	}
-	gids, firsts, err := groupRows(byValue, n)
-	if err != nil {
-		return nil, err
 	}
 	ng := len(firsts)
+	if gids != nil && firsts == nil { // per row
+		ng = n
+	}
 	out := make([]arrow.Array, 0, len(keys)+len(specs))
 	fail := func(err error) ([]arrow.Array, error) {
 		releaseAll(out)
 		return nil, err
 	}
 	for _, k := range keys {
+		if firsts == nil { // per row: the keys as they are
+			k.Retain()
+			out = append(out, k)
+			continue
+		}
 		a, err := take(ctx, mem, k, firsts)
 		if err != nil {
 			return fail(err)

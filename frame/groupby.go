@@ -130,13 +130,21 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
+	local := f.Size() == 1 || (len(g.keys) > 0 && slices.Equal(f.partitionedBy, g.keys))
 	tm := f.cfg.timer(op)
 	mem := f.cfg.mem
 	cols, err := columns(mem, f.part)
 	if err != nil {
 		return nil, f.abort(op, err)
 	}
-	partial, err := aggregateLocal(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial)
+	perRow := false
+	if !local && len(g.keys) > 0 {
+		if perRow, err = g.preAggregationUseless(ctx, cols, plan.keyIdx); err != nil {
+			releaseAll(cols)
+			return nil, f.errorf(op, err)
+		}
+	}
+	partial, err := aggregateRows(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial, perRow)
 	releaseAll(cols)
 	if err != nil {
 		return nil, f.abort(op, err)
@@ -144,9 +152,12 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	pt := tableFromColumns(plan.partialSchema, partial, int64(partialLen(partial)))
 	releaseAll(partial)
 	defer pt.Release()
-	tm.done(ctx, "local aggregate", pt.NumRows(), 0)
+	name := "local aggregate"
+	if perRow {
+		name = "local rows"
+	}
+	tm.done(ctx, name, pt.NumRows(), 0)
 
-	local := f.Size() == 1 || (len(g.keys) > 0 && slices.Equal(f.partitionedBy, g.keys))
 	var final arrow.Table
 	switch {
 	case local:
@@ -190,6 +201,47 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 		by = slices.Clone(g.keys)
 	}
 	return f.derive(res, by), nil
+}
+
+// preAggregationUseless decides, alike on every rank, whether to skip the
+// local pre-aggregation: when the keys are nearly all distinct, grouping
+// them locally costs a hash table and saves almost no rows, so every row is
+// sent as its own partial aggregate instead. Each rank estimates the
+// distinct keys of its partition (HyperLogLog, one hashing pass) and the
+// ranks vote (collective).
+func (g *Grouped) preAggregationUseless(ctx context.Context, cols []arrow.Array, keyIdx []int) (bool, error) {
+	n := int(g.f.part.NumRows())
+	vote := byte(0) // no rows: no opinion
+	if n > 0 {
+		keys := make([]arrow.Array, len(keyIdx))
+		for i, k := range keyIdx {
+			keys[i] = cols[k]
+		}
+		d, err := estimateDistinct(keys, n)
+		if err != nil {
+			return false, err
+		}
+		vote = 1 // pre-aggregate
+		if d > 0.9*float64(n) {
+			vote = 2 // send rows
+		}
+	}
+	all, err := g.f.comm.Allgather(ctx, []byte{vote})
+	if err != nil {
+		return false, fmt.Errorf("agree on pre-aggregation: %w", err)
+	}
+	var pre, rows int
+	for _, v := range all {
+		switch {
+		case len(v) != 1:
+			return false, fmt.Errorf("pre-aggregation vote of %d bytes", len(v))
+		case v[0] == 1:
+			pre++
+		case v[0] == 2:
+			rows++
+		}
+	}
+	return rows > pre, nil
 }
 
 // exchange moves the partial aggregates: shuffled on the keys, or all to

@@ -380,3 +380,23 @@ func withNulls(t *testing.T, mem memory.Allocator, a arrow.Array, every int) arr
 	}
 	return b.NewArray()
 }
+
+func TestEstimateDistinct(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	for _, c := range []struct {
+		rows       int
+		uniqueness float64
+	}{{1000, 0.01}, {50_000, 0.05}, {200_000, 1}, {200_000, 0.3}, {0, 1}} {
+		k, v := cylonColumns(mem, c.rows, c.uniqueness, 31)
+		exact := map[int64]bool{}
+		for _, x := range k.(*array.Int64).Int64Values() {
+			exact[x] = true
+		}
+		est, err := estimateDistinct([]arrow.Array{k}, c.rows)
+		require.NoError(t, err)
+		want := float64(len(exact))
+		require.InDelta(t, want, est, 0.06*want+2, "rows %d uniqueness %v", c.rows, c.uniqueness)
+		releaseAll([]arrow.Array{k, v})
+	}
+}

@@ -496,3 +496,58 @@ func TestRebalance(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupByPerRowPath: with nearly unique keys the ranks agree to skip the
+// local pre-aggregation, and the result is still the oracle's.
+func TestGroupByPerRowPath(t *testing.T) {
+	for _, p := range []int{2, 3, 5} {
+		parts := partitions(t, p, 1300+uint64(p), genSpec{rows: 400, keys: 1 << 20, nullFrac: 0.05})
+		few := partitions(t, p, 1400+uint64(p), genSpec{rows: 400, keys: 5, nullFrac: 0.05})
+		var got, gotLow []row
+		var phases, phasesLow []string
+		runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			prof := &Profile{}
+			f, err := newFrame(t, c, mem, parts[c.Rank()], WithProfile(prof))
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			g, err := f.GroupBy("k", "w").Agg(ctx, testAggs...) // (k, w) nearly unique
+			if err != nil {
+				return err
+			}
+			rows, _, err := gatherRows(ctx, g)
+			g.Release()
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, ph := range prof.Phases() {
+				names = append(names, ph.Name)
+			}
+			prof.Reset()
+			ff, err := newFrame(t, c, mem, few[c.Rank()], WithProfile(prof))
+			if err != nil {
+				return err
+			}
+			defer ff.Release()
+			lo, err := ff.GroupBy("s").Agg(ctx, testAggs...) // few groups
+			if err != nil {
+				return err
+			}
+			lrows, _, err := gatherRows(ctx, lo)
+			lo.Release()
+			if c.Rank() == 0 {
+				got, gotLow, phases = rows, lrows, names
+				for _, ph := range prof.Phases() {
+					phasesLow = append(phasesLow, ph.Name)
+				}
+			}
+			return err
+		})
+		requireSameRows(t, oracleGroupBy(concatRows(parts), []int{cK, cW}), got, "p=%d unique keys", p)
+		requireSameRows(t, oracleGroupBy(concatRows(few), []int{cS}), gotLow, "p=%d few keys", p)
+		require.Contains(t, phases, "local rows", "p=%d: unique keys should skip pre-aggregation", p)
+		require.Contains(t, phasesLow, "local aggregate", "p=%d: few keys should pre-aggregate", p)
+	}
+}
