@@ -341,6 +341,11 @@ func TestShuffleOracle(t *testing.T) {
 						}
 						defer got.Release()
 						if g, w := sorted(rowStrings(got)), sorted(want[me]); !slices.Equal(g, w) {
+							for i := range g {
+								if g[i] != w[i] {
+									return fmt.Errorf("rank %d: first difference:\n got %s\nwant %s", me, g[i], w[i])
+								}
+							}
 							return fmt.Errorf("rank %d holds %d rows, want %d (or different rows)", me, len(g), len(w))
 						}
 						parts, err := rowParts(got, keyIdx, p)

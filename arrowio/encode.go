@@ -96,6 +96,11 @@ func (e *encoder) batch(rec arrow.RecordBatch, last bool) ([]byte, error) {
 		return nil, errors.New("arrowio: stream already ended")
 	}
 	e.reset()
+	rec, err := ipcSafe(e.mem, rec)
+	if err != nil {
+		return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
+	}
+	defer rec.Release()
 	if err := e.w.Write(rec); err != nil {
 		return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 	}
@@ -282,4 +287,104 @@ func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
 	s := array.NewSliceData(child, lo, hi)
 	defer s.Release()
 	return approxBytes(s)
+}
+
+// ipcSafe returns rec (retained), or a copy of it in which every column arrow-go's IPC writer
+// (v18.6.0) would mishandle is compacted (copied to fresh buffers at offset 0):
+//   - sliced arrays, at any depth: the writer truncates a sliced fixed-width buffer to the slice's padded
+//     length without subtracting the slice's start, and reads past the buffer when it is tight;
+//   - dense unions and list views, which it fails to write even when they are merely sliced inside.
+//
+// Only the first piece of a batch cut by splitBatch starts at offset 0, so batches above WithBatchBytes
+// cost one copy per piece; the copy is a memmove per buffer.
+func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+	var cols []arrow.Array
+	for c, col := range rec.Columns() {
+		if !holdsFragileType(col.DataType(), 0) && !isSliced(col.Data(), 0) {
+			continue
+		}
+		if cols == nil {
+			cols = slices.Clone(rec.Columns())
+			for _, a := range cols {
+				a.Retain()
+			}
+		}
+		all := make([]int, col.Len())
+		for i := range all {
+			all[i] = i
+		}
+		compact, err := take(mem, col, all)
+		if err != nil {
+			for _, a := range cols {
+				a.Release()
+			}
+			return nil, err
+		}
+		cols[c].Release()
+		cols[c] = compact
+	}
+	if cols == nil {
+		rec.Retain()
+		return rec, nil
+	}
+	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
+	for _, a := range cols {
+		a.Release()
+	}
+	return out, nil
+}
+
+func holdsFragileType(dt arrow.DataType, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch t := dt.(type) {
+	case *arrow.DenseUnionType, *arrow.ListViewType, *arrow.LargeListViewType:
+		return true
+	case *arrow.DictionaryType:
+		return holdsFragileType(t.ValueType, depth+1)
+	case arrow.ExtensionType:
+		return holdsFragileType(t.StorageType(), depth+1)
+	case *arrow.RunEndEncodedType:
+		return holdsFragileType(t.Encoded(), depth+1)
+	case arrow.NestedType:
+		for _, f := range t.Fields() {
+			if holdsFragileType(f.Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// isSliced reports whether d, or any array inside it, starts at a non-zero offset (for lists: whose
+// first offset is not 0, so the writer slices the child).
+func isSliced(d arrow.ArrayData, depth int) bool {
+	if d == nil || depth > 64 {
+		return false
+	}
+	if d.Offset() != 0 {
+		return true
+	}
+	if d.Len() > 0 {
+		switch d.DataType().ID() {
+		case arrow.LIST, arrow.MAP:
+			if arrow.GetOffsets[int32](d, 1)[0] != 0 {
+				return true
+			}
+		case arrow.LARGE_LIST:
+			if arrow.GetOffsets[int64](d, 1)[0] != 0 {
+				return true
+			}
+		}
+	}
+	for _, c := range d.Children() {
+		if isSliced(c, depth+1) {
+			return true
+		}
+	}
+	if dict := d.Dictionary(); dict != nil && dict.(*array.Data) != nil {
+		return isSliced(dict, depth+1)
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -9,8 +10,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/decimal256"
+	"github.com/apache/arrow-go/v18/arrow/extensions"
 	"github.com/apache/arrow-go/v18/arrow/float16"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
@@ -48,6 +51,15 @@ func allTypes() []arrow.Field {
 			arrow.Field{Name: "c", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64), Nullable: true},
 			arrow.Field{Name: "d", Type: dictStr, Nullable: true},
 		),
+		// Types that cannot be hash keys (HashRows rejects them) but must travel.
+		arrow.SparseUnionOf([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, []arrow.UnionTypeCode{0, 1}),
+		arrow.DenseUnionOf([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, []arrow.UnionTypeCode{5, 9}),
+		arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, arrow.BinaryTypes.String),
+		arrow.ListViewOf(arrow.PrimitiveTypes.Int32),
+		arrow.LargeListViewOf(arrow.PrimitiveTypes.Int16),
+		// More key types.
+		extensions.NewUUIDType(),
+		&arrow.Decimal32Type{Precision: 9, Scale: 2}, &arrow.Decimal64Type{Precision: 18, Scale: 4},
 	}
 	fields := make([]arrow.Field, len(types))
 	for i, dt := range types {
@@ -190,6 +202,48 @@ func appendValue(t testing.TB, b array.Builder, dt arrow.DataType, r *rand.Rand,
 			b.KeyBuilder().(*array.StringBuilder).Append(fmt.Sprintf("k%d", k))
 			appendValue(t, b.ItemBuilder(), mt.ItemType(), r, spec)
 		}
+	case *array.SparseUnionBuilder:
+		ut := dt.(*arrow.SparseUnionType)
+		pick := v % 2
+		b.Append(ut.TypeCodes()[pick])
+		for c := range 2 {
+			if c == pick {
+				appendValue(t, b.Child(c), ut.Fields()[c].Type, r, spec)
+			} else {
+				b.Child(c).AppendEmptyValue()
+			}
+		}
+	case *array.DenseUnionBuilder:
+		ut := dt.(*arrow.DenseUnionType)
+		pick := v % 2
+		b.Append(ut.TypeCodes()[pick])
+		appendValue(t, b.Child(pick), ut.Fields()[pick].Type, r, spec)
+	case *array.RunEndEncodedBuilder:
+		if v%3 == 0 && b.Len() > 0 {
+			b.ContinueRun(1)
+		} else {
+			b.Append(1)
+			appendValue(t, b.ValueBuilder(), dt.(*arrow.RunEndEncodedType).Encoded(), r, genSpec{card: spec.card})
+		}
+	case *array.ListViewBuilder:
+		b.AppendWithSize(true, v%3)
+		for range v % 3 {
+			appendValue(t, b.ValueBuilder(), dt.(*arrow.ListViewType).Elem(), r, spec)
+		}
+	case *array.LargeListViewBuilder:
+		b.AppendWithSize(true, v%4)
+		for range v % 4 {
+			appendValue(t, b.ValueBuilder(), dt.(*arrow.LargeListViewType).Elem(), r, spec)
+		}
+	case *extensions.UUIDBuilder:
+		var id [16]byte
+		binary.LittleEndian.PutUint64(id[:], uint64(v)*0x9e3779b97f4a7c15)
+		id[15] = byte(v)
+		b.AppendBytes(id)
+	case *array.Decimal32Builder:
+		b.Append(decimal.Decimal32(v*101 - 50))
+	case *array.Decimal64Builder:
+		b.Append(decimal.Decimal64(int64(v) * -1_000_007))
 	case *array.StructBuilder:
 		b.Append(true)
 		st := dt.(*arrow.StructType)

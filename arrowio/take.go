@@ -105,6 +105,15 @@ func takeData(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData
 		valid, nulls := takeValidity(mem, data, idx)
 		return newData(dt, n, []*memory.Buffer{valid}, []arrow.ArrayData{cd}, nulls), nil
 
+	case arrow.SPARSE_UNION, arrow.DENSE_UNION:
+		return takeUnion(mem, data, idx)
+	case arrow.RUN_END_ENCODED:
+		return takeRunEndEncoded(mem, data, idx)
+	case arrow.LIST_VIEW:
+		return takeListView[int32](mem, data, idx)
+	case arrow.LARGE_LIST_VIEW:
+		return takeListView[int64](mem, data, idx)
+
 	case arrow.STRUCT:
 		st := arr.(*array.Struct)
 		children := make([]arrow.ArrayData, st.NumField())
@@ -193,6 +202,10 @@ func takeFixed(mem memory.Allocator, data arrow.ArrayData, w int, idx []int) *me
 	}
 	src := data.Buffers()[1].Bytes()[data.Offset()*w:]
 	dst := buf.Bytes()
+	if isRange(idx) {
+		copy(dst, src[idx[0]*w:(idx[0]+len(idx))*w])
+		return buf
+	}
 	switch w {
 	case 1:
 		gather(dst, src, idx)
@@ -252,11 +265,19 @@ func takeVarBinary[O int32 | int64](mem memory.Allocator, data arrow.ArrayData, 
 	dataBuf := allocBuffer(mem, int(total))
 	no, dst := view[O](offBuf.Bytes()), dataBuf.Bytes()
 	var pos O
-	for j, i := range idx {
-		no[j] = pos
-		pos += O(copy(dst[pos:], raw[offs[i]:offs[i+1]]))
+	if isRange(idx) { // one copy of the bytes, offsets rebased
+		lo := idx[0]
+		copy(dst, raw[offs[lo]:offs[lo+n]])
+		for j := range n + 1 {
+			no[j] = offs[lo+j] - offs[lo]
+		}
+	} else {
+		for j, i := range idx {
+			no[j] = pos
+			pos += O(copy(dst[pos:], raw[offs[i]:offs[i+1]]))
+		}
+		no[n] = pos
 	}
-	no[n] = pos
 	valid, nulls := takeValidity(mem, data, idx)
 	return newData(data.DataType(), n, []*memory.Buffer{valid, offBuf, dataBuf}, nil, nulls), nil
 }
@@ -298,7 +319,7 @@ func takeList[O int32 | int64](mem memory.Allocator, arr arrow.Array, idx []int)
 	return newData(data.DataType(), n, []*memory.Buffer{valid, offBuf}, []arrow.ArrayData{cd}, nulls), nil
 }
 
-// takeBySlices handles the types without a kernel of their own (unions, run-end encoded, list views):
+// takeBySlices handles types without a kernel of their own (none of the types arrow-go has today):
 // it concatenates zero-copy slices of the runs of consecutive indices.
 func takeBySlices(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData, error) {
 	var slices []arrow.Array
@@ -326,4 +347,190 @@ func takeBySlices(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array
 	d := out.Data()
 	d.Retain()
 	return d, nil
+}
+
+// takeUnion gathers the type ids (and, for a dense union, rebuilds the offsets) and takes from each
+// child the values the rows use: all of them at the same positions for a sparse union, the ones the
+// offsets point at for a dense union. Unions have no validity bitmap.
+func takeUnion(mem memory.Allocator, data arrow.ArrayData, idx []int) (arrow.ArrayData, error) {
+	dt := data.DataType().(arrow.UnionType)
+	n, off := len(idx), data.Offset()
+	typeIDs := takeFixed(mem, data, 1, idx)
+	children := make([]arrow.ArrayData, len(data.Children()))
+	defer func() {
+		for _, c := range children {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	takeChild := func(c int, cidx []int) error {
+		child := array.MakeFromData(data.Children()[c])
+		defer child.Release()
+		cd, err := takeData(mem, child, cidx)
+		children[c] = cd
+		return err
+	}
+	if dt.Mode() == arrow.SparseMode {
+		cidx := make([]int, n)
+		for j, i := range idx {
+			cidx[j] = off + i
+		}
+		for c := range children {
+			if err := takeChild(c, cidx); err != nil {
+				typeIDs.Release()
+				return nil, err
+			}
+		}
+		return newData(dt, n, []*memory.Buffer{nil, typeIDs}, children, 0), nil
+	}
+	var codes []arrow.UnionTypeCode
+	var offs []int32
+	if n > 0 {
+		codes = view[arrow.UnionTypeCode](data.Buffers()[1].Bytes())[off:]
+		offs = view[int32](data.Buffers()[2].Bytes())[off:]
+	}
+	ids := dt.ChildIDs()
+	cidx := make([][]int, len(children))
+	offBuf := allocBuffer(mem, 4*n)
+	newOffs := view[int32](offBuf.Bytes())
+	for j, i := range idx {
+		c := ids[codes[i]]
+		newOffs[j] = int32(len(cidx[c]))
+		cidx[c] = append(cidx[c], int(offs[i]))
+	}
+	for c := range children {
+		if err := takeChild(c, cidx[c]); err != nil {
+			release(typeIDs, offBuf)
+			return nil, err
+		}
+	}
+	return newData(dt, n, []*memory.Buffer{nil, typeIDs, offBuf}, children, 0), nil
+}
+
+// takeListView gathers list views into a compact list view: the child values of each taken list,
+// in order, with fresh offsets and the same sizes.
+func takeListView[O int32 | int64](mem memory.Allocator, data arrow.ArrayData, idx []int) (arrow.ArrayData, error) {
+	n, off := len(idx), data.Offset()
+	var offs, sizes []O
+	if data.Len() > 0 {
+		offs = view[O](data.Buffers()[1].Bytes())[off:]
+		sizes = view[O](data.Buffers()[2].Bytes())[off:]
+	}
+	w := int(unsafe.Sizeof(O(0)))
+	offBuf, sizeBuf := allocBuffer(mem, w*n), allocBuffer(mem, w*n)
+	newOffs, newSizes := view[O](offBuf.Bytes()), view[O](sizeBuf.Bytes())
+	var cidx []int
+	for j, i := range idx {
+		size := O(0)
+		if data.NullN() == 0 || isValid(data, i) {
+			size = sizes[i]
+		}
+		newOffs[j], newSizes[j] = O(len(cidx)), size
+		for k := offs[i]; k < offs[i]+size; k++ {
+			cidx = append(cidx, int(k))
+		}
+	}
+	child := array.MakeFromData(data.Children()[0])
+	defer child.Release()
+	cd, err := takeData(mem, child, cidx)
+	if err != nil {
+		release(offBuf, sizeBuf)
+		return nil, err
+	}
+	defer cd.Release()
+	valid, nulls := takeValidity(mem, data, idx)
+	return newData(data.DataType(), n, []*memory.Buffer{valid, offBuf, sizeBuf}, []arrow.ArrayData{cd}, nulls), nil
+}
+
+// isRange reports whether idx is a run of consecutive indices (a slice to copy, not rows to gather).
+func isRange(idx []int) bool {
+	if len(idx) == 0 || idx[len(idx)-1]-idx[0] != len(idx)-1 {
+		return false
+	}
+	for j := 1; j < len(idx); j++ {
+		if idx[j] != idx[j-1]+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// takeRunEndEncoded builds a fresh run-end encoded array at offset 0: each taken row's run is found in
+// the run ends (walking forward while the rows ascend, by binary search otherwise), rows of one run
+// that end up next to each other share an output run, and the values of the runs used are taken.
+func takeRunEndEncoded(mem memory.Allocator, data arrow.ArrayData, idx []int) (arrow.ArrayData, error) {
+	dt := data.DataType().(*arrow.RunEndEncodedType)
+	if len(data.Children()) != 2 {
+		return nil, fmt.Errorf("%s: %d children", dt, len(data.Children()))
+	}
+	endsData, valuesData := data.Children()[0], data.Children()[1]
+	ends := make([]int64, endsData.Len())
+	switch dt.RunEnds().ID() {
+	case arrow.INT16:
+		for k, e := range arrow.GetValues[int16](endsData, 1) {
+			ends[k] = int64(e)
+		}
+	case arrow.INT32:
+		for k, e := range arrow.GetValues[int32](endsData, 1) {
+			ends[k] = int64(e)
+		}
+	case arrow.INT64:
+		copy(ends, arrow.GetValues[int64](endsData, 1))
+	default:
+		return nil, fmt.Errorf("%s: run ends of type %s", dt, dt.RunEnds())
+	}
+	var (
+		phys    []int   // the input run of each output run
+		outEnds []int64 // output run ends
+		k       int
+		prev    = int64(-1)
+	)
+	for j, i := range idx {
+		pos := int64(data.Offset() + i)
+		if pos < prev {
+			k = 0
+		}
+		for k < len(ends) && ends[k] <= pos {
+			k++
+		}
+		prev = pos
+		if k == len(ends) {
+			return nil, fmt.Errorf("%s: row %d lies past the last run end", dt, i)
+		}
+		if n := len(phys); n > 0 && phys[n-1] == k {
+			outEnds[n-1] = int64(j + 1)
+		} else {
+			phys = append(phys, k)
+			outEnds = append(outEnds, int64(j+1))
+		}
+	}
+	w := dt.RunEnds().(arrow.FixedWidthDataType).Bytes()
+	endBuf := allocBuffer(mem, w*len(outEnds))
+	switch w {
+	case 2:
+		for r, e := range outEnds {
+			view[int16](endBuf.Bytes())[r] = int16(e)
+		}
+	case 4:
+		for r, e := range outEnds {
+			view[int32](endBuf.Bytes())[r] = int32(e)
+		}
+	case 8:
+		copy(view[int64](endBuf.Bytes()), outEnds)
+	}
+	if w < 8 && len(outEnds) > 0 && outEnds[len(outEnds)-1] > 1<<(8*w-1)-1 {
+		endBuf.Release()
+		return nil, fmt.Errorf("%s: %d rows overflow the run ends", dt, len(idx))
+	}
+	runEnds := newData(dt.RunEnds(), len(outEnds), []*memory.Buffer{nil, endBuf}, nil, 0)
+	defer runEnds.Release()
+	values := array.MakeFromData(valuesData)
+	defer values.Release()
+	vd, err := takeData(mem, values, phys)
+	if err != nil {
+		return nil, err
+	}
+	defer vd.Release()
+	return array.NewData(dt, len(idx), []*memory.Buffer{nil}, []arrow.ArrayData{runEnds, vd}, 0, 0), nil
 }

@@ -96,6 +96,11 @@ func validateData(d arrow.ArrayData, depth int) error {
 		return validateChildren(d, depth)
 	case arrow.DICTIONARY:
 		return checkDictionary(d, dt.(*arrow.DictionaryType), depth)
+	case arrow.RUN_END_ENCODED:
+		if err := checkRunEnds(d, dt.(*arrow.RunEndEncodedType)); err != nil {
+			return err
+		}
+		return validateChildren(d, depth)
 	}
 	if fw, ok := dt.(arrow.FixedWidthDataType); ok && fw.BitWidth() > 0 && fw.BitWidth()%8 == 0 {
 		if w := fw.BitWidth() / 8; bufLen(d, 1) < end*w {
@@ -233,4 +238,48 @@ func firstBadIndex[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | ui
 		}
 	}
 	return -1
+}
+
+// checkRunEnds checks a run-end encoded array: run ends positive and ascending, the last covering the
+// array, a value for every run.
+func checkRunEnds(d arrow.ArrayData, dt *arrow.RunEndEncodedType) error {
+	if len(d.Children()) != 2 || d.Children()[0] == nil || d.Children()[1] == nil {
+		return fmt.Errorf("%s: %d children", dt, len(d.Children()))
+	}
+	ends, values := d.Children()[0], d.Children()[1]
+	if err := validateData(ends, 0); err != nil {
+		return fmt.Errorf("%s: run ends: %w", dt, err)
+	}
+	if ends.NullN() != 0 {
+		return fmt.Errorf("%s: null run ends", dt)
+	}
+	if values.Len() < ends.Len() {
+		return fmt.Errorf("%s: %d values for %d runs", dt, values.Len(), ends.Len())
+	}
+	var at func(k int) int64
+	switch dt.RunEnds().ID() {
+	case arrow.INT16:
+		v := arrow.GetValues[int16](ends, 1)
+		at = func(k int) int64 { return int64(v[k]) }
+	case arrow.INT32:
+		v := arrow.GetValues[int32](ends, 1)
+		at = func(k int) int64 { return int64(v[k]) }
+	case arrow.INT64:
+		v := arrow.GetValues[int64](ends, 1)
+		at = func(k int) int64 { return v[k] }
+	default:
+		return fmt.Errorf("%s: run ends of type %s", dt, dt.RunEnds())
+	}
+	prev := int64(0)
+	for k := range ends.Len() {
+		e := at(k)
+		if e <= prev {
+			return fmt.Errorf("%s: run end %d (%d) does not ascend", dt, k, e)
+		}
+		prev = e
+	}
+	if prev < int64(d.Offset()+d.Len()) {
+		return fmt.Errorf("%s: runs end at %d, before the array's end %d", dt, prev, d.Offset()+d.Len())
+	}
+	return nil
 }
