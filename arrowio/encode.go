@@ -233,7 +233,10 @@ func approxBytes(d arrow.ArrayData) int64 {
 	if n == 0 {
 		return 0
 	}
-	size := (n + 7) / 8 // validity
+	size := int64(0)
+	if d.NullN() > 0 {
+		size = (n + 7) / 8 // validity
+	}
 	bufs := d.Buffers()
 	switch dt := d.DataType().(type) {
 	case *arrow.StringType, *arrow.BinaryType:
