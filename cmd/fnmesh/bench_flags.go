@@ -22,6 +22,7 @@ type benchOptions struct {
 	cfg      osu.Config
 	timeout  time.Duration
 	check    bool     // verify each collective's result once per size
+	alloc    bool     // measure the allocating forms instead of the Into ones
 	checksum bool     // payload CRC32C on the wire (collective's default: on)
 	algos    []string // forced algorithms, "op=name"
 	procs    int      // GOMAXPROCS of each worker (0: Go's default)
@@ -83,6 +84,7 @@ flags:
 	fs.IntVar(&o.cfg.BWLargeWarmup, "bw-warmup-large", o.cfg.BWLargeWarmup, "bw: warm-up windows per size above -large")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.BoolVar(&o.check, "check", true, "verify each collective's result once per size (outside the timed part)")
+	fs.BoolVar(&o.alloc, "alloc", false, "measure the forms that return new buffers (Bcast, Allgather, Allreduce) instead of the MPI-style ones into prepared buffers (BcastInto, AllgatherInto, AllreduceInto)")
 	fs.BoolVar(&o.checksum, "checksum", true, "CRC32C of every payload on the wire (the communicator's default)")
 	algo := fs.String("algo", "", "force algorithms, e.g. allgather=ring,allreduce=rabenseifner (default: chosen by size)")
 	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS of each worker (0: Go's default, the number of CPUs)")

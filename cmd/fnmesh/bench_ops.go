@@ -14,6 +14,11 @@ import (
 // size bytes from rank 0; allgather gathers size bytes from each rank;
 // alltoallv sends size bytes to each rank; allreduce sums a float32 vector
 // of size bytes (so it starts at 4 bytes).
+//
+// By default the calls are the MPI-style ones into buffers prepared once
+// (BcastInto, AllgatherInto, AllreduceInto), as the MPI harness does;
+// o.alloc measures the forms that return new buffers instead. Alltoallv has
+// only the allocating form.
 func benchmarks(comm *collective.Comm, o *benchOptions) []osu.Benchmark {
 	prepare := func(mk func(*collective.Comm, int) osu.Case) func(int) (osu.Case, error) {
 		return func(size int) (osu.Case, error) {
@@ -30,13 +35,13 @@ func benchmarks(comm *collective.Comm, o *benchOptions) []osu.Benchmark {
 		case "barrier":
 			out = append(out, osu.Barrier(comm.Barrier))
 		case "bcast":
-			out = append(out, osu.Collective(op, 1, prepare(bcastCase)))
+			out = append(out, osu.Collective(op, 1, prepare(pick(o.alloc, bcastCase, bcastIntoCase))))
 		case "allgather":
-			out = append(out, osu.Collective(op, 1, prepare(allgatherCase)))
+			out = append(out, osu.Collective(op, 1, prepare(pick(o.alloc, allgatherCase, allgatherIntoCase))))
 		case "alltoallv":
 			out = append(out, osu.Collective(op, 1, prepare(alltoallvCase)))
 		case "allreduce":
-			out = append(out, osu.Collective(op, 4, prepare(allreduceCase)))
+			out = append(out, osu.Collective(op, 4, prepare(pick(o.alloc, allreduceCase, allreduceIntoCase))))
 		case "latency":
 			out = append(out, osu.Latency())
 		case "bw":
@@ -44,6 +49,41 @@ func benchmarks(comm *collective.Comm, o *benchOptions) []osu.Benchmark {
 		}
 	}
 	return out
+}
+
+func pick[T any](first bool, a, b T) T {
+	if first {
+		return a
+	}
+	return b
+}
+
+func bcastIntoCase(comm *collective.Comm, size int) osu.Case {
+	want := osu.Pattern(size, 0)
+	buf := make([]byte, size)
+	if comm.Rank() == 0 {
+		copy(buf, want)
+	}
+	return osu.Case{
+		Call:  func(ctx context.Context) error { return comm.BcastInto(ctx, 0, buf) },
+		Check: func() error { return osu.CheckBytes("bcast from rank 0", buf, want) },
+	}
+}
+
+func allgatherIntoCase(comm *collective.Comm, size int) osu.Case {
+	mine := osu.Pattern(size, comm.Rank())
+	out := make([]byte, size*comm.Size())
+	return osu.Case{
+		Call: func(ctx context.Context) error { return comm.AllgatherInto(ctx, mine, out) },
+		Check: func() error {
+			for r := range comm.Size() {
+				if err := osu.CheckBytes(fmt.Sprintf("allgather block of rank %d", r), out[r*size:(r+1)*size], osu.Pattern(size, r)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
 }
 
 func bcastCase(comm *collective.Comm, size int) osu.Case {
@@ -115,11 +155,7 @@ func alltoallvCase(comm *collective.Comm, size int) osu.Case {
 func allreduceValue(i, r int) float32 { return float32((i + 3*r) % 7) }
 
 func allreduceCase(comm *collective.Comm, size int) osu.Case {
-	np, me := comm.Size(), comm.Rank()
-	data := make([]float32, size/4)
-	for i := range data {
-		data[i] = allreduceValue(i, me)
-	}
+	data := allreduceData(comm.Rank(), size)
 	sum := collective.Sum[float32]()
 	var got []float32
 	return osu.Case{
@@ -127,20 +163,40 @@ func allreduceCase(comm *collective.Comm, size int) osu.Case {
 			got, err = collective.Allreduce(ctx, comm, data, sum)
 			return err
 		},
-		Check: func() error {
-			if len(got) != len(data) {
-				return fmt.Errorf("allreduce: %d elements, want %d", len(got), len(data))
-			}
-			for i, v := range got {
-				var want float32
-				for r := range np {
-					want += allreduceValue(i, r)
-				}
-				if v != want {
-					return fmt.Errorf("allreduce element %d is %v, want %v: %w", i, v, want, osu.ErrMismatch)
-				}
-			}
-			return nil
-		},
+		Check: func() error { return checkAllreduce(comm.Size(), got, len(data)) },
 	}
+}
+
+func allreduceIntoCase(comm *collective.Comm, size int) osu.Case {
+	data := allreduceData(comm.Rank(), size)
+	out := make([]float32, len(data))
+	sum := collective.Sum[float32]()
+	return osu.Case{
+		Call:  func(ctx context.Context) error { return collective.AllreduceInto(ctx, comm, data, out, sum) },
+		Check: func() error { return checkAllreduce(comm.Size(), out, len(data)) },
+	}
+}
+
+func allreduceData(rank, size int) []float32 {
+	data := make([]float32, size/4)
+	for i := range data {
+		data[i] = allreduceValue(i, rank)
+	}
+	return data
+}
+
+func checkAllreduce(np int, got []float32, n int) error {
+	if len(got) != n {
+		return fmt.Errorf("allreduce: %d elements, want %d", len(got), n)
+	}
+	for i, v := range got {
+		var want float32
+		for r := range np {
+			want += allreduceValue(i, r)
+		}
+		if v != want {
+			return fmt.Errorf("allreduce element %d is %v, want %v: %w", i, v, want, osu.ErrMismatch)
+		}
+	}
+	return nil
 }

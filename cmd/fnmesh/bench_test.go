@@ -39,7 +39,10 @@ func TestBenchEndToEnd(t *testing.T) {
 		t.Skip("starts worker processes over loopback TCP; skipped with -short")
 	}
 	bin := buildFnmesh(t)
+	// np=2 measures the MPI-style calls into prepared buffers (the default),
+	// np=3 the allocating ones.
 	for _, np := range []int{2, 3} {
+		alloc := np == 3
 		t.Run(fmt.Sprintf("np=%d", np), func(t *testing.T) {
 			dir := t.TempDir()
 			csvPath, jsonPath, pngPath := filepath.Join(dir, "r.csv"), filepath.Join(dir, "r.json"), filepath.Join(dir, "r.png")
@@ -52,7 +55,7 @@ func TestBenchEndToEnd(t *testing.T) {
 			cmd := exec.CommandContext(ctx, bin, "bench", "-np", strconv.Itoa(np),
 				"-min", "1", "-max", "4K", "-large", "1K", "-iters", "20", "-warmup", "2",
 				"-iters-large", "5", "-warmup-large", "1", "-window", "8", "-bw-iters-large", "3", "-bw-warmup-large", "1",
-				"-csv", csvPath, "-json", jsonPath, "-png", pngPath, "-timeout", "2m")
+				"-csv", csvPath, "-json", jsonPath, "-png", pngPath, "-timeout", "2m", fmt.Sprintf("-alloc=%v", alloc))
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			require.NoError(t, cmd.Run(), "stderr:\n%s", stderr.String())
@@ -111,6 +114,11 @@ func TestBenchEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "fnmesh", rep.Tool)
 			assert.Equal(t, cfg, rep.Config)
+			if alloc {
+				assert.Equal(t, []string{"api=allocating"}, rep.Options)
+			} else {
+				assert.Empty(t, rep.Options)
+			}
 			assert.Contains(t, rep.Command, "fnmesh bench -np "+strconv.Itoa(np))
 			require.Len(t, rep.Results, len(results))
 			for i, r := range rep.Results {

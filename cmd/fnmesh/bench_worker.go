@@ -111,6 +111,9 @@ func benchCommOptions(o *benchOptions) ([]collective.Option, []string, error) {
 	if o.procs > 0 {
 		settings = append(settings, "GOMAXPROCS="+strconv.Itoa(o.procs))
 	}
+	if o.alloc {
+		settings = append(settings, "api=allocating")
+	}
 	return opts, settings, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image/png"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,4 +317,43 @@ func TestBest(t *testing.T) {
 	ratios := Compare(runs, []Result{{Op: "allgather", Ranks: 2, Size: 8, AvgUs: 40}, {Op: "allgather", Ranks: 2, Size: 8, AvgUs: 10}})
 	require.Len(t, ratios, 1)
 	assert.Equal(t, Ratio{Op: "allgather", Ranks: 2, Size: 8, OursUs: 20, TheirsUs: 10, Ratio: 2}, ratios[0])
+}
+
+// intoComm adds RecvInto to chanComm and counts its calls.
+type intoComm struct {
+	*chanComm
+	calls *atomic.Int64
+}
+
+func (c intoComm) RecvInto(ctx context.Context, src, tag int, buf []byte) (int, error) {
+	c.calls.Add(1)
+	b, err := c.Recv(ctx, src, tag)
+	if err != nil {
+		return 0, err
+	}
+	if len(b) > len(buf) {
+		return 0, fmt.Errorf("%d-byte message into a %d-byte buffer", len(b), len(buf))
+	}
+	return copy(buf, b), nil
+}
+
+func TestPointToPointReceivesIntoBuffers(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MinSize, cfg.MaxSize = 1, 64
+	cfg.Iterations, cfg.Warmup, cfg.Window = 10, 1, 4
+	var calls atomic.Int64
+	comms := newChanNet(2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	for _, c := range comms {
+		g.Go(func() error {
+			ic := intoComm{c, &calls}
+			_, err := Run(ctx, ic, cfg, Steps(cfg, 2, []Benchmark{Latency(), Bandwidth()}), nil)
+			return err
+		})
+	}
+	require.NoError(t, g.Wait())
+	// 7 sizes; latency: 11 receives on each of two ranks; bw: 11*(4 on rank 1 + 1 ack on rank 0)
+	assert.Equal(t, int64(7*(2*11+11*5)), calls.Load())
 }

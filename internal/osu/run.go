@@ -19,6 +19,23 @@ type Comm interface {
 	Recv(ctx context.Context, src, tag int) ([]byte, error)
 }
 
+// intoReceiver is implemented by communicators that receive into a buffer
+// the caller owns (fnmesh's RecvInto). Latency and bw use it when there, as
+// OSU receives into preallocated buffers; otherwise they use Recv.
+type intoReceiver interface {
+	RecvInto(ctx context.Context, src, tag int, buf []byte) (int, error)
+}
+
+// recv receives the next message from src with tag into buf if c can,
+// and returns its length.
+func recv(ctx context.Context, c Comm, src, tag int, buf []byte) (int, error) {
+	if ri, ok := c.(intoReceiver); ok {
+		return ri.RecvInto(ctx, src, tag, buf)
+	}
+	b, err := c.Recv(ctx, src, tag)
+	return len(b), err
+}
+
 // Tags the engine uses for its own point-to-point messages.
 const (
 	tagStats = 0x05a0 + iota
@@ -212,7 +229,7 @@ func overRanks(ctx context.Context, c Comm, mine float64) (avg, lo, hi float64, 
 
 func latency(ctx context.Context, c Comm, cfg Config, size int) (Result, error) {
 	iters, warmup := cfg.Counts(size)
-	msg := pattern(size, c.Rank())
+	msg, buf := pattern(size, c.Rank()), make([]byte, size)
 	if err := c.Barrier(ctx); err != nil {
 		return Result{}, fmt.Errorf("barrier before: %w", err)
 	}
@@ -226,20 +243,20 @@ func latency(ctx context.Context, c Comm, cfg Config, size int) (Result, error) 
 			if err := c.Send(ctx, 1, tagPing, msg); err != nil {
 				return Result{}, fmt.Errorf("ping %d: %w", i, err)
 			}
-			b, err := c.Recv(ctx, 1, tagPing)
+			n, err := recv(ctx, c, 1, tagPing, buf)
 			if err != nil {
 				return Result{}, fmt.Errorf("pong %d: %w", i, err)
 			}
-			if len(b) != size {
-				return Result{}, fmt.Errorf("pong %d: %d bytes, want %d", i, len(b), size)
+			if n != size {
+				return Result{}, fmt.Errorf("pong %d: %d bytes, want %d", i, n, size)
 			}
 		case 1:
-			b, err := c.Recv(ctx, 0, tagPing)
+			n, err := recv(ctx, c, 0, tagPing, buf)
 			if err != nil {
 				return Result{}, fmt.Errorf("ping %d: %w", i, err)
 			}
-			if len(b) != size {
-				return Result{}, fmt.Errorf("ping %d: %d bytes, want %d", i, len(b), size)
+			if n != size {
+				return Result{}, fmt.Errorf("ping %d: %d bytes, want %d", i, n, size)
 			}
 			if err := c.Send(ctx, 0, tagPing, msg); err != nil {
 				return Result{}, fmt.Errorf("pong %d: %w", i, err)
@@ -261,7 +278,7 @@ func latency(ctx context.Context, c Comm, cfg Config, size int) (Result, error) 
 func bandwidth(ctx context.Context, c Comm, cfg Config, size int) (Result, error) {
 	iters, warmup := cfg.bwCounts(size)
 	w := cfg.Window
-	msg := pattern(size, c.Rank())
+	msg, buf := pattern(size, c.Rank()), make([]byte, max(size, 4))
 	ack := make([]byte, 4)
 	if err := c.Barrier(ctx); err != nil {
 		return Result{}, fmt.Errorf("barrier before: %w", err)
@@ -278,17 +295,17 @@ func bandwidth(ctx context.Context, c Comm, cfg Config, size int) (Result, error
 					return Result{}, fmt.Errorf("iteration %d message %d: %w", i, j, err)
 				}
 			}
-			if _, err := c.Recv(ctx, 1, tagAck); err != nil {
+			if _, err := recv(ctx, c, 1, tagAck, buf); err != nil {
 				return Result{}, fmt.Errorf("iteration %d acknowledgement: %w", i, err)
 			}
 		case 1:
 			for j := range w {
-				b, err := c.Recv(ctx, 0, tagStream)
+				n, err := recv(ctx, c, 0, tagStream, buf)
 				if err != nil {
 					return Result{}, fmt.Errorf("iteration %d message %d: %w", i, j, err)
 				}
-				if len(b) != size {
-					return Result{}, fmt.Errorf("iteration %d message %d: %d bytes, want %d", i, j, len(b), size)
+				if n != size {
+					return Result{}, fmt.Errorf("iteration %d message %d: %d bytes, want %d", i, j, n, size)
 				}
 			}
 			if err := c.Send(ctx, 0, tagAck, ack); err != nil {
