@@ -6,15 +6,15 @@
 //
 // Every table or batch stream travels as a standard Arrow IPC stream: a schema message, dictionary
 // batches, record batches and the end-of-stream marker. The stream is cut into messages of the
-// communicator at record-batch boundaries: one message per record batch, carrying the batch and what
-// precedes it in the stream (the schema before the first batch, a dictionary batch when a dictionary
-// changes), the end-of-stream marker riding on the last. The payloads, concatenated in order, are byte
-// for byte an IPC stream that any Arrow implementation reads (ipc.NewReader in Go,
-// pyarrow.ipc.open_stream, ...). The schema is sent once per stream. Batches larger than about
-// DefaultBatchBytes (WithBatchBytes) are cut into zero-copy slices first, so a sender holds at most one
-// encoded batch at a time and a receiver decodes each batch as it arrives; received buffers are used in
-// place, not copied again. Body buffers may be compressed with LZ4 or Zstd (WithCompression);
-// receivers need no option.
+// communicator at record-batch boundaries, about DefaultBatchBytes each (WithBatchBytes): a batch larger
+// than that is cut into slices, one per message; smaller consecutive batches share a message. Each
+// message carries its batches and what precedes them in the stream (the schema before the first, a
+// dictionary batch when a dictionary changes); the end-of-stream marker rides on the last. The
+// payloads, concatenated in order, are byte for byte an IPC stream that any Arrow implementation reads
+// (ipc.NewReader in Go, pyarrow.ipc.open_stream, ...). The schema is sent once per stream. A sender
+// holds at most one encoded message per destination at a time, and a receiver decodes each message as
+// it arrives, using the received buffers in place rather than copying them again. Body buffers may be
+// compressed with LZ4 or Zstd (WithCompression); receivers need no option.
 //
 // # Operations
 //

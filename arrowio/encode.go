@@ -92,17 +92,26 @@ func (e *encoder) reset() {
 
 // batch returns the chunk carrying rec (and, with last, the end of the stream).
 func (e *encoder) batch(rec arrow.RecordBatch, last bool) ([]byte, error) {
+	return e.batches([]arrow.RecordBatch{rec}, last)
+}
+
+// batches returns the chunk carrying recs, one IPC message each (and, with last, the end of the
+// stream): small batches travel together.
+func (e *encoder) batches(recs []arrow.RecordBatch, last bool) ([]byte, error) {
 	if e.done {
 		return nil, errors.New("arrowio: stream already ended")
 	}
 	e.reset()
-	rec, err := ipcSafe(e.mem, rec)
-	if err != nil {
-		return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
-	}
-	defer rec.Release()
-	if err := e.w.Write(rec); err != nil {
-		return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
+	for _, rec := range recs {
+		safe, err := ipcSafe(e.mem, rec)
+		if err != nil {
+			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
+		}
+		err = e.w.Write(safe)
+		safe.Release()
+		if err != nil {
+			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
+		}
 	}
 	if last {
 		if err := e.close(); err != nil {
@@ -178,9 +187,7 @@ func splitBatch(rec arrow.RecordBatch, target int64) []arrow.RecordBatch {
 	n := rec.NumRows()
 	size := int64(0)
 	if target > 0 && n > 1 {
-		for _, col := range rec.Columns() {
-			size += approxBytes(col.Data())
-		}
+		size = recordBytes(rec)
 	}
 	pieces := int64(1)
 	if target > 0 && size > target {
@@ -216,6 +223,30 @@ func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err erro
 		return nil, err
 	}
 	return out, nil
+}
+
+// groupBatches groups consecutive batches into chunks of about target bytes (a batch larger than
+// target, which splitBatch left whole, travels alone): it returns where each chunk's batches start.
+func groupBatches(bs []arrow.RecordBatch, target int64) []int {
+	var starts []int
+	size := int64(0)
+	for i, b := range bs {
+		n := recordBytes(b)
+		if i == 0 || target <= 0 || size+n > target {
+			starts = append(starts, i)
+			size = 0
+		}
+		size += n
+	}
+	return starts
+}
+
+func recordBytes(rec arrow.RecordBatch) int64 {
+	size := int64(0)
+	for _, col := range rec.Columns() {
+		size += approxBytes(col.Data())
+	}
+	return size
 }
 
 func releaseBatches(bs []arrow.RecordBatch) {

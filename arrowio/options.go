@@ -32,9 +32,9 @@ func (c Compression) String() string {
 	return fmt.Sprintf("Compression(%d)", int(c))
 }
 
-// DefaultBatchBytes is the default upper bound, in bytes of Arrow buffers, of one record batch on the
-// wire: larger batches are sent as several zero-copy slices so that neither side holds more than about
-// this much encoded data beyond the table itself.
+// DefaultBatchBytes is the default size, in bytes of Arrow buffers, of one message of a stream: larger
+// record batches are cut into slices and smaller consecutive ones share a message, so that neither side
+// holds more than about this much encoded data (per peer) beyond the table itself.
 const DefaultBatchBytes = 4 << 20
 
 // Option configures an operation of this package.
@@ -77,8 +77,9 @@ func WithCompression(c Compression) Option {
 	return func(cfg *config) { cfg.compression = c }
 }
 
-// WithBatchBytes bounds the size of one record batch on the wire (see DefaultBatchBytes); n <= 0 sends
-// every batch whole.
+// WithBatchBytes sets the size of one message of a stream (see DefaultBatchBytes); n <= 0 sends every
+// record batch whole, in a message of its own. The all-to-all divides it among the destinations (down
+// to 256 KiB each), so that a round of it moves about n bytes per rank.
 func WithBatchBytes(n int64) Option {
 	return func(c *config) { c.batchBytes = n }
 }

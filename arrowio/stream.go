@@ -248,64 +248,27 @@ func (r *StreamReader) drain() {
 	}
 }
 
-// SendTable sends t to rank dst with tag tag, as one Arrow IPC stream: the schema once, then one
-// message per record batch (t's chunks, cut to about WithBatchBytes), the end-of-stream marker riding
-// on the last. RecvTable (or a StreamReader) on dst receives it. The caller keeps ownership of t.
+// SendTable sends t to rank dst with tag tag, as one Arrow IPC stream: the schema once, then t's
+// record batches in messages of about WithBatchBytes (large batches cut into slices, small ones sharing
+// a message), the end-of-stream marker riding on the last. RecvTable (or a StreamReader) on dst receives
+// it. A nil or unreadable t is sent as an aborted stream, so that the receiver fails too. The caller
+// keeps ownership of t.
 func SendTable(ctx context.Context, c *collective.Comm, dst, tag int, t arrow.Table, opts ...Option) error {
 	if c == nil {
 		return errors.New("arrowio: send table: nil communicator")
 	}
 	cfg := newConfig(opts)
-	if t == nil {
-		return sendAbort(ctx, c, dst, tag, &cfg, errors.New("nil table"))
-	}
-	enc, err := newEncoder(t.Schema(), &cfg)
-	if err != nil {
-		return sendAbort(ctx, c, dst, tag, &cfg, err)
-	}
-	enc.reuse = true
-	batches, err := planBatches(t, cfg.batchBytes)
-	if err != nil {
-		enc.release()
-		return sendAbort(ctx, c, dst, tag, &cfg, err)
-	}
-	defer releaseBatches(batches)
-	for i := 0; i <= len(batches); i++ {
-		var chunk []byte
-		switch {
-		case i < len(batches):
-			chunk, err = enc.batch(batches[i], i == len(batches)-1)
-		case len(batches) == 0:
-			chunk, err = enc.end()
-		default:
-			continue // the last batch carried the end of the stream
-		}
-		if err != nil {
-			chunk = enc.abort(err)
-		}
-		if serr := c.Send(ctx, dst, tag, chunk); serr != nil {
-			enc.release()
-			return fmt.Errorf("arrowio: send table to rank %d: %w", dst, serr)
-		}
-		if err != nil {
+	out := newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
+	defer out.close()
+	for !out.done {
+		if err := c.Send(ctx, dst, tag, out.nextChunk()); err != nil {
 			return fmt.Errorf("arrowio: send table to rank %d: %w", dst, err)
 		}
 	}
+	if out.localErr != nil {
+		return fmt.Errorf("arrowio: send table to rank %d: %w", dst, out.localErr)
+	}
 	return nil
-}
-
-// sendAbort sends a stream that carries only an error, for a sender that cannot send what it was
-// asked to: its receiver fails with that error instead of waiting.
-func sendAbort(ctx context.Context, c *collective.Comm, dst, tag int, cfg *config, cause error) error {
-	err := fmt.Errorf("arrowio: send table to rank %d: %w", dst, cause)
-	enc, eerr := newEncoder(arrow.NewSchema(nil, nil), &config{mem: cfg.mem})
-	if eerr != nil {
-		return err
-	}
-	if serr := c.Send(ctx, dst, tag, enc.abort(cause)); serr != nil {
-		return errors.Join(err, serr)
-	}
-	return err
 }
 
 // RecvTable receives a table that SendTable (or a StreamWriter) on rank src sends with tag tag. The

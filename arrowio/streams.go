@@ -14,7 +14,8 @@ import (
 type outStream struct {
 	enc      *encoder
 	batches  []arrow.RecordBatch
-	next     int
+	starts   []int // where each chunk's batches start
+	next     int   // the next chunk
 	done     bool
 	abortErr error // a failure to report in the next chunk
 	localErr error // what went wrong here, once reported
@@ -45,6 +46,7 @@ func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64
 		if err != nil {
 			s.abortErr = err
 		}
+		s.starts = groupBatches(s.batches, target)
 	}
 	return s
 }
@@ -54,7 +56,7 @@ func (s *outStream) chunks() int {
 	if s.abortErr != nil {
 		return 1
 	}
-	return max(1, len(s.batches))
+	return max(1, len(s.starts))
 }
 
 // nextChunk returns the stream's next chunk, or nil once it has ended.
@@ -73,11 +75,16 @@ func (s *outStream) nextChunk() []byte {
 		}
 		return chunk
 	}
-	i := s.next
-	last := i == len(s.batches)-1
-	chunk, err := s.enc.batch(s.batches[i], last)
-	s.batches[i].Release() // sent: let it go as early as possible
-	s.batches[i] = nil
+	lo, hi := s.starts[s.next], len(s.batches)
+	if s.next+1 < len(s.starts) {
+		hi = s.starts[s.next+1]
+	}
+	last := hi == len(s.batches)
+	chunk, err := s.enc.batches(s.batches[lo:hi], last)
+	for i := lo; i < hi; i++ { // sent: let them go as early as possible
+		s.batches[i].Release()
+		s.batches[i] = nil
+	}
 	s.next++
 	if err != nil {
 		return s.abort(err)
