@@ -656,3 +656,35 @@ func TestStreamWriterRejectsOtherSchema(t *testing.T) {
 	_, err = RecvTable(context.Background(), comms[1], 0, 1, WithAllocator(mem))
 	require.ErrorContains(t, err, "aborted")
 }
+
+// TestSmallBatchesShareMessages: a table of many small chunks travels in one message, not one per
+// chunk (each message of a collective is a round), and arrives with every chunk.
+func TestSmallBatchesShareMessages(t *testing.T) {
+	comms := newWorld(t, tcpLinks, 2)
+	errs := runRanks(t, comms, 30*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		tbl := genTable(t, mem, allSchema, genSpec{rows: 200, chunks: 40, card: 20, nulls: 0.1, seed: 8})
+		defer tbl.Release()
+		if c.Rank() == 0 {
+			return SendTable(ctx, c, 1, 4, tbl, WithAllocator(mem))
+		}
+		b, err := c.Recv(ctx, 0, 4)
+		if err != nil {
+			return err
+		}
+		if !endsWithEOS(b) {
+			return errors.New("the stream took more than one message")
+		}
+		dec := newDecoder(mem)
+		defer dec.close()
+		if err := dec.feed(aligned(b)); err != nil {
+			return err
+		}
+		got := dec.table()
+		defer got.Release()
+		if n := len(got.Column(0).Data().Chunks()); n != 40 {
+			return fmt.Errorf("%d chunks arrived, want 40", n)
+		}
+		return sameRows(got, tbl)
+	})
+	requireNoErrors(t, errs)
+}
