@@ -92,7 +92,8 @@ mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_in
 	echo "flags: ${flags[*]:-(defaults)}; fnmesh only: ${fnmesh_only[*]:-(none)}; np: $nps; runs each: $repeat"
 } | tee "$out/machine.txt"
 
-# iperf3 on loopback: one TCP stream for 5 s, the kernel's limit for one link
+# iperf3 on loopback: one TCP stream for 5 s in 1 MiB writes (its largest),
+# the kernel's limit for one link
 # (with -repeat, the best of N).
 iperf() { # iperf OUTFILE
 	local port=$((20000 + RANDOM % 20000)) server
@@ -104,7 +105,7 @@ iperf() { # iperf OUTFILE
 		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
 		sleep 0.1
 	done
-	if ! timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -J >"$1"; then
+	if ! timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 1M -J >"$1"; then
 		echo "run.sh: iperf3 failed (see $1)" >&2
 	fi
 	kill "$server" 2>/dev/null || true
@@ -112,7 +113,7 @@ iperf() { # iperf OUTFILE
 }
 ceilings=()
 for rep in $(seq "$repeat"); do
-	echo "== iperf3 on loopback (one TCP stream, 5 s): the TCP ceiling (run $rep of $repeat)"
+	echo "== iperf3 on loopback (one TCP stream, 5 s, 1 MiB writes): the TCP ceiling (run $rep of $repeat)"
 	iperf "$out/iperf3-$rep.json"
 	grep -q bits_per_second "$out/iperf3-$rep.json" && ceilings+=("$out/iperf3-$rep.json")
 done
