@@ -324,17 +324,16 @@ func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
 }
 
 // ipcSafe returns rec (retained), or a copy of it in which every column arrow-go's IPC writer
-// (v18.6.0) would mishandle is compacted (copied to fresh buffers at offset 0):
-//   - sliced arrays, at any depth: the writer truncates a sliced fixed-width buffer to the slice's padded
-//     length without subtracting the slice's start, and reads past the buffer when it is tight;
-//   - dense unions and list views, which it fails to write even when they are merely sliced inside.
-//
-// Only the first piece of a batch cut by splitBatch starts at offset 0, so batches above WithBatchBytes
-// cost one copy per piece; the copy is a memmove per buffer.
+// (v18.6.0) would mishandle is compacted (copied to fresh buffers at offset 0): columns that hold a
+// union or a list view at any depth. The writer cuts a sliced union's type ids to the slice's padded
+// length without subtracting the slice's start (reading past a tight buffer), and fails on dense
+// unions and list views even when they are merely sliced inside. Every other type is written
+// correctly when sliced (TestEncodeSlicedEveryType), so the slices that splitBatch cuts from a large
+// batch go out without a copy.
 func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	var cols []arrow.Array
 	for c, col := range rec.Columns() {
-		if !holdsFragileType(col.DataType(), 0) && !isSliced(col.Data(), 0) {
+		if !holdsFragileType(col.DataType(), 0) {
 			continue
 		}
 		if cols == nil {
@@ -373,7 +372,7 @@ func holdsFragileType(dt arrow.DataType, depth int) bool {
 		return false
 	}
 	switch t := dt.(type) {
-	case *arrow.DenseUnionType, *arrow.ListViewType, *arrow.LargeListViewType:
+	case *arrow.SparseUnionType, *arrow.DenseUnionType, *arrow.ListViewType, *arrow.LargeListViewType:
 		return true
 	case *arrow.DictionaryType:
 		return holdsFragileType(t.ValueType, depth+1)
@@ -387,38 +386,6 @@ func holdsFragileType(dt arrow.DataType, depth int) bool {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-// isSliced reports whether d, or any array inside it, starts at a non-zero offset (for lists: whose
-// first offset is not 0, so the writer slices the child).
-func isSliced(d arrow.ArrayData, depth int) bool {
-	if d == nil || depth > 64 {
-		return false
-	}
-	if d.Offset() != 0 {
-		return true
-	}
-	if d.Len() > 0 {
-		switch d.DataType().ID() {
-		case arrow.LIST, arrow.MAP:
-			if arrow.GetOffsets[int32](d, 1)[0] != 0 {
-				return true
-			}
-		case arrow.LARGE_LIST:
-			if arrow.GetOffsets[int64](d, 1)[0] != 0 {
-				return true
-			}
-		}
-	}
-	for _, c := range d.Children() {
-		if isSliced(c, depth+1) {
-			return true
-		}
-	}
-	if dict := d.Dictionary(); dict != nil && dict.(*array.Data) != nil {
-		return isSliced(dict, depth+1)
 	}
 	return false
 }
