@@ -64,12 +64,21 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 	ex := r.Shuffle.ExchangeBps
 	fmt.Printf("\n== shuffle exchange alone: %.0f MB/s sent per rank (%.0f MB/s within the join, where it also waits for the slower rank's partitioning)\n",
 		ex/1e6, r.Join.ExchangeBps/1e6)
-	if c := rep.Ceiling.BothWays; c > 0 {
+	if c := r.Ceiling; c.BytesPerSec > 0 {
 		v := "MET"
-		if ex < 0.7*c {
+		if ex < 0.7*c.BytesPerSec {
 			v = "MISSED"
 		}
-		fmt.Printf("  Go loopback TCP, both directions at once: %.0f MB/s per direction -> %.0f%% (target >= 70%%: %s)\n", c/1e6, 100*ex/c, v)
+		fmt.Printf("  loopback TCP ceiling, raw all-to-all between the same workers on the same links: %.0f MB/s per rank -> %.0f%% (target >= 70%%: %s)\n", c.BytesPerSec/1e6, 100*ex/c.BytesPerSec, v)
+		if s := r.Shuffle.CPUNsPerByte; s > 0 && c.CPUNsPerByte > 0 {
+			fmt.Printf("  CPU per byte sent (load-independent): exchange %.2f ns, raw TCP %.2f ns (%.2fx)\n", s, c.CPUNsPerByte, s/c.CPUNsPerByte)
+		}
+	}
+	if h := r.CeilingHot; h.BytesPerSec > 0 {
+		fmt.Printf("  the same from and into a buffer in cache (as iperf3): %.0f MB/s per rank -> %.0f%%\n", h.BytesPerSec/1e6, 100*ex/h.BytesPerSec)
+	}
+	if c := rep.Ceiling.BothWays; c > 0 {
+		fmt.Printf("  Go loopback TCP in one process, both directions at once: %.0f MB/s per direction -> %.0f%%\n", c/1e6, 100*ex/c)
 	}
 	if c := rep.Ceiling.OneWay; c > 0 {
 		fmt.Printf("  Go loopback TCP, one way: %.0f MB/s -> %.0f%%\n", c/1e6, 100*ex/c)

@@ -7,7 +7,9 @@
 // default); strong scaling keeps the total fixed. For each worker count it
 // reports the time of each phase (partition, exchange, local join), rows per
 // second and the exchange throughput, compares the exchange with the
-// loopback TCP ceiling it measures, and draws the scaling as a PNG.
+// loopback TCP ceiling it measures between the same workers on the same
+// links (a raw all-to-all just before the benchmark), and draws the scaling
+// as a PNG.
 //
 //	go run ./bench/frame -workers 1,2 -rows 9100000
 //	go run ./bench/frame -scaling strong -workers 1,2,4 -rows 18200000
@@ -58,11 +60,12 @@ func main() {
 		uniqueness = flag.Float64("uniqueness", 0.9, "distinct keys as a share of the total rows")
 		reps       = flag.Int("reps", 3, "timed runs per configuration (the best is reported)")
 		seed       = flag.Uint64("seed", 1, "data seed")
+		join       = flag.Bool("join", true, "time the join (-join=false: the shuffle exchange, and the group-by if asked, only)")
 		groupby    = flag.Bool("groupby", true, "also time a group-by (sum, count) on the left table")
 		dataDir    = flag.String("data", "", "write the inputs of the largest run as Parquet here (for bench/duckdb)")
 		jsonOut    = flag.String("json", "", "write the results as JSON to this file")
 		plotOut    = flag.String("plot", "", "draw the scaling as a PNG to this file")
-		ceilingMB  = flag.Int("ceiling-mb", 2048, "MiB per direction for the loopback TCP ceiling (0: skip)")
+		ceilingMB  = flag.Int("ceiling-mb", 1024, "MiB each rank sends each other rank to measure the loopback TCP ceiling (0: skip)")
 		checksum   = flag.Bool("checksum", true, "CRC32C on every message (collective.WithChecksum); TCP checksums them anyway")
 		par        = flag.Int("par", 0, "goroutines per worker for the local kernels (frame.WithParallelism; 0: GOMAXPROCS)")
 		cpuProfile = flag.String("cpuprofile", "", "write every worker's CPU profile of the timed runs into this directory")
@@ -92,7 +95,7 @@ func main() {
 	rep := report{Scaling: *scaling, Uniqueness: *uniqueness, Date: time.Now().UTC().Format(time.RFC3339)}
 	if *ceilingMB > 0 {
 		rep.Ceiling = measureCeiling(int64(*ceilingMB) << 20)
-		fmt.Printf("loopback TCP ceiling (Go, one connection): one way %.2f GB/s; both ways at once %.2f GB/s per direction\n",
+		fmt.Printf("loopback TCP in this process (Go, one connection, a reference): one way %.2f GB/s; both ways at once %.2f GB/s per direction\n",
 			rep.Ceiling.OneWay/1e9, rep.Ceiling.BothWays/1e9)
 	}
 	srv, addr, stop, err := startRendezvous(ctx)
@@ -113,8 +116,8 @@ func main() {
 			dd = *dataDir
 		}
 		res, err := runJob(ctx, addr, w, workerArgs{
-			Rows: per, Total: total, Uniqueness: *uniqueness, Seed: *seed, Reps: *reps, GroupBy: *groupby, DataDir: dd,
-			CPUProfile: *cpuProfile, Par: *par, NoChecksum: !*checksum,
+			Rows: per, Total: total, Uniqueness: *uniqueness, Seed: *seed, Reps: *reps, Join: *join, GroupBy: *groupby, DataDir: dd,
+			CPUProfile: *cpuProfile, Par: *par, NoChecksum: !*checksum, CeilingBytes: int64(*ceilingMB) << 20,
 		})
 		if err != nil {
 			log.Fatalf("%d workers: %v", w, err)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"time"
 )
 
@@ -13,11 +10,12 @@ type report struct {
 	Date       string  `json:"date"`
 	Scaling    string  `json:"scaling"`
 	Uniqueness float64 `json:"uniqueness"`
-	Ceiling    ceiling `json:"loopback_ceiling"`
+	Ceiling    ceiling `json:"loopback_ceiling"` // in the driver process, a reference
 	Runs       []run   `json:"runs"`
 }
 
-// ceiling is the loopback TCP throughput of one connection, in bytes/s.
+// ceiling is the loopback TCP throughput of one connection inside one
+// process, in bytes/s.
 type ceiling struct {
 	OneWay   float64 `json:"one_way"`
 	BothWays float64 `json:"both_ways_per_direction"`
@@ -33,6 +31,20 @@ type run struct {
 	GroupBy   opStats `json:"groupby"`
 	Shuffle   opStats `json:"shuffle"` // the all-to-all exchange of one table alone
 	SetupSec  float64 `json:"setup_s"`
+	// Ceiling is the raw loopback TCP all-to-all between the workers, on
+	// the communicator's own links, memory to memory (best rep; zero for one
+	// worker): what the exchange is held against. CeilingHot is the same
+	// from and into a buffer that stays in cache, as iperf3 measures.
+	Ceiling    workerCeiling `json:"worker_ceiling"`
+	CeilingHot workerCeiling `json:"worker_ceiling_hot"`
+}
+
+// workerCeiling is the raw all-to-all of rawAlltoall: bytes a rank sends per
+// second (mean over ranks) and the CPU time all ranks spent per byte sent.
+type workerCeiling struct {
+	BytesPerSec  float64 `json:"bytes_per_s_per_rank"`
+	CPUNsPerByte float64 `json:"cpu_ns_per_byte"`
+	BytesPerRank int64   `json:"bytes_per_rank"`
 }
 
 type opStats struct {
@@ -45,21 +57,53 @@ type opStats struct {
 	ExchangeBps  float64 `json:"exchange_bytes_per_s_per_rank"` // bytes a rank sends / its exchange time (mean over ranks)
 	OfCeiling    float64 `json:"exchange_of_ceiling"`           // ExchangeBps / both-ways ceiling
 	BytesPerRank int64   `json:"bytes_per_rank"`
-	CPUSec       float64 `json:"cpu_s"`   // CPU time of all ranks together: less sensitive to a busy machine than wall time
-	MaxRSS       int64   `json:"max_rss"` // the largest peak resident memory of a rank, bytes
+	CPUSec       float64 `json:"cpu_s"`           // CPU time of all ranks together: less sensitive to a busy machine than wall time
+	CPUNsPerByte float64 `json:"cpu_ns_per_byte"` // CPUSec per byte sent by all ranks (the exchange alone)
+	MaxRSS       int64   `json:"max_rss"`         // the largest peak resident memory of a rank, bytes
 }
 
 func summarize(res *workerResult, c ceiling) run {
 	r := run{Workers: res.World, RowsPer: res.Rows, RowsTotal: res.Total, SetupSec: res.Setup.Seconds()}
-	r.Join = best(res.Join, 2*int64(res.Total), c)
-	r.GroupBy = best(res.GroupBy, int64(res.Total), c)
-	r.Shuffle = best(res.Shuffle, int64(res.Total), c)
+	r.Ceiling = bestCeiling(res.Ceiling)
+	r.CeilingHot = bestCeiling(res.CeilingHot)
+	ref := c.BothWays
+	if r.Ceiling.BytesPerSec > 0 {
+		ref = r.Ceiling.BytesPerSec
+	}
+	r.Join = best(res.Join, 2*int64(res.Total), ref)
+	r.GroupBy = best(res.GroupBy, int64(res.Total), ref)
+	r.Shuffle = best(res.Shuffle, int64(res.Total), ref)
 	return r
+}
+
+// bestCeiling picks the fastest rep of the raw all-to-all.
+func bestCeiling(reps [][]rawSample) workerCeiling {
+	var out workerCeiling
+	for _, ranks := range reps {
+		var c workerCeiling
+		var cpu time.Duration
+		var bytes int64
+		for _, s := range ranks {
+			if s.Dur > 0 {
+				c.BytesPerSec += float64(s.Bytes) / s.Dur.Seconds() / float64(len(ranks))
+			}
+			cpu += s.CPU
+			bytes += s.Bytes
+		}
+		if bytes > 0 {
+			c.CPUNsPerByte = float64(cpu.Nanoseconds()) / float64(bytes)
+			c.BytesPerRank = bytes / int64(len(ranks))
+		}
+		if c.BytesPerSec > out.BytesPerSec {
+			out = c
+		}
+	}
+	return out
 }
 
 // best picks the rep with the shortest total and reports its slowest rank
 // per phase; inputRows is the rows the operator reads over all ranks.
-func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
+func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
 	var out opStats
 	for i, ranks := range reps {
 		var s opStats
@@ -85,8 +129,11 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 		if s.TotalSec > 0 {
 			s.RowsPerSec = float64(inputRows) / s.TotalSec
 		}
-		if c.BothWays > 0 {
-			s.OfCeiling = s.ExchangeBps / c.BothWays
+		if ceilingBps > 0 {
+			s.OfCeiling = s.ExchangeBps / ceilingBps
+		}
+		if bytes > 0 {
+			s.CPUNsPerByte = s.CPUSec * 1e9 / float64(bytes)
 		}
 		if i == 0 || s.TotalSec < out.TotalSec {
 			out = s
@@ -97,6 +144,10 @@ func best(reps [][]phaseTimes, inputRows int64, c ceiling) opStats {
 
 func printRun(r run) {
 	fmt.Printf("\n%d workers, %d rows per table per worker (%d in total)\n", r.Workers, r.RowsPer, r.RowsTotal)
+	if c, h := r.Ceiling, r.CeilingHot; c.BytesPerSec > 0 {
+		fmt.Printf("  loopback TCP ceiling between the workers (raw all-to-all on their links, %d MiB per rank): %.0f MB/s per rank, %.2f CPU ns per byte (from and to cache, as iperf3: %.0f MB/s, %.2f ns)\n",
+			c.BytesPerRank>>20, c.BytesPerSec/1e6, c.CPUNsPerByte, h.BytesPerSec/1e6, h.CPUNsPerByte)
+	}
 	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s %9s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s", "peak MiB")
 	for _, o := range []struct {
 		name string
@@ -111,70 +162,11 @@ func printRun(r run) {
 		}
 		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s %9d\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex, o.s.MaxRSS>>20)
 	}
-}
-
-// measureCeiling times n bytes over one loopback TCP connection, one way and
-// then both ways at once (what two ranks exchanging see); best of three.
-func measureCeiling(n int64) ceiling {
-	var best ceiling
-	for range 3 {
-		c := measureCeilingOnce(n)
-		best.OneWay = max(best.OneWay, c.OneWay)
-		best.BothWays = max(best.BothWays, c.BothWays)
-	}
-	return best
-}
-
-func measureCeilingOnce(n int64) ceiling {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return ceiling{}
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
+	if s, c := r.Shuffle, r.Ceiling; s.CPUNsPerByte > 0 {
+		fmt.Printf("  shuffle exchange alone: %.2f CPU ns per byte sent (all ranks)", s.CPUNsPerByte)
+		if c.CPUNsPerByte > 0 {
+			fmt.Printf(", %.2fx the raw all-to-all's %.2f", s.CPUNsPerByte/c.CPUNsPerByte, c.CPUNsPerByte)
 		}
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return ceiling{}
+		fmt.Println()
 	}
-	defer a.Close()
-	b, ok := <-accepted
-	if !ok {
-		return ceiling{}
-	}
-	defer b.Close()
-	send := func(c net.Conn) {
-		buf := make([]byte, 1<<20)
-		for left := n; left > 0; left -= int64(len(buf)) {
-			if _, err := c.Write(buf[:min(int64(len(buf)), left)]); err != nil {
-				return
-			}
-		}
-	}
-	recv := func(c net.Conn) { _, _ = io.CopyN(io.Discard, c, n) }
-	var out ceiling
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); recv(b) }()
-	send(a)
-	wg.Wait()
-	out.OneWay = float64(n) / time.Since(t0).Seconds()
-
-	t0 = time.Now()
-	wg.Add(4)
-	go func() { defer wg.Done(); send(a) }()
-	go func() { defer wg.Done(); send(b) }()
-	go func() { defer wg.Done(); recv(a) }()
-	go func() { defer wg.Done(); recv(b) }()
-	wg.Wait()
-	out.BothWays = float64(n) / time.Since(t0).Seconds()
-	return out
 }

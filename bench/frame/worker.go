@@ -33,11 +33,15 @@ type workerArgs struct {
 	Uniqueness float64 `json:"uniqueness"`
 	Seed       uint64  `json:"seed"`
 	Reps       int     `json:"reps"`
+	Join       bool    `json:"join"`
 	GroupBy    bool    `json:"groupby"`
 	DataDir    string  `json:"data_dir"`    // write the inputs as Parquet here (for DuckDB)
 	CPUProfile string  `json:"cpu_profile"` // write each rank's CPU profile of the timed part here
 	Par        int     `json:"par"`         // frame.WithParallelism (0: the default)
 	NoChecksum bool    `json:"no_checksum"` // collective.WithChecksum(false)
+	// CeilingBytes is what each rank sends each other rank in the raw
+	// all-to-all that measures the loopback ceiling (0: skip it).
+	CeilingBytes int64 `json:"ceiling_bytes"`
 }
 
 // phaseTimes is one timed run of an operator on one rank.
@@ -72,15 +76,19 @@ func cpuTime() time.Duration {
 
 // workerResult is what rank 0 prints: every rank's phases for every rep.
 type workerResult struct {
-	World   int              `json:"world"`
-	Rows    int              `json:"rows"`
-	Total   int              `json:"total"`
-	Join    [][]phaseTimes   `json:"join"`    // [rep][rank]
-	GroupBy [][]phaseTimes   `json:"groupby"` // [rep][rank]
-	Shuffle [][]phaseTimes   `json:"shuffle"` // [rep][rank]: the exchange alone
-	Setup   time.Duration    `json:"setup"`   // rendezvous join
-	Gen     time.Duration    `json:"gen"`     // data generation
-	Extra   map[string]int64 `json:"extra,omitempty"`
+	World   int            `json:"world"`
+	Rows    int            `json:"rows"`
+	Total   int            `json:"total"`
+	Join    [][]phaseTimes `json:"join"`    // [rep][rank]
+	GroupBy [][]phaseTimes `json:"groupby"` // [rep][rank]
+	Shuffle [][]phaseTimes `json:"shuffle"` // [rep][rank]: the exchange alone
+	// The raw all-to-all on the same links, [rep][rank]: memory to memory
+	// (coldSpan) and from and to cache (hotSpan).
+	Ceiling    [][]rawSample    `json:"ceiling"`
+	CeilingHot [][]rawSample    `json:"ceiling_hot"`
+	Setup      time.Duration    `json:"setup"` // rendezvous join
+	Gen        time.Duration    `json:"gen"`   // data generation
+	Extra      map[string]int64 `json:"extra,omitempty"`
 }
 
 // cylonTable is Cylon's benchmark table: two int64 columns of random
@@ -115,13 +123,32 @@ func runWorker(args workerArgs) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	start := time.Now()
-	comm, err := collective.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret,
-		collective.WithJoinOptions(rendezvous.WithRank(args.Rank)), collective.WithChecksum(!args.NoChecksum))
+	// collective.Join, in two steps so that the ceiling is measured on the
+	// communicator's own links before it takes them over.
+	mesh, err := rendezvous.Join(ctx, args.Rendezvous, args.Job, args.World, args.Secret, rendezvous.WithRank(args.Rank))
 	if err != nil {
 		return err
 	}
-	defer comm.Close()
 	setup := time.Since(start)
+	var ceiling [2][]rawSample // cold, hot
+	if args.World > 1 && args.CeilingBytes > 0 {
+		for range max(args.Reps, 3) {
+			for i, span := range []int{coldSpan, hotSpan} {
+				s, err := rawAlltoall(mesh.Conns(), args.CeilingBytes, span)
+				if err != nil {
+					mesh.Close()
+					return fmt.Errorf("loopback ceiling: %w", err)
+				}
+				ceiling[i] = append(ceiling[i], s)
+			}
+		}
+	}
+	comm, err := collective.FromMesh(mesh, collective.WithChecksum(!args.NoChecksum))
+	if err != nil {
+		mesh.Close()
+		return err
+	}
+	defer comm.Close()
 
 	start = time.Now()
 	mem := memory.DefaultAllocator
@@ -155,6 +182,28 @@ func runWorker(args workerArgs) error {
 	}
 
 	res := workerResult{World: args.World, Rows: args.Rows, Total: args.Total, Setup: setup, Gen: gen}
+	for i, dst := range []*[][]rawSample{&res.Ceiling, &res.CeilingHot} {
+		for _, s := range ceiling[i] {
+			b, err := json.Marshal(s)
+			if err != nil {
+				return err
+			}
+			all, err := comm.Gather(ctx, 0, b)
+			if err != nil {
+				return err
+			}
+			if all == nil {
+				continue
+			}
+			ranks := make([]rawSample, len(all))
+			for r, b := range all {
+				if err := json.Unmarshal(b, &ranks[r]); err != nil {
+					return fmt.Errorf("rank %d: %w", r, err)
+				}
+			}
+			*dst = append(*dst, ranks)
+		}
+	}
 	if args.CPUProfile != "" {
 		f, err := os.Create(filepath.Join(args.CPUProfile, fmt.Sprintf("rank-%d-of-%d.prof", args.Rank, args.World)))
 		if err != nil {
@@ -232,12 +281,12 @@ func runWorker(args workerArgs) error {
 			if err := comm.Barrier(ctx); err != nil {
 				return err
 			}
-			t0 := time.Now()
+			t0, c0 := time.Now(), cpuTime()
 			recv, err := arrowio.AlltoallTables(ctx, comm, parts)
 			if err != nil {
 				return fmt.Errorf("shuffle: %w", err)
 			}
-			pt := phaseTimes{Exchange: time.Since(t0), Bytes: bytes}
+			pt := phaseTimes{Exchange: time.Since(t0), CPU: cpuTime() - c0, Bytes: bytes}
 			pt.Total = pt.Exchange
 			for _, t := range recv {
 				pt.OutRows += t.NumRows()
@@ -254,6 +303,9 @@ func runWorker(args workerArgs) error {
 		}
 	}
 	for range args.Reps {
+		if !args.Join {
+			break
+		}
 		pt, err := run(func() (*frame.Frame, error) { return left.Join(ctx, right, frame.Inner, frame.On("k")) })
 		if err != nil {
 			return fmt.Errorf("join: %w", err)
