@@ -24,6 +24,42 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 	if len(parts) != c.size {
 		return nil, fmt.Errorf("%w: alltoallv: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
+	out = make([][]byte, c.size)
+	out[c.rank] = parts[c.rank]
+	err = cl.exchange(parts, out, nil, 0, c.alltoallvBatch(parts))
+	return out, err
+}
+
+// AlltoallvInto is Alltoallv into the caller's buffers, as MPI_Alltoallv:
+// out[j] receives what rank j sends this one and must have exactly its
+// length (every rank knows what it receives, as in MPI, where the counts
+// are exchanged beforehand when they are not known). out[Rank()] gets a
+// copy of parts[Rank()] unless they are the same memory. Each message is
+// read straight into its out buffer; nothing is allocated per message. The
+// out buffers may be slices of one large buffer (counts and
+// displacements). A message of another length is an error (ErrMismatch).
+func (c *Comm) AlltoallvInto(ctx context.Context, parts, out [][]byte) (err error) {
+	cl, err := c.begin(ctx, "alltoallv")
+	if err != nil {
+		return err
+	}
+	defer func() { err = cl.end(err) }()
+	if len(parts) != c.size || len(out) != c.size {
+		return fmt.Errorf("%w: alltoallv: %d parts and %d out buffers for %d ranks", ErrMismatch, len(parts), len(out), c.size)
+	}
+	me, mine := out[c.rank], parts[c.rank]
+	if len(me) != len(mine) {
+		return fmt.Errorf("%w: alltoallv: out[%d] has %d bytes for a part of %d", ErrMismatch, c.rank, len(me), len(mine))
+	}
+	if len(me) > 0 && &me[0] != &mine[0] {
+		copy(me, mine)
+	}
+	return cl.exchange(parts, nil, out, 0, c.alltoallvBatch(parts))
+}
+
+// alltoallvBatch is the number of peers in flight for this rank's parts:
+// scattered (Tuning.AlltoallBatch) for small parts, pairwise (1) for large.
+func (c *Comm) alltoallvBatch(parts [][]byte) int {
 	t := c.tune()
 	algo := t.Force[OpAlltoallv]
 	if algo == Auto {
@@ -36,14 +72,10 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 			algo = AlltoallvPairwise
 		}
 	}
-	out = make([][]byte, c.size)
-	out[c.rank] = parts[c.rank]
-	batch := t.AlltoallBatch
 	if algo == AlltoallvPairwise {
-		batch = 1
+		return 1
 	}
-	err = cl.exchange(parts, out, nil, 0, batch)
-	return out, err
+	return t.AlltoallBatch
 }
 
 // exchange sends parts[(r+s)%p] to rank r+s and receives from rank r-s, for

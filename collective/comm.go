@@ -235,7 +235,7 @@ func (cl *call) postFunc(from, step int, alloc func(n int) []byte) *request {
 // wait waits for r. Collectives need no context here: their cancellation
 // poisons the transport, which completes every pending request.
 func wait(r *request) ([]byte, *pbuf, error) {
-	<-r.ready
+	r.l.wait(nil, r)
 	b, pb, err := r.buf, r.pb, r.err
 	r.recycle()
 	return b, pb, err

@@ -1,6 +1,7 @@
 package collective_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
@@ -129,6 +130,63 @@ func ExampleComm_Alltoallv() {
 	fmt.Printf("%s\n", out[1])
 	// Output:
 	// [0>1 1>1 2>1]
+}
+
+// AlltoallvInto: every rank sends rank j a block of j+1 bytes and receives
+// into one buffer cut into per-sender pieces (MPI's counts and
+// displacements), allocating nothing per message.
+func ExampleComm_AlltoallvInto() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	got := make([]string, 3)
+	run(comms, func(c *collective.Comm) error {
+		me := c.Rank()
+		parts := make([][]byte, c.Size())
+		for j := range parts {
+			parts[j] = bytes.Repeat([]byte{byte('a' + me)}, j+1)
+		}
+		recv := make([]byte, c.Size()*(me+1)) // every sender sends me+1 bytes
+		out := make([][]byte, c.Size())
+		for j := range out {
+			out[j] = recv[j*(me+1) : (j+1)*(me+1)]
+		}
+		if err := c.AlltoallvInto(ctx, parts, out); err != nil {
+			return err
+		}
+		got[me] = string(recv)
+		return nil
+	})
+	fmt.Println(got)
+	// Output:
+	// [abc aabbcc aaabbbccc]
+}
+
+// SendBuffers sends a message made of several pieces (a header and a body
+// here) without copying them into one buffer first; the receiver gets one
+// message.
+func ExampleComm_SendBuffers() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 2)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	run(comms, func(c *collective.Comm) error {
+		if c.Rank() == 0 {
+			return c.SendBuffers(ctx, 1, 7, [][]byte{[]byte("header|"), []byte("body")})
+		}
+		msg, err := c.Recv(ctx, 0, 7)
+		fmt.Printf("%s\n", msg)
+		return err
+	})
+	// Output:
+	// header|body
 }
 
 // Point-to-point messages with tags; Split into even and odd ranks.

@@ -1,26 +1,33 @@
 package collective
 
 import (
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
 
-// A link is this rank's end of the connection to one peer. Sends are written
-// by the calling goroutine (header and payload in one vectored write); one
-// reader goroutine per link reads frames and hands each to the receive
-// posted for its (communicator, tag), reading the payload straight into the
-// receiver's buffer when one is posted, or queues it until a receive comes.
-// Because the reader never waits for a receiver, two ranks that send large
-// messages to each other at the same time never deadlock, even over
-// synchronous conns such as net.Pipe.
+// A link is this rank's end of the connection to one peer.
+//
+// Sends are written by the calling goroutine (header and payload in one
+// vectored write). Receives are read by whoever holds the link's read
+// token: a goroutine that waits for a message from the peer takes the token
+// when nobody holds it and reads frames itself, handing each frame that is
+// for another receive to that receive (straight into its buffer when it is
+// posted) or queueing it, until its own message is complete. A message read
+// by the goroutine that waits for it costs no wake-up at all; one read by
+// another costs one.
+//
+// A drain goroutine per link takes the token when nobody else reads: when
+// a write on the link has been in progress for writeKick (the peer may be
+// writing to us at the same time, and someone must read for its write to
+// end: this is what keeps two ranks that send each other large messages at
+// once from deadlocking, even over synchronous conns such as net.Pipe), and
+// when the token has been free for idleKick (so that a peer's sends
+// complete even while this rank is busy elsewhere: messages that arrive
+// before their receive is posted are queued, as before). The drain gives
+// the token up as soon as a receiver wants it.
 type link struct {
 	t    *transport
 	peer int      // world rank at the other end
@@ -32,20 +39,28 @@ type link struct {
 	wtrail [4]byte
 	wvec   [][]byte
 	wtmp   net.Buffers
-	dlMu   sync.Mutex // orders Send cancellation against the end of a write
-	wgen   uint64
-	wdead  bool // a write deadline in the past is set
+	wint   interrupter // ends a Send's write when its context ends
 
-	// Matching state, under mu.
-	mu    sync.Mutex
-	slots map[key]*slot
-	free  []*slot
-	err   error // set once the link is shut down (the transport failed)
-	eof   error // set once the peer closed the link cleanly: what is queued can still be received
+	// Matching state and the read token, under mu.
+	mu       sync.Mutex
+	slots    map[key]*slot
+	free     []*slot
+	err      error // set once the link is shut down (the transport failed)
+	eof      error // set once the peer closed the link cleanly: what is queued can still be received
+	reading  bool  // the read token is held
+	sleepers []*request
+	writing  int       // writes in progress
+	freeAt   time.Time // when the token was last released
+	timer    *time.Timer
+	timerAt  time.Time     // when timer fires; zero when it is not armed
+	kick     chan struct{} // wakes the drain goroutine
+	done     chan struct{} // closed on shutdown: the drain goroutine ends
 
-	// Read side, owned by the reader goroutine.
+	// Read side, owned by the holder of the read token.
 	rbuf []byte
 	r, w int
+	cur  inFrame
+	rint interrupter // ends a reading receiver's read when its context ends
 }
 
 type slot struct {
@@ -108,12 +123,26 @@ const (
 	readChunk   = 256 << 10 // CRC is computed per chunk while it is in cache
 	writeChunk  = 256 << 10
 	streamMin   = 256 << 10 // payloads at least this large carry their CRC in a trailer
+
+	// writeKick is how long a large write (writeKickMin bytes or more) may
+	// be in progress with nobody reading the link before the drain
+	// goroutine starts reading it; idleKick is how long the link may go
+	// unread at all, with or without a write in progress.
+	writeKick    = 50 * time.Microsecond
+	writeKickMin = 64 << 10
+	idleKick     = 1 * time.Millisecond
 )
 
 func newLink(t *transport, peer int, conn net.Conn) *link {
 	l := &link{t: t, peer: peer, conn: conn, slots: make(map[key]*slot)}
 	if conn != nil {
 		l.rbuf = make([]byte, readBufSize)
+		l.kick = make(chan struct{}, 1)
+		l.done = make(chan struct{})
+		l.timer = time.AfterFunc(time.Hour, l.onTimer)
+		l.timer.Stop()
+		l.rint.set = conn.SetReadDeadline
+		l.wint.set = conn.SetWriteDeadline
 	}
 	return l
 }
@@ -126,7 +155,7 @@ func (l *link) peerErr(err error) error {
 	return &PeerError{Rank: l.t.rank, Peer: l.peer, Err: err}
 }
 
-// ---- receive side --------------------------------------------------------
+// ---- receive requests ------------------------------------------------------
 
 type recvMode uint8
 
@@ -144,9 +173,11 @@ const (
 	stateDone
 )
 
-// A request is one posted receive. It is completed exactly once, by the
-// reader goroutine, by a local send, or by the link's shutdown, and then its
-// ready channel holds one token.
+// A request is one posted receive. It is completed exactly once: by whoever
+// reads its frame off the link, by a local send, or by the link's shutdown.
+// Its receiver waits for it with link.wait; a receiver that sleeps (parked)
+// gets one token on ready when the request completes or when the read
+// token is handed to it.
 type request struct {
 	l         *link
 	key       key
@@ -155,7 +186,9 @@ type request struct {
 	alloc     func(n int) []byte // modeFunc: called by whoever delivers, before any later frame of the link
 	peek      func(b []byte)     // if set, sees a fresh message before the request completes (same ordering as alloc)
 	state     uint8
-	abandoned bool // the receiver left while the reader was filling a fresh or scratch buffer
+	abandoned bool // the receiver left while its fresh or scratch buffer was being filled
+	parked    bool // the receiver sleeps on ready
+	sleeping  bool // ... and is in l.sleepers, waiting for the read token
 	buf       []byte
 	pb        *pbuf
 	err       error
@@ -171,9 +204,22 @@ func (r *request) recycle() {
 	t.reqs.Put(r)
 }
 
-// complete finishes r; l.mu must be held (or r must be owned by the caller).
+// complete finishes r and wakes its receiver if it sleeps; l.mu must be
+// held (or r must be owned by the caller).
 func (r *request) complete(b []byte, pb *pbuf, err error) {
 	r.buf, r.pb, r.err, r.state = b, pb, err, stateDone
+	r.wake()
+}
+
+// wake gives r's sleeping receiver its token; l.mu must be held.
+func (r *request) wake() {
+	if !r.parked {
+		return
+	}
+	if r.sleeping {
+		r.l.unsleep(r)
+	}
+	r.parked = false
 	r.ready <- struct{}{}
 }
 
@@ -294,14 +340,15 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 	l.mu.Lock()
 	switch r.state {
 	case statePosted:
-		s := l.slots[r.key]
-		for i, w := range s.waiters.items() {
-			if w == r {
-				s.waiters.removeAt(i)
-				break
+		if s := l.slots[r.key]; s != nil {
+			for i, w := range s.waiters.items() {
+				if w == r {
+					s.waiters.removeAt(i)
+					break
+				}
 			}
+			l.dropSlotIfEmpty(r.key, s)
 		}
-		l.dropSlotIfEmpty(r.key, s)
 		l.mu.Unlock()
 		r.recycle()
 		return true
@@ -313,7 +360,7 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 		}
 		l.mu.Unlock()
 		l.t.fail(l.peerErr(fmt.Errorf("receive into caller's buffer abandoned mid-frame: %w", cause)))
-		<-r.ready
+		l.waitDone(r)
 		r.recycle()
 		return true
 	default:
@@ -322,24 +369,19 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 	}
 }
 
-// readLoop is the link's reader goroutine. A peer that closes the link
-// cleanly (at a frame boundary) has sent everything it meant to: its queued
-// messages stay receivable and only receives that wait for more from it
-// fail. Any other read error poisons the transport.
-func (l *link) readLoop() {
-	defer l.t.readers.Done()
-	for {
-		err := l.readFrame()
-		if err == nil {
-			continue
+// arrived hands a complete message to the first receive posted for k, or
+// queues it. It reports whether a receive took it. l.mu must be held.
+func (l *link) arrived(k key, b []byte, pb *pbuf) bool {
+	s := l.slotFor(k)
+	for s.msgs.len() == 0 && s.waiters.len() > 0 {
+		r := s.waiters.pop()
+		if r.take(b, pb) {
+			l.dropSlotIfEmpty(k, s)
+			return true
 		}
-		if errors.Is(err, ErrPeerClosed) {
-			l.peerClosed(l.peerErr(err))
-		} else {
-			l.t.fail(l.peerErr(err))
-		}
-		return
 	}
+	s.msgs.push(inbound{b, pb})
+	return false
 }
 
 // peerClosed fails the receives waiting on the link and every later one
@@ -360,363 +402,9 @@ func (l *link) peerClosed(err error) {
 	}
 }
 
-func (l *link) readFrame() error {
-	if err := l.fill(hdrLen, true); err != nil {
-		return err
-	}
-	h, err := parseHeader(l.rbuf[l.r:l.r+hdrLen], l.t.maxFrame)
-	if err != nil {
-		return err
-	}
-	l.r += hdrLen
-
-	l.mu.Lock()
-	if l.err != nil {
-		l.mu.Unlock()
-		return l.err
-	}
-	var req *request
-	if s := l.slots[h.key]; s != nil && s.waiters.len() > 0 {
-		req = s.waiters.pop()
-		req.state = stateFilling
-		l.dropSlotIfEmpty(h.key, s)
-	}
-	l.mu.Unlock()
-
-	var (
-		dst      []byte
-		pb       *pbuf
-		mismatch error
-	)
-	switch {
-	case req == nil:
-		dst, pb = getBuf(h.n) // a Recv takes the buffer over, RecvInto and collectives copy and return it
-	case req.mode == modeExact && h.n != len(req.dst), req.mode == modeUpTo && h.n > len(req.dst):
-		mismatch = fmt.Errorf("%w: message of %d bytes, expected %d", ErrMismatch, h.n, len(req.dst))
-		if req.mode == modeUpTo {
-			mismatch = fmt.Errorf("message of %d bytes does not fit a %d-byte buffer", h.n, len(req.dst))
-		}
-		dst, pb = getBuf(h.n)
-	case req.mode == modeExact, req.mode == modeUpTo:
-		dst = req.dst[:h.n]
-	case req.mode == modeFunc:
-		if dst = req.alloc(h.n); dst == nil || len(dst) != h.n {
-			mismatch = fmt.Errorf("%w: unexpected message of %d bytes", ErrMismatch, h.n)
-			dst, pb = getBuf(h.n)
-		}
-	case req.mode == modeFresh:
-		dst = make([]byte, h.n)
-	default:
-		dst, pb = getBuf(h.n)
-	}
-
-	if err := l.readPayload(dst, h); err != nil {
-		if req != nil {
-			l.mu.Lock()
-			if req.abandoned {
-				req.recycle()
-			} else {
-				req.complete(nil, nil, l.t.failureOr(l.peerErr(err)))
-			}
-			l.mu.Unlock()
-		}
-		return err
-	}
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case req == nil:
-		l.arrived(h.key, dst, pb)
-	case mismatch != nil:
-		if req.mode == modeUpTo {
-			// Keep the message for a receive with a large enough buffer.
-			req.complete(nil, nil, mismatch)
-			l.arrived(h.key, dst, pb)
-			return nil
-		}
-		putBuf(pb)
-		req.complete(nil, nil, l.peerErr(mismatch))
-	case req.abandoned:
-		req.recycle()
-		l.arrived(h.key, dst, pb)
-	default:
-		if req.mode == modeFresh {
-			dst = dst[:len(dst):len(dst)]
-			if req.peek != nil {
-				req.peek(dst)
-			}
-		}
-		req.complete(dst, pb, nil)
-	}
-	return nil
-}
-
-// arrived hands a complete message to the first receive posted for k, or
-// queues it. l.mu must be held.
-func (l *link) arrived(k key, b []byte, pb *pbuf) {
-	s := l.slotFor(k)
-	for s.msgs.len() == 0 && s.waiters.len() > 0 {
-		r := s.waiters.pop()
-		if r.take(b, pb) {
-			l.dropSlotIfEmpty(k, s)
-			return
-		}
-	}
-	s.msgs.push(inbound{b, pb})
-}
-
-// fill makes at least n bytes available in rbuf[r:w]. atBoundary says a
-// clean end of stream with nothing buffered is the peer closing the link.
-func (l *link) fill(n int, atBoundary bool) error {
-	if l.w-l.r >= n {
-		return nil
-	}
-	if l.r > 0 {
-		l.w = copy(l.rbuf, l.rbuf[l.r:l.w])
-		l.r = 0
-	}
-	for l.w < n {
-		m, err := l.conn.Read(l.rbuf[l.w:])
-		l.w += m
-		if err != nil {
-			if l.w >= n {
-				return nil
-			}
-			return l.readErr(err, atBoundary && l.w == 0)
-		}
-	}
-	return nil
-}
-
-func (l *link) readErr(err error, atBoundary bool) error {
-	if errors.Is(err, io.EOF) {
-		if atBoundary {
-			return ErrPeerClosed
-		}
-		return fmt.Errorf("%w: %w", ErrTruncated, io.ErrUnexpectedEOF)
-	}
-	if atBoundary {
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrTruncated, err)
-}
-
-// readPayload reads the payload into dst, from the read buffer first and
-// then, for the bulk of a large message, straight from the connection, and
-// checks its CRC32C chunk by chunk.
-func (l *link) readPayload(dst []byte, h header) error {
-	check := h.flags&(flagPayload|flagTrailer) != 0
-	var crc uint32
-	off := copy(dst, l.rbuf[l.r:l.w])
-	l.r += off
-	if check {
-		crc = crc32.Update(crc, castagnoli, dst[:off])
-	}
-	for off < len(dst) {
-		rest := len(dst) - off
-		if rest <= readBufSize/2 {
-			// A small remainder goes through the buffer so that the
-			// next header comes in with the same read.
-			if err := l.fill(rest, false); err != nil {
-				return err
-			}
-			copy(dst[off:], l.rbuf[l.r:l.r+rest])
-			l.r += rest
-			if check {
-				crc = crc32.Update(crc, castagnoli, dst[off:])
-			}
-			off += rest
-			break
-		}
-		end := off + min(rest, readChunk)
-		m, err := l.conn.Read(dst[off:end])
-		if check && m > 0 {
-			crc = crc32.Update(crc, castagnoli, dst[off:off+m])
-		}
-		off += m
-		if err != nil && off < len(dst) {
-			return l.readErr(err, false)
-		}
-	}
-	want := h.payload
-	if h.flags&flagTrailer != 0 {
-		if err := l.fill(4, false); err != nil {
-			return err
-		}
-		want = binary.LittleEndian.Uint32(l.rbuf[l.r:])
-		l.r += 4
-	}
-	if check && crc != want {
-		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes)", ErrCorrupt, want, crc, len(dst))
-	}
-	return nil
-}
-
-// ---- send side -----------------------------------------------------------
-
-// send writes one message made of bufs (concatenated) under key k. The
-// header and the buffers go out in one vectored write (writev on TCP). If
-// ctx can end, its end interrupts the write: a write interrupted before any
-// byte went out leaves the link usable, one interrupted mid-frame breaks it.
-// Collectives pass a nil ctx: their cancellation aborts the communicator.
-func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
-	}
-	if n > l.t.maxFrame {
-		return fmt.Errorf("%w: message of %d bytes exceeds the limit of %d (WithMaxFrame)", ErrFrameTooLarge, n, l.t.maxFrame)
-	}
-	if l.conn == nil {
-		return l.sendSelf(k, bufs, n)
-	}
-	h := header{key: k, n: n}
-	streamed := l.t.checksum && n >= streamMin
-	switch {
-	case streamed:
-		h.flags = flagTrailer
-	case l.t.checksum:
-		h.flags = flagPayload
-		for _, b := range bufs {
-			h.payload = crc32.Update(h.payload, castagnoli, b)
-		}
-	}
-
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if err := l.t.failure(); err != nil {
-		return err
-	}
-	var stop func() bool
-	if ctx != nil && ctx.Done() != nil {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		l.dlMu.Lock()
-		gen := l.wgen
-		l.dlMu.Unlock()
-		stop = context.AfterFunc(ctx, func() {
-			l.dlMu.Lock()
-			if l.wgen == gen {
-				l.wdead = true
-				_ = l.conn.SetWriteDeadline(time.Unix(1, 0))
-			}
-			l.dlMu.Unlock()
-		})
-	}
-	putHeader(l.whdr[:], h)
-	var (
-		written int64
-		err     error
-	)
-	if streamed {
-		written, err = l.writeStreamed(bufs)
-	} else {
-		l.wvec = append(l.wvec[:0], l.whdr[:])
-		for _, b := range bufs {
-			if len(b) > 0 {
-				l.wvec = append(l.wvec, b)
-			}
-		}
-		written, err = l.flush()
-	}
-	if stop != nil {
-		l.dlMu.Lock()
-		l.wgen++
-		stop()
-		if l.wdead {
-			l.wdead = false
-			_ = l.conn.SetWriteDeadline(time.Time{})
-		}
-		l.dlMu.Unlock()
-	}
-	if err == nil {
-		return nil
-	}
-	if ctx != nil && ctx.Err() != nil && written == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ctx.Err()
-	}
-	if ferr := l.t.failure(); ferr != nil {
-		return ferr
-	}
-	perr := l.peerErr(fmt.Errorf("write: %w", err))
-	if ctx != nil && ctx.Err() != nil {
-		perr = l.peerErr(fmt.Errorf("send interrupted mid-frame: %w", ctx.Err()))
-	}
-	l.t.fail(perr)
-	return l.t.failureOr(perr)
-}
-
-// flush writes l.wvec with one vectored write and empties it.
-func (l *link) flush() (int64, error) {
-	l.wtmp = l.wvec
-	n, err := l.wtmp.WriteTo(l.conn)
-	clear(l.wvec) // drop references to the caller's buffers
-	l.wvec = l.wvec[:0]
-	return n, err
-}
-
-// writeStreamed writes the header (already in whdr) and a large payload in
-// writes of writeChunk bytes, computing the payload's CRC32C on each chunk
-// just before writing it, while it is in cache for the kernel's copy, and
-// sends the checksum in a 4-byte trailer.
-func (l *link) writeStreamed(bufs [][]byte) (int64, error) {
-	var (
-		crc   uint32
-		total int64
-		size  int
-	)
-	l.wvec = append(l.wvec[:0], l.whdr[:])
-	for _, b := range bufs {
-		for len(b) > 0 {
-			piece := b[:min(len(b), writeChunk-size)]
-			b = b[len(piece):]
-			crc = crc32.Update(crc, castagnoli, piece)
-			l.wvec = append(l.wvec, piece)
-			if size += len(piece); size == writeChunk {
-				n, err := l.flush()
-				total += n
-				if err != nil {
-					return total, err
-				}
-				size = 0
-			}
-		}
-	}
-	binary.LittleEndian.PutUint32(l.wtrail[:], crc)
-	l.wvec = append(l.wvec, l.wtrail[:])
-	n, err := l.flush()
-	return total + n, err
-}
-
-// sendSelf delivers a message to this rank's own queues.
-func (l *link) sendSelf(k key, bufs [][]byte, n int) error {
-	var (
-		b  []byte
-		pb *pbuf
-	)
-	if k.tag&internalBit != 0 {
-		b, pb = getBuf(n)
-	} else {
-		b = make([]byte, n)
-	}
-	off := 0
-	for _, x := range bufs {
-		off += copy(b[off:], x)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		putBuf(pb)
-		return l.err
-	}
-	l.arrived(k, b, pb)
-	return nil
-}
-
 // shutdown fails every receive waiting on the link, drops queued messages
-// and closes the connection, which ends the reader and any blocked write.
+// and closes the connection, which ends whoever reads it and any blocked
+// write.
 func (l *link) shutdown(err error) {
 	l.mu.Lock()
 	if l.err == nil {
@@ -730,9 +418,20 @@ func (l *link) shutdown(err error) {
 			}
 			delete(l.slots, k)
 		}
+		if l.conn != nil {
+			// A frame left half read by a receiver whose context ended,
+			// with nobody reading on: its request ends here.
+			if !l.reading && l.cur.active {
+				l.cur.abort(err)
+			}
+			l.timer.Stop()
+			close(l.done)
+		}
 	}
 	l.mu.Unlock()
 	if l.conn != nil {
 		_ = l.conn.Close()
+		l.rint.close()
+		l.wint.close()
 	}
 }

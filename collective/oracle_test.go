@@ -304,8 +304,19 @@ func TestOracleAlltoallv(t *testing.T) {
 					if err != nil {
 						return err
 					}
+					into := make([][]byte, p)
+					for j := range into {
+						into[j] = make([]byte, a2aSize(n, j, r))
+					}
+					if err := c.AlltoallvInto(ctx, parts, into); err != nil {
+						return err
+					}
 					for j := range p {
-						if err := mismatch(fmt.Sprintf("alltoallv n=%d from %d", n, j), got[j], payload(j*100+r, a2aSize(n, j, r), 5)); err != nil {
+						want := payload(j*100+r, a2aSize(n, j, r), 5)
+						if err := mismatch(fmt.Sprintf("alltoallv n=%d from %d", n, j), got[j], want); err != nil {
+							return err
+						}
+						if err := mismatch(fmt.Sprintf("alltoallv into n=%d from %d", n, j), into[j], want); err != nil {
 							return err
 						}
 					}

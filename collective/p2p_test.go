@@ -48,6 +48,25 @@ func TestSendRecv(t *testing.T) {
 				}
 				wg.Wait()
 			})
+			t.Run("SendBuffers", func(t *testing.T) {
+				// Pieces of every size around the streaming threshold,
+				// empty ones included, arrive as one message.
+				for _, sizes := range [][]int{{}, {0, 0}, {5}, {3, 0, 7}, {streamMin - 10, 20}, {writeChunk + 1, 0, 3*writeChunk + 5, 1}} {
+					var bufs [][]byte
+					var want []byte
+					for i, n := range sizes {
+						b := payload(i, n, 3)
+						bufs = append(bufs, b)
+						want = append(want, b...)
+					}
+					done := make(chan error, 1)
+					go func() { done <- comms[0].SendBuffers(ctx, 2, 6, bufs) }()
+					got, err := comms[2].Recv(ctx, 0, 6)
+					require.NoError(t, err)
+					require.NoError(t, <-done)
+					require.NoError(t, mismatch(fmt.Sprint("pieces ", sizes), got, want))
+				}
+			})
 			t.Run("self", func(t *testing.T) {
 				msg := []byte("to myself")
 				require.NoError(t, comms[2].Send(ctx, 2, 9, msg))

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // transport owns the links of a world communicator and the sub-communicators
@@ -22,7 +23,7 @@ type transport struct {
 	reqs    sync.Pool // of *request
 	mu      sync.Mutex
 	errp    atomic.Pointer[errBox]
-	readers sync.WaitGroup
+	readers sync.WaitGroup // the links' drain goroutines
 }
 
 type errBox struct{ err error }
@@ -42,8 +43,12 @@ func newTransport(rank int, conns []net.Conn, cfg *config) *transport {
 	}
 	for _, l := range t.links {
 		if l.conn != nil {
+			l.mu.Lock()
+			l.freeAt = time.Now()
+			l.armTimer(idleKick)
+			l.mu.Unlock()
 			t.readers.Add(1)
-			go l.readLoop()
+			go l.drainLoop()
 		}
 	}
 	return t

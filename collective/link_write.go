@@ -1,0 +1,177 @@
+package collective
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+)
+
+// Writing a link: the calling goroutine writes, under wmu.
+
+// writeStarts counts a write of n bytes in progress: if nobody reads the
+// link, the drain goroutine starts reading it, in case the peer is writing
+// to this rank at the same time and waits for it to read: after writeKick
+// for a large write, after at most idleKick for a small one (which blocks
+// only when the peer has left many unread).
+func (l *link) writeStarts(n int) {
+	l.mu.Lock()
+	l.writing++
+	if n >= writeKickMin && l.readable() {
+		l.armTimer(writeKick)
+	}
+	l.mu.Unlock()
+}
+
+func (l *link) writeEnds() {
+	l.mu.Lock()
+	l.writing--
+	l.mu.Unlock()
+}
+
+// send writes one message made of bufs (concatenated) under key k. The
+// header and the buffers go out in one vectored write (writev on TCP). If
+// ctx can end, its end interrupts the write: a write interrupted before any
+// byte went out leaves the link usable, one interrupted mid-frame breaks it.
+// Collectives pass a nil ctx: their cancellation aborts the communicator.
+func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
+	n := 0
+	for _, b := range bufs {
+		n += len(b)
+	}
+	if n > l.t.maxFrame {
+		return fmt.Errorf("%w: message of %d bytes exceeds the limit of %d (WithMaxFrame)", ErrFrameTooLarge, n, l.t.maxFrame)
+	}
+	if l.conn == nil {
+		return l.sendSelf(k, bufs, n)
+	}
+	h := header{key: k, n: n}
+	streamed := l.t.checksum && n >= streamMin
+	switch {
+	case streamed:
+		h.flags = flagTrailer
+	case l.t.checksum:
+		h.flags = flagPayload
+		for _, b := range bufs {
+			h.payload = crc32.Update(h.payload, castagnoli, b)
+		}
+	}
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err := l.t.failure(); err != nil {
+		return err
+	}
+	armed := ctx != nil && ctx.Done() != nil
+	if armed {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		l.wint.arm(ctx)
+	}
+	putHeader(l.whdr[:], h)
+	var (
+		written int64
+		err     error
+	)
+	l.writeStarts(n)
+	if streamed {
+		written, err = l.writeStreamed(bufs)
+	} else {
+		l.wvec = append(l.wvec[:0], l.whdr[:])
+		for _, b := range bufs {
+			if len(b) > 0 {
+				l.wvec = append(l.wvec, b)
+			}
+		}
+		written, err = l.flush()
+	}
+	l.writeEnds()
+	if armed {
+		l.wint.disarm()
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx != nil && ctx.Err() != nil && written == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	if ferr := l.t.failure(); ferr != nil {
+		return ferr
+	}
+	perr := l.peerErr(fmt.Errorf("write: %w", err))
+	if ctx != nil && ctx.Err() != nil {
+		perr = l.peerErr(fmt.Errorf("send interrupted mid-frame: %w", ctx.Err()))
+	}
+	l.t.fail(perr)
+	return l.t.failureOr(perr)
+}
+
+// flush writes l.wvec with one vectored write and empties it.
+func (l *link) flush() (int64, error) {
+	l.wtmp = l.wvec
+	n, err := l.wtmp.WriteTo(l.conn)
+	clear(l.wvec) // drop references to the caller's buffers
+	l.wvec = l.wvec[:0]
+	return n, err
+}
+
+// writeStreamed writes the header (already in whdr) and a large payload in
+// writes of writeChunk bytes, computing the payload's CRC32C on each chunk
+// just before writing it, while it is in cache for the kernel's copy, and
+// sends the checksum in a 4-byte trailer.
+func (l *link) writeStreamed(bufs [][]byte) (int64, error) {
+	var (
+		crc   uint32
+		total int64
+		size  int
+	)
+	l.wvec = append(l.wvec[:0], l.whdr[:])
+	for _, b := range bufs {
+		for len(b) > 0 {
+			piece := b[:min(len(b), writeChunk-size)]
+			b = b[len(piece):]
+			crc = crc32.Update(crc, castagnoli, piece)
+			l.wvec = append(l.wvec, piece)
+			if size += len(piece); size == writeChunk {
+				n, err := l.flush()
+				total += n
+				if err != nil {
+					return total, err
+				}
+				size = 0
+			}
+		}
+	}
+	binary.LittleEndian.PutUint32(l.wtrail[:], crc)
+	l.wvec = append(l.wvec, l.wtrail[:])
+	n, err := l.flush()
+	return total + n, err
+}
+
+// sendSelf delivers a message to this rank's own queues.
+func (l *link) sendSelf(k key, bufs [][]byte, n int) error {
+	var (
+		b  []byte
+		pb *pbuf
+	)
+	if k.tag&internalBit != 0 {
+		b, pb = getBuf(n)
+	} else {
+		b = make([]byte, n)
+	}
+	off := 0
+	for _, x := range bufs {
+		off += copy(b[off:], x)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		putBuf(pb)
+		return l.err
+	}
+	l.arrived(k, b, pb)
+	return nil
+}
