@@ -11,10 +11,17 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// Streams travel as chunks: byte slices that each hold one or more whole IPC messages, whose
-// concatenation is an Arrow IPC stream. The encoder makes one chunk per record batch, holding the batch
-// and whatever precedes it in the stream (the schema before the first batch, dictionary batches when a
-// dictionary changes); the end-of-stream marker rides on the last chunk or is a chunk of its own.
+// Streams travel as chunks: each holds one or more whole IPC messages, and their concatenation is an
+// Arrow IPC stream. The encoder makes one chunk per record batch (or per group of small ones), holding
+// the batch and whatever precedes it in the stream (the schema before the first batch, dictionary
+// batches when a dictionary changes); the end-of-stream marker rides on the last chunk or is a chunk of
+// its own.
+//
+// A chunk is encoded without copying the batch: it is a list of parts (wireChunk) whose large ones
+// point into the batch's own buffers, or into buffers the IPC writer made for it (rebased offsets,
+// truncated bitmaps, compressed bodies), which the encoder keeps alive until the chunk has been sent. A
+// communicator that writes a list of buffers sends it as it is; otherwise it is copied once into a
+// reused buffer (wireChunk.bytes).
 
 // abortKey marks a record batch that ends a stream with an error: a zero-row batch whose custom
 // metadata maps abortKey to the sender's error. Any IPC reader can read it; arrowio's turns it into
@@ -24,92 +31,165 @@ const abortKey = "fnmesh.arrowio.abort"
 // eosMarker is the IPC end-of-stream marker: the continuation token and a zero length.
 var eosMarker = []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 
-// chunkSink collects the IPC messages an ipc.Writer emits into one chunk.
-type chunkSink struct {
-	buf  []byte
-	skip int // payloads still to drop (a schema already sent by an earlier writer)
+const (
+	// inlineBytes: writes up to this size (message headers, metadata, padding, small buffers) are
+	// copied into the chunk's arena; larger ones are referenced where they are.
+	inlineBytes = 1 << 10
+	arenaBlock  = 16 << 10
+)
+
+// wireChunk is one encoded chunk: the concatenation of parts. It implements io.Writer for
+// ipc.Payload.WritePayload and ipc.PayloadWriter for an ipc.Writer.
+type wireChunk struct {
+	parts [][]byte
+	size  int
+	arena []byte // the block small writes are copied into
+	open  int    // where the last part starts in arena, if it is there (-1 if not)
+	flat  []byte // bytes' buffer, reused
+	skip  int    // payloads still to drop (a schema already sent by an earlier writer)
 }
 
-func (s *chunkSink) Start() error { return nil }
+func (c *wireChunk) reset() {
+	clear(c.parts) // drop references to the batches
+	c.parts, c.size, c.open = c.parts[:0], 0, -1
+	c.arena = c.arena[:0]
+}
 
-func (s *chunkSink) WritePayload(p ipc.Payload) error {
-	if s.skip > 0 {
-		s.skip--
+// Write appends p: copied into the arena when small, referenced otherwise.
+func (c *wireChunk) Write(p []byte) (int, error) {
+	n := len(p)
+	if n == 0 {
+		return 0, nil
+	}
+	c.size += n
+	if n > inlineBytes {
+		c.parts = append(c.parts, p)
+		c.open = -1
+		return n, nil
+	}
+	if cap(c.arena)-len(c.arena) < n {
+		// A new block: the parts in the old one keep pointing at it.
+		c.arena = make([]byte, 0, max(arenaBlock, n))
+		c.open = -1
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, p...)
+	if c.open >= 0 {
+		c.parts[len(c.parts)-1] = c.arena[c.open:len(c.arena):len(c.arena)]
+	} else {
+		c.open = start
+		c.parts = append(c.parts, c.arena[start:len(c.arena):len(c.arena)])
+	}
+	return n, nil
+}
+
+// bytes returns the chunk as one slice: its only part, or a copy of the parts in a buffer that the
+// next chunk of the same encoder reuses.
+func (c *wireChunk) bytes() []byte {
+	switch len(c.parts) {
+	case 0:
+		return nil
+	case 1:
+		return c.parts[0]
+	}
+	if cap(c.flat) < c.size {
+		c.flat = make([]byte, 0, c.size)
+	}
+	c.flat = c.flat[:0]
+	for _, p := range c.parts {
+		c.flat = append(c.flat, p...)
+	}
+	return c.flat
+}
+
+func (c *wireChunk) Start() error { return nil }
+
+func (c *wireChunk) WritePayload(p ipc.Payload) error {
+	if c.skip > 0 {
+		c.skip--
 		return nil
 	}
-	var n counter
-	if _, err := p.WritePayload(&n); err != nil {
-		return err
-	}
-	s.buf = slices.Grow(s.buf, int(n))
-	_, err := p.WritePayload((*appender)(&s.buf))
+	_, err := p.WritePayload(c)
 	return err
 }
 
-func (s *chunkSink) Close() error {
-	s.buf = append(s.buf, eosMarker...)
-	return nil
+func (c *wireChunk) Close() error {
+	_, err := c.Write(eosMarker)
+	return err
 }
 
-type counter int64
+// heldAllocator defers frees until release. The IPC writer frees the buffers it made for a payload
+// (metadata, truncated bitmaps, rebased offsets, compressed bodies) as soon as it has handed the
+// payload over, but the chunk points into them until it has been sent.
+type heldAllocator struct {
+	memory.Allocator
+	held [][]byte
+}
 
-func (c *counter) Write(p []byte) (int, error) { *c += counter(len(p)); return len(p), nil }
+func (a *heldAllocator) Free(b []byte) { a.held = append(a.held, b) }
 
-type appender []byte
+func (a *heldAllocator) release() {
+	for _, b := range a.held {
+		a.Allocator.Free(b)
+	}
+	clear(a.held)
+	a.held = a.held[:0]
+}
 
-func (a *appender) Write(p []byte) (int, error) { *a = append(*a, p...); return len(p), nil }
-
-// encoder encodes one stream into chunks.
+// encoder encodes one stream into chunks. A chunk it returns is valid until its next call or release:
+// send it before encoding the next.
 type encoder struct {
 	schema     *arrow.Schema
-	mem        memory.Allocator
+	mem        *heldAllocator
 	opts       []ipc.Option
-	sink       chunkSink
+	chunk      wireChunk
 	w          *ipc.Writer
-	reuse      bool // the previous chunk has been consumed: its buffer may be overwritten
+	pending    []arrow.RecordBatch // encoded into the current chunk: its parts may point into them
 	sentSchema bool
 	done       bool
+	closed     bool
 }
 
 func newEncoder(schema *arrow.Schema, cfg *config) (*encoder, error) {
-	opts, err := cfg.ipcWriterOptions()
+	e := &encoder{schema: schema, mem: &heldAllocator{Allocator: cfg.mem}}
+	e.chunk.open = -1
+	opts, err := cfg.ipcWriterOptions(e.mem)
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, ipc.WithSchema(schema))
-	e := &encoder{schema: schema, mem: cfg.mem, opts: opts}
-	e.w = ipc.NewWriterWithPayloadWriter(&e.sink, opts...)
+	e.opts = append(opts, ipc.WithSchema(schema))
+	e.w = ipc.NewWriterWithPayloadWriter(&e.chunk, e.opts...)
 	return e, nil
 }
 
-func (e *encoder) reset() {
-	if e.reuse {
-		e.sink.buf = e.sink.buf[:0]
-	} else {
-		e.sink.buf = nil
-	}
+// recycle lets go of the previous chunk: its batches and the writer's buffers it pointed into.
+func (e *encoder) recycle() {
+	releaseBatches(e.pending)
+	clear(e.pending)
+	e.pending = e.pending[:0]
+	e.mem.release()
+	e.chunk.reset()
 }
 
 // batch returns the chunk carrying rec (and, with last, the end of the stream).
-func (e *encoder) batch(rec arrow.RecordBatch, last bool) ([]byte, error) {
+func (e *encoder) batch(rec arrow.RecordBatch, last bool) (*wireChunk, error) {
 	return e.batches([]arrow.RecordBatch{rec}, last)
 }
 
 // batches returns the chunk carrying recs, one IPC message each (and, with last, the end of the
 // stream): small batches travel together.
-func (e *encoder) batches(recs []arrow.RecordBatch, last bool) ([]byte, error) {
+func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, error) {
 	if e.done {
 		return nil, errors.New("arrowio: stream already ended")
 	}
-	e.reset()
+	e.recycle()
 	for _, rec := range recs {
-		safe, err := ipcSafe(e.mem, rec)
+		safe, err := ipcSafe(e.mem.Allocator, rec)
 		if err != nil {
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 		}
-		err = e.w.Write(safe)
-		safe.Release()
-		if err != nil {
+		e.pending = append(e.pending, safe)
+		if err := e.w.Write(safe); err != nil {
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 		}
 	}
@@ -119,20 +199,20 @@ func (e *encoder) batches(recs []arrow.RecordBatch, last bool) ([]byte, error) {
 		}
 	}
 	e.sentSchema = true
-	return e.sink.buf, nil
+	return &e.chunk, nil
 }
 
 // end returns the chunk that ends the stream (with the schema if no batch was sent).
-func (e *encoder) end() ([]byte, error) {
+func (e *encoder) end() (*wireChunk, error) {
 	if e.done {
 		return nil, errors.New("arrowio: stream already ended")
 	}
-	e.reset()
+	e.recycle()
 	if err := e.close(); err != nil {
 		return nil, err
 	}
 	e.sentSchema = true
-	return e.sink.buf, nil
+	return &e.chunk, nil
 }
 
 func (e *encoder) close() error {
@@ -145,40 +225,50 @@ func (e *encoder) close() error {
 
 // abort returns the chunk that ends the stream with cause: an abort batch and the end-of-stream
 // marker, preceded by the schema if no chunk went out yet.
-func (e *encoder) abort(cause error) []byte {
-	e.release()
-	e.reset()
-	sink := &e.sink
-	if e.sentSchema {
-		sink.skip = 1 // the fresh writer's schema message: the receiver has it already
+func (e *encoder) abort(cause error) *wireChunk {
+	if !e.done {
+		e.done = true
+		e.w.Close() // writes only into the chunk, which is reset next
 	}
-	w := ipc.NewWriterWithPayloadWriter(sink, e.opts...)
-	rb := array.NewRecordBuilder(e.mem, e.schema)
+	e.recycle()
+	c := &e.chunk
+	if e.sentSchema {
+		c.skip = 1 // the fresh writer's schema message: the receiver has it already
+	}
+	w := ipc.NewWriterWithPayloadWriter(c, e.opts...)
+	rb := array.NewRecordBuilder(e.mem.Allocator, e.schema)
 	empty := rb.NewRecordBatch()
 	rb.Release()
 	rec := array.NewRecordBatchWithMetadata(e.schema, empty.Columns(), 0, arrow.NewMetadata([]string{abortKey}, []string{cause.Error()}))
 	empty.Release()
+	e.pending = append(e.pending, rec)
 	err := w.Write(rec)
-	rec.Release()
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	sink.skip = 0
+	c.skip = 0
 	e.sentSchema = true
 	if err != nil {
 		// Could not even encode an empty batch: end the stream early instead. A receiver still
 		// notices: the stream is missing what it was promised (or its schema).
-		return append(sink.buf[:0], eosMarker...)
+		c.reset()
+		c.Write(eosMarker)
 	}
-	return sink.buf
+	return c
 }
 
-// release frees what the writer holds (the dictionaries it last wrote) without sending anything.
+// release frees everything the encoder holds (the last chunk, the dictionaries the writer last
+// wrote) without sending anything.
 func (e *encoder) release() {
+	if e.closed {
+		return
+	}
+	e.closed = true
 	if !e.done {
 		e.done = true
-		e.w.Close() // writes only into the sink, which the caller drops
+		e.w.Close() // writes only into the chunk, which the caller drops
 	}
+	e.recycle()
 }
 
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0

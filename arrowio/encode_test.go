@@ -2,14 +2,18 @@ package arrowio
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/collective"
 )
 
 // TestEncodeSlicedEveryType encodes slices of batches of every type, whose buffers end exactly where
@@ -56,7 +60,7 @@ func checkEncodedSlice(mem memory.Allocator, rec arrow.RecordBatch) error {
 	if err != nil {
 		return err
 	}
-	wire := bytes.Clone(chunk)
+	wire := bytes.Clone(chunk.bytes())
 	enc.release()
 
 	rdr, err := ipc.NewReader(bytes.NewReader(wire), ipc.WithAllocator(mem))
@@ -145,5 +149,46 @@ func releaseArrays(as []arrow.Array) {
 		if a != nil {
 			a.Release()
 		}
+	}
+}
+
+// poisonAllocator overwrites every buffer it frees before handing it back, so that anything still
+// pointing into a freed buffer reads garbage.
+type poisonAllocator struct{ memory.Allocator }
+
+func (a poisonAllocator) Free(b []byte) {
+	for i := range b {
+		b[i] = 0xa5
+	}
+	a.Allocator.Free(b)
+}
+
+// TestChunksOutliveWriterBuffers sends tables whose encoding needs buffers the IPC writer makes and
+// frees (compressed bodies, rebased string offsets and truncated bitmaps of sliced batches, dictionary
+// batches): a chunk points into them without copying, so they must stay intact until it has been sent.
+// The sender's allocator poisons what it frees.
+func TestChunksOutliveWriterBuffers(t *testing.T) {
+	for _, v := range []variant{
+		{"plain, sliced", 300, []Option{WithBatchBytes(3 << 10)}},
+		{"lz4, sliced", 300, []Option{WithCompression(LZ4), WithBatchBytes(3 << 10)}},
+		{"zstd", 300, []Option{WithCompression(Zstd)}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			comms := newWorld(t, tcpLinks, 2)
+			errs := runRanks(t, comms, 30*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+				tbl := genTable(t, mem, allSchema, genSpec{rows: v.rows, chunks: 2, card: 40, nulls: 0.2, seed: 9})
+				defer tbl.Release()
+				if c.Rank() == 0 {
+					return SendTable(ctx, c, 1, 3, tbl, withMem(v.opts, poisonAllocator{mem})...)
+				}
+				got, err := RecvTable(ctx, c, 0, 3, WithAllocator(mem))
+				if err != nil {
+					return err
+				}
+				defer got.Release()
+				return sameRows(got, tbl)
+			})
+			requireNoErrors(t, errs)
+		})
 	}
 }

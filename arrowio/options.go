@@ -84,8 +84,9 @@ func WithBatchBytes(n int64) Option {
 	return func(c *config) { c.batchBytes = n }
 }
 
-func (c *config) ipcWriterOptions() ([]ipc.Option, error) {
-	opts := []ipc.Option{ipc.WithAllocator(c.mem)}
+// ipcWriterOptions returns the IPC writer's options; mem is the allocator of what the writer makes.
+func (c *config) ipcWriterOptions(mem memory.Allocator) ([]ipc.Option, error) {
+	opts := []ipc.Option{ipc.WithAllocator(mem)}
 	switch c.compression {
 	case NoCompression:
 	case LZ4:

@@ -42,7 +42,6 @@ func NewStreamWriter(ctx context.Context, c *collective.Comm, dst, tag int, sche
 	if err != nil {
 		return nil, err
 	}
-	enc.reuse = true // Comm.Send is done with a buffer when it returns
 	return &StreamWriter{ctx: ctx, c: c, dst: dst, tag: tag, cfg: cfg, enc: enc}, nil
 }
 
@@ -63,7 +62,7 @@ func (w *StreamWriter) Write(rec arrow.RecordBatch) error {
 	pieces := splitBatch(rec, w.cfg.batchBytes)
 	defer releaseBatches(pieces)
 	for _, p := range pieces {
-		if err := w.send(func() ([]byte, error) { return w.enc.batch(p, false) }); err != nil {
+		if err := w.send(func() (*wireChunk, error) { return w.enc.batch(p, false) }); err != nil {
 			return err
 		}
 		w.written += p.NumRows()
@@ -94,7 +93,9 @@ func (w *StreamWriter) Abort(cause error) error {
 	}
 	chunk := w.enc.abort(cause)
 	w.failed = fmt.Errorf("arrowio: stream aborted: %w", cause)
-	if err := w.c.Send(w.ctx, w.dst, w.tag, chunk); err != nil {
+	err := w.c.Send(w.ctx, w.dst, w.tag, chunk.bytes())
+	w.enc.release()
+	if err != nil {
 		return fmt.Errorf("arrowio: stream to rank %d: %w", w.dst, err)
 	}
 	return nil
@@ -105,7 +106,7 @@ func (w *StreamWriter) Rows() int64 { return w.written }
 
 // send encodes one chunk and sends it. An encoding failure aborts the stream (so that the receiver
 // learns of it); a send failure leaves the stream dead.
-func (w *StreamWriter) send(encode func() ([]byte, error)) error {
+func (w *StreamWriter) send(encode func() (*wireChunk, error)) error {
 	chunk, err := encode()
 	if err != nil {
 		if aerr := w.Abort(err); aerr != nil {
@@ -113,10 +114,13 @@ func (w *StreamWriter) send(encode func() ([]byte, error)) error {
 		}
 		return err
 	}
-	if err := w.c.Send(w.ctx, w.dst, w.tag, chunk); err != nil {
+	if err := w.c.Send(w.ctx, w.dst, w.tag, chunk.bytes()); err != nil {
 		w.enc.release()
 		w.failed = fmt.Errorf("arrowio: stream to rank %d: %w", w.dst, err)
 		return w.failed
+	}
+	if w.enc.done {
+		w.enc.release() // the stream has ended: let go of the last chunk now
 	}
 	return nil
 }

@@ -39,7 +39,6 @@ func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64
 		enc, _ = newEncoder(schema, &config{mem: cfg.mem})
 		s.abortErr = err
 	}
-	enc.reuse = true // the communicator is done with a buffer when its call returns
 	s.enc = enc
 	if s.abortErr == nil {
 		s.batches, err = planBatches(t, target)
@@ -59,8 +58,19 @@ func (s *outStream) chunks() int {
 	return max(1, len(s.starts))
 }
 
-// nextChunk returns the stream's next chunk, or nil once it has ended.
+// nextChunk returns the stream's next chunk as one slice, or nil once it has ended. It is valid until
+// the next call or close.
 func (s *outStream) nextChunk() []byte {
+	c := s.nextWire()
+	if c == nil {
+		return nil
+	}
+	return c.bytes()
+}
+
+// nextWire returns the stream's next chunk, or nil once it has ended. It is valid until the next call
+// or close.
+func (s *outStream) nextWire() *wireChunk {
 	if s.done {
 		return nil
 	}
@@ -81,7 +91,7 @@ func (s *outStream) nextChunk() []byte {
 	}
 	last := hi == len(s.batches)
 	chunk, err := s.enc.batches(s.batches[lo:hi], last)
-	for i := lo; i < hi; i++ { // sent: let them go as early as possible
+	for i := lo; i < hi; i++ { // the encoder holds what the chunk points into
 		s.batches[i].Release()
 		s.batches[i] = nil
 	}
@@ -93,7 +103,7 @@ func (s *outStream) nextChunk() []byte {
 	return chunk
 }
 
-func (s *outStream) abort(err error) []byte {
+func (s *outStream) abort(err error) *wireChunk {
 	s.done = true
 	s.abortErr = nil
 	s.localErr = err
