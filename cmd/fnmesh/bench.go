@@ -127,8 +127,8 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 		cmd.Env = append(os.Environ(),
 			benchEnvWorker+"="+strconv.Itoa(i), benchEnvAddr+"="+ln.Addr().String(),
 			benchEnvJob+"="+job, benchEnvSecret+"="+hex.EncodeToString(secret))
-		if o.procs > 0 {
-			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(o.procs))
+		if n := o.workerProcs(); n > 0 {
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(n))
 		}
 		cmd.ExtraFiles = []*os.File{w} // fd 3
 		cmd.Stdout = &prefixWriter{out: out, prefix: fmt.Sprintf("worker %d: ", i)}

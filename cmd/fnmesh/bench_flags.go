@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -25,13 +26,21 @@ type benchOptions struct {
 	alloc    bool     // measure the allocating forms instead of the Into ones
 	checksum bool     // payload CRC32C on the wire (collective's default: on)
 	algos    []string // forced algorithms, "op=name"
-	procs    int      // GOMAXPROCS of each worker (0: Go's default)
+	procs    int      // GOMAXPROCS of each worker (-1: max(1, CPUs/np); 0: Go's default)
 	profile  string   // directory for per-rank CPU profiles
 	csv      string
 	json     string
 	png      string
 	progress bool
 	args     []string // the arguments as given, passed on to workers
+}
+
+// workerProcs is the GOMAXPROCS each worker runs with, 0 for Go's default.
+func (o *benchOptions) workerProcs() int {
+	if o.procs >= 0 {
+		return o.procs
+	}
+	return max(1, runtime.NumCPU()/o.np)
 }
 
 // sizeFlag is a flag.Value for a byte count in OSU's binary units (8K, 16M).
@@ -84,10 +93,10 @@ flags:
 	fs.IntVar(&o.cfg.BWLargeWarmup, "bw-warmup-large", o.cfg.BWLargeWarmup, "bw: warm-up windows per size above -large")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "give up after this long")
 	fs.BoolVar(&o.check, "check", true, "verify each collective's result once per size (outside the timed part)")
-	fs.BoolVar(&o.alloc, "alloc", false, "measure the forms that return new buffers (Bcast, Allgather, Allreduce) instead of the MPI-style ones into prepared buffers (BcastInto, AllgatherInto, AllreduceInto)")
+	fs.BoolVar(&o.alloc, "alloc", false, "measure the forms that return new buffers (Bcast, Allgather, Alltoallv, Allreduce) instead of the MPI-style ones into prepared buffers (BcastInto, AllgatherInto, AlltoallvInto, AllreduceInto)")
 	fs.BoolVar(&o.checksum, "checksum", true, "CRC32C of every payload on the wire (the communicator's default)")
 	algo := fs.String("algo", "", "force algorithms, e.g. allgather=ring,allreduce=rabenseifner (default: chosen by size)")
-	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS of each worker (0: Go's default, the number of CPUs)")
+	fs.IntVar(&o.procs, "procs", -1, "GOMAXPROCS of each worker: -1 shares the CPUs out, max(1, CPUs/np), one rank per core as mpirun places them; 0 is Go's default (every CPU per worker)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write each worker's CPU profile to `dir`/cpu-rank<N>.pprof")
 	fs.StringVar(&o.csv, "csv", "", "write the results as CSV to `file`")
 	fs.StringVar(&o.json, "json", "", "write the results and how they were made as JSON to `file`")
@@ -119,8 +128,8 @@ flags:
 			o.algos = append(o.algos, strings.TrimSpace(a))
 		}
 	}
-	if o.procs < 0 {
-		return nil, fmt.Errorf("-procs %d: must not be negative", o.procs)
+	if o.procs < -1 {
+		return nil, fmt.Errorf("-procs %d: want -1 (CPUs/np), 0 (Go's default) or a count", o.procs)
 	}
 	if err := o.cfg.Validate(); err != nil {
 		return nil, err

@@ -17,8 +17,8 @@ import (
 //
 // By default the calls are the MPI-style ones into buffers prepared once
 // (BcastInto, AllgatherInto, AllreduceInto), as the MPI harness does;
-// o.alloc measures the forms that return new buffers instead. Alltoallv has
-// only the allocating form.
+// o.alloc measures the forms that return new buffers instead (Bcast,
+// Allgather, Allreduce, Alltoallv).
 func benchmarks(comm *collective.Comm, o *benchOptions) []osu.Benchmark {
 	prepare := func(mk func(*collective.Comm, int) osu.Case) func(int) (osu.Case, error) {
 		return func(size int) (osu.Case, error) {
@@ -39,7 +39,7 @@ func benchmarks(comm *collective.Comm, o *benchOptions) []osu.Benchmark {
 		case "allgather":
 			out = append(out, osu.Collective(op, 1, prepare(pick(o.alloc, allgatherCase, allgatherIntoCase))))
 		case "alltoallv":
-			out = append(out, osu.Collective(op, 1, prepare(alltoallvCase)))
+			out = append(out, osu.Collective(op, 1, prepare(pick(o.alloc, alltoallvCase, alltoallvIntoCase))))
 		case "allreduce":
 			out = append(out, osu.Collective(op, 4, prepare(pick(o.alloc, allreduceCase, allreduceIntoCase))))
 		case "latency":
@@ -142,6 +142,30 @@ func alltoallvCase(comm *collective.Comm, size int) osu.Case {
 			}
 			for src := range got {
 				if err := osu.CheckBytes(fmt.Sprintf("alltoallv part from rank %d", src), got[src], osu.Pattern(size, src*np+me)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func alltoallvIntoCase(comm *collective.Comm, size int) osu.Case {
+	np, me := comm.Size(), comm.Rank()
+	parts := make([][]byte, np)
+	for dst := range parts {
+		parts[dst] = osu.Pattern(size, me*np+dst)
+	}
+	recv := make([]byte, size*np)
+	out := make([][]byte, np)
+	for src := range out {
+		out[src] = recv[src*size : (src+1)*size]
+	}
+	return osu.Case{
+		Call: func(ctx context.Context) error { return comm.AlltoallvInto(ctx, parts, out) },
+		Check: func() error {
+			for src := range out {
+				if err := osu.CheckBytes(fmt.Sprintf("alltoallv part from rank %d", src), out[src], osu.Pattern(size, src*np+me)); err != nil {
 					return err
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -114,11 +115,12 @@ func TestBenchEndToEnd(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "fnmesh", rep.Tool)
 			assert.Equal(t, cfg, rep.Config)
+			// By default each worker gets its share of the CPUs.
+			wantOpts := []string{fmt.Sprintf("GOMAXPROCS=%d", max(1, runtime.NumCPU()/np))}
 			if alloc {
-				assert.Equal(t, []string{"api=allocating"}, rep.Options)
-			} else {
-				assert.Empty(t, rep.Options)
+				wantOpts = append(wantOpts, "api=allocating")
 			}
+			assert.Equal(t, wantOpts, rep.Options)
 			assert.Contains(t, rep.Command, "fnmesh bench -np "+strconv.Itoa(np))
 			require.Len(t, rep.Results, len(results))
 			for i, r := range rep.Results {

@@ -108,8 +108,8 @@ func benchCommOptions(o *benchOptions) ([]collective.Option, []string, error) {
 		opts = append(opts, collective.WithAlgorithm(a))
 		settings = append(settings, "algorithm="+a.String())
 	}
-	if o.procs > 0 {
-		settings = append(settings, "GOMAXPROCS="+strconv.Itoa(o.procs))
+	if n := o.workerProcs(); n > 0 {
+		settings = append(settings, "GOMAXPROCS="+strconv.Itoa(n))
 	}
 	if o.alloc {
 		settings = append(settings, "api=allocating")
