@@ -32,6 +32,7 @@ type link struct {
 	t    *transport
 	peer int      // world rank at the other end
 	conn net.Conn // nil for the link to self
+	sock *sockIO  // the conn's socket, when it is a TCP conn
 
 	// Write side, under wmu.
 	wmu    sync.Mutex
@@ -57,10 +58,12 @@ type link struct {
 	done     chan struct{} // closed on shutdown: the drain goroutine ends
 
 	// Read side, owned by the holder of the read token.
-	rbuf []byte
-	r, w int
-	cur  inFrame
-	rint interrupter // ends a reading receiver's read when its context ends
+	rbuf   []byte
+	r, w   int
+	cur    inFrame
+	nb     bool        // reads do not wait (pump)
+	pumped int         // bytes read since pump started
+	rint   interrupter // ends a reading receiver's read when its context ends
 }
 
 type slot struct {
@@ -128,6 +131,7 @@ const (
 	// be in progress with nobody reading the link before the drain
 	// goroutine starts reading it; idleKick is how long the link may go
 	// unread at all, with or without a write in progress.
+	writeAhead   = 1 << 20 // a streamed payload is checksummed this far ahead of what is written
 	writeKick    = 50 * time.Microsecond
 	writeKickMin = 64 << 10
 	idleKick     = 1 * time.Millisecond
@@ -141,6 +145,7 @@ func newLink(t *transport, peer int, conn net.Conn) *link {
 		l.done = make(chan struct{})
 		l.timer = time.AfterFunc(time.Hour, l.onTimer)
 		l.timer.Stop()
+		l.sock = newSockIO(conn, t.spin)
 		l.rint.set = conn.SetReadDeadline
 		l.wint.set = conn.SetWriteDeadline
 	}

@@ -352,7 +352,7 @@ func (l *link) readFrame() (delivered bool, err error) {
 	}
 
 	if err := l.readPayload(f); err != nil {
-		if l.interrupted(err) {
+		if errors.Is(err, errWouldBlock) || l.interrupted(err) {
 			return false, err // f stays for the next holder of the token
 		}
 		l.mu.Lock()
@@ -432,8 +432,9 @@ func (l *link) fill(n int, atBoundary bool) error {
 		l.r = 0
 	}
 	for l.w < n {
-		m, err := l.conn.Read(l.rbuf[l.w:])
+		m, err := l.read(l.rbuf[l.w:])
 		l.w += m
+		l.pumped += m
 		if err != nil {
 			if l.w >= n {
 				return nil
@@ -442,6 +443,45 @@ func (l *link) fill(n int, atBoundary bool) error {
 		}
 	}
 	return nil
+}
+
+// read reads from the link's conn into p, through its socket when it has
+// one.
+func (l *link) read(p []byte) (int, error) {
+	if l.sock != nil {
+		return l.sock.read(p, l.nb)
+	}
+	return l.conn.Read(p)
+}
+
+// pump reads, without waiting, whatever the peer has sent, if nobody else
+// is reading the link: a writer whose socket is full calls it, so that two
+// ranks that write to each other at once both keep streaming (and neither
+// waits for the other to read). It reports whether it read anything.
+func (l *link) pump() bool {
+	l.mu.Lock()
+	if !l.readable() {
+		l.mu.Unlock()
+		return false
+	}
+	l.reading = true
+	l.mu.Unlock()
+	l.nb, l.pumped = true, 0
+	for {
+		_, err := l.readFrame()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, errWouldBlock) {
+			l.readFailed(err)
+		}
+		break
+	}
+	l.nb = false
+	l.mu.Lock()
+	l.release()
+	l.mu.Unlock()
+	return l.pumped > 0
 }
 
 func (l *link) readErr(err error, atBoundary bool) error {
@@ -489,7 +529,8 @@ func (l *link) readPayload(f *inFrame) error {
 			break
 		}
 		end := f.off + min(rest, readChunk)
-		m, err := l.conn.Read(dst[f.off:end])
+		m, err := l.read(dst[f.off:end])
+		l.pumped += m
 		if check && m > 0 {
 			f.crc = crc32.Update(f.crc, castagnoli, dst[f.off:f.off+m])
 		}

@@ -19,7 +19,7 @@ import (
 func (l *link) writeStarts(n int) {
 	l.mu.Lock()
 	l.writing++
-	if n >= writeKickMin && l.readable() {
+	if n >= writeKickMin && l.sock == nil && l.readable() { // a socket's writer pumps the link itself
 		l.armTimer(writeKick)
 	}
 	l.mu.Unlock()
@@ -110,9 +110,13 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 }
 
 // flush writes l.wvec with one vectored write and empties it.
-func (l *link) flush() (int64, error) {
-	l.wtmp = l.wvec
-	n, err := l.wtmp.WriteTo(l.conn)
+func (l *link) flush() (n int64, err error) {
+	if l.sock != nil {
+		n, err = l.sock.writeAll(l.wvec, l.pump)
+	} else {
+		l.wtmp = l.wvec
+		n, err = l.wtmp.WriteTo(l.conn)
+	}
 	clear(l.wvec) // drop references to the caller's buffers
 	l.wvec = l.wvec[:0]
 	return n, err
@@ -123,6 +127,9 @@ func (l *link) flush() (int64, error) {
 // just before writing it, while it is in cache for the kernel's copy, and
 // sends the checksum in a 4-byte trailer.
 func (l *link) writeStreamed(bufs [][]byte) (int64, error) {
+	if l.sock != nil {
+		return l.writeStreamedSock(bufs)
+	}
 	var (
 		crc   uint32
 		total int64
@@ -174,4 +181,77 @@ func (l *link) sendSelf(k key, bufs [][]byte, n int) error {
 	}
 	l.arrived(k, b, pb)
 	return nil
+}
+
+// writeStreamedSock is writeStreamed over a socket: the payload is
+// checksummed a chunk at a time up to writeAhead bytes ahead of what has
+// been written (so that it is still in cache when the kernel copies it),
+// everything checksummed goes out in as few writes as the socket takes, and
+// while the socket is full the next chunk is checksummed instead of
+// waiting.
+func (l *link) writeStreamedSock(bufs [][]byte) (int64, error) {
+	l.wvec = append(l.wvec[:0], l.whdr[:])
+	total := hdrLen + 4
+	for _, b := range bufs {
+		if len(b) > 0 {
+			l.wvec = append(l.wvec, b)
+			total += len(b)
+		}
+	}
+	l.wvec = append(l.wvec, l.wtrail[:])
+	segs := l.wvec
+	defer func() {
+		clear(l.wvec)
+		l.wvec = l.wvec[:0]
+	}()
+	var (
+		crc     uint32
+		ci, co  = 1, 0   // checksum position: segment, offset
+		ready   = hdrLen // bytes of the stream that may go out
+		done    bool     // the payload is checksummed and the trailer filled in
+		written int
+		cur     = wcursor{segs: segs}
+		pl      = poller{spin: l.sock.spin}
+	)
+	// more checksums the next chunk of the payload; false when all is.
+	more := func() bool {
+		if done {
+			return false
+		}
+		for left := writeChunk; left > 0 && ci < len(segs)-1; {
+			b := segs[ci][co:]
+			k := min(len(b), left)
+			crc = crc32.Update(crc, castagnoli, b[:k])
+			ready, left, co = ready+k, left-k, co+k
+			if co == len(segs[ci]) {
+				ci, co = ci+1, 0
+			}
+		}
+		if ci == len(segs)-1 {
+			binary.LittleEndian.PutUint32(l.wtrail[:], crc)
+			ready += 4
+			done = true
+		}
+		return true
+	}
+	for written < total {
+		for !done && ready-written < writeAhead {
+			more()
+		}
+		n, full, err := l.sock.tryWrite(&cur, ready-written, pl.park)
+		written += n
+		switch {
+		case err != nil:
+			return int64(written), err
+		case !full:
+			pl.reset()
+		case more():
+			// Checksummed the next chunk while the peer drains the socket.
+		case l.pump():
+			// Read what the peer sent meanwhile.
+		default:
+			pl.idle()
+		}
+	}
+	return int64(written), nil
 }

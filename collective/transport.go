@@ -18,6 +18,7 @@ type transport struct {
 	links    []*link // by world rank; links[rank] is the link to self
 	checksum bool
 	maxFrame int
+	spin     time.Duration
 	log      *slog.Logger
 
 	reqs    sync.Pool // of *request
@@ -29,7 +30,7 @@ type transport struct {
 type errBox struct{ err error }
 
 func newTransport(rank int, conns []net.Conn, cfg *config) *transport {
-	t := &transport{rank: rank, checksum: cfg.checksum, maxFrame: cfg.maxFrame, log: cfg.log}
+	t := &transport{rank: rank, checksum: cfg.checksum, maxFrame: cfg.maxFrame, spin: cfg.spin, log: cfg.log}
 	t.links = make([]*link, len(conns))
 	for i, c := range conns {
 		if i == rank {

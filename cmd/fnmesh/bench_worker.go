@@ -100,6 +100,10 @@ func benchCommOptions(o *benchOptions) ([]collective.Option, []string, error) {
 		opts = append(opts, collective.WithChecksum(false))
 		settings = append(settings, "checksum=off")
 	}
+	if o.spin >= 0 {
+		opts = append(opts, collective.WithSpin(o.spin))
+		settings = append(settings, "spin="+o.spin.String())
+	}
 	for _, spec := range o.algos {
 		a, err := parseAlgorithm(spec)
 		if err != nil {
