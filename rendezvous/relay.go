@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// relayChunk is how many bytes one splice call moves before the relay-bytes
-// counter is updated.
+// relayChunk is how many bytes the generic copy (connections that are not
+// TCP sockets) moves before the relay-bytes counter is updated.
 const relayChunk = 4 << 20
 
 // relaySlot is a pair decided for relay: it waits for both sides' relay
@@ -173,15 +173,16 @@ type splice struct {
 }
 
 // pump copies one direction of a relay: from this side's connection to the
-// partner's. Between two *net.TCPConn the copy runs in the kernel
-// (splice(2) on Linux): io.CopyN hands TCPConn.ReadFrom an io.LimitedReader
-// around the source TCPConn, which it splices. The handler returns (and
+// partner's. Between two TCP sockets on Linux the copy runs in the kernel
+// (relayCopy: splice(2) through a pipe), and this side's socket buffers are
+// sized to its path first (tuneRelaySocket). The handler returns (and
 // closes its connection) only when both directions are done.
 func (s *Server) pump(slot *relaySlot, side int) {
 	src, dst := slot.conns[side], slot.conns[1-side]
 	src.SetReadDeadline(time.Time{})
 	dst.SetWriteDeadline(time.Time{})
-	err := copyCounting(dst, src, &s.met.relayBytes)
+	tuneRelaySocket(src)
+	err := relayCopy(dst, src, &s.met.relayBytes)
 	if err == nil {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite() // pass the half close on

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package rendezvous
+
+import (
+	"net"
+	"sync/atomic"
+)
+
+// relayCopy moves bytes from src to dst until src reaches EOF (nil) or
+// either side fails, adding every byte written to counter. Go's io.Copy
+// uses the platform's in-kernel path where it has one.
+func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
+	return copyCounting(dst, src, counter)
+}
+
+// tuneRelaySocket leaves the socket buffers to the kernel outside Linux.
+func tuneRelaySocket(net.Conn) {}

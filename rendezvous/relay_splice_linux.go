@@ -1,0 +1,149 @@
+//go:build linux
+
+package rendezvous
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// relayPipeSize is the capacity of the pipe one relay direction splices
+// through, and so the most one splice(2) call moves. A quarter MiB keeps
+// the bytes in flight inside the server small enough to stay in cache on
+// a fast path; the default pipe (64 KiB) costs more system calls per byte.
+const relayPipeSize = 256 << 10
+
+// Socket buffer sizing for relay connections (see tuneRelaySocket).
+const (
+	relayLinkRate  = 25e9 / 8  // bytes per second a relay leg is sized for (25 Gbit/s)
+	relayMinBuffer = 256 << 10 // never less than this (the kernel doubles it)
+	relayMaxBuffer = 4 << 20   // a leg that needs more keeps the kernel's autotuning
+)
+
+// relayCopy moves bytes from src to dst until src reaches EOF (nil) or
+// either side fails, adding every byte written to dst to counter as it goes.
+// Between two TCP sockets the bytes never enter user space: they are
+// spliced (splice(2)) from src into a private pipe and from the pipe into
+// dst, each step waiting in Go's netpoller, so deadlines and Close end the
+// copy as they end a Read or Write. Other connections are copied through a
+// buffer.
+func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
+	s, ok1 := src.(*net.TCPConn)
+	d, ok2 := dst.(*net.TCPConn)
+	if !ok1 || !ok2 {
+		return copyCounting(dst, src, counter)
+	}
+	sr, err := s.SyscallConn()
+	if err != nil {
+		return copyCounting(dst, src, counter)
+	}
+	dr, err := d.SyscallConn()
+	if err != nil {
+		return copyCounting(dst, src, counter)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		// Nothing was read yet: the plain copy loses no byte.
+		return copyCounting(dst, src, counter)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	// Best effort: a smaller pipe (the default, or pipe-max-size) only
+	// means more calls.
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, relayPipeSize)
+
+	for {
+		// The pipe is empty here, so EAGAIN means src has nothing to read.
+		var n int64
+		var serr error
+		err := sr.Read(func(fd uintptr) bool {
+			for {
+				n, serr = unix.Splice(int(fd), nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
+				if serr != unix.EINTR {
+					return serr != unix.EAGAIN
+				}
+			}
+		})
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("relay: splice from %v: %w", src.RemoteAddr(), err)
+		}
+		if n == 0 {
+			return nil // EOF: the sender half-closed
+		}
+		// Drain the pipe into dst; EAGAIN means dst's send buffer is full.
+		for n > 0 {
+			var m int64
+			err := dr.Write(func(fd uintptr) bool {
+				for {
+					m, serr = unix.Splice(p[0], nil, int(fd), nil, int(n), unix.SPLICE_F_NONBLOCK)
+					if serr != unix.EINTR {
+						return serr != unix.EAGAIN
+					}
+				}
+			})
+			if err == nil {
+				err = serr
+			}
+			if err != nil {
+				return fmt.Errorf("relay: splice to %v: %w", dst.RemoteAddr(), err)
+			}
+			n -= m
+			counter.Add(m)
+		}
+	}
+}
+
+// tuneRelaySocket sizes a relay connection's socket buffers to what its
+// path needs. Left alone, the kernel's autotuning grows a busy socket's
+// buffers towards tcp_rmem/tcp_wmem's maximum (tens of MiB), far beyond the
+// bandwidth-delay product of a short path: the bytes then wait in queues
+// (twice over in a relay, which is two connections), cost memory per relay
+// and fall out of the CPU caches before they are sent on. So a leg whose
+// round trip is short gets buffers for relayLinkRate over its smallest
+// measured round-trip time (at least relayMinBuffer), which never limits it
+// below that rate; a leg whose round trip is long, or not measured yet,
+// keeps autotuning.
+func tuneRelaySocket(c net.Conn) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var info *unix.TCPInfo
+	raw.Control(func(fd uintptr) {
+		info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err != nil {
+		return
+	}
+	size, ok := relayBufferSize(info.Min_rtt)
+	if !ok {
+		return
+	}
+	tc.SetReadBuffer(size)
+	tc.SetWriteBuffer(size)
+}
+
+// relayBufferSize is the socket buffer size for a relay leg whose smallest
+// round trip so far was minRTT microseconds (0 or all ones: none measured);
+// ok is false where the kernel's autotuning should stay in charge.
+func relayBufferSize(minRTT uint32) (size int, ok bool) {
+	if minRTT == 0 || minRTT == ^uint32(0) {
+		return 0, false
+	}
+	bdp := relayLinkRate * float64(minRTT) * float64(time.Microsecond) / float64(time.Second)
+	if bdp > relayMaxBuffer {
+		return 0, false
+	}
+	return max(int(bdp), relayMinBuffer), true
+}
