@@ -65,6 +65,19 @@ func (cl *call) combine(rd reducer, acc, in []byte, from int) {
 	}
 }
 
+// combineFrom sets dst to local ⊕ in, in coming from rank `from`: the first
+// reduction into a result that does not hold this rank's data yet.
+func (cl *call) combineFrom(rd reducer, dst, local, in []byte, from int) {
+	if len(dst) == 0 {
+		return
+	}
+	if from < cl.c.rank {
+		rd.to(dst, in, local)
+	} else {
+		rd.to(dst, local, in)
+	}
+}
+
 // allreduceRecDoubling: lg p exchanges of the whole vector with rank
 // xor 2^k; the lower rank's vector is the left operand.
 func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
@@ -90,10 +103,17 @@ func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
 }
 
 // allreduceRabenseifner: reduce-scatter by recursive halving, then
-// allgather by recursive doubling, over pof2 blocks of the vector.
-func (cl *call) allreduceRabenseifner(acc []byte, rd reducer) error {
+// allgather by recursive doubling, over pof2 blocks of the vector. If src
+// is not nil it holds this rank's data and acc nothing yet: the first
+// halving step reduces straight from src into acc (p a power of two; else
+// src is copied first).
+func (cl *call) allreduceRabenseifner(src, acc []byte, rd reducer) error {
 	p := cl.c.size
 	pof2 := floorPow2(p)
+	if src != nil && pof2 != p {
+		copy(acc, src)
+		src = nil
+	}
 	tmp, pb := getBuf(len(acc))
 	defer putBuf(pb)
 	nr, err := cl.foldIn(acc, tmp, rd)
@@ -105,7 +125,7 @@ func (cl *call) allreduceRabenseifner(acc []byte, rd reducer) error {
 		for i := range offs {
 			offs[i] *= rd.elem
 		}
-		lo, hi, err := cl.halvingReduceScatter(acc, tmp, offs, nr, rd, stepBase)
+		lo, hi, err := cl.halvingReduceScatter(src, acc, tmp, offs, nr, rd, stepBase)
 		if err != nil {
 			return err
 		}
@@ -123,8 +143,10 @@ func (cl *call) allreduceRabenseifner(acc []byte, rd reducer) error {
 // go first, so every partial result covers a contiguous run of ranks and a
 // non-commutative op keeps rank order. offs are the blocks' byte offsets
 // (pof2+1 entries). It returns the blocks [lo, hi) this rank ends up
-// holding (one block).
-func (cl *call) halvingReduceScatter(acc, tmp []byte, offs []int, nr int, rd reducer, step int) (lo, hi int, err error) {
+// holding (one block). If src is not nil, the data is in src and acc is
+// filled by the first step (the blocks this rank does not keep are left
+// for the allgather to fill).
+func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, rd reducer, step int) (lo, hi int, err error) {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	rem := p - pof2
@@ -138,10 +160,19 @@ func (cl *call) halvingReduceScatter(acc, tmp []byte, offs []int, nr int, rd red
 		}
 		keep := acc[offs[kLo]:offs[kHi]]
 		in := tmp[:len(keep)]
-		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, in, acc[offs[sLo]:offs[sHi]]); err != nil {
+		from := acc
+		if src != nil {
+			from = src
+		}
+		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, in, from[offs[sLo]:offs[sHi]]); err != nil {
 			return 0, 0, err
 		}
-		cl.combine(rd, keep, in, dst)
+		if src != nil {
+			cl.combineFrom(rd, keep, src[offs[kLo]:offs[kHi]], in, dst)
+			src = nil
+		} else {
+			cl.combine(rd, keep, in, dst)
+		}
 		lo, hi = kLo, kHi
 	}
 	return lo, hi, nil
@@ -185,13 +216,15 @@ func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) 
 }
 
 // allreduceRing: ring reduce-scatter over p blocks, then ring allgather.
-func (cl *call) allreduceRing(acc []byte, rd reducer) error {
+// If src is not nil it holds the data and acc nothing yet (see
+// ringReduceScatter).
+func (cl *call) allreduceRing(src, acc []byte, rd reducer) error {
 	p := cl.c.size
 	_, offs := split(len(acc)/rd.elem, p)
 	for i := range offs {
 		offs[i] *= rd.elem
 	}
-	if err := cl.ringReduceScatter(acc, offs, rd, 0); err != nil {
+	if err := cl.ringReduceScatter(src, acc, offs, rd, 0); err != nil {
 		return err
 	}
 	return cl.ringAllgather(acc, offs, p)
@@ -202,7 +235,12 @@ func (cl *call) allreduceRing(acc []byte, rd reducer) error {
 // steps it holds block r reduced over all ranks. Each step travels as
 // chunks of at most Tuning.ChunkSize bytes, each reduced as soon as it
 // arrives while the next is in flight. Commutative ops only.
-func (cl *call) ringReduceScatter(acc []byte, offs []int, rd reducer, step int) error {
+//
+// If src is not nil, the data is in src and acc holds nothing yet: every
+// block this rank receives is reduced from src into acc (each is received
+// once), and the one it sends first goes from src. acc then holds its own
+// reduced block; the others are the allgather's to fill.
+func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd reducer, step int) error {
 	p, r := cl.c.size, cl.c.rank
 	right, left := (r+1)%p, (r-1+p)%p
 	chunk := max(cl.c.tune().ChunkSize/rd.elem*rd.elem, rd.elem)
@@ -216,6 +254,9 @@ func (cl *call) ringReduceScatter(acc []byte, offs []int, rd reducer, step int) 
 	for s := range p - 1 {
 		sb, rb := (r-s-1+2*p)%p, (r-s-2+2*p)%p
 		send := acc[offs[sb]:offs[sb+1]]
+		if s == 0 && src != nil {
+			send = src[offs[sb]:offs[sb+1]]
+		}
 		into := acc[offs[rb]:offs[rb+1]]
 		in := tmp[:len(into)]
 		reqs = reqs[:0]
@@ -241,7 +282,11 @@ func (cl *call) ringReduceScatter(acc []byte, offs []int, rd reducer, step int) 
 					return err
 				}
 				off := i * chunk
-				cl.combine(rd, into[off:off+len(b)], b, left)
+				if src != nil {
+					cl.combineFrom(rd, into[off:off+len(b)], src[offs[rb]+off:offs[rb]+off+len(b)], b, left)
+				} else {
+					cl.combine(rd, into[off:off+len(b)], b, left)
+				}
 			}
 		}
 	}

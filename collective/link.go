@@ -131,7 +131,7 @@ const (
 	// be in progress with nobody reading the link before the drain
 	// goroutine starts reading it; idleKick is how long the link may go
 	// unread at all, with or without a write in progress.
-	writeAhead   = 1 << 20 // a streamed payload is checksummed this far ahead of what is written
+	writeAhead   = 256 << 10 // a streamed payload is checksummed this far ahead of what is written
 	writeKick    = 50 * time.Microsecond
 	writeKickMin = 64 << 10
 	idleKick     = 1 * time.Millisecond

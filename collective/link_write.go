@@ -213,6 +213,7 @@ func (l *link) writeStreamedSock(bufs [][]byte) (int64, error) {
 		cur     = wcursor{segs: segs}
 		pl      = poller{spin: l.sock.spin}
 	)
+	defer pl.stop()
 	// more checksums the next chunk of the payload; false when all is.
 	more := func() bool {
 		if done {

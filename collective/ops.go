@@ -22,8 +22,9 @@ type Number interface {
 type Op[T Number] struct {
 	name        string
 	commutative bool
-	fwd         func(acc, in []T) // acc[i] = acc[i] ⊕ in[i]: acc holds the lower ranks
-	rev         func(acc, in []T) // acc[i] = in[i] ⊕ acc[i]: in holds the lower ranks
+	fwd         func(acc, in []T)   // acc[i] = acc[i] ⊕ in[i]: acc holds the lower ranks
+	rev         func(acc, in []T)   // acc[i] = in[i] ⊕ acc[i]: in holds the lower ranks
+	to          func(dst, a, b []T) // dst[i] = a[i] ⊕ b[i], in one pass
 }
 
 // String returns the op's name.
@@ -36,11 +37,33 @@ func (o Op[T]) Commutative() bool { return o.commutative }
 func Sum[T Number]() Op[T] {
 	f := func(acc, in []T) {
 		in = in[:len(acc)]
-		for i := range acc {
+		i := 0
+		for ; i+4 <= len(acc); i += 4 { // unrolled: Go does not vectorise
+			a, b := acc[i:i+4:i+4], in[i:i+4:i+4]
+			a[0] += b[0]
+			a[1] += b[1]
+			a[2] += b[2]
+			a[3] += b[3]
+		}
+		for ; i < len(acc); i++ {
 			acc[i] += in[i]
 		}
 	}
-	return Op[T]{name: "sum", commutative: true, fwd: f, rev: f}
+	to := func(dst, a, b []T) {
+		a, b = a[:len(dst)], b[:len(dst)]
+		i := 0
+		for ; i+4 <= len(dst); i += 4 {
+			d, x, y := dst[i:i+4:i+4], a[i:i+4:i+4], b[i:i+4:i+4]
+			d[0] = x[0] + y[0]
+			d[1] = x[1] + y[1]
+			d[2] = x[2] + y[2]
+			d[3] = x[3] + y[3]
+		}
+		for ; i < len(dst); i++ {
+			dst[i] = a[i] + b[i]
+		}
+	}
+	return Op[T]{name: "sum", commutative: true, fwd: f, rev: f, to: to}
 }
 
 // Prod multiplies elements.
@@ -51,7 +74,13 @@ func Prod[T Number]() Op[T] {
 			acc[i] *= in[i]
 		}
 	}
-	return Op[T]{name: "prod", commutative: true, fwd: f, rev: f}
+	to := func(dst, a, b []T) {
+		a, b = a[:len(dst)], b[:len(dst)]
+		for i := range dst {
+			dst[i] = a[i] * b[i]
+		}
+	}
+	return Op[T]{name: "prod", commutative: true, fwd: f, rev: f, to: to}
 }
 
 // Min keeps the smaller element (for floats, as the built-in min: NaN wins).
@@ -62,7 +91,13 @@ func Min[T Number]() Op[T] {
 			acc[i] = min(acc[i], in[i])
 		}
 	}
-	return Op[T]{name: "min", commutative: true, fwd: f, rev: f}
+	to := func(dst, a, b []T) {
+		a, b = a[:len(dst)], b[:len(dst)]
+		for i := range dst {
+			dst[i] = min(a[i], b[i])
+		}
+	}
+	return Op[T]{name: "min", commutative: true, fwd: f, rev: f, to: to}
 }
 
 // Max keeps the larger element (for floats, as the built-in max: NaN wins).
@@ -73,7 +108,13 @@ func Max[T Number]() Op[T] {
 			acc[i] = max(acc[i], in[i])
 		}
 	}
-	return Op[T]{name: "max", commutative: true, fwd: f, rev: f}
+	to := func(dst, a, b []T) {
+		a, b = a[:len(dst)], b[:len(dst)]
+		for i := range dst {
+			dst[i] = max(a[i], b[i])
+		}
+	}
+	return Op[T]{name: "max", commutative: true, fwd: f, rev: f, to: to}
 }
 
 // NewOp returns a user-defined op computing fn(a, b) = a ⊕ b element by
@@ -96,7 +137,13 @@ func NewOp[T Number](fn func(a, b T) T, commutative bool) Op[T] {
 			}
 		}
 	}
-	return Op[T]{name: "user", commutative: commutative, fwd: fwd, rev: rev}
+	to := func(dst, a, b []T) {
+		a, b = a[:len(dst)], b[:len(dst)]
+		for i := range dst {
+			dst[i] = fn(a[i], b[i])
+		}
+	}
+	return Op[T]{name: "user", commutative: commutative, fwd: fwd, rev: rev, to: to}
 }
 
 // BytesOp is a reduction over fixed-size elements held in byte slices, for
@@ -120,8 +167,9 @@ func NewBytesOp(elemSize int, fn func(acc, in []byte), commutative bool) BytesOp
 type reducer struct {
 	elem        int
 	commutative bool
-	fwd         func(acc, in []byte) // acc = acc ⊕ in
-	rev         func(acc, in []byte) // acc = in ⊕ acc
+	fwd         func(acc, in []byte)   // acc = acc ⊕ in
+	rev         func(acc, in []byte)   // acc = in ⊕ acc
+	to          func(dst, a, b []byte) // dst = a ⊕ b (dst overlaps neither)
 }
 
 func (o Op[T]) reducer() (reducer, error) {
@@ -134,6 +182,7 @@ func (o Op[T]) reducer() (reducer, error) {
 		commutative: o.commutative,
 		fwd:         func(acc, in []byte) { o.fwd(asElems[T](acc), asElems[T](in)) },
 		rev:         func(acc, in []byte) { o.rev(asElems[T](acc), asElems[T](in)) },
+		to:          func(dst, a, b []byte) { o.to(asElems[T](dst), asElems[T](a), asElems[T](b)) },
 	}, nil
 }
 
@@ -142,6 +191,10 @@ func (o BytesOp) reducer() (reducer, error) {
 		return reducer{}, fmt.Errorf("invalid BytesOp: use NewBytesOp with an element size >= 1")
 	}
 	rd := reducer{elem: o.elem, commutative: o.commutative, fwd: o.fn, rev: o.fn}
+	rd.to = func(dst, a, b []byte) {
+		copy(dst, a)
+		o.fn(dst, b)
+	}
 	if !o.commutative {
 		fn := o.fn
 		rd.rev = func(acc, in []byte) {

@@ -57,16 +57,17 @@ func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T,
 		return nil, fmt.Errorf("collective: allreduce: %w", err)
 	}
 	acc := make([]T, len(data))
-	copy(acc, data)
-	if err := c.allreduce(ctx, asBytes(acc), rd); err != nil {
+	if err := c.allreduce(ctx, asBytes(data), asBytes(acc), rd); err != nil {
 		return nil, err
 	}
 	return acc, nil
 }
 
 // AllreduceInto is Allreduce writing the result into out, which must have
-// the length of data and may be data itself (in place, as MPI_IN_PLACE).
-// It allocates nothing but pooled scratch space.
+// the length of data and may be data itself (in place, as MPI_IN_PLACE) but
+// must not otherwise overlap it. It allocates nothing but pooled scratch
+// space; for large vectors data is not copied to out first, the first
+// reduction step reads it where it is.
 func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[T]) error {
 	rd, err := op.reducer()
 	if err != nil {
@@ -75,10 +76,11 @@ func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[
 	if len(out) != len(data) {
 		return c.failCall(ctx, "allreduce", fmt.Errorf("out has %d elements, data %d", len(out), len(data)))
 	}
-	if len(data) > 0 && &out[0] != &data[0] {
-		copy(out, data)
+	src := asBytes(data)
+	if len(data) > 0 && &out[0] == &data[0] {
+		src = nil // in place
 	}
-	return c.allreduce(ctx, asBytes(out), rd)
+	return c.allreduce(ctx, src, asBytes(out), rd)
 }
 
 // AllreduceBytes is Allreduce over elements of op's element size held in
@@ -88,8 +90,8 @@ func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]by
 	if err != nil {
 		return nil, fmt.Errorf("collective: allreduce: %w", err)
 	}
-	acc := append([]byte(nil), data...)
-	if err := c.allreduce(ctx, acc, rd); err != nil {
+	acc := make([]byte, len(data))
+	if err := c.allreduce(ctx, data, acc, rd); err != nil {
 		return nil, err
 	}
 	return acc, nil
@@ -184,7 +186,11 @@ func (c *Comm) reduceScatterAlgorithm(n int, rd reducer) Algorithm {
 
 // ---- entry points over bytes ---------------------------------------------
 
-func (c *Comm) allreduce(ctx context.Context, acc []byte, rd reducer) (err error) {
+// allreduce reduces into acc. src, if not nil, holds this rank's data (of
+// acc's length; acc's contents do not matter): the large-vector algorithms
+// then reduce from it into acc as they go, with no copy first. src nil:
+// acc holds the data (in place).
+func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err error) {
 	cl, err := c.begin(ctx, "allreduce")
 	if err != nil {
 		return err
@@ -193,16 +199,27 @@ func (c *Comm) allreduce(ctx context.Context, acc []byte, rd reducer) (err error
 	if len(acc)%rd.elem != 0 {
 		return fmt.Errorf("%d bytes is not a whole number of %d-byte elements", len(acc), rd.elem)
 	}
+	if len(acc) == 0 {
+		src = nil
+	}
+	algo := AllreduceRecursiveDoubling
+	if c.size > 1 {
+		algo = c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd)
+	}
+	if src != nil && (c.size == 1 || algo == AllreduceRecursiveDoubling) {
+		copy(acc, src)
+		src = nil
+	}
 	if c.size == 1 {
 		return nil
 	}
-	switch c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd) {
+	switch algo {
 	case AllreduceRecursiveDoubling:
 		return cl.allreduceRecDoubling(acc, rd)
 	case AllreduceRing:
-		return cl.allreduceRing(acc, rd)
+		return cl.allreduceRing(src, acc, rd)
 	default:
-		return cl.allreduceRabenseifner(acc, rd)
+		return cl.allreduceRabenseifner(src, acc, rd)
 	}
 }
 
@@ -251,7 +268,7 @@ func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd r
 		case ReduceScatterRecursiveHalving:
 			err = cl.reduceScatterHalving(acc, offs, rd)
 		case ReduceScatterRing:
-			err = cl.ringReduceScatter(acc, offs, rd, 0)
+			err = cl.ringReduceScatter(nil, acc, offs, rd, 0)
 		default:
 			err = cl.reduceScatterPairwise(acc, offs, rd)
 		}

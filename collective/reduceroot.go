@@ -64,7 +64,7 @@ func (cl *call) reduceScatterGather(root int, acc []byte, rd reducer) error {
 	}
 	const stepGather = stepBase + 64
 	if nr >= 0 {
-		lo, hi, err := cl.halvingReduceScatter(acc, tmp, offs, nr, rd, stepBase)
+		lo, hi, err := cl.halvingReduceScatter(nil, acc, tmp, offs, nr, rd, stepBase)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -75,12 +76,19 @@ func (s *sockIO) doWrite(fd uintptr) bool {
 	return s.werrno != syscall.EAGAIN || !s.wpark
 }
 
+// polling counts the goroutines of this process polling a socket now. One
+// at a time is enough to catch what arrives soon; more would only take the
+// CPU from each other and from the ranks they wait for (tests run many
+// ranks in one process), so the others sleep at once.
+var polling atomic.Int32
+
 // poller counts the time spent polling a full or empty socket, and says
 // when to stop and sleep in the poller instead.
 type poller struct {
-	spin  time.Duration
-	start time.Time
-	park  bool
+	spin    time.Duration
+	start   time.Time
+	park    bool
+	polling bool // counted in polling
 }
 
 // idle records one more poll that found nothing to do.
@@ -89,15 +97,33 @@ func (p *poller) idle() {
 	case p.spin <= 0:
 		p.park = true
 	case p.start.IsZero():
+		if polling.Add(1) > 1 {
+			polling.Add(-1)
+			p.park = true
+			return
+		}
+		p.polling = true
 		p.start = time.Now()
 	case time.Since(p.start) >= p.spin:
+		p.stop()
 		p.park = true
 	default:
 		runtime.Gosched() // let this process's other goroutines run
 	}
 }
 
-func (p *poller) reset() { *p = poller{spin: p.spin} }
+// stop ends the poller's polling.
+func (p *poller) stop() {
+	if p.polling {
+		polling.Add(-1)
+		p.polling = false
+	}
+}
+
+func (p *poller) reset() {
+	p.stop()
+	*p = poller{spin: p.spin}
+}
 
 // errWouldBlock is a non-blocking read's "nothing to read now".
 var errWouldBlock = errors.New("collective: read would block")
@@ -107,7 +133,10 @@ var errWouldBlock = errors.New("collective: read would block")
 func (s *sockIO) read(p []byte, nb bool) (int, error) {
 	pl := poller{spin: s.spin}
 	s.rp = p
-	defer func() { s.rp = nil }()
+	defer func() {
+		s.rp = nil
+		pl.stop()
+	}()
 	for {
 		s.rpark = pl.park
 		err := s.rc.Read(s.readFn)
@@ -202,6 +231,7 @@ func (s *sockIO) writeAll(segs [][]byte, pump func() bool) (int64, error) {
 		written int
 		pl      = poller{spin: s.spin}
 	)
+	defer pl.stop()
 	for written < total {
 		n, full, err := s.tryWrite(&c, total-written, pl.park)
 		written += n
