@@ -63,6 +63,9 @@ func Sum[T Number]() Op[T] {
 			dst[i] = a[i] + b[i]
 		}
 	}
+	if vf, vto := fastSum[T](); vf != nil {
+		f, to = vf, vto
+	}
 	return Op[T]{name: "sum", commutative: true, fwd: f, rev: f, to: to}
 }
 
