@@ -10,17 +10,15 @@ import (
 	"github.com/fnmesh/fnmesh/collective"
 )
 
-// The collectives move tables in rounds: each round is one collective call of the communicator that
-// carries the next chunk (about one record batch) of every stream, so no rank holds more than a
-// round's worth of encoded data beyond the tables themselves. Gather, allgather and all-to-all first
-// agree on the number of rounds (an allgather of each rank's chunk count); broadcast needs no
-// agreement, the receivers stop at the end-of-stream marker. A rank that cannot send what it was given
-// (a nil table, mismatched parts, an encoding failure) sends an abort batch instead and keeps taking
-// part, so every rank returns an error that names it, and the communicator stays usable. A failure of
-// the communicator itself (a dead peer, a cancelled context) ends the call on every rank.
-
-// minChunkBytes is the smallest per-destination chunk the all-to-all aims for.
-const minChunkBytes = 256 << 10
+// Gather, allgather and all-to-all stream their tables point to point (exchange, in exchange.go):
+// every stream is a sequence of messages of about WithBatchBytes that ends with the end-of-stream
+// marker, so the ranks need no agreement on how many messages move, and a message goes out straight
+// from the Arrow buffers. Broadcast moves the root's stream in rounds of the communicator's Bcast
+// (a tree or scatter-allgather: the root does not send the table once per rank); the receivers stop
+// at the end-of-stream marker. A rank that cannot send what it was given (a nil table, mismatched
+// parts, an encoding failure) sends an abort batch instead and keeps taking part, so every rank
+// returns an error that names it, and the communicator stays usable. A failure of the communicator
+// itself (a dead peer, a cancelled context) ends the call on every rank.
 
 // BcastTable broadcasts the root's table t to every rank; t is read on the root only (others may pass
 // nil). The root gets t back (retained); the others a table of the batches received. Every rank
@@ -86,44 +84,27 @@ func GatherTable(ctx context.Context, c *collective.Comm, root int, t arrow.Tabl
 	}
 	cfg := newConfig(opts)
 	me, p := c.Rank(), c.Size()
-	var out *outStream
-	var ins []*inStream
-	count := 0
+	outs := make([]*outStream, p)
+	ins := make([]*inStream, p)
+	defer closeOut(outs)
+	defer closeIn(ins)
 	if me != root {
-		out = newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
-		defer out.close()
-		count = out.chunks()
+		outs[root] = newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
 	} else {
-		ins = make([]*inStream, p)
 		for j := range ins {
 			if j != root {
 				ins[j] = newInStream(j, cfg.mem)
 			}
 		}
-		defer closeIn(ins)
 	}
-	rounds, err := agreeRounds(ctx, c, count)
-	if err != nil {
-		return nil, fmt.Errorf("arrowio: gather: %w", err)
-	}
-	for range rounds {
-		var chunk []byte
-		if out != nil {
-			chunk = out.nextChunk()
-		}
-		res, err := c.Gather(ctx, root, chunk)
-		if err != nil {
+	if p > 1 {
+		if err := exchange(ctx, c, outs, ins); err != nil {
 			return nil, fmt.Errorf("arrowio: gather: %w", err)
-		}
-		for j, in := range ins {
-			if in != nil {
-				in.feed(res[j])
-			}
 		}
 	}
 	if me != root {
-		if out.localErr != nil {
-			return nil, fmt.Errorf("arrowio: gather: rank %d: %w", me, out.localErr)
+		if err := outs[root].localErr; err != nil {
+			return nil, fmt.Errorf("arrowio: gather: rank %d: %w", me, err)
 		}
 		return nil, nil
 	}
@@ -147,36 +128,25 @@ func AllgatherTable(ctx context.Context, c *collective.Comm, t arrow.Table, opts
 	}
 	cfg := newConfig(opts)
 	me, p := c.Rank(), c.Size()
-	out := newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
-	defer out.close()
+	outs := make([]*outStream, p)
 	ins := make([]*inStream, p)
-	for j := range ins {
+	defer closeOut(outs)
+	defer closeIn(ins)
+	for j := range p {
 		if j != me {
+			outs[j] = newOutStream(t, nil, &cfg, cfg.batchBytes, nil) // the batches are encoded, not copied, per peer
 			ins[j] = newInStream(j, cfg.mem)
 		}
 	}
-	defer closeIn(ins)
-	count := out.chunks()
-	if p == 1 {
-		count = 0
-	}
-	rounds, err := agreeRounds(ctx, c, count)
-	if err != nil {
-		return nil, fmt.Errorf("arrowio: allgather: %w", err)
-	}
-	for range rounds {
-		res, err := c.Allgather(ctx, out.nextChunk())
-		if err != nil {
+	if p > 1 {
+		if err := exchange(ctx, c, outs, ins); err != nil {
 			return nil, fmt.Errorf("arrowio: allgather: %w", err)
 		}
-		for j, in := range ins {
-			if in != nil {
-				in.feed(res[j])
-			}
-		}
 	}
-	if out.localErr != nil {
-		return nil, fmt.Errorf("arrowio: allgather: rank %d: %w", me, out.localErr)
+	for _, out := range outs {
+		if out != nil && out.localErr != nil {
+			return nil, fmt.Errorf("arrowio: allgather: rank %d: %w", me, out.localErr)
+		}
 	}
 	if t == nil {
 		return nil, fmt.Errorf("arrowio: allgather: rank %d: nil table", me)
@@ -221,11 +191,6 @@ func alltoall(ctx context.Context, c *collective.Comm, parts []arrow.Table, caus
 	ins := make([]*inStream, p)
 	defer closeOut(outs)
 	defer closeIn(ins)
-	target := cfg.batchBytes
-	if target > 0 && p > 2 {
-		target = max(target/int64(p-1), minChunkBytes)
-	}
-	count := 0
 	for j := range outs {
 		if j == me {
 			continue
@@ -238,29 +203,12 @@ func alltoall(ctx context.Context, c *collective.Comm, parts []arrow.Table, caus
 				defer part.Release()
 			}
 		}
-		outs[j] = newOutStream(part, schema, cfg, target, cause)
-		count = max(count, outs[j].chunks())
+		outs[j] = newOutStream(part, schema, cfg, cfg.batchBytes, cause)
 		ins[j] = newInStream(j, cfg.mem)
 	}
-	rounds, err := agreeRounds(ctx, c, count)
-	if err != nil {
-		return nil, err
-	}
-	chunks := make([][]byte, p)
-	for range rounds {
-		for j, out := range outs {
-			if out != nil {
-				chunks[j] = out.nextChunk()
-			}
-		}
-		res, err := c.Alltoallv(ctx, chunks)
-		if err != nil {
+	if p > 1 {
+		if err := exchange(ctx, c, outs, ins); err != nil {
 			return nil, err
-		}
-		for j, in := range ins {
-			if in != nil {
-				in.feed(res[j])
-			}
 		}
 	}
 	if cause != nil {
@@ -364,15 +312,6 @@ func Shuffle(ctx context.Context, c *collective.Comm, t arrow.Table, keys []stri
 	}
 	defer releaseTables(res)
 	return concat("shuffle", res)
-}
-
-// agreeRounds returns the largest chunk count any rank announces.
-func agreeRounds(ctx context.Context, c *collective.Comm, count int) (int, error) {
-	counts, err := c.Allgather(ctx, encodeCount(count))
-	if err != nil {
-		return 0, err
-	}
-	return maxCount(counts)
 }
 
 func concat(op string, tables []arrow.Table) (arrow.Table, error) {

@@ -11,19 +11,22 @@
 // message carries its batches and what precedes them in the stream (the schema before the first, a
 // dictionary batch when a dictionary changes); the end-of-stream marker rides on the last. The
 // payloads, concatenated in order, are byte for byte an IPC stream that any Arrow implementation reads
-// (ipc.NewReader in Go, pyarrow.ipc.open_stream, ...). The schema is sent once per stream. A sender
-// holds at most one encoded message per destination at a time, and a receiver decodes each message as
-// it arrives, using the received buffers in place rather than copying them again. Body buffers may be
-// compressed with LZ4 or Zstd (WithCompression); receivers need no option.
+// (ipc.NewReader in Go, pyarrow.ipc.open_stream, ...). The schema is sent once per stream. Nothing is
+// copied to send a message: it goes out in one vectored write of its parts, the IPC headers and
+// metadata (made per message) and the Arrow buffers where they are (Comm.SendBuffers). A receiver
+// decodes each message as it arrives, using the received buffers in place rather than copying them
+// again. Body buffers may be compressed with LZ4 or Zstd (WithCompression); receivers need no option.
 //
 // # Operations
 //
 //   - SendTable / RecvTable, and NewStreamWriter / NewStreamReader for batch-at-a-time streams:
-//     point to point, on a tag of the caller's choosing (Comm.Send / Comm.Recv underneath).
+//     point to point, on a tag of the caller's choosing (Comm.SendBuffers / Comm.Recv underneath).
 //   - BcastTable, GatherTable, AllgatherTable, AlltoallTables: the collectives, for tables; every rank
-//     calls them in the same order, as it does the communicator's own collectives. They run in rounds,
-//     one communicator collective per round carrying the next batch of every stream, so no rank holds
-//     more than a round of encoded data beyond its tables. Tables whose schemas differ across ranks
+//     calls them in the same order, as it does the communicator's own collectives. Gather, allgather
+//     and all-to-all stream every table point to point, all pairs at once, on a duplicate of the
+//     communicator that arrowio makes on first use (Comm.Split) and keeps with it, so that their
+//     messages never match the caller's own: no round count to agree on, and a fast pair never waits
+//     for a slow one. Broadcast runs in rounds of Comm.Bcast. Tables whose schemas differ across ranks
 //     are an error (ErrSchemaMismatch) that names the rank.
 //   - HashPartition splits a table into P parts by the hash of key columns (HashRows, PartitionOf) in
 //     one pass per column; Shuffle partitions by key, exchanges the parts all-to-all and returns this

@@ -33,8 +33,9 @@ func (c Compression) String() string {
 }
 
 // DefaultBatchBytes is the default size, in bytes of Arrow buffers, of one message of a stream: larger
-// record batches are cut into slices and smaller consecutive ones share a message, so that neither side
-// holds more than about this much encoded data (per peer) beyond the table itself.
+// record batches are cut into slices (zero copy) and smaller consecutive ones share a message. A
+// receiver decodes a message once it has all of it, and a compressing sender holds one compressed
+// message per destination.
 const DefaultBatchBytes = 4 << 20
 
 // Option configures an operation of this package.
@@ -78,8 +79,7 @@ func WithCompression(c Compression) Option {
 }
 
 // WithBatchBytes sets the size of one message of a stream (see DefaultBatchBytes); n <= 0 sends every
-// record batch whole, in a message of its own. The all-to-all divides it among the destinations (down
-// to 256 KiB each), so that a round of it moves about n bytes per rank.
+// record batch whole, in a message of its own.
 func WithBatchBytes(n int64) Option {
 	return func(c *config) { c.batchBytes = n }
 }

@@ -93,7 +93,7 @@ func (w *StreamWriter) Abort(cause error) error {
 	}
 	chunk := w.enc.abort(cause)
 	w.failed = fmt.Errorf("arrowio: stream aborted: %w", cause)
-	err := w.c.Send(w.ctx, w.dst, w.tag, chunk.bytes())
+	err := w.c.SendBuffers(w.ctx, w.dst, w.tag, chunk.parts)
 	w.enc.release()
 	if err != nil {
 		return fmt.Errorf("arrowio: stream to rank %d: %w", w.dst, err)
@@ -114,7 +114,7 @@ func (w *StreamWriter) send(encode func() (*wireChunk, error)) error {
 		}
 		return err
 	}
-	if err := w.c.Send(w.ctx, w.dst, w.tag, chunk.bytes()); err != nil {
+	if err := w.c.SendBuffers(w.ctx, w.dst, w.tag, chunk.parts); err != nil {
 		w.enc.release()
 		w.failed = fmt.Errorf("arrowio: stream to rank %d: %w", w.dst, err)
 		return w.failed
@@ -265,7 +265,7 @@ func SendTable(ctx context.Context, c *collective.Comm, dst, tag int, t arrow.Ta
 	out := newOutStream(t, nil, &cfg, cfg.batchBytes, nil)
 	defer out.close()
 	for !out.done {
-		if err := c.Send(ctx, dst, tag, out.nextChunk()); err != nil {
+		if err := c.SendBuffers(ctx, dst, tag, out.nextWire().parts); err != nil {
 			return fmt.Errorf("arrowio: send table to rank %d: %w", dst, err)
 		}
 	}

@@ -1,7 +1,6 @@
 package arrowio
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -10,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
-// outStream is one table on its way out, a chunk per round of a collective.
+// outStream is one table on its way out, as a sequence of chunks.
 type outStream struct {
 	enc      *encoder
 	batches  []arrow.RecordBatch
@@ -48,14 +47,6 @@ func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64
 		s.starts = groupBatches(s.batches, target)
 	}
 	return s
-}
-
-// chunks is how many chunks the stream takes (at least one: the schema and end of stream).
-func (s *outStream) chunks() int {
-	if s.abortErr != nil {
-		return 1
-	}
-	return max(1, len(s.starts))
 }
 
 // nextChunk returns the stream's next chunk as one slice, or nil once it has ended. It is valid until
@@ -124,7 +115,7 @@ func closeOut(ss []*outStream) {
 	}
 }
 
-// inStream is one table arriving from rank `from`, a chunk per round.
+// inStream is one table arriving from rank `from`, a chunk at a time.
 type inStream struct {
 	from int
 	dec  *decoder
@@ -134,7 +125,7 @@ func newInStream(from int, mem memory.Allocator) *inStream {
 	return &inStream{from: from, dec: newDecoder(mem)}
 }
 
-// feed decodes a chunk (empty chunks, rounds after the stream ended, are skipped).
+// feed decodes a chunk (empty chunks, rounds of a broadcast after the stream ended, are skipped).
 func (s *inStream) feed(chunk []byte) {
 	if len(chunk) == 0 {
 		return
@@ -187,24 +178,4 @@ func aligned(chunk []byte) []byte {
 	c := make([]byte, len(chunk))
 	copy(c, chunk)
 	return c
-}
-
-func encodeCount(n int) []byte {
-	return binary.LittleEndian.AppendUint64(nil, uint64(n))
-}
-
-// maxCount decodes the chunk counts every rank announced and returns the largest.
-func maxCount(counts [][]byte) (int, error) {
-	m := 0
-	for r, b := range counts {
-		if len(b) != 8 {
-			return 0, fmt.Errorf("rank %d announced %d bytes for its chunk count, want 8", r, len(b))
-		}
-		v := binary.LittleEndian.Uint64(b)
-		if v > 1<<40 {
-			return 0, fmt.Errorf("rank %d announced %d chunks", r, v)
-		}
-		m = max(m, int(v))
-	}
-	return m, nil
 }
