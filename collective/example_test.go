@@ -224,7 +224,7 @@ func ExampleComm_Split() {
 func ExampleWithAlgorithm() {
 	ctx := context.Background()
 	tuning := collective.DefaultTuning()
-	tuning.AllreduceRingMin = 256 << 10 // ring from 256 KiB instead of 1 MiB
+	tuning.AllreduceRingMin = 4 << 20 // ring from 4 MiB instead of 256 KiB
 	comms, _ := collective.Local(ctx, 2,
 		collective.WithTuning(tuning),
 		collective.WithAlgorithm(collective.AllgatherBruck))
@@ -235,7 +235,7 @@ func ExampleWithAlgorithm() {
 	}()
 	fmt.Println(comms[0].Tuning().Force[collective.OpAllgather], comms[0].Tuning().AllreduceRingMin)
 	// Output:
-	// allgather/bruck 262144
+	// allgather/bruck 4194304
 }
 
 // Send and Recv between two ranks.
