@@ -109,6 +109,7 @@ func (p *poller) idle() {
 		p.park = true
 	default:
 		runtime.Gosched() // let this process's other goroutines run
+		osYield()         // and other processes' threads (ranks on the same CPUs)
 	}
 }
 
