@@ -70,6 +70,9 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 			v = "MISSED"
 		}
 		fmt.Printf("  loopback TCP ceiling, raw all-to-all between the same workers on the same links: %.0f MB/s per rank -> %.0f%% (target >= 70%%: %s)\n", c.BytesPerSec/1e6, 100*ex/c.BytesPerSec, v)
+		if m := r.Shuffle.MedianBps; m > 0 {
+			fmt.Printf("  median of the %d exchanges: %.0f MB/s per rank -> %.0f%% of the ceiling\n", r.Shuffle.Reps, m/1e6, 100*m/c.BytesPerSec)
+		}
 		if s := r.Shuffle.CPUNsPerByte; s > 0 && c.CPUNsPerByte > 0 {
 			fmt.Printf("  CPU per byte sent (load-independent): exchange %.2f ns, raw TCP %.2f ns (%.2fx)\n", s, c.CPUNsPerByte, s/c.CPUNsPerByte)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -54,8 +55,10 @@ type opStats struct {
 	LocalSec     float64 `json:"local_s"`
 	OutRows      int64   `json:"out_rows"`
 	RowsPerSec   float64 `json:"input_rows_per_s"`
-	ExchangeBps  float64 `json:"exchange_bytes_per_s_per_rank"` // bytes a rank sends / its exchange time (mean over ranks)
-	OfCeiling    float64 `json:"exchange_of_ceiling"`           // ExchangeBps / both-ways ceiling
+	ExchangeBps  float64 `json:"exchange_bytes_per_s_per_rank"`        // bytes a rank sends / its exchange time (mean over ranks)
+	OfCeiling    float64 `json:"exchange_of_ceiling"`                  // ExchangeBps / both-ways ceiling
+	MedianBps    float64 `json:"median_exchange_bytes_per_s_per_rank"` // ExchangeBps of the median rep
+	Reps         int     `json:"reps"`
 	BytesPerRank int64   `json:"bytes_per_rank"`
 	CPUSec       float64 `json:"cpu_s"`           // CPU time of all ranks together: less sensitive to a busy machine than wall time
 	CPUNsPerByte float64 `json:"cpu_ns_per_byte"` // CPUSec per byte sent by all ranks (the exchange alone)
@@ -105,6 +108,7 @@ func bestCeiling(reps [][]rawSample) workerCeiling {
 // per phase; inputRows is the rows the operator reads over all ranks.
 func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
 	var out opStats
+	var rates []float64
 	for i, ranks := range reps {
 		var s opStats
 		var bps float64
@@ -135,9 +139,15 @@ func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
 		if bytes > 0 {
 			s.CPUNsPerByte = s.CPUSec * 1e9 / float64(bytes)
 		}
+		rates = append(rates, s.ExchangeBps)
 		if i == 0 || s.TotalSec < out.TotalSec {
 			out = s
 		}
+	}
+	out.Reps = len(reps)
+	if len(rates) > 0 {
+		slices.Sort(rates)
+		out.MedianBps = rates[len(rates)/2]
 	}
 	return out
 }
@@ -161,6 +171,9 @@ func printRun(r run) {
 			ex = fmt.Sprintf("%.0f (%.0f%%)", o.s.ExchangeBps/1e6, 100*o.s.OfCeiling)
 		}
 		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s %9d\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex, o.s.MaxRSS>>20)
+	}
+	if s := r.Shuffle; s.MedianBps > 0 && s.OfCeiling > 0 {
+		fmt.Printf("  shuffle exchange alone, median of %d runs: %.0f MB/s (%.0f%%)\n", s.Reps, s.MedianBps/1e6, 100*s.OfCeiling*s.MedianBps/s.ExchangeBps)
 	}
 	if s, c := r.Shuffle, r.Ceiling; s.CPUNsPerByte > 0 {
 		fmt.Printf("  shuffle exchange alone: %.2f CPU ns per byte sent (all ranks)", s.CPUNsPerByte)
