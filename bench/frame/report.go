@@ -147,7 +147,7 @@ func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
 	out.Reps = len(reps)
 	if len(rates) > 0 {
 		slices.Sort(rates)
-		out.MedianBps = rates[len(rates)/2]
+		out.MedianBps = rates[(len(rates)-1)/2] // the lower median
 	}
 	return out
 }
