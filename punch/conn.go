@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -47,10 +48,17 @@ func abort(c net.Conn) {
 	_ = c.Close()
 }
 
-// noDelay turns Nagle's algorithm off on a link: collectives send many small
-// messages and wait on each.
-func noDelay(c net.Conn) {
+// tuneLink readies a connection the port made for use as a link: Nagle's
+// algorithm off (collectives send many small messages and wait on each) and
+// the port's congestion control (WithCongestionControl), which only logs
+// when the system refuses it.
+func (p *Port) tuneLink(c net.Conn) {
 	if nd, ok := c.(interface{ SetNoDelay(bool) error }); ok {
 		_ = nd.SetNoDelay(true)
+	}
+	if sc, ok := c.(syscall.Conn); ok {
+		if err := SetCongestionControl(sc, p.opts.congestion); err != nil {
+			p.log.Debug("punch: link keeps the system's congestion control", "err", err)
+		}
 	}
 }

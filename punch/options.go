@@ -12,6 +12,9 @@ const (
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultHoldTimeout      = 10 * time.Second
 	DefaultHoldCapacity     = 64
+	// DefaultCongestionControl is the TCP congestion control a Port sets on
+	// the links it makes (see WithCongestionControl).
+	DefaultCongestionControl = "cubic"
 	// MaxEndpoints is the most candidate endpoints one Punch tries.
 	MaxEndpoints = 16
 	// maxPendingInbound bounds inbound connections whose handshake is still
@@ -31,6 +34,7 @@ type options struct {
 	handshakeTimeout time.Duration
 	holdTimeout      time.Duration
 	holdCapacity     int
+	congestion       string
 }
 
 func newOptions(opts []Option) options {
@@ -41,6 +45,7 @@ func newOptions(opts []Option) options {
 		handshakeTimeout: DefaultHandshakeTimeout,
 		holdTimeout:      DefaultHoldTimeout,
 		holdCapacity:     DefaultHoldCapacity,
+		congestion:       DefaultCongestionControl,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -102,4 +107,19 @@ func WithHold(capacity int, timeout time.Duration) Option {
 			o.holdTimeout = timeout
 		}
 	}
+}
+
+// WithCongestionControl sets the TCP congestion-control algorithm of the
+// links the port makes, punched or dialed (default "cubic"; "" keeps the
+// system's default). A link that cannot take it keeps the system's and the
+// port logs why at debug level.
+//
+// The default is not the system's because BBR, the default of many
+// distributions and clouds, paces every send to its estimate of the path's
+// bandwidth, and a collective's traffic (bursts, then silence) keeps that
+// estimate low: on loopback a 1 MiB message took twice as long under BBR as
+// under CUBIC, which does not pace (docs/benchmarks.md). Choose "bbr" for
+// long, lossy paths where pacing pays.
+func WithCongestionControl(name string) Option {
+	return func(o *options) { o.congestion = name }
 }

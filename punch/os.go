@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"syscall"
 )
 
 // OS returns the operating system's network with reusable sockets: every
@@ -20,7 +21,38 @@ import (
 // keep-alives every 15 s (which also keep NAT mappings alive).
 func OS() Network { return osNetwork{} }
 
-type osNetwork struct{}
+// osNetwork is the OS's network. A Port sets congestion (see
+// WithCongestionControl) on the copy it uses, so that its sockets have the
+// algorithm before they connect: an algorithm chosen after the handshake
+// inherits the first one's pacing (Linux keeps a socket paced once BBR has
+// run on it).
+type osNetwork struct {
+	congestion string
+}
+
+// withCongestion returns nw set to give its TCP sockets the congestion
+// control name before they connect, if nw is the OS's network; any other
+// network is returned as it is.
+func withCongestion(nw Network, name string) Network {
+	if on, ok := nw.(osNetwork); ok {
+		on.congestion = name
+		return on
+	}
+	return nw
+}
+
+// control prepares a TCP socket before bind: reusable, and with the
+// network's congestion control where one is set and the system allows it
+// (if not, the socket keeps the system's and the link's tuning says why).
+func (on osNetwork) control(network, address string, rc syscall.RawConn) error {
+	if err := reuseControl(network, address, rc); err != nil {
+		return err
+	}
+	if on.congestion != "" {
+		_ = congestionControl(rc, on.congestion)
+	}
+	return nil
+}
 
 // sockAddr renders laddr for the net package: the zero AddrPort is any
 // address and any port; an address of the zero AddrPort's kind with a port
@@ -37,9 +69,9 @@ func sockAddr(proto string, a netip.AddrPort) (network, address string) {
 	}
 }
 
-func (osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
+func (on osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
 	network, address := sockAddr("tcp", laddr)
-	lc := net.ListenConfig{Control: reuseControl}
+	lc := net.ListenConfig{Control: on.control}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
 		return nil, fmt.Errorf("listen on reusable port %v: %w", laddr, err)
@@ -51,12 +83,12 @@ func (osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Liste
 	return ln, nil
 }
 
-func (osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+func (on osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
 	if !raddr.IsValid() || raddr.Port() == 0 {
 		return nil, fmt.Errorf("dial %v from %v: invalid remote endpoint", raddr, laddr)
 	}
 	network, address := sockAddr("tcp", raddr)
-	d := net.Dialer{Control: reuseControl}
+	d := net.Dialer{Control: on.control}
 	if laddr.IsValid() || laddr.Port() != 0 {
 		d.LocalAddr = &net.TCPAddr{IP: ipOf(laddr.Addr()), Port: int(laddr.Port())}
 	}

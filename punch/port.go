@@ -62,6 +62,8 @@ func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, 
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("punch: listen: %w", err)
 	}
+	o := newOptions(opts)
+	nw = withCongestion(nw, o.congestion)
 	ln, err := nw.ListenTCP(ctx, laddr)
 	if err != nil {
 		return nil, fmt.Errorf("punch: %w", err)
@@ -71,7 +73,6 @@ func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, 
 		ln.Close()
 		return nil, fmt.Errorf("punch: listen on %v: %w", laddr, err)
 	}
-	o := newOptions(opts)
 	p := &Port{
 		nw:      nw,
 		id:      id,
@@ -101,8 +102,9 @@ func (p *Port) Network() Network { return p.nw }
 
 // Dial connects to raddr from the port's own local endpoint, with no
 // handshake: for the rendezvous server, a relay or a STUN server. The
-// connection has TCP_NODELAY set. Only one connection can exist per 4-tuple:
-// a second Dial to the same raddr while the first is open fails.
+// connection has TCP_NODELAY and the port's congestion control set. Only one
+// connection can exist per 4-tuple: a second Dial to the same raddr while the
+// first is open fails.
 func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
 	if p.isClosed() {
 		return nil, ErrClosed
@@ -111,7 +113,7 @@ func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error)
 	if err != nil {
 		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, err)
 	}
-	noDelay(c)
+	p.tuneLink(c)
 	return c, nil
 }
 

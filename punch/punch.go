@@ -256,7 +256,7 @@ loop:
 		r.log.Info("punch: failed", "err", err)
 		return nil, err
 	}
-	noDelay(winner.c)
+	r.p.tuneLink(winner.c)
 	r.log.Info("punch: linked", "link", winner.String(), "setup", time.Since(r.start))
 	return winner.c, nil
 }

@@ -14,8 +14,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
 )
 
 // BenchmarkMeshSetup measures the virtual time a whole mesh takes to set up
@@ -137,7 +140,7 @@ func relayPair(b *testing.B, addr string) (net.Conn, net.Conn) {
 	va, vc := a.mustRecv().(verdict), c.mustRecv().(verdict)
 	key, _ := jobKey(testSecret, "bench-relay")
 	open := func(rank, peer int, ticket [nonceSize]byte) net.Conn {
-		r := dialRaw(b, addr)
+		r := dialRelayRaw(b, addr)
 		rh := relayHello{Job: "bench-relay", Rank: rank, Peer: peer, Nonce: ticket}
 		signRelay(key, &rh)
 		r.send(rh)
@@ -155,6 +158,25 @@ func relayPair(b *testing.B, addr string) (net.Conn, net.Conn) {
 	}
 	return ra, rc
 }
+
+// dialRelayRaw dials the server as Join's relay link does (through the punch
+// port's network): the links' congestion control is set before connect.
+func dialRelayRaw(b *testing.B, addr string) *rawClient {
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return punch.SetCongestionControl(rawSocket{rc}, punch.DefaultCongestionControl)
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return &rawClient{t: b, c: c, br: bufio.NewReader(c)}
+}
+
+// rawSocket presents a socket being set up as a syscall.Conn.
+type rawSocket struct{ rc syscall.RawConn }
+
+func (s rawSocket) SyscallConn() (syscall.RawConn, error) { return s.rc, nil }
 
 // BenchmarkJoins measures how many joins per second the server completes:
 // jobs of two members over the protocol (hello, challenge, join, joined,

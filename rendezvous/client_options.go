@@ -17,6 +17,7 @@ type clientConfig struct {
 	punchTimeout time.Duration
 	laddr        netip.AddrPort
 	stun         netip.AddrPort
+	congestion   string
 	log          *slog.Logger
 }
 
@@ -56,13 +57,21 @@ func WithSTUNServer(ap netip.AddrPort) Option {
 	return func(c *clientConfig) { c.stun = ap }
 }
 
+// WithCongestionControl sets the TCP congestion-control algorithm of the
+// mesh's links, punched, direct or relayed (default
+// punch.DefaultCongestionControl, "cubic"; "" keeps the system's). See
+// punch.WithCongestionControl for why the default is not the system's.
+func WithCongestionControl(name string) Option {
+	return func(c *clientConfig) { c.congestion = name }
+}
+
 // WithLogger sets the logger for Join's progress (silent by default).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *clientConfig) { c.log = l }
 }
 
 func newClientConfig(opts []Option) clientConfig {
-	c := clientConfig{rank: -1, log: slog.New(slog.DiscardHandler)}
+	c := clientConfig{rank: -1, congestion: punch.DefaultCongestionControl, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fnmesh/fnmesh/punch"
@@ -65,6 +66,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 	}
 	s.mu.Unlock()
 
+	// Connections accepted from an OS listener inherit its congestion
+	// control, which relayed ones need from their first byte (see
+	// punch.SetCongestionControl); each relayed connection gets it again
+	// when the relay starts, for listeners this cannot reach.
+	if sc, ok := ln.(syscall.Conn); ok {
+		if err := punch.SetCongestionControl(sc, s.cfg.relayCongestion); err != nil {
+			s.cfg.log.Warn("relayed connections keep the system's congestion control", "err", err)
+		}
+	}
 	var udp sync.WaitGroup
 	if pc != nil {
 		udp.Go(func() { s.serveSTUNUDP(pc) })

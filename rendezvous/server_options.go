@@ -3,6 +3,8 @@ package rendezvous
 import (
 	"log/slog"
 	"time"
+
+	"github.com/fnmesh/fnmesh/punch"
 )
 
 // Server defaults; each has a ServerOption (and a cmd/rendezvous flag).
@@ -14,6 +16,9 @@ const (
 	DefaultPingInterval     = 5 * time.Second
 	DefaultMaxConns         = 20000
 	DefaultDrainTimeout     = 10 * time.Second
+	// DefaultRelayCongestionControl is the TCP congestion control of the
+	// server's side of relayed connections: the workers' default.
+	DefaultRelayCongestionControl = punch.DefaultCongestionControl
 )
 
 type serverConfig struct {
@@ -24,6 +29,7 @@ type serverConfig struct {
 	pingInterval     time.Duration
 	maxConns         int
 	drainTimeout     time.Duration
+	relayCongestion  string
 	log              *slog.Logger
 }
 
@@ -101,6 +107,14 @@ func WithDrainTimeout(d time.Duration) ServerOption {
 	}
 }
 
+// WithRelayCongestionControl sets the TCP congestion-control algorithm of
+// the server's side of relayed connections (default
+// DefaultRelayCongestionControl, "cubic"; "" keeps the system's), as
+// rendezvous.WithCongestionControl does for the workers' side.
+func WithRelayCongestionControl(name string) ServerOption {
+	return func(c *serverConfig) { c.relayCongestion = name }
+}
+
 // WithServerLogger sets the server's logger (silent by default).
 func WithServerLogger(l *slog.Logger) ServerOption {
 	return func(c *serverConfig) {
@@ -119,6 +133,7 @@ func defaultServerConfig() serverConfig {
 		pingInterval:     DefaultPingInterval,
 		maxConns:         DefaultMaxConns,
 		drainTimeout:     DefaultDrainTimeout,
+		relayCongestion:  DefaultRelayCongestionControl,
 		log:              slog.New(slog.DiscardHandler),
 	}
 }

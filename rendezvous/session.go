@@ -196,7 +196,7 @@ func (s *session) start(ctx context.Context, st start) (*time.Timer, error) {
 	c.log.Debug("start", "in", st.Delay, "punch_timeout", s.punchTimeout, "observed", me.Observed)
 	if c.world > 1 {
 		port, err := punch.Listen(ctx, c.cfg.nw, c.local, punch.Identity{Secret: c.secret, Job: c.job, Rank: c.rank},
-			punch.WithLogger(portLog))
+			punch.WithLogger(portLog), punch.WithCongestionControl(c.cfg.congestion))
 		if err != nil {
 			return nil, fmt.Errorf("opening the punch port %v: %w", c.local, err)
 		}
@@ -352,7 +352,9 @@ func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (
 	c := s.c
 	ctx, cancel := context.WithTimeout(ctx, s.relayTimeout+punch.DefaultHandshakeTimeout)
 	defer cancel()
-	conn, err := c.cfg.nw.DialTCP(ctx, netip.AddrPortFrom(c.cfg.laddr.Addr(), 0), c.server)
+	// Through the port's network: its sockets get the links' congestion
+	// control before they connect.
+	conn, err := s.port.Network().DialTCP(ctx, netip.AddrPortFrom(c.cfg.laddr.Addr(), 0), c.server)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the relay: %w", err)
 	}

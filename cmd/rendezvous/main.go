@@ -73,6 +73,7 @@ flags:
 		ping       = fs.Duration("ping-interval", rendezvous.DefaultPingInterval, "how often waiting workers are pinged (3 missed: evicted)")
 		maxConns   = fs.Int("max-conns", rendezvous.DefaultMaxConns, "most TCP connections held at once")
 		drain      = fs.Duration("drain", rendezvous.DefaultDrainTimeout, "on shutdown, how long established relays may run before they are cut")
+		congestion = fs.String("relay-congestion", rendezvous.DefaultRelayCongestionControl, "TCP congestion control of relayed connections (\"\": the system's)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of text")
 	)
@@ -139,7 +140,8 @@ flags:
 		rendezvous.WithJobTimeout(*jobTimeout), rendezvous.WithDefaultPunchTimeout(*punch),
 		rendezvous.WithRelayTimeout(*relay), rendezvous.WithHandshakeTimeout(*handshake),
 		rendezvous.WithPingInterval(*ping), rendezvous.WithMaxConns(*maxConns),
-		rendezvous.WithDrainTimeout(*drain), rendezvous.WithServerLogger(log))
+		rendezvous.WithDrainTimeout(*drain), rendezvous.WithRelayCongestionControl(*congestion),
+		rendezvous.WithServerLogger(log))
 
 	var httpSrv *http.Server
 	var httpLn net.Listener
