@@ -18,6 +18,8 @@
 #   -progress, ...) to fnmesh bench only (see `fnmesh bench -h`). Boolean
 #   flags take the -flag=value form.
 # e.g. a quick look: bench/mpi/run.sh -max 1M -iters 200 -warmup 20
+# CONGESTION=name sets the TCP congestion control of fnmesh's links and of
+# iperf3 (default cubic, fnmesh's default); Open MPI uses the system's.
 #
 # Results land in DIR (default bench/results/<date>-<time>): iperf3-N.json,
 # fnmesh.csv/.json/.png, openmpi.csv, compare.txt and ratio.png.
@@ -25,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 nps="2 4"
+congestion=${CONGESTION:-cubic}
 repeat=1
 out="bench/results/$(date +%Y%m%d-%H%M%S)"
 while (($#)); do
@@ -86,6 +89,7 @@ mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_in
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(hostname), $(nproc) CPUs, $(uname -r)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "tcp congestion control: system $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null) (Open MPI's), fnmesh links and iperf3 $congestion"
 	echo "go: $(go version)"
 	echo "mpirun: $(mpirun --version 2>&1 | head -n1)"
 	echo "iperf3: $(iperf3 --version 2>&1 | head -n1)"
@@ -93,8 +97,11 @@ mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_in
 } | tee "$out/machine.txt"
 
 # iperf3 on loopback: one TCP stream for 5 s in 1 MiB writes (its largest),
-# the kernel's limit for one link
-# (with -repeat, the best of N).
+# the kernel's limit for one link (with -repeat, the best of N), with the
+# congestion control of fnmesh's links (CONGESTION, default cubic, given to
+# fnmesh bench -congestion too: see punch.WithCongestionControl), so that the
+# ceiling and the links are paced alike. Open MPI keeps the system's default,
+# which machine.txt records (BBR paces, and halves this ceiling).
 iperf() { # iperf OUTFILE
 	local port=$((20000 + RANDOM % 20000)) server
 	iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
@@ -105,7 +112,7 @@ iperf() { # iperf OUTFILE
 		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
 		sleep 0.1
 	done
-	if ! timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 1M -J >"$1"; then
+	if ! timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 1M -C "$congestion" -J >"$1"; then
 		echo "run.sh: iperf3 failed (see $1)" >&2
 	fi
 	kill "$server" 2>/dev/null || true
@@ -113,7 +120,7 @@ iperf() { # iperf OUTFILE
 }
 ceilings=()
 for rep in $(seq "$repeat"); do
-	echo "== iperf3 on loopback (one TCP stream, 5 s, 1 MiB writes): the TCP ceiling (run $rep of $repeat)"
+	echo "== iperf3 on loopback (one TCP stream, 5 s, 1 MiB writes, $congestion): the TCP ceiling (run $rep of $repeat)"
 	iperf "$out/iperf3-$rep.json"
 	grep -q bits_per_second "$out/iperf3-$rep.json" && ceilings+=("$out/iperf3-$rep.json")
 done
@@ -126,7 +133,7 @@ for np in $nps; do
 		((repeat > 1)) && tag="np$np-run$rep"
 		echo "== fnmesh bench, np=$np (run $rep of $repeat)"
 		"$out/fnmesh" bench -np "$np" -csv "$out/fnmesh-$tag.csv" -json "$out/fnmesh-$tag.json" \
-			-png "$out/fnmesh-$tag.png" "${flags[@]}" "${fnmesh_only[@]}"
+			-png "$out/fnmesh-$tag.png" -congestion "$congestion" "${flags[@]}" "${fnmesh_only[@]}"
 		cat "$out/fnmesh-$tag.csv" >>"$out/fnmesh.csv"
 		echo "== Open MPI (bench/mpi/osu.c), np=$np (run $rep of $repeat)"
 		"${mpi[@]}" -np "$np" "$out/osu" "${flags[@]}" | tee "$out/openmpi-$tag.csv"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/punch"
 )
 
 // benchOps are the operations fnmesh bench measures, in the order it runs them.
@@ -27,6 +28,7 @@ type benchOptions struct {
 	checksum bool          // payload CRC32C on the wire (collective's default: on)
 	algos    []string      // forced algorithms, "op=name"
 	spin     time.Duration // collective.WithSpin; negative: the default
+	cc       string        // the links' TCP congestion control (rendezvous.WithCongestionControl)
 	procs    int           // GOMAXPROCS of each worker (-1: max(1, CPUs/np); 0: Go's default)
 	profile  string        // directory for per-rank CPU profiles
 	csv      string
@@ -96,6 +98,7 @@ flags:
 	fs.BoolVar(&o.check, "check", true, "verify each collective's result once per size (outside the timed part)")
 	fs.BoolVar(&o.alloc, "alloc", false, "measure the forms that return new buffers (Bcast, Allgather, Alltoallv, Allreduce) instead of the MPI-style ones into prepared buffers (BcastInto, AllgatherInto, AlltoallvInto, AllreduceInto)")
 	fs.BoolVar(&o.checksum, "checksum", true, "CRC32C of every payload on the wire (the communicator's default)")
+	fs.StringVar(&o.cc, "congestion", punch.DefaultCongestionControl, "TCP congestion control of the links (rendezvous.WithCongestionControl; \"\": the system's)")
 	fs.DurationVar(&o.spin, "spin", -1, "how long a rank polls a socket before sleeping (collective.WithSpin; negative: the default, collective.DefaultSpin)")
 	algo := fs.String("algo", "", "force algorithms, e.g. allgather=ring,allreduce=rabenseifner (default: chosen by size)")
 	fs.IntVar(&o.procs, "procs", -1, "GOMAXPROCS of each worker: -1 shares the CPUs out, max(1, CPUs/np), one rank per core as mpirun places them; 0 is Go's default (every CPU per worker)")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/punch"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -99,6 +100,10 @@ func benchCommOptions(o *benchOptions) ([]collective.Option, []string, error) {
 	if !o.checksum {
 		opts = append(opts, collective.WithChecksum(false))
 		settings = append(settings, "checksum=off")
+	}
+	opts = append(opts, collective.WithJoinOptions(rendezvous.WithCongestionControl(o.cc)))
+	if o.cc != punch.DefaultCongestionControl {
+		settings = append(settings, "congestion="+o.cc)
 	}
 	if o.spin >= 0 {
 		opts = append(opts, collective.WithSpin(o.spin))
