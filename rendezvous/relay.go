@@ -176,8 +176,8 @@ type splice struct {
 // partner's. Between two TCP sockets on Linux the copy runs in the kernel
 // (relayCopy: splice(2) through a pipe), and this side's socket buffers are
 // sized to its path first (tuneRelaySocket); its congestion control came
-// from the listener (Serve). The handler returns (and
-// closes its connection) only when both directions are done.
+// from the listener (Serve). The handler returns (and closes its
+// connection) only when both directions are done.
 func (s *Server) pump(slot *relaySlot, side int) {
 	src, dst := slot.conns[side], slot.conns[1-side]
 	src.SetReadDeadline(time.Time{})

@@ -68,8 +68,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 
 	// Connections accepted from an OS listener inherit its congestion
 	// control, which relayed ones need from their first byte (see
-	// punch.SetCongestionControl); each relayed connection gets it again
-	// when the relay starts, for listeners this cannot reach.
+	// punch.SetCongestionControl). Other listeners keep theirs.
 	if sc, ok := ln.(syscall.Conn); ok {
 		if err := punch.SetCongestionControl(sc, s.cfg.relayCongestion); err != nil {
 			s.cfg.log.Warn("relayed connections keep the system's congestion control", "err", err)
