@@ -36,7 +36,8 @@ if command -v iperf3 >/dev/null; then
 	iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
 	srv=$!
 	sleep 0.5
-	if out=$(iperf3 -c 127.0.0.1 -p "$port" -t 5 -J 2>/dev/null); then
+	# With the congestion control of fnmesh's links (punch.DefaultCongestionControl).
+	if out=$(iperf3 -c 127.0.0.1 -p "$port" -t 5 -C "${CONGESTION:-cubic}" -J 2>/dev/null); then
 		iperf_bps=$(grep -A8 '"sum_received"' <<<"$out" | grep -m1 bits_per_second | awk -F: '{ gsub(/[ \t,]/, "", $2); print $2 }')
 		echo "iperf3: $(awk -v b="$iperf_bps" 'BEGIN { printf "%.2f GB/s", b / 8e9 }') one stream, one way"
 	fi
