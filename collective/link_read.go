@@ -478,10 +478,11 @@ func (l *link) pump() bool {
 		break
 	}
 	l.nb = false
+	got := l.pumped > 0 // read under the token: the next holder resets it
 	l.mu.Lock()
 	l.release()
 	l.mu.Unlock()
-	return l.pumped > 0
+	return got
 }
 
 func (l *link) readErr(err error, atBoundary bool) error {
