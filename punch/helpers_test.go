@@ -41,6 +41,21 @@ func punchPair(ctx context.Context, a, b *Port, aEps, bEps []netip.AddrPort) (ca
 	return
 }
 
+// mustPunch punches a and b at each other on their own addresses (no NAT
+// between them) and returns both links, closed when the test ends.
+func mustPunch(t *testing.T, a, b *Port) (ca, cb net.Conn) {
+	t.Helper()
+	ctx := testCtx(t, 10*time.Second)
+	ca, cb, ea, eb := punchPair(ctx, a, b, []netip.AddrPort{a.Addr()}, []netip.AddrPort{b.Addr()})
+	require.NoError(t, ea)
+	require.NoError(t, eb)
+	t.Cleanup(func() {
+		ca.Close()
+		cb.Close()
+	})
+	return ca, cb
+}
+
 // requireSameTuple checks that ca and cb see each other's endpoints (no NAT
 // between them).
 func requireSameTuple(t *testing.T, ca, cb net.Conn) {
