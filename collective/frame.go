@@ -3,7 +3,8 @@ package collective
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // Wire format. Every message on a link is one frame: a fixed 32-byte header
@@ -36,8 +37,6 @@ const (
 	flagTrailer = 1 << 1
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // key is what a receive matches on: the communicator and the tag.
 type key struct {
 	comm uint64
@@ -58,12 +57,12 @@ func putHeader(b []byte, h header) {
 	binary.LittleEndian.PutUint64(b[8:], h.comm)
 	binary.LittleEndian.PutUint64(b[16:], h.tag)
 	binary.LittleEndian.PutUint32(b[24:], h.payload)
-	binary.LittleEndian.PutUint32(b[28:], crc32.Checksum(b[:28], castagnoli))
+	binary.LittleEndian.PutUint32(b[28:], crc32c.Checksum(b[:28]))
 }
 
 // parseHeader decodes and checks a header; maxFrame bounds the payload length.
 func parseHeader(b []byte, maxFrame int) (header, error) {
-	if got, want := binary.LittleEndian.Uint32(b[28:]), crc32.Checksum(b[:28], castagnoli); got != want {
+	if got, want := binary.LittleEndian.Uint32(b[28:]), crc32c.Checksum(b[:28]); got != want {
 		return header{}, fmt.Errorf("%w: header checksum %08x, computed %08x", ErrCorrupt, got, want)
 	}
 	if b[0] != hdrMagic0 || b[1] != hdrMagic1 {
@@ -103,5 +102,3 @@ const (
 func internalTag(seq uint64, step int) uint64 {
 	return internalBit | (seq&sequenceMask)<<stepBits | uint64(step)&maxStep
 }
-
-func crc32Update(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }

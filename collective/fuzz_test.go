@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // FuzzLinkInput feeds arbitrary bytes to a communicator's link, as a
@@ -55,4 +57,4 @@ func FuzzLinkInput(f *testing.F) {
 	})
 }
 
-func crc32Of(b []byte) uint32 { return crc32Update(0, b) }
+func crc32Of(b []byte) uint32 { return crc32c.Checksum(b) }

@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"time"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // Reading a link. Whoever holds the read token (a receiver waiting for its
@@ -509,7 +510,7 @@ func (l *link) readPayload(f *inFrame) error {
 		n := copy(dst[f.off:], l.rbuf[l.r:l.w])
 		l.r += n
 		if check {
-			f.crc = crc32.Update(f.crc, castagnoli, dst[f.off:f.off+n])
+			f.crc = crc32c.Update(f.crc, dst[f.off:f.off+n])
 		}
 		f.off += n
 	}
@@ -524,7 +525,7 @@ func (l *link) readPayload(f *inFrame) error {
 			copy(dst[f.off:], l.rbuf[l.r:l.r+rest])
 			l.r += rest
 			if check {
-				f.crc = crc32.Update(f.crc, castagnoli, dst[f.off:])
+				f.crc = crc32c.Update(f.crc, dst[f.off:])
 			}
 			f.off += rest
 			break
@@ -533,7 +534,7 @@ func (l *link) readPayload(f *inFrame) error {
 		m, err := l.read(dst[f.off:end])
 		l.pumped += m
 		if check && m > 0 {
-			f.crc = crc32.Update(f.crc, castagnoli, dst[f.off:f.off+m])
+			f.crc = crc32c.Update(f.crc, dst[f.off:f.off+m])
 		}
 		f.off += m
 		if err != nil && f.off < len(dst) {

@@ -5,8 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // Writing a link: the calling goroutine writes, under wmu.
@@ -55,7 +56,7 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	case l.t.checksum:
 		h.flags = flagPayload
 		for _, b := range bufs {
-			h.payload = crc32.Update(h.payload, castagnoli, b)
+			h.payload = crc32c.Update(h.payload, b)
 		}
 	}
 
@@ -140,7 +141,7 @@ func (l *link) writeStreamed(bufs [][]byte) (int64, error) {
 		for len(b) > 0 {
 			piece := b[:min(len(b), writeChunk-size)]
 			b = b[len(piece):]
-			crc = crc32.Update(crc, castagnoli, piece)
+			crc = crc32c.Update(crc, piece)
 			l.wvec = append(l.wvec, piece)
 			if size += len(piece); size == writeChunk {
 				n, err := l.flush()
@@ -222,7 +223,7 @@ func (l *link) writeStreamedSock(bufs [][]byte) (int64, error) {
 		for left := writeChunk; left > 0 && ci < len(segs)-1; {
 			b := segs[ci][co:]
 			k := min(len(b), left)
-			crc = crc32.Update(crc, castagnoli, b[:k])
+			crc = crc32c.Update(crc, b[:k])
 			ready, left, co = ready+k, left-k, co+k
 			if co == len(segs[ci]) {
 				ci, co = ci+1, 0
