@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/fnmesh/fnmesh/collective"
 )
@@ -62,7 +63,7 @@ func BcastTable(ctx context.Context, c *collective.Comm, root int, t arrow.Table
 		if len(chunk) == 0 {
 			return nil, fmt.Errorf("arrowio: bcast: rank %d (root) sent an empty message mid-stream", root)
 		}
-		in.feed(chunk)
+		in.feed(memory.NewBufferBytes(chunk))
 	}
 	res, err := in.result()
 	if err != nil {

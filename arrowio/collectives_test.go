@@ -676,7 +676,7 @@ func TestSmallBatchesShareMessages(t *testing.T) {
 		}
 		dec := newDecoder(mem)
 		defer dec.close()
-		if err := dec.feed(aligned(b)); err != nil {
+		if err := dec.feed(memory.NewBufferBytes(b)); err != nil {
 			return err
 		}
 		got := dec.table()

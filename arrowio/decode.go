@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -15,7 +16,8 @@ import (
 var errIncomplete = errors.New("chunk ends before the record batch its messages lead to")
 
 // decoder decodes one stream from its chunks, as they arrive. Message bodies are used in place: the
-// arrays it returns point into the chunks (unless compressed), so chunks must not be reused.
+// arrays it returns point into the chunks (unless compressed) and hold references to them, so a chunk
+// from the receive cache (recvbuf.go) goes back to it when the last array decoded from it is released.
 type decoder struct {
 	mem    memory.Allocator
 	queue  []*ipc.Message // parsed, not yet read
@@ -58,22 +60,38 @@ func (d *decoder) schema() *arrow.Schema {
 	return d.rdr.Schema()
 }
 
-// feed decodes one chunk. After an error the decoder only watches for the end of the stream (so
-// that the caller knows when the sender is done) and keeps returning that first error.
-func (d *decoder) feed(chunk []byte) error {
+// feed decodes one chunk and releases the caller's reference to it (what was decoded keeps its own).
+// After an error the decoder only watches for the end of the stream (so that the caller knows when
+// the sender is done) and keeps returning that first error.
+func (d *decoder) feed(chunk *memory.Buffer) error {
+	chunk = alignedChunk(chunk)
+	defer chunk.Release()
 	if d.err != nil {
-		if !d.eos && endsWithEOS(chunk) {
+		if !d.eos && endsWithEOS(chunk.Bytes()) {
 			d.eos = true
 		}
 		return d.err
 	}
 	if err := d.decode(chunk); err != nil {
 		d.fail(err)
-		if !d.eos && endsWithEOS(chunk) {
+		if !d.eos && endsWithEOS(chunk.Bytes()) {
 			d.eos = true
 		}
 	}
 	return d.err
+}
+
+// alignedChunk returns chunk, or a copy of it if it does not start on an 8-byte boundary (releasing
+// chunk then): decoded arrays point into the chunk, and Arrow buffers must be aligned for their values.
+func alignedChunk(chunk *memory.Buffer) *memory.Buffer {
+	b := chunk.Bytes()
+	if len(b) == 0 || uintptr(unsafe.Pointer(&b[0]))%8 == 0 {
+		return chunk
+	}
+	c := make([]byte, len(b))
+	copy(c, b)
+	chunk.Release()
+	return memory.NewBufferBytes(c)
 }
 
 func (d *decoder) fail(err error) {
@@ -83,10 +101,10 @@ func (d *decoder) fail(err error) {
 	d.dropQueue()
 }
 
-func (d *decoder) decode(chunk []byte) (err error) {
+func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 	defer recoverInvalid(&err, "decoding IPC stream")
 	if d.eos {
-		if len(chunk) == 0 {
+		if chunk.Len() == 0 {
 			return nil
 		}
 		return errors.New("data after the end of the stream")
@@ -131,8 +149,10 @@ func (d *decoder) decode(chunk []byte) (err error) {
 	return nil
 }
 
-// parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker.
-func (d *decoder) parse(chunk []byte) error {
+// parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker. Each message
+// holds a reference to the chunk.
+func (d *decoder) parse(buf *memory.Buffer) error {
+	chunk := buf.Bytes()
 	for off := 0; off < len(chunk); {
 		if d.eos {
 			return errors.New("data after the end-of-stream marker")
@@ -159,17 +179,20 @@ func (d *decoder) parse(chunk []byte) error {
 		if err := verifyMessageMeta(chunk[off : off+int(metaLen)]); err != nil {
 			return err
 		}
-		meta := memory.NewBufferBytes(chunk[off : off+int(metaLen)])
+		meta := memory.SliceBuffer(buf, off, int(metaLen))
 		off += int(metaLen)
 		probe := ipc.NewMessage(meta, memory.NewBufferBytes(nil))
 		bodyLen := probe.BodyLen()
 		probe.Release()
 		if bodyLen < 0 || bodyLen > int64(len(chunk)-off) {
+			meta.Release()
 			return fmt.Errorf("message body of %d bytes at byte %d overruns the %d-byte chunk", bodyLen, off, len(chunk))
 		}
-		body := memory.NewBufferBytes(chunk[off : off+int(bodyLen)])
+		body := memory.SliceBuffer(buf, off, int(bodyLen))
 		off += int(bodyLen)
 		d.queue = append(d.queue, ipc.NewMessage(meta, body))
+		meta.Release() // the message holds them now
+		body.Release()
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func FuzzDecoder(f *testing.F) {
 			n = min(n, len(framed))
 			chunk := append([]byte(nil), framed[:n]...)
 			framed = framed[n:]
-			if dec.feed(aligned(chunk)) != nil && dec.eos {
+			if dec.feed(memory.NewBufferBytes(chunk)) != nil && dec.eos {
 				break
 			}
 		}

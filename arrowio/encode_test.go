@@ -77,7 +77,7 @@ func checkEncodedSlice(mem memory.Allocator, rec arrow.RecordBatch) error {
 
 	dec := newDecoder(mem)
 	defer dec.close()
-	if err := dec.feed(aligned(wire)); err != nil {
+	if err := dec.feed(memory.NewBufferBytes(wire)); err != nil {
 		return fmt.Errorf("decoder: %w", err)
 	}
 	got := dec.take()

@@ -51,12 +51,13 @@ func exchange(ctx context.Context, c *collective.Comm, outs []*outStream, ins []
 		}
 		wg.Go(func() {
 			for !in.dec.eos {
-				chunk, err := comm.Recv(ctx, from, tag)
+				chunk, err := recvChunk(ctx, comm, from, tag)
 				if err != nil {
 					fail(fmt.Errorf("receiving from rank %d: %w", from, err))
 					return
 				}
-				if len(chunk) == 0 {
+				if chunk.Len() == 0 {
+					chunk.Release()
 					fail(fmt.Errorf("rank %d sent an empty message mid-stream", from))
 					return
 				}

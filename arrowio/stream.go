@@ -171,11 +171,11 @@ func (r *StreamReader) wrap(err error) error {
 
 // recv receives and decodes one chunk.
 func (r *StreamReader) recv() error {
-	chunk, err := r.c.Recv(r.ctx, r.src, r.tag)
+	chunk, err := recvChunk(r.ctx, r.c, r.src, r.tag)
 	if err != nil {
 		return r.wrap(err)
 	}
-	if err := r.dec.feed(aligned(chunk)); err != nil {
+	if err := r.dec.feed(chunk); err != nil {
 		return r.wrap(err)
 	}
 	return nil
@@ -241,14 +241,14 @@ func (r *StreamReader) Release() {
 // queued on the tag. It stops at the end of the stream or when receiving fails.
 func (r *StreamReader) drain() {
 	for !r.dec.eos {
-		chunk, err := r.c.Recv(r.ctx, r.src, r.tag)
+		chunk, err := recvChunk(r.ctx, r.c, r.src, r.tag)
 		if err != nil {
 			return
 		}
 		if r.dec.err == nil {
 			r.dec.fail(errors.New("stream abandoned"))
 		}
-		r.dec.feed(aligned(chunk))
+		r.dec.feed(chunk)
 	}
 }
 

@@ -3,7 +3,6 @@ package arrowio
 import (
 	"errors"
 	"fmt"
-	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -125,12 +124,14 @@ func newInStream(from int, mem memory.Allocator) *inStream {
 	return &inStream{from: from, dec: newDecoder(mem)}
 }
 
-// feed decodes a chunk (empty chunks, rounds of a broadcast after the stream ended, are skipped).
-func (s *inStream) feed(chunk []byte) {
-	if len(chunk) == 0 {
+// feed decodes a chunk and releases it (empty chunks, rounds of a broadcast after the stream ended,
+// are skipped).
+func (s *inStream) feed(chunk *memory.Buffer) {
+	if chunk.Len() == 0 {
+		chunk.Release()
 		return
 	}
-	s.dec.feed(aligned(chunk))
+	s.dec.feed(chunk)
 }
 
 // check fails the stream unless its schema is want (named for errors as the schema of rank ref).
@@ -168,14 +169,3 @@ func closeIn(ss []*inStream) {
 // ErrSchemaMismatch is returned (wrapped, naming the ranks and the first differing column) when the
 // tables of a collective operation do not all have the same schema.
 var ErrSchemaMismatch = errors.New("schema mismatch")
-
-// aligned returns chunk, or a copy of it if it does not start on an 8-byte boundary: decoded arrays
-// point into the chunk, and Arrow buffers must be aligned for their values.
-func aligned(chunk []byte) []byte {
-	if len(chunk) == 0 || uintptr(unsafe.Pointer(&chunk[0]))%8 == 0 {
-		return chunk
-	}
-	c := make([]byte, len(chunk))
-	copy(c, chunk)
-	return c
-}

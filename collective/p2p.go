@@ -65,6 +65,37 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 	return b, nil
 }
 
+// RecvFunc receives the next message from rank src with tag tag into the
+// buffer alloc returns for its length n, and returns that buffer: the way
+// to receive into memory the caller manages (a pool, an arena) without a
+// copy when the receive is posted before the message arrives. alloc must
+// return a slice of length exactly n, or nil to refuse the message, which
+// is then consumed and reported as ErrMismatch. alloc is called once, on
+// whichever goroutine delivers the message (possibly not the caller's),
+// before RecvFunc returns; it must not call into c.
+//
+// If ctx ends while the message is being read into alloc's buffer, the link
+// is aborted, as for RecvInto.
+func (c *Comm) RecvFunc(ctx context.Context, src, tag int, alloc func(n int) []byte) ([]byte, error) {
+	if err := c.checkPeer("recv", src, tag); err != nil {
+		return nil, err
+	}
+	if alloc == nil {
+		return nil, fmt.Errorf("collective: recv from rank %d: nil alloc", src)
+	}
+	l := c.links[src]
+	r := l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))
+	if err := l.wait(ctx, r); err != nil {
+		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+	}
+	b, err := r.buf, r.err
+	r.recycle()
+	if err != nil {
+		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+	}
+	return b, nil
+}
+
 // RecvInto receives the next message from rank src with tag tag into buf
 // and returns its length. A message longer than buf is an error and stays
 // queued. RecvInto allocates nothing.

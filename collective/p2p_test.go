@@ -93,6 +93,44 @@ func TestSendRecv(t *testing.T) {
 					_, _ = comms[2].RecvInto(ctx, 1, 4, buf)
 				}), "send and RecvInto allocate nothing")
 			})
+			t.Run("RecvFunc", func(t *testing.T) {
+				arena := make([]byte, 0, 1<<20)
+				alloc := func(n int) []byte {
+					if n > cap(arena)-len(arena) {
+						return nil
+					}
+					arena = arena[:len(arena)+n]
+					return arena[len(arena)-n:]
+				}
+				big := payload(1, 300<<10, 7)
+				// Posted before the message arrives (read straight into the
+				// arena), and after it arrived (queued, then copied in).
+				go func() { _ = comms[1].Send(ctx, 2, 12, big) }()
+				got, err := comms[2].RecvFunc(ctx, 1, 12, alloc)
+				require.NoError(t, err)
+				require.NoError(t, mismatch("posted", got, big))
+				assert.Same(t, &arena[0], &got[0], "delivered into alloc's buffer")
+				require.NoError(t, comms[1].Send(ctx, 2, 13, big))
+				got, err = comms[2].RecvFunc(ctx, 1, 13, alloc)
+				require.NoError(t, err)
+				require.NoError(t, mismatch("queued", got, big))
+				assert.Same(t, &arena[len(big)], &got[0])
+				// A refused message is consumed and reported; the next one
+				// arrives intact.
+				require.NoError(t, comms[1].Send(ctx, 2, 14, big))
+				require.NoError(t, comms[1].Send(ctx, 2, 14, []byte("next")))
+				_, err = comms[2].RecvFunc(ctx, 1, 14, func(int) []byte { return nil })
+				require.ErrorIs(t, err, ErrMismatch)
+				_, err = comms[2].RecvFunc(ctx, 1, 14, func(n int) []byte { return make([]byte, n+1) })
+				require.ErrorIs(t, err, ErrMismatch, "a buffer of the wrong length")
+				require.NoError(t, comms[1].Send(ctx, 2, 14, []byte("last")))
+				got, err = comms[2].RecvFunc(ctx, 1, 14, alloc)
+				require.NoError(t, err)
+				assert.Equal(t, "last", string(got))
+				require.NoError(t, comms[2].Err())
+				_, err = comms[2].RecvFunc(ctx, 1, 14, nil)
+				assert.Error(t, err)
+			})
 			t.Run("cancelled Recv loses nothing", func(t *testing.T) {
 				cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 				defer cancel()

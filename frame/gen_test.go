@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -99,10 +100,10 @@ func cell(a arrow.Array, i int) any {
 		return a.Value(i)
 	case *array.Boolean:
 		return a.Value(i)
-	case *array.String:
-		return a.Value(i)
+	case *array.String: // Value aliases the array's memory, which is reused once released
+		return strings.Clone(a.Value(i))
 	case *array.LargeString:
-		return a.Value(i)
+		return strings.Clone(a.Value(i))
 	case *array.Binary:
 		return string(a.Value(i))
 	case *array.Timestamp:
@@ -110,7 +111,7 @@ func cell(a arrow.Array, i int) any {
 	case *array.Date32:
 		return int64(a.Value(i))
 	}
-	return a.ValueStr(i)
+	return strings.Clone(a.ValueStr(i))
 }
 
 // row is one table row as Go values.

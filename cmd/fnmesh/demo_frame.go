@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -408,7 +409,7 @@ func readTotals(t arrow.Table) ([]regionTotal, error) {
 					return nil, fmt.Errorf("row %d has a null", len(out))
 				}
 			}
-			out = append(out, regionTotal{region: reg.Value(i), orders: orders.Value(i), items: items.Value(i),
+			out = append(out, regionTotal{region: strings.Clone(reg.Value(i)), orders: orders.Value(i), items: items.Value(i),
 				revenue: rev.Value(i), avgOrder: avg.Value(i)})
 		}
 	}
