@@ -50,18 +50,8 @@ func exchange(ctx context.Context, c *collective.Comm, outs []*outStream, ins []
 			continue
 		}
 		wg.Go(func() {
-			for !in.dec.eos {
-				chunk, err := recvChunk(ctx, comm, from, tag)
-				if err != nil {
-					fail(fmt.Errorf("receiving from rank %d: %w", from, err))
-					return
-				}
-				if chunk.Len() == 0 {
-					chunk.Release()
-					fail(fmt.Errorf("rank %d sent an empty message mid-stream", from))
-					return
-				}
-				in.feed(chunk)
+			if err := receiveStream(ctx, comm, from, tag, in); err != nil {
+				fail(err)
 			}
 		})
 	}
@@ -89,4 +79,34 @@ func exchange(ctx context.Context, c *collective.Comm, outs []*outStream, ins []
 		p.abort()
 	}
 	return first
+}
+
+// receiveStream receives and decodes the stream from rank `from` until its end-of-stream marker,
+// keeping a receive posted ahead of the one it waits for: the next message is read straight into a
+// cached buffer even while this goroutine decodes, or waits to be scheduled, instead of being queued
+// by whoever reads the link and copied later. The tag is this exchange's own, so the receive left
+// posted at the end matches nothing and is cancelled cleanly.
+func receiveStream(ctx context.Context, comm *collective.Comm, from, tag int, in *inStream) error {
+	post := func() (*collective.Request, error) { return comm.PostRecvFunc(from, tag, recvBuffers.get) }
+	next, err := post()
+	if err != nil {
+		return fmt.Errorf("receiving from rank %d: %w", from, err)
+	}
+	defer func() { next.Cancel() }()
+	for !in.dec.eos {
+		cur := next
+		if next, err = post(); err != nil {
+			cur.Cancel()
+			return fmt.Errorf("receiving from rank %d: %w", from, err)
+		}
+		b, err := cur.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("receiving from rank %d: %w", from, err)
+		}
+		if len(b) == 0 {
+			return fmt.Errorf("rank %d sent an empty message mid-stream", from)
+		}
+		in.feed(cachedChunk(b))
+	}
+	return nil
 }

@@ -154,8 +154,14 @@ func recvChunk(ctx context.Context, c *collective.Comm, src, tag int) (*memory.B
 	if err != nil {
 		return nil, err
 	}
+	return cachedChunk(b), nil
+}
+
+// cachedChunk wraps a buffer recvBuffers.get made as an Arrow buffer that
+// returns it to the cache on its last release.
+func cachedChunk(b []byte) *memory.Buffer {
 	if len(b) < minCached {
-		return memory.NewBufferBytes(b), nil
+		return memory.NewBufferBytes(b)
 	}
-	return memory.NewBufferWithAllocator(b, recvAllocator{}), nil
+	return memory.NewBufferWithAllocator(b, recvAllocator{})
 }

@@ -77,23 +77,11 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 // If ctx ends while the message is being read into alloc's buffer, the link
 // is aborted, as for RecvInto.
 func (c *Comm) RecvFunc(ctx context.Context, src, tag int, alloc func(n int) []byte) ([]byte, error) {
-	if err := c.checkPeer("recv", src, tag); err != nil {
+	q, err := c.PostRecvFunc(src, tag, alloc)
+	if err != nil {
 		return nil, err
 	}
-	if alloc == nil {
-		return nil, fmt.Errorf("collective: recv from rank %d: nil alloc", src)
-	}
-	l := c.links[src]
-	r := l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))
-	if err := l.wait(ctx, r); err != nil {
-		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
-	}
-	b, err := r.buf, r.err
-	r.recycle()
-	if err != nil {
-		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
-	}
-	return b, nil
+	return q.Wait(ctx)
 }
 
 // RecvInto receives the next message from rank src with tag tag into buf

@@ -131,6 +131,62 @@ func TestSendRecv(t *testing.T) {
 				_, err = comms[2].RecvFunc(ctx, 1, 14, nil)
 				assert.Error(t, err)
 			})
+			t.Run("PostRecvFunc", func(t *testing.T) {
+				// Two receives posted ahead are filled in the order posted,
+				// each straight into its own buffer.
+				bufs := [3][]byte{make([]byte, 300<<10), make([]byte, 5), make([]byte, 300<<10)}
+				next := 0
+				alloc := func(n int) []byte {
+					b := bufs[next][:n]
+					next++
+					return b
+				}
+				q1, err := comms[2].PostRecvFunc(1, 15, alloc)
+				require.NoError(t, err)
+				q2, err := comms[2].PostRecvFunc(1, 15, alloc)
+				require.NoError(t, err)
+				msgs := [][]byte{payload(1, 300<<10, 8), []byte("small"), payload(1, 300<<10, 9)}
+				go func() {
+					for _, m := range msgs {
+						_ = comms[1].Send(ctx, 2, 15, m)
+					}
+				}()
+				got, err := q1.Wait(ctx)
+				require.NoError(t, err)
+				require.NoError(t, mismatch("first", got, msgs[0]))
+				assert.Same(t, &bufs[0][0], &got[0])
+				q3, err := comms[2].PostRecvFunc(1, 15, alloc)
+				require.NoError(t, err)
+				got, err = q2.Wait(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, "small", string(got))
+				got, err = q3.Wait(ctx)
+				require.NoError(t, err)
+				require.NoError(t, mismatch("third", got, msgs[2]))
+				_, err = q3.Wait(ctx)
+				require.Error(t, err, "a request is waited for once")
+
+				// Cancelling a receive that nothing matched leaves the next
+				// message for a later receive, and the communicator usable.
+				q4, err := comms[2].PostRecvFunc(1, 16, func(n int) []byte { return make([]byte, n) })
+				require.NoError(t, err)
+				q4.Cancel()
+				q4.Cancel() // twice is harmless
+				require.NoError(t, comms[1].Send(ctx, 2, 16, []byte("kept")))
+				got, err = comms[2].Recv(ctx, 1, 16)
+				require.NoError(t, err)
+				assert.Equal(t, "kept", string(got))
+				// Cancelling a request whose message arrived drops it.
+				q5, err := comms[2].PostRecvFunc(1, 17, func(n int) []byte { return make([]byte, n) })
+				require.NoError(t, err)
+				require.NoError(t, comms[1].Send(ctx, 2, 17, []byte("dropped")))
+				require.NoError(t, comms[1].Send(ctx, 2, 17, []byte("next")))
+				got, err = comms[2].Recv(ctx, 1, 17) // reads past the first, which q5 takes
+				require.NoError(t, err)
+				assert.Equal(t, "next", string(got))
+				q5.Cancel()
+				require.NoError(t, comms[2].Err())
+			})
 			t.Run("cancelled Recv loses nothing", func(t *testing.T) {
 				cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 				defer cancel()
