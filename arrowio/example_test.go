@@ -197,3 +197,13 @@ func ExampleHashRows() {
 	// true false
 	// Oslo goes to rank 2 of 3
 }
+
+// A function with little memory keeps fewer released receive buffers for
+// reuse (0 keeps none).
+func ExampleSetReceiveCache() {
+	previous := arrowio.SetReceiveCache(64 << 20)
+	defer arrowio.SetReceiveCache(previous)
+	fmt.Println(previous>>20, "MiB by default")
+	// Output:
+	// 256 MiB by default
+}
