@@ -174,15 +174,13 @@ type splice struct {
 
 // pump copies one direction of a relay: from this side's connection to the
 // partner's. Between two TCP sockets on Linux the copy runs in the kernel
-// (relayCopy: splice(2) through a pipe), and this side's socket buffers are
-// sized to its path first (tuneRelaySocket); its congestion control came
-// from the listener (Serve). The handler returns (and closes its
+// (relayCopy: splice(2) through a pipe); its congestion control came from
+// the listener (Serve). The handler returns (and closes its
 // connection) only when both directions are done.
 func (s *Server) pump(slot *relaySlot, side int) {
 	src, dst := slot.conns[side], slot.conns[1-side]
 	src.SetReadDeadline(time.Time{})
 	dst.SetWriteDeadline(time.Time{})
-	tuneRelaySocket(src)
 	err := relayCopy(dst, src, &s.met.relayBytes)
 	if err == nil {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {

@@ -13,6 +13,3 @@ import (
 func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 	return copyCounting(dst, src, counter)
 }
-
-// tuneRelaySocket leaves the socket buffers to the kernel outside Linux.
-func tuneRelaySocket(net.Conn) {}
