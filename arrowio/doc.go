@@ -55,8 +55,8 @@
 // bounds how much is kept), so a long job reuses memory it has already touched instead of paying page
 // faults and garbage collection for fresh memory on every message. Data read out of a returned array
 // without a copy (a string from (*array.String).Value) is valid until the array is released, as arrow-go
-// documents; test binaries overwrite released receive buffers at once, so that a use after release fails
-// a test.
+// documents; test binaries (unless they run benchmarks) overwrite released receive buffers at once, so
+// that a use after release fails a test.
 //
 // arrowio imports arrow-go's array, ipc and memory packages, never compute or Parquet, so that
 // linking it stays cheap.

@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"context"
+	"flag"
 	"math/bits"
 	"sync"
 	"testing"
@@ -40,19 +41,26 @@ type recvCache struct {
 
 var recvBuffers = &recvCache{free: make(map[int][][]byte), limit: DefaultReceiveCache}
 
-// In test binaries every received message goes through the cache, and a
-// buffer that comes back is overwritten at once, so that any use of an
-// array after its release shows up as wrong data in whatever test checks
-// it, not only when a large buffer happens to be reused.
-var (
-	minCached      = cacheMin
-	poisonReleased = testing.Testing()
-)
-
-func init() {
-	if testing.Testing() {
-		minCached = 1
+// checking: in test binaries (unless they run benchmarks) every received
+// message goes through the cache, and a buffer that comes back is
+// overwritten at once, so that any use of an array after its release shows
+// up as wrong data in whatever test checks it, not only when a large buffer
+// happens to be reused. Decided on first use, after the test flags are
+// parsed.
+var checking = sync.OnceValue(func() bool {
+	if !testing.Testing() {
+		return false
 	}
+	bench := flag.Lookup("test.bench")
+	return bench == nil || bench.Value.String() == ""
+})
+
+// minCached is the smallest message that gets a cached buffer.
+func minCached() int {
+	if checking() {
+		return 1
+	}
+	return cacheMin
 }
 
 // SetReceiveCache sets how many bytes of released receive buffers the
@@ -84,7 +92,7 @@ func sizeClass(n int) int {
 // get returns a buffer of length n; from the cache when one of n's class
 // is there. Its contents are undefined: the message overwrites them.
 func (c *recvCache) get(n int) []byte {
-	if n < minCached {
+	if n < minCached() {
 		return make([]byte, n)
 	}
 	class := sizeClass(n)
@@ -104,11 +112,11 @@ func (c *recvCache) get(n int) []byte {
 // put takes back a buffer get made, unless the cache is full.
 func (c *recvCache) put(b []byte) {
 	class := cap(b)
-	if class < minCached || sizeClass(class) != class {
+	if class < minCached() || sizeClass(class) != class {
 		return
 	}
 	b = b[:class]
-	if poisonReleased {
+	if checking() {
 		for i := range b {
 			b[i] = 0xA5
 		}
@@ -160,7 +168,7 @@ func recvChunk(ctx context.Context, c *collective.Comm, src, tag int) (*memory.B
 // cachedChunk wraps a buffer recvBuffers.get made as an Arrow buffer that
 // returns it to the cache on its last release.
 func cachedChunk(b []byte) *memory.Buffer {
-	if len(b) < minCached {
+	if len(b) < minCached() {
 		return memory.NewBufferBytes(b)
 	}
 	return memory.NewBufferWithAllocator(b, recvAllocator{})

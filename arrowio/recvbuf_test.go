@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"context"
+	"flag"
 	"testing"
 	"time"
 	"unsafe"
@@ -40,7 +41,7 @@ func TestRecvCache(t *testing.T) {
 	b := c.get(1<<20 - 100) // same class: the same memory comes back
 	require.Len(t, b, 1<<20-100)
 	assert.Same(t, unsafe.SliceData(a), unsafe.SliceData(b))
-	if poisonReleased {
+	if checking() {
 		assert.Equal(t, byte(0xA5), b[0], "released buffers are poisoned in test binaries")
 	}
 	assert.Zero(t, c.held)
@@ -110,4 +111,14 @@ func TestReceivedTablesReturnTheirBuffers(t *testing.T) {
 		return hasRows(second, allSchema, rankRows(t, rows, 0, 0))
 	})
 	requireNoErrors(t, errs)
+}
+
+// TestChecking: test binaries poison released receive buffers (so the
+// other tests catch a use after release), except when they run benchmarks.
+func TestChecking(t *testing.T) {
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		t.Skip("benchmarks requested: released receive buffers are not poisoned in this run")
+	}
+	require.True(t, checking())
+	require.Equal(t, 1, minCached())
 }
