@@ -18,7 +18,7 @@ import (
 // cache for the next message. Memory the process has touched before costs
 // nothing to reuse, where a fresh buffer costs the kernel a page fault and a
 // page of zeroes every 4 KiB and the garbage collector a cycle every few
-// buffers: together about a third of a loopback exchange's time.
+// buffers (an exchange on loopback ran 1.1-1.4x faster with the cache).
 
 const (
 	// cacheMin: smaller messages get plain buffers (they are cheap, and
@@ -74,6 +74,7 @@ func SetReceiveCache(limit int64) (previous int64) {
 	previous, c.limit = c.limit, max(limit, 0)
 	for class, bufs := range c.free {
 		for c.held > c.limit && len(bufs) > 0 {
+			bufs[len(bufs)-1] = nil // for the garbage collector
 			bufs = bufs[:len(bufs)-1]
 			c.held -= int64(class)
 		}
