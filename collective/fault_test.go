@@ -317,3 +317,57 @@ func TestFaultTruncatedAndOversized(t *testing.T) {
 		assert.ErrorIs(t, err, ErrPeerClosed)
 	})
 }
+
+// TestFaultPostedReceive: receives posted ahead end with an error, never a
+// hang, when the peer dies or the communicator is closed, and a request
+// cancelled mid-frame aborts the link instead of leaving the reader writing
+// into memory its caller got back.
+func TestFaultPostedReceive(t *testing.T) {
+	ctx := context.Background()
+	fresh := func(n int) []byte { return make([]byte, n) }
+
+	t.Run("peer dies", func(t *testing.T) {
+		comms := newComms(t, tcpMesh, 2)
+		q1, err := comms[1].PostRecvFunc(0, 1, fresh)
+		require.NoError(t, err)
+		q2, err := comms[1].PostRecvFunc(0, 1, fresh)
+		require.NoError(t, err)
+		require.NoError(t, comms[0].Close())
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err = q1.Wait(wctx)
+		require.Error(t, err)
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "the dead peer ends the receive, not the deadline")
+		_, err = q2.Wait(wctx)
+		require.Error(t, err)
+	})
+	t.Run("closed", func(t *testing.T) {
+		comms := newComms(t, pipeKind, 2)
+		q, err := comms[1].PostRecvFunc(0, 1, fresh)
+		require.NoError(t, err)
+		require.NoError(t, comms[1].Close())
+		_, err = q.Wait(ctx)
+		require.ErrorIs(t, err, ErrClosed)
+		q.Cancel() // after the end: nothing to do
+	})
+	t.Run("cancelled mid-frame", func(t *testing.T) {
+		// A raw peer announces 1 MiB and sends 100 bytes of it: the
+		// receive is being filled when its context ends.
+		a, b := net.Pipe()
+		c, err := New(1, []net.Conn{b, nil})
+		require.NoError(t, err)
+		defer c.Close()
+		hdr := make([]byte, hdrLen)
+		putHeader(hdr, header{key: key{worldID, 1}, n: 1 << 20})
+		go func() { _, _ = a.Write(append(hdr, make([]byte, 100)...)) }()
+		defer a.Close()
+		started := make(chan struct{})
+		q, err := c.PostRecvFunc(0, 1, func(n int) []byte { close(started); return make([]byte, n) })
+		require.NoError(t, err)
+		wctx, cancel := context.WithCancel(ctx)
+		go func() { <-started; cancel() }()
+		_, err = q.Wait(wctx)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Error(t, c.Err(), "abandoning a receive into the caller's buffer mid-frame aborts the link")
+	})
+}
