@@ -52,8 +52,9 @@
 //
 // Messages are received into buffers of a process-wide cache (Comm.RecvFunc underneath): when the last
 // array decoded from a message is released, its buffer is kept for the next message (SetReceiveCache
-// bounds how much is kept), so a long job reuses memory it has already touched instead of paying page
-// faults and garbage collection for fresh memory on every message. Data read out of a returned array
+// bounds how much is kept; a buffer unused for two garbage collections goes back to the heap), so a long
+// job reuses memory it has already touched instead of paying page faults and garbage collection for
+// fresh memory on every message. Data read out of a returned array
 // without a copy (a string from (*array.String).Value) is valid until the array is released, as arrow-go
 // documents; test binaries (unless they run benchmarks) overwrite released receive buffers at once, so
 // that a use after release fails a test.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"math/bits"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -31,15 +32,49 @@ const (
 
 // recvCache keeps released receive buffers by size class: sizes round up to
 // an eighth of their power of two, so a buffer is at most 1/8 larger than
-// its message and messages of about the same size share a class.
+// its message and messages of about the same size share a class. Buffers
+// age with the garbage collector, as sync.Pool's do: each collection moves
+// what is in the cache to an older generation and drops what was already
+// there, so a buffer unused for two collections goes back to the heap. A
+// busy job keeps its buffers; an idle process, or one short of memory
+// (whose collector runs often), does not keep them for long.
 type recvCache struct {
 	mu    sync.Mutex
-	free  map[int][][]byte // by capacity
-	held  int64
+	free  map[int][][]byte // by capacity: released since the last collection
+	old   map[int][][]byte // released before it
+	held  int64            // bytes in free and old
 	limit int64
 }
 
-var recvBuffers = &recvCache{free: make(map[int][][]byte), limit: DefaultReceiveCache}
+var recvBuffers = newRecvCache(DefaultReceiveCache)
+
+func newRecvCache(limit int64) *recvCache {
+	return &recvCache{free: make(map[int][][]byte), old: make(map[int][][]byte), limit: limit}
+}
+
+func init() { ageAfterGC(recvBuffers) }
+
+// ageAfterGC ages c after every garbage collection, from a cleanup of an
+// object nobody refers to, which runs once a collection has found it
+// unreachable and then arms the next one.
+func ageAfterGC(c *recvCache) {
+	sentinel := new([16]byte)
+	runtime.AddCleanup(sentinel, func(c *recvCache) {
+		c.age()
+		ageAfterGC(c)
+	}, c)
+}
+
+// age drops the old generation and makes the free one old.
+func (c *recvCache) age() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for class, bufs := range c.old {
+		c.held -= int64(class) * int64(len(bufs))
+	}
+	clear(c.old)
+	c.free, c.old = c.old, c.free
+}
 
 // checking: in test binaries (unless they run benchmarks) every received
 // message goes through the cache, and a buffer that comes back is
@@ -72,13 +107,15 @@ func SetReceiveCache(limit int64) (previous int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	previous, c.limit = c.limit, max(limit, 0)
-	for class, bufs := range c.free {
-		for c.held > c.limit && len(bufs) > 0 {
-			bufs[len(bufs)-1] = nil // for the garbage collector
-			bufs = bufs[:len(bufs)-1]
-			c.held -= int64(class)
+	for _, gen := range []map[int][][]byte{c.old, c.free} {
+		for class, bufs := range gen {
+			for c.held > c.limit && len(bufs) > 0 {
+				bufs[len(bufs)-1] = nil // for the garbage collector
+				bufs = bufs[:len(bufs)-1]
+				c.held -= int64(class)
+			}
+			gen[class] = bufs
 		}
-		c.free[class] = bufs
 	}
 	return previous
 }
@@ -98,16 +135,30 @@ func (c *recvCache) get(n int) []byte {
 	}
 	class := sizeClass(n)
 	c.mu.Lock()
-	if bufs := c.free[class]; len(bufs) > 0 {
-		b := bufs[len(bufs)-1]
-		bufs[len(bufs)-1] = nil
-		c.free[class] = bufs[:len(bufs)-1]
+	b := pop(c.free, class)
+	if b == nil {
+		b = pop(c.old, class)
+	}
+	if b != nil {
 		c.held -= int64(class)
-		c.mu.Unlock()
-		return b[:n]
 	}
 	c.mu.Unlock()
-	return make([]byte, n, class)
+	if b == nil {
+		return make([]byte, n, class)
+	}
+	return b[:n]
+}
+
+// pop takes a buffer of the class out of gen, or returns nil.
+func pop(gen map[int][][]byte, class int) []byte {
+	bufs := gen[class]
+	if len(bufs) == 0 {
+		return nil
+	}
+	b := bufs[len(bufs)-1]
+	bufs[len(bufs)-1] = nil
+	gen[class] = bufs[:len(bufs)-1]
+	return b
 }
 
 // put takes back a buffer get made, unless the cache is full.

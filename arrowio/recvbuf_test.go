@@ -3,6 +3,8 @@ package arrowio
 import (
 	"context"
 	"flag"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 	"unsafe"
@@ -32,7 +34,7 @@ func TestSizeClass(t *testing.T) {
 }
 
 func TestRecvCache(t *testing.T) {
-	c := &recvCache{free: make(map[int][][]byte), limit: 3 << 20}
+	c := newRecvCache(3 << 20)
 	a := c.get(1 << 20)
 	require.Len(t, a, 1<<20)
 	a[0] = 1
@@ -73,6 +75,8 @@ func TestSetReceiveCache(t *testing.T) {
 // communicator lives in cached buffers until its last release, and
 // survives other traffic in the meantime.
 func TestReceivedTablesReturnTheirBuffers(t *testing.T) {
+	// No collection may age the cache between the two looks at it.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	comms := newWorld(t, tcpLinks, 2)
 	held := func() int64 {
 		recvBuffers.mu.Lock()
@@ -121,4 +125,38 @@ func TestChecking(t *testing.T) {
 	}
 	require.True(t, checking())
 	require.Equal(t, 1, minCached())
+}
+
+// TestRecvCacheAges: a buffer survives one garbage collection in the cache
+// and is dropped at the second unless it was used in between.
+func TestRecvCacheAges(t *testing.T) {
+	c := newRecvCache(64 << 20)
+	a, b := c.get(1<<20), c.get(1<<20)
+	c.put(a)
+	c.age()
+	c.put(b) // released after the first collection
+	require.Equal(t, int64(2*sizeClass(1<<20)), c.held)
+	c.age()
+	require.Equal(t, int64(sizeClass(1<<20)), c.held, "a is dropped, b is kept one more cycle")
+	got := c.get(1 << 20)
+	assert.Same(t, unsafe.SliceData(b), unsafe.SliceData(got))
+	c.age()
+	c.age()
+	assert.Zero(t, c.held)
+}
+
+// TestRecvCacheAgesWithTheCollector: the process-wide cache is aged by real
+// garbage collections.
+func TestRecvCacheAgesWithTheCollector(t *testing.T) {
+	recvBuffers.put(recvBuffers.get(1 << 20))
+	held := func() int64 {
+		recvBuffers.mu.Lock()
+		defer recvBuffers.mu.Unlock()
+		return recvBuffers.held
+	}
+	require.NotZero(t, held())
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		return held() == 0
+	}, 10*time.Second, 10*time.Millisecond, "two collections drop unused buffers")
 }
