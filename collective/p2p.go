@@ -77,7 +77,7 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 // If ctx ends while the message is being read into alloc's buffer, the link
 // is aborted, as for RecvInto.
 func (c *Comm) RecvFunc(ctx context.Context, src, tag int, alloc func(n int) []byte) ([]byte, error) {
-	q, err := c.PostRecvFunc(src, tag, alloc)
+	q, err := c.postRecvFunc(src, tag, alloc)
 	if err != nil {
 		return nil, err
 	}

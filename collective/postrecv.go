@@ -26,14 +26,22 @@ var errRequestUsed = errors.New("request already waited for or cancelled")
 // received without a gap by keeping one receive posted ahead of the one
 // being waited for. alloc follows RecvFunc's rules.
 func (c *Comm) PostRecvFunc(src, tag int, alloc func(n int) []byte) (*Request, error) {
-	if err := c.checkPeer("recv", src, tag); err != nil {
+	q, err := c.postRecvFunc(src, tag, alloc)
+	if err != nil {
 		return nil, err
 	}
+	return &q, nil
+}
+
+func (c *Comm) postRecvFunc(src, tag int, alloc func(n int) []byte) (Request, error) {
+	if err := c.checkPeer("recv", src, tag); err != nil {
+		return Request{}, err
+	}
 	if alloc == nil {
-		return nil, fmt.Errorf("collective: recv from rank %d: nil alloc", src)
+		return Request{}, fmt.Errorf("collective: recv from rank %d: nil alloc", src)
 	}
 	l := c.links[src]
-	return &Request{src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}, nil
+	return Request{src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}, nil
 }
 
 // Wait waits for q's message and returns the buffer alloc gave for it. If
