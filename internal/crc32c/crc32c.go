@@ -4,9 +4,6 @@ import "hash/crc32"
 
 var table = crc32.MakeTable(crc32.Castagnoli)
 
-// Size is the size of a CRC32C checksum in bytes.
-const Size = 4
-
 // Update returns the result of adding the bytes in p to crc, as
 // crc32.Update does with the Castagnoli table.
 func Update(crc uint32, p []byte) uint32 {

@@ -31,6 +31,14 @@ DATA pmu<>+0(SB)/8, $0x105ec76f1
 DATA pmu<>+8(SB)/8, $0x0dea713f1
 GLOBL pmu<>(SB), RODATA, $16
 
+// FOLD moves the accumulator acc forward by the distance whose constants
+// are in k and adds data to it: acc = clmul(acc.lo, k.lo) ^ clmul(acc.hi,
+// k.hi) ^ data, in every 128-bit lane; tmp is clobbered.
+#define FOLD(k, acc, tmp, data) \
+	VPCLMULQDQ $0x11, k, acc, tmp; \
+	VPCLMULQDQ $0x00, k, acc, acc; \
+	VPTERNLOGD $0x96, data, tmp, acc
+
 // func updateVector(crc uint32, p []byte) uint32
 // len(p) >= 256 and a multiple of 16; crc is the uninverted state.
 TEXT ·updateVector(SB), NOSPLIT, $0-36
@@ -57,18 +65,10 @@ loop256:
 	VMOVDQU64  64(SI), Z12
 	VMOVDQU64  128(SI), Z13
 	VMOVDQU64  192(SI), Z14
-	VPCLMULQDQ $0x11, Z0, Z1, Z5
-	VPCLMULQDQ $0x00, Z0, Z1, Z1
-	VPCLMULQDQ $0x11, Z0, Z2, Z6
-	VPCLMULQDQ $0x00, Z0, Z2, Z2
-	VPCLMULQDQ $0x11, Z0, Z3, Z7
-	VPCLMULQDQ $0x00, Z0, Z3, Z3
-	VPCLMULQDQ $0x11, Z0, Z4, Z8
-	VPCLMULQDQ $0x00, Z0, Z4, Z4
-	VPTERNLOGD $0x96, Z11, Z5, Z1 // Z1 = Z1 ^ Z5 ^ Z11
-	VPTERNLOGD $0x96, Z12, Z6, Z2
-	VPTERNLOGD $0x96, Z13, Z7, Z3
-	VPTERNLOGD $0x96, Z14, Z8, Z4
+	FOLD(Z0, Z1, Z5, Z11)
+	FOLD(Z0, Z2, Z6, Z12)
+	FOLD(Z0, Z3, Z7, Z13)
+	FOLD(Z0, Z4, Z8, Z14)
 	ADDQ       $256, SI
 	SUBQ       $256, CX
 	CMPQ       CX, $256
@@ -77,23 +77,15 @@ loop256:
 fold4:
 	// Fold the four accumulators into Z1, 64 bytes at a time.
 	VBROADCASTI32X4 k512<>(SB), Z0
-	VPCLMULQDQ      $0x11, Z0, Z1, Z5
-	VPCLMULQDQ      $0x00, Z0, Z1, Z1
-	VPTERNLOGD      $0x96, Z2, Z5, Z1
-	VPCLMULQDQ      $0x11, Z0, Z1, Z5
-	VPCLMULQDQ      $0x00, Z0, Z1, Z1
-	VPTERNLOGD      $0x96, Z3, Z5, Z1
-	VPCLMULQDQ      $0x11, Z0, Z1, Z5
-	VPCLMULQDQ      $0x00, Z0, Z1, Z1
-	VPTERNLOGD      $0x96, Z4, Z5, Z1
+	FOLD(Z0, Z1, Z5, Z2)
+	FOLD(Z0, Z1, Z5, Z3)
+	FOLD(Z0, Z1, Z5, Z4)
 	CMPQ            CX, $64
 	JB              lanes
 
 loop64:
-	VMOVDQU64  0(SI), Z11
-	VPCLMULQDQ $0x11, Z0, Z1, Z5
-	VPCLMULQDQ $0x00, Z0, Z1, Z1
-	VPTERNLOGD $0x96, Z11, Z5, Z1
+	VMOVDQU64 0(SI), Z11
+	FOLD(Z0, Z1, Z5, Z11)
 	ADDQ       $64, SI
 	SUBQ       $64, CX
 	CMPQ       CX, $64
@@ -105,23 +97,15 @@ lanes:
 	VEXTRACTI32X4 $2, Z1, X3
 	VEXTRACTI32X4 $3, Z1, X4
 	VMOVDQU       k128<>(SB), X0
-	VPCLMULQDQ    $0x11, X0, X1, X5
-	VPCLMULQDQ    $0x00, X0, X1, X1
-	VPTERNLOGD    $0x96, X2, X5, X1
-	VPCLMULQDQ    $0x11, X0, X1, X5
-	VPCLMULQDQ    $0x00, X0, X1, X1
-	VPTERNLOGD    $0x96, X3, X5, X1
-	VPCLMULQDQ    $0x11, X0, X1, X5
-	VPCLMULQDQ    $0x00, X0, X1, X1
-	VPTERNLOGD    $0x96, X4, X5, X1
+	FOLD(X0, X1, X5, X2)
+	FOLD(X0, X1, X5, X3)
+	FOLD(X0, X1, X5, X4)
 	CMPQ          CX, $16
 	JB            reduce
 
 loop16:
-	VMOVDQU    0(SI), X11
-	VPCLMULQDQ $0x11, X0, X1, X5
-	VPCLMULQDQ $0x00, X0, X1, X1
-	VPTERNLOGD $0x96, X11, X5, X1
+	VMOVDQU 0(SI), X11
+	FOLD(X0, X1, X5, X11)
 	ADDQ       $16, SI
 	SUBQ       $16, CX
 	CMPQ       CX, $16
