@@ -55,19 +55,9 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 
 	for {
 		// The pipe is empty here, so EAGAIN means src has nothing to read.
-		var n int64
-		var serr error
-		err := sr.Read(func(fd uintptr) bool {
-			for {
-				n, serr = unix.Splice(int(fd), nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
-				if serr != unix.EINTR {
-					return serr != unix.EAGAIN
-				}
-			}
+		n, err := spliceWaiting(sr.Read, func(fd int) (int64, error) {
+			return unix.Splice(fd, nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
 		})
-		if err == nil {
-			err = serr
-		}
 		if err != nil {
 			return fmt.Errorf("relay: splice from %v: %w", src.RemoteAddr(), err)
 		}
@@ -76,18 +66,9 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 		}
 		// Drain the pipe into dst; EAGAIN means dst's send buffer is full.
 		for n > 0 {
-			var m int64
-			err := dr.Write(func(fd uintptr) bool {
-				for {
-					m, serr = unix.Splice(p[0], nil, int(fd), nil, int(n), unix.SPLICE_F_NONBLOCK)
-					if serr != unix.EINTR {
-						return serr != unix.EAGAIN
-					}
-				}
+			m, err := spliceWaiting(dr.Write, func(fd int) (int64, error) {
+				return unix.Splice(p[0], nil, fd, nil, int(n), unix.SPLICE_F_NONBLOCK)
 			})
-			if err == nil {
-				err = serr
-			}
 			if err != nil {
 				return fmt.Errorf("relay: splice to %v: %w", dst.RemoteAddr(), err)
 			}
@@ -95,4 +76,27 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 			counter.Add(m)
 		}
 	}
+}
+
+// spliceWaiting runs one non-blocking splice(2) on a socket's descriptor
+// through wait (its RawConn's Read or Write), which parks the goroutine in
+// Go's netpoller while the call would block, so that deadlines and Close
+// end the wait.
+func spliceWaiting(wait func(func(fd uintptr) bool) error, splice func(fd int) (int64, error)) (int64, error) {
+	var (
+		n    int64
+		serr error
+	)
+	err := wait(func(fd uintptr) bool {
+		for {
+			n, serr = splice(int(fd))
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return n, err
 }
