@@ -35,24 +35,10 @@ func (o Op[T]) Commutative() bool { return o.commutative }
 
 // Sum adds elements.
 func Sum[T Number]() Op[T] {
-	f := func(acc, in []T) {
-		in = in[:len(acc)]
-		i := 0
-		for ; i+4 <= len(acc); i += 4 { // unrolled: Go does not vectorise
-			a, b := acc[i:i+4:i+4], in[i:i+4:i+4]
-			a[0] += b[0]
-			a[1] += b[1]
-			a[2] += b[2]
-			a[3] += b[3]
-		}
-		for ; i < len(acc); i++ {
-			acc[i] += in[i]
-		}
-	}
 	to := func(dst, a, b []T) {
 		a, b = a[:len(dst)], b[:len(dst)]
 		i := 0
-		for ; i+4 <= len(dst); i += 4 {
+		for ; i+4 <= len(dst); i += 4 { // unrolled: Go does not vectorise
 			d, x, y := dst[i:i+4:i+4], a[i:i+4:i+4], b[i:i+4:i+4]
 			d[0] = x[0] + y[0]
 			d[1] = x[1] + y[1]
@@ -63,61 +49,48 @@ func Sum[T Number]() Op[T] {
 			dst[i] = a[i] + b[i]
 		}
 	}
-	if vf, vto := fastSum[T](); vf != nil {
-		f, to = vf, vto
+	if vto := fastSum[T](); vto != nil {
+		to = vto
 	}
-	return Op[T]{name: "sum", commutative: true, fwd: f, rev: f, to: to}
+	return commutativeOp("sum", to)
 }
 
 // Prod multiplies elements.
 func Prod[T Number]() Op[T] {
-	f := func(acc, in []T) {
-		in = in[:len(acc)]
-		for i := range acc {
-			acc[i] *= in[i]
-		}
-	}
-	to := func(dst, a, b []T) {
+	return commutativeOp("prod", func(dst, a, b []T) {
 		a, b = a[:len(dst)], b[:len(dst)]
 		for i := range dst {
 			dst[i] = a[i] * b[i]
 		}
-	}
-	return Op[T]{name: "prod", commutative: true, fwd: f, rev: f, to: to}
+	})
 }
 
 // Min keeps the smaller element (for floats, as the built-in min: NaN wins).
 func Min[T Number]() Op[T] {
-	f := func(acc, in []T) {
-		in = in[:len(acc)]
-		for i := range acc {
-			acc[i] = min(acc[i], in[i])
-		}
-	}
-	to := func(dst, a, b []T) {
+	return commutativeOp("min", func(dst, a, b []T) {
 		a, b = a[:len(dst)], b[:len(dst)]
 		for i := range dst {
 			dst[i] = min(a[i], b[i])
 		}
-	}
-	return Op[T]{name: "min", commutative: true, fwd: f, rev: f, to: to}
+	})
 }
 
 // Max keeps the larger element (for floats, as the built-in max: NaN wins).
 func Max[T Number]() Op[T] {
-	f := func(acc, in []T) {
-		in = in[:len(acc)]
-		for i := range acc {
-			acc[i] = max(acc[i], in[i])
-		}
-	}
-	to := func(dst, a, b []T) {
+	return commutativeOp("max", func(dst, a, b []T) {
 		a, b = a[:len(dst)], b[:len(dst)]
 		for i := range dst {
 			dst[i] = max(a[i], b[i])
 		}
-	}
-	return Op[T]{name: "max", commutative: true, fwd: f, rev: f, to: to}
+	})
+}
+
+// commutativeOp makes a commutative op from its two-operand form to
+// (dst = a ⊕ b): combining in place is to with the accumulator as both
+// destination and first operand, in either rank order.
+func commutativeOp[T Number](name string, to func(dst, a, b []T)) Op[T] {
+	f := func(acc, in []T) { to(acc, acc, in) }
+	return Op[T]{name: name, commutative: true, fwd: f, rev: f, to: to}
 }
 
 // NewOp returns a user-defined op computing fn(a, b) = a ⊕ b element by

@@ -18,11 +18,11 @@ func addF32AVX2(dst, a, b unsafe.Pointer, n int)
 //go:noescape
 func addF64AVX2(dst, a, b unsafe.Pointer, n int)
 
-// fastSum returns vector kernels for Sum over T (acc += in, and
-// dst = a + b), or nils where there are none.
-func fastSum[T Number]() (fwd func(acc, in []T), to func(dst, a, b []T)) {
+// fastSum returns the vector kernel for Sum over T (dst = a + b), or nil
+// where there is none.
+func fastSum[T Number]() func(dst, a, b []T) {
 	if !cpu.X86.HasAVX2 {
-		return nil, nil
+		return nil
 	}
 	var add func(dst, a, b unsafe.Pointer, n int)
 	switch reflect.TypeFor[T]().Kind() {
@@ -31,9 +31,9 @@ func fastSum[T Number]() (fwd func(acc, in []T), to func(dst, a, b []T)) {
 	case reflect.Float64:
 		add = addF64AVX2
 	default:
-		return nil, nil
+		return nil
 	}
-	to = func(dst, a, b []T) {
+	return func(dst, a, b []T) {
 		n := len(dst)
 		if n == 0 {
 			return
@@ -41,6 +41,4 @@ func fastSum[T Number]() (fwd func(acc, in []T), to func(dst, a, b []T)) {
 		a, b = a[:n], b[:n]
 		add(unsafe.Pointer(&dst[0]), unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), n)
 	}
-	fwd = func(acc, in []T) { to(acc, acc, in) }
-	return fwd, to
 }
