@@ -64,8 +64,8 @@ type Tuning struct {
 }
 
 // DefaultTuning returns the default switch points (after MPICH's, with the
-// ring allreduce from 256 KiB as measured with fnmesh bench; see
-// docs/collectives.md).
+// ring allreduce from 256 KiB and the scattered exchange up to 4 MiB per
+// peer as measured with fnmesh bench; see docs/collectives.md).
 func DefaultTuning() Tuning {
 	return Tuning{
 		BcastShort:            12 << 10,
@@ -74,7 +74,7 @@ func DefaultTuning() Tuning {
 		AllgatherShort:        80 << 10,
 		AlltoallBruckMax:      256,
 		AlltoallBruckMinRanks: 8,
-		AlltoallScatteredMax:  32 << 10,
+		AlltoallScatteredMax:  4 << 20, // measured: scattered beats pairwise up to here at p = 4 (MPICH: 32 KiB for alltoall)
 		AlltoallBatch:         32,
 		ReduceShort:           2 << 10,
 		AllreduceShort:        2 << 10,
