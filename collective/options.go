@@ -47,8 +47,8 @@ type Tuning struct {
 
 	// Allreduce: recursive doubling at or below AllreduceShort bytes (or
 	// for fewer elements than the largest power of two <= p); ring at or
-	// above AllreduceRingMin bytes with a commutative op; Rabenseifner in
-	// between.
+	// above AllreduceRingMin bytes with a commutative op when p is not a
+	// power of two; Rabenseifner otherwise.
 	AllreduceShort   int
 	AllreduceRingMin int
 
@@ -64,8 +64,9 @@ type Tuning struct {
 }
 
 // DefaultTuning returns the default switch points (after MPICH's, with the
-// ring allreduce from 256 KiB and the scattered exchange up to 4 MiB per
-// peer as measured with fnmesh bench; see docs/collectives.md).
+// ring allreduce from 256 KiB when p is not a power of two and the
+// scattered exchange up to 4 MiB per peer, as measured with fnmesh bench;
+// see docs/collectives.md).
 func DefaultTuning() Tuning {
 	return Tuning{
 		BcastShort:            12 << 10,
@@ -78,7 +79,7 @@ func DefaultTuning() Tuning {
 		AlltoallBatch:         32,
 		ReduceShort:           2 << 10,
 		AllreduceShort:        2 << 10,
-		AllreduceRingMin:      256 << 10, // measured: the ring beats Rabenseifner from here at p = 2 and 4
+		AllreduceRingMin:      256 << 10, // p not a power of two: the ring from here
 		ReduceScatterShort:    512 << 10,
 		ChunkSize:             256 << 10,
 	}

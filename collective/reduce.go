@@ -146,7 +146,9 @@ func (c *Comm) allreduceAlgorithm(n, count int, rd reducer) Algorithm {
 		switch {
 		case n <= t.AllreduceShort || count < floorPow2(c.size):
 			a = AllreduceRecursiveDoubling
-		case rd.commutative && n >= t.AllreduceRingMin:
+		case rd.commutative && n >= t.AllreduceRingMin && c.size&(c.size-1) != 0:
+			// Rabenseifner folds the ranks beyond a power of two in and
+			// out with two whole-vector transfers; the ring does not.
 			a = AllreduceRing
 		default:
 			a = AllreduceRabenseifner
