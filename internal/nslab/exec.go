@@ -82,18 +82,46 @@ func processAlive(pid int) bool {
 
 // deleteNamespace kills every process in ns and deletes it.
 func deleteNamespace(ctx context.Context, ns string) error {
-	out, err := exec.CommandContext(ctx, "ip", "netns", "pids", ns).Output()
-	if err == nil {
-		for _, f := range strings.Fields(string(out)) {
-			if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			}
+	for _, pid := range pidsIn(ctx, ns) {
+		if pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	if err := ip(ctx, "netns", "del", ns); err != nil {
 		return fmt.Errorf("nslab: delete namespace %s: %w", ns, err)
 	}
 	return nil
+}
+
+// pidsIn returns the processes in namespace ns and those on their way into
+// it: an "ip netns exec ns prog" that has not entered it yet, which
+// "ip netns pids" cannot see and which would otherwise enter the namespace
+// after it lost its name and run on unseen. The command lines are read
+// first: a process that execs prog (and so loses that command line) has
+// entered the namespace by then, and stays there for "ip netns pids".
+func pidsIn(ctx context.Context, ns string) []int {
+	var pids []int
+	entering := []byte("\x00netns\x00exec\x00" + ns + "\x00")
+	if entries, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid <= 0 {
+				continue
+			}
+			cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && bytes.Contains(cmdline, entering) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "pids", ns).Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
 
 // ip runs the ip command with args.
