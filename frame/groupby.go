@@ -143,6 +143,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 			releaseAll(cols)
 			return nil, f.errorf(op, err)
 		}
+		tm.done(ctx, "key estimate", f.part.NumRows(), 0) // a sketch and a vote: one round of the network
 	}
 	partial, err := aggregateRows(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial, perRow)
 	releaseAll(cols)
