@@ -83,12 +83,31 @@ func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Op
 }
 
 // ReadCSV reads a frame from CSV files with a header row, each rank the
-// files Files assigns it (collective). With a nil schema the column types are
-// inferred from each file; ranks that infer different types fail with an
-// error that names them (pass a schema then). Empty fields are nulls.
+// files Files assigns it (collective). Empty fields are nulls. With a nil
+// schema the ranks infer one together first, from the first 65536 rows of
+// every file: each column gets the first of int64, bool, date32, time32[s],
+// timestamp[s], timestamp[ns], float64 and string that parses all of those
+// values on every rank (string when it has none). Every file must then have
+// the same columns; a value past the sampled rows that its column's type
+// cannot hold is an error (pass a schema then).
 func ReadCSV(ctx context.Context, c *collective.Comm, paths []string, schema *arrow.Schema, opts ...Option) (*Frame, error) {
+	inferred := schema == nil
+	if inferred {
+		if c == nil {
+			return nil, errors.New("frame: read csv: nil communicator")
+		}
+		s, err := inferCSVSchema(ctx, c, paths)
+		if err != nil {
+			return nil, fmt.Errorf("frame: rank %d: read csv: %w", c.Rank(), err)
+		}
+		schema = s
+	}
 	read := func(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
-		return readCSVFile(mem, path, schema)
+		t, err := readCSVFile(mem, path, schema)
+		if err != nil && inferred {
+			err = fmt.Errorf("%w (the schema %v was inferred from the first %d rows of each file: pass one)", err, schema, csvSampleRows)
+		}
+		return t, err
 	}
 	return readFiles(ctx, c, "read csv", paths, opts, read)
 }
@@ -300,18 +319,27 @@ func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Ta
 	return array.NewTableFromRecords(schema, recs), nil
 }
 
+// newCSVReader is csv.NewReader with its panic on a schema it cannot read
+// (a column of a type it does not parse, such as time32) turned into an
+// error.
+func newCSVReader(f io.Reader, schema *arrow.Schema, opts ...csv.Option) (r *csv.Reader, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("read csv: %v", p)
+		}
+	}()
+	return csv.NewReader(f, schema, opts...), nil
+}
+
 func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow.Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	opts := []csv.Option{csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(64 << 10), csv.WithAllocator(mem)}
-	var r *csv.Reader
-	if schema == nil {
-		r = csv.NewInferringReader(f, opts...)
-	} else {
-		r = csv.NewReader(f, schema, opts...)
+	r, err := newCSVReader(f, schema, csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(64<<10), csv.WithAllocator(mem))
+	if err != nil {
+		return nil, err
 	}
 	defer r.Release()
 	var recs []arrow.RecordBatch
@@ -328,14 +356,7 @@ func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("read csv: %w", err)
 	}
-	s := r.Schema()
-	if s == nil {
-		if schema == nil {
-			return nil, errors.New("read csv: no header row to infer a schema from")
-		}
-		s = schema
-	}
-	return array.NewTableFromRecords(s, recs), nil
+	return array.NewTableFromRecords(schema, recs), nil
 }
 
 // WriteParquet writes this rank's partition to the Parquet file the path

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/rendezvous"
+)
+
+// TestMain lets the test binary stand in for the command: the end-to-end
+// test starts it as a worker process with asMainEnv set.
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const asMainEnv = "FNMESH_EXAMPLE_GROUPBY_MAIN"
+
+// Three worker processes join through a rendezvous server on loopback and
+// group five CSV files: the one that became rank 0 prints every region's
+// row count and sum, largest sum first, as a sequential pass over the same
+// files computes them.
+func TestWorkersGroupCSVFiles(t *testing.T) {
+	dir := t.TempDir()
+	regions := []string{"eu-west", "us-east", "ap-south", "sa-east", "af-south"}
+	type group struct {
+		rows  int64
+		cents int64
+	}
+	want := map[string]*group{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for f := range 5 {
+		var b bytes.Buffer
+		b.WriteString("order,region,amount\n")
+		for i := range 200 + 37*f {
+			r := regions[rng.IntN(len(regions))]
+			cents := rng.Int64N(100000)
+			fmt.Fprintf(&b, "%d,%s,%d.%02d\n", f*1000+i, r, cents/100, cents%100)
+			if want[r] == nil {
+				want[r] = &group{}
+			}
+			want[r].rows++
+			want[r].cents += cents
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("orders-%d.csv", f)), b.Bytes(), 0o600))
+	}
+
+	secret := "example test secret"
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- rendezvous.NewServer([]byte(secret)).Serve(ctx, ln, nil) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-served)
+	}()
+
+	const world = 3
+	outs := make([]bytes.Buffer, world)
+	cmds := make([]*exec.Cmd, world)
+	for i := range world {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-rendezvous", ln.Addr().String(), "-job", "groupby-test",
+			"-world", strconv.Itoa(world), "-by", "region", "-sum", "amount", filepath.Join(dir, "*.csv"))
+		cmd.Env = append(os.Environ(), asMainEnv+"=1", "FNMESH_SECRET="+secret)
+		cmd.Stdout = &outs[i]
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		cmds[i] = cmd
+	}
+	for i, cmd := range cmds {
+		require.NoError(t, cmd.Wait(), "worker %d", i)
+	}
+
+	var printed [][]string
+	for _, out := range outs {
+		if out.Len() == 0 {
+			continue
+		}
+		require.Nil(t, printed, "more than one worker printed a result")
+		printed, err = csv.NewReader(&out).ReadAll()
+		require.NoError(t, err)
+	}
+	require.NotNil(t, printed, "no worker printed the result")
+	require.Equal(t, []string{"region", "rows", "sum_amount"}, printed[0])
+	require.Len(t, printed[1:], len(want))
+	prev := float64(1 << 62)
+	for _, row := range printed[1:] {
+		g := want[row[0]]
+		require.NotNil(t, g, "unknown region %q", row[0])
+		rows, err := strconv.ParseInt(row[1], 10, 64)
+		require.NoError(t, err)
+		require.Equal(t, g.rows, rows, "rows of %s", row[0])
+		sum, err := strconv.ParseFloat(row[2], 64)
+		require.NoError(t, err)
+		require.InDelta(t, float64(g.cents)/100, sum, 1e-6, "sum of %s", row[0])
+		require.LessOrEqual(t, sum, prev, "largest sum first")
+		prev = sum
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Setenv("FNMESH_SECRET", "")
+	for _, args := range [][]string{
+		nil,
+		{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-by", "k"},
+		{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-by", "k", "-sum", "v", "x.csv"},
+	} {
+		require.Error(t, run(args, &bytes.Buffer{}), "args %q", args)
+	}
+}
