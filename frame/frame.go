@@ -55,7 +55,13 @@ func FromRecords(c *collective.Comm, schema *arrow.Schema, recs []arrow.RecordBa
 	if c == nil {
 		return nil, errors.New("frame: from records: nil communicator")
 	}
+	if schema == nil {
+		return nil, fmt.Errorf("frame: from records: rank %d: nil schema", c.Rank())
+	}
 	for i, r := range recs {
+		if r == nil {
+			return nil, fmt.Errorf("frame: from records: rank %d: batch %d is nil", c.Rank(), i)
+		}
 		if !r.Schema().Equal(schema) {
 			return nil, fmt.Errorf("frame: from records: rank %d: batch %d has schema %v, want %v", c.Rank(), i, r.Schema(), schema)
 		}

@@ -286,7 +286,7 @@ func planGroupBy(s *arrow.Schema, keys []string, aggs []Agg) (*groupPlan, error)
 	if len(aggs) == 0 && len(keys) == 0 {
 		return nil, errors.New("no keys and no aggregations")
 	}
-	keyIdx, err := fieldIndices(s, keys)
+	keyIdx, err := keyIndices(s, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Op
 // ReadCSV reads a frame from CSV files with a header row, each rank the
 // files Files assigns it (collective). Empty fields are nulls. With a nil
 // schema the ranks infer one together first, from the first 65536 rows of
-// every file: each column gets the first of int64, bool, date32, time32[s],
+// every file: each column gets the first of int64, bool, date32,
 // timestamp[s], timestamp[ns], float64 and string that parses all of those
 // values on every rank (string when it has none). Every file must then have
 // the same columns; a value past the sampled rows that its column's type

@@ -209,6 +209,9 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 		if err != nil {
 			return nil, fmt.Errorf("key %q/%q: %w", cfg.leftOn[k], cfg.rightOn[k], err)
 		}
+		if p.sortMerge && !orderable(ct) {
+			return nil, fmt.Errorf("key %q/%q: values of type %s have no order to sort-merge by: use the hash join", cfg.leftOn[k], cfg.rightOn[k], ct)
+		}
 		p.keyTypes = append(p.keyTypes, ct)
 	}
 	lo, ro := how.outer()
@@ -256,6 +259,13 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 		f.Nullable = f.Nullable || lo
 		fields = append(fields, f)
 	}
+	seen := map[string]bool{}
+	for _, f := range fields {
+		if seen[f.Name] {
+			return nil, fmt.Errorf("the result would have two columns named %q (suffixes %q and %q): rename a column or pass other Suffixes", f.Name, cfg.suffixes[0], cfg.suffixes[1])
+		}
+		seen[f.Name] = true
+	}
 	p.schema = arrow.NewSchema(fields, nil)
 	// Every output row is on the rank its keys hash to (rows of both sides
 	// with equal keys, null keys included, were sent to one rank). With
@@ -294,6 +304,10 @@ func commonKeyType(a, b arrow.DataType) (arrow.DataType, error) {
 		return a, nil
 	}
 	switch {
+	case (a.ID() == arrow.UINT64 && arrow.IsSignedInteger(b.ID())) || (b.ID() == arrow.UINT64 && arrow.IsSignedInteger(a.ID())):
+		// Compared as int64, uint64 values above MaxInt64 would match
+		// negative ones.
+		return nil, fmt.Errorf("types %s and %s cannot be compared as one integer type: cast one side", a, b)
 	case arrow.IsInteger(a.ID()) && arrow.IsInteger(b.ID()):
 		return arrow.PrimitiveTypes.Int64, nil
 	case arrow.IsFloating(a.ID()) && arrow.IsFloating(b.ID()):

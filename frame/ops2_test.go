@@ -344,6 +344,72 @@ func TestErrorsAreCollectiveAndClear(t *testing.T) {
 	})
 }
 
+// oddKeysTable has a column of each kind of key the operators must refuse
+// before any data moves: int64 k, uint64 u, list l, interval iv.
+func oddKeysTable(mem memory.Allocator, rank int) arrow.Table {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "k", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "u", Type: arrow.PrimitiveTypes.Uint64},
+		{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)},
+		{Name: "iv", Type: arrow.FixedWidthTypes.MonthDayNanoInterval},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	for i := range 3 {
+		b.Field(0).(*array.Int64Builder).Append(int64(rank*10 + i))
+		b.Field(1).(*array.Uint64Builder).Append(uint64(i))
+		lb := b.Field(2).(*array.ListBuilder)
+		lb.Append(true)
+		lb.ValueBuilder().(*array.Int64Builder).Append(int64(i))
+		b.Field(3).(*array.MonthDayNanoIntervalBuilder).Append(arrow.MonthDayNanoInterval{Days: int32(i)})
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	return array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+}
+
+// Keys that cannot work are found on every rank before any exchange: the
+// error names the problem and the rank, and the communicator stays usable.
+func TestBadKeysFailBeforeAnyExchange(t *testing.T) {
+	runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		tbl := oddKeysTable(mem, c.Rank())
+		f, err := New(c, tbl, WithAllocator(mem))
+		tbl.Release()
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+		checks := []struct {
+			name string
+			run  func() (*Frame, error)
+			want string
+		}{
+			{"shuffle on a missing column", func() (*Frame, error) { return f.Shuffle(ctx, "nope") }, `no column "nope"`},
+			{"shuffle on a list", func() (*Frame, error) { return f.Shuffle(ctx, "l") }, `column "l" of type list<item: int64, nullable> cannot be a key`},
+			{"group by a list", func() (*Frame, error) { return f.GroupBy("l").Agg(ctx, CountRows()) }, `"l" of type list`},
+			{"distinct over a list", func() (*Frame, error) { return f.Distinct(ctx) }, `"l" of type list`},
+			{"uint64 joined to int64", func() (*Frame, error) { return f.Join(ctx, f, Inner, LeftOn("u"), RightOn("k")) }, "cast one side"},
+			{"sort-merge on an interval", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("iv"), SortMerge()) }, "no order to sort-merge by"},
+			{"suffixes that collide", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("k"), Suffixes("", "")) }, `two columns named "u"`},
+		}
+		for _, ch := range checks {
+			g, err := ch.run()
+			if err == nil {
+				g.Release()
+				return fmt.Errorf("%s: no error", ch.name)
+			}
+			if !containsAll(err.Error(), ch.want, fmt.Sprintf("rank %d", c.Rank())) {
+				return fmt.Errorf("%s: error %q does not say %q and the rank", ch.name, err, ch.want)
+			}
+		}
+		n, err := f.Count(ctx) // still usable
+		if err == nil && n != 9 {
+			err = fmt.Errorf("count %d, want 9", n)
+		}
+		return err
+	})
+}
+
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {

@@ -22,6 +22,9 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 		f.part.Retain()
 		return f.derive(f.part, f.partitionedBy), nil
 	}
+	if _, err := keyIndices(f.Schema(), keys); err != nil {
+		return nil, f.errorf("shuffle", err)
+	}
 	out, err := f.shuffle(ctx, "shuffle", f.part, keys)
 	if err != nil {
 		return nil, f.errorf("shuffle", err)

@@ -134,6 +134,23 @@ func fieldIndices(schema *arrow.Schema, names []string) ([]int, error) {
 	return out, nil
 }
 
+// keyIndices is fieldIndices for columns that key a shuffle or a group-by:
+// each must be of a type whose values hash and compare (isKeyType;
+// dictionaries by their values), so that a bad key is an error found before
+// any data moves.
+func keyIndices(schema *arrow.Schema, names []string) ([]int, error) {
+	idx, err := fieldIndices(schema, names)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range idx {
+		if dt := schema.Field(k).Type; !isKeyType(valueType(dt)) {
+			return nil, fmt.Errorf("column %q of type %s cannot be a key", names[i], dt)
+		}
+	}
+	return idx, nil
+}
+
 func fieldNames(s *arrow.Schema) []string {
 	names := make([]string, s.NumFields())
 	for i := range names {
