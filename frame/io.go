@@ -373,14 +373,21 @@ func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 }
 
 // WriteIPC writes this rank's partition as an Arrow IPC file (see
-// WriteParquet for the path and the guarantees).
+// WriteParquet for the path and the guarantees). A dictionary column whose
+// chunks carry different dictionaries (as after an exchange) is written
+// with one dictionary, their union: the file format has one per column.
 func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write ipc", path, func(w io.Writer) error {
-		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(f.Schema()), ipc.WithAllocator(f.cfg.mem))
+		t, err := array.UnifyTableDicts(f.cfg.mem, f.part)
+		if err != nil {
+			return fmt.Errorf("unify dictionaries: %w", err)
+		}
+		defer t.Release()
+		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(t.Schema()), ipc.WithAllocator(f.cfg.mem))
 		if err != nil {
 			return err
 		}
-		if err := writeBatches(f.part, fw.Write); err != nil {
+		if err := writeBatches(t, fw.Write); err != nil {
 			_ = fw.Close()
 			return err
 		}
@@ -389,20 +396,27 @@ func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 }
 
 // WriteCSV writes this rank's partition as CSV with a header row, nulls as
-// empty fields (see WriteParquet for the path and the guarantees).
+// empty fields, dictionary columns as their values (see WriteParquet for
+// the path and the guarantees). A column of a type the CSV writer cannot
+// print (a struct, for one) is an error.
 func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write csv", path, func(w io.Writer) error {
-		cw := csv.NewWriter(w, f.Schema(), csv.WithHeader(true), csv.WithNullWriter(""))
-		if f.NumRows() == 0 { // the header, so that the file says its columns
-			cols := emptyColumns(f.cfg.mem, f.Schema())
-			rec := array.NewRecordBatch(f.Schema(), cols, 0)
+		t, err := withoutDictionaries(ctx, f.cfg.mem, f.part)
+		if err != nil {
+			return err
+		}
+		defer t.Release()
+		cw := csv.NewWriter(w, t.Schema(), csv.WithHeader(true), csv.WithNullWriter(""))
+		if t.NumRows() == 0 { // the header, so that the file says its columns
+			cols := emptyColumns(f.cfg.mem, t.Schema())
+			rec := array.NewRecordBatch(t.Schema(), cols, 0)
 			releaseAll(cols)
 			defer rec.Release()
 			if err := cw.Write(rec); err != nil {
 				return err
 			}
 		}
-		if err := writeBatches(f.part, cw.Write); err != nil {
+		if err := writeBatches(t, cw.Write); err != nil {
 			return err
 		}
 		if err := cw.Flush(); err != nil {
@@ -433,6 +447,13 @@ func writeBatches(t arrow.Table, write func(arrow.RecordBatch) error) error {
 	return tr.Err()
 }
 
+// safeWrite runs write, turning a panic of arrow-go's writers (which panic
+// on column types they do not support) into an error.
+func safeWrite(write func(io.Writer) error, w io.Writer) (err error) {
+	defer recoverPanic(&err, "write")
+	return write(w)
+}
+
 func (f *Frame) writeFile(ctx context.Context, op, path string, write func(io.Writer) error) (string, error) {
 	if !strings.Contains(path, RankPlaceholder) && f.Size() > 1 {
 		return "", f.errorf(op, fmt.Errorf("path %q has no %s: the ranks would overwrite each other's file", path, RankPlaceholder))
@@ -451,7 +472,7 @@ func (f *Frame) writeFile(ctx context.Context, op, path string, write func(io.Wr
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
 	// Only Write: some writers (Parquet's) close a sink that can be closed.
-	if err := write(struct{ io.Writer }{tmp}); err != nil {
+	if err := safeWrite(write, struct{ io.Writer }{tmp}); err != nil {
 		tmp.Close()
 		return "", f.errorf(op, fmt.Errorf("%s: %w", name, err))
 	}

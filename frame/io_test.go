@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
@@ -153,4 +156,137 @@ func TestReadErrorsReachEveryRank(t *testing.T) {
 		return nil
 	})
 	_ = arrow.PrimitiveTypes.Int64
+}
+
+// dictTable has a dictionary column whose two chunks carry different
+// dictionaries, as a partition has after an exchange, a time32 column and
+// an int64 id: values a b a c a.
+func dictTable(mem memory.Allocator, withTime bool) arrow.Table {
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	chunk := func(dict []string, idx []int32) arrow.Array {
+		db := array.NewStringBuilder(mem)
+		defer db.Release()
+		db.AppendValues(dict, nil)
+		d := db.NewArray()
+		defer d.Release()
+		ib := array.NewInt32Builder(mem)
+		defer ib.Release()
+		ib.AppendValues(idx, nil)
+		ia := ib.NewArray()
+		defer ia.Release()
+		return array.NewDictionaryArray(dt, ia, d)
+	}
+	c1, c2 := chunk([]string{"a", "b"}, []int32{0, 1, 0}), chunk([]string{"c", "a"}, []int32{0, 1})
+	defer c1.Release()
+	defer c2.Release()
+	ib := array.NewInt64Builder(mem)
+	defer ib.Release()
+	ib.AppendValues([]int64{1, 2, 3}, nil)
+	i1 := ib.NewArray()
+	defer i1.Release()
+	ib.AppendValues([]int64{4, 5}, nil)
+	i2 := ib.NewArray()
+	defer i2.Release()
+	fields := []arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "cat", Type: dt}}
+	cols := [][]arrow.Array{{i1, i2}, {c1, c2}}
+	if withTime {
+		tb := array.NewTime32Builder(mem, &arrow.Time32Type{Unit: arrow.Second})
+		defer tb.Release()
+		tb.AppendValues([]arrow.Time32{1, 2, 3}, nil)
+		t1 := tb.NewArray()
+		defer t1.Release()
+		tb.AppendValues([]arrow.Time32{4, 5}, nil)
+		t2 := tb.NewArray()
+		defer t2.Release()
+		fields = append(fields, arrow.Field{Name: "at", Type: arrow.FixedWidthTypes.Time32s})
+		cols = append(cols, []arrow.Array{t1, t2})
+	}
+	schema := arrow.NewSchema(fields, nil)
+	columns := make([]arrow.Column, len(fields))
+	for i := range fields {
+		ch := arrow.NewChunked(fields[i].Type, cols[i])
+		columns[i] = *arrow.NewColumn(fields[i], ch)
+		ch.Release()
+	}
+	defer func() {
+		for i := range columns {
+			columns[i].Release()
+		}
+	}()
+	return array.NewTable(schema, columns, 5)
+}
+
+// Dictionary columns whose chunks have different dictionaries are written:
+// to CSV as their values, to Arrow IPC with one unified dictionary; and a
+// column type the CSV writer cannot print is an error, not a crash.
+func TestWriteDictionaryColumns(t *testing.T) {
+	runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		dir := t.TempDir()
+		tbl := dictTable(mem, false)
+		f, err := New(c, tbl, WithAllocator(mem))
+		tbl.Release()
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+
+		name, err := f.WriteCSV(ctx, filepath.Join(dir, "d.csv"))
+		if err != nil {
+			return err
+		}
+		text, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if want := "id,cat\n1,a\n2,b\n3,a\n4,c\n5,a\n"; string(text) != want {
+			return fmt.Errorf("csv %q, want %q", text, want)
+		}
+
+		// arrow-go v18.6.0's IPC file writer and reader keep a reference to
+		// each dictionary they saw (FileWriter.Close and FileReader.Close do
+		// not release them, as the stream Writer and Reader do), so this
+		// part runs on an unchecked Go allocator, whose buffers the garbage
+		// collector frees.
+		goMem := memory.NewGoAllocator()
+		tbl = dictTable(goMem, false)
+		fi, err := New(c, tbl, WithAllocator(goMem))
+		tbl.Release()
+		if err != nil {
+			return err
+		}
+		defer fi.Release()
+		name, err = fi.WriteIPC(ctx, filepath.Join(dir, "d.arrow"))
+		if err != nil {
+			return err
+		}
+		back, err := ReadIPC(ctx, c, []string{name}, WithAllocator(goMem))
+		if err != nil {
+			return err
+		}
+		defer back.Release()
+		var got []string
+		for _, a := range back.Table().Column(1).Data().Chunks() {
+			for i := range a.Len() {
+				got = append(got, a.ValueStr(i))
+			}
+		}
+		if want := []string{"a", "b", "a", "c", "a"}; !slices.Equal(got, want) {
+			return fmt.Errorf("ipc read back %q, want %q", got, want)
+		}
+
+		tbl = dictTable(mem, true)
+		g, err := New(c, tbl, WithAllocator(mem))
+		tbl.Release()
+		if err != nil {
+			return err
+		}
+		defer g.Release()
+		if _, err := g.WriteCSV(ctx, filepath.Join(dir, "t.csv")); err == nil || !strings.Contains(err.Error(), "write csv") {
+			return fmt.Errorf("time32 to csv: error %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "t.csv")); !os.IsNotExist(err) {
+			return fmt.Errorf("a failed write left a file: %v", err)
+		}
+		return nil
+	})
 }

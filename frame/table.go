@@ -3,6 +3,7 @@ package frame
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -97,6 +98,47 @@ func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (_ arrow.
 		return nil, fmt.Errorf("decode dictionary: %w", err)
 	}
 	return out, nil
+}
+
+// withoutDictionaries returns t with its dictionary columns decoded to their
+// value type (t itself, retained, when it has none). The caller releases it.
+func withoutDictionaries(ctx context.Context, mem memory.Allocator, t arrow.Table) (arrow.Table, error) {
+	s := t.Schema()
+	if !slices.ContainsFunc(s.Fields(), func(f arrow.Field) bool { return f.Type.ID() == arrow.DICTIONARY }) {
+		t.Retain()
+		return t, nil
+	}
+	fields := s.Fields()
+	cols := make([]arrow.Column, 0, len(fields))
+	defer func() {
+		for i := range cols {
+			cols[i].Release()
+		}
+	}()
+	for i := range fields {
+		c := t.Column(i)
+		if fields[i].Type.ID() != arrow.DICTIONARY {
+			c.Retain()
+			cols = append(cols, *c)
+			continue
+		}
+		fields[i].Type = valueType(fields[i].Type)
+		chunks := make([]arrow.Array, 0, len(c.Data().Chunks()))
+		for _, a := range c.Data().Chunks() {
+			d, err := decoded(ctx, mem, a)
+			if err != nil {
+				releaseAll(chunks)
+				return nil, err
+			}
+			chunks = append(chunks, d)
+		}
+		ch := arrow.NewChunked(fields[i].Type, chunks)
+		releaseAll(chunks)
+		cols = append(cols, *arrow.NewColumn(fields[i], ch))
+		ch.Release()
+	}
+	md := s.Metadata()
+	return array.NewTable(arrow.NewSchema(fields, &md), cols, t.NumRows()), nil
 }
 
 // tableBytes is the size of the Arrow buffers of a table.
