@@ -125,6 +125,18 @@ flags:
 			o.ops = append(o.ops, op)
 		}
 	}
+	if o.np < 2 {
+		// The point-to-point measurements need a second rank: named
+		// explicitly they are an error, in the default list they are left
+		// out.
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "ops" })
+		p2p := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return op != "latency" && op != "bw" })
+		if len(p2p) > 0 && explicit {
+			return nil, fmt.Errorf("-ops %s: point-to-point measurements need -np 2 or more", strings.Join(p2p, ","))
+		}
+		o.ops = slices.DeleteFunc(o.ops, func(op string) bool { return op == "latency" || op == "bw" })
+	}
 	if *algo != "" {
 		for _, a := range strings.Split(*algo, ",") {
 			if op, name, ok := strings.Cut(strings.TrimSpace(a), "="); !ok || op == "" || name == "" {

@@ -199,6 +199,7 @@ func TestBenchFlags(t *testing.T) {
 	}{
 		{[]string{"-np", "0"}, "-np 0"},
 		{[]string{"-ops", "allgather,nope"}, `unknown operation "nope"`},
+		{[]string{"-np", "1", "-ops", "bcast,latency,bw"}, "-ops latency,bw: point-to-point measurements need -np 2"},
 		{[]string{"-min", "1K", "-max", "1"}, "below the minimum"},
 		{[]string{"-max", "12Q"}, "want a byte count"},
 		{[]string{"-algo", "allreduce"}, "want op=algorithm"},
