@@ -35,9 +35,10 @@ func WithRank(r int) Option {
 }
 
 // WithPunchTimeout sets how long a pair may try to punch before it is
-// relayed. The whole job uses the smallest value its members ask for, or the
-// server's default (DefaultPunchTimeout unless the server was configured
-// otherwise) if none asks.
+// relayed. The whole job uses the smallest value its members ask for, capped
+// at the server's punch timeout (DefaultPunchTimeout unless the server was
+// configured otherwise), which is also what it uses if none asks: a member
+// may shorten the punch round, never lengthen it.
 func WithPunchTimeout(d time.Duration) Option {
 	return func(c *clientConfig) { c.punchTimeout = d }
 }

@@ -130,9 +130,17 @@ func (j *job) begin() {
 			j.punchTimeout = pt
 		}
 	}
-	if j.punchTimeout == 0 {
+	// Members may ask for less than the server's punch timeout, never more:
+	// the job's deadline is extended to fit it (below), and only the
+	// server's own configuration may decide how far.
+	if j.punchTimeout == 0 || j.punchTimeout > j.s.cfg.punchTimeout {
 		j.punchTimeout = j.s.cfg.punchTimeout
 	}
+	// A member's round trip is measured from the challenge to its join
+	// (bounded by the handshake timeout) and only ever lowered by pings;
+	// cap it all the same, so that the start time, too, stays within the
+	// server's configuration.
+	maxOWD = min(maxOWD, j.s.cfg.handshakeTimeout/2)
 	j.members = byRank
 	j.taken = nil
 	j.state = jobPunching
@@ -155,7 +163,8 @@ func (j *job) begin() {
 		j.safety = time.AfterFunc(time.Until(startAt)+j.punchTimeout+slack, j.decideRemaining)
 	}
 	// The mesh must be able to finish: give it at least its punch and relay
-	// time, whatever is left of the job timeout.
+	// time, whatever is left of the job timeout. Every term is bounded by
+	// the server's configuration (the punch timeout was capped above).
 	if need := time.Until(startAt) + j.punchTimeout + 2*j.s.cfg.relayTimeout + 10*time.Second; need > time.Until(j.deadline) {
 		j.deadline = time.Now().Add(need)
 		j.timer.Reset(need)

@@ -52,6 +52,7 @@ func (r *rawClient) recv() (message, error) {
 			return nil, err
 		}
 		if p, ok := m.(ping); ok {
+			r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			writeMessage(r.c, pong(p))
 			continue
 		}

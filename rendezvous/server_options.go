@@ -48,7 +48,8 @@ func WithJobTimeout(d time.Duration) ServerOption {
 }
 
 // WithDefaultPunchTimeout sets how long a pair may try to punch before it
-// is relayed, for members that do not ask for their own (WithPunchTimeout).
+// is relayed, for members that do not ask for their own (WithPunchTimeout),
+// and the most any member may ask for: a longer request is capped at it.
 func WithDefaultPunchTimeout(d time.Duration) ServerOption {
 	return func(c *serverConfig) {
 		if d > 0 {
