@@ -33,6 +33,7 @@ type Frame struct {
 	// already partitioned by its keys.
 	partitionedBy []string
 	released      atomic.Bool
+	agreed        atomic.Bool // every rank's partition has this schema (see agree)
 }
 
 // New returns a frame whose partition on this rank is part (retained; the
@@ -74,7 +75,9 @@ func FromRecords(c *collective.Comm, schema *arrow.Schema, recs []arrow.RecordBa
 // derive wraps a new partition (whose reference it takes over) in a frame
 // with f's communicator and options.
 func (f *Frame) derive(part arrow.Table, partitionedBy []string) *Frame {
-	return &Frame{comm: f.comm, part: part, cfg: f.cfg, partitionedBy: partitionedBy}
+	d := &Frame{comm: f.comm, part: part, cfg: f.cfg, partitionedBy: partitionedBy}
+	d.agreed.Store(f.agreed.Load())
+	return d
 }
 
 // Comm returns the frame's communicator.

@@ -126,6 +126,9 @@ func (f *Frame) Distinct(ctx context.Context, cols ...string) (*Frame, error) {
 
 func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error) {
 	f := g.f
+	if err := f.agree(ctx); err != nil {
+		return nil, f.errorf(op, err)
+	}
 	plan, err := planGroupBy(f.Schema(), g.keys, aggs)
 	if err != nil {
 		return nil, f.errorf(op, err)

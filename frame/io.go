@@ -177,7 +177,11 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 		defer local.Release()
 	}
 	tm.done(ctx, "read", local.NumRows(), 0)
-	return New(c, local, opts...)
+	f, err := New(c, local, opts...)
+	if err == nil {
+		f.agreed.Store(true) // the schemas were compared above
+	}
+	return f, err
 }
 
 const (

@@ -117,6 +117,12 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 	if len(cfg.leftOn) == 0 || len(cfg.leftOn) != len(cfg.rightOn) {
 		return nil, f.errorf(op, fmt.Errorf("need as many left keys as right keys, at least one (left %v, right %v)", cfg.leftOn, cfg.rightOn))
 	}
+	if err := f.agree(ctx); err != nil {
+		return nil, f.errorf(op, fmt.Errorf("left: %w", err))
+	}
+	if err := right.agree(ctx); err != nil {
+		return nil, f.errorf(op, fmt.Errorf("right: %w", err))
+	}
 	plan, err := planJoin(f.Schema(), right.Schema(), how, &cfg)
 	if err != nil {
 		return nil, f.errorf(op, err)

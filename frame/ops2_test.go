@@ -410,6 +410,50 @@ func TestBadKeysFailBeforeAnyExchange(t *testing.T) {
 	})
 }
 
+// Partitions of different schemas (rank 1 calls its key column "K") fail
+// the first distributed operator on every rank with the same error, and the
+// communicator stays usable: an argument check that fails on one rank only
+// would leave the others waiting for it.
+func TestDifferentSchemasFailEveryRank(t *testing.T) {
+	runRanks(t, 3, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		name := "k"
+		if c.Rank() == 1 {
+			name = "K"
+		}
+		b := array.NewInt64Builder(mem)
+		defer b.Release()
+		b.AppendValues([]int64{1, 2, 3}, nil)
+		col := b.NewArray()
+		defer col.Release()
+		schema := arrow.NewSchema([]arrow.Field{{Name: name, Type: arrow.PrimitiveTypes.Int64}}, nil)
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+		defer rec.Release()
+		f, err := FromRecords(c, schema, []arrow.RecordBatch{rec}, WithAllocator(mem))
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+		ops := map[string]func() (*Frame, error){
+			"groupby": func() (*Frame, error) { return f.GroupBy("k").Agg(ctx, CountRows()) },
+			"sort":    func() (*Frame, error) { return f.Sort(ctx, Asc("k")) },
+			"shuffle": func() (*Frame, error) { return f.Shuffle(ctx, "k") },
+			"join":    func() (*Frame, error) { return f.Join(ctx, f, Inner, On("k")) },
+		}
+		for _, op := range []string{"groupby", "sort", "shuffle", "join"} {
+			g, err := ops[op]()
+			if err == nil {
+				g.Release()
+				return fmt.Errorf("%s: no error", op)
+			}
+			want := fmt.Sprintf("rank %d: %s: ", c.Rank(), op)
+			if !containsAll(err.Error(), want, "rank 1's has schema", "must have one schema") {
+				return fmt.Errorf("%s: error %q does not say %q and name rank 1's schema", op, err, want)
+			}
+		}
+		return c.Barrier(ctx)
+	})
+}
+
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {

@@ -22,6 +22,9 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 		f.part.Retain()
 		return f.derive(f.part, f.partitionedBy), nil
 	}
+	if err := f.agree(ctx); err != nil {
+		return nil, f.errorf("shuffle", err)
+	}
 	if _, err := keyIndices(f.Schema(), keys); err != nil {
 		return nil, f.errorf("shuffle", err)
 	}

@@ -54,6 +54,9 @@ func (f *Frame) Sort(ctx context.Context, keys ...SortKey) (*Frame, error) {
 	if len(keys) == 0 {
 		return nil, f.errorf(op, errors.New("no sort keys"))
 	}
+	if err := f.agree(ctx); err != nil {
+		return nil, f.errorf(op, err)
+	}
 	s := f.Schema()
 	idx := make([]int, len(keys))
 	for i, k := range keys {
