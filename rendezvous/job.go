@@ -36,8 +36,7 @@ type job struct {
 
 	// Punching state.
 	punchTimeout time.Duration
-	reports      []uint8 // reports[a*world+b]: 1+outcome rank a reported for peer b; 0: none yet
-	tiers        []Tier  // tiers[a*world+b], a < b: the decided tier; 0: undecided
+	pairs        pairTable // every pair's reports and decided tier
 	undecided    int
 	notDone      int
 	relays       map[[2]int]*relaySlot // pairs decided for relay whose connections have not both arrived
@@ -145,8 +144,7 @@ func (j *job) begin() {
 	j.taken = nil
 	j.state = jobPunching
 	n := j.world
-	j.reports = make([]uint8, n*n)
-	j.tiers = make([]Tier, n*n)
+	j.pairs = newPairTable(n)
 	j.undecided = n * (n - 1) / 2
 	j.notDone = n
 	j.relays = map[[2]int]*relaySlot{}
@@ -187,19 +185,19 @@ func (j *job) report(m *member, r report) error {
 	if b >= j.world || b == a {
 		return &Error{Code: CodeBadRequest, Rank: b, Msg: fmt.Sprintf("report from rank %d about invalid peer %d", a, b)}
 	}
-	if j.reports[a*j.world+b] != 0 {
+	if j.pairs.report(a, b) != 0 {
 		return &Error{Code: CodeBadRequest, Rank: b, Msg: fmt.Sprintf("second report from rank %d about peer %d", a, b)}
 	}
-	j.reports[a*j.world+b] = 1 + uint8(r.Outcome)
+	j.pairs.setReport(a, b, 1+uint8(r.Outcome))
 	lo, hi := min(a, b), max(a, b)
-	if j.tiers[lo*j.world+hi] != 0 {
+	if j.pairs.tier(lo, hi) != 0 {
 		return nil // decided already (the other side failed, or the deadline passed)
 	}
 	if r.Outcome == outcomeFailed {
 		j.decide(lo, hi, TierRelay)
 		return nil
 	}
-	other := j.reports[b*j.world+a]
+	other := j.pairs.report(b, a)
 	if other == 0 {
 		return nil // wait for the other side
 	}
@@ -213,7 +211,7 @@ func (j *job) report(m *member, r report) error {
 
 // decide fixes a pair's tier and tells both sides.
 func (j *job) decide(a, b int, tier Tier) {
-	j.tiers[a*j.world+b] = tier
+	j.pairs.setTier(a, b, tier)
 	j.undecided--
 	if j.undecided == 0 && j.safety != nil {
 		j.safety.Stop()
@@ -240,7 +238,7 @@ func (j *job) decideRemaining() {
 	n := 0
 	for a := 0; a < j.world; a++ {
 		for b := a + 1; b < j.world; b++ {
-			if j.tiers[a*j.world+b] == 0 {
+			if j.pairs.tier(a, b) == 0 {
 				j.decide(a, b, TierRelay)
 				n++
 			}
@@ -263,7 +261,7 @@ func (j *job) markDone(m *member) error {
 		return &Error{Code: CodeBadRequest, Rank: m.rank, Msg: "second done"}
 	}
 	for p := 0; p < j.world; p++ {
-		if p != m.rank && j.tiers[min(p, m.rank)*j.world+max(p, m.rank)] == 0 {
+		if p != m.rank && j.pairs.tier(p, m.rank) == 0 {
 			return &Error{Code: CodeBadRequest, Rank: p, Msg: fmt.Sprintf("done while the pair with rank %d is undecided", p)}
 		}
 	}

@@ -45,16 +45,22 @@ func (sl *relaySlot) abort(e *Error) {
 
 // serveRelay handles a relay connection after its relay-hello: it checks the
 // ticket, waits for the partner and splices the two connections.
+//
+// The MAC is checked before the job is looked up, with the key derived from
+// the secret and the job ID the client claims: a client without the secret
+// gets the same auth error whether or not the job exists, so it cannot probe
+// which job IDs are in progress.
 func (s *Server) serveRelay(c net.Conn, rh relayHello) {
+	key, err := jobKey(s.secret, rh.Job)
+	if err != nil || !verifyRelay(key, &rh) {
+		s.reject(c, &Error{Code: CodeAuth, Rank: -1, Msg: fmt.Sprintf("relay for job %q: token does not verify", rh.Job)})
+		return
+	}
 	s.mu.Lock()
 	j := s.jobs[rh.Job]
 	s.mu.Unlock()
 	if j == nil {
 		s.reject(c, &Error{Code: CodeRelay, Rank: rh.Peer, Msg: fmt.Sprintf("relay for job %q: no such job in progress", rh.Job)})
-		return
-	}
-	if !verifyRelay(j.key, &rh) {
-		s.reject(c, &Error{Code: CodeAuth, Rank: -1, Msg: fmt.Sprintf("relay for job %q: token does not verify", rh.Job)})
 		return
 	}
 	slot, side, partner, err := j.claimRelay(&rh, c)
