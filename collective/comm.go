@@ -84,8 +84,14 @@ func (c *Comm) Rank() int { return c.rank }
 func (c *Comm) Size() int { return c.size }
 
 // WorldRank returns the rank in the world communicator (the one built from
-// links) of rank r of c.
-func (c *Comm) WorldRank(r int) int { return c.world[r] }
+// links) of rank r of c, or -1 when r is not a rank of c (r < 0 or
+// r >= Size()).
+func (c *Comm) WorldRank(r int) int {
+	if r < 0 || r >= len(c.world) {
+		return -1
+	}
+	return c.world[r]
+}
 
 // Tuning returns the communicator's current switch points and forced
 // algorithms.

@@ -167,7 +167,7 @@ func buildConfig(opts []Option) (*config, error) {
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.maxFrame < 1 || cfg.maxFrame > 1<<32-1 {
+	if cfg.maxFrame < 1 || int64(cfg.maxFrame) > 1<<32-1 {
 		return nil, fmt.Errorf("collective: max frame %d out of range 1..4GiB-1", cfg.maxFrame)
 	}
 	if err := cfg.tuning.Validate(); err != nil {

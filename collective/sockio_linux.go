@@ -1,18 +1,17 @@
+//go:build linux
+
 package collective
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
-	"runtime"
-	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
-// sockIO does a TCP link's reads and writes with non-blocking system calls
+// sockIO (Linux) does a TCP link's reads and writes with non-blocking system calls
 // made by the calling goroutine, and polls the socket for a short while
 // (spin) when it has nothing to read or no room to write before sleeping in
 // Go's network poller. On a machine where a wake-up costs tens of
@@ -24,7 +23,8 @@ import (
 // link.writeStreamed).
 //
 // Only *net.TCPConn links get one: a conn type that wraps a socket may add
-// its own framing, and its Read and Write must be used.
+// its own framing, and its Read and Write must be used. Only Linux has it
+// (sockio_other.go): elsewhere every link uses its conn's Read and Write.
 type sockIO struct {
 	rc   syscall.RawConn
 	spin time.Duration
@@ -76,59 +76,6 @@ func (s *sockIO) doWrite(fd uintptr) bool {
 	return s.werrno != syscall.EAGAIN || !s.wpark
 }
 
-// polling counts the goroutines of this process polling a socket now. One
-// at a time is enough to catch what arrives soon; more would only take the
-// CPU from each other and from the ranks they wait for (tests run many
-// ranks in one process), so the others sleep at once.
-var polling atomic.Int32
-
-// poller counts the time spent polling a full or empty socket, and says
-// when to stop and sleep in the poller instead.
-type poller struct {
-	spin    time.Duration
-	start   time.Time
-	park    bool
-	polling bool // counted in polling
-}
-
-// idle records one more poll that found nothing to do.
-func (p *poller) idle() {
-	switch {
-	case p.spin <= 0:
-		p.park = true
-	case p.start.IsZero():
-		if polling.Add(1) > 1 {
-			polling.Add(-1)
-			p.park = true
-			return
-		}
-		p.polling = true
-		p.start = time.Now()
-	case time.Since(p.start) >= p.spin:
-		p.stop()
-		p.park = true
-	default:
-		runtime.Gosched() // let this process's other goroutines run
-		osYield()         // and other processes' threads (ranks on the same CPUs)
-	}
-}
-
-// stop ends the poller's polling.
-func (p *poller) stop() {
-	if p.polling {
-		polling.Add(-1)
-		p.polling = false
-	}
-}
-
-func (p *poller) reset() {
-	p.stop()
-	*p = poller{spin: p.spin}
-}
-
-// errWouldBlock is a non-blocking read's "nothing to read now".
-var errWouldBlock = errors.New("collective: read would block")
-
 // read reads into p (len(p) > 0) what the socket has, waiting for at least
 // one byte unless nb is set (errWouldBlock then).
 func (s *sockIO) read(p []byte, nb bool) (int, error) {
@@ -158,27 +105,6 @@ func (s *sockIO) read(p []byte, nb bool) (int, error) {
 		default:
 			return int(n), nil
 		}
-	}
-}
-
-// wcursor is a position in a sequence of buffers being written.
-type wcursor struct {
-	segs [][]byte
-	i    int // buffer
-	off  int // offset in segs[i]
-}
-
-// advance moves the cursor n bytes on.
-func (c *wcursor) advance(n int) {
-	for n > 0 {
-		k := min(n, len(c.segs[c.i])-c.off)
-		n -= k
-		if c.off += k; c.off == len(c.segs[c.i]) {
-			c.i, c.off = c.i+1, 0
-		}
-	}
-	for c.i < len(c.segs) && len(c.segs[c.i]) == 0 {
-		c.i++
 	}
 }
 
