@@ -18,7 +18,7 @@ const (
 	// MaxEndpoints is the most candidate endpoints one Punch tries.
 	MaxEndpoints = 16
 	// maxPendingInbound bounds inbound connections whose handshake is still
-	// running; more are closed at once.
+	// running; a newer one evicts (aborts) the oldest.
 	maxPendingInbound = 64
 	// holdPerRank bounds the early arrivals held for one peer rank.
 	holdPerRank = 4

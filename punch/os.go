@@ -90,6 +90,9 @@ func (on osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (n
 	network, address := sockAddr("tcp", raddr)
 	d := net.Dialer{Control: on.control}
 	if laddr.IsValid() || laddr.Port() != 0 {
+		// An unspecified local address (a port listening on any address,
+		// "[::]:P") binds the wildcard of the remote's family: a tcp4
+		// socket cannot bind "::".
 		d.LocalAddr = &net.TCPAddr{IP: ipOf(laddr.Addr()), Port: int(laddr.Port())}
 	}
 	c, err := d.DialContext(ctx, network, address)
@@ -117,8 +120,10 @@ func (osNetwork) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.Packe
 	return pc, nil
 }
 
+// ipOf renders a local address to bind: nil (the wildcard of whatever
+// family the socket has) for no address or an unspecified one.
 func ipOf(a netip.Addr) net.IP {
-	if !a.IsValid() {
+	if !a.IsValid() || a.IsUnspecified() {
 		return nil
 	}
 	return a.Unmap().AsSlice()

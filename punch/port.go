@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -25,7 +26,8 @@ var ErrClosed = errors.New("punch: port closed")
 // link that arrives before its Punch starts is held for a while (WithHold);
 // a connection that fails the handshake (another job, a wrong secret, a rank
 // that is not expected, another protocol, silence) is logged and closed with
-// a RST.
+// a RST. At most 64 inbound handshakes run at once; when all are taken, a new
+// connection evicts the oldest, so idle connections cannot lock peers out.
 //
 // A Port is safe for concurrent use: many Punch calls (one per peer rank)
 // and Dials may run at once.
@@ -37,22 +39,30 @@ type Port struct {
 	ln   net.Listener
 	addr netip.AddrPort
 
-	ctx     context.Context // ends at Close
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup // accept loop, inbound handshakes, Punch calls
-	pending chan struct{}  // one token per inbound handshake in progress
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loop, inbound handshakes, Punch calls
 
-	mu      sync.Mutex
-	closed  bool
-	waiters map[int]chan net.Conn // rank -> authenticated inbound links for its Punch
-	held    map[int][]*heldLink   // rank -> early arrivals
-	nheld   int
-	linked  map[int]bool // ranks whose last Punch succeeded: late links are dropped
+	mu       sync.Mutex
+	closed   bool
+	inflight []*pendingConn        // inbound handshakes in progress, oldest first
+	running  int                   // inbound handshake goroutines, evicted ones until they exit
+	waiters  map[int]chan net.Conn // rank -> authenticated inbound links for its Punch
+	held     map[int][]*heldLink   // rank -> early arrivals
+	nheld    int
+	linked   map[int]bool // ranks whose last Punch succeeded: late links are dropped
 }
 
 type heldLink struct {
 	c     net.Conn
 	timer *time.Timer
+}
+
+// pendingConn is an inbound connection whose handshake is running.
+type pendingConn struct {
+	c       net.Conn
+	since   time.Time
+	evicted bool // aborted to make room for a newer one (guarded by Port.mu)
 }
 
 // Listen opens a Port on laddr through nw for the rank and job of id. laddr
@@ -80,7 +90,6 @@ func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, 
 		log:     o.logger.With("port", addr.String(), "rank", id.Rank),
 		ln:      ln,
 		addr:    addr,
-		pending: make(chan struct{}, maxPendingInbound),
 		waiters: make(map[int]chan net.Conn),
 		held:    make(map[int][]*heldLink),
 		linked:  make(map[int]bool),
@@ -158,7 +167,7 @@ func (p *Port) isClosed() bool {
 }
 
 // acceptLoop accepts until the listener closes and hands each connection to
-// its own handshake, at most maxPendingInbound at a time.
+// its own handshake (admit).
 func (p *Port) acceptLoop() {
 	defer p.wg.Done()
 	var backoff time.Duration
@@ -182,28 +191,74 @@ func (p *Port) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		select {
-		case p.pending <- struct{}{}:
-			p.wg.Add(1)
-			go p.inbound(c)
-		default:
-			p.log.Warn("punch: rejected inbound connection: too many handshakes in progress",
-				"remote", c.RemoteAddr().String(), "limit", maxPendingInbound)
-			abort(c)
-		}
+		p.admit(c)
 	}
+}
+
+// admit starts the handshake of an accepted connection. At most
+// maxPendingInbound handshakes run at a time; when they are all taken, the
+// oldest is aborted (RST) to make room: connections that say nothing (stray
+// scanners, a flood of idle connects) then cannot lock a real peer out, as
+// they could if the newest were refused. A genuine handshake takes one
+// round trip, so it is evicted only by maxPendingInbound connections that
+// arrive within that round trip, and its Punch retries.
+func (p *Port) admit(c net.Conn) {
+	pc := &pendingConn{c: c, since: time.Now()}
+	p.mu.Lock()
+	if p.running >= 2*maxPendingInbound {
+		// Evicted handshakes exit as soon as their connection is
+		// closed; this bound only holds if they have not yet.
+		p.mu.Unlock()
+		p.log.Warn("punch: rejected inbound connection: too many handshakes in progress",
+			"remote", c.RemoteAddr().String(), "limit", maxPendingInbound)
+		abort(c)
+		return
+	}
+	var victim *pendingConn
+	if len(p.inflight) >= maxPendingInbound {
+		victim = p.inflight[0]
+		victim.evicted = true
+		p.inflight = slices.Delete(p.inflight, 0, 1)
+	}
+	p.inflight = append(p.inflight, pc)
+	p.running++
+	p.wg.Add(1)
+	p.mu.Unlock()
+	if victim != nil {
+		p.log.Warn("punch: aborted the oldest inbound handshake to make room: too many in progress",
+			"remote", victim.c.RemoteAddr().String(), "age", time.Since(victim.since), "limit", maxPendingInbound)
+		abort(victim.c)
+	}
+	go p.inbound(pc)
+}
+
+// finish takes pc off the handshakes in progress and reports whether it was
+// evicted meanwhile (admit then closes it).
+func (p *Port) finish(pc *pendingConn) (evicted bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i := slices.Index(p.inflight, pc); i >= 0 {
+		p.inflight = slices.Delete(p.inflight, i, i+1)
+	}
+	return pc.evicted
 }
 
 // inbound authenticates one accepted connection and routes it by the rank
 // it proved.
-func (p *Port) inbound(c net.Conn) {
+func (p *Port) inbound(pc *pendingConn) {
 	defer func() {
-		<-p.pending
+		p.mu.Lock()
+		p.running--
+		p.mu.Unlock()
 		p.wg.Done()
 	}()
+	c := pc.c
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.handshakeTimeout)
 	rank, err := handshake(ctx, c, p.id, anyRank)
 	cancel()
+	if p.finish(pc) {
+		return // evicted: admit logged it and closes c
+	}
 	if err != nil {
 		err = fmt.Errorf("handshake with %v: %w", c.RemoteAddr(), err)
 		p.log.Warn("punch: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)
