@@ -21,6 +21,8 @@ import (
 // socket answers STUN.
 //
 // A Server is safe for concurrent use; Serve runs it until its context ends.
+// A Server serves once: a second Serve while the first runs, or after it
+// returned, fails.
 type Server struct {
 	secret []byte
 	cfg    serverConfig
@@ -29,10 +31,22 @@ type Server struct {
 	mu       sync.Mutex
 	jobs     map[string]*job
 	conns    map[net.Conn]struct{} // every open connection, for shutdown
+	refusing map[net.Conn]struct{} // connections over the limit being sent their error
+	serving  bool                  // Serve has started (it is never reset)
 	closing  bool
 	shutdown chan struct{} // closed when shutdown starts
 	handlers sync.WaitGroup
 }
+
+// maxRefusing bounds the connections over --max-conns that are sent an
+// "overloaded" error frame at once, and refuseTimeout how long each may take
+// (writing the frame, then draining until the client closes). More are
+// closed at once with a RST and no frame: refusing must stay cheap when the
+// server is flooded.
+const (
+	maxRefusing   = 64
+	refuseTimeout = 250 * time.Millisecond
+)
 
 // NewServer returns a server that authenticates members with secret (the
 // deployment secret shared with every worker; see docs/rendezvous.md).
@@ -46,6 +60,7 @@ func NewServer(secret []byte, opts ...ServerOption) *Server {
 		cfg:      cfg,
 		jobs:     make(map[string]*job),
 		conns:    make(map[net.Conn]struct{}),
+		refusing: make(map[net.Conn]struct{}),
 		shutdown: make(chan struct{}),
 	}
 }
@@ -54,17 +69,38 @@ func NewServer(secret []byte, opts ...ServerOption) *Server {
 // nil) until ctx ends or ln fails. On ctx's end it shuts down gracefully:
 // it stops accepting, tells every waiting member with an error, lets
 // established relays run for the drain timeout, closes everything and
-// returns nil. Serve closes ln and pc.
+// returns nil. Serve closes ln and pc, also when it refuses to start.
+//
+// A Server serves one listener, once: Serve fails if another Serve of the
+// same Server is running or has returned (run one Server per listener).
 func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) error {
-	if len(s.secret) == 0 {
-		return errors.New("rendezvous server: empty secret")
+	refuse := func(err error) error {
+		if ln != nil {
+			ln.Close()
+		}
+		if pc != nil {
+			pc.Close()
+		}
+		return fmt.Errorf("rendezvous server: %w", err)
+	}
+	switch {
+	case ctx == nil:
+		return refuse(errors.New("nil context"))
+	case ln == nil:
+		return refuse(errors.New("nil listener"))
+	case len(s.secret) == 0:
+		return refuse(errors.New("empty secret"))
 	}
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return errors.New("rendezvous server: already shut down")
-	}
+	closing, serving := s.closing, s.serving
+	s.serving = true
 	s.mu.Unlock()
+	switch {
+	case closing:
+		return refuse(errors.New("already shut down"))
+	case serving:
+		return refuse(errors.New("already serving: one Serve per Server"))
+	}
 
 	// Connections accepted from an OS listener inherit its congestion
 	// control, which relayed ones need from their first byte (see
@@ -144,13 +180,22 @@ func isTemporary(err error) bool {
 }
 
 // track registers a new connection, refusing it if the server is closing or
-// at its connection limit.
+// at its connection limit. A refused connection gets an "overloaded" error
+// frame from a short-lived handler, tracked like the others, if fewer than
+// maxRefusing are being refused; otherwise it is reset at once.
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	closing, full := s.closing, len(s.conns) >= s.cfg.maxConns
-	if !closing && !full {
+	answer := false
+	switch {
+	case closing:
+	case !full:
 		s.conns[c] = struct{}{}
 		s.met.conns.Add(1)
+	case len(s.refusing) < maxRefusing:
+		s.refusing[c] = struct{}{}
+		s.handlers.Add(1)
+		answer = true
 	}
 	s.mu.Unlock()
 	switch {
@@ -159,8 +204,18 @@ func (s *Server) track(c net.Conn) bool {
 		return false
 	case full:
 		s.met.rejected(CodeOverloaded)
-		go rejectConn(c, &Error{Code: CodeOverloaded, Rank: -1,
-			Msg: fmt.Sprintf("server at its limit of %d connections; retry later", s.cfg.maxConns)})
+		if !answer {
+			abortConn(c)
+			return false
+		}
+		go func() {
+			defer s.handlers.Done()
+			rejectConnWithin(c, &Error{Code: CodeOverloaded, Rank: -1,
+				Msg: fmt.Sprintf("server at its limit of %d connections; retry later", s.cfg.maxConns)}, refuseTimeout)
+			s.mu.Lock()
+			delete(s.refusing, c)
+			s.mu.Unlock()
+		}()
 		return false
 	}
 	return true
@@ -214,6 +269,9 @@ func (s *Server) stop() {
 	t.Stop()
 	s.mu.Lock()
 	for c := range s.conns {
+		c.Close()
+	}
+	for c := range s.refusing {
 		c.Close()
 	}
 	s.mu.Unlock()
@@ -284,13 +342,25 @@ func asProtoError(err error) *Error {
 func rejectConn(c net.Conn, e *Error) {
 	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
-	closeAfterError(c)
+	closeAfterError(c, time.Second)
 }
 
-func closeAfterError(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+// rejectConnWithin is rejectConn in at most d: writing the frame and
+// draining the client's bytes share it.
+func rejectConnWithin(c net.Conn, e *Error, d time.Duration) {
+	end := time.Now().Add(d)
+	c.SetWriteDeadline(end)
+	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
+	closeAfterError(c, time.Until(end))
+}
+
+// closeAfterError half-closes c, reads what the client still sends for up
+// to drain (so that the close does not reset the error frame away) and
+// closes it.
+func closeAfterError(c net.Conn, drain time.Duration) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && drain > 0 {
 		cw.CloseWrite()
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(time.Now().Add(drain))
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}
 	c.Close()
