@@ -3,6 +3,7 @@ package collective
 import (
 	"context"
 	"fmt"
+	"math"
 )
 
 // Allgather gives every rank every rank's data: result[i] is rank i's data
@@ -46,7 +47,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	}
 	defer func() { err = cl.end(err) }()
 	n, p := len(data), c.size
-	if len(out) != n*p {
+	if len(out)%p != 0 || len(out)/p != n { // not len(out) != n*p, which can overflow
 		return fmt.Errorf("%w: allgather: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
 	}
 	copy(out[c.rank*n:], data)
@@ -113,7 +114,12 @@ func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 	total, deferred := 0, false
 	for _, m := range meta {
 		if m >= 0 {
-			total += int(m)
+			// Announced lengths come from the peers: add without overflow.
+			if m > int64(math.MaxInt-total) {
+				total = math.MaxInt
+			} else {
+				total += int(m)
+			}
 			deferred = true
 		}
 	}
@@ -136,7 +142,7 @@ func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 		if m < 0 {
 			continue
 		}
-		if len(second[i]) != int(m) {
+		if int64(len(second[i])) != m {
 			return nil, fmt.Errorf("%w: allgather: rank %d announced %d bytes and sent %d", ErrMismatch, i, m, len(second[i]))
 		}
 		out[i] = second[i]

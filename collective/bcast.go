@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Bcast broadcasts root's data to every rank and returns it. data is read
@@ -16,20 +17,24 @@ import (
 // instead of n lg p. The root picks and tells the others in a small
 // preamble, so only the root needs to know the size.
 func (c *Comm) Bcast(ctx context.Context, root int, data []byte) (out []byte, err error) {
-	if err := c.checkRoot("bcast", root); err != nil {
-		return nil, err
-	}
 	cl, err := c.begin(ctx, "bcast")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	if err := c.checkRoot(root); err != nil {
+		return nil, err
+	}
 	return cl.bcast(root, data)
 }
 
-func (c *Comm) checkRoot(op string, root int) error {
+// checkRoot checks a collective's root. It is called inside the call (after
+// begin), so that a bad root poisons the communicator: the other ranks run
+// the collective and would otherwise wait for this rank, and this rank's
+// next call would take their messages for this one.
+func (c *Comm) checkRoot(root int) error {
 	if root < 0 || root >= c.size {
-		return fmt.Errorf("collective: rank %d: %s: root %d out of range 0..%d", c.rank, op, root, c.size-1)
+		return fmt.Errorf("%w: root %d out of range 0..%d", ErrInvalidArgument, root, c.size-1)
 	}
 	return nil
 }
@@ -39,14 +44,14 @@ func (c *Comm) checkRoot(op string, root int) error {
 // the others overwrite. Because every rank knows the size, no preamble is
 // sent and each message is read straight into buf; nothing is allocated.
 func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) {
-	if err := c.checkRoot("bcast", root); err != nil {
-		return err
-	}
 	cl, err := c.begin(ctx, "bcast")
 	if err != nil {
 		return err
 	}
 	defer func() { err = cl.end(err) }()
+	if err := c.checkRoot(root); err != nil {
+		return err
+	}
 	if c.size == 1 {
 		return nil
 	}
@@ -145,7 +150,11 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		preReq.peek = func(b []byte) { copy(seen[:], b) }
 		l.postReq(preReq)
 		segReq := cl.postFunc(parent, bcastStepSegment, func(m int) []byte {
-			total := int(binary.LittleEndian.Uint64(seen[1:]))
+			t64 := binary.LittleEndian.Uint64(seen[1:])
+			if t64 > uint64(math.MaxInt-p) {
+				return nil // would overflow bcastSegment; a mismatch
+			}
+			total := int(t64)
 			lo, hi := bcastSegment(total, p, vr)
 			if m != hi-lo {
 				return nil
@@ -175,6 +184,9 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		case BcastScatterAllgather:
 			if _, _, err := wait(segReq); err != nil {
 				return nil, err
+			}
+			if len(out) != n { // out was sized by the same preamble
+				return nil, fmt.Errorf("%w: bcast preamble says %d bytes, segment for %d", ErrMismatch, n, len(out))
 			}
 		default:
 			err := fmt.Errorf("%w: bcast preamble names algorithm %d", ErrMismatch, pre[0])

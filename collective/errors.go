@@ -21,8 +21,15 @@ var (
 	// ErrFrameTooLarge: a message exceeds the frame size limit (WithMaxFrame).
 	ErrFrameTooLarge = errors.New("frame too large")
 	// ErrMismatch: ranks disagree about a collective: a message of another
-	// size than the algorithm expects, or different arguments.
+	// size than the algorithm expects, or of another collective or
+	// algorithm than this rank runs, or different arguments.
 	ErrMismatch = errors.New("ranks disagree")
+	// ErrInvalidArgument: a collective was called with an argument that
+	// is wrong on this rank alone (a root out of range, a zero Op, a
+	// negative count). The call still counts as this rank's collective:
+	// it poisons the communicator, so that the other ranks, which run it,
+	// fail too instead of waiting for this one.
+	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrBusy: a collective was called while another collective was running
 	// on the same communicator. Collectives on one communicator must be
 	// called one at a time, in the same order on every rank.

@@ -15,14 +15,14 @@ import (
 // tree: sizes differ per rank and are not known in advance, so there is no
 // size-based switch; force GatherLinear for large gathers over few ranks.
 func (c *Comm) Gather(ctx context.Context, root int, data []byte) (out [][]byte, err error) {
-	if err := c.checkRoot("gather", root); err != nil {
-		return nil, err
-	}
 	cl, err := c.begin(ctx, "gather")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	if err := c.checkRoot(root); err != nil {
+		return nil, err
+	}
 	if c.tune().Force[OpGather] == GatherLinear {
 		return cl.gatherLinear(root, data)
 	}
@@ -104,14 +104,14 @@ func (cl *call) gatherBinomial(root int, data []byte) ([][]byte, error) {
 // Algorithms: binomial tree (the default) or linear (the root sends to
 // every rank); force with ScatterBinomial / ScatterLinear.
 func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byte, err error) {
-	if err := c.checkRoot("scatter", root); err != nil {
-		return nil, err
-	}
 	cl, err := c.begin(ctx, "scatter")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	if err := c.checkRoot(root); err != nil {
+		return nil, err
+	}
 	if c.rank == root && len(parts) != c.size {
 		return nil, fmt.Errorf("%w: scatter: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}

@@ -148,9 +148,17 @@ type reducer struct {
 	to          func(dst, a, b []byte) // dst = a ⊕ b (dst overlaps neither)
 }
 
+// checkLen checks that n bytes are a whole number of elements.
+func (rd reducer) checkLen(n int) error {
+	if n%rd.elem != 0 {
+		return fmt.Errorf("%w: %d bytes is not a whole number of %d-byte elements", ErrInvalidArgument, n, rd.elem)
+	}
+	return nil
+}
+
 func (o Op[T]) reducer() (reducer, error) {
 	if o.fwd == nil {
-		return reducer{}, fmt.Errorf("zero Op: use Sum, Prod, Min, Max or NewOp")
+		return reducer{}, fmt.Errorf("%w: zero Op: use Sum, Prod, Min, Max or NewOp", ErrInvalidArgument)
 	}
 	var z T
 	return reducer{
@@ -164,7 +172,7 @@ func (o Op[T]) reducer() (reducer, error) {
 
 func (o BytesOp) reducer() (reducer, error) {
 	if o.fn == nil || o.elem < 1 {
-		return reducer{}, fmt.Errorf("invalid BytesOp: use NewBytesOp with an element size >= 1")
+		return reducer{}, fmt.Errorf("%w: BytesOp: use NewBytesOp with an element size >= 1 and a function", ErrInvalidArgument)
 	}
 	rd := reducer{elem: o.elem, commutative: o.commutative, fwd: o.fn, rev: o.fn}
 	rd.to = func(dst, a, b []byte) {

@@ -16,7 +16,7 @@ import (
 func Reduce[T Number](ctx context.Context, c *Comm, root int, data []T, op Op[T]) ([]T, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: reduce: %w", err)
+		return nil, c.failCall(ctx, "reduce", err)
 	}
 	acc := make([]T, len(data))
 	copy(acc, data)
@@ -31,7 +31,7 @@ func Reduce[T Number](ctx context.Context, c *Comm, root int, data []T, op Op[T]
 func ReduceBytes(ctx context.Context, c *Comm, root int, data []byte, op BytesOp) ([]byte, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: reduce: %w", err)
+		return nil, c.failCall(ctx, "reduce", err)
 	}
 	acc := append([]byte(nil), data...)
 	isRoot, err := c.reduce(ctx, root, acc, rd)
@@ -54,7 +54,7 @@ func ReduceBytes(ctx context.Context, c *Comm, root int, data []byte, op BytesOp
 func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: allreduce: %w", err)
+		return nil, c.failCall(ctx, "allreduce", err)
 	}
 	acc := make([]T, len(data))
 	if err := c.allreduce(ctx, asBytes(data), asBytes(acc), rd); err != nil {
@@ -71,10 +71,10 @@ func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T,
 func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[T]) error {
 	rd, err := op.reducer()
 	if err != nil {
-		return fmt.Errorf("collective: allreduce: %w", err)
+		return c.failCall(ctx, "allreduce", err)
 	}
 	if len(out) != len(data) {
-		return c.failCall(ctx, "allreduce", fmt.Errorf("out has %d elements, data %d", len(out), len(data)))
+		return c.failCall(ctx, "allreduce", fmt.Errorf("%w: out has %d elements, data %d", ErrInvalidArgument, len(out), len(data)))
 	}
 	src := asBytes(data)
 	if len(data) > 0 && &out[0] == &data[0] {
@@ -88,7 +88,7 @@ func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[
 func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]byte, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: allreduce: %w", err)
+		return nil, c.failCall(ctx, "allreduce", err)
 	}
 	acc := make([]byte, len(data))
 	if err := c.allreduce(ctx, data, acc, rd); err != nil {
@@ -109,7 +109,7 @@ func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]by
 func ReduceScatter[T Number](ctx context.Context, c *Comm, data []T, counts []int, op Op[T]) ([]T, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: reduce-scatter: %w", err)
+		return nil, c.failCall(ctx, "reduce-scatter", err)
 	}
 	acc := make([]T, len(data))
 	copy(acc, data)
@@ -127,7 +127,7 @@ func ReduceScatter[T Number](ctx context.Context, c *Comm, data []T, counts []in
 func ReduceScatterBytes(ctx context.Context, c *Comm, data []byte, counts []int, op BytesOp) ([]byte, error) {
 	rd, err := op.reducer()
 	if err != nil {
-		return nil, fmt.Errorf("collective: reduce-scatter: %w", err)
+		return nil, c.failCall(ctx, "reduce-scatter", err)
 	}
 	acc := append([]byte(nil), data...)
 	mine, err := c.reduceScatter(ctx, acc, counts, rd)
@@ -198,8 +198,8 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err 
 		return err
 	}
 	defer func() { err = cl.end(err) }()
-	if len(acc)%rd.elem != 0 {
-		return fmt.Errorf("%d bytes is not a whole number of %d-byte elements", len(acc), rd.elem)
+	if err := rd.checkLen(len(acc)); err != nil {
+		return err
 	}
 	if len(acc) == 0 {
 		src = nil
@@ -226,16 +226,16 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err 
 }
 
 func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (isRoot bool, err error) {
-	if err := c.checkRoot("reduce", root); err != nil {
-		return false, err
-	}
 	cl, err := c.begin(ctx, "reduce")
 	if err != nil {
 		return false, err
 	}
 	defer func() { err = cl.end(err) }()
-	if len(acc)%rd.elem != 0 {
-		return false, fmt.Errorf("%d bytes is not a whole number of %d-byte elements", len(acc), rd.elem)
+	if err := c.checkRoot(root); err != nil {
+		return false, err
+	}
+	if err := rd.checkLen(len(acc)); err != nil {
+		return false, err
 	}
 	if c.size == 1 {
 		return true, nil
@@ -255,10 +255,17 @@ func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd r
 	if len(counts) != c.size {
 		return nil, fmt.Errorf("%w: %d counts for %d ranks", ErrMismatch, len(counts), c.size)
 	}
+	if err := rd.checkLen(len(acc)); err != nil {
+		return nil, err
+	}
 	offs := make([]int, c.size+1)
 	for i, n := range counts {
 		if n < 0 {
-			return nil, fmt.Errorf("negative count %d for rank %d", n, i)
+			return nil, fmt.Errorf("%w: negative count %d for rank %d", ErrInvalidArgument, n, i)
+		}
+		// Checked before the multiplication, which could overflow.
+		if n > (len(acc)-offs[i])/rd.elem {
+			return nil, fmt.Errorf("%w: counts up to rank %d sum to more than the %d elements of data", ErrMismatch, i, len(acc)/rd.elem)
 		}
 		offs[i+1] = offs[i] + n*rd.elem
 	}
