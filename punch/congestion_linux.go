@@ -21,6 +21,9 @@ func SetCongestionControl(c syscall.Conn, name string) error {
 	if name == "" {
 		return nil
 	}
+	if c == nil {
+		return fmt.Errorf("punch: congestion control %q: nil connection", name)
+	}
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("punch: congestion control %q: %w", name, err)

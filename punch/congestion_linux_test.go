@@ -79,3 +79,12 @@ func TestDefaultCongestionControl(t *testing.T) {
 	require.Equal(t, DefaultCongestionControl, congestionOf(t, ca))
 	require.Equal(t, DefaultCongestionControl, congestionOf(t, cb))
 }
+
+// A nil connection is an error, not a panic; with no algorithm asked for
+// there is nothing to set.
+func TestSetCongestionControlNil(t *testing.T) {
+	var err error
+	require.NotPanics(t, func() { err = SetCongestionControl(nil, "reno") })
+	require.ErrorContains(t, err, "nil connection")
+	require.NoError(t, SetCongestionControl(nil, ""))
+}

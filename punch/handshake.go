@@ -233,6 +233,12 @@ func noEOF(err error) error {
 // errors.Is against ErrMalformed, ErrVersion, ErrForeignJob, ErrWrongRank,
 // ErrBadProof, ErrSelfConnect, io.ErrUnexpectedEOF, context.DeadlineExceeded).
 func Handshake(ctx context.Context, c net.Conn, id Identity, peer int) error {
+	switch {
+	case ctx == nil:
+		return errors.New("handshake: nil context")
+	case c == nil:
+		return errors.New("handshake: nil connection")
+	}
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}

@@ -69,6 +69,12 @@ type pendingConn struct {
 // may have port 0 (an ephemeral port; see Addr) or an unspecified address.
 // The context bounds only the listen call itself.
 func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, opts ...Option) (*Port, error) {
+	switch {
+	case ctx == nil:
+		return nil, errors.New("punch: listen: nil context")
+	case nw == nil:
+		return nil, errors.New("punch: listen: nil network")
+	}
 	if err := id.Validate(); err != nil {
 		return nil, fmt.Errorf("punch: listen: %w", err)
 	}
@@ -100,14 +106,41 @@ func Listen(ctx context.Context, nw Network, laddr netip.AddrPort, id Identity, 
 	return p, nil
 }
 
-// Addr returns the local endpoint the port is bound to.
-func (p *Port) Addr() netip.AddrPort { return p.addr }
+// errNotOpened is the error of the methods of a nil or zero Port.
+var errNotOpened = errors.New("punch: port not opened with Listen")
+
+// opened reports whether p was made by Listen (a nil or zero Port was not).
+func (p *Port) opened() error {
+	if p == nil || p.ln == nil {
+		return errNotOpened
+	}
+	return nil
+}
+
+// Addr returns the local endpoint the port is bound to (the zero AddrPort
+// for a Port not opened with Listen).
+func (p *Port) Addr() netip.AddrPort {
+	if p == nil {
+		return netip.AddrPort{}
+	}
+	return p.addr
+}
 
 // Rank returns the rank the port's links prove.
-func (p *Port) Rank() int { return p.id.Rank }
+func (p *Port) Rank() int {
+	if p == nil {
+		return 0
+	}
+	return p.id.Rank
+}
 
 // Network returns the network the port lives on.
-func (p *Port) Network() Network { return p.nw }
+func (p *Port) Network() Network {
+	if p == nil {
+		return nil
+	}
+	return p.nw
+}
 
 // Dial connects to raddr from the port's own local endpoint, with no
 // handshake: for the rendezvous server, a relay or a STUN server. The
@@ -115,6 +148,12 @@ func (p *Port) Network() Network { return p.nw }
 // connection can exist per 4-tuple: a second Dial to the same raddr while the
 // first is open fails.
 func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
+	if err := p.opened(); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, fmt.Errorf("punch: port %v: dial %v: nil context", p.addr, raddr)
+	}
 	if p.isClosed() {
 		return nil, ErrClosed
 	}
@@ -129,8 +168,12 @@ func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error)
 // Close stops the port: it closes the listener and every held link, makes
 // running Punch calls return ErrClosed and waits for them and for the accept
 // loop. Links already returned by Punch and connections returned by Dial
-// stay open; they belong to the caller.
+// stay open; they belong to the caller. Closing a Port not opened with
+// Listen is an error.
 func (p *Port) Close() error {
+	if err := p.opened(); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

@@ -45,6 +45,12 @@ import (
 // can win. Punch to a rank that already has a Punch running on this port
 // fails.
 func (p *Port) Punch(ctx context.Context, peer Peer) (net.Conn, error) {
+	if err := p.opened(); err != nil {
+		return nil, err
+	}
+	if ctx == nil {
+		return nil, fmt.Errorf("punch to rank %d: nil context", peer.Rank)
+	}
 	if err := validRank("punch: peer rank", peer.Rank); err != nil {
 		return nil, err
 	}

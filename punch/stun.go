@@ -145,6 +145,12 @@ func STUNResponse(req []byte, from netip.AddrPort) ([]byte, error) {
 // net.ErrClosed if pc was closed). Datagrams that are not STUN requests are
 // dropped. pc stays open.
 func ServeSTUNPacket(ctx context.Context, pc net.PacketConn) error {
+	switch {
+	case ctx == nil:
+		return errors.New("STUN server: nil context")
+	case pc == nil:
+		return errors.New("STUN server: nil packet connection")
+	}
 	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(aLongTimeAgo) })
 	defer stop()
 	buf := make([]byte, MaxSTUNMessage)
@@ -174,6 +180,12 @@ func ServeSTUNPacket(ctx context.Context, pc net.PacketConn) error {
 // not close c. A server that sniffed the first bytes of c with IsSTUN must
 // hand over a net.Conn that still yields those bytes.
 func ServeSTUNConn(ctx context.Context, c net.Conn) error {
+	switch {
+	case ctx == nil:
+		return errors.New("STUN over TCP: nil context")
+	case c == nil:
+		return errors.New("STUN over TCP: nil connection")
+	}
 	from, err := addrPort(c.RemoteAddr())
 	if err != nil {
 		return fmt.Errorf("STUN over TCP: remote address: %w", err)
@@ -258,6 +270,12 @@ func parseBindingResponse(b []byte, req *stun.Message) (addr netip.AddrPort, ok 
 // endpoint the server saw. It honours ctx and leaves c open, its deadlines
 // cleared.
 func DiscoverConn(ctx context.Context, c net.Conn) (netip.AddrPort, error) {
+	switch {
+	case ctx == nil:
+		return netip.AddrPort{}, errors.New("STUN over TCP: nil context")
+	case c == nil:
+		return netip.AddrPort{}, errors.New("STUN over TCP: nil connection")
+	}
 	req, err := newBindingRequest()
 	if err != nil {
 		return netip.AddrPort{}, err
@@ -289,6 +307,9 @@ func DiscoverConn(ctx context.Context, c net.Conn) (netip.AddrPort, error) {
 // that its 4-tuple is free at once (a rendezvous server that serves STUN on
 // its control port is dialed from the same 4-tuple next).
 func DiscoverTCP(ctx context.Context, p *Port, stunServer netip.AddrPort) (netip.AddrPort, error) {
+	if err := p.opened(); err != nil {
+		return netip.AddrPort{}, fmt.Errorf("STUN: %w", err)
+	}
 	c, err := p.Dial(ctx, stunServer)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("STUN: %w", err)
@@ -304,6 +325,12 @@ func DiscoverTCP(ctx context.Context, p *Port, stunServer netip.AddrPort) (netip
 // numbers are separate, so the UDP socket of the same number can be opened
 // next to it.
 func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPort) (netip.AddrPort, error) {
+	switch {
+	case ctx == nil:
+		return netip.AddrPort{}, errors.New("STUN over UDP: nil context")
+	case nw == nil:
+		return netip.AddrPort{}, errors.New("STUN over UDP: nil network")
+	}
 	pc, err := nw.ListenUDP(ctx, laddr)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP: %w", err)
@@ -319,6 +346,12 @@ func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPo
 func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP to %v: %w", stunServer, err)
+	}
+	switch {
+	case ctx == nil:
+		return fail(errors.New("nil context"))
+	case pc == nil:
+		return fail(errors.New("nil packet connection"))
 	}
 	req, err := newBindingRequest()
 	if err != nil {

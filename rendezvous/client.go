@@ -42,6 +42,8 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		return nil, fmt.Errorf("rendezvous: join job %q at %s: %w", job, addr, err)
 	}
 	switch {
+	case ctx == nil:
+		return fail(errors.New("nil context"))
 	case checkJob(job) != nil:
 		return fail(checkJob(job))
 	case world < 1 || world > MaxWorld:

@@ -31,11 +31,14 @@ type Mesh struct {
 	Setup time.Duration
 }
 
-// Close closes every link of the mesh.
+// Close closes every link of the mesh. Closing a nil Mesh does nothing.
 func (m *Mesh) Close() error {
+	if m == nil {
+		return nil
+	}
 	var errs []error
 	for _, l := range m.Links {
-		if l != nil {
+		if l != nil && l.Conn != nil {
 			if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				errs = append(errs, err)
 			}
@@ -47,6 +50,9 @@ func (m *Mesh) Close() error {
 // Conns returns the links as plain connections indexed by rank (nil at
 // Rank), the form collective.New takes.
 func (m *Mesh) Conns() []net.Conn {
+	if m == nil {
+		return nil
+	}
 	out := make([]net.Conn, len(m.Links))
 	for i, l := range m.Links {
 		if l != nil {

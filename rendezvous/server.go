@@ -53,7 +53,9 @@ const (
 func NewServer(secret []byte, opts ...ServerOption) *Server {
 	cfg := defaultServerConfig()
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	return &Server{
 		secret:   append([]byte(nil), secret...),
@@ -84,6 +86,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 		return fmt.Errorf("rendezvous server: %w", err)
 	}
 	switch {
+	case s == nil:
+		return refuse(errors.New("nil server: make one with NewServer"))
 	case ctx == nil:
 		return refuse(errors.New("nil context"))
 	case ln == nil:
