@@ -48,8 +48,8 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		return fail(checkJob(job))
 	case world < 1 || world > MaxWorld:
 		return fail(fmt.Errorf("world size %d out of range 1..%d", world, MaxWorld))
-	case cfg.rank >= world:
-		return fail(fmt.Errorf("rank %d out of range for world size %d", cfg.rank, world))
+	case cfg.rankSet && (cfg.rank < 0 || cfg.rank >= world):
+		return fail(fmt.Errorf("rank %d out of range for world size %d (want 0..%d)", cfg.rank, world, world-1))
 	case cfg.punchTimeout < 0:
 		return fail(fmt.Errorf("negative punch timeout %v", cfg.punchTimeout))
 	}

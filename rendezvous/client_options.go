@@ -13,7 +13,8 @@ type Option func(*clientConfig)
 
 type clientConfig struct {
 	nw           punch.Network
-	rank         int
+	rank         int  // -1 until WithRank: the server assigns one
+	rankSet      bool // WithRank was given
 	punchTimeout time.Duration
 	laddr        netip.AddrPort
 	stun         netip.AddrPort
@@ -27,11 +28,12 @@ func WithNetwork(nw punch.Network) Option {
 	return func(c *clientConfig) { c.nw = nw }
 }
 
-// WithRank asks for a rank (0 <= r < world). Without it the server assigns
-// the free ranks in the order members joined. Two members asking for the same
-// rank is an error for the second.
+// WithRank asks for a rank (0 <= r < world; Join fails for any other r,
+// negative ones included). Without it the server assigns the free ranks in
+// the order members joined. Two members asking for the same rank is an error
+// for the second.
 func WithRank(r int) Option {
-	return func(c *clientConfig) { c.rank = r }
+	return func(c *clientConfig) { c.rank, c.rankSet = r, true }
 }
 
 // WithPunchTimeout sets how long a pair may try to punch before it is

@@ -85,6 +85,8 @@ func TestJoinBadArguments(t *testing.T) {
 		{"world 0", "j", 0, nil, "world size 0"},
 		{"world too big", "j", MaxWorld + 1, nil, "world size 4097"},
 		{"rank out of range", "j", 2, []Option{WithRank(2)}, "rank 2 out of range"},
+		{"rank -1", "j", 2, []Option{WithRank(-1)}, "rank -1 out of range"},
+		{"negative rank", "j", 2, []Option{WithRank(-7)}, "rank -7 out of range"},
 		{"negative punch timeout", "j", 2, []Option{WithPunchTimeout(-time.Second)}, "negative punch timeout"},
 	}
 	for _, tt := range tests {
