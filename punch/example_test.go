@@ -227,20 +227,3 @@ func ExampleJoinToken() {
 	fmt.Println(len(t1), string(t1) != string(t2))
 	// Output: 32 true
 }
-
-// A port whose links keep the system's TCP congestion control instead of
-// fnmesh's default (CUBIC), e.g. BBR for long, lossy paths between regions.
-// The algorithm is set on each socket before it connects.
-func ExampleWithCongestionControl() {
-	ctx := context.Background()
-	laddr := netip.MustParseAddrPort("127.0.0.1:0")
-	p, err := punch.Listen(ctx, punch.OS(), laddr, punch.Identity{Secret: secret, Job: "job-42", Rank: 0},
-		punch.WithCongestionControl("bbr"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer p.Close()
-	fmt.Println("links of", p.Addr().Addr(), "use bbr where the system allows it")
-	// Output:
-	// links of 127.0.0.1 use bbr where the system allows it
-}
