@@ -25,11 +25,16 @@ func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err er
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	if a := c.tune().Force[OpAllgather]; a != Auto {
+		cl.use(wireOf(a))
+		if c.size == 1 {
+			return [][]byte{data}, nil
+		}
+		return cl.allgatherWith(a, 0, data, nil)
+	}
+	cl.use(wireAllgatherAuto)
 	if c.size == 1 {
 		return [][]byte{data}, nil
-	}
-	if a := c.tune().Force[OpAllgather]; a != Auto {
-		return cl.allgatherWith(a, 0, data, nil)
 	}
 	return cl.allgatherAuto(data)
 }
@@ -59,6 +64,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 			a = fast
 		}
 	}
+	cl.use(wireOf(a))
 	if p == 1 {
 		return nil
 	}
@@ -85,8 +91,22 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	return nil
 }
 
-// Steps: each algorithm uses steps base .. base+allgatherSteps-1.
-const allgatherSteps = 1 << 12
+// Steps: each algorithm uses steps base .. base+allgatherSteps-1. Auto's
+// probe pass runs at base 0 and its second pass at allgatherBase(algo), so
+// that ranks whose tunings differ (an error) cannot take a message of one
+// algorithm for another's.
+const allgatherSteps = MaxRanks
+
+func allgatherBase(a Algorithm) int {
+	switch a {
+	case AllgatherRing:
+		return allgatherSteps
+	case AllgatherRecursiveDoubling:
+		return 2 * allgatherSteps
+	default:
+		return 3 * allgatherSteps
+	}
+}
 
 // allgatherShort returns the total size below which the latency-optimal
 // algorithm wins, and that algorithm.
@@ -134,7 +154,7 @@ func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 	if meta[c.rank] >= 0 {
 		mine = data
 	}
-	second, err := cl.allgatherWith(algo, allgatherSteps, mine, nil)
+	second, err := cl.allgatherWith(algo, allgatherBase(algo), mine, nil)
 	if err != nil {
 		return nil, err
 	}

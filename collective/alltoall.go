@@ -21,6 +21,7 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	cl.use(wire(AlltoallvScattered)) // for pairwise too: each rank picks its own
 	if len(parts) != c.size {
 		return nil, fmt.Errorf("%w: alltoallv: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
@@ -44,6 +45,7 @@ func (c *Comm) AlltoallvInto(ctx context.Context, parts, out [][]byte) (err erro
 		return err
 	}
 	defer func() { err = cl.end(err) }()
+	cl.use(wire(AlltoallvScattered)) // as Alltoallv: the same messages
 	if len(parts) != c.size || len(out) != c.size {
 		return fmt.Errorf("%w: alltoallv: %d parts and %d out buffers for %d ranks", ErrMismatch, len(parts), len(out), c.size)
 	}
@@ -203,6 +205,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 			algo = AlltoallPairwise
 		}
 	}
+	cl.use(wireOf(algo))
 	out = make([]byte, len(data))
 	if algo == AlltoallBruck {
 		return out, cl.alltoallBruck(data, out, bs)

@@ -11,6 +11,7 @@ func (c *Comm) Barrier(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = cl.end(err) }()
+	cl.use(wire(BarrierDissemination))
 	return cl.barrier()
 }
 

@@ -25,6 +25,7 @@ func (c *Comm) Bcast(ctx context.Context, root int, data []byte) (out []byte, er
 	if err := c.checkRoot(root); err != nil {
 		return nil, err
 	}
+	cl.use(wireBcast)
 	return cl.bcast(root, data)
 }
 
@@ -52,10 +53,14 @@ func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) 
 	if err := c.checkRoot(root); err != nil {
 		return err
 	}
+	// Every rank picks by its own len(buf): ranks whose lengths differ may
+	// pick different algorithms, which the wire id tells apart.
+	algo := c.bcastAlgorithm(len(buf))
+	cl.use(wireOf(algo))
 	if c.size == 1 {
 		return nil
 	}
-	return cl.bcastKnown(root, buf, c.bcastAlgorithm(len(buf)))
+	return cl.bcastKnown(root, buf, algo)
 }
 
 // bcastKnown is Bcast when every rank knows the size.

@@ -33,6 +33,7 @@ type Comm struct {
 
 	busy   atomic.Bool
 	seq    uint64 // collective call sequence; guarded by busy
+	mark   *callMark
 	callMu sync.Mutex
 	active uint64 // sequence of the running collective, 0 when none
 	closed atomic.Bool
@@ -55,6 +56,9 @@ func New(rank int, links []net.Conn, opts ...Option) (*Comm, error) {
 	if len(links) == 0 {
 		return nil, errors.New("collective: new: no links (size 0)")
 	}
+	if len(links) > MaxRanks {
+		return nil, fmt.Errorf("collective: new: %d ranks, more than MaxRanks (%d)", len(links), MaxRanks)
+	}
 	if rank < 0 || rank >= len(links) {
 		return nil, fmt.Errorf("collective: new: rank %d out of range 0..%d", rank, len(links)-1)
 	}
@@ -67,11 +71,12 @@ func New(rank int, links []net.Conn, opts ...Option) (*Comm, error) {
 		}
 	}
 	t := newTransport(rank, links, cfg)
-	c := &Comm{t: t, id: worldID, rank: rank, size: len(links), links: t.links, owner: true}
+	c := &Comm{t: t, id: worldID, rank: rank, size: len(links), links: t.links, owner: true, mark: new(callMark)}
 	c.world = make([]int, c.size)
 	for i := range c.world {
 		c.world[i] = i
 	}
+	c.watchCalls()
 	tun := cfg.tuning
 	c.tuning.Store(&tun)
 	return c, nil
@@ -135,12 +140,36 @@ func (c *Comm) checkUsable() error {
 // ---- collective call machinery ------------------------------------------
 
 // A call is one running collective: its sequence number makes the tags of
-// its messages distinct from those of every other call.
+// its messages distinct from those of every other call, its wire id those
+// of a call that runs another algorithm.
 type call struct {
 	c    *Comm
 	op   string
 	seq  uint64
+	wire wire
 	stop func() bool
+}
+
+// callMark holds the tag prefix (internalTag with step 0) of the latest
+// collective call of a communicator, for its links' readers to recognise a
+// message of that call sent under another wire id (see link.checkCall).
+type callMark struct{ atomic.Uint64 }
+
+// watchCalls registers c's call mark with its links.
+func (c *Comm) watchCalls() {
+	for _, l := range c.links {
+		if l.conn != nil {
+			l.watch(c.id, c.mark)
+		}
+	}
+}
+
+// use sets the protocol the call runs; every collective calls it before its
+// first message. From then on a message of this call under another wire id
+// is a mismatch.
+func (cl *call) use(w wire) {
+	cl.wire = w
+	cl.c.mark.Store(internalTag(cl.seq, w, 0))
 }
 
 // begin starts a collective. If ctx ends before the call does, the
@@ -218,7 +247,7 @@ func (c *Comm) failCall(ctx context.Context, op string, err error) error {
 }
 
 func (cl *call) tag(step int) key {
-	return key{comm: cl.c.id, tag: internalTag(cl.seq, step)}
+	return key{comm: cl.c.id, tag: internalTag(cl.seq, cl.wire, step)}
 }
 
 // send sends bufs, concatenated, to rank `to` of the communicator.

@@ -87,18 +87,81 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 }
 
 // Tags. User tags are small non-negative integers. Collectives use internal
-// tags: bit 63 set, a per-communicator call sequence in bits 24..62 and a
-// step number within the call in bits 0..23, so that consecutive collectives
-// never match each other's messages.
+// tags: bit 63 set, a per-communicator call sequence in bits 24..62, the
+// wire id of the algorithm the call runs in bits 18..23 and a step number
+// within the call in bits 0..17. The sequence keeps consecutive collectives
+// from matching each other's messages; the wire id keeps ranks that run
+// different algorithms (or different collectives) in the same call from
+// taking each other's messages for their own, even where steps and lengths
+// coincide: a message of the running call with another wire id is
+// ErrMismatch (see link.checkCall).
 const (
 	// MaxTag is the largest tag Send and Recv accept.
 	MaxTag       = 1<<31 - 1
 	internalBit  = uint64(1) << 63
-	stepBits     = 24
+	stepBits     = 18
+	wireBits     = 6
+	callShift    = stepBits + wireBits
 	maxStep      = 1<<stepBits - 1
-	sequenceMask = (uint64(1) << (63 - stepBits)) - 1
+	sequenceMask = (uint64(1) << (63 - callShift)) - 1
+	wireField    = uint64(1<<wireBits-1) << stepBits
+	seqField     = sequenceMask << callShift
 )
 
-func internalTag(seq uint64, step int) uint64 {
-	return internalBit | (seq&sequenceMask)<<stepBits | uint64(step)&maxStep
+func internalTag(seq uint64, w wire, step int) uint64 {
+	return internalBit | (seq&sequenceMask)<<callShift | uint64(w)<<stepBits&wireField | uint64(step)&maxStep
 }
+
+// tagWire returns the wire id of an internal tag.
+func tagWire(tag uint64) wire { return wire((tag & wireField) >> stepBits) }
+
+// A wire id names the protocol a collective call runs, which every rank of
+// the call must agree on: one per algorithm (the Algorithm's value), plus
+// the protocols that are not one algorithm. Algorithms that send the same
+// messages and may differ between ranks share one (alltoall(v) scattered
+// and pairwise). Every message of a call carries the call's wire id;
+// phases of a call use distinct steps.
+type wire uint8
+
+const (
+	wireBcast         = wire(numAlgorithms) + iota // Bcast: the root's preamble names the algorithm
+	wireAllgatherAuto                              // Allgather under Auto: a probe pass, then an agreed algorithm
+	wireSplit                                      // Split: Bruck allgather of (color, key)
+	numWires
+)
+
+func wireOf(a Algorithm) wire {
+	switch a {
+	case AlltoallPairwise:
+		return wire(AlltoallScattered)
+	case AlltoallvPairwise:
+		return wire(AlltoallvScattered)
+	}
+	return wire(a)
+}
+
+func (w wire) String() string {
+	switch {
+	case w == wireBcast:
+		return "bcast"
+	case w == wireAllgatherAuto:
+		return "allgather/auto"
+	case w == wireSplit:
+		return "split"
+	case w > 0 && w < wire(numAlgorithms):
+		return Algorithm(w).String()
+	}
+	return fmt.Sprintf("wire(%d)", uint8(w))
+}
+
+// MaxRanks is the largest communicator New accepts: the steps of the ring
+// algorithms (one per rank) must fit the tag's step field.
+const MaxRanks = 1 << 15
+
+// Compile-time checks of the tag layout: the wire ids fit their field, and
+// an allgather's four step ranges of MaxRanks (probe and the three second
+// passes, see allgatherBase) fit below the fold-out step.
+var (
+	_ [1<<wireBits - int(numWires)]struct{}
+	_ [maxStep - 4*MaxRanks]struct{}
+)

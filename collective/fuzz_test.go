@@ -32,7 +32,7 @@ func FuzzLinkInput(f *testing.F) {
 	f.Add(frame(1, nil, 0))
 	f.Add(frame(1, []byte("trailer"), flagTrailer))
 	f.Add(append(frame(2, []byte("other tag"), flagPayload), frame(1, []byte("x"), 0)...))
-	f.Add(frame(internalTag(1, 3), []byte("internal"), flagPayload))
+	f.Add(frame(internalTag(1, wireBcast, 3), []byte("internal"), flagPayload))
 	f.Add([]byte{0xF3, 0x4D, 1})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		a, b := net.Pipe()

@@ -24,8 +24,10 @@ func (c *Comm) Gather(ctx context.Context, root int, data []byte) (out [][]byte,
 		return nil, err
 	}
 	if c.tune().Force[OpGather] == GatherLinear {
+		cl.use(wire(GatherLinear))
 		return cl.gatherLinear(root, data)
 	}
+	cl.use(wire(GatherBinomial))
 	return cl.gatherBinomial(root, data)
 }
 
@@ -116,8 +118,10 @@ func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byt
 		return nil, fmt.Errorf("%w: scatter: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
 	if c.tune().Force[OpScatter] == ScatterLinear {
+		cl.use(wire(ScatterLinear))
 		return cl.scatterLinear(root, parts)
 	}
+	cl.use(wire(ScatterBinomial))
 	return cl.scatterBinomial(root, parts)
 }
 

@@ -56,6 +56,8 @@ type link struct {
 	timerAt  time.Time     // when timer fires; zero when it is not armed
 	kick     chan struct{} // wakes the drain goroutine
 	done     chan struct{} // closed on shutdown: the drain goroutine ends
+	calls    [linkCalls]callWatch
+	nextCall int // the entry of calls watch replaces when all are taken
 
 	// Read side, owned by the holder of the read token.
 	rbuf   []byte
@@ -64,6 +66,101 @@ type link struct {
 	nb     bool        // reads do not wait (pump)
 	pumped int         // bytes read since pump started
 	rint   interrupter // ends a reading receiver's read when its context ends
+}
+
+// callWatch is what a link knows of the collective calls of one of the
+// communicators that use it: the communicator's call mark (the running
+// call's tag prefix) and the prefix of the latest internal receive posted
+// on this link.
+type callWatch struct {
+	comm   uint64
+	mark   *callMark
+	posted uint64
+}
+
+// linkCalls is how many communicators a link watches at once. A link shared
+// by more (many live sub-communicators) forgets the least recently
+// registered: a mismatch on that one's calls is then not recognised by
+// wire id here (no message is taken for another either; the call waits).
+const linkCalls = 4
+
+// watch registers the call mark of communicator comm; l.mu must not be
+// held.
+func (l *link) watch(comm uint64, m *callMark) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for ; i < linkCalls; i++ {
+		if w := l.calls[i]; w.comm == comm || w.mark == nil {
+			break
+		}
+	}
+	if i == linkCalls {
+		i = l.nextCall
+		l.nextCall = (l.nextCall + 1) % linkCalls
+	}
+	l.calls[i] = callWatch{comm: comm, mark: m}
+}
+
+// callOf returns the watch of communicator comm, or nil; l.mu must be
+// held.
+func (l *link) callOf(comm uint64) *callWatch {
+	for i := range l.calls {
+		if w := &l.calls[i]; w.comm == comm && w.mark != nil {
+			return w
+		}
+	}
+	return nil
+}
+
+// sameCallOtherWire reports whether internal tags a and b belong to the
+// same call (sequence) under different wire ids: ranks that disagree on
+// the algorithm or the collective.
+func sameCallOtherWire(a, b uint64) bool {
+	d := a ^ b
+	return d&seqField == 0 && d&wireField != 0
+}
+
+// checkCall is called for an internal frame that no posted receive takes:
+// if it belongs to its communicator's running call under another wire id,
+// the ranks disagree and nothing will ever receive it; the error poisons
+// the transport (the caller returns it from readFrame). l.mu must be held.
+func (l *link) checkCall(k key) error {
+	w := l.callOf(k.comm)
+	if w == nil {
+		return nil
+	}
+	if cur := w.mark.Load(); sameCallOtherWire(k.tag, cur) {
+		return l.wireMismatch(k.tag, cur)
+	}
+	return nil
+}
+
+// notePost is called for every internal receive posted on the link: on the
+// first of a call (for its communicator) it looks for messages of the same
+// call under another wire id queued before the call's mark was set, which
+// checkCall did not see. l.mu must be held.
+func (l *link) notePost(k key) error {
+	w := l.callOf(k.comm)
+	if w == nil {
+		return nil
+	}
+	prefix := k.tag &^ maxStep
+	if w.posted == prefix {
+		return nil
+	}
+	w.posted = prefix
+	for qk, s := range l.slots {
+		if qk.comm == k.comm && s.msgs.len() > 0 && sameCallOtherWire(qk.tag, k.tag) {
+			return l.wireMismatch(qk.tag, k.tag)
+		}
+	}
+	return nil
+}
+
+func (l *link) wireMismatch(got, running uint64) error {
+	return l.peerErr(fmt.Errorf("%w: a message of call %d runs %v, this rank runs %v (ranks called different collectives, or chose different algorithms from different sizes or tuning)",
+		ErrMismatch, (got&seqField)>>callShift, tagWire(got), tagWire(running)))
 }
 
 type slot struct {
@@ -316,6 +413,13 @@ func (l *link) postReq(r *request) *request {
 		r.complete(nil, nil, l.err)
 		l.mu.Unlock()
 		return r
+	}
+	if k.tag&internalBit != 0 {
+		if err := l.notePost(k); err != nil {
+			r.complete(nil, nil, err)
+			l.mu.Unlock()
+			return r
+		}
 	}
 	s := l.slotFor(k)
 	switch {

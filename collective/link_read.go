@@ -368,6 +368,12 @@ func (l *link) readFrame() (delivered bool, err error) {
 	*f = inFrame{}
 	switch {
 	case req == nil:
+		if h.tag&internalBit != 0 {
+			if err := l.checkCall(h.key); err != nil {
+				putBuf(pb)
+				return false, err
+			}
+		}
 		return l.arrived(h.key, dst, pb), nil
 	case mismatch != nil:
 		if req.mode == modeUpTo {

@@ -208,6 +208,7 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err 
 	if c.size > 1 {
 		algo = c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd)
 	}
+	cl.use(wireOf(algo))
 	if src != nil && (c.size == 1 || algo == AllreduceRecursiveDoubling) {
 		copy(acc, src)
 		src = nil
@@ -237,10 +238,12 @@ func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (is
 	if err := rd.checkLen(len(acc)); err != nil {
 		return false, err
 	}
+	algo := c.reduceAlgorithm(len(acc), len(acc)/rd.elem)
+	cl.use(wireOf(algo))
 	if c.size == 1 {
 		return true, nil
 	}
-	if c.reduceAlgorithm(len(acc), len(acc)/rd.elem) == ReduceScatterGather {
+	if algo == ReduceScatterGather {
 		return c.rank == root, cl.reduceScatterGather(root, acc, rd)
 	}
 	return c.rank == root, cl.reduceBinomial(root, acc, rd)
@@ -272,8 +275,10 @@ func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd r
 	if offs[c.size] != len(acc) {
 		return nil, fmt.Errorf("%w: counts sum to %d elements, data has %d bytes of %d-byte elements", ErrMismatch, offs[c.size]/rd.elem, len(acc), rd.elem)
 	}
+	algo := c.reduceScatterAlgorithm(len(acc), rd)
+	cl.use(wireOf(algo))
 	if c.size > 1 {
-		switch c.reduceScatterAlgorithm(len(acc), rd) {
+		switch algo {
 		case ReduceScatterRecursiveHalving:
 			err = cl.reduceScatterHalving(acc, offs, rd)
 		case ReduceScatterRing:

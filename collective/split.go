@@ -3,6 +3,7 @@ package collective
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 	"slices"
 )
@@ -22,6 +23,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		return nil, err
 	}
 	defer func() { err = cl.end(err) }()
+	cl.use(wireSplit)
 	var mine [16]byte
 	binary.LittleEndian.PutUint64(mine[0:], uint64(int64(color)))
 	binary.LittleEndian.PutUint64(mine[8:], uint64(int64(key)))
@@ -38,7 +40,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 	var members []member
 	for r, b := range all {
 		if len(b) != 16 {
-			return nil, ErrMismatch
+			return nil, fmt.Errorf("%w: split: rank %d sent %d bytes, want 16", ErrMismatch, r, len(b))
 		}
 		if int(int64(binary.LittleEndian.Uint64(b))) == color {
 			members = append(members, member{r, int(int64(binary.LittleEndian.Uint64(b[8:])))})
@@ -65,7 +67,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		id += worldID + 1
 	}
 
-	sub = &Comm{t: c.t, id: id, size: len(members)}
+	sub = &Comm{t: c.t, id: id, size: len(members), mark: new(callMark)}
 	sub.links = make([]*link, len(members))
 	sub.world = make([]int, len(members))
 	for i, m := range members {
@@ -76,5 +78,6 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		sub.world[i] = c.world[m.rank]
 	}
 	sub.tuning.Store(c.tuning.Load())
+	sub.watchCalls()
 	return sub, nil
 }
