@@ -261,13 +261,15 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 		}
 		return bl, me
 	}
-	place := func(b []byte, idx []int) error {
+	// place receives the bundle of blocks idx from rank `from` at step,
+	// whose first frame req receives.
+	place := func(req *request, from, step int, idx []int) error {
 		bl := make([][]byte, len(idx))
 		var me []int64
 		if meta != nil {
 			me = make([]int64, len(idx))
 		}
-		if err := unbundle(b, bl, me); err != nil {
+		if err := cl.recvBundle(req, from, step, bl, me); err != nil {
 			return err
 		}
 		for j, i := range idx {
@@ -282,41 +284,34 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 	if r >= pof2 {
 		bl, me := pick([]int{r})
 		req := cl.post(r-pof2, stepOut, modeFresh, nil)
-		if err := cl.send(r-pof2, stepIn, bundle(bl, me)...); err != nil {
+		if err := cl.sendSplit(r-pof2, stepIn, bundle(bl, me)...); err != nil {
 			cl.abandon(err, req)
-			return nil, err
-		}
-		b, _, err := wait(req)
-		if err != nil {
 			return nil, err
 		}
 		all := make([]int, p)
 		for i := range all {
 			all[i] = i
 		}
-		if err := place(b, all); err != nil {
+		if err := place(req, r-pof2, stepOut, all); err != nil {
 			return nil, err
 		}
 		out[r] = data
 		return out, nil
 	}
 	if r < rem {
-		b, _, err := cl.recv(r+pof2, stepIn, modeFresh, nil)
-		if err == nil {
-			err = place(b, []int{r + pof2})
-		}
-		if err != nil {
+		if err := place(cl.post(r+pof2, stepIn, modeFresh, nil), r+pof2, stepIn, []int{r + pof2}); err != nil {
 			return nil, err
 		}
 	}
 	for k, mask := 1, 1; mask < pof2; k, mask = k+1, mask<<1 {
 		partner := r ^ mask
 		bl, me := pick(own(r&^(mask-1), mask))
-		b, _, err := cl.sendrecv(partner, partner, base+k, modeFresh, nil, bundle(bl, me)...)
-		if err == nil {
-			err = place(b, own(partner&^(mask-1), mask))
+		req := cl.post(partner, base+k, modeFresh, nil)
+		if err := cl.sendSplit(partner, base+k, bundle(bl, me)...); err != nil {
+			cl.abandon(err, req)
+			return nil, err
 		}
-		if err != nil {
+		if err := place(req, partner, base+k, own(partner&^(mask-1), mask)); err != nil {
 			return nil, err
 		}
 	}
@@ -326,7 +321,7 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 			all[i] = i
 		}
 		bl, me := pick(all)
-		if err := cl.send(r+pof2, stepOut, bundle(bl, me)...); err != nil {
+		if err := cl.sendSplit(r+pof2, stepOut, bundle(bl, me)...); err != nil {
 			return nil, err
 		}
 	}
@@ -351,15 +346,11 @@ func (cl *call) allgatherBruck(base int, data []byte, meta []int64) ([][]byte, e
 		if hmeta != nil {
 			me = hmeta[:cnt]
 		}
-		b, _, err := cl.sendrecv((r-d+p)%p, (r+d)%p, base+k, modeFresh, nil, bundle(held[:cnt], me)...)
-		if err != nil {
-			return nil, err
-		}
 		var into []int64
 		if hmeta != nil {
 			into = hmeta[d : d+cnt]
 		}
-		if err := unbundle(b, held[d:d+cnt], into); err != nil {
+		if err := cl.sendrecvBundle((r-d+p)%p, (r+d)%p, base+k, held[d:d+cnt], into, bundle(held[:cnt], me)...); err != nil {
 			return nil, err
 		}
 	}

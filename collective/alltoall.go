@@ -246,8 +246,8 @@ func (cl *call) alltoallBruck(data, out []byte, bs int) error {
 				bufs = append(bufs, tmp[i])
 			}
 		}
-		b, _, err := cl.sendrecv((r+d)%p, (r-d+p)%p, k, modeExact, make([]byte, len(idx)*bs), bufs...)
-		if err != nil {
+		b := make([]byte, len(idx)*bs)
+		if err := cl.sendrecvSplit((r+d)%p, (r-d+p)%p, k, b, bufs...); err != nil {
 			return err
 		}
 		for n, i := range idx {

@@ -171,6 +171,11 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		if err == nil && len(msg) < preambleLen {
 			err = fmt.Errorf("%w: bcast preamble of %d bytes", ErrMismatch, len(msg))
 		}
+		if err == nil && len(msg) == c.t.maxFrame && Algorithm(msg[0]) == BcastBinomial {
+			// Preamble and payload exceed one frame: the rest follows.
+			want := uint64(preambleLen) + binary.LittleEndian.Uint64(msg[1:])
+			msg, err = cl.recvRest(msg, parent, bcastStepPreamble, func([]byte) (uint64, bool) { return want, true })
+		}
 		if err != nil {
 			cl.abandon(err, segReq)
 			return nil, err
@@ -212,7 +217,7 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		}
 		var err error
 		if algo == BcastBinomial {
-			err = cl.send(real(child), bcastStepPreamble, pre[:], out)
+			err = cl.sendSplit(real(child), bcastStepPreamble, pre[:], out)
 		} else {
 			lo, hi := bcastSegment(n, p, child)
 			if err = cl.send(real(child), bcastStepPreamble, pre[:]); err == nil {

@@ -78,19 +78,15 @@ func (cl *call) gatherBinomial(root int, data []byte) ([][]byte, error) {
 		}
 	}
 	for i, child := range kids {
-		b, _, err := wait(reqs[i])
-		if err == nil {
-			cnt := min(lowbit(child), p-child)
-			err = unbundle(b, blocks[child:child+cnt], nil)
-		}
-		if err != nil {
+		cnt := min(lowbit(child), p-child)
+		if err := cl.recvBundle(reqs[i], real(child), 0, blocks[child:child+cnt], nil); err != nil {
 			cl.abandon(err, reqs[i+1:]...)
 			return nil, err
 		}
 	}
 	if vr != 0 {
 		cnt := min(lowbit(vr), p-vr)
-		return nil, cl.send(real(vr-lowbit(vr)), 0, bundle(blocks[vr:vr+cnt], nil)...)
+		return nil, cl.sendSplit(real(vr-lowbit(vr)), 0, bundle(blocks[vr:vr+cnt], nil)...)
 	}
 	out := make([][]byte, p)
 	for v, b := range blocks {
@@ -157,11 +153,8 @@ func (cl *call) scatterBinomial(root int, parts [][]byte) ([]byte, error) {
 	} else {
 		mask = lowbit(vr)
 		cnt := min(mask, p-vr)
-		b, _, err := cl.recv(real(vr-mask), 0, modeFresh, nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := unbundle(b, blocks[vr:vr+cnt], nil); err != nil {
+		parent := real(vr - mask)
+		if err := cl.recvBundle(cl.post(parent, 0, modeFresh, nil), parent, 0, blocks[vr:vr+cnt], nil); err != nil {
 			return nil, err
 		}
 	}
@@ -171,7 +164,7 @@ func (cl *call) scatterBinomial(root int, parts [][]byte) ([]byte, error) {
 			continue
 		}
 		cnt := min(mask, p-child)
-		if err := cl.send(real(child), 0, bundle(blocks[child:child+cnt], nil)...); err != nil {
+		if err := cl.sendSplit(real(child), 0, bundle(blocks[child:child+cnt], nil)...); err != nil {
 			return nil, err
 		}
 	}

@@ -126,8 +126,12 @@ type Option func(*config)
 func WithChecksum(on bool) Option { return func(c *config) { c.checksum = on } }
 
 // WithMaxFrame sets the largest message (frame payload) this rank sends or
-// accepts, at most 4 GiB - 1 (default DefaultMaxFrame). A frame header
-// announcing more is treated as corruption.
+// accepts, at most 4 GiB - 1 (default DefaultMaxFrame); every rank must
+// use the same. A larger Send fails with ErrFrameTooLarge before anything
+// is written; a frame header announcing more than the limit is
+// ErrFrameTooLarge on the receiving side and breaks the link. Collectives
+// whose messages bundle several ranks' blocks split a bundle over the limit
+// into several frames, so they work whenever each rank's block fits.
 func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
 
 // DefaultSpin is how long a rank polls a TCP link's socket by default before
