@@ -130,7 +130,7 @@ func (l *link) checkCall(k key) error {
 	if w == nil {
 		return nil
 	}
-	if cur := w.mark.Load(); sameCallOtherWire(k.tag, cur) {
+	if cur := w.mark.Load(); cur != 0 && sameCallOtherWire(k.tag, cur) { // 0: no call yet
 		return l.wireMismatch(k.tag, cur)
 	}
 	return nil
