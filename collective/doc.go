@@ -11,12 +11,20 @@
 //
 // Every message is one frame: a 32-byte header (communicator id, tag,
 // length, CRC32C of the payload and of the header) and the payload, written
-// with one vectored write. One reader goroutine per link reads frames and
-// hands each to the receive posted for its tag, reading large payloads
-// straight into the receiver's buffer, or queues it until a receive comes;
-// since readers never wait for receivers, simultaneous large sends in both
-// directions cannot deadlock. A corrupted or truncated frame is an error
-// naming the peer, never wrong data.
+// by the sending goroutine with one vectored write. Receivers read their
+// links themselves: a goroutine that waits for a message takes the link's
+// read token when nobody holds it and reads frames, handing each to the
+// receive posted for its tag (large payloads straight into the receiver's
+// buffer) or queueing it, until its own message is complete. One drain
+// goroutine per link takes the token when nobody else reads (a write has
+// been in progress for a while, a receiver left a frame half read, the link
+// has gone unread), so a peer's sends complete while this rank is busy
+// elsewhere and simultaneous large sends in both directions cannot
+// deadlock; it gives the token back as soon as a receiver wants it. On
+// Linux, TCP links are read and written with non-blocking system calls made
+// by the calling goroutine, which polls briefly (WithSpin) before sleeping.
+// A corrupted or truncated frame is an error naming the peer, never wrong
+// data.
 //
 // # Collectives
 //
@@ -31,10 +39,13 @@
 // # Failures
 //
 // Every call takes a context. A collective that fails on one rank (its
-// context ends, a peer dies, a frame is corrupted) poisons the
-// communicator: its links are closed, so the other ranks' calls fail
-// promptly with an error naming the peer, and every later call returns the
-// first error. Nothing hangs and no goroutine outlives Close.
+// context ends, a peer dies, a frame is corrupted, an argument is bad, the
+// ranks disagree about the call) poisons the communicator: its links are
+// closed, so the other ranks' calls fail promptly with an error naming the
+// peer, and every later call returns the first error. Every message of a
+// collective carries the call's sequence number and algorithm, so ranks
+// that disagree get ErrMismatch rather than each other's data. No goroutine
+// outlives Close.
 //
 // docs/collectives.md describes the algorithms, their costs and tuning.
 package collective
