@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func TestWorldRankOutOfRange(t *testing.T) {
 		r, want int
 	}{
 		{0, 0}, {1, 1}, {2, 2},
-		{-1, -1}, {3, -1}, {1 << 40, -1}, {-1 << 40, -1},
+		{-1, -1}, {3, -1}, {math.MaxInt, -1}, {math.MinInt, -1},
 	}
 	for _, tc := range cases {
 		require.NotPanics(t, func() { _ = c.WorldRank(tc.r) })
@@ -251,10 +252,12 @@ func TestReduceScatterCountOverflow(t *testing.T) {
 		counts []int
 		want   error
 	}{
-		{"first count overflows", []int{1<<61 - 1, 5}, ErrMismatch},
-		{"second count overflows", []int{3, 1<<61 - 1}, ErrMismatch},
+		// 1<<61-1 (on 64 bits) is the reviewer's case: 8 times it wraps to -8.
+		{"first count overflows", []int{1<<(strconv.IntSize-3) - 1, 5}, ErrMismatch},
+		{"second count overflows", []int{3, 1<<(strconv.IntSize-3) - 1}, ErrMismatch},
 		{"max ints", []int{math.MaxInt, math.MaxInt}, ErrMismatch},
-		{"wraps to the length", []int{1<<61 + 2, 1<<61 + 2}, ErrMismatch},
+		// 8 times each wraps to 16 bytes: together the data's 32.
+		{"wraps to the length", []int{1<<(strconv.IntSize-3) + 2, 1<<(strconv.IntSize-3) + 2}, ErrMismatch},
 		{"negative", []int{-1, 5}, ErrInvalidArgument},
 		{"min int", []int{math.MinInt, 4}, ErrInvalidArgument},
 		{"sum short", []int{1, 2}, ErrMismatch},
