@@ -126,6 +126,12 @@ func (c *Comm) Close() error {
 	}
 	if c.owner {
 		c.t.close()
+		return nil
+	}
+	for _, l := range c.links {
+		if l.conn != nil {
+			l.unwatch(c.id)
+		}
 	}
 	return nil
 }

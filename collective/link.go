@@ -78,10 +78,13 @@ type callWatch struct {
 	posted uint64
 }
 
-// linkCalls is how many communicators a link watches at once. A link shared
-// by more (many live sub-communicators) forgets the least recently
-// registered: a mismatch on that one's calls is then not recognised by
-// wire id here (no message is taken for another either; the call waits).
+// linkCalls is how many communicators a link watches at once: the world
+// communicator (always, in entry 0) and up to three split from it. When
+// more sub-communicators are open at once, a new one takes the place of
+// the least recently registered: a disagreement on that one's calls is then
+// not recognised by wire id on this link (no message is taken for another
+// algorithm's either: the call waits, until its deadline or a link
+// closes).
 const linkCalls = 4
 
 // watch registers the call mark of communicator comm; l.mu must not be
@@ -96,10 +99,22 @@ func (l *link) watch(comm uint64, m *callMark) {
 		}
 	}
 	if i == linkCalls {
-		i = l.nextCall
-		l.nextCall = (l.nextCall + 1) % linkCalls
+		i = 1 + l.nextCall // entry 0 is the world communicator's
+		l.nextCall = (l.nextCall + 1) % (linkCalls - 1)
 	}
 	l.calls[i] = callWatch{comm: comm, mark: m}
+}
+
+// unwatch forgets communicator comm (a sub-communicator that was closed);
+// l.mu must not be held.
+func (l *link) unwatch(comm uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.calls {
+		if l.calls[i].comm == comm {
+			l.calls[i] = callWatch{}
+		}
+	}
 }
 
 // callOf returns the watch of communicator comm, or nil; l.mu must be

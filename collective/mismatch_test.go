@@ -253,3 +253,54 @@ func bcastIntoSizes(size func(r int) int) func(ctx context.Context, c *Comm) err
 		return err
 	}
 }
+
+// TestMismatchWithManySubCommunicators: a link watches the world
+// communicator's calls however many sub-communicators are open, so a
+// disagreement on the world communicator is still ErrMismatch, found
+// promptly; and on the most recent sub-communicator too.
+func TestMismatchWithManySubCommunicators(t *testing.T) {
+	mismatched := func(ctx context.Context, c *Comm) error {
+		n := 256
+		if c.Rank() == 1 {
+			n = 512
+		}
+		_, err := Allreduce(ctx, c, make([]float64, n), Sum[float64]())
+		if err == nil {
+			return errWrongData
+		}
+		return err
+	}
+	for _, target := range []string{"world", "last sub"} {
+		t.Run(target, func(t *testing.T) {
+			comms := newComms(t, tcpMesh, 2)
+			subs := make([][]*Comm, 2)
+			requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+				for i := range 2 * linkCalls {
+					sub, err := c.Split(ctx, 0, c.Rank())
+					if err != nil {
+						return err
+					}
+					if i%3 == 2 {
+						_ = sub.Close() // frees its place
+						continue
+					}
+					subs[c.Rank()] = append(subs[c.Rank()], sub)
+				}
+				return nil
+			})
+			run := comms
+			if target != "world" {
+				run = []*Comm{subs[0][len(subs[0])-1], subs[1][len(subs[1])-1]}
+			}
+			const limit = 20 * time.Second
+			start := time.Now()
+			errs := runAll(t, run, limit, mismatched)
+			assert.Less(t, time.Since(start), limit/4)
+			for r, err := range errs {
+				require.Error(t, err, "rank %d", r)
+				require.NotErrorIs(t, err, errWrongData, "rank %d", r)
+			}
+			assert.ErrorIs(t, errors.Join(errs...), ErrMismatch)
+		})
+	}
+}
