@@ -259,7 +259,7 @@ func (e *abortError) Error() string { return "the sender aborted the stream: " +
 // maxDecodedBuffer bounds one buffer the decoder allocates (a decompressed body buffer). A compressed
 // buffer announces its uncompressed size in its first 8 bytes; without a bound, a damaged or hostile
 // message could make the process try to allocate terabytes, which Go cannot survive.
-const maxDecodedBuffer = 1 << 31
+const maxDecodedBuffer = 1<<31 - 1 // an int on 32-bit platforms too
 
 // limitAllocator refuses (by a panic that the IPC reader turns into an error) allocations above max,
 // and negative ones (a damaged size prefix), which would otherwise corrupt a checked allocator's count.

@@ -70,7 +70,7 @@ func (p *private) begin() (int, error) {
 	if !p.busy.TryLock() {
 		return 0, errBusy
 	}
-	p.seq = (p.seq + 1) % (collective.MaxTag + 1)
+	p.seq = p.seq%collective.MaxTag + 1 // 1 to MaxTag, round and round
 	return p.seq, nil
 }
 

@@ -56,7 +56,8 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 	for {
 		// The pipe is empty here, so EAGAIN means src has nothing to read.
 		n, err := spliceWaiting(sr.Read, func(fd int) (int64, error) {
-			return unix.Splice(fd, nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
+			n, err := unix.Splice(fd, nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
+			return int64(n), err // int on 32-bit platforms
 		})
 		if err != nil {
 			return fmt.Errorf("relay: splice from %v: %w", src.RemoteAddr(), err)
@@ -67,7 +68,8 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 		// Drain the pipe into dst; EAGAIN means dst's send buffer is full.
 		for n > 0 {
 			m, err := spliceWaiting(dr.Write, func(fd int) (int64, error) {
-				return unix.Splice(p[0], nil, fd, nil, int(n), unix.SPLICE_F_NONBLOCK)
+				m, err := unix.Splice(p[0], nil, fd, nil, int(n), unix.SPLICE_F_NONBLOCK)
+				return int64(m), err
 			})
 			if err != nil {
 				return fmt.Errorf("relay: splice to %v: %w", dst.RemoteAddr(), err)

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command frame runs Cylon's distributed join benchmark (and a group-by on
 // the same data) with fnmesh's frame package: worker processes on this
 // machine, joined through a rendezvous server over loopback, each holding two

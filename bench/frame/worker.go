@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -63,7 +65,7 @@ func maxRSS() int64 {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return ru.Maxrss << 10 // Linux reports KiB
+	return int64(ru.Maxrss) << 10 // Linux reports KiB
 }
 
 // cpuTime is the user+system CPU time this process has used.

@@ -2,11 +2,14 @@
 
 package crc32c
 
-import "hash/crc32"
+import (
+	"hash/crc32"
+	"math"
+)
 
 const (
 	haveVector = false
-	minVector  = 1 << 62
+	minVector  = math.MaxInt
 )
 
 // updateVector is hash/crc32 where there is no vector code (never called:

@@ -100,7 +100,7 @@ func ParseSize(s string) (int, error) {
 		}
 	}
 	v, err := strconv.Atoi(t)
-	if err != nil || v < 0 || v > (1<<31)/mult {
+	if err != nil || v < 0 || int64(v) > (1<<31)/int64(mult) {
 		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
 	}
 	return v * mult, nil

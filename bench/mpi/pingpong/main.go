@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command pingpong measures the floor under fnmesh's small-message latency:
 // an 8-byte ping-pong between two processes over loopback TCP, with no
 // framing, read three ways:

@@ -1,0 +1,74 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// childPIDs lists the children of pid (from every thread's children file).
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+func TestBenchWorkerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes over loopback TCP; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc to find the worker processes")
+	}
+	bin := buildFnmesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Enough work that the run is still going when a worker dies.
+	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "3", "-ops", "allgather", "-min", "1", "-max", "1K",
+		"-iters", "1000000", "-progress=false", "-timeout", "90s")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+
+	var kids []int
+	for deadline := time.Now().Add(30 * time.Second); len(kids) < 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		kids = childPIDs(cmd.Process.Pid)
+	}
+	require.Len(t, kids, 3, "three workers started")
+	time.Sleep(time.Second) // let them join and start measuring
+	require.NoError(t, syscall.Kill(kids[1], syscall.SIGKILL))
+
+	start := time.Now()
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "bench fails when a worker dies: %v\n%s", err, stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Less(t, time.Since(start), 60*time.Second, "and does not wait for the timeout")
+	assert.Contains(t, stderr.String(), "signal: killed")
+	for _, k := range kids {
+		assert.Error(t, syscall.Kill(k, 0), "worker %d is gone", k)
+	}
+}
