@@ -327,11 +327,7 @@ func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Ta
 // (a column of a type it does not parse, such as time32) turned into an
 // error.
 func newCSVReader(f io.Reader, schema *arrow.Schema, opts ...csv.Option) (r *csv.Reader, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("read csv: %v", p)
-		}
-	}()
+	defer recoverPanic(&err, "read csv")
 	return csv.NewReader(f, schema, opts...), nil
 }
 
