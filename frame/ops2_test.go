@@ -316,11 +316,7 @@ func TestErrorsAreCollectiveAndClear(t *testing.T) {
 			return err
 		}
 		defer f.Release()
-		checks := []struct {
-			name string
-			run  func() (*Frame, error)
-			want string
-		}{
+		checks := []errorCheck{
 			{"join missing key", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("nope")) }, `no column "nope"`},
 			{"join key types", func() (*Frame, error) { return f.Join(ctx, f, Inner, LeftOn("k"), RightOn("s")) }, "cannot be compared"},
 			{"groupby sum of strings", func() (*Frame, error) { return f.GroupBy("k").Agg(ctx, Sum("s")) }, "cannot sum"},
@@ -328,15 +324,8 @@ func TestErrorsAreCollectiveAndClear(t *testing.T) {
 			{"sort no keys", func() (*Frame, error) { return f.Sort(ctx) }, "no sort keys"},
 			{"head negative", func() (*Frame, error) { return f.Head(ctx, -1) }, "negative"},
 		}
-		for _, ch := range checks {
-			g, err := ch.run()
-			if err == nil {
-				g.Release()
-				return fmt.Errorf("%s: no error", ch.name)
-			}
-			if !containsAll(err.Error(), ch.want, fmt.Sprintf("rank %d", c.Rank())) {
-				return fmt.Errorf("%s: error %q does not say %q and the rank", ch.name, err, ch.want)
-			}
+		if err := expectErrors(c.Rank(), checks); err != nil {
+			return err
 		}
 		// The communicator is still usable: errors found before any exchange
 		// are found alike on every rank.
@@ -379,11 +368,7 @@ func TestBadKeysFailBeforeAnyExchange(t *testing.T) {
 			return err
 		}
 		defer f.Release()
-		checks := []struct {
-			name string
-			run  func() (*Frame, error)
-			want string
-		}{
+		checks := []errorCheck{
 			{"shuffle on a missing column", func() (*Frame, error) { return f.Shuffle(ctx, "nope") }, `no column "nope"`},
 			{"shuffle on a list", func() (*Frame, error) { return f.Shuffle(ctx, "l") }, `column "l" of type list<item: int64, nullable> cannot be a key`},
 			{"group by a list", func() (*Frame, error) { return f.GroupBy("l").Agg(ctx, CountRows()) }, `"l" of type list`},
@@ -392,15 +377,8 @@ func TestBadKeysFailBeforeAnyExchange(t *testing.T) {
 			{"sort-merge on an interval", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("iv"), SortMerge()) }, "no order to sort-merge by"},
 			{"suffixes that collide", func() (*Frame, error) { return f.Join(ctx, f, Inner, On("k"), Suffixes("", "")) }, `two columns named "u"`},
 		}
-		for _, ch := range checks {
-			g, err := ch.run()
-			if err == nil {
-				g.Release()
-				return fmt.Errorf("%s: no error", ch.name)
-			}
-			if !containsAll(err.Error(), ch.want, fmt.Sprintf("rank %d", c.Rank())) {
-				return fmt.Errorf("%s: error %q does not say %q and the rank", ch.name, err, ch.want)
-			}
+		if err := expectErrors(c.Rank(), checks); err != nil {
+			return err
 		}
 		n, err := f.Count(ctx) // still usable
 		if err == nil && n != 9 {
@@ -452,6 +430,29 @@ func TestDifferentSchemasFailEveryRank(t *testing.T) {
 		}
 		return c.Barrier(ctx)
 	})
+}
+
+// errorCheck is an operator call that must fail with an error that says
+// want (and names the rank).
+type errorCheck struct {
+	name string
+	run  func() (*Frame, error)
+	want string
+}
+
+// expectErrors runs the checks on rank.
+func expectErrors(rank int, checks []errorCheck) error {
+	for _, ch := range checks {
+		g, err := ch.run()
+		if err == nil {
+			g.Release()
+			return fmt.Errorf("%s: no error", ch.name)
+		}
+		if !containsAll(err.Error(), ch.want, fmt.Sprintf("rank %d", rank)) {
+			return fmt.Errorf("%s: error %q does not say %q and the rank", ch.name, err, ch.want)
+		}
+	}
+	return nil
 }
 
 func containsAll(s string, subs ...string) bool {
