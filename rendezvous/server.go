@@ -48,6 +48,10 @@ const (
 	refuseTimeout = 250 * time.Millisecond
 )
 
+// rejectTimeout bounds answering a rejected connection that was admitted:
+// writing its error frame, then draining until the client closes.
+const rejectTimeout = 3 * time.Second
+
 // NewServer returns a server that authenticates members with secret (the
 // deployment secret shared with every worker; see docs/rendezvous.md).
 func NewServer(secret []byte, opts ...ServerOption) *Server {
@@ -214,7 +218,7 @@ func (s *Server) track(c net.Conn) bool {
 		}
 		go func() {
 			defer s.handlers.Done()
-			rejectConnWithin(c, &Error{Code: CodeOverloaded, Rank: -1,
+			rejectConn(c, &Error{Code: CodeOverloaded, Rank: -1,
 				Msg: fmt.Sprintf("server at its limit of %d connections; retry later", s.cfg.maxConns)}, refuseTimeout)
 			s.mu.Lock()
 			delete(s.refusing, c)
@@ -320,7 +324,7 @@ func (s *Server) reject(c net.Conn, err error) {
 	e := asProtoError(err)
 	s.met.rejected(e.Code)
 	s.cfg.log.Info("rejected connection", "remote", c.RemoteAddr(), "code", e.Code.String(), "err", e.Msg)
-	rejectConn(c, e)
+	rejectConn(c, e, rejectTimeout)
 }
 
 // asProtoError turns a read or decode error into the *Error to send.
@@ -341,17 +345,10 @@ func asProtoError(err error) *Error {
 }
 
 // rejectConn writes an error frame, half-closes, lets the client read it and
-// closes c. The error reaches the client even if it still had bytes in
-// flight (closing with unread input would reset the connection instead).
-func rejectConn(c net.Conn, e *Error) {
-	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
-	closeAfterError(c, time.Second)
-}
-
-// rejectConnWithin is rejectConn in at most d: writing the frame and
-// draining the client's bytes share it.
-func rejectConnWithin(c net.Conn, e *Error, d time.Duration) {
+// closes c, all within d. The error reaches the client even if it still had
+// bytes in flight (closing with unread input would reset the connection
+// instead).
+func rejectConn(c net.Conn, e *Error, d time.Duration) {
 	end := time.Now().Add(d)
 	c.SetWriteDeadline(end)
 	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
