@@ -181,11 +181,12 @@ func (n *NAT) fromInside(p *packet) {
 	s := m.sessions[p.dst]
 	nowN := now.UnixNano()
 	if s != nil && !s.alive(nowN) {
-		s.state.Store(int32(sessNew))
+		s.renew()
 	}
 	if s == nil && (p.proto == protoUDP || p.isSYN()) {
 		s = m.newSession(p.dst, nowN)
 	}
+	stale := s != nil && s.staleRST(p, outward)
 	if s != nil {
 		s.last.Store(nowN)
 		if p.proto == protoTCP {
@@ -196,7 +197,7 @@ func (n *NAT) fromInside(p *packet) {
 	in.traceTranslate(n.name, p, m.external, p.dst)
 	n.stats.Outbound++
 	p.src = m.external
-	if s != nil && p.isRST() {
+	if s != nil && p.isRST() && !stale {
 		n.killSession(s, "reset by "+p.dst.String())
 	}
 	n.scheduleCheck(m)
@@ -270,11 +271,12 @@ func (n *NAT) inbound(p *packet) {
 	}
 	s := m.sessions[p.src]
 	if s != nil && !s.alive(nowN) {
-		s.state.Store(int32(sessNew))
+		s.renew()
 	}
 	if s == nil && (p.proto == protoUDP || p.isSYN()) {
 		s = m.newSession(p.src, nowN)
 	}
+	stale := s != nil && s.staleRST(p, inward)
 	if s != nil {
 		s.last.Store(nowN)
 		if p.proto == protoTCP {
@@ -285,7 +287,7 @@ func (n *NAT) inbound(p *packet) {
 	in.traceTranslate(n.name, p, p.src, m.internal)
 	n.stats.Inbound++
 	p.dst = m.internal
-	if s != nil && p.isRST() {
+	if s != nil && p.isRST() && !stale {
 		n.killSession(s, "reset by "+p.src.String())
 	}
 	n.scheduleCheck(m)
@@ -344,7 +346,7 @@ func (n *NAT) unsolicited(p *packet, reason string, counter *uint64) {
 func (n *NAT) reply(p *packet, policy SYNPolicy, reason string) {
 	var r *packet
 	if policy == SYNReset {
-		r = &packet{proto: protoTCP, src: p.dst, dst: p.src, flags: flagRST | flagACK, to: p.from}
+		r = resetFor(p)
 		n.stats.ResetsSent++
 	} else {
 		r = &packet{proto: protoICMP, src: netip.AddrPortFrom(n.addr, 0), dst: p.src,

@@ -74,6 +74,12 @@ type packet struct {
 	// incarnation this segment acknowledges (ACK) or targets (RST).
 	flags    tcpFlags
 	from, to *TCPConn
+	// seqZero marks a RST that answers a segment without ACK (a bare
+	// SYN): its sequence number is 0 (RFC 9293, 3.10.7.1), which only a
+	// socket in SYN-SENT accepts (it checks the ACK alone). Every other
+	// state, and a conntrack entry that has seen the sender's side,
+	// checks the sequence number against a window it lies outside.
+	seqZero bool
 
 	payload []byte // UDP
 

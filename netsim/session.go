@@ -26,6 +26,34 @@ type session struct {
 	state  atomic.Int32
 	last   atomic.Int64 // unix nanoseconds of the last packet
 	dead   atomic.Bool
+	// sent[d] records that a TCP segment passed in direction d (outward,
+	// inward) since the session began: conntrack then knows that side's
+	// sequence numbers and treats a sequence-zero RST from it as invalid.
+	sent [2]atomic.Bool
+}
+
+// direction of a segment through a NAT.
+type direction int
+
+const (
+	outward direction = iota // from the LAN
+	inward                   // to the LAN
+)
+
+// renew starts a session that had expired afresh.
+func (s *session) renew() {
+	s.state.Store(int32(sessNew))
+	s.sent[outward].Store(false)
+	s.sent[inward].Store(false)
+}
+
+// staleRST reports whether p, a segment in direction d, is a RST that
+// conntrack finds outside the window of that side: a sequence-zero RST (the
+// answer to a bare SYN) from a side whose sequence numbers it already knows,
+// as after a crossing of SYNs. Linux still translates such a RST but keeps
+// the session (measured on kernel 6.18, see docs/netsim.md).
+func (s *session) staleRST(p *packet, d direction) bool {
+	return p.isRST() && p.seqZero && s.sent[d].Load()
 }
 
 func (m *mapping) newSession(remote netip.AddrPort, now int64) *session {
@@ -43,8 +71,8 @@ func (s *session) alive(now int64) bool { return !s.dead.Load() && now <= s.dead
 
 // outbound and inbound advance the TCP session state for a segment leaving
 // or entering the LAN.
-func (s *session) outbound(f tcpFlags) { s.advance(f, sessSynSent) }
-func (s *session) inbound(f tcpFlags)  { s.advance(f, sessSynRcvd) }
+func (s *session) outbound(f tcpFlags) { s.advance(f, sessSynSent); s.sent[outward].Store(true) }
+func (s *session) inbound(f tcpFlags)  { s.advance(f, sessSynRcvd); s.sent[inward].Store(true) }
 
 func (s *session) advance(f tcpFlags, onSYN sessState) {
 	st := sessState(s.state.Load())

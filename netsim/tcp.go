@@ -85,7 +85,13 @@ func (c *TCPConn) sendSeg(flags tcpFlags, to *TCPConn) {
 
 // rst answers segment p with a RST from the host's stack.
 func (h *Host) rst(p *packet) {
-	h.send(&packet{proto: protoTCP, src: p.dst, dst: p.src, flags: flagRST | flagACK, to: p.from})
+	h.send(resetFor(p))
+}
+
+// resetFor is the RST that answers segment p.
+func resetFor(p *packet) *packet {
+	return &packet{proto: protoTCP, src: p.dst, dst: p.src, flags: flagRST | flagACK, to: p.from,
+		seqZero: p.flags&flagACK == 0}
 }
 
 func (c *TCPConn) connect() {
@@ -194,6 +200,12 @@ func (h *Host) tcpInput(p *packet) {
 func (c *TCPConn) input(p *packet) {
 	f := p.flags
 	syn, ack, rst := f&flagSYN != 0, f&flagACK != 0, f&flagRST != 0
+	if rst && p.seqZero && c.state != stateSynSent {
+		// An answer to our SYN that arrives after the peer's SYN (a
+		// crossing): its sequence number lies outside the window.
+		c.in.trace(EventDrop, c.h.name, p, "RST outside the window")
+		return
+	}
 	switch c.state {
 	case stateSynSent:
 		switch {

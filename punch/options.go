@@ -65,9 +65,10 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithInterval sets how often Punch retries connect to each endpoint of the
-// peer (default 200 ms; each wait is drawn from ±25 % of it). Values below
-// 10 ms are raised to 10 ms.
+// WithInterval sets how often, once its schedule has settled, Punch sends a
+// burst of connects (at most 4) to each endpoint of the peer (default
+// 200 ms; each wait is drawn from ±25 % of it). It is also the length of
+// the dense first phase. Values below 10 ms are raised to 10 ms.
 func WithInterval(d time.Duration) Option {
 	return func(o *options) { o.interval = max(d, 10*time.Millisecond) }
 }

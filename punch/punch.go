@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,8 +23,9 @@ import (
 // open often reach the peer's NAT before the peer's own SYN has opened it,
 // and a NAT that answers them with a RST (as a default Linux router does)
 // fails that attempt. Retries are back to back for the first interval, then
-// spaced more and more widely until they are an interval apart (WithInterval,
-// default 200 ms, ±25 % jitter); see the schedule below. A NAT that drops
+// come in short bursts spaced more and more widely until they are an
+// interval apart (WithInterval, default 200 ms, ±25 % jitter); see
+// schedule.go. A NAT that drops
 // early SYNs leaves the attempt pending, and the kernel's SYN
 // retransmissions outlast it. Every connection, dialed or accepted, must
 // pass Handshake (within WithHandshakeTimeout) before it counts.
@@ -281,6 +282,7 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 	// <= 0: under testing/synctest with -race, immediate timers have crashed
 	// the race runtime (Go 1.26), and an immediate retry needs no timer.
 	var t *time.Timer
+	sched := schedule{start: r.start, interval: p.opts.interval}
 	defer func() {
 		if t != nil {
 			t.Stop()
@@ -324,7 +326,8 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 		}
 		r.record(i, unwrapOp(err))
 		r.log.Debug("punch: attempt failed", "endpoint", ep, "attempt", attempt, "err", err)
-		wait := time.Until(begun.Add(r.nextWait(attempt)))
+		refused := errors.Is(err, syscall.ECONNREFUSED)
+		wait := time.Until(begun.Add(sched.next(begun, attempt, refused)))
 		if wait <= 0 {
 			continue
 		}
@@ -395,54 +398,6 @@ func (r *punchRun) failure(cause error) *PunchError {
 		Inbound:   r.inbound,
 		Err:       cause,
 	}
-}
-
-// The retry schedule. Against NATs that answer early SYNs with a RST, a
-// link comes up only when the SYNs of the two ends pass their routers within
-// about one router-to-router latency of each other. So:
-//
-//   - for the first interval (at most denseAttempts connects), a refused
-//     connect is retried at once (after minGap): the rendezvous server starts
-//     both ends together, and an end that retries back to back keeps its own
-//     NAT's mapping open nearly all the time, so the peer's SYNs get in
-//     whether they leave a little before or after. An end that starts late
-//     spends this first interval retrying densely, long enough to meet one
-//     of its peer's settled, sparser SYNs;
-//   - then the wait grows with the time since the start, elapsed/rampDivisor,
-//     until it reaches the interval, where it stays;
-//   - every wait but the shortest is jittered by ±25 %.
-//
-// A connect that the NAT neither answers nor refuses (SYNs dropped) stays
-// pending, and the kernel's SYN retransmissions carry on for it: cutting it
-// short was measured to hurt. Attempts per endpoint stay bounded: with the
-// default interval, at most 64 in the first 200 ms, about 45 more until
-// 3.2 s, then 5 a second.
-const (
-	denseAttempts = 64
-	rampDivisor   = 16
-	minGap        = 250 * time.Microsecond
-)
-
-// nextWait is how long after the start of attempt number attempt the next
-// begins.
-func (r *punchRun) nextWait(attempt int) time.Duration {
-	elapsed := time.Since(r.start)
-	if elapsed < r.p.opts.interval && attempt < denseAttempts {
-		return minGap
-	}
-	w := elapsed / rampDivisor
-	if w >= r.p.opts.interval {
-		return jitter(r.p.opts.interval)
-	}
-	return jitter(max(w, minGap))
-}
-
-// jitter spreads d uniformly over [0.75 d, 1.25 d). Two ends that retry at
-// exactly the same period keep the same phase forever, and a phase at which
-// each end's SYN meets the other's NAT just after a RST has closed its hole
-// would then never succeed; jitter makes every phase come round.
-func jitter(d time.Duration) time.Duration {
-	return d - d/4 + rand.N(d/2)
 }
 
 // ended reports whether ctx is over, counting its deadline as passed at

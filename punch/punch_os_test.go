@@ -64,8 +64,8 @@ func TestPunchFailureReport(t *testing.T) {
 	require.Equal(t, closed, refused.Endpoint)
 	require.ErrorIs(t, refused.Err, syscall.ECONNREFUSED)
 	// Refused connects are retried on the schedule: at most 64 back to
-	// back in the first interval (100 ms here), then after elapsed/16:
-	// about 16 ln(800/16) = 63 more by 800 ms.
+	// back in the first interval (100 ms here), then (refused at once: no
+	// bursts) after elapsed/16: about 16 ln(800/100) = 33 more by 800 ms.
 	require.GreaterOrEqual(t, refused.Attempts, 20, "refused connects are retried")
 	require.LessOrEqual(t, refused.Attempts, 200, "on the schedule, not in a busy loop")
 

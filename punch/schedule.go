@@ -1,0 +1,84 @@
+package punch
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// The retry schedule. Against NATs that answer early SYNs with a RST, a
+// link comes up only when the SYNs of the two ends pass their routers within
+// about one router-to-router latency of each other, or when one end's SYN
+// reaches the other's router while that end is retrying back to back (its
+// mapping is then open nearly all the time). So:
+//
+//   - for the first interval (at most denseAttempts connects), a refused
+//     connect is retried at once (after minGap): the rendezvous server starts
+//     both ends together, and an end that retries back to back keeps its own
+//     NAT's mapping open nearly all the time, so the peer's SYNs get in
+//     whether they leave a little before or after. An end that starts late
+//     spends this first interval retrying densely, long enough to meet one
+//     of its peer's settled, sparser SYNs;
+//   - then attempts come in bursts: up to burstAttempts back to back, for at
+//     most an eighth of the current wait, and the wait between bursts grows
+//     with the time since the start, elapsed/rampDivisor, until it reaches
+//     the interval, where it stays. A burst keeps the mapping open for a
+//     while, so two ends that both missed their dense start still meet when
+//     their bursts overlap, not only when two single SYNs cross within a
+//     router-to-router latency (on a 1 ms path, a 2 % chance per interval);
+//     on a long path a burst is one attempt, as a refusal takes longer than
+//     the burst may last. A refusal that comes back within minBurstRTT
+//     comes from nearby (this very host, when the peer's private address is
+//     also ours), where back-to-back attempts hold no mapping open: it
+//     starts no burst;
+//   - every wait but the shortest is jittered by ±25 %.
+//
+// A connect that the NAT neither answers nor refuses (SYNs dropped) stays
+// pending, and the kernel's SYN retransmissions carry on for it: cutting it
+// short was measured to hurt. Attempts per endpoint stay bounded: with the
+// default interval, at most 64 in the first 200 ms, then at most
+// burstAttempts per wait (5 waits a second once the wait is the interval).
+const (
+	denseAttempts = 64
+	burstAttempts = 4
+	minBurstRTT   = time.Millisecond
+	rampDivisor   = 16
+	minGap        = 250 * time.Microsecond
+)
+
+// schedule paces the connects of one dial loop.
+type schedule struct {
+	start    time.Time     // when the punch began
+	interval time.Duration // the longest wait between bursts
+	burst    time.Time     // when the current burst began
+	inBurst  int           // attempts in the current burst so far
+	span     time.Duration // how long the current burst may last
+}
+
+// next is how long after begun, the start of attempt number attempt (which
+// has just failed, refused by a RST or not), the next attempt begins. Only
+// attempts refused after a round trip make a burst: another failure (no
+// route, a failed handshake) says nothing about the peer's NAT that
+// retrying at once could change.
+func (s *schedule) next(begun time.Time, attempt int, refused bool) time.Duration {
+	now := time.Now()
+	elapsed := now.Sub(s.start)
+	if elapsed < s.interval && attempt < denseAttempts {
+		return minGap
+	}
+	if refused && now.Sub(begun) >= minBurstRTT && s.inBurst > 0 && s.inBurst < burstAttempts &&
+		now.Sub(s.burst) < s.span {
+		s.inBurst++
+		return minGap
+	}
+	w := jitter(min(max(elapsed/rampDivisor, minGap), s.interval))
+	s.burst, s.inBurst, s.span = begun.Add(w), 1, w/8
+	return w
+}
+
+// jitter spreads d uniformly over [0.75 d, 1.25 d). Two ends that retry at
+// exactly the same period keep the same phase forever, and a phase at which
+// each end's SYN meets the other's NAT just after a RST has closed its hole
+// would then never succeed; jitter makes every phase come round.
+func jitter(d time.Duration) time.Duration {
+	return d - d/4 + rand.N(d/2)
+}
