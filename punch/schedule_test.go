@@ -23,17 +23,19 @@ func TestScheduleShape(t *testing.T) {
 		minAttempts int
 		maxAttempts int
 	}{
-		// The bursts: about 16 ln(3.2 s / first wait) while the wait grows,
-		// then 5 a second, each wait jittered by up to -25 %.
+		// The waits: about 16 ln(3.2 s / first wait) while they grow, then
+		// 5 a second. The bounds are about 25 % around the counts of 300
+		// runs (jitter moves them by a few %).
 		// Refused at once (this host): no bursts; the first interval ends
-		// after 64 attempts (16 ms), then about 120 single attempts.
-		{"loopback", 0, true, 1, 150, 250},
-		// 1 ms per hop, a 4 ms round trip: about 280.
-		{"short path", 4 * time.Millisecond, true, burstAttempts, 200, 450},
-		// 60 ms: a refusal outlasts any burst, single attempts: about 70.
-		{"long path", 60 * time.Millisecond, true, 1, 50, 175},
-		// Failures other than a refusal (no route to host) never burst.
-		{"unreachable", 2 * time.Millisecond, false, 1, 150, 250},
+		// after 64 attempts (16 ms), then single attempts: 180-192.
+		{"loopback", 0, true, 1, 140, 240},
+		// 1 ms per hop, a 4 ms round trip, bursts: 265-285.
+		{"short path", 4 * time.Millisecond, true, burstAttempts, 200, 350},
+		// 60 ms: a refusal outlasts any burst, single attempts: 67-73.
+		{"long path", 60 * time.Millisecond, true, 1, 50, 100},
+		// Failures other than a refusal (no route to host) never burst:
+		// 146-154.
+		{"unreachable", 2 * time.Millisecond, false, 1, 110, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
