@@ -28,7 +28,8 @@ type session struct {
 	dead   atomic.Bool
 	// sent[d] records that a TCP segment passed in direction d (outward,
 	// inward) since the session began: conntrack then knows that side's
-	// sequence numbers and treats a sequence-zero RST from it as invalid.
+	// sequence numbers, and a sequence-zero RST from it does not end the
+	// session (staleRST).
 	sent [2]atomic.Bool
 }
 
