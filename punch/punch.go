@@ -282,7 +282,7 @@ func (r *punchRun) dialLoop(ctx context.Context, i int) {
 	// <= 0: under testing/synctest with -race, immediate timers have crashed
 	// the race runtime (Go 1.26), and an immediate retry needs no timer.
 	var t *time.Timer
-	sched := schedule{start: r.start, interval: p.opts.interval}
+	sched := newSchedule(r.start, p.opts.interval, p.id.Rank, r.peer, i)
 	defer func() {
 		if t != nil {
 			t.Stop()

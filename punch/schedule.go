@@ -52,6 +52,20 @@ type schedule struct {
 	burst    time.Time     // when the current burst began
 	inBurst  int           // attempts in the current burst so far
 	span     time.Duration // how long the current burst may last
+	rng      *rand.Rand    // for the jitter
+}
+
+// newSchedule is the schedule of the dial loop from rank self to endpoint
+// number endpoint of rank peer, in a punch that began at start. Its jitter
+// comes from a generator seeded with the start time, the two ranks and the
+// endpoint: the two ends of a pair, and the loops of one end, draw different
+// sequences, and a simulation in virtual time (netsim under testing/synctest,
+// whose clock starts at the same instant every run) draws the same ones every
+// run, so a failure found with a seed reproduces with it.
+func newSchedule(start time.Time, interval time.Duration, self, peer, endpoint int) schedule {
+	seed := uint64(self)<<32 | uint64(peer)
+	return schedule{start: start, interval: interval,
+		rng: rand.New(rand.NewPCG(uint64(start.UnixNano())+uint64(endpoint), seed))}
 }
 
 // next is how long after begun, the start of attempt number attempt (which
@@ -70,7 +84,7 @@ func (s *schedule) next(begun time.Time, attempt int, refused bool) time.Duratio
 		s.inBurst++
 		return minGap
 	}
-	w := jitter(min(max(elapsed/rampDivisor, minGap), s.interval))
+	w := s.jitter(min(max(elapsed/rampDivisor, minGap), s.interval))
 	s.burst, s.inBurst, s.span = begun.Add(w), 1, w/8
 	return w
 }
@@ -79,6 +93,6 @@ func (s *schedule) next(begun time.Time, attempt int, refused bool) time.Duratio
 // exactly the same period keep the same phase forever, and a phase at which
 // each end's SYN meets the other's NAT just after a RST has closed its hole
 // would then never succeed; jitter makes every phase come round.
-func jitter(d time.Duration) time.Duration {
-	return d - d/4 + rand.N(d/2)
+func (s *schedule) jitter(d time.Duration) time.Duration {
+	return d - d/4 + time.Duration(s.rng.Int64N(int64(d/2)))
 }

@@ -41,7 +41,7 @@ func TestScheduleShape(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				start := time.Now()
-				s := schedule{start: start, interval: DefaultInterval}
+				s := newSchedule(start, DefaultInterval, 0, 1, 0)
 				var starts []time.Time
 				for attempt := 1; time.Since(start) < 10*time.Second; attempt++ {
 					begun := time.Now()
