@@ -12,7 +12,8 @@ import (
 // mapping is then open nearly all the time). So:
 //
 //   - for the first interval (at most denseAttempts connects), a refused
-//     connect is retried at once (after minGap): the rendezvous server starts
+//     connect is retried at once (after a random pause of under minGap, and
+//     minGap after its start at the least; see again): the rendezvous server starts
 //     both ends together, and an end that retries back to back keeps its own
 //     NAT's mapping open nearly all the time, so the peer's SYNs get in
 //     whether they leave a little before or after. An end that starts late
@@ -77,16 +78,28 @@ func (s *schedule) next(begun time.Time, attempt int, refused bool) time.Duratio
 	now := time.Now()
 	elapsed := now.Sub(s.start)
 	if elapsed < s.interval && attempt < denseAttempts {
-		return minGap
+		return s.again(now.Sub(begun))
 	}
 	if refused && now.Sub(begun) >= minBurstRTT && s.inBurst > 0 && s.inBurst < burstAttempts &&
 		now.Sub(s.burst) < s.span {
 		s.inBurst++
-		return minGap
+		return s.again(now.Sub(begun))
 	}
 	w := s.jitter(min(max(elapsed/rampDivisor, minGap), s.interval))
 	s.burst, s.inBurst, s.span = begun.Add(w), 1, w/8
 	return w
+}
+
+// again is the wait, from the start of an attempt that took took, until
+// the next one of a dense run: a random pause of less than minGap after it
+// ends, and at least minGap from its start. Without the pause, two ends on
+// a path without jitter whose attempts both take exactly one round trip
+// stay in the same phase for the whole run, and a phase in which each SYN
+// reaches the other's router in the instant between a RST closing the
+// mapping and the next SYN reopening it never links (seen in netsim with
+// fixed latencies).
+func (s *schedule) again(took time.Duration) time.Duration {
+	return max(minGap, took+time.Duration(s.rng.Int64N(int64(minGap))))
 }
 
 // jitter spreads d uniformly over [0.75 d, 1.25 d). Two ends that retry at
