@@ -13,10 +13,11 @@ import (
 //
 //   - for the first interval (at most denseAttempts connects), a refused
 //     connect is retried at once (after a random pause of under minGap, and
-//     minGap after its start at the least; see again): the rendezvous server starts
-//     both ends together, and an end that retries back to back keeps its own
-//     NAT's mapping open nearly all the time, so the peer's SYNs get in
-//     whether they leave a little before or after. An end that starts late
+//     minGap after its start at the least; see again): the rendezvous
+//     server starts both ends together, and an end that retries back to
+//     back keeps its own NAT's mapping open nearly all the time, so the
+//     peer's SYNs get in whether they leave a little before or after. An
+//     end that starts late
 //     spends this first interval retrying densely, long enough to meet one
 //     of its peer's settled, sparser SYNs;
 //   - then attempts come in bursts: up to burstAttempts back to back, for at
@@ -31,7 +32,7 @@ import (
 //     comes from nearby (this very host, when the peer's private address is
 //     also ours), where back-to-back attempts hold no mapping open: it
 //     starts no burst;
-//   - every wait but the shortest is jittered by ±25 %.
+//   - every wait between bursts is jittered by ±25 %.
 //
 // A connect that the NAT neither answers nor refuses (SYNs dropped) stays
 // pending, and the kernel's SYN retransmissions carry on for it: cutting it
@@ -90,8 +91,8 @@ func (s *schedule) next(begun time.Time, attempt int, refused bool) time.Duratio
 	return w
 }
 
-// again is the wait, from the start of an attempt that took took, until
-// the next one of a dense run: a random pause of less than minGap after it
+// again is the wait, from the start of an attempt that lasted took, until
+// the next one of a dense run (the first interval, or a burst): a random pause of less than minGap after it
 // ends, and at least minGap from its start. Without the pause, two ends on
 // a path without jitter whose attempts both take exactly one round trip
 // stay in the same phase for the whole run, and a phase in which each SYN
