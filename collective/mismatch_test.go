@@ -16,6 +16,14 @@ import (
 // succeeded with data other than the correct result.
 var errWrongData = errors.New("wrong data with a nil error")
 
+// failed is err from a call that must fail, or errWrongData if it did not.
+func failed(err error) error {
+	if err == nil {
+		return errWrongData
+	}
+	return err
+}
+
 // TestMismatchedRanks: ranks that disagree about a call (sizes that make
 // them pick different algorithms, different collectives) never take each
 // other's messages: no rank returns wrong data, none waits for its
@@ -48,10 +56,7 @@ func TestMismatchedRanks(t *testing.T) {
 					n = 512 // 4 KiB: Rabenseifner, whose first half is also 2 KiB
 				}
 				_, err := Allreduce(ctx, c, make([]float64, n), Sum[float64]())
-				if err == nil {
-					return errWrongData // the sizes disagree: there is no right answer
-				}
-				return err
+				return failed(err) // the sizes disagree: there is no right answer
 			},
 		},
 		{
@@ -69,10 +74,7 @@ func TestMismatchedRanks(t *testing.T) {
 					}
 				}
 				_, err := c.Alltoall(ctx, data)
-				if err == nil {
-					return errWrongData
-				}
-				return err
+				return failed(err)
 			},
 		},
 		{
@@ -84,8 +86,8 @@ func TestMismatchedRanks(t *testing.T) {
 					n = 1024 // 8 KiB: reduce-scatter + gather
 				}
 				_, err := Reduce(ctx, c, 0, make([]int64, n), Sum[int64]())
-				if err == nil && c.Rank() == 0 {
-					return errWrongData
+				if c.Rank() == 0 {
+					return failed(err)
 				}
 				return err
 			},
@@ -101,8 +103,8 @@ func TestMismatchedRanks(t *testing.T) {
 					n = 1024
 				}
 				_, err := Reduce(ctx, c, 0, make([]int64, n), Sum[int64]())
-				if err == nil && c.Rank() == 0 {
-					return errWrongData
+				if c.Rank() == 0 {
+					return failed(err)
 				}
 				return err
 			},
@@ -154,10 +156,7 @@ func TestMismatchedRanks(t *testing.T) {
 				}
 				data := bytes.Repeat([]byte{byte(c.Rank() + 1)}, n)
 				err := c.AllgatherInto(ctx, data, make([]byte, n*c.Size()))
-				if err == nil {
-					return errWrongData
-				}
-				return err
+				return failed(err)
 			},
 		},
 		{
@@ -166,16 +165,10 @@ func TestMismatchedRanks(t *testing.T) {
 			call: func(ctx context.Context, c *Comm) error {
 				if c.Rank() == 0 {
 					err := c.Barrier(ctx)
-					if err == nil {
-						return errWrongData
-					}
-					return err
+					return failed(err)
 				}
 				_, err := Allreduce(ctx, c, []int64{1}, Sum[int64]())
-				if err == nil {
-					return errWrongData
-				}
-				return err
+				return failed(err)
 			},
 		},
 		{
@@ -188,10 +181,7 @@ func TestMismatchedRanks(t *testing.T) {
 				}
 				buf := make([]byte, 4)
 				err := c.BcastInto(ctx, 0, buf)
-				if err == nil {
-					return errWrongData
-				}
-				return err
+				return failed(err)
 			},
 			fail:     []int{1},
 			mismatch: []int{1},
@@ -265,10 +255,7 @@ func TestMismatchWithManySubCommunicators(t *testing.T) {
 			n = 512
 		}
 		_, err := Allreduce(ctx, c, make([]float64, n), Sum[float64]())
-		if err == nil {
-			return errWrongData
-		}
-		return err
+		return failed(err)
 	}
 	for _, target := range []string{"world", "last sub"} {
 		t.Run(target, func(t *testing.T) {
