@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fnmesh/fnmesh/punch"
@@ -82,7 +84,7 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		return fail(err)
 	}
 	m.Setup = time.Since(began)
-	c.log.Info("mesh ready", "rank", m.Rank, "world", m.World, "setup", m.Setup)
+	c.log.Info("mesh ready", "world", m.World, "setup", m.Setup) // c.log names the rank
 	return m, nil
 }
 
@@ -163,7 +165,7 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 
 // ctxCause prefers the context's error to the I/O error it caused.
 func ctxCause(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
 	return err
@@ -184,7 +186,7 @@ func (c *client) connect(ctx context.Context) error {
 	if c.cfg.stun.IsValid() {
 		c.public = c.discover(ctx)
 	}
-	ctrl, err := c.cfg.nw.DialTCP(ctx, c.local, c.server)
+	ctrl, err := c.dialServer(ctx)
 	if err != nil {
 		return fmt.Errorf("connecting to the server from port %d: %w", port, err)
 	}
@@ -192,6 +194,38 @@ func (c *client) connect(ctx context.Context) error {
 	c.br = bufio.NewReaderSize(ctrl, 4096)
 	c.log = c.log.With("local", addrPortOf(ctrl.LocalAddr()))
 	return nil
+}
+
+// dialServer dials the rendezvous server from the punch port. While the
+// server refuses the connection (it is not up yet, or restarting: workers
+// and server are often started together) it tries again, 20 ms later at
+// first and up to 500 ms apart, for as long as WithConnectRetry allows.
+func (c *client) dialServer(ctx context.Context) (net.Conn, error) {
+	began := time.Now()
+	wait := 20 * time.Millisecond
+	for tries := 1; ; tries++ {
+		conn, err := c.cfg.nw.DialTCP(ctx, c.local, c.server)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
+			return conn, err
+		}
+		left := c.cfg.connectRetry - time.Since(began)
+		if left <= 0 {
+			if tries > 1 {
+				err = fmt.Errorf("refused %d times in %v (is the server up, and is this its rendezvous port?): %w",
+					tries, time.Since(began).Round(time.Millisecond), err)
+			}
+			return nil, err
+		}
+		c.log.Debug("rendezvous server refused the connection; trying again", "in", wait, "tries", tries)
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (the server refused %d connections)", ctx.Err(), tries)
+		case <-t.C:
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // discover asks the STUN server for the punch port's public endpoint; a
@@ -221,6 +255,11 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 	}
 	msg, err := c.read()
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, &Error{Code: CodeMalformed}) ||
+			errors.Is(err, &Error{Code: CodeTooLarge}) || errors.Is(err, &Error{Code: CodeVersion}) {
+			// Something that accepts and says nothing, or nothing of ours.
+			return 0, fmt.Errorf("no challenge from %v, which may not be a rendezvous server's port: %w", c.server, err)
+		}
 		return 0, fmt.Errorf("waiting for the challenge: %w", err)
 	}
 	ch, ok := msg.(challenge)

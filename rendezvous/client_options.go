@@ -19,6 +19,7 @@ type clientConfig struct {
 	laddr        netip.AddrPort
 	stun         netip.AddrPort
 	congestion   string
+	connectRetry time.Duration
 	log          *slog.Logger
 }
 
@@ -68,13 +69,27 @@ func WithCongestionControl(name string) Option {
 	return func(c *clientConfig) { c.congestion = name }
 }
 
+// DefaultConnectRetry is how long Join keeps trying while the rendezvous
+// server refuses its connection, unless WithConnectRetry says otherwise.
+const DefaultConnectRetry = 10 * time.Second
+
+// WithConnectRetry sets how long Join keeps dialing a rendezvous server that
+// refuses the connection (one not listening yet, or restarting), so that
+// workers may start before or together with their server; 0 fails at the
+// first refusal. Other failures to connect (no route, a timeout, a name
+// that does not resolve) are not retried.
+func WithConnectRetry(d time.Duration) Option {
+	return func(c *clientConfig) { c.connectRetry = d }
+}
+
 // WithLogger sets the logger for Join's progress (silent by default).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *clientConfig) { c.log = l }
 }
 
 func newClientConfig(opts []Option) clientConfig {
-	c := clientConfig{rank: -1, congestion: punch.DefaultCongestionControl, log: slog.New(slog.DiscardHandler)}
+	c := clientConfig{rank: -1, congestion: punch.DefaultCongestionControl, connectRetry: DefaultConnectRetry,
+		log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		if o != nil {
 			o(&c)

@@ -3,8 +3,12 @@ package rendezvous
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,4 +104,104 @@ func TestJoinBadArguments(t *testing.T) {
 	assert.ErrorContains(t, err, "empty secret")
 	_, err = Join(context.Background(), "no-port", "j", 2, testSecret)
 	assert.ErrorContains(t, err, "server address")
+}
+
+// TestJoinWaitsForServer: workers started before their server keep dialing
+// while it refuses, and join once it listens; WithConnectRetry bounds that,
+// and 0 fails at the first refusal.
+func TestJoinWaitsForServer(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // refused until the server below takes the port
+
+	t.Run("retry off", func(t *testing.T) {
+		_, err := Join(context.Background(), addr, "early", 2, testSecret, WithConnectRetry(0))
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		assert.NotContains(t, err.Error(), "refused 1 times")
+	})
+	t.Run("retry runs out", func(t *testing.T) {
+		began := time.Now()
+		_, err := Join(context.Background(), addr, "early", 2, testSecret, WithConnectRetry(300*time.Millisecond))
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		assert.ErrorContains(t, err, "is the server up")
+		assert.GreaterOrEqual(t, time.Since(began), 300*time.Millisecond)
+	})
+	t.Run("context ends first", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := Join(ctx, addr, "early", 2, testSecret)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.ErrorContains(t, err, "the server refused")
+	})
+	t.Run("server comes up", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		type result struct {
+			m   *Mesh
+			err error
+		}
+		results := make(chan result, 2)
+		for r := range 2 {
+			go func() {
+				m, err := Join(ctx, addr, "early", 2, testSecret, WithRank(r))
+				results <- result{m, err}
+			}()
+		}
+		time.Sleep(300 * time.Millisecond) // both have been refused by now
+		ln, err := net.Listen("tcp4", addr)
+		require.NoError(t, err)
+		srv := NewServer(testSecret)
+		sctx, stop := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(sctx, ln, nil) }()
+		defer func() { stop(); require.NoError(t, <-served) }()
+		meshes := make([]*Mesh, 2)
+		for range 2 {
+			res := <-results
+			require.NoError(t, res.err)
+			meshes[res.m.Rank] = res.m
+		}
+		defer closeMeshes(meshes)
+		verifyMeshes(t, meshes, 1000)
+	})
+}
+
+// TestJoinSaysWhatItWaitedFor: a Join whose context ends while the job is
+// incomplete says so, and the context's error is what errors.Is finds.
+func TestJoinSaysWhatItWaitedFor(t *testing.T) {
+	srv := startLoopServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Join(ctx, srv.addr, "alone", 3, testSecret)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "waiting for the other members of the job (world 3) to join")
+	assert.Equal(t, 1, strings.Count(err.Error(), context.DeadlineExceeded.Error()), "said once: %v", err)
+}
+
+// TestJoinWrongService: pointed at something that is not a rendezvous
+// server (its HTTP port, say), Join says so instead of a bare I/O error.
+func TestJoinWrongService(t *testing.T) {
+	silent, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepts and says nothing
+		}
+	}()
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+
+	for _, addr := range []string{silent.Addr().String(), web.Listener.Addr().String()} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := Join(ctx, addr, "j", 2, testSecret)
+		cancel()
+		require.Error(t, err, addr)
+		assert.ErrorContains(t, err, "may not be a rendezvous server's port", addr)
+	}
 }

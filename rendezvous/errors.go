@@ -43,8 +43,10 @@ type Error struct {
 	Msg  string
 }
 
+// Error reads "code: message"; Join's own prefix ("rendezvous: join job
+// ...") says where it came from.
 func (e *Error) Error() string {
-	return fmt.Sprintf("rendezvous: %s: %s", e.Code, e.Msg)
+	return fmt.Sprintf("%s: %s", e.Code, e.Msg)
 }
 
 // Is makes errors.Is(err, &Error{Code: c}) match any *Error with code c.

@@ -296,10 +296,15 @@ func decodePayload(t msgType, p []byte) (message, error) {
 	return m, nil
 }
 
-// millis converts a duration to whole milliseconds for the wire, saturating.
+// millis converts a duration to whole milliseconds for the wire, rounding
+// up (0 means "the default" on the wire, so a positive duration under a
+// millisecond must not become it) and saturating.
 func millis(d time.Duration) uint32 {
-	ms := d.Milliseconds()
-	return uint32(max(0, min(ms, 1<<32-1)))
+	if d <= 0 {
+		return 0
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return uint32(min(ms, 1<<32-1))
 }
 
 // checkJob validates a job ID: 1..128 bytes of UTF-8 without control characters.

@@ -228,3 +228,24 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestMillis: durations go on the wire as whole milliseconds, rounded up,
+// so that a positive duration never becomes 0 ("the default").
+func TestMillis(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want uint32
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + 1, 2},
+		{1500 * time.Microsecond, 2},
+		{3 * time.Second, 3000},
+		{1 << 62, 1<<32 - 1},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, millis(tt.d), "%v", tt.d)
+	}
+}

@@ -134,7 +134,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 		ln.Close()
 		err = fmt.Errorf("rendezvous server: accept: %w", err)
 	}
-	s.cfg.log.Info("rendezvous server shutting down", "reason", firstErr(err, ctx.Err()))
+	s.cfg.log.Info("rendezvous server shutting down", "reason", firstErr(err, context.Cause(ctx))) // the signal, from signal.NotifyContext
 	if pc != nil {
 		pc.Close()
 	}

@@ -80,7 +80,7 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, s.waitingFor(ctx.Err())
 		case in := <-s.frames:
 			if in.err != nil {
 				return nil, fmt.Errorf("lost the rendezvous server: %w", in.err)
@@ -110,6 +110,25 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 			return s.mesh(), nil
 		}
 	}
+}
+
+// waitingFor says what the session was waiting for when err (the end of
+// its context) stopped it.
+func (s *session) waitingFor(err error) error {
+	if s.peers == nil {
+		return fmt.Errorf("waiting for the other members of the job (world %d) to join: %w", s.c.world, err)
+	}
+	var missing []int
+	for r, ps := range s.peers {
+		if ps != nil && ps.final == nil {
+			missing = append(missing, r)
+		}
+	}
+	list := fmt.Sprint(missing)
+	if len(missing) > 8 {
+		list = fmt.Sprintf("%v and %d more", missing[:8], len(missing)-8)
+	}
+	return fmt.Errorf("making links: %d of %d peers linked, none yet with ranks %s: %w", s.ready, s.c.world-1, list, err)
 }
 
 // readLoop reads the server's frames, answers pings at once (they measure

@@ -455,7 +455,7 @@ func printFrameResult(env *demoEnv, res *frameResult) {
 			op = ""
 		}
 		prev = ph.Op
-		sent := ""
+		sent := "-" // a local phase
 		if ph.Bytes > 0 {
 			sent = humanBytes(ph.Bytes)
 		}

@@ -75,13 +75,15 @@ flags:
 		addr         = fs.String("rendezvous", "", "rendezvous server `HOST:PORT` (required)")
 		job          = fs.String("job", "", "job `ID` (required)")
 		world        = fs.Int("world", 0, "number of ranks in the job (required)")
-		rank         = fs.Int("rank", -1, "this rank (default: assigned by the server)")
 		secretFile   = fs.String("secret-file", "", "read the job secret from this `file` (default: $FNMESH_SECRET)")
 		timeout      = fs.Duration("timeout", 2*time.Minute, "give up on the whole run after this long")
 		punchTimeout = fs.Duration("punch-timeout", 0, "how long to try punching a pair before relaying it (default: the server's)")
+		retry        = fs.Duration("connect-retry", rendezvous.DefaultConnectRetry, "keep dialing a server that refuses the connection (not up yet) this long; 0: fail at once")
 		listen       = fs.String("listen", "", "local `IP:PORT` to punch from (default: any address, a free port)")
 		verbose      = fs.Bool("v", false, "log progress to stderr")
 	)
+	var rank rankFlag
+	fs.Var(&rank, "rank", "this `rank`, 0..N-1 (default: assigned by the server)")
 	size := byteSize(1 << 20)
 	fs.Var(&size, "bytes", "bytes to send to and check from every peer (e.g. 1048576, 64KiB, 1GiB)")
 	if err := fs.Parse(args); err != nil {
@@ -101,12 +103,14 @@ flags:
 		return usageErr("--rendezvous HOST:PORT is required")
 	case *job == "":
 		return usageErr("--job is required")
-	case *world < 1:
-		return usageErr("--world must be at least 1")
-	case *rank < -1 || *rank >= *world:
-		return usageErr("--rank %d out of range [0, %d)", *rank, *world)
+	case *world < 1 || *world > rendezvous.MaxWorld:
+		return usageErr("--world %d out of range 1..%d", *world, rendezvous.MaxWorld)
+	case rank.set && (rank.rank < 0 || rank.rank >= *world):
+		return usageErr("--rank %d out of range 0..%d", rank.rank, *world-1)
 	case *timeout <= 0:
 		return usageErr("--timeout must be positive")
+	case *punchTimeout < 0 || *retry < 0:
+		return usageErr("--punch-timeout and --connect-retry must not be negative")
 	}
 	secret, err := loadSecret(*secretFile)
 	if err != nil {
@@ -116,9 +120,11 @@ flags:
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	opts := []rendezvous.Option{rendezvous.WithLogger(logger)}
-	if *rank >= 0 {
-		opts = append(opts, rendezvous.WithRank(*rank))
+	opts := []rendezvous.Option{rendezvous.WithLogger(logger), rendezvous.WithConnectRetry(*retry)}
+	wantRank := -1
+	if rank.set {
+		wantRank = rank.rank
+		opts = append(opts, rendezvous.WithRank(rank.rank))
 	}
 	if *punchTimeout > 0 {
 		opts = append(opts, rendezvous.WithPunchTimeout(*punchTimeout))
@@ -133,8 +139,10 @@ flags:
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep := joinAndVerify(ctx, *addr, *job, *world, *rank, secret, int64(size), logger, opts...)
-	if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+	rep := joinAndVerify(ctx, *addr, *job, *world, wantRank, secret, int64(size), logger, opts...)
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false) // errors read "a->b", not "a-\u003eb"
+	if err := enc.Encode(rep); err != nil {
 		fmt.Fprintf(stderr, "fnmesh join: writing the report: %v\n", err)
 		return 1
 	}

@@ -75,3 +75,26 @@ func loadSecret(file string) ([]byte, error) {
 	}
 	return nil, errors.New("no job secret: pass --secret-file or set " + secretEnv)
 }
+
+// rankFlag is a flag.Value for an optional rank: unset unless given, so
+// that the help shows no made-up default and every given value is checked.
+type rankFlag struct {
+	rank int
+	set  bool
+}
+
+func (r *rankFlag) Set(s string) error {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a rank", s)
+	}
+	r.rank, r.set = v, true
+	return nil
+}
+
+func (r *rankFlag) String() string {
+	if r == nil || !r.set {
+		return ""
+	}
+	return strconv.Itoa(r.rank)
+}

@@ -6,14 +6,25 @@
 // CSV files, they aggregate together over those links, and rank 0 prints
 // the groups as CSV on stdout, largest sum first.
 //
-// On one machine, with the server and three workers:
+// On one machine, with the server and three workers (from the repository's
+// root, in bash; the first lines make four small CSV files to group):
 //
-//	export FNMESH_SECRET=$(head -c 24 /dev/urandom | base64)
-//	go run ./cmd/rendezvous --listen 127.0.0.1:7000 &
+//	export FNMESH_SECRET=$(head -c 32 /dev/urandom | base64)
+//	mkdir -p /tmp/sales && for i in 1 2 3 4; do
+//	  printf 'region,amount\neu,%d.50\nus,%d\neu,1\n' $i $((10 * i)) >/tmp/sales/part-$i.csv
+//	done
+//	go build -o /tmp/rendezvous ./cmd/rendezvous && go build -o /tmp/groupby ./examples/groupby
 //	for r in 0 1 2; do
-//	  go run ./examples/groupby -rendezvous 127.0.0.1:7000 -job sales -world 3 \
-//	    -by region -sum amount 'data/*.csv' &
-//	done; wait
+//	  /tmp/groupby -rendezvous 127.0.0.1:7000 -job sales -world 3 -rank $r \
+//	    -by region -sum amount '/tmp/sales/*.csv' & workers+=($!)
+//	done
+//	/tmp/rendezvous --listen 127.0.0.1:7000 & server=$!
+//	wait "${workers[@]}"; kill $server
+//
+// (Workers started before their server keep dialing it for a while:
+// rendezvous.WithConnectRetry.)
+//
+// Rank 0 prints the two groups (us: 4 rows, sum 100; eu: 8 rows, sum 16).
 //
 // The files of a pattern are dealt out over the ranks (frame.Files); a path
 // with {rank} names each rank's own file instead.
