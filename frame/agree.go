@@ -2,7 +2,10 @@ package frame
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // agree checks that every rank's partition of f has the same schema
@@ -16,25 +19,35 @@ func (f *Frame) agree(ctx context.Context) error {
 	if f.agreed.Load() || f.Size() == 1 {
 		return nil
 	}
+	// Every rank sends its schema, or why it could not encode it: a rank
+	// that left out the all-gather would leave the others waiting.
 	mine, err := encodeSchema(f.Schema())
+	msg := append([]byte{msgSchema}, mine...)
 	if err != nil {
-		return err
+		msg = append([]byte{msgError}, err.Error()...)
 	}
-	all, err := f.comm.Allgather(ctx, mine)
+	all, aerr := f.comm.Allgather(ctx, msg)
 	if err != nil {
-		return fmt.Errorf("agree on the schema: %w", err)
+		return errors.Join(err, aerr)
 	}
-	first, err := decodeSchema(all[0])
-	if err != nil {
-		return fmt.Errorf("schema of rank 0: %w", err)
+	if aerr != nil {
+		return fmt.Errorf("agree on the schema: %w", aerr)
 	}
-	for r := 1; r < len(all); r++ {
-		s, err := decodeSchema(all[r])
-		if err != nil {
+	schemas := make([]*arrow.Schema, len(all))
+	for r, m := range all {
+		switch {
+		case len(m) > 0 && m[0] == msgError:
+			return fmt.Errorf("rank %d failed: %s", r, m[1:])
+		case len(m) == 0 || m[0] != msgSchema:
+			return fmt.Errorf("rank %d sent a malformed schema message", r)
+		}
+		if schemas[r], err = decodeSchema(m[1:]); err != nil {
 			return fmt.Errorf("schema of rank %d: %w", r, err)
 		}
-		if !first.Equal(s) {
-			return fmt.Errorf("rank 0's partition has schema %v but rank %d's has %v: every rank's frame must have one schema", first, r, s)
+	}
+	for r := 1; r < len(all); r++ {
+		if !schemas[0].Equal(schemas[r]) {
+			return fmt.Errorf("rank 0's partition has schema %v but rank %d's has %v: every rank's frame must have one schema", schemas[0], r, schemas[r])
 		}
 	}
 	f.agreed.Store(true)

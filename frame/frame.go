@@ -119,14 +119,27 @@ func (f *Frame) errorf(op string, err error) error {
 // abort ends a distributed operator that failed on this rank alone, after
 // its arguments were checked and before (or between) its exchanges: the
 // other ranks would otherwise wait for this one until their contexts end.
-// It closes the communicator, which makes their calls fail at once (as a
-// failed collective does), and returns the error.
+// It fails the communicator (see failComm), which makes their calls fail at
+// once, and returns the error.
 func (f *Frame) abort(op string, err error) error {
-	if f.comm.Size() > 1 {
-		_ = f.comm.Close()
-		err = fmt.Errorf("%w (communicator closed so that the other ranks fail too)", err)
+	return f.errorf(op, failComm(f.comm, err))
+}
+
+// failComm poisons c, when it has other ranks, so that they fail at once
+// instead of waiting for this one, and returns err saying so. A collective
+// called with a context that has already ended poisons the communicator
+// and closes the links it shares with every communicator split from the
+// same world (collective's failure semantics), so the failure reaches every
+// rank whatever communicator the frame is on. (Closing c would not: Close
+// on a communicator made by Split only makes this rank's later calls fail.)
+func failComm(c *collective.Comm, err error) error {
+	if c.Size() <= 1 {
+		return err
 	}
-	return f.errorf(op, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Barrier(ctx)
+	return fmt.Errorf("%w (the communicator was failed so that the other ranks fail too)", err)
 }
 
 // Count returns the total number of rows over all ranks (collective).

@@ -212,41 +212,59 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 // them locally costs a hash table and saves almost no rows, so every row is
 // sent as its own partial aggregate instead. Each rank estimates the
 // distinct keys of its partition (HyperLogLog, one hashing pass) and the
-// ranks vote (collective).
+// ranks vote (collective). A rank whose estimate fails (its keys cannot be
+// hashed) still votes, saying so, and every rank returns an error: the
+// others name it, and the communicator stays usable.
 func (g *Grouped) preAggregationUseless(ctx context.Context, cols []arrow.Array, keyIdx []int) (bool, error) {
 	n := int(g.f.part.NumRows())
-	vote := byte(0) // no rows: no opinion
+	vote := []byte{voteNone}
+	var mine error
 	if n > 0 {
 		keys := make([]arrow.Array, len(keyIdx))
 		for i, k := range keyIdx {
 			keys[i] = cols[k]
 		}
 		d, err := estimateDistinct(keys, n)
-		if err != nil {
-			return false, err
-		}
-		vote = 1 // pre-aggregate
-		if d > 0.9*float64(n) {
-			vote = 2 // send rows
+		switch {
+		case err != nil:
+			mine = err
+			vote = append([]byte{voteFailed}, err.Error()...)
+		case d > 0.9*float64(n):
+			vote[0] = voteRows
+		default:
+			vote[0] = votePre
 		}
 	}
-	all, err := g.f.comm.Allgather(ctx, []byte{vote})
+	all, err := g.f.comm.Allgather(ctx, vote)
 	if err != nil {
-		return false, fmt.Errorf("agree on pre-aggregation: %w", err)
+		return false, errors.Join(mine, fmt.Errorf("agree on pre-aggregation: %w", err))
+	}
+	if mine != nil {
+		return false, mine
 	}
 	var pre, rows int
-	for _, v := range all {
+	for r, v := range all {
 		switch {
+		case len(v) > 0 && v[0] == voteFailed:
+			return false, fmt.Errorf("rank %d failed: %s", r, v[1:])
 		case len(v) != 1:
-			return false, fmt.Errorf("pre-aggregation vote of %d bytes", len(v))
-		case v[0] == 1:
+			return false, fmt.Errorf("rank %d sent a pre-aggregation vote of %d bytes", r, len(v))
+		case v[0] == votePre:
 			pre++
-		case v[0] == 2:
+		case v[0] == voteRows:
 			rows++
 		}
 	}
 	return rows > pre, nil
 }
+
+// The votes of preAggregationUseless.
+const (
+	voteNone   byte = iota // no rows: no opinion
+	votePre                // pre-aggregate
+	voteRows               // send rows
+	voteFailed             // the estimate failed; the error follows
+)
 
 // exchange moves the partial aggregates: shuffled on the keys, or all to
 // rank 0 for a global aggregate.

@@ -137,13 +137,17 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 	default:
 		b, err := encodeSchema(local.Schema())
 		if err != nil {
-			return fail(err)
+			// Still take part in the all-gather, which says so to the
+			// other ranks: they would otherwise wait for this one.
+			localErr = err
+			msg = append([]byte{msgError}, err.Error()...)
+		} else {
+			msg = append([]byte{msgSchema}, b...)
 		}
-		msg = append([]byte{msgSchema}, b...)
 	}
 	all, err := c.Allgather(ctx, msg)
 	if err != nil {
-		return fail(fmt.Errorf("agree on the schema: %w", err))
+		return fail(errors.Join(localErr, fmt.Errorf("agree on the schema: %w", err)))
 	}
 	var schema *arrow.Schema
 	from := -1
@@ -218,7 +222,10 @@ func readAll(ctx context.Context, mem memory.Allocator, paths []string, rank, si
 	return arrowio.ConcatTables(tables)
 }
 
-func encodeSchema(s *arrow.Schema) ([]byte, error) {
+// encodeSchema encodes s as an IPC stream with no batches. arrow-go's IPC
+// writer panics on a type it cannot write: that is an error here.
+func encodeSchema(s *arrow.Schema) (_ []byte, err error) {
+	defer recoverPanic(&err, "encode schema")
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(s))
 	if err := w.Close(); err != nil {
@@ -227,7 +234,8 @@ func encodeSchema(s *arrow.Schema) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func decodeSchema(b []byte) (*arrow.Schema, error) {
+func decodeSchema(b []byte) (_ *arrow.Schema, err error) {
+	defer recoverPanic(&err, "decode schema")
 	r, err := ipc.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, err

@@ -55,18 +55,14 @@ type partitioned struct {
 func (pp *partitioned) release() { releaseTables(pp.parts) }
 
 // partition splits t by the hash of keys (arrowio.HashPartition). A failure
-// closes the communicator: the other ranks are about to wait for this one's
-// parts.
+// fails the communicator (failComm): the other ranks are about to wait for
+// this one's parts.
 func (f *Frame) partition(ctx context.Context, op string, t arrow.Table, keys []string) (*partitioned, error) {
 	tm := f.cfg.timer(op)
 	p, me := f.comm.Size(), f.comm.Rank()
 	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
 	if err != nil {
-		if p > 1 {
-			_ = f.comm.Close()
-			err = fmt.Errorf("%w (communicator closed so that the other ranks fail too)", err)
-		}
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	pp := &partitioned{parts: parts}
 	for r, part := range parts {
