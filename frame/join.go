@@ -249,6 +249,7 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 	for _, i := range p.rcols {
 		rnames[rs.Field(i).Name] = true
 	}
+	lname := make(map[int]string, len(p.lcols)) // left column -> its name in the result
 	for _, i := range p.lcols {
 		f := ls.Field(i)
 		if rnames[f.Name] {
@@ -256,6 +257,7 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 		}
 		f.Nullable = f.Nullable || ro
 		fields = append(fields, f)
+		lname[i] = f.Name
 	}
 	for _, i := range p.rcols {
 		f := rs.Field(i)
@@ -277,24 +279,18 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 	// with equal keys, null keys included, were sent to one rank). With
 	// coalesced keys that holds for every join type; otherwise for the left
 	// keys of inner and left joins (the right join's left keys are null where
-	// the right row had no match).
+	// the right row had no match), under their names in the result: a suffix
+	// may have renamed them, and a right column may now have a key's name.
 	switch {
 	case p.coalesce:
 		p.partitionedBy = slices.Clone(cfg.leftOn)
-	case (how == Inner || how == LeftOuter) && allNamed(fields, cfg.leftOn):
-		p.partitionedBy = slices.Clone(cfg.leftOn)
-	}
-	return p, nil
-}
-
-// allNamed reports whether every name is the name of an output field.
-func allNamed(fields []arrow.Field, names []string) bool {
-	for _, n := range names {
-		if !slices.ContainsFunc(fields, func(f arrow.Field) bool { return f.Name == n }) {
-			return false
+	case how == Inner || how == LeftOuter:
+		p.partitionedBy = make([]string, len(p.lkeys))
+		for k, i := range p.lkeys {
+			p.partitionedBy[k] = lname[i]
 		}
 	}
-	return true
+	return p, nil
 }
 
 // commonKeyType is the type two join keys are compared as: their type when
