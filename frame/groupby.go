@@ -168,7 +168,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 		pt.Retain()
 		final = pt
 	default:
-		moved, err := g.exchange(ctx, op, pt)
+		moved, err := g.exchange(ctx, op, pt, plan)
 		if err != nil {
 			return nil, f.errorf(op, err)
 		}
@@ -266,12 +266,12 @@ const (
 	voteFailed             // the estimate failed; the error follows
 )
 
-// exchange moves the partial aggregates: shuffled on the keys, or all to
-// rank 0 for a global aggregate.
-func (g *Grouped) exchange(ctx context.Context, op string, pt arrow.Table) (arrow.Table, error) {
+// exchange moves the partial aggregates: shuffled on the keys (by their
+// names in the partial table), or all to rank 0 for a global aggregate.
+func (g *Grouped) exchange(ctx context.Context, op string, pt arrow.Table, plan *groupPlan) (arrow.Table, error) {
 	f := g.f
 	if len(g.keys) > 0 {
-		return f.shuffle(ctx, op, pt, g.keys)
+		return f.shuffle(ctx, op, pt, plan.partialKeyNames())
 	}
 	return f.toRoot(ctx, op, pt)
 }
@@ -312,9 +312,14 @@ func planGroupBy(s *arrow.Schema, keys []string, aggs []Agg) (*groupPlan, error)
 		return nil, err
 	}
 	p := &groupPlan{keyIdx: keyIdx, nkeys: len(keys)}
+	// The partial table's columns have names of their own, k<i> for key i
+	// and p<i> for the partial aggregate in column i, which cannot collide
+	// with each other whatever the input's names are.
 	var pfields, ofields []arrow.Field
-	for _, k := range keyIdx {
-		pfields = append(pfields, s.Field(k))
+	for i, k := range keyIdx {
+		pf := s.Field(k)
+		pf.Name = fmt.Sprintf("k%d", i)
+		pfields = append(pfields, pf)
 		ofields = append(ofields, s.Field(k))
 	}
 	names := map[string]bool{}
@@ -325,7 +330,7 @@ func planGroupBy(s *arrow.Schema, keys []string, aggs []Agg) (*groupPlan, error)
 	// it returns the kernel's column in the partial table.
 	addPartial := func(k kernel, col int, dt arrow.DataType) int {
 		pos := len(pfields)
-		pfields = append(pfields, arrow.Field{Name: fmt.Sprintf("_p%d", pos), Type: dt, Nullable: true})
+		pfields = append(pfields, arrow.Field{Name: fmt.Sprintf("p%d", pos), Type: dt, Nullable: true})
 		p.partial = append(p.partial, kernelSpec{k: k, col: col})
 		combine := map[kernel]kernel{kSum: kSum, kSumF64: kSum, kCount: kSum, kCountAll: kSum, kMin: kMin, kMax: kMax}[k]
 		p.final = append(p.final, kernelSpec{k: combine, col: pos})
@@ -390,6 +395,15 @@ func (p *groupPlan) partialKeys() []int {
 		idx[i] = i
 	}
 	return idx
+}
+
+// partialKeyNames are the names of the key columns of the partial table.
+func (p *groupPlan) partialKeyNames() []string {
+	names := make([]string, p.nkeys)
+	for i := range names {
+		names[i] = p.partialSchema.Field(i).Name
+	}
+	return names
 }
 
 // finish makes the result table from the combined partial table.
