@@ -33,8 +33,15 @@ const RankPlaceholder = "{rank}"
 // the placeholder replaced by r. The other paths are a file set that every
 // rank sees alike: its files, sorted by name, are dealt out round-robin, file
 // i to rank i mod size. Globs that match nothing are not an error, but a job
-// whose ranks together find no file is.
+// whose ranks together find no file is. It is an error unless size >= 1 and
+// 0 <= rank < size.
 func Files(paths []string, rank, size int) ([]string, error) {
+	if size < 1 {
+		return nil, fmt.Errorf("files: %d ranks: there must be at least one", size)
+	}
+	if rank < 0 || rank >= size {
+		return nil, fmt.Errorf("files: rank %d is not one of the %d ranks (0 to %d)", rank, size, size-1)
+	}
 	var own, shared []string
 	for _, p := range paths {
 		isOwn := strings.Contains(p, RankPlaceholder)

@@ -38,12 +38,31 @@ func TestFiles(t *testing.T) {
 	}
 	for _, c := range cases {
 		got, err := Files(c.paths, c.rank, c.size)
-		require.NoError(t, err)
+		require.NoError(t, err, "rank %d of %d, %v", c.rank, c.size, c.paths)
 		var names []string
 		for _, g := range got {
 			names = append(names, filepath.Base(g))
 		}
 		require.Equal(t, c.want, names, "rank %d of %d, %v", c.rank, c.size, c.paths)
+	}
+	// A rank outside 0..size-1 or a size below 1 is an error (a size of 0
+	// used to divide by zero; a rank out of range silently got no file).
+	bad := []struct {
+		rank, size int
+		want       string
+	}{
+		{0, 0, "0 ranks"},
+		{0, -1, "-1 ranks"},
+		{-1, 2, "rank -1 is not one of the 2 ranks"},
+		{2, 2, "rank 2 is not one of the 2 ranks"},
+		{5, 1, "rank 5 is not one of the 1 ranks"},
+	}
+	for _, b := range bad {
+		for _, paths := range [][]string{{glob}, {own}, nil} {
+			got, err := Files(paths, b.rank, b.size)
+			require.ErrorContains(t, err, b.want, "rank %d of %d, %v", b.rank, b.size, paths)
+			require.Nil(t, got)
+		}
 	}
 }
 
