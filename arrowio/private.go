@@ -33,8 +33,9 @@ var (
 )
 
 // privateOf returns c's duplicate, making it on first use: a collective call (Comm.Split) that every
-// rank makes at the same point, since every rank calls arrowio's collectives in the same order. The
-// duplicate is forgotten once c is garbage.
+// rank makes at the same point, since every rank calls arrowio's collectives in the same order. Once
+// c is garbage the duplicate is closed (which takes its registration off the links it shares with c)
+// and forgotten.
 func privateOf(ctx context.Context, c *collective.Comm) (*private, error) {
 	key := weak.Make(c)
 	privatesMu.Lock()
@@ -44,8 +45,12 @@ func privateOf(ctx context.Context, c *collective.Comm) (*private, error) {
 		privates[key] = p
 		runtime.AddCleanup(c, func(k weak.Pointer[collective.Comm]) {
 			privatesMu.Lock()
+			q := privates[k]
 			delete(privates, k)
 			privatesMu.Unlock()
+			if q != nil {
+				q.close()
+			}
 		}, key)
 	}
 	privatesMu.Unlock()
@@ -60,6 +65,15 @@ func privateOf(ctx context.Context, c *collective.Comm) (*private, error) {
 		p.comm = dup
 	}
 	return p, nil
+}
+
+// close closes the duplicate, if it was made. Nothing can be using it: its communicator is garbage.
+func (p *private) close() {
+	p.made.Lock()
+	defer p.made.Unlock()
+	if p.comm != nil {
+		_ = p.comm.Close()
+	}
 }
 
 // errBusy: an exchange started on a communicator while another was running on it.
