@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -75,6 +76,10 @@ func (s *Server) serveControl(c net.Conn) {
 	sent := time.Now()
 	msg, err := readMessage(c, maxClientLoad)
 	if err != nil {
+		if connLost(err) {
+			s.cfg.log.Debug("connection closed before joining", "remote", c.RemoteAddr(), "err", err)
+			return // nobody to send an error to; the caller closes c
+		}
 		s.reject(c, err)
 		return
 	}
@@ -123,6 +128,7 @@ func (m *member) readLoop() {
 	br := bufio.NewReaderSize(m.conn, 256)
 	idle := 3 * m.s.cfg.pingInterval
 	deadline := refresher{set: m.conn.SetReadDeadline, d: idle}
+	isDone := false // the member said done: it closes now, or within the handshake timeout
 	for {
 		if m.isFinal() {
 			// An error frame is on its way: give the client a moment to
@@ -131,14 +137,16 @@ func (m *member) readLoop() {
 			io.Copy(io.Discard, io.LimitReader(br, 64<<10))
 			return
 		}
-		deadline.refresh()
+		if !isDone {
+			deadline.refresh()
+		}
 		msg, err := readMessage(br, maxClientLoad)
 		if err != nil {
 			if m.isFinal() {
 				return // we sent an error and are closing
 			}
 			reason := fmt.Errorf("connection lost: %w", err)
-			if !errors.Is(err, io.EOF) && !isNetClosed(err) {
+			if !connLost(err) {
 				if e := asProtoError(err); e.Code != CodeTimeout {
 					m.s.met.rejected(e.Code)
 					m.sendFinal(e)
@@ -156,7 +164,13 @@ func (m *member) readLoop() {
 		case report:
 			err = m.job.report(m, msg)
 		case done:
-			err = m.job.markDone(m)
+			if err = m.job.markDone(m); err == nil && !isDone {
+				// Nothing more is owed to a member that is done: its
+				// connection may not outlive the job by more than a
+				// handshake timeout.
+				isDone = true
+				m.conn.SetReadDeadline(time.Now().Add(m.s.cfg.handshakeTimeout))
+			}
 		case errorMsg:
 			m.job.leave(m, fmt.Errorf("client gave up: %s: %s", msg.Code, msg.Msg))
 			return
@@ -173,6 +187,15 @@ func (m *member) readLoop() {
 }
 
 func isNetClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// connLost reports whether err ended a connection rather than a frame: the
+// peer closed (also in the middle of a frame: a worker that dies while
+// writing) or reset it, or this side closed it. Nothing is malformed then,
+// and no error frame can reach the peer.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+}
 
 // writeLoop writes queued frames and pings until the member's handler ends
 // or a write fails.

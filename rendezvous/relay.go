@@ -26,6 +26,7 @@ type relaySlot struct {
 	conns   [2]net.Conn
 	spliced bool // both sides arrived; the slot left the job
 	dead    bool // aborted or timed out
+	expired bool // the first side gave up waiting: the slot stays, to tell a late partner
 
 	ready  chan struct{} // closed by the second side once both were told (err set on failure)
 	err    *Error
@@ -99,6 +100,11 @@ func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int,
 		return nil, 0, nil, &Error{Code: CodeReplay, Rank: rh.Peer,
 			Msg: fmt.Sprintf("relay ticket of rank %d for rank %d is unknown or already used (replayed?)", rh.Rank, rh.Peer)}
 	}
+	if slot.expired {
+		slot.used[side] = true // the ticket is spent all the same
+		return nil, 0, nil, &Error{Code: CodeRelay, Rank: rh.Peer,
+			Msg: fmt.Sprintf("relay: rank %d gave up waiting for rank %d after %v", rh.Peer, rh.Rank, j.s.cfg.relayTimeout)}
+	}
 	slot.used[side] = true
 	slot.conns[side] = c
 	if slot.used[1-side] {
@@ -124,8 +130,10 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 		j.mu.Lock()
 		expired := !slot.spliced
 		if expired {
-			slot.dead = true
-			delete(j.relays, [2]int{slot.ranks[0], slot.ranks[1]})
+			// The slot stays in the job (it goes with the job) so that a
+			// partner arriving late hears why, not that its ticket is
+			// unknown.
+			slot.dead, slot.expired = true, true
 		}
 		j.mu.Unlock()
 		if expired {

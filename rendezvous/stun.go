@@ -18,9 +18,12 @@ import (
 const maxSTUNPerStream = 16
 
 // serveSTUNTCP answers Binding requests on a TCP connection whose first 8
-// bytes (hb) were already read.
+// bytes (hb) were already read. The whole connection, every request on it,
+// gets one handshake timeout: a client without the secret must not hold a
+// connection longer by trickling requests.
 func (s *Server) serveSTUNTCP(c net.Conn, hb []byte) {
 	src := addrPortOf(c.RemoteAddr())
+	c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout))
 	r := io.MultiReader(bytes.NewReader(append([]byte(nil), hb...)), c)
 	for i := 0; i < maxSTUNPerStream; i++ {
 		req, err := punch.ReadSTUNMessage(r)
@@ -36,11 +39,9 @@ func (s *Server) serveSTUNTCP(c net.Conn, hb []byte) {
 			return
 		}
 		s.met.stunTCP.Add(1)
-		c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
 		if _, err := c.Write(resp); err != nil {
 			return
 		}
-		c.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout))
 	}
 }
 
