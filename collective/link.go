@@ -34,8 +34,10 @@ type link struct {
 	conn net.Conn // nil for the link to self
 	sock *sockIO  // the conn's socket, when it is a TCP conn
 
-	// Write side, under wmu.
-	wmu    sync.Mutex
+	// Write side, under the write token: wsem holds a value while a
+	// write is in progress (a channel rather than a mutex, so that a Send
+	// waiting behind another can give up when its context ends).
+	wsem   chan struct{}
 	whdr   [hdrLen]byte
 	wtrail [4]byte
 	wvec   [][]byte
@@ -254,6 +256,7 @@ func newLink(t *transport, peer int, conn net.Conn) *link {
 	if conn != nil {
 		l.rbuf = make([]byte, readBufSize)
 		l.kick = make(chan struct{}, 1)
+		l.wsem = make(chan struct{}, 1)
 		l.done = make(chan struct{})
 		l.timer = time.AfterFunc(time.Hour, l.onTimer)
 		l.timer.Stop()

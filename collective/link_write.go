@@ -10,7 +10,8 @@ import (
 	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
-// Writing a link: the calling goroutine writes, under wmu.
+// Writing a link: the calling goroutine writes, holding the write token
+// (wsem).
 
 // writeStarts counts a write of n bytes in progress: if nobody reads the
 // link, the drain goroutine starts reading it, in case the peer is writing
@@ -60,8 +61,10 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 		}
 	}
 
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
+	if err := l.lockWrite(ctx); err != nil {
+		return err
+	}
+	defer l.unlockWrite()
 	if err := l.t.failure(); err != nil {
 		return err
 	}
@@ -109,6 +112,30 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	l.t.fail(perr)
 	return l.t.failureOr(perr)
 }
+
+// lockWrite takes the link's write token, waiting while another write
+// holds it; if ctx (nil for collectives) ends first it returns ctx's error
+// and nothing was written. The uncontended case is one non-blocking
+// channel send.
+func (l *link) lockWrite(ctx context.Context) error {
+	select {
+	case l.wsem <- struct{}{}:
+		return nil
+	default:
+	}
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
+	select {
+	case l.wsem <- struct{}{}:
+		return nil
+	case <-done: // nil: never
+		return ctx.Err()
+	}
+}
+
+func (l *link) unlockWrite() { <-l.wsem }
 
 // flush writes l.wvec with one vectored write and empties it.
 func (l *link) flush() (n int64, err error) {

@@ -20,9 +20,10 @@ func (c *Comm) checkPeer(op string, peer, tag int) error {
 // from one rank to another with the same tag arrive in the order sent.
 // Sending to one's own rank is allowed (the message is copied).
 //
-// If ctx ends before any byte is written, Send returns ctx's error and the
-// communicator stays usable; if it ends mid-message the link is broken and
-// the communicator is poisoned.
+// If ctx ends before any byte is written (also while Send waits for
+// another Send on the same link to finish), Send returns ctx's error and
+// the communicator stays usable; if it ends mid-message the link is broken
+// and the communicator is poisoned.
 func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 	if err := c.checkPeer("send", dst, tag); err != nil {
 		return err

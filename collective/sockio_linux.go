@@ -38,7 +38,7 @@ type sockIO struct {
 	rpark  bool
 	readFn func(fd uintptr) bool
 
-	// Write side, under link.wmu, likewise.
+	// Write side, under the link's write token, likewise.
 	iov     []syscall.Iovec
 	wn      uintptr
 	werrno  syscall.Errno
