@@ -18,6 +18,11 @@ var (
 	ErrTruncated = errors.New("truncated frame")
 	// ErrPeerClosed: the peer closed the link (or its process ended).
 	ErrPeerClosed = errors.New("peer closed the link")
+	// ErrPeerFailed: the peer's communicator failed, and the peer said so
+	// before closing the link (the error's text follows; errors.Is also
+	// matches ErrMismatch when the peer failed because the ranks
+	// disagree).
+	ErrPeerFailed = errors.New("peer failed")
 	// ErrFrameTooLarge: a message exceeds the frame size limit (WithMaxFrame).
 	ErrFrameTooLarge = errors.New("frame too large")
 	// ErrMismatch: ranks disagree about a collective: a message of another

@@ -371,3 +371,45 @@ func TestFaultPostedReceive(t *testing.T) {
 		require.Error(t, c.Err(), "abandoning a receive into the caller's buffer mid-frame aborts the link")
 	})
 }
+
+// TestFailureReachesEveryRank: a rank whose communicator fails tells its
+// peers before closing its links, so a rank that waits for nothing from it
+// fails promptly too (ErrPeerFailed, naming the peer), instead of waiting
+// for its own deadline; a clean Close tells nobody anything.
+func TestFailureReachesEveryRank(t *testing.T) {
+	for _, kind := range []meshKind{tcpMesh, pipeKind} {
+		t.Run(string(kind), func(t *testing.T) {
+			comms := newComms(t, kind, 3)
+			// Rank 0 waits for rank 1, which sends nothing; rank 2 runs a
+			// barrier alone, whose deadline fails its communicator.
+			waiting := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				_, err := comms[0].Recv(ctx, 1, 9)
+				waiting <- err
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			require.ErrorIs(t, comms[2].Barrier(ctx), context.DeadlineExceeded)
+			select {
+			case err := <-waiting:
+				require.ErrorIs(t, err, ErrPeerFailed)
+				assert.NotErrorIs(t, err, context.DeadlineExceeded)
+				var pe *PeerError
+				require.ErrorAs(t, err, &pe)
+				assert.Contains(t, []int{1, 2}, pe.Peer, "rank 2, or rank 1 passing it on")
+				assert.Contains(t, err.Error(), "rank 2: barrier: context deadline exceeded", "the failed rank's reason")
+			case <-time.After(10 * time.Second):
+				t.Fatal("rank 0 still waits for rank 1 10 s after rank 2 failed")
+			}
+			assert.Error(t, comms[1].Err(), "rank 1 heard of it too")
+		})
+	}
+	t.Run("close", func(t *testing.T) {
+		comms := newComms(t, pipeKind, 2)
+		require.NoError(t, comms[1].Close())
+		time.Sleep(50 * time.Millisecond)
+		assert.NoError(t, comms[0].Err(), "a clean close is not a failure")
+	})
+}

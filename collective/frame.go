@@ -14,7 +14,8 @@ import (
 //	0      2    magic 0xF3 0x4D
 //	2      1    version (1)
 //	3      1    flags: bit 0 set when the payload checksum is in the header,
-//	            bit 1 when it follows the payload in a 4-byte trailer
+//	            bit 1 when it follows the payload in a 4-byte trailer,
+//	            bit 2 for an abort frame (see link.writeAbort)
 //	4      4    payload length, little endian
 //	8      8    communicator id
 //	16     8    tag: user tags are 0..MaxTag; internal tags have bit 63 set
@@ -35,6 +36,14 @@ const (
 	hdrVersion  = 1
 	flagPayload = 1 << 0
 	flagTrailer = 1 << 1
+	flagAbort   = 1 << 2
+
+	// An abort frame is the last frame a rank whose communicator failed
+	// sends a peer before it closes the link: its tag holds abortMismatch
+	// when the failure was a disagreement between ranks, its payload (at
+	// most abortMax bytes) the error's text.
+	abortMismatch = 1
+	abortMax      = 512
 )
 
 // key is what a receive matches on: the communicator and the tag.

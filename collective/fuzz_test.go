@@ -23,7 +23,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // expectRecv is the fuzz test's oracle: written independently of the
 // reader, it walks a byte stream as the wire format says and returns the
 // payload of the first frame for (worldID, tag) if every frame before it
-// is well formed (ok), and whether anything after it is not (later: the
+// is well formed (ok; an abort frame, by which the peer says it failed,
+// is not), and whether anything after it is not (later: the
 // reader, which may read ahead before the receive is posted, may then fail
 // the link and drop the queued message). A stream that ends cleanly after
 // whole frames is well formed: the peer closed the link.
@@ -34,7 +35,7 @@ func expectRecv(in []byte, tag uint64) (want []byte, ok, later bool) {
 		}
 		copy(hdr[:], b)
 		if crc32.Checksum(hdr[:28], castagnoli) != binary.LittleEndian.Uint32(hdr[28:]) ||
-			hdr[0] != 0xF3 || hdr[1] != 0x4D || hdr[2] != 1 {
+			hdr[0] != 0xF3 || hdr[1] != 0x4D || hdr[2] != 1 || hdr[3]&4 != 0 { // flag bit 2: the peer failed
 			return nil, nil, hdr, false
 		}
 		n := uint64(binary.LittleEndian.Uint32(hdr[4:]))
@@ -107,6 +108,8 @@ func FuzzLinkInput(f *testing.F) {
 	f.Add(cat(fuzzFrame(worldID, 1, []byte("then junk"), flagPayload), []byte{0xF3, 0x4D, 1, 0, 9}))
 	f.Add(fuzzFrame(worldID, 1, bytes.Repeat([]byte{0xA5}, 3000), flagPayload|flagTrailer))
 	f.Add([]byte{0xF3, 0x4D, 1})
+	f.Add(cat(fuzzFrame(0, abortMismatch, []byte("rank 0: ranks disagree"), flagAbort|flagPayload), fuzzFrame(worldID, 1, []byte("after abort"), 0)))
+	f.Add(cat(fuzzFrame(worldID, 1, []byte("before abort"), 0), fuzzFrame(0, 0, bytes.Repeat([]byte{'x'}, 2*abortMax), flagAbort)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		want, ok, later := expectRecv(in, 1)
 		a, b := net.Pipe()

@@ -529,10 +529,10 @@ func (l *link) peerClosed(err error) {
 	}
 }
 
-// shutdown fails every receive waiting on the link, drops queued messages
-// and closes the connection, which ends whoever reads it and any blocked
-// write.
-func (l *link) shutdown(err error) {
+// halt fails every receive waiting on the link and drops queued messages;
+// closeConn then closes the connection, which ends whoever reads it and
+// any blocked write.
+func (l *link) halt(err error) {
 	l.mu.Lock()
 	if l.err == nil {
 		l.err = err
@@ -556,6 +556,9 @@ func (l *link) shutdown(err error) {
 		}
 	}
 	l.mu.Unlock()
+}
+
+func (l *link) closeConn() {
 	if l.conn != nil {
 		_ = l.conn.Close()
 		l.rint.close()

@@ -336,6 +336,9 @@ func (l *link) readFrame() (delivered bool, err error) {
 			return false, err
 		}
 		l.r += hdrLen
+		if h.flags&flagAbort != 0 {
+			return false, l.readAbort(h)
+		}
 		l.mu.Lock()
 		if l.err != nil {
 			l.mu.Unlock()
@@ -398,6 +401,25 @@ func (l *link) readFrame() (delivered bool, err error) {
 		req.complete(dst, pb, nil)
 		return true, nil
 	}
+}
+
+// readAbort reads the payload of an abort frame (the peer's communicator
+// failed) and returns the error that fails this rank's transport in turn.
+func (l *link) readAbort(h header) error {
+	sentinel := []any{ErrPeerFailed}
+	format := "%w"
+	if h.tag == abortMismatch {
+		sentinel, format = append(sentinel, ErrMismatch), "%w: %w"
+	}
+	reason := "(no reason received)"
+	if h.n <= abortMax && l.fill(h.n, false) == nil {
+		text := l.rbuf[l.r : l.r+h.n]
+		if h.flags&flagPayload == 0 || crc32c.Checksum(text) == h.payload {
+			reason = string(text)
+		}
+		l.r += h.n
+	}
+	return fmt.Errorf(format+": %s", append(sentinel, reason)...)
 }
 
 // payloadBuffer is where a payload of n bytes for req (nil: none posted)

@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"time"
 
 	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
@@ -64,23 +66,43 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	if err := l.lockWrite(ctx); err != nil {
 		return err
 	}
-	defer l.unlockWrite()
-	if err := l.t.failure(); err != nil {
+	written, err := l.writeFrame(ctx, h, bufs, streamed)
+	l.unlockWrite() // before failing the transport, which writes an abort frame
+	if err == nil {
+		return nil
+	}
+	if written < 0 { // nothing was attempted
 		return err
+	}
+	if ctx != nil && ctx.Err() != nil && written == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ctx.Err()
+	}
+	if ferr := l.t.failure(); ferr != nil {
+		return ferr
+	}
+	perr := l.peerErr(fmt.Errorf("write: %w", err))
+	if ctx != nil && ctx.Err() != nil {
+		perr = l.peerErr(fmt.Errorf("send interrupted mid-frame: %w", ctx.Err()))
+	}
+	l.t.fail(perr)
+	return l.t.failureOr(perr)
+}
+
+// writeFrame writes one frame with the write token held. written is -1
+// when it wrote nothing because the transport had failed or ctx had ended.
+func (l *link) writeFrame(ctx context.Context, h header, bufs [][]byte, streamed bool) (written int64, err error) {
+	if err := l.t.failure(); err != nil {
+		return -1, err
 	}
 	armed := ctx != nil && ctx.Done() != nil
 	if armed {
 		if err := ctx.Err(); err != nil {
-			return err
+			return -1, err
 		}
 		l.wint.arm(ctx)
 	}
 	putHeader(l.whdr[:], h)
-	var (
-		written int64
-		err     error
-	)
-	l.writeStarts(n)
+	l.writeStarts(h.n)
 	if streamed {
 		written, err = l.writeStreamed(bufs)
 	} else {
@@ -96,21 +118,40 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	if armed {
 		l.wint.disarm()
 	}
-	if err == nil {
-		return nil
+	return written, err
+}
+
+// abortWait bounds how long a failing rank tries to tell a peer why: to get
+// the link's write token from a write in progress (which the closing of the
+// link then ends) and to write the abort frame (a peer that reads nothing,
+// or that fails at the same moment, over a synchronous conn).
+const abortWait = 20 * time.Millisecond
+
+// writeAbort tells the peer that this rank's communicator failed with err
+// (an abort frame, see frame.go), if it can within abortWait. The link is
+// halted; the caller closes it next.
+func (l *link) writeAbort(err error) {
+	timer := time.NewTimer(abortWait)
+	defer timer.Stop()
+	select {
+	case l.wsem <- struct{}{}:
+	case <-timer.C:
+		return // a write in progress: the peer will see the frame cut short
 	}
-	if ctx != nil && ctx.Err() != nil && written == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ctx.Err()
+	defer l.unlockWrite()
+	text := err.Error()
+	if len(text) > abortMax {
+		text = text[:abortMax]
 	}
-	if ferr := l.t.failure(); ferr != nil {
-		return ferr
+	h := header{n: len(text), flags: flagAbort | flagPayload, payload: crc32c.Checksum([]byte(text))}
+	if errors.Is(err, ErrMismatch) {
+		h.tag = abortMismatch
 	}
-	perr := l.peerErr(fmt.Errorf("write: %w", err))
-	if ctx != nil && ctx.Err() != nil {
-		perr = l.peerErr(fmt.Errorf("send interrupted mid-frame: %w", ctx.Err()))
-	}
-	l.t.fail(perr)
-	return l.t.failureOr(perr)
+	var hdr [hdrLen]byte
+	putHeader(hdr[:], h)
+	_ = l.conn.SetWriteDeadline(time.Now().Add(abortWait))
+	bufs := net.Buffers{hdr[:], []byte(text)}
+	_, _ = bufs.WriteTo(l.conn)
 }
 
 // lockWrite takes the link's write token, waiting while another write

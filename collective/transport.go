@@ -1,6 +1,7 @@
 package collective
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -72,7 +73,13 @@ func (t *transport) failureOr(err error) error {
 }
 
 // fail poisons the transport with err unless it is poisoned already, and
-// shuts every link down.
+// shuts every link down. Unless the communicator is being closed, it first
+// tells every peer why (an abort frame, written on each link whose write
+// token it gets within abortWait, all links at once), so that a peer fails
+// promptly even when it waits for nothing from this rank (it may wait for
+// a third rank, which ran ahead because of what made this one fail): the
+// failure reaches every rank, and a disagreement is ErrMismatch on every
+// one. This costs nothing until a call fails.
 func (t *transport) fail(err error) {
 	t.mu.Lock()
 	if t.errp.Load() != nil {
@@ -83,7 +90,19 @@ func (t *transport) fail(err error) {
 	t.mu.Unlock()
 	t.log.Debug("collective: communicator failed", "rank", t.rank, "err", err)
 	for _, l := range t.links {
-		l.shutdown(err)
+		l.halt(err)
+	}
+	if !errors.Is(err, ErrClosed) {
+		var wg sync.WaitGroup
+		for _, l := range t.links {
+			if l.conn != nil {
+				wg.Go(func() { l.writeAbort(err) })
+			}
+		}
+		wg.Wait()
+	}
+	for _, l := range t.links {
+		l.closeConn()
 	}
 }
 
