@@ -24,15 +24,15 @@ func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err er
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if a := c.tune().Force[OpAllgather]; a != Auto {
-		cl.use(wireOf(a))
+		cl.use(wireOf(a), 0)
 		if c.size == 1 {
 			return [][]byte{data}, nil
 		}
 		return cl.allgatherWith(a, 0, data, nil)
 	}
-	cl.use(wireAllgatherAuto)
+	cl.use(wireAllgatherAuto, 0)
 	if c.size == 1 {
 		return [][]byte{data}, nil
 	}
@@ -50,7 +50,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	if err != nil {
 		return err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	n, p := len(data), c.size
 	if len(out)%p != 0 || len(out)/p != n { // not len(out) != n*p, which can overflow
 		return fmt.Errorf("%w: allgather: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
@@ -64,7 +64,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 			a = fast
 		}
 	}
-	cl.use(wireOf(a))
+	cl.use(wireOf(a), sizeIdent(n))
 	if p == 1 {
 		return nil
 	}
@@ -200,22 +200,29 @@ func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 	c := cl.c
 	p, r := c.size, c.rank
 	right, left := (r+1)%p, (r-1+p)%p
-	reqs := make([]*request, p-1)
-	for s := range reqs {
+	var rs recvs
+	rs.reqs = make([]*request, 0, p-1)
+	for s := range p - 1 {
 		if dst := out[(r-s-1+p)%p]; dst != nil {
-			reqs[s] = cl.post(left, base+s, modeExact, dst)
+			rs.exact(cl, left, base+s, dst)
 		} else {
-			reqs[s] = cl.post(left, base+s, modeFresh, nil)
+			rs.fresh(cl, left, base+s)
 		}
 	}
 	for s := range p - 1 {
-		if err := cl.send(right, base+s, out[(r-s+p)%p]); err != nil {
-			cl.abandon(err, reqs[s:]...)
+		if err := cl.sendMsg(right, base+s, out[(r-s+p)%p]); err != nil {
+			rs.abandonFrom(cl, err, s)
 			return nil, err
 		}
-		b, _, err := wait(reqs[s])
+		if out[(r-s-1+p)%p] != nil { // not written before step s: as when posted
+			if err := rs.wait(cl, s); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b, err := cl.recvFresh(rs.first(s), left, base+s)
 		if err != nil {
-			cl.abandon(err, reqs[s+1:]...)
+			rs.afterFirst(cl, err, s)
 			return nil, err
 		}
 		out[(r-s-1+p)%p] = b
@@ -284,7 +291,7 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 	if r >= pof2 {
 		bl, me := pick([]int{r})
 		req := cl.post(r-pof2, stepOut, modeFresh, nil)
-		if err := cl.sendSplit(r-pof2, stepIn, bundle(bl, me)...); err != nil {
+		if err := cl.sendMsg(r-pof2, stepIn, bundle(bl, me)...); err != nil {
 			cl.abandon(err, req)
 			return nil, err
 		}
@@ -307,7 +314,7 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 		partner := r ^ mask
 		bl, me := pick(own(r&^(mask-1), mask))
 		req := cl.post(partner, base+k, modeFresh, nil)
-		if err := cl.sendSplit(partner, base+k, bundle(bl, me)...); err != nil {
+		if err := cl.sendMsg(partner, base+k, bundle(bl, me)...); err != nil {
 			cl.abandon(err, req)
 			return nil, err
 		}
@@ -321,7 +328,7 @@ func (cl *call) allgatherRecDoubling(base int, data []byte, meta []int64) ([][]b
 			all[i] = i
 		}
 		bl, me := pick(all)
-		if err := cl.sendSplit(r+pof2, stepOut, bundle(bl, me)...); err != nil {
+		if err := cl.sendMsg(r+pof2, stepOut, bundle(bl, me)...); err != nil {
 			return nil, err
 		}
 	}

@@ -21,20 +21,22 @@ func realRank(nr, rem int) int {
 // which combines them (the even one is the lower operand) and stands for
 // both. It returns this rank's rank in the group, or -1 for a rank that
 // sits out until foldOut.
-func (cl *call) foldIn(acc, tmp []byte, rd reducer) (int, error) {
+func (cl *call) foldIn(acc, tmp []byte, rd *reducer) (int, error) {
 	p, r := cl.c.size, cl.c.rank
 	rem := p - floorPow2(p)
 	switch {
 	case r >= 2*rem:
 		return r - rem, nil
 	case r%2 == 0:
-		return -1, cl.send(r+1, stepFoldIn, acc)
+		return -1, cl.sendMsg(r+1, stepFoldIn, acc)
 	default:
-		if _, _, err := cl.recv(r-1, stepFoldIn, modeExact, tmp); err != nil {
+		if err := cl.recvExact(r-1, stepFoldIn, tmp); err != nil {
 			return 0, err
 		}
-		rd.rev(acc, tmp)
-		return r / 2, nil
+		if len(acc) == 0 {
+			return r / 2, nil
+		}
+		return r / 2, rd.rev(acc, tmp)
 	}
 }
 
@@ -46,46 +48,56 @@ func (cl *call) foldOut(acc []byte) error {
 	case r >= 2*rem:
 		return nil
 	case r%2 == 0:
-		_, _, err := cl.recv(r+1, stepFoldOut, modeExact, acc)
-		return err
+		return cl.recvExact(r+1, stepFoldOut, acc)
 	default:
-		return cl.send(r-1, stepFoldOut, acc)
+		return cl.sendMsg(r-1, stepFoldOut, acc)
 	}
 }
 
-// combine reduces in into acc, in coming from rank `from`.
-func (cl *call) combine(rd reducer, acc, in []byte, from int) {
+// combine reduces in into acc, in coming from rank `from`. Its error is
+// the op's panic (ErrPanic).
+func (cl *call) combine(rd *reducer, acc, in []byte, from int) error {
 	if len(acc) == 0 {
-		return
+		return nil
 	}
 	if from < cl.c.rank {
-		rd.rev(acc, in)
-	} else {
-		rd.fwd(acc, in)
+		return rd.rev(acc, in)
 	}
+	return rd.fwd(acc, in)
 }
 
 // combineFrom sets dst to local ⊕ in, in coming from rank `from`: the first
 // reduction into a result that does not hold this rank's data yet.
-func (cl *call) combineFrom(rd reducer, dst, local, in []byte, from int) {
+func (cl *call) combineFrom(rd *reducer, dst, local, in []byte, from int) error {
 	if len(dst) == 0 {
-		return
+		return nil
 	}
 	if from < cl.c.rank {
-		rd.to(dst, in, local)
-	} else {
-		rd.to(dst, local, in)
+		return rd.to(dst, in, local)
 	}
+	return rd.to(dst, local, in)
+}
+
+// putScratch returns a scratch buffer that receives were posted into to the
+// pool, unless the function that deferred it is panicking: its receives
+// may then still be posted, and the link would write into a buffer handed
+// out again. (Every other way out of an algorithm waits for its receives
+// or withdraws them first.) It must be deferred directly.
+func putScratch(pb *pbuf) {
+	if p := recover(); p != nil {
+		panic(p) // the buffer is left to the garbage collector
+	}
+	putBuf(pb)
 }
 
 // allreduceRecDoubling: lg p exchanges of the whole vector with rank
 // xor 2^k; the lower rank's vector is the left operand.
-func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
+func (cl *call) allreduceRecDoubling(acc []byte, rd *reducer) error {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	rem := p - pof2
 	tmp, pb := getBuf(len(acc))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	nr, err := cl.foldIn(acc, tmp, rd)
 	if err != nil {
 		return err
@@ -93,10 +105,12 @@ func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
 	if nr >= 0 {
 		for k, mask := stepBase, 1; mask < pof2; k, mask = k+1, mask<<1 {
 			dst := realRank(nr^mask, rem)
-			if _, _, err := cl.sendrecv(dst, dst, k, modeExact, tmp, acc); err != nil {
+			if err := cl.sendrecvExact(dst, dst, k, tmp, acc); err != nil {
 				return err
 			}
-			cl.combine(rd, acc, tmp, dst)
+			if err := cl.combine(rd, acc, tmp, dst); err != nil {
+				return err
+			}
 		}
 	}
 	return cl.foldOut(acc)
@@ -107,7 +121,7 @@ func (cl *call) allreduceRecDoubling(acc []byte, rd reducer) error {
 // is not nil it holds this rank's data and acc nothing yet: the first
 // halving step reduces straight from src into acc (p a power of two; else
 // src is copied first).
-func (cl *call) allreduceRabenseifner(src, acc []byte, rd reducer) error {
+func (cl *call) allreduceRabenseifner(src, acc []byte, rd *reducer) error {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	if src != nil && pof2 != p {
@@ -115,7 +129,7 @@ func (cl *call) allreduceRabenseifner(src, acc []byte, rd reducer) error {
 		src = nil
 	}
 	tmp, pb := getBuf(len(acc))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	nr, err := cl.foldIn(acc, tmp, rd)
 	if err != nil {
 		return err
@@ -146,7 +160,7 @@ func (cl *call) allreduceRabenseifner(src, acc []byte, rd reducer) error {
 // holding (one block). If src is not nil, the data is in src and acc is
 // filled by the first step (the blocks this rank does not keep are left
 // for the allgather to fill).
-func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, rd reducer, step int) (lo, hi int, err error) {
+func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, rd *reducer, step int) (lo, hi int, err error) {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	rem := p - pof2
@@ -164,14 +178,17 @@ func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, r
 		if src != nil {
 			from = src
 		}
-		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, in, from[offs[sLo]:offs[sHi]]); err != nil {
+		if err := cl.sendrecvExact(dst, dst, step, in, from[offs[sLo]:offs[sHi]]); err != nil {
 			return 0, 0, err
 		}
 		if src != nil {
-			cl.combineFrom(rd, keep, src[offs[kLo]:offs[kHi]], in, dst)
+			err = cl.combineFrom(rd, keep, src[offs[kLo]:offs[kHi]], in, dst)
 			src = nil
 		} else {
-			cl.combine(rd, keep, in, dst)
+			err = cl.combine(rd, keep, in, dst)
+		}
+		if err != nil {
+			return 0, 0, err
 		}
 		lo, hi = kLo, kHi
 	}
@@ -207,7 +224,7 @@ func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) 
 		if nr&mask != 0 {
 			oLo, oHi = lo-size, lo
 		}
-		if _, _, err := cl.sendrecv(dst, dst, step, modeExact, acc[offs[oLo]:offs[oHi]], acc[offs[lo]:offs[hi]]); err != nil {
+		if err := cl.sendrecvExact(dst, dst, step, acc[offs[oLo]:offs[oHi]], acc[offs[lo]:offs[hi]]); err != nil {
 			return err
 		}
 		lo, hi = min(lo, oLo), max(hi, oHi)
@@ -218,7 +235,7 @@ func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) 
 // allreduceRing: ring reduce-scatter over p blocks, then ring allgather.
 // If src is not nil it holds the data and acc nothing yet (see
 // ringReduceScatter).
-func (cl *call) allreduceRing(src, acc []byte, rd reducer) error {
+func (cl *call) allreduceRing(src, acc []byte, rd *reducer) error {
 	p := cl.c.size
 	_, offs := split(len(acc)/rd.elem, p)
 	for i := range offs {
@@ -233,23 +250,23 @@ func (cl *call) allreduceRing(src, acc []byte, rd reducer) error {
 // ringReduceScatter: in step s rank r sends its partial sum of block
 // r-s-1 to r+1 and adds the partial sum of block r-s-2 from r-1; after p-1
 // steps it holds block r reduced over all ranks. Each step travels as
-// chunks of at most Tuning.ChunkSize bytes, each reduced as soon as it
-// arrives while the next is in flight. Commutative ops only.
+// chunks (see chunkUnit), each reduced as soon as it arrives while the next
+// is in flight. Commutative ops only.
 //
 // If src is not nil, the data is in src and acc holds nothing yet: every
 // block this rank receives is reduced from src into acc (each is received
 // once), and the one it sends first goes from src. acc then holds its own
 // reduced block; the others are the allgather's to fill.
-func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd reducer, step int) error {
+func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd *reducer, step int) error {
 	p, r := cl.c.size, cl.c.rank
 	right, left := (r+1)%p, (r-1+p)%p
-	chunk := max(cl.c.tune().ChunkSize/rd.elem*rd.elem, rd.elem)
+	unit := chunkUnit(cl.c.tune().ChunkSize, rd.elem, cl.c.t.maxFrame)
 	maxBlock := 0
 	for i := range p {
 		maxBlock = max(maxBlock, offs[i+1]-offs[i])
 	}
 	tmp, pb := getBuf(maxBlock)
-	defer putBuf(pb)
+	defer putScratch(pb)
 	var reqs []*request
 	for s := range p - 1 {
 		sb, rb := (r-s-1+2*p)%p, (r-s-2+2*p)%p
@@ -259,33 +276,51 @@ func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd reducer, step 
 		}
 		into := acc[offs[rb]:offs[rb+1]]
 		in := tmp[:len(into)]
+		reduce := func(off int, b []byte) error {
+			if src != nil {
+				return cl.combineFrom(rd, into[off:off+len(b)], src[offs[rb]+off:offs[rb]+off+len(b)], b, left)
+			}
+			return cl.combine(rd, into[off:off+len(b)], b, left)
+		}
+		if unit == 0 {
+			// No whole element fits a frame: the block is one message.
+			if err := cl.sendrecvExact(right, left, step+s, in, send); err != nil {
+				return err
+			}
+			if err := reduce(0, in); err != nil {
+				return err
+			}
+			continue
+		}
+		// Chunks of exactly unit bytes, then a shorter last one (empty
+		// when the block is a multiple of unit): the receiver knows from
+		// the first chunk of another size that a sender that disagrees
+		// about the block's length does (see chunkUnit).
 		reqs = reqs[:0]
-		for off := 0; off < len(in) || off == 0; off += chunk {
-			reqs = append(reqs, cl.post(left, step+s, modeExact, in[off:min(off+chunk, len(in))]))
-			if len(in) == 0 {
+		for off := 0; ; off += unit {
+			end := min(off+unit, len(in))
+			reqs = append(reqs, cl.post(left, step+s, modeExact, in[off:end]))
+			if end-off < unit {
 				break
 			}
 		}
-		nsend := max(1, (len(send)+chunk-1)/chunk)
+		nsend := len(send)/unit + 1
 		for i := range max(nsend, len(reqs)) {
 			if i < nsend {
-				off := i * chunk
-				if err := cl.send(right, step+s, send[off:min(off+chunk, len(send))]); err != nil {
-					cl.abandon(err, reqs[i:]...)
+				off := i * unit
+				if err := cl.send(right, step+s, send[off:min(off+unit, len(send))]); err != nil {
+					cl.abandon(err, reqs[min(i, len(reqs)):]...)
 					return err
 				}
 			}
 			if i < len(reqs) {
 				b, _, err := wait(reqs[i])
+				if err == nil {
+					err = reduce(i*unit, b)
+				}
 				if err != nil {
 					cl.abandon(err, reqs[i+1:]...)
 					return err
-				}
-				off := i * chunk
-				if src != nil {
-					cl.combineFrom(rd, into[off:off+len(b)], src[offs[rb]+off:offs[rb]+off+len(b)], b, left)
-				} else {
-					cl.combine(rd, into[off:off+len(b)], b, left)
 				}
 			}
 		}
@@ -293,24 +328,44 @@ func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd reducer, step 
 	return nil
 }
 
+// chunkUnit is the size of the chunks a ring reduction sends a block in:
+// Tuning.ChunkSize rounded down to whole elements, plus one element, and
+// less than the frame limit so that each chunk is one frame; 0 when not
+// even one element fits a frame (a block then travels as one message, in
+// several frames). A block of n bytes is n/unit chunks of unit bytes and a
+// last one of n%unit (empty when n is a multiple of unit): since the last
+// chunk is always shorter than the others, a receiver that expects another
+// length than the sender sends sees a chunk of the wrong size before the
+// sender's chunks run out or its own do. The odd size (ChunkSize plus an
+// element, not ChunkSize) keeps blocks of a round size from costing an
+// empty last chunk: a 256 KiB block under the default ChunkSize is still
+// one chunk.
+func chunkUnit(chunkSize, elem, maxFrame int) int {
+	u := min(chunkSize, maxFrame)/elem*elem + elem // no overflow: maxFrame < 4 GiB
+	if fit := (maxFrame - 1) / elem * elem; fit < u {
+		u = fit
+	}
+	return u
+}
+
 // ringAllgather: rank r holds block r of acc; in step s it sends block r-s
 // to r+1 and receives block r-s-1 from r-1 straight into acc.
 func (cl *call) ringAllgather(acc []byte, offs []int, step int) error {
 	p, r := cl.c.size, cl.c.rank
 	right, left := (r+1)%p, (r-1+p)%p
-	reqs := make([]*request, p-1)
-	for s := range reqs {
+	var rs recvs
+	rs.reqs = make([]*request, 0, p-1)
+	for s := range p - 1 {
 		b := (r - s - 1 + 2*p) % p
-		reqs[s] = cl.post(left, step+s, modeExact, acc[offs[b]:offs[b+1]])
+		rs.exact(cl, left, step+s, acc[offs[b]:offs[b+1]])
 	}
 	for s := range p - 1 {
 		b := (r - s + p) % p
-		if err := cl.send(right, step+s, acc[offs[b]:offs[b+1]]); err != nil {
-			cl.abandon(err, reqs[s:]...)
+		if err := cl.sendMsg(right, step+s, acc[offs[b]:offs[b+1]]); err != nil {
+			rs.abandonFrom(cl, err, s)
 			return err
 		}
-		if _, _, err := wait(reqs[s]); err != nil {
-			cl.abandon(err, reqs[s+1:]...)
+		if err := rs.wait(cl, s); err != nil {
 			return err
 		}
 	}

@@ -20,8 +20,8 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
-	cl.use(wire(AlltoallvScattered)) // for pairwise too: each rank picks its own
+	defer cl.finish(&err)
+	cl.use(wire(AlltoallvScattered), 0) // for pairwise too: each rank picks its own
 	if len(parts) != c.size {
 		return nil, fmt.Errorf("%w: alltoallv: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
@@ -44,8 +44,8 @@ func (c *Comm) AlltoallvInto(ctx context.Context, parts, out [][]byte) (err erro
 	if err != nil {
 		return err
 	}
-	defer func() { err = cl.end(err) }()
-	cl.use(wire(AlltoallvScattered)) // as Alltoallv: the same messages
+	defer cl.finish(&err)
+	cl.use(wire(AlltoallvScattered), 0) // as Alltoallv: the same messages
 	if len(parts) != c.size || len(out) != c.size {
 		return fmt.Errorf("%w: alltoallv: %d parts and %d out buffers for %d ranks", ErrMismatch, len(parts), len(out), c.size)
 	}
@@ -88,30 +88,37 @@ func (c *Comm) alltoallvBatch(parts [][]byte) int {
 func (cl *call) exchange(parts, out, dst [][]byte, step, batch int) error {
 	c := cl.c
 	p, r := c.size, c.rank
-	reqs := make([]*request, min(batch, p-1))
+	var rs recvs
+	rs.reqs = make([]*request, 0, min(batch, p-1))
 	for lo := 1; lo < p; lo += batch {
 		hi := min(lo+batch, p)
+		rs.reset()
 		for s := lo; s < hi; s++ {
 			from := (r - s + p) % p
 			if dst == nil {
-				reqs[s-lo] = cl.post(from, step, modeFresh, nil)
+				rs.fresh(cl, from, step)
 			} else {
-				reqs[s-lo] = cl.post(from, step, modeExact, dst[from])
+				rs.exact(cl, from, step, dst[from])
 			}
 		}
 		if err := cl.sendBatch(parts, lo, hi, step); err != nil {
-			cl.abandon(err, reqs[:hi-lo]...)
+			rs.abandonFrom(cl, err, 0)
 			return err
 		}
 		for s := lo; s < hi; s++ {
-			b, _, err := wait(reqs[s-lo])
+			from := (r - s + p) % p
+			if dst != nil {
+				if err := rs.wait(cl, s-lo); err != nil {
+					return err
+				}
+				continue
+			}
+			b, err := cl.recvFresh(rs.first(s-lo), from, step)
 			if err != nil {
-				cl.abandon(err, reqs[s-lo+1:hi-lo]...)
+				rs.afterFirst(cl, err, s-lo)
 				return err
 			}
-			if out != nil {
-				out[(r-s+p)%p] = b
-			}
+			out[from] = b
 		}
 	}
 	return nil
@@ -136,7 +143,7 @@ func (cl *call) sendBatch(parts [][]byte, lo, hi, step int) error {
 	if hi-lo == 1 || total < parallelSendMin {
 		for s := lo; s < hi; s++ {
 			to := (r + s) % p
-			if err := cl.send(to, step, parts[to]); err != nil {
+			if err := cl.sendMsg(to, step, parts[to]); err != nil {
 				return err
 			}
 		}
@@ -160,7 +167,7 @@ func (cl *call) sendBatch(parts [][]byte, lo, hi, step int) error {
 					return
 				}
 				to := (r + s) % p
-				if err := cl.send(to, step, parts[to]); err != nil {
+				if err := cl.sendMsg(to, step, parts[to]); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = err
@@ -187,7 +194,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	p := c.size
 	if len(data)%p != 0 {
 		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrMismatch, len(data), p)
@@ -205,7 +212,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 			algo = AlltoallPairwise
 		}
 	}
-	cl.use(wireOf(algo))
+	cl.use(wireOf(algo), sizeIdent(bs))
 	out = make([]byte, len(data))
 	if algo == AlltoallBruck {
 		return out, cl.alltoallBruck(data, out, bs)
@@ -247,7 +254,7 @@ func (cl *call) alltoallBruck(data, out []byte, bs int) error {
 			}
 		}
 		b := make([]byte, len(idx)*bs)
-		if err := cl.sendrecvSplit((r+d)%p, (r-d+p)%p, k, b, bufs...); err != nil {
+		if err := cl.sendrecvExact((r+d)%p, (r-d+p)%p, k, b, bufs...); err != nil {
 			return err
 		}
 		for n, i := range idx {

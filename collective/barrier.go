@@ -10,15 +10,15 @@ func (c *Comm) Barrier(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = cl.end(err) }()
-	cl.use(wire(BarrierDissemination))
+	defer cl.finish(&err)
+	cl.use(wire(BarrierDissemination), 0)
 	return cl.barrier()
 }
 
 func (cl *call) barrier() error {
 	p, r := cl.c.size, cl.c.rank
 	for k, d := 0, 1; d < p; k, d = k+1, d*2 {
-		if _, _, err := cl.sendrecv((r+d)%p, (r-d+p)%p, k, modeExact, nil); err != nil {
+		if err := cl.sendrecvExact((r+d)%p, (r-d+p)%p, k, nil); err != nil {
 			return err
 		}
 	}

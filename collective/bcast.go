@@ -21,11 +21,11 @@ func (c *Comm) Bcast(ctx context.Context, root int, data []byte) (out []byte, er
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := c.checkRoot(root); err != nil {
 		return nil, err
 	}
-	cl.use(wireBcast)
+	cl.use(wireBcast, rootIdent(root))
 	return cl.bcast(root, data)
 }
 
@@ -49,14 +49,14 @@ func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) 
 	if err != nil {
 		return err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := c.checkRoot(root); err != nil {
 		return err
 	}
 	// Every rank picks by its own len(buf): ranks whose lengths differ may
 	// pick different algorithms, which the wire id tells apart.
 	algo := c.bcastAlgorithm(len(buf))
-	cl.use(wireOf(algo))
+	cl.use(wireOf(algo), rootIdent(root))
 	if c.size == 1 {
 		return nil
 	}
@@ -78,7 +78,7 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 			lo, hi := bcastSegment(n, p, vr)
 			into = buf[lo:hi]
 		}
-		if _, _, err := cl.recv(real(vr-mask), bcastStepSegment, modeExact, into); err != nil {
+		if err := cl.recvExact(real(vr-mask), bcastStepSegment, into); err != nil {
 			return err
 		}
 	}
@@ -92,7 +92,7 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 			lo, hi := bcastSegment(n, p, child)
 			out = buf[lo:hi]
 		}
-		if err := cl.send(real(child), bcastStepSegment, out); err != nil {
+		if err := cl.sendMsg(real(child), bcastStepSegment, out); err != nil {
 			return err
 		}
 	}
@@ -145,39 +145,49 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		binary.LittleEndian.PutUint64(pre[1:], uint64(n))
 	} else {
 		parent := real(vr - lowbit(vr))
+		limit := c.t.maxFrame
 		// The preamble message is the preamble followed, for a binomial
 		// tree, by the whole payload; for scatter-allgather the parent's
-		// next message is this subtree's segment, which the reader puts
-		// straight into the result once the preamble has told the size.
+		// next message is this subtree's segment, whose first frame the
+		// reader puts straight into the result once the preamble has told
+		// the size (when the preamble fits a frame: with a smaller limit
+		// the segment is received once the preamble is complete).
 		var seen [preambleLen]byte // the preamble, as the link's deliverer saw it
 		l := c.links[parent]
 		preReq := l.newReq(cl.tag(bcastStepPreamble), modeFresh, nil, nil)
 		preReq.peek = func(b []byte) { copy(seen[:], b) }
 		l.postReq(preReq)
-		segReq := cl.postFunc(parent, bcastStepSegment, func(m int) []byte {
+		// alloc sizes the result by the preamble once the segment's first
+		// frame has the size the preamble implies (so that a peer that
+		// disagrees cannot make this rank allocate what it announces).
+		alloc := func(m int) []byte {
 			t64 := binary.LittleEndian.Uint64(seen[1:])
 			if t64 > uint64(math.MaxInt-p) {
 				return nil // would overflow bcastSegment; a mismatch
 			}
 			total := int(t64)
 			lo, hi := bcastSegment(total, p, vr)
-			if m != hi-lo {
+			if m != min(hi-lo, limit) { // the segment's first frame
 				return nil
 			}
 			out = make([]byte, total)
-			return out[lo:hi]
-		})
-		msg, _, err := wait(preReq)
+			return out[lo : lo+m]
+		}
+		var segReq *request
+		if limit > preambleLen {
+			segReq = cl.postFunc(parent, bcastStepSegment, alloc)
+		}
+		abandon := func(err error) {
+			if segReq != nil {
+				cl.abandon(err, segReq)
+			}
+		}
+		msg, err := cl.recvFresh(preReq, parent, bcastStepPreamble)
 		if err == nil && len(msg) < preambleLen {
 			err = fmt.Errorf("%w: bcast preamble of %d bytes", ErrMismatch, len(msg))
 		}
-		if err == nil && len(msg) == c.t.maxFrame && Algorithm(msg[0]) == BcastBinomial {
-			// Preamble and payload exceed one frame: the rest follows.
-			want := uint64(preambleLen) + binary.LittleEndian.Uint64(msg[1:])
-			msg, err = cl.recvRest(msg, parent, bcastStepPreamble, func([]byte) (uint64, bool) { return want, true })
-		}
 		if err != nil {
-			cl.abandon(err, segReq)
+			abandon(err)
 			return nil, err
 		}
 		copy(pre[:], msg)
@@ -186,21 +196,33 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		case BcastBinomial:
 			if len(msg)-preambleLen != n {
 				err := fmt.Errorf("%w: bcast preamble says %d bytes, message has %d", ErrMismatch, n, len(msg)-preambleLen)
-				cl.abandon(err, segReq)
+				abandon(err)
 				return nil, err
 			}
-			c.links[parent].cancel(segReq, nil)
+			if segReq != nil {
+				c.links[parent].cancel(segReq, nil)
+			}
 			out = msg[preambleLen:]
 		case BcastScatterAllgather:
+			if segReq == nil {
+				copy(seen[:], pre[:])
+				segReq = cl.postFunc(parent, bcastStepSegment, alloc)
+			}
 			if _, _, err := wait(segReq); err != nil {
 				return nil, err
 			}
 			if len(out) != n { // out was sized by the same preamble
 				return nil, fmt.Errorf("%w: bcast preamble says %d bytes, segment for %d", ErrMismatch, n, len(out))
 			}
+			if lo, hi := bcastSegment(n, p, vr); hi-lo >= limit {
+				// The first frame is in; the rest follows.
+				if err := cl.recvExact(parent, bcastStepSegment, out[lo+limit:hi]); err != nil {
+					return nil, err
+				}
+			}
 		default:
 			err := fmt.Errorf("%w: bcast preamble names algorithm %d", ErrMismatch, pre[0])
-			cl.abandon(err, segReq)
+			abandon(err)
 			return nil, err
 		}
 	}
@@ -217,11 +239,11 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		}
 		var err error
 		if algo == BcastBinomial {
-			err = cl.sendSplit(real(child), bcastStepPreamble, pre[:], out)
+			err = cl.sendMsg(real(child), bcastStepPreamble, pre[:], out)
 		} else {
 			lo, hi := bcastSegment(n, p, child)
-			if err = cl.send(real(child), bcastStepPreamble, pre[:]); err == nil {
-				err = cl.send(real(child), bcastStepSegment, out[lo:hi])
+			if err = cl.sendMsg(real(child), bcastStepPreamble, pre[:]); err == nil {
+				err = cl.sendMsg(real(child), bcastStepSegment, out[lo:hi])
 			}
 		}
 		if err != nil {
@@ -249,31 +271,35 @@ func bcastSegment(n, p, vr int) (lo, hi int) {
 
 // bcastRing is the allgather half of scatter-allgather: relative rank vr
 // holds block vr and, over p-1 ring steps, receives every other block into
-// out. The root has every block already; it forwards but discards.
+// out. The root has every block already; it forwards, and receives into a
+// scratch buffer only to check what comes.
 func (cl *call) bcastRing(root, vr, n int, out []byte) error {
 	p := cl.c.size
 	real := func(v int) int { return (v + root) % p }
 	bs := (n + p - 1) / p
 	block := func(i int) []byte { return out[min(i*bs, n):min((i+1)*bs, n)] }
 	right, left := real((vr+1)%p), real((vr-1+p)%p)
-	reqs := make([]*request, p-1)
+	var scratch []byte
+	if vr == 0 {
+		var pb *pbuf
+		scratch, pb = getBuf(bs)
+		defer putScratch(pb)
+	}
+	var rs recvs
+	rs.reqs = make([]*request, 0, p-1)
 	for s := range p - 1 {
-		j := (vr - s - 1 + 2*p) % p
+		dst := block((vr - s - 1 + 2*p) % p)
 		if vr == 0 {
-			reqs[s] = cl.post(left, bcastStepRing+s, modeScratch, nil)
-		} else {
-			reqs[s] = cl.post(left, bcastStepRing+s, modeExact, block(j))
+			dst = scratch[:len(dst)] // the root's receives all go here: it drops them
 		}
+		rs.exact(cl, left, bcastStepRing+s, dst)
 	}
 	for s := range p - 1 {
-		if err := cl.send(right, bcastStepRing+s, block((vr-s+p)%p)); err != nil {
-			cl.abandon(err, reqs[s:]...)
+		if err := cl.sendMsg(right, bcastStepRing+s, block((vr-s+p)%p)); err != nil {
+			rs.abandonFrom(cl, err, s)
 			return err
 		}
-		_, pb, err := wait(reqs[s])
-		putBuf(pb)
-		if err != nil {
-			cl.abandon(err, reqs[s+1:]...)
+		if err := rs.wait(cl, s); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package collective
 import (
 	"encoding/binary"
 	"fmt"
-	"math"
 	"math/bits"
 )
 
@@ -98,25 +97,30 @@ func unbundle(b []byte, blocks [][]byte, meta []int64) error {
 	return nil
 }
 
-// Messages larger than the frame limit. A bundle carries a subtree's or a
-// partner's blocks and grows with the rank count, so it can exceed
-// WithMaxFrame while every block fits: sendSplit then sends it as several
-// frames of exactly maxFrame bytes (the last one shorter) with the same
-// tag, and the receiver, which knows from the bundle's table (or from the
-// length it expects) how much is coming, receives the rest after the first
-// frame with recvRest or recvSplit. Messages within the limit travel as one
-// frame, as before: the receiving side's extra work is one comparison.
+// Messages and frames. Every message of a collective travels as frames of
+// at most the frame limit M (WithMaxFrame): a message of n < M bytes is one
+// frame, as it always was; a longer one is frames of exactly M bytes while
+// at least M bytes remain, then one last frame of the rest, which is empty
+// when n is a multiple of M. A frame shorter than M ends a message, so the
+// framing delimits itself (a receiver that does not know the length reads
+// frames until a short one: recvRest) and is prefix-free: the frames of two
+// different lengths differ in the size of one of the shorter one's frames.
+// A receiver that knows the length it expects posts exactly that length's
+// frames (postExact), each of which must come with its exact size, so a
+// sender that disagrees about the length is ErrMismatch on the first frame
+// that differs, never a receive left waiting for a frame that does not come
+// nor a frame left over for nobody. Below the limit nothing changes: one
+// frame, one receive, one comparison.
 
-// sendSplit sends the concatenation of bufs to rank `to` at step: one frame
-// if it fits the frame limit, else consecutive full frames and a last,
-// shorter one.
-func (cl *call) sendSplit(to, step int, bufs ...[]byte) error {
+// sendMsg sends the concatenation of bufs to rank `to` at step, as one
+// frame or, when it reaches the frame limit, as several.
+func (cl *call) sendMsg(to, step int, bufs ...[]byte) error {
 	limit := cl.c.t.maxFrame
 	total := 0
 	for _, b := range bufs {
 		total += len(b)
 	}
-	if total <= limit {
+	if total < limit {
 		return cl.send(to, step, bufs...)
 	}
 	var frame [][]byte
@@ -135,24 +139,16 @@ func (cl *call) sendSplit(to, step int, bufs ...[]byte) error {
 			}
 		}
 	}
-	if size > 0 {
-		return cl.send(to, step, frame...)
-	}
-	return nil
+	return cl.send(to, step, frame...) // the short last frame, maybe empty
 }
 
-// recvRest completes a message of which b is the first frame, received from
-// rank `from` at step: while the last frame was full (sendSplit's frames
-// are) and need(b) says the message is longer than what came, it receives
-// the next frame and appends it. need returns the message's length, or
-// false when b is too short to tell. It never allocates by what need says
-// (a peer that disagrees could announce anything), only by what arrives.
-func (cl *call) recvRest(b []byte, from, step int, need func(b []byte) (uint64, bool)) ([]byte, error) {
+// recvRest completes a message of unknown length of which b is the first
+// frame, received from rank `from` at step: while the last frame was full,
+// it receives the next one and appends it. It allocates by what arrives,
+// never by what a peer announces.
+func (cl *call) recvRest(b []byte, from, step int) ([]byte, error) {
 	limit := cl.c.t.maxFrame
 	for last := len(b); last == limit; {
-		if n, ok := need(b); ok && uint64(len(b)) >= n {
-			break
-		}
 		next, pb, err := cl.recv(from, step, modeScratch, nil)
 		if err != nil {
 			return nil, err
@@ -164,72 +160,40 @@ func (cl *call) recvRest(b []byte, from, step int, need func(b []byte) (uint64, 
 	return b, nil
 }
 
-// bundleNeed returns the length function of a bundle of cnt blocks, for
-// recvRest.
-func bundleNeed(cnt int) func(b []byte) (uint64, bool) {
-	return func(b []byte) (uint64, bool) {
-		if len(b) < 8*cnt {
-			return 0, false
-		}
-		n := uint64(8 * cnt)
-		for i := range cnt {
-			v := binary.LittleEndian.Uint64(b[8*i:])
-			if v&deferredBit != 0 {
-				continue
-			}
-			if n += v; n < v {
-				return math.MaxUint64, true // overflow: more than can come
-			}
-		}
-		return n, true
+// recvFresh waits for req, the first frame of a message of unknown length
+// from rank `from` at step, and receives the rest: the whole message, in a
+// buffer the caller owns.
+func (cl *call) recvFresh(req *request, from, step int) ([]byte, error) {
+	b, _, err := wait(req)
+	if err == nil && len(b) == cl.c.t.maxFrame {
+		b, err = cl.recvRest(b, from, step)
 	}
+	return b, err
 }
 
 // recvBundle receives a bundle of cnt blocks from rank `from` at step whose
 // first frame req receives, and slices it into blocks (and meta).
 func (cl *call) recvBundle(req *request, from, step int, blocks [][]byte, meta []int64) error {
-	b, _, err := wait(req)
-	if err == nil && len(b) == cl.c.t.maxFrame {
-		b, err = cl.recvRest(b, from, step, bundleNeed(len(blocks)))
-	}
+	b, err := cl.recvFresh(req, from, step)
 	if err != nil {
 		return err
 	}
 	return unbundle(b, blocks, meta)
 }
 
-// postSplit posts the receives of a message of exactly len(dst) bytes from
-// rank `from` at step, straight into dst: one, or one per frame when the
-// message exceeds the frame limit (sendSplit).
-func (cl *call) postSplit(from, step int, dst []byte) []*request {
+// postExact appends to reqs the receives of a message of exactly len(dst)
+// bytes from rank `from` at step, straight into dst: one per frame.
+func (cl *call) postExact(reqs []*request, from, step int, dst []byte) []*request {
 	limit := cl.c.t.maxFrame
-	if len(dst) <= limit {
-		return []*request{cl.post(from, step, modeExact, dst)}
+	for len(dst) >= limit {
+		reqs = append(reqs, cl.post(from, step, modeExact, dst[:limit]))
+		dst = dst[limit:]
 	}
-	reqs := make([]*request, 0, (len(dst)+limit-1)/limit)
-	for off := 0; off < len(dst); off += limit {
-		reqs = append(reqs, cl.post(from, step, modeExact, dst[off:min(off+limit, len(dst))]))
-	}
-	return reqs
+	return append(reqs, cl.post(from, step, modeExact, dst))
 }
 
-// sendrecvSplit sends bufs to rank `to` and receives exactly len(dst) bytes
-// from `from` into dst at step, either of which may exceed the frame limit.
-func (cl *call) sendrecvSplit(to, from, step int, dst []byte, bufs ...[]byte) error {
-	if len(dst) <= cl.c.t.maxFrame {
-		r := cl.post(from, step, modeExact, dst)
-		if err := cl.sendSplit(to, step, bufs...); err != nil {
-			cl.abandon(err, r)
-			return err
-		}
-		_, _, err := wait(r)
-		return err
-	}
-	reqs := cl.postSplit(from, step, dst)
-	if err := cl.sendSplit(to, step, bufs...); err != nil {
-		cl.abandon(err, reqs...)
-		return err
-	}
+// waitAll waits for reqs in order. On an error it abandons the rest.
+func (cl *call) waitAll(reqs []*request) error {
 	for i, r := range reqs {
 		if _, _, err := wait(r); err != nil {
 			cl.abandon(err, reqs[i+1:]...)
@@ -239,13 +203,133 @@ func (cl *call) sendrecvSplit(to, from, step int, dst []byte, bufs ...[]byte) er
 	return nil
 }
 
+// recvExact receives a message of exactly len(dst) bytes from rank `from`
+// at step into dst.
+func (cl *call) recvExact(from, step int, dst []byte) error {
+	if len(dst) < cl.c.t.maxFrame {
+		_, _, err := cl.recv(from, step, modeExact, dst)
+		return err
+	}
+	return cl.waitAll(cl.postExact(nil, from, step, dst))
+}
+
+// sendrecvExact sends bufs to rank `to` and receives exactly len(dst) bytes
+// from `from` into dst at step, posting the receive first so that the
+// payload lands directly in dst. Either message may exceed the frame
+// limit.
+func (cl *call) sendrecvExact(to, from, step int, dst []byte, bufs ...[]byte) error {
+	if len(dst) < cl.c.t.maxFrame {
+		r := cl.post(from, step, modeExact, dst)
+		if err := cl.sendMsg(to, step, bufs...); err != nil {
+			cl.abandon(err, r)
+			return err
+		}
+		_, _, err := wait(r)
+		return err
+	}
+	reqs := cl.postExact(nil, from, step, dst)
+	if err := cl.sendMsg(to, step, bufs...); err != nil {
+		cl.abandon(err, reqs...)
+		return err
+	}
+	return cl.waitAll(reqs)
+}
+
 // sendrecvBundle sends a bundle (bufs) to rank `to` and receives one of cnt
 // blocks from `from` at step, into blocks (and meta).
 func (cl *call) sendrecvBundle(to, from, step int, blocks [][]byte, meta []int64, bufs ...[]byte) error {
 	r := cl.post(from, step, modeFresh, nil)
-	if err := cl.sendSplit(to, step, bufs...); err != nil {
+	if err := cl.sendMsg(to, step, bufs...); err != nil {
 		cl.abandon(err, r)
 		return err
 	}
 	return cl.recvBundle(r, from, step, blocks, meta)
+}
+
+// recvs is the receives posted ahead for a sequence of messages of known
+// lengths (one per step of a ring, one per peer of a batch), awaited in
+// order: message i's frames are reqs[start(i):start(i+1)].
+type recvs struct {
+	reqs   []*request
+	starts []int // while multi is false every message is one frame: message i is reqs[i]
+	multi  bool
+}
+
+func (rs *recvs) reset() {
+	clear(rs.reqs)
+	rs.reqs, rs.starts, rs.multi = rs.reqs[:0], rs.starts[:0], false
+}
+
+// count is the number of messages posted.
+func (rs *recvs) count() int {
+	if rs.multi {
+		return len(rs.starts)
+	}
+	return len(rs.reqs)
+}
+
+func (rs *recvs) start(i int) int {
+	switch {
+	case i >= rs.count():
+		return len(rs.reqs)
+	case rs.multi:
+		return rs.starts[i]
+	}
+	return i
+}
+
+// exact posts the receives of the next message: exactly len(dst) bytes from
+// rank `from` at step, into dst.
+func (rs *recvs) exact(cl *call, from, step int, dst []byte) {
+	first := len(rs.reqs)
+	n := rs.count()
+	rs.reqs = cl.postExact(rs.reqs, from, step, dst)
+	switch {
+	case rs.multi:
+		rs.starts = append(rs.starts, first)
+	case len(rs.reqs) > first+1: // the first message of several frames
+		rs.starts = rs.starts[:0]
+		for i := range n + 1 {
+			rs.starts = append(rs.starts, i)
+		}
+		rs.multi = true
+	}
+}
+
+// fresh posts the receive of the first frame of the next message, of
+// unknown length; the caller gets the message with recvFresh(rs.first(i)).
+func (rs *recvs) fresh(cl *call, from, step int) {
+	first := len(rs.reqs)
+	rs.reqs = append(rs.reqs, cl.post(from, step, modeFresh, nil))
+	if rs.multi {
+		rs.starts = append(rs.starts, first)
+	}
+}
+
+// first returns the receive of message i's first frame.
+func (rs *recvs) first(i int) *request { return rs.reqs[rs.start(i)] }
+
+// wait waits for message i's frames. On an error it abandons every receive
+// posted after the one that failed.
+func (rs *recvs) wait(cl *call, i int) error {
+	lo, hi := rs.start(i), rs.start(i+1)
+	for j := lo; j < hi; j++ {
+		if _, _, err := wait(rs.reqs[j]); err != nil {
+			cl.abandon(err, rs.reqs[j+1:]...)
+			return err
+		}
+	}
+	return nil
+}
+
+// abandonFrom gives the call up after err, withdrawing the receives of
+// messages i and later (see call.abandon).
+func (rs *recvs) abandonFrom(cl *call, err error, i int) {
+	cl.abandon(err, rs.reqs[rs.start(i):]...)
+}
+
+// afterFirst abandons, after err, every receive of message i but its first
+// frame's (which the caller has consumed) and of the later messages.
+func (rs *recvs) afterFirst(cl *call, err error, i int) {
+	cl.abandon(err, rs.reqs[rs.start(i)+1:]...)
 }

@@ -149,11 +149,12 @@ func (c *Comm) checkUsable() error {
 // its messages distinct from those of every other call, its wire id those
 // of a call that runs another algorithm.
 type call struct {
-	c    *Comm
-	op   string
-	seq  uint64
-	wire wire
-	stop func() bool
+	c     *Comm
+	op    string
+	seq   uint64
+	wire  wire
+	ident ident
+	stop  func() bool
 }
 
 // callMark holds the tag prefix (internalTag with step 0) of the latest
@@ -170,12 +171,13 @@ func (c *Comm) watchCalls() {
 	}
 }
 
-// use sets the protocol the call runs; every collective calls it before its
-// first message. From then on a message of this call under another wire id
-// is a mismatch.
-func (cl *call) use(w wire) {
-	cl.wire = w
-	cl.c.mark.Store(internalTag(cl.seq, w, 0))
+// use sets the protocol the call runs and its ident (the root, the op's
+// commutativity: what the ranks must agree on besides the algorithm);
+// every collective calls it before its first message. From then on a
+// message of this call under another wire id or ident is a mismatch.
+func (cl *call) use(w wire, id ident) {
+	cl.wire, cl.ident = w, id
+	cl.c.mark.Store(internalTag(cl.seq, w, id, 0))
 }
 
 // begin starts a collective. If ctx ends before the call does, the
@@ -241,6 +243,19 @@ func (cl *call) end(err error) error {
 	return fmt.Errorf("collective: %s: %w", cl.op, err)
 }
 
+// finish ends the call with *err, as end does; every collective defers it
+// right after begin. A panic that unwinds through the collective (a bug:
+// user functions are recovered where they are called) poisons the
+// communicator before it goes on, so that the other ranks fail instead of
+// waiting for this one.
+func (cl *call) finish(err *error) {
+	if p := recover(); p != nil {
+		cl.end(fmt.Errorf("%w: %v", ErrPanic, p))
+		panic(p)
+	}
+	*err = cl.end(*err)
+}
+
 // failCall runs a collective that fails at once with err on this rank (a
 // bad argument): the communicator is poisoned so that the other ranks,
 // which are running the collective, do not wait for this one.
@@ -253,7 +268,7 @@ func (c *Comm) failCall(ctx context.Context, op string, err error) error {
 }
 
 func (cl *call) tag(step int) key {
-	return key{comm: cl.c.id, tag: internalTag(cl.seq, cl.wire, step)}
+	return key{comm: cl.c.id, tag: internalTag(cl.seq, cl.wire, cl.ident, step)}
 }
 
 // send sends bufs, concatenated, to rank `to` of the communicator.
@@ -285,17 +300,6 @@ func wait(r *request) ([]byte, *pbuf, error) {
 // recv posts and waits in one step.
 func (cl *call) recv(from, step int, mode recvMode, dst []byte) ([]byte, *pbuf, error) {
 	return wait(cl.post(from, step, mode, dst))
-}
-
-// sendrecv sends to `to` and receives from `from` at the same step, posting
-// the receive first so that the payload lands directly in dst.
-func (cl *call) sendrecv(to, from, step int, mode recvMode, dst []byte, bufs ...[]byte) ([]byte, *pbuf, error) {
-	r := cl.post(from, step, mode, dst)
-	if err := cl.send(to, step, bufs...); err != nil {
-		cl.abandon(err, r)
-		return nil, nil, err
-	}
-	return wait(r)
 }
 
 // abandon gives up the call after err: it poisons the communicator (the

@@ -40,12 +40,18 @@
 //
 // Every call takes a context. A collective that fails on one rank (its
 // context ends, a peer dies, a frame is corrupted, an argument is bad, the
-// ranks disagree about the call) poisons the communicator: its links are
-// closed, so the other ranks' calls fail promptly with an error naming the
+// ranks disagree about the call, a user function panics) poisons the
+// communicator: it tells its peers why (ErrPeerFailed) and closes its
+// links, so the other ranks' calls fail promptly with an error naming the
 // peer, and every later call returns the first error. Every message of a
-// collective carries the call's sequence number and algorithm, so ranks
-// that disagree get ErrMismatch rather than each other's data. No goroutine
-// outlives Close.
+// collective carries the call's sequence number, its algorithm and what
+// else the ranks must agree on (the root, the op's commutativity, a hash
+// of the sizes), and every message of a known length must come with
+// exactly that length, so ranks that disagree get ErrMismatch rather than
+// each other's data or a hang. A user function that panics (an op, a
+// receive's alloc) is an error (ErrPanic), not a crash. A collective's
+// message that reaches the frame limit travels as several frames. No
+// goroutine outlives Close.
 //
 // docs/collectives.md describes the algorithms, their costs and tuning.
 package collective

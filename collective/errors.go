@@ -39,6 +39,12 @@ var (
 	// on the same communicator. Collectives on one communicator must be
 	// called one at a time, in the same order on every rank.
 	ErrBusy = errors.New("another collective is running on this communicator")
+	// ErrPanic: a function the caller supplied (an Op's or BytesOp's
+	// function, RecvFunc's or PostRecvFunc's alloc) panicked. In a
+	// reduction it fails the collective on this rank and poisons the
+	// communicator, as any failure does; in a receive it fails that
+	// receive.
+	ErrPanic = errors.New("user function panicked")
 )
 
 // PeerError is a failure of the link between this rank and Peer (both world

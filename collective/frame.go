@@ -96,33 +96,103 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 }
 
 // Tags. User tags are small non-negative integers. Collectives use internal
-// tags: bit 63 set, a per-communicator call sequence in bits 24..62, the
-// wire id of the algorithm the call runs in bits 18..23 and a step number
-// within the call in bits 0..17. The sequence keeps consecutive collectives
-// from matching each other's messages; the wire id keeps ranks that run
-// different algorithms (or different collectives) in the same call from
-// taking each other's messages for their own, even where steps and lengths
-// coincide: a message of the running call with another wire id is
-// ErrMismatch (see link.checkCall).
+// tags: bit 63 set, a per-communicator call sequence in bits 40..62, the
+// call's identity (what every rank of the call must agree on beyond the
+// algorithm: the root, and for reductions whether the op is commutative)
+// in bits 24..39, the wire id of the algorithm the call runs in bits 18..23
+// and a step number within the call in bits 0..17. The sequence keeps
+// consecutive collectives from matching each other's messages; the wire id
+// and the identity keep ranks that run different algorithms (or different
+// collectives) or that name different roots from taking each other's
+// messages for their own, even where steps and lengths coincide: a message
+// of the running call with another wire id or identity is ErrMismatch (see
+// link.checkCall).
+//
+// The sequence has 23 bits: two calls 2^23 apart share their tags, which
+// matters only to a rank that runs 2^23 calls ahead of a peer that holds
+// all its messages queued meanwhile (several gigabytes of queue).
 const (
 	// MaxTag is the largest tag Send and Recv accept.
 	MaxTag       = 1<<31 - 1
 	internalBit  = uint64(1) << 63
 	stepBits     = 18
 	wireBits     = 6
-	callShift    = stepBits + wireBits
+	identBits    = 16
+	identShift   = stepBits + wireBits
+	callShift    = identShift + identBits
 	maxStep      = 1<<stepBits - 1
 	sequenceMask = (uint64(1) << (63 - callShift)) - 1
 	wireField    = uint64(1<<wireBits-1) << stepBits
+	identField   = uint64(1<<identBits-1) << identShift
 	seqField     = sequenceMask << callShift
 )
 
-func internalTag(seq uint64, w wire, step int) uint64 {
-	return internalBit | (seq&sequenceMask)<<callShift | uint64(w)<<stepBits&wireField | uint64(step)&maxStep
+// An ident is the part of a call's identity that the wire id does not
+// carry: in bits 0..14 the root of a rooted collective, or for a
+// collective without a root a hash of the sizes every rank must agree on
+// (a vector's length and element size, reduce-scatter's counts, alltoall's
+// and allgather-into's block size), and for reductions whether the op is
+// commutative (bit 15). It is 0 where there is nothing more to agree on.
+//
+// Sizes that disagree also show as a message of an unexpected size, but not
+// always where a rank would see it: a reduce-scatter rank receives only
+// pieces of its own block, so counts that differ elsewhere would give it a
+// wrong result without an error. The hash makes the first message between
+// two ranks that disagree a mismatch, except for one disagreement in 2^15
+// that collides (and then the sizes usually show it).
+type ident uint16
+
+const identCommutative = ident(1) << 15
+
+func rootIdent(root int) ident { return ident(root) &^ identCommutative }
+
+// sizeIdent hashes sizes into the 15 low bits of an ident.
+func sizeIdent(sizes ...int) ident {
+	h := sizeHashInit
+	for _, v := range sizes {
+		h = h.add(v)
+	}
+	return h.ident()
+}
+
+// sizeHash is a running FNV-1a hash of sizes.
+type sizeHash uint64
+
+const sizeHashInit sizeHash = 14695981039346656037
+
+func (h sizeHash) add(v int) sizeHash {
+	for i := range 8 {
+		h ^= sizeHash(v>>(8*i)) & 0xff
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (h sizeHash) ident() ident { return ident(h^h>>16^h>>32^h>>48) &^ identCommutative }
+
+// rooted reports whether the ident of a call under wire w holds a root
+// (else a hash of sizes).
+func rooted(w wire) bool {
+	switch w {
+	case wireBcast, wire(BcastBinomial), wire(BcastScatterAllgather), wire(GatherBinomial), wire(GatherLinear),
+		wire(ScatterBinomial), wire(ScatterLinear), wire(ReduceBinomial), wire(ReduceScatterGather):
+		return true
+	}
+	return false
+}
+
+func internalTag(seq uint64, w wire, id ident, step int) uint64 {
+	return internalBit | (seq&sequenceMask)<<callShift | uint64(id)<<identShift | uint64(w)<<stepBits&wireField | uint64(step)&maxStep
 }
 
 // tagWire returns the wire id of an internal tag.
 func tagWire(tag uint64) wire { return wire((tag & wireField) >> stepBits) }
+
+// tagIdent returns the ident of an internal tag.
+func tagIdent(tag uint64) ident { return ident((tag & identField) >> identShift) }
+
+func (id ident) root() int         { return int(id &^ identCommutative) }
+func (id ident) commutative() bool { return id&identCommutative != 0 }
 
 // A wire id names the protocol a collective call runs, which every rank of
 // the call must agree on: one per algorithm (the Algorithm's value), plus
@@ -167,10 +237,12 @@ func (w wire) String() string {
 // algorithms (one per rank) must fit the tag's step field.
 const MaxRanks = 1 << 15
 
-// Compile-time checks of the tag layout: the wire ids fit their field, and
-// an allgather's four step ranges of MaxRanks (probe and the three second
-// passes, see allgatherBase) fit below the fold-out step.
+// Compile-time checks of the tag layout: the wire ids fit their field, an
+// allgather's four step ranges of MaxRanks (probe and the three second
+// passes, see allgatherBase) fit below the fold-out step, and every rank
+// fits the root bits of an ident.
 var (
 	_ [1<<wireBits - int(numWires)]struct{}
 	_ [maxStep - 4*MaxRanks]struct{}
+	_ [int(identCommutative) - MaxRanks]struct{} // every root fits the ident
 )

@@ -103,7 +103,7 @@ func FuzzLinkInput(f *testing.F) {
 	f.Add(fuzzFrame(worldID, 1, []byte("unchecked"), 0))
 	f.Add(cat(fuzzFrame(worldID, 2, []byte("other tag"), flagPayload), fuzzFrame(worldID, 1, []byte("x"), 0)))
 	f.Add(cat(fuzzFrame(7, 1, []byte("other comm"), flagPayload), fuzzFrame(worldID, 1, []byte("mine"), flagPayload)))
-	f.Add(cat(fuzzFrame(worldID, internalTag(1, wireBcast, 3), []byte("internal"), flagPayload), fuzzFrame(worldID, 1, []byte("after"), flagTrailer)))
+	f.Add(cat(fuzzFrame(worldID, internalTag(1, wireBcast, 0, 3), []byte("internal"), flagPayload), fuzzFrame(worldID, 1, []byte("after"), flagTrailer)))
 	f.Add(cat(fuzzFrame(worldID, 1, []byte("first"), flagPayload), fuzzFrame(worldID, 1, []byte("second"), flagPayload)))
 	f.Add(cat(fuzzFrame(worldID, 1, []byte("then junk"), flagPayload), []byte{0xF3, 0x4D, 1, 0, 9}))
 	f.Add(fuzzFrame(worldID, 1, bytes.Repeat([]byte{0xA5}, 3000), flagPayload|flagTrailer))

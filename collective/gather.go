@@ -19,22 +19,22 @@ func (c *Comm) Gather(ctx context.Context, root int, data []byte) (out [][]byte,
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := c.checkRoot(root); err != nil {
 		return nil, err
 	}
 	if c.tune().Force[OpGather] == GatherLinear {
-		cl.use(wire(GatherLinear))
+		cl.use(wire(GatherLinear), rootIdent(root))
 		return cl.gatherLinear(root, data)
 	}
-	cl.use(wire(GatherBinomial))
+	cl.use(wire(GatherBinomial), rootIdent(root))
 	return cl.gatherBinomial(root, data)
 }
 
 func (cl *call) gatherLinear(root int, data []byte) ([][]byte, error) {
 	c := cl.c
 	if c.rank != root {
-		return nil, cl.send(root, 0, data)
+		return nil, cl.sendMsg(root, 0, data)
 	}
 	out := make([][]byte, c.size)
 	reqs := make([]*request, c.size)
@@ -48,7 +48,7 @@ func (cl *call) gatherLinear(root int, data []byte) ([][]byte, error) {
 		if r == nil {
 			continue
 		}
-		b, _, err := wait(r)
+		b, err := cl.recvFresh(r, i, 0)
 		if err != nil {
 			cl.abandon(err, reqs[i+1:]...)
 			return nil, err
@@ -86,7 +86,7 @@ func (cl *call) gatherBinomial(root int, data []byte) ([][]byte, error) {
 	}
 	if vr != 0 {
 		cnt := min(lowbit(vr), p-vr)
-		return nil, cl.sendSplit(real(vr-lowbit(vr)), 0, bundle(blocks[vr:vr+cnt], nil)...)
+		return nil, cl.sendMsg(real(vr-lowbit(vr)), 0, bundle(blocks[vr:vr+cnt], nil)...)
 	}
 	out := make([][]byte, p)
 	for v, b := range blocks {
@@ -106,7 +106,7 @@ func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byt
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := c.checkRoot(root); err != nil {
 		return nil, err
 	}
@@ -114,25 +114,24 @@ func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byt
 		return nil, fmt.Errorf("%w: scatter: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
 	if c.tune().Force[OpScatter] == ScatterLinear {
-		cl.use(wire(ScatterLinear))
+		cl.use(wire(ScatterLinear), rootIdent(root))
 		return cl.scatterLinear(root, parts)
 	}
-	cl.use(wire(ScatterBinomial))
+	cl.use(wire(ScatterBinomial), rootIdent(root))
 	return cl.scatterBinomial(root, parts)
 }
 
 func (cl *call) scatterLinear(root int, parts [][]byte) ([]byte, error) {
 	c := cl.c
 	if c.rank != root {
-		b, _, err := cl.recv(root, 0, modeFresh, nil)
-		return b, err
+		return cl.recvFresh(cl.post(root, 0, modeFresh, nil), root, 0)
 	}
 	for i := range c.size {
 		j := (root + i) % c.size // start with the root's right neighbour
 		if j == root {
 			continue
 		}
-		if err := cl.send(j, 0, parts[j]); err != nil {
+		if err := cl.sendMsg(j, 0, parts[j]); err != nil {
 			return nil, err
 		}
 	}
@@ -164,7 +163,7 @@ func (cl *call) scatterBinomial(root int, parts [][]byte) ([]byte, error) {
 			continue
 		}
 		cnt := min(mask, p-child)
-		if err := cl.sendSplit(real(child), 0, bundle(blocks[child:child+cnt], nil)...); err != nil {
+		if err := cl.sendMsg(real(child), 0, bundle(blocks[child:child+cnt], nil)...); err != nil {
 			return nil, err
 		}
 	}

@@ -131,32 +131,48 @@ func (l *link) callOf(comm uint64) *callWatch {
 }
 
 // sameCallOtherWire reports whether internal tags a and b belong to the
-// same call (sequence) under different wire ids: ranks that disagree on
-// the algorithm or the collective.
+// same call (sequence) under different wire ids or idents: ranks that
+// disagree on the algorithm, the collective, the root or the op's
+// commutativity.
 func sameCallOtherWire(a, b uint64) bool {
 	d := a ^ b
-	return d&seqField == 0 && d&wireField != 0
+	return d&seqField == 0 && d&(wireField|identField) != 0
+}
+
+// callBehind reports whether internal tag a belongs to a call before b's
+// (sequences compared modulo the field: a peer is never 2^22 calls ahead).
+func callBehind(a, b uint64) bool {
+	d := (b>>callShift - a>>callShift) & sequenceMask
+	return d != 0 && d <= sequenceMask/2
 }
 
 // checkCall is called for an internal frame that no posted receive takes:
-// if it belongs to its communicator's running call under another wire id,
-// the ranks disagree and nothing will ever receive it; the error poisons
-// the transport (the caller returns it from readFrame). l.mu must be held.
+// if it belongs to its communicator's running call under another wire id
+// or ident, or to a call this rank has finished (which received every
+// message it was sent, so nothing will ever receive this one), the ranks
+// disagree; the error poisons the transport (the caller returns it from
+// readFrame). l.mu must be held.
 func (l *link) checkCall(k key) error {
 	w := l.callOf(k.comm)
 	if w == nil {
 		return nil
 	}
-	if cur := w.mark.Load(); cur != 0 && sameCallOtherWire(k.tag, cur) { // 0: no call yet
+	cur := w.mark.Load()
+	switch {
+	case cur == 0: // no call yet
+	case sameCallOtherWire(k.tag, cur):
 		return l.wireMismatch(k.tag, cur)
+	case callBehind(k.tag, cur):
+		return l.staleMismatch(k.tag, cur)
 	}
 	return nil
 }
 
 // notePost is called for every internal receive posted on the link: on the
 // first of a call (for its communicator) it looks for messages of the same
-// call under another wire id queued before the call's mark was set, which
-// checkCall did not see. l.mu must be held.
+// call under another wire id or ident queued before the call's mark was
+// set, which checkCall did not see, and for messages of earlier calls that
+// nobody received. l.mu must be held.
 func (l *link) notePost(k key) error {
 	w := l.callOf(k.comm)
 	if w == nil {
@@ -168,16 +184,46 @@ func (l *link) notePost(k key) error {
 	}
 	w.posted = prefix
 	for qk, s := range l.slots {
-		if qk.comm == k.comm && s.msgs.len() > 0 && sameCallOtherWire(qk.tag, k.tag) {
+		if qk.comm != k.comm || s.msgs.len() == 0 || qk.tag&internalBit == 0 {
+			continue
+		}
+		if sameCallOtherWire(qk.tag, k.tag) {
 			return l.wireMismatch(qk.tag, k.tag)
+		}
+		if callBehind(qk.tag, k.tag) {
+			return l.staleMismatch(qk.tag, k.tag)
 		}
 	}
 	return nil
 }
 
+func (l *link) staleMismatch(got, running uint64) error {
+	return l.peerErr(fmt.Errorf("%w: a message of call %d (%v, step %d) came after this rank finished that call (it runs call %d): the ranks disagree about call %d (its root, sizes or counts)",
+		ErrMismatch, (got&seqField)>>callShift, tagWire(got), got&maxStep, (running&seqField)>>callShift, (got&seqField)>>callShift))
+}
+
 func (l *link) wireMismatch(got, running uint64) error {
-	return l.peerErr(fmt.Errorf("%w: a message of call %d runs %v, this rank runs %v (ranks called different collectives, or chose different algorithms from different sizes or tuning)",
-		ErrMismatch, (got&seqField)>>callShift, tagWire(got), tagWire(running)))
+	call := (got & seqField) >> callShift
+	gw, rw := tagWire(got), tagWire(running)
+	if gw != rw {
+		return l.peerErr(fmt.Errorf("%w: a message of call %d runs %v, this rank runs %v (ranks called different collectives, or chose different algorithms from different sizes or tuning)",
+			ErrMismatch, call, gw, rw))
+	}
+	gi, ri := tagIdent(got), tagIdent(running)
+	switch {
+	case gi.root() == ri.root():
+	case rooted(rw):
+		return l.peerErr(fmt.Errorf("%w: a message of call %d (%v) names root %d, this rank root %d", ErrMismatch, call, rw, gi.root(), ri.root()))
+	default:
+		return l.peerErr(fmt.Errorf("%w: a message of call %d (%v) was sent by a rank with other sizes than this one's (vector length, element size, counts or block size; hashes %#x and %#x)", ErrMismatch, call, rw, gi.root(), ri.root()))
+	}
+	kind := func(id ident) string {
+		if id.commutative() {
+			return "a commutative"
+		}
+		return "a non-commutative"
+	}
+	return l.peerErr(fmt.Errorf("%w: a message of call %d (%v) reduces with %s op, this rank with %s one", ErrMismatch, call, rw, kind(gi), kind(ri)))
 }
 
 type slot struct {
@@ -366,10 +412,10 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 		putBuf(pb)
 		r.complete(r.dst[:n], nil, nil)
 	case modeFunc:
-		d := r.alloc(len(b))
-		if d == nil || len(d) != len(b) {
+		d, err := r.callAlloc(len(b))
+		if err != nil {
 			putBuf(pb)
-			r.complete(nil, nil, r.l.peerErr(fmt.Errorf("%w: unexpected message of %d bytes", ErrMismatch, len(b))))
+			r.complete(nil, nil, err)
 			return true
 		}
 		copy(d, b)
@@ -384,6 +430,22 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 		r.complete(b, pb, nil)
 	}
 	return true
+}
+
+// callAlloc gets the buffer of a modeFunc receive for a message of n
+// bytes from its alloc. A nil or wrong-sized buffer is ErrMismatch; a panic
+// in alloc (user code, which may run on the link's drain goroutine) is
+// ErrPanic: either fails this receive only (the message is consumed).
+func (r *request) callAlloc(n int) (d []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			d, err = nil, r.l.peerErr(fmt.Errorf("%w: alloc for a message of %d bytes: %v", ErrPanic, n, p))
+		}
+	}()
+	if d = r.alloc(n); d == nil || len(d) != n {
+		return nil, r.l.peerErr(fmt.Errorf("%w: unexpected message of %d bytes", ErrMismatch, n))
+	}
+	return d, nil
 }
 
 func (l *link) slotFor(k key) *slot {

@@ -438,8 +438,7 @@ func payloadBuffer(n int, req *request) (dst []byte, pb *pbuf, mismatch error) {
 	case req.mode == modeExact, req.mode == modeUpTo:
 		dst = req.dst[:n]
 	case req.mode == modeFunc:
-		if dst = req.alloc(n); dst == nil || len(dst) != n {
-			mismatch = fmt.Errorf("%w: unexpected message of %d bytes", ErrMismatch, n)
+		if dst, mismatch = req.callAlloc(n); mismatch != nil {
 			dst, pb = getBuf(n)
 		}
 	case req.mode == modeFresh:

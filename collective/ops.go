@@ -22,6 +22,7 @@ type Number interface {
 type Op[T Number] struct {
 	name        string
 	commutative bool
+	nilFn       bool                // made by NewOp with a nil function: refused by every reduction
 	fwd         func(acc, in []T)   // acc[i] = acc[i] ⊕ in[i]: acc holds the lower ranks
 	rev         func(acc, in []T)   // acc[i] = in[i] ⊕ acc[i]: in holds the lower ranks
 	to          func(dst, a, b []T) // dst[i] = a[i] ⊕ b[i], in one pass
@@ -96,8 +97,15 @@ func commutativeOp[T Number](name string, to func(dst, a, b []T)) Op[T] {
 // NewOp returns a user-defined op computing fn(a, b) = a ⊕ b element by
 // element, where a comes from lower ranks than b. fn must be associative.
 // Say commutative only if fn(a, b) == fn(b, a): a non-commutative op is
-// always combined in rank order.
+// always combined in rank order. Every rank must pass the same
+// commutativity (a rank that disagrees makes the call fail with
+// ErrMismatch). A nil fn gives an op that every reduction refuses with
+// ErrInvalidArgument. If fn panics, the reduction fails with ErrPanic on
+// that rank (and so, through the poisoned communicator, on the others).
 func NewOp[T Number](fn func(a, b T) T, commutative bool) Op[T] {
+	if fn == nil {
+		return Op[T]{name: "user", commutative: commutative, nilFn: true}
+	}
 	fwd := func(acc, in []T) {
 		in = in[:len(acc)]
 		for i := range acc {
@@ -134,22 +142,64 @@ type BytesOp struct {
 // bytes. fn(acc, in) must set acc = acc ⊕ in element by element, acc
 // holding the lower ranks' contribution; it is called with equal-length
 // slices holding whole elements. fn must be associative; say commutative
-// only if it is.
+// only if it is. A nil fn or an elemSize below 1 gives an op that every
+// reduction refuses with ErrInvalidArgument; a panic in fn fails the
+// reduction with ErrPanic, as for NewOp.
 func NewBytesOp(elemSize int, fn func(acc, in []byte), commutative bool) BytesOp {
 	return BytesOp{elem: elemSize, commutative: commutative, fn: fn}
 }
 
-// reducer is an op over bytes, as the algorithms use it.
+// reducer is an op over bytes, as the algorithms use it. Its methods run
+// the op's functions and turn a panic in them (user code) into an ErrPanic
+// error, so that the algorithm ends like any failed call: its pending
+// receives withdrawn, its scratch buffers returned only then, the
+// communicator poisoned.
 type reducer struct {
 	elem        int
 	commutative bool
-	fwd         func(acc, in []byte)   // acc = acc ⊕ in
-	rev         func(acc, in []byte)   // acc = in ⊕ acc
-	to          func(dst, a, b []byte) // dst = a ⊕ b (dst overlaps neither)
+	fwdFn       func(acc, in []byte)   // acc = acc ⊕ in
+	revFn       func(acc, in []byte)   // acc = in ⊕ acc
+	toFn        func(dst, a, b []byte) // dst = a ⊕ b (dst overlaps neither)
+}
+
+// recoverUser turns a panic of a user function into *err; it must be
+// deferred directly.
+func recoverUser(err *error, what string) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("%w: %s: %v", ErrPanic, what, p)
+	}
+}
+
+func (rd *reducer) fwd(acc, in []byte) (err error) {
+	defer recoverUser(&err, "reduction op")
+	rd.fwdFn(acc, in)
+	return nil
+}
+
+func (rd *reducer) rev(acc, in []byte) (err error) {
+	defer recoverUser(&err, "reduction op")
+	rd.revFn(acc, in)
+	return nil
+}
+
+func (rd *reducer) to(dst, a, b []byte) (err error) {
+	defer recoverUser(&err, "reduction op")
+	rd.toFn(dst, a, b)
+	return nil
+}
+
+// ident is the part of a reduction's identity the op gives: whether it is
+// commutative (the algorithms build other trees for a non-commutative op,
+// so the ranks must agree).
+func (rd *reducer) ident() ident {
+	if rd.commutative {
+		return identCommutative
+	}
+	return 0
 }
 
 // checkLen checks that n bytes are a whole number of elements.
-func (rd reducer) checkLen(n int) error {
+func (rd *reducer) checkLen(n int) error {
 	if n%rd.elem != 0 {
 		return fmt.Errorf("%w: %d bytes is not a whole number of %d-byte elements", ErrInvalidArgument, n, rd.elem)
 	}
@@ -157,6 +207,9 @@ func (rd reducer) checkLen(n int) error {
 }
 
 func (o Op[T]) reducer() (reducer, error) {
+	if o.nilFn {
+		return reducer{}, fmt.Errorf("%w: NewOp with a nil function", ErrInvalidArgument)
+	}
 	if o.fwd == nil {
 		return reducer{}, fmt.Errorf("%w: zero Op: use Sum, Prod, Min, Max or NewOp", ErrInvalidArgument)
 	}
@@ -164,9 +217,9 @@ func (o Op[T]) reducer() (reducer, error) {
 	return reducer{
 		elem:        int(unsafe.Sizeof(z)),
 		commutative: o.commutative,
-		fwd:         func(acc, in []byte) { o.fwd(asElems[T](acc), asElems[T](in)) },
-		rev:         func(acc, in []byte) { o.rev(asElems[T](acc), asElems[T](in)) },
-		to:          func(dst, a, b []byte) { o.to(asElems[T](dst), asElems[T](a), asElems[T](b)) },
+		fwdFn:       func(acc, in []byte) { o.fwd(asElems[T](acc), asElems[T](in)) },
+		revFn:       func(acc, in []byte) { o.rev(asElems[T](acc), asElems[T](in)) },
+		toFn:        func(dst, a, b []byte) { o.to(asElems[T](dst), asElems[T](a), asElems[T](b)) },
 	}, nil
 }
 
@@ -174,15 +227,16 @@ func (o BytesOp) reducer() (reducer, error) {
 	if o.fn == nil || o.elem < 1 {
 		return reducer{}, fmt.Errorf("%w: BytesOp: use NewBytesOp with an element size >= 1 and a function", ErrInvalidArgument)
 	}
-	rd := reducer{elem: o.elem, commutative: o.commutative, fwd: o.fn, rev: o.fn}
-	rd.to = func(dst, a, b []byte) {
+	rd := reducer{elem: o.elem, commutative: o.commutative, fwdFn: o.fn, revFn: o.fn}
+	rd.toFn = func(dst, a, b []byte) {
 		copy(dst, a)
 		o.fn(dst, b)
 	}
 	if !o.commutative {
 		fn := o.fn
-		rd.rev = func(acc, in []byte) {
-			// acc = in ⊕ acc through a scratch copy of in.
+		rd.revFn = func(acc, in []byte) {
+			// acc = in ⊕ acc through a scratch copy of in. (If fn
+			// panics, the scratch buffer is left to the collector.)
 			tmp, pb := getBuf(len(in))
 			copy(tmp, in)
 			fn(tmp, acc)

@@ -58,8 +58,13 @@ type Tuning struct {
 	ReduceScatterShort int
 
 	// ChunkSize is the pipelining unit of the ring reductions: each ring
-	// step is sent as frames of at most this many bytes, reduced as they
-	// arrive.
+	// step is sent as chunks of ChunkSize bytes (rounded down to whole
+	// elements) plus one element, and a last, shorter one (empty when the
+	// step's block is a multiple of that size), each reduced as it
+	// arrives. The last chunk always being the shortest is what lets a
+	// rank tell a peer that disagrees about the vector's length; the one
+	// extra element keeps a block of exactly ChunkSize bytes one chunk.
+	// Chunks stay below the frame limit.
 	ChunkSize int
 }
 
@@ -125,13 +130,13 @@ type Option func(*config)
 // frame headers are always checksummed.
 func WithChecksum(on bool) Option { return func(c *config) { c.checksum = on } }
 
-// WithMaxFrame sets the largest message (frame payload) this rank sends or
-// accepts, at most 4 GiB - 1 (default DefaultMaxFrame); every rank must
-// use the same. A larger Send fails with ErrFrameTooLarge before anything
-// is written; a frame header announcing more than the limit is
+// WithMaxFrame sets the largest frame payload this rank sends or accepts,
+// at most 4 GiB - 1 (default DefaultMaxFrame); every rank must use the
+// same. A Send or SendBuffers of more fails with ErrFrameTooLarge before
+// anything is written; a frame header announcing more than the limit is
 // ErrFrameTooLarge on the receiving side and breaks the link. Collectives
-// whose messages bundle several ranks' blocks split a bundle over the limit
-// into several frames, so they work whenever each rank's block fits.
+// send every message that reaches the limit as several frames (see
+// docs/collectives.md), so they work with any limit and any sizes.
 func WithMaxFrame(n int) Option { return func(c *config) { c.maxFrame = n } }
 
 // DefaultSpin is how long a rank polls a TCP link's socket by default before

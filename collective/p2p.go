@@ -73,7 +73,9 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 // return a slice of length exactly n, or nil to refuse the message, which
 // is then consumed and reported as ErrMismatch. alloc is called once, on
 // whichever goroutine delivers the message (possibly not the caller's),
-// before RecvFunc returns; it must not call into c.
+// before RecvFunc returns; it must not call into c. If alloc panics, the
+// message is consumed and the receive fails with ErrPanic (the
+// communicator stays usable).
 //
 // If ctx ends while the message is being read into alloc's buffer, the link
 // is aborted, as for RecvInto.

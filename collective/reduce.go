@@ -20,7 +20,7 @@ func Reduce[T Number](ctx context.Context, c *Comm, root int, data []T, op Op[T]
 	}
 	acc := make([]T, len(data))
 	copy(acc, data)
-	isRoot, err := c.reduce(ctx, root, asBytes(acc), rd)
+	isRoot, err := c.reduce(ctx, root, asBytes(acc), &rd)
 	if err != nil || !isRoot {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func ReduceBytes(ctx context.Context, c *Comm, root int, data []byte, op BytesOp
 		return nil, c.failCall(ctx, "reduce", err)
 	}
 	acc := append([]byte(nil), data...)
-	isRoot, err := c.reduce(ctx, root, acc, rd)
+	isRoot, err := c.reduce(ctx, root, acc, &rd)
 	if err != nil || !isRoot {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func Allreduce[T Number](ctx context.Context, c *Comm, data []T, op Op[T]) ([]T,
 		return nil, c.failCall(ctx, "allreduce", err)
 	}
 	acc := make([]T, len(data))
-	if err := c.allreduce(ctx, asBytes(data), asBytes(acc), rd); err != nil {
+	if err := c.allreduce(ctx, asBytes(data), asBytes(acc), &rd); err != nil {
 		return nil, err
 	}
 	return acc, nil
@@ -80,7 +80,7 @@ func AllreduceInto[T Number](ctx context.Context, c *Comm, data, out []T, op Op[
 	if len(data) > 0 && &out[0] == &data[0] {
 		src = nil // in place
 	}
-	return c.allreduce(ctx, src, asBytes(out), rd)
+	return c.allreduce(ctx, src, asBytes(out), &rd)
 }
 
 // AllreduceBytes is Allreduce over elements of op's element size held in
@@ -91,7 +91,7 @@ func AllreduceBytes(ctx context.Context, c *Comm, data []byte, op BytesOp) ([]by
 		return nil, c.failCall(ctx, "allreduce", err)
 	}
 	acc := make([]byte, len(data))
-	if err := c.allreduce(ctx, data, acc, rd); err != nil {
+	if err := c.allreduce(ctx, data, acc, &rd); err != nil {
 		return nil, err
 	}
 	return acc, nil
@@ -113,7 +113,7 @@ func ReduceScatter[T Number](ctx context.Context, c *Comm, data []T, counts []in
 	}
 	acc := make([]T, len(data))
 	copy(acc, data)
-	mine, err := c.reduceScatter(ctx, asBytes(acc), counts, rd)
+	mine, err := c.reduceScatter(ctx, asBytes(acc), counts, &rd)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func ReduceScatterBytes(ctx context.Context, c *Comm, data []byte, counts []int,
 		return nil, c.failCall(ctx, "reduce-scatter", err)
 	}
 	acc := append([]byte(nil), data...)
-	mine, err := c.reduceScatter(ctx, acc, counts, rd)
+	mine, err := c.reduceScatter(ctx, acc, counts, &rd)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +139,7 @@ func ReduceScatterBytes(ctx context.Context, c *Comm, data []byte, counts []int,
 
 // ---- selection ----------------------------------------------------------
 
-func (c *Comm) allreduceAlgorithm(n, count int, rd reducer) Algorithm {
+func (c *Comm) allreduceAlgorithm(n, count int, rd *reducer) Algorithm {
 	t := c.tune()
 	a := t.Force[OpAllreduce]
 	if a == Auto {
@@ -171,7 +171,7 @@ func (c *Comm) reduceAlgorithm(n, count int) Algorithm {
 	return ReduceScatterGather
 }
 
-func (c *Comm) reduceScatterAlgorithm(n int, rd reducer) Algorithm {
+func (c *Comm) reduceScatterAlgorithm(n int, rd *reducer) Algorithm {
 	t := c.tune()
 	a := t.Force[OpReduceScatter]
 	if a == Auto {
@@ -192,12 +192,12 @@ func (c *Comm) reduceScatterAlgorithm(n int, rd reducer) Algorithm {
 // acc's length; acc's contents do not matter): the large-vector algorithms
 // then reduce from it into acc as they go, with no copy first. src nil:
 // acc holds the data (in place).
-func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err error) {
+func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd *reducer) (err error) {
 	cl, err := c.begin(ctx, "allreduce")
 	if err != nil {
 		return err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := rd.checkLen(len(acc)); err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err 
 	if c.size > 1 {
 		algo = c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd)
 	}
-	cl.use(wireOf(algo))
+	cl.use(wireOf(algo), rd.ident()|sizeIdent(rd.elem, len(acc)))
 	if src != nil && (c.size == 1 || algo == AllreduceRecursiveDoubling) {
 		copy(acc, src)
 		src = nil
@@ -226,12 +226,12 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd reducer) (err 
 	}
 }
 
-func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (isRoot bool, err error) {
+func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd *reducer) (isRoot bool, err error) {
 	cl, err := c.begin(ctx, "reduce")
 	if err != nil {
 		return false, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if err := c.checkRoot(root); err != nil {
 		return false, err
 	}
@@ -239,7 +239,7 @@ func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (is
 		return false, err
 	}
 	algo := c.reduceAlgorithm(len(acc), len(acc)/rd.elem)
-	cl.use(wireOf(algo))
+	cl.use(wireOf(algo), rootIdent(root)|rd.ident())
 	if c.size == 1 {
 		return true, nil
 	}
@@ -249,12 +249,12 @@ func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd reducer) (is
 	return c.rank == root, cl.reduceBinomial(root, acc, rd)
 }
 
-func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd reducer) (mine []byte, err error) {
+func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd *reducer) (mine []byte, err error) {
 	cl, err := c.begin(ctx, "reduce-scatter")
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
+	defer cl.finish(&err)
 	if len(counts) != c.size {
 		return nil, fmt.Errorf("%w: %d counts for %d ranks", ErrMismatch, len(counts), c.size)
 	}
@@ -276,7 +276,11 @@ func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd r
 		return nil, fmt.Errorf("%w: counts sum to %d elements, data has %d bytes of %d-byte elements", ErrMismatch, offs[c.size]/rd.elem, len(acc), rd.elem)
 	}
 	algo := c.reduceScatterAlgorithm(len(acc), rd)
-	cl.use(wireOf(algo))
+	h := sizeHashInit.add(rd.elem)
+	for _, n := range counts {
+		h = h.add(n)
+	}
+	cl.use(wireOf(algo), rd.ident()|h.ident())
 	if c.size > 1 {
 		switch algo {
 		case ReduceScatterRecursiveHalving:

@@ -6,7 +6,7 @@ package collective
 // rank-2^k and is done. For a commutative op the tree is rooted at root;
 // otherwise at rank 0, which keeps rank order, and rank 0 then sends the
 // result to root.
-func (cl *call) reduceBinomial(root int, acc []byte, rd reducer) error {
+func (cl *call) reduceBinomial(root int, acc []byte, rd *reducer) error {
 	p, r := cl.c.size, cl.c.rank
 	base := 0
 	if rd.commutative {
@@ -15,30 +15,31 @@ func (cl *call) reduceBinomial(root int, acc []byte, rd reducer) error {
 	vr := (r - base + p) % p
 	real := func(v int) int { return (v + base) % p }
 	tmp, pb := getBuf(len(acc))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	for k, mask := stepBase, 1; mask < p; k, mask = k+1, mask<<1 {
 		if vr&mask != 0 {
-			if err := cl.send(real(vr-mask), k, acc); err != nil {
+			if err := cl.sendMsg(real(vr-mask), k, acc); err != nil {
 				return err
 			}
 			break
 		}
 		if src := vr + mask; src < p {
-			if _, _, err := cl.recv(real(src), k, modeExact, tmp); err != nil {
+			if err := cl.recvExact(real(src), k, tmp); err != nil {
 				return err
 			}
 			if len(acc) > 0 {
-				rd.fwd(acc, tmp)
+				if err := rd.fwd(acc, tmp); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	if base != root {
 		switch r {
 		case base:
-			return cl.send(root, stepFoldOut, acc)
+			return cl.sendMsg(root, stepFoldOut, acc)
 		case root:
-			_, _, err := cl.recv(base, stepFoldOut, modeExact, acc)
-			return err
+			return cl.recvExact(base, stepFoldOut, acc)
 		}
 	}
 	return nil
@@ -48,12 +49,12 @@ func (cl *call) reduceBinomial(root int, acc []byte, rd reducer) error {
 // reduce-scatter by recursive halving leaves each group rank one reduced
 // block, which it sends straight to the root; the root receives every
 // block directly into place.
-func (cl *call) reduceScatterGather(root int, acc []byte, rd reducer) error {
+func (cl *call) reduceScatterGather(root int, acc []byte, rd *reducer) error {
 	p, r := cl.c.size, cl.c.rank
 	pof2 := floorPow2(p)
 	rem := p - pof2
 	tmp, pb := getBuf(len(acc))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	nr, err := cl.foldIn(acc, tmp, rd)
 	if err != nil {
 		return err
@@ -69,7 +70,7 @@ func (cl *call) reduceScatterGather(root int, acc []byte, rd reducer) error {
 			return err
 		}
 		if r != root {
-			return cl.send(root, stepGather, acc[offs[lo]:offs[hi]])
+			return cl.sendMsg(root, stepGather, acc[offs[lo]:offs[hi]])
 		}
 	}
 	if r != root {
@@ -79,14 +80,8 @@ func (cl *call) reduceScatterGather(root int, acc []byte, rd reducer) error {
 	for g := range pof2 {
 		if src := realRank(g, rem); src != root {
 			lo, hi := halvingOwner(g, pof2)
-			reqs = append(reqs, cl.post(src, stepGather, modeExact, acc[offs[lo]:offs[hi]]))
+			reqs = cl.postExact(reqs, src, stepGather, acc[offs[lo]:offs[hi]])
 		}
 	}
-	for i, req := range reqs {
-		if _, _, err := wait(req); err != nil {
-			cl.abandon(err, reqs[i+1:]...)
-			return err
-		}
-	}
-	return nil
+	return cl.waitAll(reqs)
 }

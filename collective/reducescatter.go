@@ -6,12 +6,12 @@ package collective
 // its current range of group blocks that its partner keeps and reduces the
 // half it keeps. It ends holding its own group block, and hands the
 // folded-out rank its part.
-func (cl *call) reduceScatterHalving(acc []byte, offs []int, rd reducer) error {
+func (cl *call) reduceScatterHalving(acc []byte, offs []int, rd *reducer) error {
 	p, r := cl.c.size, cl.c.rank
 	pof2 := floorPow2(p)
 	rem := p - pof2
 	tmp, pb := getBuf(len(acc))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	nr, err := cl.foldIn(acc, tmp, rd)
 	if err != nil {
 		return err
@@ -38,19 +38,20 @@ func (cl *call) reduceScatterHalving(acc []byte, offs []int, rd reducer) error {
 			}
 			keep := acc[gofs[kLo]:gofs[kHi]]
 			in := tmp[:len(keep)]
-			if _, _, err := cl.sendrecv(dst, dst, step, modeExact, in, acc[gofs[sLo]:gofs[sHi]]); err != nil {
+			if err := cl.sendrecvExact(dst, dst, step, in, acc[gofs[sLo]:gofs[sHi]]); err != nil {
 				return err
 			}
-			cl.combine(rd, keep, in, dst)
+			if err := cl.combine(rd, keep, in, dst); err != nil {
+				return err
+			}
 			lo, hi = kLo, kHi
 		}
 	}
 	if r < 2*rem {
 		if r%2 == 1 {
-			return cl.send(r-1, stepFoldOut, acc[offs[r-1]:offs[r]])
+			return cl.sendMsg(r-1, stepFoldOut, acc[offs[r-1]:offs[r]])
 		}
-		_, _, err := cl.recv(r+1, stepFoldOut, modeExact, acc[offs[r]:offs[r+1]])
-		return err
+		return cl.recvExact(r+1, stepFoldOut, acc[offs[r]:offs[r+1]])
 	}
 	return nil
 }
@@ -59,7 +60,7 @@ func (cl *call) reduceScatterHalving(acc []byte, offs []int, rd reducer) error {
 // r+s's block and receives rank r-s's contribution to its own. A
 // commutative op reduces each as it arrives; a non-commutative one keeps
 // them all and combines them in rank order at the end.
-func (cl *call) reduceScatterPairwise(acc []byte, offs []int, rd reducer) error {
+func (cl *call) reduceScatterPairwise(acc []byte, offs []int, rd *reducer) error {
 	p, r := cl.c.size, cl.c.rank
 	mine := acc[offs[r]:offs[r+1]]
 	var (
@@ -71,13 +72,16 @@ func (cl *call) reduceScatterPairwise(acc []byte, offs []int, rd reducer) error 
 		pbs = make([]*pbuf, p)
 		parts[r] = mine
 		defer func() {
+			if p := recover(); p != nil {
+				panic(p) // receives may be posted: leave the buffers to the collector
+			}
 			for _, pb := range pbs {
 				putBuf(pb)
 			}
 		}()
 	}
 	tmp, pb := getBuf(len(mine))
-	defer putBuf(pb)
+	defer putScratch(pb)
 	for s := 1; s < p; s++ {
 		to, from := (r+s)%p, (r-s+p)%p
 		in := tmp
@@ -85,20 +89,26 @@ func (cl *call) reduceScatterPairwise(acc []byte, offs []int, rd reducer) error 
 			in, pbs[from] = getBuf(len(mine))
 			parts[from] = in
 		}
-		if _, _, err := cl.sendrecv(to, from, 0, modeExact, in, acc[offs[to]:offs[to+1]]); err != nil {
+		if err := cl.sendrecvExact(to, from, 0, in, acc[offs[to]:offs[to+1]]); err != nil {
 			return err
 		}
 		if rd.commutative && len(mine) > 0 {
-			rd.fwd(mine, in)
+			if err := rd.fwd(mine, in); err != nil {
+				return err
+			}
 		}
 	}
 	if !rd.commutative && len(mine) > 0 {
 		// mine = parts[0] ⊕ parts[1] ⊕ ... ⊕ parts[p-1]
 		for j := r - 1; j >= 0; j-- {
-			rd.rev(mine, parts[j])
+			if err := rd.rev(mine, parts[j]); err != nil {
+				return err
+			}
 		}
 		for j := r + 1; j < p; j++ {
-			rd.fwd(mine, parts[j])
+			if err := rd.fwd(mine, parts[j]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

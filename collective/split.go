@@ -22,8 +22,8 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { err = cl.end(err) }()
-	cl.use(wireSplit)
+	defer cl.finish(&err)
+	cl.use(wireSplit, 0)
 	var mine [16]byte
 	binary.LittleEndian.PutUint64(mine[0:], uint64(int64(color)))
 	binary.LittleEndian.PutUint64(mine[8:], uint64(int64(key)))
