@@ -69,6 +69,8 @@ var collectiveNames = [numCollectives]string{
 	"barrier", "bcast", "gather", "scatter", "allgather", "alltoall", "alltoallv", "reduce", "allreduce", "reduce-scatter",
 }
 
+// String returns the collective's name, e.g. "allreduce" or
+// "reduce-scatter" (the names Algorithm.String uses before the slash).
 func (o Collective) String() string {
 	if o < numCollectives {
 		return collectiveNames[o]

@@ -56,10 +56,13 @@ type PeerError struct {
 	Err  error // what happened
 }
 
+// Error says which rank's link to which peer failed, and how.
 func (e *PeerError) Error() string {
 	return fmt.Sprintf("rank %d: link to rank %d: %v", e.Rank, e.Peer, e.Err)
 }
 
+// Unwrap returns what happened to the link, for errors.Is (ErrCorrupt,
+// ErrTruncated, ErrPeerClosed, ErrMismatch, ...).
 func (e *PeerError) Unwrap() error { return e.Err }
 
 // localError is a failure that started on this rank (a cancelled context, a

@@ -302,3 +302,227 @@ func ExampleComm_PostRecvFunc() {
 	// Output:
 	// [posted ahead of time .] 18
 }
+
+// Local connects n ranks of one process over loopback TCP; drive each rank
+// from its own goroutine, as separate processes would run them.
+func ExampleLocal() {
+	ctx := context.Background()
+	comms, err := collective.Local(ctx, 3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	for _, c := range comms {
+		fmt.Printf("rank %d of %d\n", c.Rank(), c.Size())
+	}
+	// Output:
+	// rank 0 of 3
+	// rank 1 of 3
+	// rank 2 of 3
+}
+
+// Bcast sends the root's bytes to every rank; only the root's data is read.
+func ExampleComm_Bcast() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 4)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	got := make([]string, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		var data []byte
+		if c.Rank() == 1 {
+			data = []byte("config v7")
+		}
+		b, err := c.Bcast(ctx, 1, data)
+		got[c.Rank()] = string(b)
+		return err
+	})
+	fmt.Printf("%q\n", got)
+	// Output:
+	// ["config v7" "config v7" "config v7" "config v7"]
+}
+
+// Gather collects every rank's bytes, of any size, at the root.
+func ExampleComm_Gather() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	var all [][]byte
+	run(comms, func(c *collective.Comm) error {
+		out, err := c.Gather(ctx, 0, bytes.Repeat([]byte{'a' + byte(c.Rank())}, c.Rank()+1))
+		if c.Rank() == 0 {
+			all = out
+		}
+		return err
+	})
+	fmt.Printf("%s\n", all)
+	// Output:
+	// [a bb ccc]
+}
+
+// Scatter hands rank i the root's parts[i].
+func ExampleComm_Scatter() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	got := make([]string, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		var parts [][]byte
+		if c.Rank() == 2 {
+			parts = [][]byte{[]byte("rows 0-99"), []byte("rows 100-199"), []byte("rows 200-299")}
+		}
+		b, err := c.Scatter(ctx, 2, parts)
+		got[c.Rank()] = string(b)
+		return err
+	})
+	fmt.Printf("%q\n", got)
+	// Output:
+	// ["rows 0-99" "rows 100-199" "rows 200-299"]
+}
+
+// Reduce combines every rank's vector at the root (Max here); the other
+// ranks get nil.
+func ExampleReduce() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 4)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	results := make([][]int32, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		r := int32(c.Rank())
+		res, err := collective.Reduce(ctx, c, 3, []int32{r, 10 - r}, collective.Max[int32]())
+		results[c.Rank()] = res
+		return err
+	})
+	fmt.Println(results)
+	// Output:
+	// [[] [] [] [3 10]]
+}
+
+// ReduceScatter sums every rank's vector and hands rank i counts[i]
+// elements of the sum.
+func ExampleReduceScatter() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	parts := make([][]int, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		data := []int{1, 2, 3, 4, 5, 6} // the same on every rank: the sum is 3x
+		var err error
+		parts[c.Rank()], err = collective.ReduceScatter(ctx, c, data, []int{1, 2, 3}, collective.Sum[int]())
+		return err
+	})
+	fmt.Println(parts)
+	// Output:
+	// [[3] [6 9] [12 15 18]]
+}
+
+// Barrier returns on every rank once all have called it: here no rank
+// reads the shared counter before every rank has added to it.
+func ExampleComm_Barrier() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 4)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	var (
+		mu    sync.Mutex
+		added int
+		seen  = make([]int, len(comms))
+	)
+	run(comms, func(c *collective.Comm) error {
+		mu.Lock()
+		added++
+		mu.Unlock()
+		if err := c.Barrier(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		seen[c.Rank()] = added
+		mu.Unlock()
+		return nil
+	})
+	fmt.Println(seen)
+	// Output:
+	// [4 4 4 4]
+}
+
+// Alltoall sends block j of every rank's data to rank j: a transpose of
+// equal-sized blocks.
+func ExampleComm_Alltoall() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 3)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	got := make([]string, len(comms))
+	run(comms, func(c *collective.Comm) error {
+		data := make([]byte, 0, 2*c.Size())
+		for j := range c.Size() {
+			data = append(data, byte('A'+c.Rank()), byte('0'+j)) // 2-byte block for rank j
+		}
+		out, err := c.Alltoall(ctx, data)
+		got[c.Rank()] = string(out)
+		return err
+	})
+	fmt.Println(got)
+	// Output:
+	// [A0B0C0 A1B1C1 A2B2C2]
+}
+
+// RecvInto receives into the caller's buffer and returns the message's
+// length, allocating nothing: a loop of receives reuses one buffer.
+func ExampleComm_RecvInto() {
+	ctx := context.Background()
+	comms, _ := collective.Local(ctx, 2)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	go func() {
+		for _, w := range []string{"one", "three", "two"} {
+			if err := comms[0].Send(ctx, 1, 4, []byte(w)); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}()
+	buf := make([]byte, 16)
+	for range 3 {
+		n, err := comms[1].RecvInto(ctx, 0, 4, buf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d bytes: %s\n", n, buf[:n])
+	}
+	// Output:
+	// 3 bytes: one
+	// 5 bytes: three
+	// 3 bytes: two
+}
