@@ -78,6 +78,12 @@ type callWatch struct {
 	comm   uint64
 	mark   *callMark
 	posted uint64
+	// queued holds the tags of the communicator's internal messages
+	// that were queued on arrival (no receive posted yet), in arrival
+	// order, which on one link is call order: notePost looks at the
+	// records of the calls up to the one that posts, not at every
+	// queued message (a rank that runs ahead queues one per call).
+	queued fifo[uint64]
 }
 
 // linkCalls is how many communicators a link watches at once: the world
@@ -172,7 +178,9 @@ func (l *link) checkCall(k key) error {
 // first of a call (for its communicator) it looks for messages of the same
 // call under another wire id or ident queued before the call's mark was
 // set, which checkCall did not see, and for messages of earlier calls that
-// nobody received. l.mu must be held.
+// nobody received. It looks at the queued records of earlier calls once
+// (and drops them) and at those of this call: amortised constant time per
+// queued message. l.mu must be held.
 func (l *link) notePost(k key) error {
 	w := l.callOf(k.comm)
 	if w == nil {
@@ -183,15 +191,18 @@ func (l *link) notePost(k key) error {
 		return nil
 	}
 	w.posted = prefix
-	for qk, s := range l.slots {
-		if qk.comm != k.comm || s.msgs.len() == 0 || qk.tag&internalBit == 0 {
-			continue
+	for w.queued.len() > 0 && callBehind(w.queued.front(), k.tag) {
+		tag := w.queued.pop()
+		if s := l.slots[key{k.comm, tag}]; s != nil && s.msgs.len() > 0 {
+			return l.staleMismatch(tag, k.tag)
 		}
-		if sameCallOtherWire(qk.tag, k.tag) {
-			return l.wireMismatch(qk.tag, k.tag)
+	}
+	for _, tag := range w.queued.items() {
+		if (tag^k.tag)&seqField != 0 {
+			break // a later call's: the peer runs ahead
 		}
-		if callBehind(qk.tag, k.tag) {
-			return l.staleMismatch(qk.tag, k.tag)
+		if sameCallOtherWire(tag, k.tag) {
+			return l.wireMismatch(tag, k.tag)
 		}
 	}
 	return nil
@@ -570,6 +581,11 @@ func (l *link) arrived(k key, b []byte, pb *pbuf) bool {
 		}
 	}
 	s.msgs.push(inbound{b, pb})
+	if k.tag&internalBit != 0 {
+		if w := l.callOf(k.comm); w != nil {
+			w.queued.push(k.tag)
+		}
+	}
 	return false
 }
 
