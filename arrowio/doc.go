@@ -32,6 +32,9 @@
 //     one pass per column; Shuffle partitions by key, exchanges the parts all-to-all and returns this
 //     rank's rows. frame's local hash join and group-by use HashRows so that they agree with the
 //     shuffle. ConcatTables joins tables without copying.
+//   - DecodeIPC decodes an Arrow IPC stream or file held in memory with the checks every received
+//     message gets (see Failures); ValidateTable runs the checks every received batch gets on a table
+//     that came from elsewhere (frame's file readers use both).
 //
 // # Failures
 //
