@@ -3,6 +3,7 @@ package frame
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/fnmesh/fnmesh/arrowio"
 	"github.com/fnmesh/fnmesh/collective"
@@ -78,13 +80,27 @@ type fileReader func(ctx context.Context, mem memory.Allocator, path string) (ar
 // ReadParquet reads a frame from Parquet files, each rank the files Files
 // assigns it, concatenated in order (collective: the ranks agree on the
 // schema, and a rank with no file gets an empty partition of it).
+//
+// A damaged file is an error: the stored Arrow schema is verified before it
+// is decoded, dictionary pages and indices are checked against each other,
+// compressed pages may not claim more than their headers, no one buffer may
+// exceed max(256 MiB, 256 times the file's size), panics of arrow-go's
+// reader are turned into errors, and the arrays read are validated. (Frame
+// wraps arrow-go's Snappy and Zstandard codecs for the whole process to
+// check the claims; see parquet_codecs.go.) Columns that hold structs are
+// read twice, once leaf by leaf, since arrow-go reads a struct's children in
+// goroutines of their own, where a panic would end the process.
 func ReadParquet(ctx context.Context, c *collective.Comm, paths []string, opts ...Option) (*Frame, error) {
 	return readFiles(ctx, c, "read parquet", paths, opts, readParquetFile)
 }
 
 // ReadIPC reads a frame from Arrow IPC files (the random-access file format,
 // as WriteIPC writes; or the stream format), each rank the files Files
-// assigns it (collective).
+// assigns it (collective). Each file is read whole into memory and decoded
+// with arrowio.DecodeIPC: the partition's arrays point into what was read
+// (unless compressed), and a damaged file is an error, never a panic or an
+// allocation of what a damaged length claims. A file is read through the
+// stream it embeds; its footer is not used.
 func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Option) (*Frame, error) {
 	return readFiles(ctx, c, "read ipc", paths, opts, readIPCFile)
 }
@@ -251,18 +267,245 @@ func decodeSchema(b []byte) (_ *arrow.Schema, err error) {
 	return r.Schema(), nil
 }
 
-func readParquetFile(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+// A reader of a file allocates through an allocator that refuses any one
+// allocation above readLimit(the file's size): a damaged length in a file (a
+// page size, an uncompressed size) must be an error, not an attempt to
+// allocate terabytes, which ends the process. The limit is generous for real
+// data, whose largest buffer (a decompressed page or body, a column of a row
+// group) rarely exceeds a few hundred times the file's size.
+const (
+	minReadLimit   = 256 << 20 // small files too may expand this much
+	readLimitRatio = 256       // bytes per byte of file above minReadLimit
+	maxReadLimit   = 1<<31 - 1 // one buffer of an array: an int on 32-bit platforms too
+)
+
+func readLimit(size int64) int {
+	if size > maxReadLimit/readLimitRatio {
+		return maxReadLimit
+	}
+	return max(minReadLimit, int(size)*readLimitRatio)
+}
+
+// limitAllocator refuses, with a panic that the readers turn into an error,
+// any allocation above max or below zero.
+type limitAllocator struct {
+	memory.Allocator
+	max int
+}
+
+func (a limitAllocator) Allocate(size int) []byte {
+	a.check(size)
+	return a.Allocator.Allocate(size)
+}
+
+func (a limitAllocator) Reallocate(size int, b []byte) []byte {
+	a.check(size)
+	return a.Allocator.Reallocate(size, b)
+}
+
+func (a limitAllocator) check(size int) {
+	if size < 0 || size > a.max {
+		panic(fmt.Sprintf("an allocation of %d bytes is outside the limit of 0..%d for this file (is it damaged?)", size, a.max))
+	}
+}
+
+// openSized opens a file and returns it with its size.
+func openSized(path string) (*os.File, int64, error) {
 	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}
+
+func readParquetFile(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	t, err := pqarrow.ReadTable(ctx, f, parquet.NewReaderProperties(mem), pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, mem)
+	return readParquet(ctx, limitAllocator{Allocator: mem, max: readLimit(size)}, f)
+}
+
+// readParquet reads a Parquet file, turning arrow-go's panics on damaged
+// input into errors and checking the arrays it returns. It reads the columns
+// one after the other in this goroutine rather than with pqarrow.ReadTable,
+// which makes each column's reader in a goroutine of its own, where a panic
+// could not be recovered.
+func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSeeker) (_ arrow.Table, err error) {
+	defer recoverPanic(&err, "parquet")
+	props := parquet.NewReaderProperties(mem)
+	// Read column chunks through a small buffer: unbuffered, the reader
+	// allocates (with make, not mem) a buffer of the size the metadata gives.
+	props.BufferedStreamEnabled = true
+	pf, err := file.NewParquetReader(r, file.WithReadProps(props))
 	if err != nil {
-		return nil, fmt.Errorf("read parquet: %w", err)
+		return nil, err
 	}
+	if err := checkStoredSchema(pf, mem); err != nil {
+		return nil, err
+	}
+	if err := checkDictionaries(pf); err != nil {
+		return nil, err
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, mem)
+	if err != nil {
+		return nil, err
+	}
+	leaves := make([]int, pf.MetaData().Schema.NumColumns())
+	included := make(map[int]bool, len(leaves))
+	for i := range leaves {
+		leaves[i] = i
+		included[i] = true
+	}
+	rowGroups := make([]int, pf.NumRowGroups())
+	for i := range rowGroups {
+		rowGroups[i] = i
+	}
+	fieldIdx, err := fr.Manifest.GetFieldIndices(leaves)
+	if err != nil {
+		return nil, err
+	}
+	fields := make([]arrow.Field, 0, len(fieldIdx))
+	cols := make([]arrow.Column, 0, len(fieldIdx))
+	defer func() {
+		for i := range cols {
+			cols[i].Release()
+		}
+	}()
+	for _, fi := range fieldIdx {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if sf := &fr.Manifest.Fields[fi]; hasStruct(sf.Field.Type) {
+			// pqarrow reads the children of a struct in goroutines of their
+			// own: read its leaves here first, where a panic on damaged data
+			// is recovered, so that the same reads do not panic there.
+			if err := readLeaves(ctx, *fr, sf, rowGroups, included); err != nil {
+				return nil, fmt.Errorf("column %q: %w", sf.Field.Name, err)
+			}
+		}
+		cr, err := fr.GetFieldReader(ctx, fi, included, rowGroups)
+		if err != nil {
+			return nil, fmt.Errorf("column %d: %w", fi, err)
+		}
+		if cr == nil {
+			continue // no leaf of it is included (cannot happen: all are)
+		}
+		ch, err := fr.ReadColumn(rowGroups, cr)
+		field := *cr.Field()
+		cr.Release()
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", field.Name, err)
+		}
+		if !arrow.TypeEqual(ch.DataType(), field.Type) {
+			ch.Release()
+			return nil, fmt.Errorf("column %q: data of type %s for a field of type %s", field.Name, ch.DataType(), field.Type)
+		}
+		fields = append(fields, field)
+		cols = append(cols, *arrow.NewColumn(field, ch))
+		ch.Release()
+	}
+	rows := int64(0)
+	if len(cols) > 0 {
+		rows = int64(cols[0].Len())
+	}
+	for i := range cols {
+		if int64(cols[i].Len()) != rows {
+			return nil, fmt.Errorf("column %q has %d rows but %q has %d", cols[i].Name(), cols[i].Len(), cols[0].Name(), rows)
+		}
+	}
+	t := array.NewTable(arrow.NewSchema(fields, fr.Manifest.SchemaMeta), cols, rows)
 	defer t.Release()
+	if err := arrowio.ValidateTable(t); err != nil {
+		return nil, err
+	}
 	return withoutParquetIDs(t), nil
+}
+
+// hasStruct reports whether dt is or holds a struct type.
+func hasStruct(dt arrow.DataType) bool {
+	switch dt := dt.(type) {
+	case *arrow.StructType:
+		return true
+	case arrow.NestedType:
+		for _, f := range dt.Fields() {
+			if hasStruct(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readLeaves reads every leaf column under sf, as pqarrow reads it under a
+// struct (the same leaf reader: pages decoded, values turned into an
+// array), but in this goroutine, and drops what it read. probe is a copy of
+// the file's reader for this purpose.
+func readLeaves(ctx context.Context, probe pqarrow.FileReader, sf *pqarrow.SchemaField, rowGroups []int, included map[int]bool) error {
+	var leaves []pqarrow.SchemaField
+	var collect func(f *pqarrow.SchemaField)
+	collect = func(f *pqarrow.SchemaField) {
+		if f.IsLeaf() {
+			leaves = append(leaves, *f)
+		}
+		for i := range f.Children {
+			collect(&f.Children[i])
+		}
+	}
+	collect(sf)
+	m := *probe.Manifest
+	m.Fields = leaves // each leaf read as a field of its own: no struct reader
+	probe.Manifest = &m
+	for i := range leaves {
+		cr, err := probe.GetFieldReader(ctx, i, included, rowGroups)
+		if err != nil {
+			return fmt.Errorf("leaf %d: %w", leaves[i].ColIndex, err)
+		}
+		if cr == nil {
+			continue
+		}
+		ch, err := probe.ReadColumn(rowGroups, cr)
+		cr.Release()
+		if err != nil {
+			return fmt.Errorf("leaf %d: %w", leaves[i].ColIndex, err)
+		}
+		ch.Release()
+	}
+	return nil
+}
+
+// checkStoredSchema checks the Arrow schema a Parquet file may store (as
+// WriteParquet does) before pqarrow reads it: pqarrow decodes it with
+// arrow-go's IPC reader, which trusts its flatbuffer (a damaged vector
+// length makes it allocate accordingly); arrowio.DecodeIPC verifies it. It
+// decodes the value as pqarrow does (base64, padded or not).
+func checkStoredSchema(pf *file.Reader, mem memory.Allocator) error {
+	serialized := pf.MetaData().KeyValueMetadata().FindValue("ARROW:schema")
+	if serialized == nil {
+		return nil
+	}
+	var decoded []byte
+	var err error
+	if len(*serialized)%4 == 0 {
+		decoded, err = base64.StdEncoding.DecodeString(*serialized)
+	}
+	if len(decoded) == 0 || err != nil {
+		if decoded, err = base64.RawStdEncoding.DecodeString(*serialized); err != nil {
+			return fmt.Errorf("the stored Arrow schema: %w", err)
+		}
+	}
+	t, err := arrowio.DecodeIPC(decoded, arrowio.WithAllocator(mem))
+	if err != nil {
+		return fmt.Errorf("the stored Arrow schema: %w", err)
+	}
+	t.Release()
+	return nil
 }
 
 // withoutParquetIDs returns t with the "PARQUET:field_id" entries the
@@ -292,50 +535,34 @@ func withoutParquetIDs(t arrow.Table) arrow.Table {
 	return out
 }
 
+// readIPCFile reads an Arrow IPC file or stream whole into memory and
+// decodes it with arrowio.DecodeIPC, which checks every message before
+// arrow-go reads it and every batch after (arrow-go's file reader follows
+// the footer's offsets and lengths unchecked: a damaged one makes it
+// allocate whatever it says). The table points into what was read.
 func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var recs []arrow.RecordBatch
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
-	var schema *arrow.Schema
-	if fr, err := ipc.NewFileReader(f, ipc.WithAllocator(mem)); err == nil {
-		defer fr.Close()
-		schema = fr.Schema()
-		for i := range fr.NumRecords() {
-			rec, err := fr.RecordBatchAt(i)
-			if err != nil {
-				return nil, fmt.Errorf("batch %d: %w", i, err)
-			}
-			recs = append(recs, rec)
-		}
-	} else {
-		// Not the file format: try the stream format.
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		sr, serr := ipc.NewReader(f, ipc.WithAllocator(mem))
-		if serr != nil {
-			return nil, fmt.Errorf("neither an Arrow IPC file (%v) nor stream (%v)", err, serr)
-		}
-		defer sr.Release()
-		schema = sr.Schema()
-		for sr.Next() {
-			rec := sr.RecordBatch()
-			rec.Retain()
-			recs = append(recs, rec)
-		}
-		if err := sr.Err(); err != nil {
-			return nil, err
-		}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("a file of %d bytes does not fit in memory", size)
 	}
-	return array.NewTableFromRecords(schema, recs), nil
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
+	}
+	return decodeIPC(data, limitAllocator{Allocator: mem, max: readLimit(size)})
+}
+
+func decodeIPC(data []byte, mem memory.Allocator) (_ arrow.Table, err error) {
+	defer recoverPanic(&err, "ipc")
+	t, err := arrowio.DecodeIPC(data, arrowio.WithAllocator(mem))
+	if err != nil {
+		return nil, fmt.Errorf("not an Arrow IPC file or stream, or a damaged one: %w", err)
+	}
+	return t, nil
 }
 
 // newCSVReader is csv.NewReader with its panic on a schema it cannot read
