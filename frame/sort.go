@@ -143,14 +143,16 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	const op = "sort"
 	tm := f.cfg.timer(op)
 	mem, p, me := f.cfg.mem, f.Size(), f.Rank()
+	// A failure of this rank's own before or between the exchanges fails
+	// the communicator (failComm): the other ranks wait for this one.
 	cols, err := columns(mem, sorted)
 	if err != nil {
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	defer releaseAll(cols)
 	kc, err := sortKeyColumns(ctx, mem, cols, idx, keys)
 	if err != nil {
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	defer releaseKeys(kc)
 	n := int(sorted.NumRows())
@@ -164,7 +166,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	}
 	sample, err := sampleTable(ctx, mem, kc, pos, me, n)
 	if err != nil {
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	all, err := arrowio.AllgatherTable(ctx, f.comm, sample, f.cfg.arrowio()...)
 	sample.Release()
@@ -179,7 +181,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	splitters, err := pickSplitters(ctx, mem, all, keys, p)
 	all.Release()
 	if err != nil {
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	defer splitters.release()
 	tm.done(ctx, "splitters", int64(splitters.n), 0)
@@ -187,7 +189,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	// Cut the partition: rows [cut[r], cut[r+1]) go to rank r.
 	order, err := rowOrder(sortCols(kc), splitters.keys, kc)
 	if err != nil {
-		return nil, err
+		return nil, failComm(f.comm, err)
 	}
 	cut := make([]int, p+1)
 	cut[p] = n
