@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -128,6 +129,7 @@ type client struct {
 	local  netip.AddrPort // the punch port: the configured address (or none) and the port reserved
 	public netip.AddrPort // from STUN, if asked for
 	rank   int
+	ended  atomic.Bool // Join's context ended: that is why reading the server failed
 }
 
 // run is Join after its arguments are checked.
@@ -143,7 +145,10 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 			c.ctrl.Close() // the server evicts this member and tells the others
 		}
 	}()
-	stop := context.AfterFunc(ctx, func() { c.ctrl.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() {
+		c.ended.Store(true) // before the deadline that makes the reader fail
+		c.ctrl.SetDeadline(time.Unix(1, 0))
+	})
 	defer stop()
 
 	// A server that accepts and then says nothing must not hold Join
@@ -205,8 +210,13 @@ func (c *client) dialServer(ctx context.Context) (net.Conn, error) {
 	wait := 20 * time.Millisecond
 	for tries := 1; ; tries++ {
 		conn, err := c.cfg.nw.DialTCP(ctx, c.local, c.server)
-		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil {
-			return conn, err
+		switch {
+		case err == nil:
+			return conn, nil
+		case ctx.Err() != nil && tries > 1: // ended while dialing again
+			return nil, fmt.Errorf("%w (the server refused %d connections)", ctx.Err(), tries-1)
+		case !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil:
+			return nil, err
 		}
 		left := c.cfg.connectRetry - time.Since(began)
 		if left <= 0 {

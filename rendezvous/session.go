@@ -83,6 +83,12 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 			return nil, s.waitingFor(ctx.Err())
 		case in := <-s.frames:
 			if in.err != nil {
+				if s.c.ended.Load() {
+					// The end of Join's context cut the connection short
+					// (ctx, derived from it, is ending too).
+					<-ctx.Done()
+					return nil, s.waitingFor(ctx.Err())
+				}
 				return nil, fmt.Errorf("lost the rendezvous server: %w", in.err)
 			}
 			t, err := s.handle(ctx, in.msg)
