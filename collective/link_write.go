@@ -125,7 +125,7 @@ func (l *link) writeFrame(ctx context.Context, h header, bufs [][]byte, streamed
 // the link's write token from a write in progress (which the closing of the
 // link then ends) and to write the abort frame (a peer that reads nothing,
 // or that fails at the same moment, over a synchronous conn).
-const abortWait = 20 * time.Millisecond
+const abortWait = 100 * time.Millisecond
 
 // writeAbort tells the peer that this rank's communicator failed with err
 // (an abort frame, see frame.go), if it can within abortWait. The link is

@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/klauspost/compress/zstd"
 )
 
 // arrow-go's Parquet reader decompresses every page into a buffer of the
@@ -25,7 +26,7 @@ import (
 func init() {
 	for _, b := range []boundedCodec{
 		{c: compress.Codecs.Snappy, name: "snappy", claim: snappyClaim},
-		{c: compress.Codecs.Zstd, name: "zstd", claim: zstdClaim},
+		{c: compress.Codecs.Zstd, name: "zstd", claim: zstdClaim, stream: zstdBoundedStream},
 	} {
 		inner, err := compress.GetCodec(b.c)
 		if err != nil {
@@ -62,6 +63,24 @@ type boundedCodec struct {
 	// claim bounds what the data decompresses to; exact when the data says
 	// how much it holds, not merely how much it may hold.
 	claim func(src []byte) (n uint64, exact bool, err error)
+	// stream decompresses src as a stream that needs at most about twice
+	// max(size, 8 MiB) of memory of its own, or is nil.
+	stream func(src []byte, size int) (io.ReadCloser, error)
+}
+
+// zstdBoundedStream decodes Zstandard data as a stream with one goroutine
+// and a window of at most max(size, 8 MiB): a frame's window descriptor
+// may claim up to 3.75 TB, which klauspost's decoder (arrow-go's, with its
+// default options) would allocate up to its own limit of 512 MiB, twice,
+// for history that an output of size bytes never needs. Writers' windows
+// are 8 MiB or less at the usual levels.
+func zstdBoundedStream(src []byte, size int) (io.ReadCloser, error) {
+	d, err := zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(uint64(max(size, 8<<20))))
+	if err != nil {
+		return nil, err
+	}
+	return d.IOReadCloser(), nil
 }
 
 func (b boundedCodec) Decode(dst, src []byte) []byte {
@@ -78,11 +97,13 @@ func (b boundedCodec) Decode(dst, src []byte) []byte {
 	// content size, whose compressed blocks may each hold up to 128 KiB):
 	// decompress as a stream into dst, which cannot grow, and make sure
 	// that nothing is left over.
-	sc, ok := b.Codec.(compress.StreamingCodec)
-	if !ok {
+	if b.stream == nil {
 		panic(fmt.Errorf("%s: the data may hold up to %d bytes, more than the page's %d", b.name, n, len(dst)))
 	}
-	r := sc.NewReader(bytes.NewReader(src))
+	r, err := b.stream(src, len(dst))
+	if err != nil {
+		panic(fmt.Errorf("%s: %w", b.name, err))
+	}
 	defer r.Close()
 	got, err := io.ReadFull(r, dst)
 	switch {

@@ -112,6 +112,13 @@ func TestParquetCodecsAreBounded(t *testing.T) {
 		_, k := binary.Uvarint(sn)
 		maxFCS := zstdFrame(0, 1, 10)
 		copy(maxFCS[5:13], bytes.Repeat([]byte{0xff}, 8))
+		// No content size, a window descriptor of 2^29 bytes and one raw
+		// block of 2000 bytes: arrow-go's own streaming decoder allocated
+		// 513 MiB of history for it.
+		hugeWindow := append(binary.LittleEndian.AppendUint32(nil, 0xfd2fb528), 0x00, 0x98)
+		h := 2000<<3 | 1 // raw, last
+		hugeWindow = append(hugeWindow, byte(h), byte(h>>8), byte(h>>16))
+		hugeWindow = append(hugeWindow, make([]byte, 2000)...)
 		cases := []struct {
 			name  string
 			codec compress.Codec
@@ -126,6 +133,7 @@ func TestParquetCodecsAreBounded(t *testing.T) {
 			{"zstd blocks beyond the page", zstd, 1000, zstdFrame(-1, 100, 100000), "more than the page's 1000"},
 			{"zstd not a frame", zstd, 1000, []byte("not zstd"), "no frame magic"},
 			{"zstd truncated", zstd, 1000, zstdFrame(1000, 1, 1000)[:10], "truncated"},
+			{"zstd window of 512 MiB", zstd, 1024, hugeWindow, "window"},
 		}
 		for _, c := range cases {
 			_, err, allocated := decodeOrPanic(c.codec, c.dst, c.src)
