@@ -268,7 +268,7 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, &Error{Code: CodeMalformed}) ||
 			errors.Is(err, &Error{Code: CodeTooLarge}) || errors.Is(err, &Error{Code: CodeVersion}) {
 			// Something that accepts and says nothing, or nothing of ours.
-			return 0, fmt.Errorf("no challenge from %v, which may not be a rendezvous server's port: %w", c.server, err)
+			return 0, fmt.Errorf("no challenge from %v (an overloaded server, or not a rendezvous server's port?): %w", c.server, err)
 		}
 		return 0, fmt.Errorf("waiting for the challenge: %w", err)
 	}

@@ -202,6 +202,6 @@ func TestJoinWrongService(t *testing.T) {
 		_, err := Join(ctx, addr, "j", 2, testSecret)
 		cancel()
 		require.Error(t, err, addr)
-		assert.ErrorContains(t, err, "may not be a rendezvous server's port", addr)
+		assert.ErrorContains(t, err, "not a rendezvous server's port?", addr)
 	}
 }
