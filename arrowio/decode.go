@@ -261,8 +261,16 @@ func (e *abortError) Error() string { return "the sender aborted the stream: " +
 // message could make the process try to allocate terabytes, which Go cannot survive.
 const maxDecodedBuffer = 1<<31 - 1 // an int on 32-bit platforms too
 
-// limitAllocator refuses (by a panic that the IPC reader turns into an error) allocations above max,
-// and negative ones (a damaged size prefix), which would otherwise corrupt a checked allocator's count.
+// LimitAllocator returns an allocator that allocates from mem but refuses, by a panic, any one
+// allocation above max bytes, and negative ones (a damaged size prefix, which would otherwise corrupt a
+// checked allocator's count). Readers of untrusted input (DecodeIPC, arrow-go's IPC and Parquet readers
+// under a recover) allocate through it so that a damaged length is an error, not an attempt to allocate
+// terabytes, which ends the process.
+func LimitAllocator(mem memory.Allocator, max int) memory.Allocator {
+	return limitAllocator{Allocator: mem, max: max}
+}
+
+// limitAllocator is LimitAllocator's allocator.
 type limitAllocator struct {
 	memory.Allocator
 	max int
@@ -280,6 +288,6 @@ func (a limitAllocator) Reallocate(size int, b []byte) []byte {
 
 func (a limitAllocator) check(size int) {
 	if size < 0 || size > a.max {
-		panic(fmt.Sprintf("a decoded buffer of %d bytes is outside the limit of 0..%d", size, a.max))
+		panic(fmt.Sprintf("an allocation of %d bytes is outside the limit of 0..%d (damaged input?)", size, a.max))
 	}
 }

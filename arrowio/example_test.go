@@ -207,3 +207,18 @@ func ExampleSetReceiveCache() {
 	// Output:
 	// 256 MiB by default
 }
+
+// A reader of untrusted bytes allocates through LimitAllocator: a damaged
+// length that asks for more than the limit is refused, as a panic the
+// reader recovers into an error, instead of allocating what it claims.
+func ExampleLimitAllocator() {
+	mem := arrowio.LimitAllocator(memory.NewGoAllocator(), 1<<20)
+	fmt.Println(len(mem.Allocate(1024)))
+	func() {
+		defer func() { fmt.Println("refused:", recover() != nil) }()
+		mem.Allocate(1 << 40)
+	}()
+	// Output:
+	// 1024
+	// refused: true
+}

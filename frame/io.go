@@ -286,29 +286,6 @@ func readLimit(size int64) int {
 	return max(minReadLimit, int(size)*readLimitRatio)
 }
 
-// limitAllocator refuses, with a panic that the readers turn into an error,
-// any allocation above max or below zero.
-type limitAllocator struct {
-	memory.Allocator
-	max int
-}
-
-func (a limitAllocator) Allocate(size int) []byte {
-	a.check(size)
-	return a.Allocator.Allocate(size)
-}
-
-func (a limitAllocator) Reallocate(size int, b []byte) []byte {
-	a.check(size)
-	return a.Allocator.Reallocate(size, b)
-}
-
-func (a limitAllocator) check(size int) {
-	if size < 0 || size > a.max {
-		panic(fmt.Sprintf("an allocation of %d bytes is outside the limit of 0..%d for this file (is it damaged?)", size, a.max))
-	}
-}
-
 // openSized opens a file and returns it with its size.
 func openSized(path string) (*os.File, int64, error) {
 	f, err := os.Open(path)
@@ -329,7 +306,7 @@ func readParquetFile(ctx context.Context, mem memory.Allocator, path string) (ar
 		return nil, err
 	}
 	defer f.Close()
-	return readParquet(ctx, limitAllocator{Allocator: mem, max: readLimit(size)}, f)
+	return readParquet(ctx, arrowio.LimitAllocator(mem, readLimit(size)), f)
 }
 
 // readParquet reads a Parquet file, turning arrow-go's panics on damaged
@@ -553,7 +530,7 @@ func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Ta
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, err
 	}
-	return decodeIPC(data, limitAllocator{Allocator: mem, max: readLimit(size)})
+	return decodeIPC(data, arrowio.LimitAllocator(mem, readLimit(size)))
 }
 
 func decodeIPC(data []byte, mem memory.Allocator) (_ arrow.Table, err error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/arrowio"
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
 )
@@ -75,7 +76,7 @@ func FuzzReadIPC(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		before := heapAllocs()
-		tbl, err := decodeIPC(data, limitAllocator{Allocator: mem, max: fuzzReadLimit})
+		tbl, err := decodeIPC(data, arrowio.LimitAllocator(mem, fuzzReadLimit))
 		require.Less(t, heapAllocs()-before, uint64(fuzzMaxAllocs), "allocated while reading")
 		if err != nil {
 			return
@@ -103,7 +104,7 @@ func FuzzReadParquet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		before := heapAllocs()
-		tbl, err := readParquet(context.Background(), limitAllocator{Allocator: mem, max: fuzzReadLimit}, bytes.NewReader(data))
+		tbl, err := readParquet(context.Background(), arrowio.LimitAllocator(mem, fuzzReadLimit), bytes.NewReader(data))
 		require.Less(t, heapAllocs()-before, uint64(fuzzMaxAllocs), "allocated while reading")
 		if err != nil {
 			return
