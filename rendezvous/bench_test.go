@@ -131,13 +131,7 @@ func stream(b *testing.B, src, dst net.Conn) {
 // relayPair sets up a relayed pair over the protocol and returns the two
 // relay connections, spliced by the server.
 func relayPair(b *testing.B, addr string) (net.Conn, net.Conn) {
-	a, c := dialRaw(b, addr), dialRaw(b, addr)
-	a.join("bench-relay", 2, 0)
-	c.join("bench-relay", 2, 1)
-	a.started()
-	c.started()
-	a.send(report{Peer: 1, Outcome: outcomeFailed})
-	va, vc := a.mustRecv().(verdict), c.mustRecv().(verdict)
+	_, _, va, vc := relayedPair(b, addr, "bench-relay")
 	key, _ := jobKey(testSecret, "bench-relay")
 	open := func(rank, peer int, ticket [nonceSize]byte) net.Conn {
 		r := dialRelayRaw(b, addr)

@@ -71,13 +71,7 @@ func TestResetMemberIsNotMalformed(t *testing.T) {
 // that its ticket is unknown.
 func TestRelayPartnerLate(t *testing.T) {
 	srv := startLoopServer(t, WithRelayTimeout(200*time.Millisecond))
-	a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	a.join("late", 2, 0)
-	b.join("late", 2, 1)
-	a.started()
-	b.started()
-	a.send(report{Peer: 1, Outcome: outcomeFailed})
-	va, vb := a.mustRecv().(verdict), b.mustRecv().(verdict)
+	_, _, va, vb := relayedPair(t, srv.addr, "late")
 	key, _ := jobKey(testSecret, "late")
 	hello := func(rank int, v verdict) relayHello {
 		rh := relayHello{Job: "late", Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
@@ -105,14 +99,7 @@ func TestRelayPartnerLate(t *testing.T) {
 func TestDoneMemberConnectionBounded(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	srv := startLoopServer(t, WithHandshakeTimeout(timeout), WithPingInterval(50*time.Millisecond))
-	a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	a.join("linger", 2, 0)
-	b.join("linger", 2, 1)
-	a.started()
-	b.started()
-	a.send(report{Peer: 1, Outcome: outcomeFailed})
-	a.mustRecv()
-	b.mustRecv()
+	a, b, _, _ := relayedPair(t, srv.addr, "linger")
 	a.send(done{})
 	b.send(done{})
 	require.Eventually(t, func() bool { return srv.Metrics().Jobs == 0 }, 5*time.Second, 10*time.Millisecond)

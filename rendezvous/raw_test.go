@@ -135,3 +135,18 @@ func (r *rawClient) started() (peers, start) {
 }
 
 var _ = io.EOF
+
+// relayedPair joins two raw members to job (world 2) and has rank 0 report
+// that its punch failed: the server decides relay for the pair and each
+// member gets its verdict (with its relay ticket).
+func relayedPair(t testing.TB, addr, job string) (a, b *rawClient, va, vb verdict) {
+	t.Helper()
+	a, b = dialRaw(t, addr), dialRaw(t, addr)
+	a.join(job, 2, 0)
+	b.join(job, 2, 1)
+	a.started()
+	b.started()
+	a.send(report{Peer: 1, Outcome: outcomeFailed})
+	va, vb = a.mustRecv().(verdict), b.mustRecv().(verdict)
+	return a, b, va, vb
+}

@@ -270,13 +270,7 @@ func TestJoinWrongSecret(t *testing.T) {
 // A replayed relay-hello is refused.
 func TestRelayProtocol(t *testing.T) {
 	srv := startLoopServer(t)
-	a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	a.join("relay", 2, 0)
-	b.join("relay", 2, 1)
-	a.started()
-	b.started()
-	a.send(report{Peer: 1, Outcome: outcomeFailed})
-	va, vb := a.mustRecv().(verdict), b.mustRecv().(verdict)
+	a, b, va, vb := relayedPair(t, srv.addr, "relay")
 	require.Equal(t, TierRelay, va.Tier)
 	require.Equal(t, TierRelay, vb.Tier)
 	require.NotEqual(t, va.Nonce, vb.Nonce)
@@ -330,13 +324,7 @@ func TestRelayProtocol(t *testing.T) {
 // gets a timeout error naming the partner.
 func TestRelayPartnerMissing(t *testing.T) {
 	srv := startLoopServer(t, WithRelayTimeout(200*time.Millisecond))
-	a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	a.join("alone", 2, 0)
-	b.join("alone", 2, 1)
-	a.started()
-	b.started()
-	a.send(report{Peer: 1, Outcome: outcomeFailed})
-	va := a.mustRecv().(verdict)
+	_, _, va, _ := relayedPair(t, srv.addr, "alone")
 	key, _ := jobKey(testSecret, "alone")
 	rh := relayHello{Job: "alone", Rank: 0, Peer: 1, Nonce: va.Nonce}
 	signRelay(key, &rh)
