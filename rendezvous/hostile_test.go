@@ -59,11 +59,13 @@ func TestResetMemberIsNotMalformed(t *testing.T) {
 	assert.Contains(t, e.Msg, "connection lost")
 	assert.Zero(t, srv.Metrics().Rejected[CodeMalformed])
 
-	// Closed after hello, before joining: nothing rejected either.
+	// Closed after hello, before joining: nothing rejected either (once
+	// the server has seen every connection end).
+	b.c.Close()
 	c := dialRaw(t, srv.addr)
 	c.hello()
 	c.c.Close()
-	time.Sleep(100 * time.Millisecond)
+	require.Eventually(t, func() bool { return srv.Metrics().Connections == 0 }, 10*time.Second, 5*time.Millisecond)
 	assert.Empty(t, srv.Metrics().Rejected)
 }
 
