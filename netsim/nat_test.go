@@ -440,6 +440,57 @@ func TestMappingExpiryTCP(t *testing.T) {
 	}
 }
 
+// A write through an expired mapping is lost, but what the peer had
+// received before the mapping expired stays readable (it was in its
+// socket's buffer); the peer, only reading, notices nothing else.
+func TestMappingExpiryKeepsReceivedData(t *testing.T) {
+	short := func(c NATConfig) NATConfig { c.TCPEstablishedTimeout = 10 * time.Minute; return c }
+	tests := []struct {
+		name         string
+		cfg          NATConfig
+		writerBehind bool // the host behind the NAT writes (else the public server does)
+	}{
+		{"router answers RST, host behind writes", short(LinuxMasquerade), true},
+		{"router answers RST, server writes", short(LinuxMasquerade), false},
+		{"router drops, host behind writes", short(HomeRouter), true},
+		{"router drops, server writes", short(HomeRouter), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bubble(t, func(t *testing.T, in *Internet) {
+				ctx := context.Background()
+				srv := must(in.AddHost(addr("203.0.113.10")))
+				nat := must(in.AddNAT(addr("198.51.100.1"), tt.cfg))
+				h := must(nat.AddHost(addr("198.18.0.2")))
+				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				defer ln.Close()
+				c := must(h.DialTCP(ctx, ap("0.0.0.0:0"), ap("203.0.113.10:80")))
+				defer c.Close()
+				s := must(ln.Accept())
+				defer s.Close()
+				w, r := c, s
+				if !tt.writerBehind {
+					w, r = s, c
+				}
+				_, err := w.Write([]byte("hello"))
+				require.NoError(t, err)
+				time.Sleep(11 * time.Minute)
+				require.Empty(t, nat.Mappings())
+				_, err = w.Write([]byte("lost"))
+				require.NoError(t, err, "the first write is accepted into the send buffer")
+
+				require.NoError(t, r.SetReadDeadline(time.Now().Add(time.Minute)))
+				buf := make([]byte, 16)
+				n, err := r.Read(buf)
+				require.NoError(t, err)
+				assert.Equal(t, "hello", string(buf[:n]))
+				_, err = r.Read(buf)
+				assert.ErrorIs(t, err, errDeadline, "nothing written after the expiry arrives")
+			})
+		})
+	}
+}
+
 func TestTransitoryTimeout(t *testing.T) {
 	// A SYN into a dropping NAT: the dialer's own NAT keeps the half-open
 	// session for the transitory timeout after the last retransmission.

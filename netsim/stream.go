@@ -372,7 +372,23 @@ func (s *stream) failWriter(err error) {
 	}
 }
 
-// setSink says where data goes once the reader is gone.
+// cutPath says where data written from now on goes when the path to a
+// reader that is still there dies (a NAT on it expired its mapping): data
+// written before, arrived or still on its way, stays readable.
+func (s *stream) cutPath(k sinkKind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sink == sinkNone {
+		s.sink = k
+	}
+	if s.wwait {
+		s.wwait = false
+		poke(s.wwake)
+	}
+}
+
+// setSink says where data goes once the reader is gone: what it had not
+// read is discarded.
 func (s *stream) setSink(k sinkKind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

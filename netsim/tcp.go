@@ -402,6 +402,8 @@ func (c *TCPConn) peerGone(kind sinkKind) {
 
 // pathDead handles a write that found a NAT session of the path expired:
 // the NAT drops the data, and answers it with RST if that is its policy.
+// What the peer had received before stays readable: it only notices
+// nothing more arrives.
 func (c *TCPConn) pathDead(s *session) {
 	in := c.in
 	in.mu.Lock()
@@ -415,5 +417,5 @@ func (c *TCPConn) pathDead(s *session) {
 		in.emit(Event{Kind: EventDrop, Node: n.name, Proto: "tcp", Src: c.local, Dst: c.remote,
 			Reason: "data for an expired mapping"})
 	}
-	c.tx.setSink(kind)
+	c.tx.cutPath(kind)
 }
