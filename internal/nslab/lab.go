@@ -57,6 +57,10 @@ type Lab struct {
 	used   map[netip.Addr]bool
 	ports  int // internet bridge ports created
 	closed bool
+	// adding counts the "ip netns add" calls in progress (added to under mu
+	// while !closed): Close waits for them, so that a namespace created
+	// while it runs is deleted with the others instead of left behind.
+	adding sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -129,18 +133,38 @@ func (l *Lab) addNamespace(ctx context.Context, node string) (string, error) {
 	}
 	l.nodes[node] = true
 	ns := l.id + "-" + node
+	l.adding.Add(1)
 	l.mu.Unlock()
 
-	if err := ip(ctx, "netns", "add", ns); err != nil {
-		return "", fmt.Errorf("nslab: node %s: %w", node, err)
+	err := ip(ctx, "netns", "add", ns)
+	if testHookNamespaceAdded != nil {
+		testHookNamespaceAdded(ns)
 	}
 	l.mu.Lock()
-	l.nss = append(l.nss, ns)
+	// An add cut short by the end of ctx may have created the namespace
+	// before ip was killed: Close deletes it if it is there.
+	if err == nil || ctx.Err() != nil && namespaceExists(ns) {
+		l.nss = append(l.nss, ns)
+	}
 	l.mu.Unlock()
+	l.adding.Done()
+	if err != nil {
+		return "", fmt.Errorf("nslab: node %s: %w", node, err)
+	}
 	if err := ipn(ctx, ns, "link", "set", "lo", "up"); err != nil {
 		return "", fmt.Errorf("nslab: node %s: %w", node, err)
 	}
 	return ns, nil
+}
+
+// testHookNamespaceAdded, if set (by tests), is called after each
+// "ip netns add" of a lab returns.
+var testHookNamespaceAdded func(ns string)
+
+// namespaceExists reports whether a named namespace ns exists.
+func namespaceExists(ns string) bool {
+	_, err := os.Stat(netnsDir + "/" + ns)
+	return err == nil
 }
 
 // claim reserves addr for one interface of the lab.
@@ -261,6 +285,12 @@ func (l *Lab) Close() error {
 func (l *Lab) close() error {
 	l.mu.Lock()
 	l.closed = true
+	l.mu.Unlock()
+	// No namespace is added from here on; wait for those being added (a
+	// test's goroutine still building the lab when a signal handler's
+	// CloseAll runs) so that they are deleted too.
+	l.adding.Wait()
+	l.mu.Lock()
 	nss := l.nss
 	l.nss = nil
 	l.mu.Unlock()
