@@ -136,7 +136,9 @@ func (j *job) begin() {
 		j.punchTimeout = j.s.cfg.punchTimeout
 	}
 	// A member's round trip is measured from the challenge to its join
-	// (bounded by the handshake timeout) and only ever lowered by pings;
+	// (bounded by the handshake timeout, and by the kernel's own smallest
+	// sample where the connection is an OS socket) and only ever lowered
+	// by pings;
 	// cap it all the same, so that the start time, too, stays within the
 	// server's configuration.
 	maxOWD = min(maxOWD, j.s.cfg.handshakeTimeout/2)

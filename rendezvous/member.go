@@ -84,6 +84,11 @@ func (s *Server) serveControl(c net.Conn) {
 		return
 	}
 	rtt := time.Since(sent)
+	if k := kernelRTT(c); k > 0 && k < rtt {
+		// The join may have been retransmitted, or the client slow to
+		// answer: one such sample would delay the whole job's start.
+		rtt = k
+	}
 	j, ok := msg.(join)
 	if !ok {
 		s.reject(c, &Error{Code: CodeBadRequest, Rank: -1, Msg: fmt.Sprintf("got %v, want join", msg.msgType())})

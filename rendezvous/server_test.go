@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -151,6 +152,30 @@ func TestServerRanksAndPeerTable(t *testing.T) {
 		assert.Equal(t, r.local(), e.Observed, "observed endpoint of member %d", i)
 		assert.Equal(t, []netip.AddrPort{r.local()}, e.Private)
 		assert.False(t, e.Public.IsValid())
+	}
+}
+
+// TestSlowJoinDoesNotDelayStart: a member that answers its challenge late
+// (a retransmitted join, or a client that was descheduled) must not hold
+// the whole job's punch back by half that delay. Over OS sockets the server
+// takes the kernel's own round trip, which the slow answer does not inflate.
+func TestSlowJoinDoesNotDelayStart(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the kernel's round-trip sample (TCP_INFO) is read on Linux only")
+	}
+	const late = 600 * time.Millisecond
+	srv := startLoopServer(t)
+	fast := dialRaw(t, srv.addr)
+	fast.join("slow-join", 2, 0)
+	slow := dialRaw(t, srv.addr)
+	slow.hello()
+	time.Sleep(late)
+	slow.send(slow.joinMsg("slow-join", 2, 1, testSecret))
+	_, ok := slow.mustRecv().(joined)
+	require.True(t, ok, "want joined")
+	for name, r := range map[string]*rawClient{"fast": fast, "slow": slow} {
+		_, st := r.started()
+		assert.Less(t, st.Delay, late/4, "%s member's start delay: the late join's %v counted as a round trip", name, late)
 	}
 }
 
