@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fnmesh/fnmesh/internal/nslab"
 )
 
 // The lab tests run this test binary inside namespaces as a small network
@@ -29,6 +32,10 @@ import (
 //	NSLAB_HELPER=wait NSLAB_TARGETS=ip:port NSLAB_TIMEOUT=10s
 //	    try to connect every 20 ms until it works ("ok", exit 0) or the
 //	    timeout passes (exit 1): waits for a server to listen.
+//	NSLAB_HELPER=lab
+//	    build a lab with one host, start "sleep 600" in it, print
+//	    "<pid of sleep> <lab ID>" and wait to be killed: a test process
+//	    that dies without closing its lab.
 const helperEnv = "NSLAB_HELPER"
 
 func helperMain(mode string) int {
@@ -45,9 +52,32 @@ func helperMain(mode string) int {
 			return helperWait(os.Getenv("NSLAB_TARGETS"), timeout)
 		}
 		return helperDial(os.Getenv("NSLAB_LOCAL"), strings.Split(os.Getenv("NSLAB_TARGETS"), ","), timeout)
+	case "lab":
+		return helperLab()
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+func helperLab() int {
+	ctx := context.Background()
+	lab, err := nslab.New(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	h, err := lab.AddHost(ctx, "h", netip.MustParseAddr("203.0.113.9"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err, lab.Close())
+		return 1
+	}
+	sleep := h.Command(ctx, "sleep", "600")
+	if err := sleep.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err, lab.Close())
+		return 1
+	}
+	fmt.Println(sleep.Process.Pid, lab.ID())
+	select {} // until killed
 }
 
 func helperServe(addrs []string) int {

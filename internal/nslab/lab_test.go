@@ -4,12 +4,14 @@ package nslab_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,4 +183,54 @@ func TestLabRejectsAddressesOutsideTheLab(t *testing.T) {
 	assert.ErrorContains(t, err, "within 198.18.0.0/15")
 	_, err = lab.AddHost(ctx, "Bad_Name", netip.MustParseAddr("203.0.113.60"))
 	assert.Error(t, err)
+}
+
+// TestLabProcessesDieWithTheTestProcess kills a process that built a lab and
+// started a program in it without closing the lab (a test binary killed, or
+// panicking on its -timeout): the program must not run on, and CleanStale
+// must then remove the lab's namespaces.
+func TestLabProcessesDieWithTheTestProcess(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	child := exec.CommandContext(ctx, exe)
+	child.Env = append(os.Environ(), "NSLAB_HELPER=lab")
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, child.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "lab helper")
+	var pid int
+	var id string
+	_, err = fmt.Sscan(line, &pid, &id)
+	require.NoError(t, err, "lab helper said %q", line)
+	t.Cleanup(func() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_, _ = nslab.CleanStale(context.Background(), nslab.DefaultPrefix)
+	})
+
+	require.NoError(t, child.Process.Kill())
+	_ = child.Wait()
+	assert.Eventually(t, func() bool { return !running(pid) }, 10*time.Second, 20*time.Millisecond,
+		"the program started in the lab runs on after the process that started it died")
+
+	gone, err := nslab.CleanStale(ctx, nslab.DefaultPrefix)
+	require.NoError(t, err)
+	assert.Contains(t, gone, id+"-inet")
+	assert.Contains(t, gone, id+"-h")
+}
+
+// running reports whether process pid exists and is not a zombie.
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself
+	// contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }

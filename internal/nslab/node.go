@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -37,10 +38,14 @@ func (h *Host) Router() *Router { return h.router }
 // Command returns a command that runs prog with args inside the host's
 // namespace (through "ip netns exec", which execs prog in place, so that the
 // process Cancel kills is prog itself). The context bounds the process: when
-// it ends, the process gets SIGTERM and, 2 s later, SIGKILL.
+// it ends, the process gets SIGTERM and, 2 s later, SIGKILL. The process is
+// also killed if the calling process dies first (a test binary killed, or
+// panicking on its -timeout, closes no lab): it gets SIGKILL when the thread
+// that started it exits.
 func (h *Host) Command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.ns, prog}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(sigterm) }
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 2 * time.Second
 	return cmd
 }
