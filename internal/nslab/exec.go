@@ -5,6 +5,8 @@ package nslab
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +33,13 @@ func Check(ctx context.Context) error {
 			return fmt.Errorf("nslab: %s not found: install iproute2 and nftables (scripts/install-test-deps.sh)", tool)
 		}
 	}
-	probe := fmt.Sprintf("%s-%d-probe", DefaultPrefix, os.Getpid())
+	// Unique per call: two Checks at once must not trip over (or delete)
+	// each other's probe.
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("nslab: random probe name: %w", err)
+	}
+	probe := fmt.Sprintf("%s-%d-%s-probe", DefaultPrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
 	if err := ip(ctx, "netns", "add", probe); err != nil {
 		return fmt.Errorf("nslab: cannot create a network namespace: %w", err)
 	}

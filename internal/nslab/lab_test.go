@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -233,4 +234,22 @@ func running(pid int) bool {
 	// contain spaces and parentheses.
 	i := bytes.LastIndexByte(stat, ')')
 	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+}
+
+// TestCheckConcurrently runs Check from several goroutines at once: each must
+// succeed (they used to share one probe namespace name, so all but one
+// failed with "File exists" and their tests would have skipped).
+func TestCheckConcurrently(t *testing.T) {
+	needLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { errs[i] = nslab.Check(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, "Check %d", i)
+	}
 }
