@@ -2,12 +2,12 @@
 # bench/mpi/run.sh: fnmesh's collectives side by side with Open MPI, on this
 # machine, in one run.
 #
-# Installs what it needs (Debian: openmpi-bin libopenmpi-dev iperf3; as root),
-# builds fnmesh and the OSU-method C harness (bench/mpi/osu.c), measures the
-# loopback TCP ceiling with iperf3, runs `fnmesh bench` and the harness under
-# mpirun (TCP on loopback) at each rank count, and prints the ratios of times
-# (fnmesh / Open MPI; <= 1.0: fnmesh at least as fast) per operation and size,
-# with the targets of issue 4.
+# Installs what it needs (Debian: openmpi-bin libopenmpi-dev gcc libc6-dev
+# iproute2 iperf3; as root), builds fnmesh and the OSU-method C harness
+# (bench/mpi/osu.c), measures the loopback TCP ceiling with iperf3, runs
+# `fnmesh bench` and the harness under mpirun (TCP on loopback) at each rank
+# count, and prints the ratios of times (fnmesh / Open MPI; <= 1.0: fnmesh at
+# least as fast) per operation and size, with the targets of issue 4.
 #
 # usage: bench/mpi/run.sh [-np "2 4"] [-repeat N] [-out DIR] [bench flags...]
 #   -repeat N runs each tool N times per rank count, alternating, and compares
@@ -65,6 +65,10 @@ done
 need=()
 command -v mpicc >/dev/null || need+=(openmpi-bin libopenmpi-dev)
 command -v mpirun >/dev/null || need+=(openmpi-bin)
+# mpicc calls gcc, which libopenmpi-dev does not depend on (only gfortran's
+# gcc-12); ss (iproute2) tells when the iperf3 server listens.
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v ss >/dev/null || need+=(iproute2)
 command -v iperf3 >/dev/null || need+=(iperf3)
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
