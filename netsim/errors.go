@@ -18,6 +18,9 @@ var ErrNetworkClosed = errors.New("netsim: network closed")
 // of one made by New, AddHost, AddNAT, ListenTCP, DialTCP or ListenUDP.
 var errInvalid = fmt.Errorf("netsim: use of a value not created by this package: %w", syscall.EINVAL)
 
+// errNilContext is the error of a socket call given a nil context.
+var errNilContext = fmt.Errorf("netsim: nil context: %w", syscall.EINVAL)
+
 // timeoutError is what a dial whose context deadline expired returns, like the
 // net package's: a net.Error with Timeout() true that also matches
 // context.DeadlineExceeded with errors.Is.

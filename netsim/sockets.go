@@ -18,6 +18,9 @@ func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listene
 	if h == nil || h.in == nil {
 		return nil, errInvalid
 	}
+	if ctx == nil {
+		return nil, opError("listen", "tcp", netip.AddrPort{}, laddr, errNilContext)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, opError("listen", "tcp", netip.AddrPort{}, laddr, ctxError(ctx))
 	}
@@ -148,6 +151,9 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 	if err != nil {
 		return nil, opError("dial", "tcp", laddr, raddr, err)
 	}
+	if ctx == nil {
+		return nil, opError("dial", "tcp", laddr, raddr, errNilContext)
+	}
 	if ctx.Err() != nil {
 		return nil, opError("dial", "tcp", laddr, raddr, ctxError(ctx))
 	}
@@ -211,6 +217,9 @@ func (h *Host) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.PacketC
 }
 
 func (h *Host) listenUDP(ctx context.Context, laddr netip.AddrPort) (*UDPConn, error) {
+	if ctx == nil {
+		return nil, opError("listen", "udp", netip.AddrPort{}, laddr, errNilContext)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, opError("listen", "udp", netip.AddrPort{}, laddr, ctxError(ctx))
 	}

@@ -478,6 +478,36 @@ func TestZeroValuesGiveErrors(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.EINVAL)
 }
 
+// A nil context is bad input: the socket calls report it, naming the
+// call, rather than panic.
+func TestNilContextIsAnError(t *testing.T) {
+	in := New()
+	defer in.Close()
+	h := must(in.AddHost(addr("203.0.113.10")))
+	var nilCtx context.Context
+	tests := []struct {
+		name string
+		call func() error
+		op   string
+	}{
+		{"DialTCP", func() error { _, err := h.DialTCP(nilCtx, netip.AddrPort{}, ap("203.0.113.11:80")); return err }, "dial"},
+		{"DialContext", func() error { _, err := h.DialContext(nilCtx, "tcp", "203.0.113.11:80"); return err }, "dial"},
+		{"ListenTCP", func() error { _, err := h.ListenTCP(nilCtx, netip.AddrPort{}); return err }, "listen"},
+		{"ListenUDP", func() error { _, err := h.ListenUDP(nilCtx, netip.AddrPort{}); return err }, "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = tt.call() })
+			require.ErrorIs(t, err, syscall.EINVAL)
+			assert.ErrorContains(t, err, "nil context")
+			var op *net.OpError
+			require.ErrorAs(t, err, &op)
+			assert.Equal(t, tt.op, op.Op)
+		})
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	for _, o := range []Option{WithTCPBuffer(0), WithTimeWait(-time.Second), WithDefaultLink(Link{Latency: -1})} {
 		in := New(o)
