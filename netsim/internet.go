@@ -311,12 +311,13 @@ func (in *Internet) addNAT(parent *NAT, addr netip.Addr, cfg NATConfig, opts []N
 		return nil, fmt.Errorf("netsim: one-to-one NAT %s cannot have a router behind it", parent.name)
 	}
 	n := &NAT{cfg: cfg}
-	a, err := in.newAttach(parent, addr, opts, n, "nat")
+	kind := "nat"
+	if !cfg.translates() {
+		kind = "router"
+	}
+	a, err := in.newAttach(parent, addr, opts, n, kind)
 	if err != nil {
 		return nil, err
-	}
-	if !cfg.translates() {
-		a.name = "router " + a.addr.String()
 	}
 	n.init(a, in.newRand())
 	in.nats = append(in.nats, n)

@@ -540,6 +540,51 @@ func TestNestedNAT(t *testing.T) {
 	})
 }
 
+// WithName names every kind of node, plain routers included; without it a
+// node is named by its kind and address (and its parent's address).
+func TestNodeNames(t *testing.T) {
+	in := New()
+	defer in.Close()
+	cgn := must(in.AddNAT(addr("198.51.100.2"), CarrierGrade))
+	host := func(a netip.Addr, o ...NodeOption) (string, error) {
+		h, err := in.AddHost(a, o...)
+		return h.Name(), err
+	}
+	nat := func(parent *NAT, cfg NATConfig) func(netip.Addr, ...NodeOption) (string, error) {
+		return func(a netip.Addr, o ...NodeOption) (string, error) {
+			var n *NAT
+			var err error
+			if parent == nil {
+				n, err = in.AddNAT(a, cfg, o...)
+			} else {
+				n, err = parent.AddNAT(a, cfg, o...)
+			}
+			return n.Name(), err
+		}
+	}
+	tests := []struct {
+		name         string
+		add          func(netip.Addr, ...NodeOption) (string, error)
+		plain, named string // addresses of a node added without and with WithName
+		def          string // the default name of the first
+	}{
+		{"public host", host, "203.0.113.1", "203.0.113.2", "host 203.0.113.1"},
+		{"NAT", nat(nil, HomeRouter), "198.51.100.3", "198.51.100.4", "nat 198.51.100.3"},
+		{"plain router", nat(nil, None), "198.51.100.5", "198.51.100.6", "router 198.51.100.5"},
+		{"plain router behind a NAT", nat(cgn, None), "100.64.0.5", "100.64.0.6", "router 100.64.0.5@198.51.100.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.add(addr(tt.plain))
+			require.NoError(t, err)
+			assert.Equal(t, tt.def, got)
+			got, err = tt.add(addr(tt.named), WithName("edge"))
+			require.NoError(t, err)
+			assert.Equal(t, "edge", got)
+		})
+	}
+}
+
 func TestPlainRouterAndOneToOne(t *testing.T) {
 	bubble(t, func(t *testing.T, in *Internet) {
 		ctx := context.Background()
