@@ -143,7 +143,7 @@ func STUNResponse(req []byte, from netip.AddrPort) ([]byte, error) {
 // ServeSTUNPacket answers STUN Binding requests that arrive on pc until ctx
 // ends (it then returns nil) or reading fails (it returns that error, e.g.
 // net.ErrClosed if pc was closed). Datagrams that are not STUN requests are
-// dropped. pc stays open.
+// dropped. pc stays open, its read deadline cleared.
 func ServeSTUNPacket(ctx context.Context, pc net.PacketConn) error {
 	switch {
 	case ctx == nil:
@@ -151,8 +151,17 @@ func ServeSTUNPacket(ctx context.Context, pc net.PacketConn) error {
 	case pc == nil:
 		return errors.New("STUN server: nil packet connection")
 	}
-	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(aLongTimeAgo) })
-	defer stop()
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = pc.SetReadDeadline(aLongTimeAgo)
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired // the deadline in the past is set: clear it after
+		}
+		_ = pc.SetReadDeadline(time.Time{})
+	}()
 	buf := make([]byte, MaxSTUNMessage)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -342,7 +351,7 @@ func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPo
 // DiscoverPacket runs a STUN Binding transaction with stunServer over the
 // open UDP socket pc, retransmitting as DiscoverUDP does, and returns the
 // reflexive endpoint the server saw. Datagrams from elsewhere, and answers to
-// other transactions, are ignored. pc stays open.
+// other transactions, are ignored. pc stays open, its read deadline cleared.
 func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP to %v: %w", stunServer, err)
@@ -364,16 +373,19 @@ func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.Add
 	// overriding it with the next retransmission's.
 	var mu sync.Mutex
 	cancelled := false
+	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
 		mu.Lock()
 		defer mu.Unlock()
 		cancelled = true
 		_ = pc.SetReadDeadline(aLongTimeAgo)
 	})
 	defer func() {
-		if stop() {
-			_ = pc.SetReadDeadline(time.Time{})
+		if !stop() {
+			<-fired // the deadline in the past is set: clear it after
 		}
+		_ = pc.SetReadDeadline(time.Time{})
 	}()
 	setDeadline := func(t time.Time) bool {
 		mu.Lock()

@@ -2,6 +2,8 @@ package punch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -211,6 +213,64 @@ func TestReadSTUNMessage(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tt.in, got)
+		})
+	}
+}
+
+// The UDP STUN calls leave their socket usable when they end, by the end
+// of their context too: a server can serve again and a client can read,
+// without a read deadline in the past left behind.
+func TestSTUNPacketCallsLeaveSocketUsable(t *testing.T) {
+	silent := netip.MustParseAddrPort("127.0.0.1:9") // nothing answers (discard)
+	tests := []struct {
+		name string
+		run  func(ctx context.Context, pc net.PacketConn) error
+		end  func(cancel context.CancelFunc) // how the call's context ends
+	}{
+		{"ServeSTUNPacket, cancelled", func(ctx context.Context, pc net.PacketConn) error {
+			return ServeSTUNPacket(ctx, pc)
+		}, func(cancel context.CancelFunc) { time.Sleep(20 * time.Millisecond); cancel() }},
+		{"DiscoverPacket, cancelled", func(ctx context.Context, pc net.PacketConn) error {
+			_, err := DiscoverPacket(ctx, pc, silent)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}, func(cancel context.CancelFunc) { time.Sleep(20 * time.Millisecond); cancel() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer pc.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- tt.run(ctx, pc) }()
+			tt.end(cancel)
+			require.NoError(t, <-done)
+
+			// The socket reads the next datagram (no deadline of ours set).
+			got := make(chan error, 1)
+			go func() {
+				buf := make([]byte, 16)
+				n, _, err := pc.ReadFrom(buf)
+				if err == nil && string(buf[:n]) != "ping" {
+					err = fmt.Errorf("read %q", buf[:n])
+				}
+				got <- err
+			}()
+			c, err := net.Dial("udp", pc.LocalAddr().String())
+			require.NoError(t, err)
+			defer c.Close()
+			_, err = c.Write([]byte("ping"))
+			require.NoError(t, err)
+			select {
+			case err := <-got:
+				require.NoError(t, err)
+			case <-time.After(2 * time.Second):
+				t.Fatal("no datagram read within 2 s")
+			}
 		})
 	}
 }
