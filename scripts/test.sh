@@ -11,6 +11,10 @@ scripts/install-test-deps.sh || { echo "FAIL: installing test dependencies"; exi
 status=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Ctrl-C reaches the running go test too, which exits 1 rather than dying of
+# the signal (go and the lab tests' handler clean up first), so bash would
+# take it as handled and go on with the next package: stop here instead.
+trap 'echo "INTERRUPTED"; exit 130' INT TERM
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
