@@ -16,7 +16,10 @@
 // labs never collide and CleanStale can remove what a killed test process
 // left behind (namespaces whose pid is no longer running). Close removes
 // every namespace of a lab, and with it every veth, bridge and nftables rule
-// in them, after killing the processes still running inside.
+// in them, after killing the processes still running inside; it also
+// removes a namespace being added while it runs. Programs started with
+// Host.Command die with the process that started them, so a test binary
+// killed or timing out leaves only namespaces, for CleanStale.
 //
 // Building a lab needs root, the ip command (iproute2) and nft (nftables);
 // Check says why a machine cannot. The package is internal: it exists for the
