@@ -35,6 +35,10 @@ func main() {
 	size := flag.Int("size", 8, "message size in bytes")
 	peer := flag.String("peer", "", "internal: run as the echoing peer, connecting to this address")
 	flag.Parse()
+	if *iters < 1 || *size < 1 {
+		fmt.Fprintln(os.Stderr, "pingpong: -iters and -size must be at least 1")
+		os.Exit(2)
+	}
 	modes := flag.Args()
 	if len(modes) == 0 {
 		modes = []string{"direct", "handoff", "spin"}
