@@ -38,7 +38,11 @@ func TestMain(m *testing.M) {
 		if err := nslab.CloseAll(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
-		os.Exit(130)
+		code := 130 // 128 + the signal's number, as a shell reports it
+		if s == syscall.SIGTERM {
+			code = 143
+		}
+		os.Exit(code)
 	}()
 	os.Exit(m.Run())
 }
