@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -89,8 +90,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if *scaling != "weak" && *scaling != "strong" {
-		log.Fatalf("-scaling must be weak or strong, not %q", *scaling)
+	if err := checkFlags(counts, *rows, *scaling, *uniqueness, *reps, *par, *ceilingMB); err != nil {
+		log.Fatal(err)
 	}
 	ctx := context.Background()
 
@@ -128,7 +129,10 @@ func main() {
 		printRun(rep.Runs[len(rep.Runs)-1])
 	}
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(rep, "", "  ")
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			log.Fatalf("-json: %v", err)
+		}
 		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
 			log.Fatal(err)
 		}
@@ -139,6 +143,29 @@ func main() {
 		}
 		fmt.Println("plot:", *plotOut)
 	}
+}
+
+// checkFlags rejects settings that would make no sense as a benchmark: a
+// worker count, rows or reps below one, a key uniqueness that is not a
+// positive number.
+func checkFlags(counts []int, rows int, scaling string, uniqueness float64, reps, par, ceilingMB int) error {
+	switch {
+	case scaling != "weak" && scaling != "strong":
+		return fmt.Errorf("-scaling must be weak or strong, not %q", scaling)
+	case rows < 1:
+		return fmt.Errorf("-rows %d: want at least 1", rows)
+	case scaling == "strong" && rows < counts[len(counts)-1]:
+		return fmt.Errorf("-rows %d: strong scaling wants at least one row per worker (%d workers)", rows, counts[len(counts)-1])
+	case !(uniqueness > 0) || math.IsInf(uniqueness, 0):
+		return fmt.Errorf("-uniqueness %v: want a positive number", uniqueness)
+	case reps < 1:
+		return fmt.Errorf("-reps %d: want at least 1", reps)
+	case par < 0:
+		return fmt.Errorf("-par %d: want 0 (GOMAXPROCS) or more", par)
+	case ceilingMB < 0:
+		return fmt.Errorf("-ceiling-mb %d: want 0 (skip) or more", ceilingMB)
+	}
+	return nil
 }
 
 func parseCounts(s string) ([]int, error) {
@@ -198,7 +225,10 @@ func runJob(ctx context.Context, addr string, w int, base workerArgs) (*workerRe
 	for r := range w {
 		args := base
 		args.Rendezvous, args.Job, args.Secret, args.World, args.Rank = addr, job, benchSecret, w, r
-		a, _ := json.Marshal(args)
+		a, err := json.Marshal(args)
+		if err != nil {
+			return nil, fmt.Errorf("worker %d: arguments: %w", r, err)
+		}
 		cmd := exec.CommandContext(ctx, exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(a))
 		stdout, err := cmd.StdoutPipe()
