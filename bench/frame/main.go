@@ -33,10 +33,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fnmesh/fnmesh/rendezvous"
@@ -93,7 +95,10 @@ func main() {
 	if err := checkFlags(counts, *rows, *scaling, *uniqueness, *reps, *par, *ceilingMB); err != nil {
 		log.Fatal(err)
 	}
-	ctx := context.Background()
+	// Interrupted, the driver stops its workers (exec.CommandContext) before
+	// it exits; killed, it takes them with it (dieWithParent).
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 
 	rep := report{Scaling: *scaling, Uniqueness: *uniqueness, Date: time.Now().UTC().Format(time.RFC3339)}
 	if *ceilingMB > 0 {
@@ -123,6 +128,9 @@ func main() {
 			CPUProfile: *cpuProfile, Par: *par, NoChecksum: !*checksum, CeilingBytes: int64(*ceilingMB) << 20,
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				log.Fatalf("%d workers: interrupted: %v", w, err)
+			}
 			log.Fatalf("%d workers: %v", w, err)
 		}
 		rep.Runs = append(rep.Runs, summarize(res, rep.Ceiling))
@@ -206,38 +214,47 @@ var benchSecret []byte
 
 var jobSeq int
 
+// workerFailGrace is how long the other workers of a job have to end on
+// their own once one has failed before they are stopped.
+const workerFailGrace = 5 * time.Second
+
 // runJob starts w worker processes (this binary again) and returns rank 0's
-// result.
+// result. The workers are stopped when ctx ends, when one of them could not
+// be started, and workerFailGrace after one of them failed.
 func runJob(ctx context.Context, addr string, w int, base workerArgs) (*workerResult, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	jobSeq++
 	job := fmt.Sprintf("frame-bench-%d-%d", os.Getpid(), jobSeq)
 	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		out    []byte
-		errs   []error
-		stderr bytes.Buffer
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		out      []byte
+		errs     []error
+		stderr   bytes.Buffer
+		stopRest *time.Timer
 	)
-	for r := range w {
+	start := func(r int) error {
 		args := base
 		args.Rendezvous, args.Job, args.Secret, args.World, args.Rank = addr, job, benchSecret, w, r
 		a, err := json.Marshal(args)
 		if err != nil {
-			return nil, fmt.Errorf("worker %d: arguments: %w", r, err)
+			return fmt.Errorf("worker %d: arguments: %w", r, err)
 		}
 		cmd := exec.CommandContext(ctx, exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(a))
+		dieWithParent(cmd)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("worker %d: %w", r, err)
 		}
 		cmd.Stderr = &lockedWriter{mu: &mu, w: &stderr}
 		if err := cmd.Start(); err != nil {
-			return nil, err
+			return fmt.Errorf("starting worker %d: %w", r, err)
 		}
 		wg.Add(1)
 		go func() {
@@ -248,13 +265,27 @@ func runJob(ctx context.Context, addr string, w int, base workerArgs) (*workerRe
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("worker %d: %w", r, err))
+				if stopRest == nil {
+					stopRest = time.AfterFunc(workerFailGrace, cancel)
+				}
 			}
 			if r == 0 {
 				out = b
 			}
 		}()
+		return nil
+	}
+	for r := range w {
+		if err := start(r); err != nil {
+			cancel() // the workers started so far
+			wg.Wait()
+			return nil, err
+		}
 	}
 	wg.Wait()
+	if stopRest != nil {
+		stopRest.Stop()
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%v\n%s", errs, stderr.String())
 	}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// childPIDs lists the children of pid (from every thread's children file).
+func childPIDs(pid int) []int {
+	var out []int
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(s); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// alive reports whether pid still runs (a zombie counts as gone).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// The workers end with the driver, whether it is interrupted (SIGINT,
+// SIGTERM) or killed: they used to run their whole job to the end,
+// orphaned, loading the machine the next run measured on.
+func TestWorkersEndWithTheDriver(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the benchmark and starts worker processes; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc to find the worker processes")
+	}
+	bin := filepath.Join(t.TempDir(), "framebench")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			// Enough reps that the job is still running when the signal comes.
+			cmd := exec.CommandContext(ctx, bin, "-workers", "2", "-rows", "200000", "-reps", "1000",
+				"-groupby=false", "-ceiling-mb", "0")
+			require.NoError(t, cmd.Start())
+			var kids []int
+			for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
+				time.Sleep(50 * time.Millisecond)
+				kids = childPIDs(cmd.Process.Pid)
+			}
+			require.Len(t, kids, 2, "two workers started")
+			time.Sleep(500 * time.Millisecond)
+			require.NoError(t, cmd.Process.Signal(sig))
+			err := cmd.Wait()
+			assert.Error(t, err, "the driver reports the interruption")
+			deadline := time.Now().Add(10 * time.Second)
+			for _, k := range kids {
+				for alive(k) && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+				if !assert.False(t, alive(k), "worker %d ended with the driver", k) {
+					_ = syscall.Kill(k, syscall.SIGKILL)
+				}
+			}
+		})
+	}
+}
