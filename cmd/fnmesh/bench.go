@@ -134,6 +134,7 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 		cmd.Stdout = &prefixWriter{out: out, prefix: fmt.Sprintf("worker %d: ", i)}
 		cmd.Stderr = cmd.Stdout
 		cmd.WaitDelay = 5 * time.Second
+		dieWithParent(cmd)
 		err = cmd.Start()
 		w.Close()
 		if err != nil {

@@ -72,3 +72,48 @@ func TestBenchWorkerKilled(t *testing.T) {
 		assert.Error(t, syscall.Kill(k, 0), "worker %d is gone", k)
 	}
 }
+
+// A bench killed outright (it cannot stop its workers itself then) takes
+// its workers with it: they used to run on, orphaned, until their -timeout.
+func TestBenchParentKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes over loopback TCP; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc to find the worker processes")
+	}
+	bin := buildFnmesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "2", "-ops", "allgather", "-min", "1", "-max", "1K",
+		"-iters", "1000000", "-progress=false", "-timeout", "90s")
+	require.NoError(t, cmd.Start())
+	var kids []int
+	for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		kids = childPIDs(cmd.Process.Pid)
+	}
+	require.Len(t, kids, 2, "two workers started")
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, k := range kids {
+		for processAlive(k) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !assert.False(t, processAlive(k), "worker %d ended with the bench", k) {
+			_ = syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+}
+
+// processAlive reports whether pid still runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
