@@ -75,9 +75,9 @@ func summarize(res *workerResult, c ceiling) run {
 	if r.Ceiling.BytesPerSec > 0 {
 		ref = r.Ceiling.BytesPerSec
 	}
-	r.Join = best(res.Join, 2*int64(res.Total), ref)
-	r.GroupBy = best(res.GroupBy, int64(res.Total), ref)
-	r.Shuffle = best(res.Shuffle, int64(res.Total), ref)
+	r.Join = best(res.Join, 2*int64(res.Total), ref, false)
+	r.GroupBy = best(res.GroupBy, int64(res.Total), ref, false)
+	r.Shuffle = best(res.Shuffle, int64(res.Total), ref, true)
 	return r
 }
 
@@ -108,7 +108,10 @@ func bestCeiling(reps [][]rawSample) workerCeiling {
 
 // best picks the rep with the shortest total and reports its slowest rank
 // per phase; inputRows is the rows the operator reads over all ranks.
-func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
+// perRankRows says that each rank's OutRows counts its own output rows only
+// (the exchange alone), which are then summed, rather than every rank's
+// (an operator's result, counted by Frame.Count).
+func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64, perRankRows bool) opStats {
 	var out opStats
 	var rates []float64
 	for i, ranks := range reps {
@@ -120,7 +123,11 @@ func best(reps [][]phaseTimes, inputRows int64, ceilingBps float64) opStats {
 			s.PartitionSec = max(s.PartitionSec, pt.Partition.Seconds())
 			s.ExchangeSec = max(s.ExchangeSec, pt.Exchange.Seconds())
 			s.LocalSec = max(s.LocalSec, pt.Local.Seconds())
-			s.OutRows = pt.OutRows
+			if perRankRows {
+				s.OutRows += pt.OutRows
+			} else {
+				s.OutRows = pt.OutRows
+			}
 			if pt.Exchange > 0 {
 				bps += float64(pt.Bytes) / pt.Exchange.Seconds()
 			}

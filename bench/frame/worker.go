@@ -54,7 +54,7 @@ type phaseTimes struct {
 	Exchange  time.Duration `json:"exchange"`  // the all-to-all exchanges
 	Local     time.Duration `json:"local"`     // local join or aggregation, with materialisation
 	Bytes     int64         `json:"bytes"`     // Arrow bytes this rank sent
-	OutRows   int64         `json:"out_rows"`  // result rows over all ranks
+	OutRows   int64         `json:"out_rows"`  // result rows over all ranks (the exchange alone: this rank's)
 	CPU       time.Duration `json:"cpu"`       // user+system CPU time of this rank's process in the run
 	MaxRSS    int64         `json:"max_rss"`   // the process's peak resident memory so far, bytes
 }
@@ -302,7 +302,7 @@ func runWorker(args workerArgs) error {
 			if err != nil {
 				return fmt.Errorf("shuffle: %w", err)
 			}
-			pt := phaseTimes{Exchange: time.Since(t0), CPU: cpuTime() - c0, Bytes: bytes}
+			pt := phaseTimes{Exchange: time.Since(t0), CPU: cpuTime() - c0, Bytes: bytes, MaxRSS: maxRSS()}
 			pt.Total = pt.Exchange
 			for _, t := range recv {
 				pt.OutRows += t.NumRows()
