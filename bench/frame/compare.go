@@ -22,7 +22,8 @@ type duckResult struct {
 
 // compare prints fnmesh's largest run beside DuckDB's run on the same data,
 // and the exchange against the loopback ceilings (iperf3's in bytes/s, if
-// measured).
+// measured). It fails when the two engines' results have different row
+// counts.
 func compare(framePath, duckPath string, iperfBps float64) error {
 	var rep report
 	var duck duckResult
@@ -60,8 +61,12 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 		fmt.Printf("CPU seconds (all ranks / all threads; robust to a busy machine): join %.2f vs %.2f (%.2fx), groupby %.2f vs %.2f (%.2fx)\n",
 			r.Join.CPUSec, duck.JoinCPU, r.Join.CPUSec/duck.JoinCPU, r.GroupBy.CPUSec, duck.GroupByCPU, r.GroupBy.CPUSec/duck.GroupByCPU)
 	}
+	// The engines must agree on the result before their times mean anything.
+	var differ error
 	if r.Join.OutRows != duck.JoinRows || (r.GroupBy.OutRows != 0 && r.GroupBy.OutRows != duck.GroupByRows) {
-		fmt.Println("WARNING: the result row counts differ")
+		differ = fmt.Errorf("the result row counts differ: join %d (fnmesh) vs %d (DuckDB), group-by %d vs %d",
+			r.Join.OutRows, duck.JoinRows, r.GroupBy.OutRows, duck.GroupByRows)
+		fmt.Println("FAILED:", differ)
 	}
 	ex := r.Shuffle.ExchangeBps
 	fmt.Printf("\n== shuffle exchange alone: %.0f MB/s sent per rank (%.0f MB/s within the join, where it also waits for the slower rank's partitioning)\n",
@@ -91,5 +96,5 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 	if iperfBps > 0 {
 		fmt.Printf("  iperf3 loopback, one stream one way: %.0f MB/s -> %.0f%%\n", iperfBps/1e6, 100*ex/iperfBps)
 	}
-	return nil
+	return differ
 }
