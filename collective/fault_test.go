@@ -414,3 +414,57 @@ func TestFailureReachesEveryRank(t *testing.T) {
 		assert.NoError(t, comms[0].Err(), "a clean close is not a failure")
 	})
 }
+
+// TestHalfFrameEndedAfterHalt: a receiver whose context ends in the middle
+// of its own frame, after the communicator failed on another goroutine
+// (halt, which ends a half-read frame only when nobody holds the read
+// token, ran while this receiver held it), must still return: the frame it
+// leaves behind is ended when it gives the token up. RecvInto used to wait
+// forever for a request that nobody would complete.
+func TestHalfFrameEndedAfterHalt(t *testing.T) {
+	a, raw := net.Pipe()
+	defer raw.Close()
+	c, err := New(1, []net.Conn{a, nil})
+	require.NoError(t, err)
+	defer c.Close()
+	l := c.links[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := make(chan error, 1)
+	go func() {
+		_, err := c.RecvInto(ctx, 0, 5, make([]byte, 1<<20))
+		res <- err
+	}()
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		s := l.slots[key{worldID, 5}]
+		return s != nil && s.waiters.len() == 1
+	}, 5*time.Second, time.Millisecond)
+	time.Sleep(10 * time.Millisecond) // the receiver reads, or sleeps while the drain does
+	// A frame for nobody: a drain that holds the token hands it to the
+	// sleeping receiver after it; a receiver that holds it queues it.
+	_, err = raw.Write(fuzzFrame(worldID, 6, []byte("x"), flagPayload))
+	require.NoError(t, err)
+	// The receiver reads the header and the start of its payload, then
+	// waits for the rest (a pipe's Write returns once all was read).
+	frame := fuzzFrame(worldID, 5, make([]byte, 1<<20), 0)
+	_, err = raw.Write(frame[:hdrLen+1000])
+	require.NoError(t, err)
+	// Another goroutine's failure halts the link; its abort frame waits up
+	// to abortWait for the pipe (nobody reads raw), so the conn stays open
+	// meanwhile, and the receiver's context ends in that window.
+	go c.t.fail(errors.New("another call failed"))
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.err != nil
+	}, 5*time.Second, 50*time.Microsecond)
+	cancel()
+	select {
+	case err := <-res:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("RecvInto still waits 5 s after its context ended")
+	}
+}

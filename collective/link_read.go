@@ -212,9 +212,15 @@ func (l *link) readFailed(err error) {
 	}
 }
 
-// release gives the read token up; l.mu must be held.
+// release gives the read token up; l.mu must be held. A frame left half
+// read (its holder's context ended, or a pump found the socket empty) after
+// the link was halted is ended here: halt could not, the token being held,
+// and nobody will read the link again.
 func (l *link) release() {
 	l.reading = false
+	if l.err != nil && l.cur.active {
+		l.cur.abort(l.err)
+	}
 	l.freeAt = time.Now()
 	l.ensureReader()
 }
