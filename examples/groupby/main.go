@@ -49,7 +49,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	err := run(os.Args[1:], os.Stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h: the flag package printed the flags.
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "groupby:", err)
 		os.Exit(1)
 	}

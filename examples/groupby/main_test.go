@@ -125,3 +125,20 @@ func TestUsageErrors(t *testing.T) {
 		require.Error(t, run(args, &bytes.Buffer{}), "args %q", args)
 	}
 }
+
+// -h prints the flags and exits 0 (it used to add "groupby: flag: help
+// requested" and exit 1).
+func TestHelp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, arg := range []string{"-h", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, os.Args[0], arg)
+			cmd.Env = append(os.Environ(), asMainEnv+"=1")
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			require.Contains(t, string(out), "-rendezvous")
+			require.NotContains(t, string(out), "help requested")
+		})
+	}
+}
