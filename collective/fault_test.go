@@ -468,3 +468,29 @@ func TestHalfFrameEndedAfterHalt(t *testing.T) {
 		t.Fatal("RecvInto still waits 5 s after its context ended")
 	}
 }
+
+// TestAbortFrameUnderSmallFrameLimit: an abort frame is bounded by
+// abortMax, not by WithMaxFrame, so a peer with a small frame limit still
+// hears why a rank failed (ErrPeerFailed), instead of ErrFrameTooLarge for
+// an error text longer than the limit.
+func TestAbortFrameUnderSmallFrameLimit(t *testing.T) {
+	for _, kind := range []meshKind{tcpMesh, pipeKind} {
+		t.Run(string(kind), func(t *testing.T) {
+			comms := newComms(t, kind, 2, WithMaxFrame(16))
+			res := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				_, err := comms[0].Recv(ctx, 1, 9)
+				res <- err
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			require.ErrorIs(t, comms[1].Barrier(ctx), context.DeadlineExceeded)
+			err := <-res
+			require.ErrorIs(t, err, ErrPeerFailed)
+			assert.NotErrorIs(t, err, ErrFrameTooLarge)
+			assert.Contains(t, err.Error(), "rank 1: barrier: context deadline exceeded")
+		})
+	}
+}

@@ -89,7 +89,10 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 		flags:   b[3],
 		payload: binary.LittleEndian.Uint32(b[24:]),
 	}
-	if h.n > maxFrame {
+	// An abort frame is bounded by abortMax, not by the limit: a peer
+	// whose limit is below its error's text must still be heard (readAbort
+	// reads at most abortMax bytes of it).
+	if h.n > maxFrame && h.flags&flagAbort == 0 {
 		return header{}, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrameTooLarge, h.n, maxFrame)
 	}
 	return h, nil
