@@ -350,6 +350,25 @@ func sameValues[T collective.Number](got, want []T) error {
 	return nil
 }
 
+// cloneBlocks copies every rank's input for one row: the ranks of the demo
+// share this process, so a collective that wrote into a caller's buffer
+// would otherwise change the oracle it is checked against.
+func cloneBlocks[T any](in [][]T) [][]T {
+	out := make([][]T, len(in))
+	for r := range in {
+		out[r] = slices.Clone(in[r])
+	}
+	return out
+}
+
+// kept checks that a collective left its caller's input as it was.
+func kept[T comparable](mine, orig []T) error {
+	if !slices.Equal(mine, orig) {
+		return fmt.Errorf("the collective changed this rank's input buffer")
+	}
+	return nil
+}
+
 // collBarrier checks the barrier's one promise: no rank leaves it before
 // every rank has entered it.
 func collBarrier(p int) collCase {
@@ -372,13 +391,17 @@ func collBcast(g *collGen, p, n, root int) collCase {
 	data := g.bytes(n)
 	return collCase{op: collective.OpBcast, data: fmt.Sprintf("%s from rank %d", humanBytes(int64(n)), root),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := bytes.Clone(data)
 			return func(ctx context.Context, c *collective.Comm) error {
 				var in []byte
 				if c.Rank() == root {
-					in = data
+					in = mine
 				}
 				got, err := c.Bcast(ctx, root, in)
 				if err != nil {
+					return err
+				}
+				if err := kept(mine, data); err != nil {
 					return err
 				}
 				return sameBytes("result", got, data)
@@ -400,11 +423,14 @@ func collGather(g *collGen, p, n, root int) collCase {
 	return collCase{op: collective.OpGather,
 		data: fmt.Sprintf("%s to rank %d, %s per rank", humanBytes(int64(sumInts(sizes))), root, sizeRange(sizes)),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
-				got, err := c.Gather(ctx, root, in[c.Rank()])
+				got, err := c.Gather(ctx, root, mine[c.Rank()])
 				switch {
 				case err != nil:
 					return err
+				case !slices.Equal(mine[c.Rank()], in[c.Rank()]):
+					return kept(mine[c.Rank()], in[c.Rank()]) // the caller's buffer is the caller's
 				case c.Rank() != root && got != nil:
 					return fmt.Errorf("a result off the root")
 				case c.Rank() != root:
@@ -429,14 +455,20 @@ func collScatter(g *collGen, p, n, root int) collCase {
 	return collCase{op: collective.OpScatter,
 		data: fmt.Sprintf("%s from rank %d, %s per rank", humanBytes(int64(sumInts(sizes))), root, sizeRange(sizes)),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(parts)
 			return func(ctx context.Context, c *collective.Comm) error {
 				var in [][]byte
 				if c.Rank() == root {
-					in = parts
+					in = mine
 				}
 				got, err := c.Scatter(ctx, root, in)
 				if err != nil {
 					return err
+				}
+				if c.Rank() == root {
+					if err := sameBlocks("the root's input after the call", mine, parts); err != nil {
+						return err
+					}
 				}
 				return sameBytes("result", got, parts[c.Rank()])
 			}
@@ -459,9 +491,13 @@ func collAllgather(g *collGen, p, n int) collCase {
 	return collCase{op: collective.OpAllgather,
 		data: fmt.Sprintf("%s, %s per rank", humanBytes(int64(sumInts(sizes))), sizeRange(sizes)),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
-				got, err := c.Allgather(ctx, in[c.Rank()])
+				got, err := c.Allgather(ctx, mine[c.Rank()])
 				if err != nil {
+					return err
+				}
+				if err := kept(mine[c.Rank()], in[c.Rank()]); err != nil {
 					return err
 				}
 				return sameBlocks("result", got, in)
@@ -479,10 +515,14 @@ func collAlltoall(g *collGen, p, n int) collCase {
 	return collCase{op: collective.OpAlltoall,
 		data: fmt.Sprintf("%s per rank, %s per pair", humanBytes(int64(p*block)), humanBytes(int64(block))),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
 				r := c.Rank()
-				got, err := c.Alltoall(ctx, in[r])
+				got, err := c.Alltoall(ctx, mine[r])
 				if err != nil {
+					return err
+				}
+				if err := kept(mine[r], in[r]); err != nil {
 					return err
 				}
 				want := make([]byte, 0, p*block)
@@ -515,10 +555,17 @@ func collAlltoallv(g *collGen, p, n int) collCase {
 	return collCase{op: collective.OpAlltoallv,
 		data: fmt.Sprintf("%s per rank, %s per pair", humanBytes(int64(sent/p)), sizeRange(sizes)),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := make([][][]byte, p)
+			for r := range mine {
+				mine[r] = cloneBlocks(parts[r])
+			}
 			return func(ctx context.Context, c *collective.Comm) error {
 				r := c.Rank()
-				got, err := c.Alltoallv(ctx, parts[r])
+				got, err := c.Alltoallv(ctx, mine[r])
 				if err != nil {
+					return err
+				}
+				if err := sameBlocks("this rank's input after the call", mine[r], parts[r]); err != nil {
 					return err
 				}
 				want := make([][]byte, p)
@@ -578,11 +625,14 @@ func collReduce[T collective.Number](p, root int, in [][]T, op collective.Op[T],
 	want := fold(in, f)
 	return collCase{op: collective.OpReduce, data: typeLabel(len(want), typ, op) + fmt.Sprintf(" to rank %d", root),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
-				got, err := collective.Reduce(ctx, c, root, in[c.Rank()], op)
+				got, err := collective.Reduce(ctx, c, root, mine[c.Rank()], op)
 				switch {
 				case err != nil:
 					return err
+				case !slices.Equal(mine[c.Rank()], in[c.Rank()]):
+					return kept(mine[c.Rank()], in[c.Rank()]) // the caller's buffer is the caller's
 				case c.Rank() != root && got != nil:
 					return fmt.Errorf("a result off the root")
 				case c.Rank() != root:
@@ -597,9 +647,13 @@ func collAllreduce[T collective.Number](p int, in [][]T, op collective.Op[T], f 
 	want := fold(in, f)
 	return collCase{op: collective.OpAllreduce, data: typeLabel(len(want), typ, op),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
-				got, err := collective.Allreduce(ctx, c, in[c.Rank()], op)
+				got, err := collective.Allreduce(ctx, c, mine[c.Rank()], op)
 				if err != nil {
+					return err
+				}
+				if err := kept(mine[c.Rank()], in[c.Rank()]); err != nil {
 					return err
 				}
 				return sameValues(got, want)
@@ -625,10 +679,14 @@ func collReduceScatter(g *collGen, p, k int) collCase {
 	return collCase{op: collective.OpReduceScatter,
 		data: fmt.Sprintf("%d × int64 (%s), sum, %d-%d per rank", total, humanBytes(int64(8*total)), slices.Min(counts), slices.Max(counts)),
 		newRun: func() func(context.Context, *collective.Comm) error {
+			mine := cloneBlocks(in)
 			return func(ctx context.Context, c *collective.Comm) error {
 				r := c.Rank()
-				got, err := collective.ReduceScatter(ctx, c, in[r], counts, collective.Sum[int64]())
+				got, err := collective.ReduceScatter(ctx, c, mine[r], counts, collective.Sum[int64]())
 				if err != nil {
+					return err
+				}
+				if err := kept(mine[r], in[r]); err != nil {
 					return err
 				}
 				return sameValues(got, want[offs[r]:offs[r+1]])

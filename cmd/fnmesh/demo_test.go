@@ -375,6 +375,12 @@ func TestDemoChecks(t *testing.T) {
 	assert.EqualError(t, sameBlocks("r", [][]byte{{1}, {2}}, [][]byte{{1}, {3}}), "r: block from rank 1: byte 0 is 0x02, want 0x03")
 	assert.EqualError(t, sameValues([]float64{1, 2.5}, []float64{1, 2.25}), "element 1 is 2.5, want 2.25")
 	assert.EqualError(t, sameValues([]int64{1}, []int64{1, 2}), "1 elements, want 2")
+	assert.NoError(t, kept([]byte{1, 2}, []byte{1, 2}))
+	assert.EqualError(t, kept([]int64{1, 3}, []int64{1, 2}), "the collective changed this rank's input buffer")
+	in := [][]byte{{1, 2}, {3}}
+	mine := cloneBlocks(in)
+	mine[1][0] = 9 // a row's copy is its own: the oracle stays as it was
+	assert.Equal(t, [][]byte{{1, 2}, {3}}, in)
 
 	// The oracle, by hand: customer 1 in eu, 2 in us; order 4's customer
 	// does not exist and order 5 has none.
