@@ -37,7 +37,7 @@ flags:
 	iperf := fs.String("iperf3", "", "`files` of iperf3 -J output on loopback, comma-separated: the TCP ceiling for bw (the highest)")
 	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
 	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
-	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed")
+	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, or none could be checked")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -59,6 +59,10 @@ flags:
 		return 1
 	}
 	if *strict {
+		if len(verdicts) == 0 {
+			fmt.Fprintln(stderr, "fnmesh bench compare: -strict: no target could be checked (the runs share no row a target applies to)")
+			return 3
+		}
 		for _, v := range verdicts {
 			if !v.Met {
 				return 3

@@ -235,6 +235,13 @@ func TestBenchCompare(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	assert.Equal(t, 3, run(context.Background(), []string{"bench", "compare", "-strict", oursCSV, theirsCSV}, &stdout, &stderr),
 		"-strict: a missed target is exit status 3")
+	barrierOnly := func(name string, us float64) string {
+		return writeCSV(name, []osu.Result{{Op: "barrier", Ranks: 2, Size: 0, Iterations: 10, AvgUs: us, MinUs: us, MaxUs: us}})
+	}
+	stderr.Reset()
+	assert.Equal(t, 3, run(context.Background(), []string{"bench", "compare", "-strict", barrierOnly("b1.csv", 10), barrierOnly("b2.csv", 9)}, &stdout, &stderr),
+		"-strict: no target checked is not a pass")
+	assert.Contains(t, stderr.String(), "no target could be checked")
 	stderr.Reset()
 	assert.Equal(t, 1, run(context.Background(), []string{"bench", "compare", oursCSV, filepath.Join(dir, "missing.csv")}, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "missing.csv")
