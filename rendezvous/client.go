@@ -130,6 +130,20 @@ type client struct {
 	public netip.AddrPort // from STUN, if asked for
 	rank   int
 	ended  atomic.Bool // Join's context ended: that is why reading the server failed
+	dmu    sync.Mutex  // orders ctrl's deadlines with the past one the end of Join's context sets
+}
+
+// deadline sets a deadline of the control connection through set (one of
+// ctrl's deadline methods), unless Join's context has ended: the deadline in
+// the past that its end set must stay, or a read or write it should cut
+// short would block on.
+func (c *client) deadline(set func(time.Time) error, t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.ended.Load() {
+		return nil
+	}
+	return set(t)
 }
 
 // run is Join after its arguments are checked.
@@ -146,19 +160,22 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 		}
 	}()
 	stop := context.AfterFunc(ctx, func() {
+		c.dmu.Lock()
+		defer c.dmu.Unlock()
 		c.ended.Store(true) // before the deadline that makes the reader fail
 		c.ctrl.SetDeadline(time.Unix(1, 0))
 	})
 	defer stop()
 
 	// A server that accepts and then says nothing must not hold Join
-	// forever, whatever ctx allows.
-	c.ctrl.SetDeadline(time.Now().Add(handshakeLimit))
+	// forever, whatever ctx allows. (Through c.deadline, as every later
+	// deadline: if ctx has ended already, its past deadline stays.)
+	c.deadline(c.ctrl.SetDeadline, time.Now().Add(handshakeLimit))
 	pingInterval, err := c.handshake()
 	if err != nil {
 		return nil, ctxCause(ctx, err)
 	}
-	c.ctrl.SetWriteDeadline(time.Time{}) // the session's reader keeps the read deadline
+	c.deadline(c.ctrl.SetWriteDeadline, time.Time{}) // the session's reader keeps the read deadline
 	s := newSession(c, pingInterval)
 	m, err := s.run(ctx)
 	if err != nil {

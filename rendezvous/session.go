@@ -142,7 +142,7 @@ func (s *session) waitingFor(err error) error {
 func (s *session) readLoop() {
 	defer close(s.readerDone)
 	idle := 3*s.pingInterval + 5*time.Second
-	deadline := refresher{set: s.c.ctrl.SetReadDeadline, d: idle}
+	deadline := refresher{set: func(t time.Time) error { return s.c.deadline(s.c.ctrl.SetReadDeadline, t) }, d: idle}
 	for {
 		deadline.refresh()
 		msg, err := readMessage(s.c.br, MaxPayload)

@@ -1,0 +1,67 @@
+package rendezvous
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/punch"
+)
+
+// cancelOnDial is a network whose dial to the server ends Join's context
+// just as the connection is made, and whose connections take a while to set
+// a deadline in the future (as a busy scheduler may).
+type cancelOnDial struct {
+	punch.Network
+	server netip.AddrPort
+	cancel context.CancelFunc
+}
+
+func (n cancelOnDial) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
+	c, err := n.Network.DialTCP(ctx, laddr, raddr)
+	if err != nil {
+		return nil, err
+	}
+	if raddr == n.server {
+		n.cancel()
+	}
+	return slowDeadlines{c}, nil
+}
+
+type slowDeadlines struct{ net.Conn }
+
+func (c slowDeadlines) SetDeadline(t time.Time) error {
+	if t.After(time.Now()) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+// TestJoinContextEndsAsConnected: a context that ends just as the control
+// connection is made ends Join at once; the handshake's own 30 s limit does
+// not replace the past deadline the context's end set.
+func TestJoinContextEndsAsConnected(t *testing.T) {
+	srv := startFakeServer(t, time.Second, nil, nil) // accepts and says nothing
+	server := netip.MustParseAddrPort(srv.addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Join(ctx, srv.addr, "j", 2, testSecret, WithNetwork(cancelOnDial{punch.OS(), server, cancel}))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+		assert.ErrorContains(t, err, "no challenge")
+		assert.Less(t, time.Since(began), 2*time.Second)
+	case <-time.After(3 * time.Second):
+		t.Fatal("Join still waits for the challenge 3 s after its context ended")
+	}
+}
