@@ -65,3 +65,26 @@ func TestJoinContextEndsAsConnected(t *testing.T) {
 		t.Fatal("Join still waits for the challenge 3 s after its context ended")
 	}
 }
+
+// TestJoinRelayNeverReady: a relay that never says relay-ready fails Join
+// with an error that says so, after the relay timeout (plus a handshake
+// timeout), not with a "context deadline exceeded" that makes it look as if
+// the caller's context had ended.
+func TestJoinRelayNeverReady(t *testing.T) {
+	t.Parallel()
+	const relayTimeout = 100 * time.Millisecond
+	srv := startFakeServer(t, time.Second, func(m *fakeMember) {
+		m.send(m.table(2, 0))
+		m.send(start{Rank: 0, PunchTimeout: 10 * time.Second, RelayTimeout: relayTimeout})
+		m.send(verdict{Peer: 1, Tier: TierRelay, Nonce: newNonce()})
+		m.drain()
+	}, func(c net.Conn, _ relayHello) { c.Read(make([]byte, 1)) }) // silent
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	began := time.Now()
+	_, err := Join(ctx, srv.addr, "j", 2, testSecret, WithRank(0))
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded, "Join's context did not end: %v", err)
+	assert.ErrorContains(t, err, "rank 0: relay to rank 1: waiting for rank 1 at the relay: no relayed link within 5.1s")
+	assert.Less(t, time.Since(began), relayTimeout+punch.DefaultHandshakeTimeout+2*time.Second)
+}

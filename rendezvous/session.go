@@ -375,13 +375,22 @@ func (s *session) setFinal(ps *peerState, conn net.Conn, tier Tier) {
 // the peer's side and authenticates the peer end to end.
 func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (net.Conn, error) {
 	c := s.c
-	ctx, cancel := context.WithTimeout(ctx, s.relayTimeout+punch.DefaultHandshakeTimeout)
+	limit := &relayTimeoutError{relay: s.relayTimeout, handshake: punch.DefaultHandshakeTimeout}
+	ctx, cancel := context.WithTimeoutCause(ctx, limit.relay+limit.handshake, limit)
 	defer cancel()
+	// fail says what failed; when the relay's own time limit ended it (not
+	// Join's context), it says that rather than "context deadline exceeded".
+	fail := func(what string, err error) (net.Conn, error) {
+		if context.Cause(ctx) == limit {
+			err = limit
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	// Through the port's network: its sockets get the links' congestion
 	// control before they connect.
 	conn, err := s.port.Network().DialTCP(ctx, netip.AddrPortFrom(c.cfg.laddr.Addr(), 0), c.server)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the relay: %w", err)
+		return fail("connecting to the relay", err)
 	}
 	ok := false
 	defer func() {
@@ -393,17 +402,19 @@ func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (
 	rh := relayHello{Job: c.job, Rank: c.rank, Peer: peer, Nonce: ticket}
 	signRelay(c.key, &rh)
 	if err := writeMessage(conn, rh); err != nil {
-		return nil, fmt.Errorf("sending relay-hello: %w", err)
+		stop()
+		return fail("sending relay-hello", err)
 	}
 	// Exact reads: the peer's handshake may follow the relay-ready frame
 	// at once, and must be left for punch.Handshake.
 	msg, err := readMessage(conn, maxClientLoad)
+	waiting := fmt.Sprintf("waiting for rank %d at the relay", peer)
 	if !stop() {
-		return nil, ctx.Err()
+		return fail(waiting, ctx.Err())
 	}
 	switch m := msg.(type) {
 	case nil:
-		return nil, fmt.Errorf("waiting for rank %d at the relay: %w", peer, err)
+		return fail(waiting, err)
 	case errorMsg:
 		return nil, &Error{Code: m.Code, Rank: m.Rank, Msg: m.Msg}
 	case relayReady:
@@ -412,13 +423,22 @@ func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (
 	}
 	id := punch.Identity{Secret: c.secret, Job: c.job, Rank: c.rank}
 	if err := punch.Handshake(ctx, conn, id, peer); err != nil {
-		return nil, fmt.Errorf("end-to-end handshake through the relay: %w", err)
+		return fail("end-to-end handshake through the relay", err)
 	}
 	if nd, ok := conn.(interface{ SetNoDelay(bool) error }); ok {
 		nd.SetNoDelay(true)
 	}
 	ok = true
 	return conn, nil
+}
+
+// relayTimeoutError is how long a relay may take: the server's relay timeout
+// (for the partner to come), then a handshake timeout.
+type relayTimeoutError struct{ relay, handshake time.Duration }
+
+func (e *relayTimeoutError) Error() string {
+	return fmt.Sprintf("no relayed link within %v (the server's relay timeout of %v, plus %v for the handshake)",
+		e.relay+e.handshake, e.relay, e.handshake)
 }
 
 // finish stops everything the session started: on success the links stay
