@@ -88,3 +88,24 @@ func TestJoinRelayNeverReady(t *testing.T) {
 	assert.ErrorContains(t, err, "rank 0: relay to rank 1: waiting for rank 1 at the relay: no relayed link within 5.1s")
 	assert.Less(t, time.Since(began), relayTimeout+punch.DefaultHandshakeTimeout+2*time.Second)
 }
+
+// TestJoinRelayedBeforeStart: a pair the server relays before this member's
+// punch round begins gets a link whose setup time is 0, not negative.
+func TestJoinRelayedBeforeStart(t *testing.T) {
+	srv := startFakeServer(t, time.Second, func(m *fakeMember) {
+		m.send(m.table(2, 0))
+		m.send(start{Rank: 0, Delay: 2 * time.Second, PunchTimeout: time.Second, RelayTimeout: time.Second})
+		m.send(verdict{Peer: 1, Tier: TierRelay, Nonce: newNonce()})
+		m.drain()
+	}, relayAsPeer)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := Join(ctx, srv.addr, "j", 2, testSecret)
+	require.NoError(t, err)
+	defer m.Close()
+	l := m.Links[1]
+	require.NotNil(t, l)
+	assert.Equal(t, TierRelay, l.Tier)
+	assert.GreaterOrEqual(t, l.Setup, time.Duration(0))
+	assert.LessOrEqual(t, l.Setup, m.Setup)
+}

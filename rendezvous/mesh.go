@@ -17,7 +17,8 @@ type Link struct {
 	Tier Tier
 	// Setup is the time from the start of the job's punch round until this
 	// link was ready to use (punched and agreed, or relayed and
-	// authenticated).
+	// authenticated); 0 for a link ready before the round began (one the
+	// server relayed before this member's start).
 	Setup time.Duration
 }
 

@@ -366,7 +366,9 @@ func (s *session) verdict(ctx context.Context, v verdict) error {
 
 func (s *session) setFinal(ps *peerState, conn net.Conn, tier Tier) {
 	ps.link = nil
-	ps.final = &Link{Conn: conn, Peer: ps.rank, Tier: tier, Setup: time.Since(s.startAt)}
+	// A link can be ready before this member's punch round begins (a pair
+	// the server relayed before our start): it took no time of the round.
+	ps.final = &Link{Conn: conn, Peer: ps.rank, Tier: tier, Setup: max(0, time.Since(s.startAt))}
 	s.ready++
 	s.c.log.Debug("link ready", "peer", ps.rank, "tier", tier, "setup", ps.final.Setup)
 }
