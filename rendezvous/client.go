@@ -185,6 +185,16 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 	return m, nil
 }
 
+// ctxEnded is ctx.Err(), or context.DeadlineExceeded once ctx's deadline
+// has passed: a connection deadline set from it fires a moment before the
+// context's own timer.
+func ctxEnded(ctx context.Context) error {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) && ctx.Err() == nil {
+		return context.DeadlineExceeded
+	}
+	return ctx.Err()
+}
+
 // ctxCause prefers the context's error to the I/O error it caused.
 func ctxCause(ctx context.Context, err error) error {
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
@@ -207,6 +217,10 @@ func (c *client) connect(ctx context.Context) error {
 	c.local = netip.AddrPortFrom(c.cfg.laddr.Addr(), port)
 	if c.cfg.stun.IsValid() {
 		c.public = c.discover(ctx)
+		if err := ctxEnded(ctx); err != nil {
+			// Not a failed discovery to join without: Join is over.
+			return fmt.Errorf("asking the STUN server %v for the public endpoint of port %d: %w", c.cfg.stun, port, err)
+		}
 	}
 	ctrl, err := c.dialServer(ctx)
 	if err != nil {

@@ -109,3 +109,30 @@ func TestJoinRelayedBeforeStart(t *testing.T) {
 	assert.GreaterOrEqual(t, l.Setup, time.Duration(0))
 	assert.LessOrEqual(t, l.Setup, m.Setup)
 }
+
+// TestJoinContextEndsDuringSTUN: a context that ends while the STUN server
+// has not answered ends Join with the context's error, and says it was
+// asking the STUN server (not connecting to the rendezvous server).
+func TestJoinContextEndsDuringSTUN(t *testing.T) {
+	stun, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer stun.Close()
+	go func() {
+		for {
+			c, err := stun.Accept()
+			if err != nil {
+				return
+			}
+			go func() { c.Read(make([]byte, 1<<10)); c.Read(make([]byte, 1)); c.Close() }() // reads, never answers
+		}
+	}()
+	srv := startFakeServer(t, time.Second, func(m *fakeMember) { m.drain() }, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err = Join(ctx, srv.addr, "j", 2, testSecret, WithSTUNServer(addrPortOf(stun.Addr())))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "asking the STUN server "+stun.Addr().String())
+	assert.NotContains(t, err.Error(), "connecting to the server")
+	assert.Less(t, time.Since(began), 2*time.Second)
+}
