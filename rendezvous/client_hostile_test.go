@@ -136,3 +136,28 @@ func TestJoinContextEndsDuringSTUN(t *testing.T) {
 	assert.NotContains(t, err.Error(), "connecting to the server")
 	assert.Less(t, time.Since(began), 2*time.Second)
 }
+
+// TestJoinServerLostSaysPhase: a server that closes the control connection
+// fails Join with an error that says what Join was waiting for.
+func TestJoinServerLostSaysPhase(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		script func(*fakeMember)
+		want   string
+	}{
+		{"while waiting", func(*fakeMember) {},
+			"waiting for the other members of the job (world 2) to join: lost the rendezvous server: EOF"},
+		{"while punching", func(m *fakeMember) {
+			m.send(m.table(2, 0))
+			m.send(start{Rank: 0, PunchTimeout: 10 * time.Second, RelayTimeout: time.Second})
+		}, "rank 0: making links: 0 of 1 peers linked, none yet with ranks [1]: lost the rendezvous server: EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startFakeServer(t, time.Second, tc.script, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := Join(ctx, srv.addr, "j", 2, testSecret)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -89,7 +89,7 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 					<-ctx.Done()
 					return nil, s.waitingFor(ctx.Err())
 				}
-				return nil, fmt.Errorf("lost the rendezvous server: %w", in.err)
+				return nil, s.waitingFor(fmt.Errorf("lost the rendezvous server: %w", in.err))
 			}
 			t, err := s.handle(ctx, in.msg)
 			if err != nil {
@@ -119,7 +119,7 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 }
 
 // waitingFor says what the session was waiting for when err (the end of
-// its context) stopped it.
+// its context, or of its connection to the server) stopped it.
 func (s *session) waitingFor(err error) error {
 	if s.peers == nil {
 		return fmt.Errorf("waiting for the other members of the job (world %d) to join: %w", s.c.world, err)
