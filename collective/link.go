@@ -341,7 +341,7 @@ const (
 	modeScratch                 // deliver a pooled buffer; the receiver calls release
 	modeExact                   // fill dst; the message must be exactly len(dst) bytes
 	modeUpTo                    // fill dst[:n]; the message may be shorter than dst
-	modeFunc                    // fill alloc(n), which must return n bytes (nil to refuse)
+	modeFunc                    // fill alloc(n), which must return n bytes (nil to refuse, unless n is 0)
 )
 
 const (
@@ -444,7 +444,8 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 }
 
 // callAlloc gets the buffer of a modeFunc receive for a message of n
-// bytes from its alloc. A nil or wrong-sized buffer is ErrMismatch; a panic
+// bytes from its alloc. A wrong-sized buffer, or nil for n > 0, is
+// ErrMismatch (nil is a buffer of length 0 for an empty message); a panic
 // in alloc (user code, which may run on the link's drain goroutine) is
 // ErrPanic: either fails this receive only (the message is consumed).
 func (r *request) callAlloc(n int) (d []byte, err error) {
@@ -453,7 +454,7 @@ func (r *request) callAlloc(n int) (d []byte, err error) {
 			d, err = nil, r.l.peerErr(fmt.Errorf("%w: alloc for a message of %d bytes: %v", ErrPanic, n, p))
 		}
 	}()
-	if d = r.alloc(n); d == nil || len(d) != n {
+	if d = r.alloc(n); (d == nil && n > 0) || len(d) != n {
 		return nil, r.l.peerErr(fmt.Errorf("%w: unexpected message of %d bytes", ErrMismatch, n))
 	}
 	return d, nil

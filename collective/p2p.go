@@ -71,7 +71,8 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 // to receive into memory the caller manages (a pool, an arena) without a
 // copy when the receive is posted before the message arrives. alloc must
 // return a slice of length exactly n, or nil to refuse the message, which
-// is then consumed and reported as ErrMismatch. alloc is called once, on
+// is then consumed and reported as ErrMismatch (an empty message cannot be
+// refused: nil is a slice of length 0, and it is accepted). alloc is called once, on
 // whichever goroutine delivers the message (possibly not the caller's),
 // before RecvFunc returns; it must not call into c. If alloc panics, the
 // message is consumed and the receive fails with ErrPanic (the

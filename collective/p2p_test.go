@@ -127,6 +127,12 @@ func TestSendRecv(t *testing.T) {
 				got, err = comms[2].RecvFunc(ctx, 1, 14, alloc)
 				require.NoError(t, err)
 				assert.Equal(t, "last", string(got))
+				// An empty message fits any buffer of length 0, nil too: an
+				// allocator that slices nil (or a spent arena) to n accepts it.
+				require.NoError(t, comms[1].Send(ctx, 2, 16, nil))
+				got, err = comms[2].RecvFunc(ctx, 1, 16, func(int) []byte { return nil })
+				require.NoError(t, err)
+				assert.Empty(t, got)
 				require.NoError(t, comms[2].Err())
 				_, err = comms[2].RecvFunc(ctx, 1, 14, nil)
 				assert.Error(t, err)
