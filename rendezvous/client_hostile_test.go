@@ -59,7 +59,10 @@ func TestJoinContextEndsAsConnected(t *testing.T) {
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.Canceled)
-		assert.ErrorContains(t, err, "no challenge")
+		// Where it stopped depends on when the context's end reached the
+		// connection: before the hello went out or while the challenge was
+		// awaited. Either way the error says so.
+		assert.Regexp(t, "sending hello|no challenge", err.Error())
 		assert.Less(t, time.Since(began), 2*time.Second)
 	case <-time.After(3 * time.Second):
 		t.Fatal("Join still waits for the challenge 3 s after its context ended")
