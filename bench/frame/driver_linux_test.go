@@ -2,45 +2,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fnmesh/fnmesh/internal/proc"
 )
-
-// childPIDs lists the children of pid (from every thread's children file).
-func childPIDs(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
-
-// alive reports whether pid still runs (a zombie counts as gone).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
 
 // The workers end with the driver, whether it is interrupted (SIGINT,
 // SIGTERM) or killed: they used to run their whole job to the end,
@@ -67,7 +40,7 @@ func TestWorkersEndWithTheDriver(t *testing.T) {
 			var kids []int
 			for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
 				time.Sleep(50 * time.Millisecond)
-				kids = childPIDs(cmd.Process.Pid)
+				kids = proc.Children(cmd.Process.Pid)
 			}
 			require.Len(t, kids, 2, "two workers started")
 			time.Sleep(500 * time.Millisecond)
@@ -76,10 +49,10 @@ func TestWorkersEndWithTheDriver(t *testing.T) {
 			assert.Error(t, err, "the driver reports the interruption")
 			deadline := time.Now().Add(10 * time.Second)
 			for _, k := range kids {
-				for alive(k) && time.Now().Before(deadline) {
+				for proc.Alive(k) && time.Now().Before(deadline) {
 					time.Sleep(50 * time.Millisecond)
 				}
-				if !assert.False(t, alive(k), "worker %d ended with the driver", k) {
+				if !assert.False(t, proc.Alive(k), "worker %d ended with the driver", k) {
 					_ = syscall.Kill(k, syscall.SIGKILL)
 				}
 			}

@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fnmesh/fnmesh/internal/proc"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -96,7 +97,7 @@ func main() {
 		log.Fatal(err)
 	}
 	// Interrupted, the driver stops its workers (exec.CommandContext) before
-	// it exits; killed, it takes them with it (dieWithParent).
+	// it exits; killed, it takes them with it (proc.DieWithParent).
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
@@ -247,7 +248,7 @@ func runJob(ctx context.Context, addr string, w int, base workerArgs) (*workerRe
 		}
 		cmd := exec.CommandContext(ctx, exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(a))
-		dieWithParent(cmd)
+		proc.DieWithParent(cmd)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			return fmt.Errorf("worker %d: %w", r, err)

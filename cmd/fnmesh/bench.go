@@ -22,6 +22,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/internal/proc"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -134,7 +135,7 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 		cmd.Stdout = &prefixWriter{out: out, prefix: fmt.Sprintf("worker %d: ", i)}
 		cmd.Stderr = cmd.Stdout
 		cmd.WaitDelay = 5 * time.Second
-		dieWithParent(cmd)
+		proc.DieWithParent(cmd)
 		err = cmd.Start()
 		w.Close()
 		if err != nil {

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,22 +16,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// childPIDs lists the children of pid (from every thread's children file).
-func childPIDs(pid int) []int {
-	var out []int
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(s); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
+	"github.com/fnmesh/fnmesh/internal/proc"
+)
 
 func TestBenchWorkerKilled(t *testing.T) {
 	if testing.Short() {
@@ -55,7 +40,7 @@ func TestBenchWorkerKilled(t *testing.T) {
 	var kids []int
 	for deadline := time.Now().Add(30 * time.Second); len(kids) < 3 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		kids = childPIDs(cmd.Process.Pid)
+		kids = proc.Children(cmd.Process.Pid)
 	}
 	require.Len(t, kids, 3, "three workers started")
 	time.Sleep(time.Second) // let them join and start measuring
@@ -91,7 +76,7 @@ func TestBenchParentKilled(t *testing.T) {
 	var kids []int
 	for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
-		kids = childPIDs(cmd.Process.Pid)
+		kids = proc.Children(cmd.Process.Pid)
 	}
 	require.Len(t, kids, 2, "two workers started")
 	require.NoError(t, cmd.Process.Kill())

@@ -8,8 +8,9 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/fnmesh/fnmesh/internal/proc"
 )
 
 // Host is a lab node: a network namespace with one address. Programs run in
@@ -45,7 +46,7 @@ func (h *Host) Router() *Router { return h.router }
 func (h *Host) Command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.ns, prog}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(sigterm) }
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	proc.DieWithParent(cmd)
 	cmd.WaitDelay = 2 * time.Second
 	return cmd
 }

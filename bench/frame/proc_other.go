@@ -1,9 +1,0 @@
-//go:build unix && !linux
-
-package main
-
-import "os/exec"
-
-// dieWithParent does nothing here: only Linux kills a process when its
-// parent dies (Pdeathsig). An interrupted driver still stops its workers.
-func dieWithParent(*exec.Cmd) {}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package proc
+
+import "os/exec"
+
+// DieWithParent does nothing here: only Linux kills a process when its
+// parent dies (Pdeathsig). Callers still stop their children themselves
+// when they are interrupted.
+func DieWithParent(*exec.Cmd) {}
+
+// Children is not known on this platform: nil.
+func Children(pid int) []int { return nil }
+
+// Alive is not known on this platform: false.
+func Alive(pid int) bool { return false }
