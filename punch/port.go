@@ -155,7 +155,7 @@ func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error)
 		return nil, fmt.Errorf("punch: port %v: dial %v: nil context", p.addr, raddr)
 	}
 	if p.isClosed() {
-		return nil, ErrClosed
+		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, ErrClosed)
 	}
 	c, err := p.nw.DialTCP(ctx, p.addr, raddr)
 	if err != nil {

@@ -129,6 +129,7 @@ func TestPortClose(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = p.Dial(ctx, netip.MustParseAddrPort("127.0.0.1:9"))
 	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorContains(t, err, "dial 127.0.0.1:9", "the error names what was dialed")
 	// The port is free again.
 	q, err := Listen(ctx, OS(), p.Addr(), ident(0))
 	require.NoError(t, err)
