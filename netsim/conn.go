@@ -174,6 +174,7 @@ func (c *TCPConn) Close() error {
 		// Data still on its way arrives at a closed socket: the host
 		// answers RST, which reaches the peer a path latency later.
 		peer := c.peer
+		in.at(inflight, func() { c.release("data arrived after close: answered RST") })
 		in.at(inflight.Add(c.tx.latency), func() { peer.reset(syscall.ECONNRESET, "data arrived at a closed socket") })
 	}
 	c.state = stateTimeWait

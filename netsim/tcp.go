@@ -302,6 +302,12 @@ func (c *TCPConn) establish(p *packet) {
 // same effect): data that had not arrived is lost; reads return what had
 // and then the error; writes fail.
 func (c *TCPConn) reset(n syscall.Errno, why string) {
+	if c.state == stateTimeWait {
+		// A RST ends a socket closed by Close (FIN-WAIT, LAST-ACK or
+		// TIME-WAIT: Linux's default tcp_rfc1337 = 0) and frees its 4-tuple.
+		c.release("RST received after close: " + why)
+		return
+	}
 	if c.state != stateEstablished {
 		return
 	}
@@ -309,6 +315,20 @@ func (c *TCPConn) reset(n syscall.Errno, why string) {
 	c.h.removeConn(c)
 	c.rx.resetReader(c.in.now(), errno("read", n), sinkReset)
 	c.tx.failWriter(errno("write", n))
+	if c.in.tracer != nil {
+		c.in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST",
+			Src: c.remote, Dst: c.local, Reason: why})
+	}
+}
+
+// release frees the 4-tuple of a socket closed by Close at once (a RST
+// ended it: received, or sent in answer to data that arrived after close).
+func (c *TCPConn) release(why string) {
+	if c.state != stateTimeWait {
+		return
+	}
+	c.state = stateClosed
+	c.h.removeConn(c)
 	if c.in.tracer != nil {
 		c.in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST",
 			Src: c.remote, Dst: c.local, Reason: why})
@@ -394,6 +414,11 @@ func (c *TCPConn) peerGone(kind sinkKind) {
 	defer in.mu.Unlock()
 	switch kind {
 	case sinkReset:
+		// The closed socket answers the data with a RST and is gone (Linux
+		// aborts a closed socket that receives data); the RST reaches c a
+		// path latency later.
+		peer := c.peer
+		in.after(c.tx.latency, func() { peer.release("data arrived after close: answered RST") })
 		in.after(2*c.tx.latency, func() { c.reset(syscall.ECONNRESET, "data sent to a closed socket") })
 	case sinkBlackhole:
 		in.after(retransmitGiveUp, func() { c.reset(syscall.ETIMEDOUT, "data never acknowledged") })

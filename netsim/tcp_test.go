@@ -543,3 +543,58 @@ func TestCloseWithDataInFlight(t *testing.T) {
 		assert.ErrorIs(t, err, syscall.ECONNRESET, "then the RST for the request")
 	})
 }
+
+// TestRSTEndsTimeWait: the side that closed first keeps its 4-tuple after
+// a graceful close, but a RST ends that socket at once, as on Linux (checked
+// on loopback: a redial of the same 4-tuple then succeeds): the peer aborts
+// (SO_LINGER 0 after reading EOF), or the peer writes to it after the
+// close and the closed socket answers with a RST.
+func TestRSTEndsTimeWait(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		peer func(t *testing.T, s net.Conn)
+		free bool // the 4-tuple can be dialed again at once
+	}{
+		{"peer closes gracefully", func(t *testing.T, s net.Conn) {
+			require.NoError(t, s.Close())
+		}, false},
+		{"peer aborts", func(t *testing.T, s net.Conn) {
+			require.NoError(t, s.(*TCPConn).SetLinger(0))
+			require.NoError(t, s.Close())
+		}, true},
+		{"peer writes after the close", func(t *testing.T, s net.Conn) {
+			_, err := s.Write([]byte("late"))
+			require.NoError(t, err)
+			time.Sleep(30 * time.Millisecond)
+			_, err = s.Write([]byte("again"))
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+			require.NoError(t, s.Close())
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bubble(t, func(t *testing.T, in *Internet) {
+				l := WithLink(Link{Latency: 5 * time.Millisecond})
+				srv := must(in.AddHost(addr("203.0.113.10"), l))
+				cli := must(in.AddHost(addr("203.0.113.20"), l))
+				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				defer ln.Close()
+				c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
+				s := must(ln.Accept())
+				require.NoError(t, c.Close()) // the client closes first
+				_, err := s.Read(make([]byte, 1))
+				require.Equal(t, io.EOF, err)
+				tc.peer(t, s)
+				time.Sleep(50 * time.Millisecond)
+				c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+				if !tc.free {
+					require.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
+					return
+				}
+				require.NoError(t, err)
+				require.NoError(t, c2.(*TCPConn).SetLinger(0))
+				require.NoError(t, c2.Close())
+			})
+		})
+	}
+}
