@@ -19,8 +19,8 @@ var errPipe = errno("write", syscall.EPIPE)
 //
 // Close sends a FIN after the data written, unless data sent by the peer is
 // left unread or SetLinger(0) was called: then, as on Linux, it aborts with
-// a RST and the peer's reads and writes fail with ECONNRESET. The side that
-// closes first keeps the 4-tuple in TIME_WAIT (see WithTimeWait).
+// a RST and the peer's reads and writes fail with ECONNRESET. The side whose
+// FIN leaves first keeps the 4-tuple in TIME_WAIT (see WithTimeWait).
 type TCPConn struct {
 	h             *Host
 	in            *Internet
@@ -39,6 +39,8 @@ type TCPConn struct {
 	inTable    bool
 	finSent    bool
 	finRcvd    bool
+	finFirst   bool   // our FIN left before the peer's arrived: we end in TIME-WAIT
+	twGen      uint64 // invalidates a pending end of FIN-WAIT-2 or TIME-WAIT
 	userClosed bool
 	linger     int
 	path       *connPath
@@ -178,12 +180,15 @@ func (c *TCPConn) Close() error {
 		in.at(inflight.Add(c.tx.latency), func() { peer.reset(syscall.ECONNRESET, "data arrived at a closed socket") })
 	}
 	c.state = stateTimeWait
-	if c.finRcvd {
-		// The peer closed first: LAST-ACK, then gone after a round trip.
+	if !c.finFirst {
+		// The peer's FIN came first: LAST-ACK, then gone after a round trip.
 		in.after(2*c.tx.latency, func() { c.h.removeConn(c) })
 		return nil
 	}
-	in.after(in.timeWait, func() { c.h.removeConn(c) })
+	// FIN-WAIT-2 until the peer's FIN, then TIME-WAIT for timeWait from
+	// its arrival (sendFIN); a peer that never sends it leaves the orphan
+	// for timeWait (Linux tcp_fin_timeout, 60 s).
+	c.armTimeWait()
 	return nil
 }
 

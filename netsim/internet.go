@@ -75,10 +75,11 @@ func WithTCPBuffer(n int) Option {
 	}
 }
 
-// WithTimeWait sets how long a TCP connection closed by a FIN keeps its
-// 4-tuple in TIME_WAIT on the side that closed first (default 60 s, as
-// Linux); a dial reusing the 4-tuple meanwhile fails with EADDRNOTAVAIL.
-// Closing with SetLinger(0) skips TIME_WAIT.
+// WithTimeWait sets how long a TCP connection closed by FINs keeps its
+// 4-tuple in TIME_WAIT on the side whose FIN left first, counted from the
+// arrival of the peer's FIN (default 60 s, as Linux); a dial reusing the
+// 4-tuple meanwhile fails with EADDRNOTAVAIL. Closing with SetLinger(0)
+// skips TIME_WAIT, and a RST ends it.
 func WithTimeWait(d time.Duration) Option {
 	return func(in *Internet) {
 		if d < 0 {

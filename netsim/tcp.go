@@ -366,6 +366,7 @@ func (c *TCPConn) sendFIN() {
 		return
 	}
 	c.finSent = true
+	c.finFirst = !c.finRcvd
 	in := c.in
 	at := c.tx.shutWrite(in.now())
 	if c.path != nil {
@@ -384,6 +385,26 @@ func (c *TCPConn) sendFIN() {
 	in.at(at, func() {
 		peer.finRcvd = true
 		c.tx.setFin()
+		if peer.finFirst && peer.inTable && (peer.state == stateEstablished || peer.state == stateTimeWait) {
+			// The peer had sent its FIN first (Close, or CloseWrite): both
+			// FINs are in, it enters TIME-WAIT now, closed or not, and
+			// keeps the 4-tuple for timeWait from this moment.
+			peer.state = stateTimeWait
+			peer.armTimeWait()
+		}
+	})
+}
+
+// armTimeWait frees c's 4-tuple after timeWait, unless rearmed or freed
+// meanwhile.
+func (c *TCPConn) armTimeWait() {
+	c.twGen++
+	gen := c.twGen
+	c.in.after(c.in.timeWait, func() {
+		if c.twGen == gen && c.state == stateTimeWait {
+			c.state = stateClosed
+			c.h.removeConn(c)
+		}
 	})
 }
 

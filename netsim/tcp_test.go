@@ -201,7 +201,7 @@ func TestCloseSemantics(t *testing.T) {
 			cli := c.(*TCPConn).h
 			_, err = cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
 			assert.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
-			time.Sleep(60 * time.Second)
+			time.Sleep(11*time.Millisecond + 60*time.Second) // 60 s from the arrival of the server's FIN
 			c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
 			require.NoError(t, err)
 			c2.Close()
@@ -591,6 +591,63 @@ func TestRSTEndsTimeWait(t *testing.T) {
 					require.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
 					return
 				}
+				require.NoError(t, err)
+				require.NoError(t, c2.(*TCPConn).SetLinger(0))
+				require.NoError(t, c2.Close())
+			})
+		})
+	}
+}
+
+// TestTimeWaitSide: the side whose FIN left first holds TIME-WAIT, for 60 s
+// from the arrival of the peer's FIN, as on Linux (checked with ss on
+// loopback: a socket closed 30 s before its peer was still in TIME-WAIT
+// 65 s after its close; a socket that half-closed first and closed last
+// was the one in TIME-WAIT). The side whose FIN came second is gone after a
+// round trip (LAST-ACK).
+func TestTimeWaitSide(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		close   func(t *testing.T, c, s net.Conn)
+		blocked time.Duration // how long from the end of close the client's redial is refused
+	}{
+		{"client closes, server 30 s later", func(t *testing.T, c, s net.Conn) {
+			require.NoError(t, c.Close())
+			time.Sleep(30 * time.Second)
+			require.NoError(t, s.Close())
+		}, 60*time.Second + 10*time.Millisecond},
+		{"client half-closes first, closes last", func(t *testing.T, c, s net.Conn) {
+			require.NoError(t, c.(*TCPConn).CloseWrite())
+			_, err := io.ReadAll(s)
+			require.NoError(t, err)
+			require.NoError(t, s.Close())
+			_, err = io.ReadAll(c)
+			require.NoError(t, err)
+			require.NoError(t, c.Close())
+		}, 60 * time.Second},
+		{"server closes first", func(t *testing.T, c, s net.Conn) {
+			require.NoError(t, s.Close())
+			_, err := io.ReadAll(c)
+			require.NoError(t, err)
+			require.NoError(t, c.Close())
+		}, 20 * time.Millisecond}, // LAST-ACK: a round trip
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bubble(t, func(t *testing.T, in *Internet) {
+				l := WithLink(Link{Latency: 5 * time.Millisecond})
+				srv := must(in.AddHost(addr("203.0.113.10"), l))
+				cli := must(in.AddHost(addr("203.0.113.20"), l))
+				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				defer ln.Close()
+				c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
+				s := must(ln.Accept())
+				tc.close(t, c, s)
+				time.Sleep(tc.blocked - time.Millisecond)
+				_, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+				require.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
+				time.Sleep(2 * time.Millisecond)
+				c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
 				require.NoError(t, err)
 				require.NoError(t, c2.(*TCPConn).SetLinger(0))
 				require.NoError(t, c2.Close())
