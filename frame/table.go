@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -81,7 +82,123 @@ func wholeColumn(mem memory.Allocator, c *arrow.Chunked) (arrow.Array, error) {
 		chunks[0].Retain()
 		return chunks[0], nil
 	}
+	if dt, ok := c.DataType().(*arrow.DictionaryType); ok {
+		return concatDictionaries(mem, dt, chunks)
+	}
 	return array.Concatenate(chunks, mem)
+}
+
+// concatDictionaries concatenates dictionary arrays (of type dt) into one
+// whose dictionary is the union of theirs. arrow-go's array.Concatenate
+// does this too, but for chunks with different dictionaries and nulls it
+// zeroes the null slots at a byte offset counted in elements
+// (concatDictIndices in arrow-go v18.6.0), which overwrites valid indices
+// of any index type wider than a byte: values silently change. Received
+// chunks carry each sender's dictionary, so after every exchange of a
+// dictionary column the chunks differ.
+func concatDictionaries(mem memory.Allocator, dt *arrow.DictionaryType, chunks []arrow.Array) (_ arrow.Array, err error) {
+	defer recoverPanic(&err, "concatenate dictionaries")
+	uni, err := array.NewDictionaryUnifier(mem, dt.ValueType)
+	if err != nil { // a value type the unifier cannot hash: arrow-go's own path
+		return array.Concatenate(chunks, mem)
+	}
+	defer uni.Release()
+	maps := make([][]int32, len(chunks))
+	n := 0
+	for i, c := range chunks {
+		d, ok := c.(*array.Dictionary)
+		if !ok {
+			return nil, fmt.Errorf("chunk %d is a %T, not a dictionary array", i, c)
+		}
+		buf, err := uni.UnifyAndTranspose(d.Dictionary())
+		if err != nil {
+			return nil, fmt.Errorf("unify dictionaries: %w", err)
+		}
+		maps[i] = slices.Clone(arrow.Int32Traits.CastFromBytes(buf.Bytes())[:d.Dictionary().Len()])
+		buf.Release()
+		n += c.Len()
+	}
+	dict, err := uni.GetResultWithIndexType(dt.IndexType)
+	if err != nil {
+		return nil, fmt.Errorf("unify dictionaries: %w", err)
+	}
+	defer dict.Release()
+	width := dt.IndexType.(arrow.FixedWidthDataType).Bytes()
+	idx := memory.NewResizableBuffer(mem)
+	defer idx.Release()
+	idx.Resize(n * width)
+	out := idx.Bytes()
+	clear(out)
+	var valid *memory.Buffer
+	nulls := 0
+	for _, c := range chunks {
+		nulls += c.NullN()
+	}
+	if nulls > 0 {
+		valid = memory.NewResizableBuffer(mem)
+		defer valid.Release()
+		valid.Resize(int(bitutil.BytesForBits(int64(n))))
+		clear(valid.Bytes())
+	}
+	pos := 0
+	for i, c := range chunks {
+		d := c.(*array.Dictionary)
+		if err := transposeIndices(d, maps[i], out, pos); err != nil {
+			return nil, fmt.Errorf("chunk %d: %w", i, err)
+		}
+		if valid != nil {
+			bits := valid.Bytes()
+			for r := range c.Len() {
+				if c.IsValid(r) {
+					bitutil.SetBit(bits, pos+r)
+				}
+			}
+		}
+		pos += c.Len()
+	}
+	data := array.NewDataWithDictionary(dt, n, []*memory.Buffer{valid, idx}, nulls, 0, dict.Data().(*array.Data))
+	defer data.Release()
+	return array.MakeFromData(data), nil
+}
+
+// transposeIndices writes the indices of d's valid rows, mapped through m,
+// into out (an index buffer of d's index type) from row pos on; null rows
+// are left as they are (zero).
+func transposeIndices(d *array.Dictionary, m []int32, out []byte, pos int) error {
+	switch d.Indices().DataType().ID() {
+	case arrow.INT8:
+		return transposeTyped[int8](d, m, out, pos)
+	case arrow.UINT8:
+		return transposeTyped[uint8](d, m, out, pos)
+	case arrow.INT16:
+		return transposeTyped[int16](d, m, out, pos)
+	case arrow.UINT16:
+		return transposeTyped[uint16](d, m, out, pos)
+	case arrow.INT32:
+		return transposeTyped[int32](d, m, out, pos)
+	case arrow.UINT32:
+		return transposeTyped[uint32](d, m, out, pos)
+	case arrow.INT64:
+		return transposeTyped[int64](d, m, out, pos)
+	case arrow.UINT64:
+		return transposeTyped[uint64](d, m, out, pos)
+	}
+	return fmt.Errorf("dictionary index type %s", d.Indices().DataType())
+}
+
+func transposeTyped[T int8 | uint8 | int16 | uint16 | int32 | uint32 | int64 | uint64](d *array.Dictionary, m []int32, out []byte, pos int) error {
+	src := rawValues[T](d.Indices())
+	dst := arrow.GetData[T](out)[pos : pos+len(src)]
+	for r, v := range src {
+		if d.IsNull(r) {
+			continue
+		}
+		if uint64(v) >= uint64(len(m)) { // a negative index wraps to a huge one
+			return fmt.Errorf("index %d at row %d is outside the dictionary of %d values", v, r, len(m))
+		}
+		dst[r] = T(m[v])
+	}
+	return nil
 }
 
 // decoded returns a with dictionary encoding removed (retained as is
