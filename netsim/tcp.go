@@ -313,8 +313,14 @@ func (c *TCPConn) reset(n syscall.Errno, why string) {
 	}
 	c.state = stateClosed
 	c.h.removeConn(c)
-	c.rx.resetReader(c.in.now(), errno("read", n), sinkReset)
-	c.tx.failWriter(errno("write", n))
+	rerr, werr := errno("read", n), errno("write", n)
+	if c.finRcvd {
+		// CLOSE-WAIT: Linux reports EPIPE (tcp_reset), and reads, which
+		// had the FIN, go on returning EOF.
+		rerr, werr = nil, errno("write", syscall.EPIPE)
+	}
+	c.rx.resetReader(c.in.now(), rerr, sinkReset)
+	c.tx.failWriter(werr)
 	if c.in.tracer != nil {
 		c.in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST",
 			Src: c.remote, Dst: c.local, Reason: why})
