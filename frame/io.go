@@ -597,9 +597,14 @@ func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 // with one dictionary, their union: the file format has one per column.
 func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write ipc", path, func(w io.Writer) error {
-		t, err := array.UnifyTableDicts(f.cfg.mem, f.part)
+		u, err := array.UnifyTableDicts(f.cfg.mem, f.part)
 		if err != nil {
 			return fmt.Errorf("unify dictionaries: %w", err)
+		}
+		defer u.Release()
+		t, err := heapDictionaries(u)
+		if err != nil {
+			return err
 		}
 		defer t.Release()
 		fw, err := ipc.NewFileWriter(w, ipc.WithSchema(t.Schema()), ipc.WithAllocator(f.cfg.mem))
@@ -612,6 +617,66 @@ func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 		}
 		return fw.Close()
 	})
+}
+
+// heapDictionaries returns t with the dictionary of every dictionary column
+// copied to memory of a Go allocator, which the garbage collector frees (t
+// itself, retained, when it has no dictionary column). arrow-go v18.6.0's
+// ipc.FileWriter keeps a reference to every dictionary it writes and never
+// drops it (its Close does not, unlike the stream Writer's), so a dictionary
+// of the frame's allocator would stay allocated there after the frame and
+// its tables are released. Chunks that share a dictionary share its copy.
+func heapDictionaries(t arrow.Table) (_ arrow.Table, err error) {
+	defer recoverPanic(&err, "copy dictionaries")
+	s := t.Schema()
+	if !slices.ContainsFunc(s.Fields(), func(f arrow.Field) bool { return f.Type.ID() == arrow.DICTIONARY }) {
+		t.Retain()
+		return t, nil
+	}
+	heap := memory.NewGoAllocator()
+	copies := map[arrow.ArrayData]arrow.Array{}
+	defer func() {
+		for _, c := range copies {
+			c.Release()
+		}
+	}()
+	cols := make([]arrow.Column, 0, s.NumFields())
+	defer func() {
+		for i := range cols {
+			cols[i].Release()
+		}
+	}()
+	for i, fl := range s.Fields() {
+		c := t.Column(i)
+		if fl.Type.ID() != arrow.DICTIONARY {
+			c.Retain()
+			cols = append(cols, *c)
+			continue
+		}
+		chunks := make([]arrow.Array, 0, len(c.Data().Chunks()))
+		for _, a := range c.Data().Chunks() {
+			d, ok := a.(*array.Dictionary)
+			if !ok {
+				releaseAll(chunks)
+				return nil, fmt.Errorf("column %q: chunk of type %T", fl.Name, a)
+			}
+			dict := d.Dictionary()
+			cp, ok := copies[dict.Data()]
+			if !ok {
+				if cp, err = array.Concatenate([]arrow.Array{dict}, heap); err != nil {
+					releaseAll(chunks)
+					return nil, fmt.Errorf("column %q: copy dictionary: %w", fl.Name, err)
+				}
+				copies[dict.Data()] = cp
+			}
+			chunks = append(chunks, array.NewDictionaryArray(d.DataType(), d.Indices(), cp))
+		}
+		ch := arrow.NewChunked(fl.Type, chunks)
+		releaseAll(chunks)
+		cols = append(cols, *arrow.NewColumn(fl, ch))
+		ch.Release()
+	}
+	return array.NewTable(s, cols, t.NumRows()), nil
 }
 
 // WriteCSV writes this rank's partition as CSV with a header row, nulls as

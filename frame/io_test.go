@@ -261,12 +261,10 @@ func TestWriteDictionaryColumns(t *testing.T) {
 			return fmt.Errorf("csv %q, want %q", text, want)
 		}
 
-		// arrow-go v18.6.0's IPC file writer and reader keep a reference to
-		// each dictionary they saw (FileWriter.Close and FileReader.Close do
-		// not release them, as the stream Writer and Reader do), so this
-		// part runs on an unchecked Go allocator, whose buffers the garbage
-		// collector frees.
-		goMem := memory.NewGoAllocator()
+		// arrow-go v18.6.0's IPC file writer keeps a reference to each
+		// dictionary it wrote; WriteIPC hands it copies on a Go allocator,
+		// so this part runs on the checked allocator too.
+		goMem := mem
 		tbl = dictTable(goMem, false)
 		fi, err := New(c, tbl, WithAllocator(goMem))
 		tbl.Release()
