@@ -690,7 +690,7 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 			return err
 		}
 		defer t.Release()
-		cw := csv.NewWriter(w, t.Schema(), csv.WithHeader(true), csv.WithNullWriter(""))
+		cw := csv.NewWriter(w, t.Schema(), csv.WithHeader(true), csv.WithNullWriter(""), csv.WithCustomTypeConverter(csvDecimals))
 		if t.NumRows() == 0 { // the header, so that the file says its columns
 			cols := emptyColumns(f.cfg.mem, t.Schema())
 			rec := array.NewRecordBatch(t.Schema(), cols, 0)
@@ -708,6 +708,31 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 		}
 		return cw.Error()
 	})
+}
+
+// csvDecimals prints a decimal column's values exactly, as ReadCSV parses
+// them. (arrow-go's CSV writer prints a decimal through a binary floating
+// point number of 64 bits or the value's bit length, whichever is more,
+// divided by a float64 power of ten: digits of many values come out wrong.)
+func csvDecimals(dt arrow.DataType, col arrow.Array) ([]string, bool) {
+	var str func(i int) string
+	switch a := col.(type) {
+	case *array.Decimal128:
+		scale := dt.(*arrow.Decimal128Type).Scale
+		str = func(i int) string { return a.Value(i).ToString(scale) }
+	case *array.Decimal256:
+		scale := dt.(*arrow.Decimal256Type).Scale
+		str = func(i int) string { return a.Value(i).ToString(scale) }
+	default:
+		return nil, false
+	}
+	out := make([]string, col.Len())
+	for i := range out {
+		if col.IsValid(i) {
+			out[i] = str(i)
+		}
+	}
+	return out, true
 }
 
 // emptyColumns returns a zero-length array per field (owned by the caller;
