@@ -690,6 +690,9 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 			return err
 		}
 		defer t.Release()
+		if t.NumCols() == 1 {
+			w = &quoteEmptyLines{w: w, lineStart: true}
+		}
 		cw := csv.NewWriter(w, t.Schema(), csv.WithHeader(true), csv.WithNullWriter(""), csv.WithCustomTypeConverter(csvDecimals))
 		if t.NumRows() == 0 { // the header, so that the file says its columns
 			cols := emptyColumns(f.cfg.mem, t.Schema())
@@ -708,6 +711,35 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 		}
 		return cw.Error()
 	})
+}
+
+// quoteEmptyLines passes a CSV stream on with every empty line (outside a
+// quoted field) written as a quoted empty field, `""`. A table of one column
+// writes a null (or an empty string) as an empty line, which CSV readers
+// skip (encoding/csv does): the row would vanish. `""` is one empty field.
+type quoteEmptyLines struct {
+	w         io.Writer
+	quoted    bool // inside a quoted field
+	lineStart bool // at the start of a line
+	buf       []byte
+}
+
+func (q *quoteEmptyLines) Write(p []byte) (int, error) {
+	q.buf = q.buf[:0]
+	for _, c := range p {
+		switch {
+		case c == '"':
+			q.quoted = !q.quoted // an escaped quote ("") toggles twice
+		case !q.quoted && c == '\n' && q.lineStart:
+			q.buf = append(q.buf, '"', '"')
+		}
+		q.buf = append(q.buf, c)
+		q.lineStart = !q.quoted && c == '\n' // the writer ends lines with \n alone
+	}
+	if _, err := q.w.Write(q.buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // csvDecimals prints a decimal column's values exactly, as ReadCSV parses
