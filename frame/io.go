@@ -106,7 +106,8 @@ func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Op
 }
 
 // ReadCSV reads a frame from CSV files with a header row, each rank the
-// files Files assigns it (collective). Empty fields are nulls. With a nil
+// files Files assigns it (collective). Empty fields are nulls. A file's
+// header must name the schema's columns, in its order. With a nil
 // schema the ranks infer one together first, from the first 65536 rows of
 // every file: each column gets the first of int64, bool, date32,
 // timestamp[s], timestamp[ns], float64 and string that parses all of those
@@ -574,6 +575,11 @@ func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow
 	}
 	if err := r.Err(); err != nil {
 		return nil, fmt.Errorf("read csv: %w", err)
+	}
+	// arrow-go's reader takes the columns by position and names them by
+	// the header: a header must name the schema's columns, in its order.
+	if got, want := fieldNames(r.Schema()), fieldNames(schema); !slices.Equal(got, want) {
+		return nil, fmt.Errorf("read csv: the header names the columns %q, the schema %q", got, want)
 	}
 	return array.NewTableFromRecords(schema, recs), nil
 }

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -154,6 +155,43 @@ func TestCSVOneColumnNulls(t *testing.T) {
 				require.NoError(t, err)
 				defer inferred.Release()
 				require.Equal(t, int64(len(tc.want)), inferred.NumRows(), "with an inferred schema")
+				return nil
+			})
+		})
+	}
+}
+
+// With a schema, a CSV file's header must name the schema's columns in its
+// order (arrow-go's reader takes the columns by position: a file whose
+// columns were swapped was read with its values under the wrong names).
+func TestCSVHeaderMustMatchSchema(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "a", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "b", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	cases := []struct {
+		name, text string
+		err        string // empty: read, as rows a=x b=y
+	}{
+		{"same order", "a,b\nx,y\n", ""},
+		{"swapped", "b,a\ny,x\n", `the header names the columns ["b" "a"], the schema ["a" "b"]`},
+		{"other names", "c,d\nx,y\n", `the header names the columns ["c" "d"]`},
+		{"header only, swapped", "b,a\n", `the header names the columns ["b" "a"]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f.csv")
+			require.NoError(t, os.WriteFile(path, []byte(tc.text), 0o644))
+			runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+				f, err := ReadCSV(ctx, c, []string{path}, schema, WithAllocator(mem))
+				if tc.err != "" {
+					require.ErrorContains(t, err, tc.err)
+					return nil
+				}
+				require.NoError(t, err)
+				defer f.Release()
+				require.Equal(t, []string{"x"}, columnStrings(f.Table(), 0))
+				require.Equal(t, []string{"y"}, columnStrings(f.Table(), 1))
 				return nil
 			})
 		})
