@@ -15,6 +15,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/compute"
+	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/csv"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -385,6 +387,18 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 			ch.Release()
 			return nil, fmt.Errorf("column %q: data of type %s for a field of type %s", field.Name, ch.DataType(), field.Type)
 		}
+		if origin := fr.Manifest.OriginSchema; origin != nil && fi < origin.NumFields() && origin.Field(fi).Name == field.Name &&
+			!arrow.TypeEqual(origin.Field(fi).Type, field.Type) {
+			// pqarrow reads some types as others Parquet stores them as
+			// (timestamp[s] as timestamp[ms], date64 as date32, a dictionary
+			// as int32-indexed or not at all): back to the stored schema's,
+			// where arrow-go can convert exactly (a dictionary of large
+			// strings it cannot build stays a dictionary of strings).
+			if restored, err := restoreType(ctx, mem, ch, origin.Field(fi).Type); err == nil {
+				ch.Release()
+				ch, field.Type = restored, origin.Field(fi).Type
+			}
+		}
 		fields = append(fields, field)
 		cols = append(cols, *arrow.NewColumn(field, ch))
 		ch.Release()
@@ -404,6 +418,53 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 		return nil, err
 	}
 	return withoutParquetIDs(t), nil
+}
+
+// restoreType converts a column that pqarrow read to dt, the type of the
+// Arrow schema stored in the file; the conversion must be exact (a safe
+// cast: a timestamp[ms] that is not a whole second is an error).
+func restoreType(ctx context.Context, mem memory.Allocator, ch *arrow.Chunked, dt arrow.DataType) (_ *arrow.Chunked, err error) {
+	defer recoverPanic(&err, "restore the stored type")
+	ectx := exec.WithAllocator(ctx, mem)
+	chunks := make([]arrow.Array, 0, len(ch.Chunks()))
+	defer func() { releaseAll(chunks) }()
+	for _, a := range ch.Chunks() {
+		var out arrow.Array
+		if dict, ok := dt.(*arrow.DictionaryType); ok {
+			out, err = toDictionary(ectx, mem, a, dict)
+		} else {
+			out, err = compute.CastArray(ectx, a, compute.SafeCastOptions(dt))
+		}
+		if err != nil {
+			return nil, err
+		}
+		chunks = append(chunks, out)
+	}
+	return arrow.NewChunked(dt, chunks), nil
+}
+
+// toDictionary encodes a (dictionary-encoded or not) as a dictionary array
+// of type dt.
+func toDictionary(ctx context.Context, mem memory.Allocator, a arrow.Array, dt *arrow.DictionaryType) (arrow.Array, error) {
+	values, err := decoded(ctx, mem, a)
+	if err != nil {
+		return nil, err
+	}
+	defer values.Release()
+	if !arrow.TypeEqual(values.DataType(), dt.ValueType) {
+		cast, err := compute.CastArray(ctx, values, compute.SafeCastOptions(dt.ValueType))
+		if err != nil {
+			return nil, err
+		}
+		defer cast.Release()
+		values = cast
+	}
+	b := array.NewDictionaryBuilder(mem, dt)
+	defer b.Release()
+	if err := b.AppendArray(values); err != nil {
+		return nil, err
+	}
+	return b.NewArray(), nil
 }
 
 // hasStruct reports whether dt is or holds a struct type.

@@ -197,3 +197,78 @@ func TestCSVHeaderMustMatchSchema(t *testing.T) {
 		})
 	}
 }
+
+// Parquet gives back the types it was written with, value for value: pqarrow
+// reads timestamp[s] as timestamp[ms], date64 as date32, a dictionary column
+// with int32 indices or, of other values than strings, not as a dictionary.
+func TestParquetRestoresStoredTypes(t *testing.T) {
+	sec := &arrow.TimestampType{Unit: arrow.Second}
+	dictOf := func(idx, val arrow.DataType) *arrow.DictionaryType {
+		return &arrow.DictionaryType{IndexType: idx, ValueType: val}
+	}
+	cases := []struct {
+		name string
+		dt   arrow.DataType
+		fill func(b array.Builder)
+	}{
+		{"timestamp[s]", sec, func(b array.Builder) {
+			b.(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{-1, 0, 1700000000, 253402300799}, nil)
+		}},
+		{"timestamp[s, tz]", &arrow.TimestampType{Unit: arrow.Second, TimeZone: "Europe/Paris"}, func(b array.Builder) {
+			b.(*array.TimestampBuilder).AppendValues([]arrow.Timestamp{-62135596800, 1}, nil)
+		}},
+		{"date64", arrow.FixedWidthTypes.Date64, func(b array.Builder) {
+			b.(*array.Date64Builder).AppendValues([]arrow.Date64{-86400000, 0, 1641600000000}, nil)
+		}},
+		{"dictionary<int8, utf8>", dictOf(arrow.PrimitiveTypes.Int8, arrow.BinaryTypes.String), func(b array.Builder) {
+			db := b.(*array.BinaryDictionaryBuilder)
+			for _, v := range []string{"x", "y", "", "x"} {
+				require.NoError(t, db.AppendString(v))
+			}
+		}},
+		{"dictionary<int64, utf8>", dictOf(arrow.PrimitiveTypes.Int64, arrow.BinaryTypes.String), func(b array.Builder) {
+			db := b.(*array.BinaryDictionaryBuilder)
+			for _, v := range []string{"a,b", "c"} {
+				require.NoError(t, db.AppendString(v))
+			}
+		}},
+		{"dictionary<int32, int64>", dictOf(arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int64), func(b array.Builder) {
+			db := b.(*array.Int64DictionaryBuilder)
+			for _, v := range []int64{1000, -1, 1000} {
+				require.NoError(t, db.Append(v))
+			}
+		}},
+		{"dictionary<uint16, float64>", dictOf(arrow.PrimitiveTypes.Uint16, arrow.PrimitiveTypes.Float64), func(b array.Builder) {
+			db := b.(*array.Float64DictionaryBuilder)
+			for _, v := range []float64{0.5, -0.5} {
+				require.NoError(t, db.Append(v))
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			runRanks(t, 2, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+				tbl := valueColumnTable(mem, tc.dt, func(b array.Builder) {
+					if c.Rank() == 0 {
+						tc.fill(b)
+					}
+					b.AppendNull()
+				})
+				defer tbl.Release()
+				want := columnStrings(tbl, 1)
+				f, err := New(c, tbl, WithAllocator(mem))
+				require.NoError(t, err)
+				defer f.Release()
+				_, err = f.WriteParquet(ctx, filepath.Join(dir, "p-{rank}.parquet"))
+				require.NoError(t, err)
+				back, err := ReadParquet(ctx, c, []string{filepath.Join(dir, "p-{rank}.parquet")}, WithAllocator(mem))
+				require.NoError(t, err)
+				defer back.Release()
+				require.True(t, back.Schema().Equal(tbl.Schema()), "read back %v, wrote %v", back.Schema(), tbl.Schema())
+				require.Equal(t, want, columnStrings(back.Table(), 1))
+				return nil
+			})
+		})
+	}
+}
