@@ -62,8 +62,12 @@ func Files(paths []string, rank, size int) ([]string, error) {
 		}
 		if isOwn {
 			own = append(own, matches...)
-		} else {
-			shared = append(shared, matches...)
+			continue
+		}
+		for _, m := range matches {
+			// one file, one name: "./a.csv" and a glob's "a.csv" would
+			// otherwise both be dealt out, and the file read twice
+			shared = append(shared, filepath.Clean(m))
 		}
 	}
 	slices.Sort(shared)

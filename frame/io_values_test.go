@@ -272,3 +272,32 @@ func TestParquetRestoresStoredTypes(t *testing.T) {
 		})
 	}
 }
+
+// A file of the shared set named twice, in spellings that differ only
+// lexically, is read once (it was dealt out twice: its rows were read twice).
+func TestFilesNamesOneFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a.csv", "b.csv"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), nil, 0o644))
+	}
+	a, b := filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")
+	cases := []struct {
+		name  string
+		paths []string
+	}{
+		{"glob and ./", []string{filepath.Join(dir, "*.csv"), filepath.Join(dir, ".", "a.csv")}},
+		{"double slash", []string{dir + "//a.csv", a, b}},
+		{"trailing ./", []string{dir + "/./a.csv", dir + "/./b.csv", dir + "/*.csv"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var all []string
+			for r := range 3 {
+				got, err := Files(tc.paths, r, 3)
+				require.NoError(t, err)
+				all = append(all, got...)
+			}
+			require.ElementsMatch(t, []string{a, b}, all)
+		})
+	}
+}
