@@ -88,8 +88,12 @@ func (c *Comm) alltoallvBatch(parts [][]byte) int {
 func (cl *call) exchange(parts, out, dst [][]byte, step, batch int) error {
 	c := cl.c
 	p, r := c.size, c.rank
+	// A batch of more than p-1 peers is all of them. (Clamped here, so
+	// that lo+batch cannot overflow for a Tuning.AlltoallBatch near
+	// math.MaxInt.)
+	batch = min(batch, max(p-1, 1))
 	var rs recvs
-	rs.reqs = make([]*request, 0, min(batch, p-1))
+	rs.reqs = make([]*request, 0, batch)
 	for lo := 1; lo < p; lo += batch {
 		hi := min(lo+batch, p)
 		rs.reset()

@@ -37,7 +37,9 @@ type Tuning struct {
 	AlltoallBruckMax      int
 	AlltoallBruckMinRanks int
 	AlltoallScatteredMax  int
-	// AlltoallBatch is how many peers the scattered exchange has in flight.
+	// AlltoallBatch is how many peers the scattered exchange has in flight
+	// (at least 1; a value of Size()-1 or more, up to math.MaxInt, means
+	// every peer at once).
 	AlltoallBatch int
 
 	// Reduce: binomial at or below ReduceShort bytes (or for fewer
