@@ -24,5 +24,5 @@
 // Building a lab needs root, the ip command (iproute2) and nft (nftables);
 // Check says why a machine cannot. The package is internal: it exists for the
 // lab tests and benchmarks of fnmesh, and sits beside the layers rather than
-// in them (it imports none of fnmesh's packages).
+// in them (of fnmesh's packages it imports only internal/proc).
 package nslab
