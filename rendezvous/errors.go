@@ -14,10 +14,10 @@ const (
 	CodeReplay     Code = 5  // a challenge or relay ticket that is stale or already used
 	CodeBadRequest Code = 6  // valid frame, invalid request: rank taken or out of range, world mismatch, unexpected message
 	CodeMemberLeft Code = 7  // a member of the job disconnected; Rank names it
-	CodeTimeout    Code = 8  // the job (or a relay partner) did not arrive in time
+	CodeTimeout    Code = 8  // the job did not complete (or finish its links) in time
 	CodeShutdown   Code = 9  // the server is shutting down
 	CodeOverloaded Code = 10 // the server is at its connection limit
-	CodeRelay      Code = 11 // no job in progress for a relay connection
+	CodeRelay      Code = 11 // a relay could not be set up: no such job setting up links, or the partner never came, gave up or is unreachable
 )
 
 var codeNames = map[Code]string{
