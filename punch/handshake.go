@@ -15,14 +15,19 @@ import (
 	"time"
 )
 
-// The link handshake, version 1. Every message is a frame:
+// The link handshake, version 2. Every message is a frame:
 //
-//	magic "FNMH" (4) | version 1 (1) | kind (1) | body length, big endian (2) | body
+//	magic "FNMH" (4) | version 2 (1) | kind (1) | body length, big endian (2) | body
 //
 // Both ends send a hello at once (no end waits for the other to speak first,
 // so who dialed does not matter):
 //
-//	hello body (72): SHA-256(label | job ID) (32) | own rank (4) | expected peer rank (4) | random nonce (32)
+//	hello body (72): deployment tag (16) | job tag (16) | own rank (4) | expected peer rank (4) | random nonce (32)
+//
+// where the tags are derived from the secret (see helloTags): a hello tells
+// nothing about its job to whoever lacks the secret. (Version 1 carried an
+// unkeyed SHA-256 of the job ID, which anyone who connected to a punch port
+// got back and could test guesses of the job ID against.)
 //
 // then, having checked the peer's hello, a proof:
 //
@@ -37,12 +42,12 @@ import (
 // several pass (select and ack, empty bodies); see Port.Punch.
 const (
 	frameMagic      = "FNMH"
-	handshakeV1     = 1
+	handshakeV      = 2
 	headerLen       = 8
-	helloBodyLen    = 32 + 4 + 4 + 32
+	helloBodyLen    = tagLen + tagLen + 4 + 4 + 32
 	proofBodyLen    = sha256.Size
 	helloFrameLen   = headerLen + helloBodyLen
-	maxFrameBodyLen = helloBodyLen // the largest body of version 1
+	maxFrameBodyLen = helloBodyLen // the largest body of version 2
 )
 
 type frameKind byte
@@ -87,12 +92,14 @@ var (
 	ErrMalformed = errors.New("malformed handshake")
 	// ErrVersion: the peer speaks another version of the handshake.
 	ErrVersion = errors.New("unsupported handshake version")
-	// ErrForeignJob: the peer belongs to another job.
+	// ErrForeignJob: the peer belongs to another job (of the same
+	// deployment: it holds the same secret).
 	ErrForeignJob = errors.New("peer belongs to another job")
 	// ErrWrongRank: the peer is not the rank expected, or expects another.
 	ErrWrongRank = errors.New("wrong rank")
-	// ErrBadProof: the peer's proof does not verify; it does not hold the
-	// job secret (or the bytes were altered on the way).
+	// ErrBadProof: the peer does not hold the job secret: its hello names
+	// another deployment, or its proof does not verify (or the bytes were
+	// altered on the way).
 	ErrBadProof = errors.New("bad proof: peer does not hold the job secret")
 	// ErrSelfConnect: the connection reached this very socket (a TCP
 	// self-connect, e.g. to a peer's private endpoint that equals ours).
@@ -113,17 +120,19 @@ func IsRejection(err error) bool {
 
 // hello is the decoded body of a hello frame.
 type hello struct {
-	job   [32]byte
-	rank  uint32 // the sender's rank
-	peer  uint32 // the rank the sender expects at the other end
-	nonce [32]byte
+	deployment [tagLen]byte
+	job        [tagLen]byte
+	rank       uint32 // the sender's rank
+	peer       uint32 // the rank the sender expects at the other end
+	nonce      [32]byte
 }
 
 func (h *hello) marshal() []byte {
 	b := make([]byte, helloFrameLen)
 	putHeader(b, kindHello, helloBodyLen)
 	body := b[headerLen:]
-	copy(body[0:32], h.job[:])
+	copy(body[0:tagLen], h.deployment[:])
+	copy(body[tagLen:32], h.job[:])
 	binary.BigEndian.PutUint32(body[32:36], h.rank)
 	binary.BigEndian.PutUint32(body[36:40], h.peer)
 	copy(body[40:72], h.nonce[:])
@@ -132,7 +141,7 @@ func (h *hello) marshal() []byte {
 
 func putHeader(b []byte, kind frameKind, n int) {
 	copy(b[0:4], frameMagic)
-	b[4] = handshakeV1
+	b[4] = handshakeV
 	b[5] = byte(kind)
 	binary.BigEndian.PutUint16(b[6:8], uint16(n))
 }
@@ -145,8 +154,8 @@ func parseHeader(h []byte, want frameKind) (int, error) {
 	if string(h[0:4]) != frameMagic {
 		return 0, fmt.Errorf("%w: not an fnmesh link (first bytes %q%s)", ErrMalformed, h[0:headerLen], sniff(h))
 	}
-	if h[4] != handshakeV1 {
-		return 0, fmt.Errorf("%w %d (this end speaks %d)", ErrVersion, h[4], handshakeV1)
+	if h[4] != handshakeV {
+		return 0, fmt.Errorf("%w %d (this end speaks %d)", ErrVersion, h[4], handshakeV)
 	}
 	kind, n := frameKind(h[5]), int(binary.BigEndian.Uint16(h[6:8]))
 	if kind != want {
@@ -187,7 +196,8 @@ func parseHello(frame []byte) (hello, error) {
 		return h, fmt.Errorf("%w: hello frame of %d bytes, want %d", ErrMalformed, len(frame), headerLen+n)
 	}
 	body := frame[headerLen:]
-	copy(h.job[:], body[0:32])
+	copy(h.deployment[:], body[0:tagLen])
+	copy(h.job[:], body[tagLen:32])
 	h.rank = binary.BigEndian.Uint32(body[32:36])
 	h.peer = binary.BigEndian.Uint32(body[36:40])
 	copy(h.nonce[:], body[40:72])
@@ -266,7 +276,11 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 	defer release()
 	fail := func(err error) (int, error) { return 0, ctxErr(ctx, err) }
 
-	mine := hello{job: jobHash(id.Job), rank: uint32(id.Rank)}
+	mine := hello{rank: uint32(id.Rank)}
+	var err error
+	if mine.deployment, mine.job, err = helloTags(id.Secret, id.Job); err != nil {
+		return fail(err)
+	}
 	if _, err := rand.Read(mine.nonce[:]); err != nil {
 		return fail(fmt.Errorf("nonce: %w", err))
 	}
@@ -339,9 +353,12 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 }
 
 // checkHello checks the peer's hello against ours and against the rank
-// expected (anyRank: any rank but ours).
+// expected (anyRank: any rank but ours). The tags are compared in variable
+// time: ours goes out in clear in our own hello.
 func checkHello(id Identity, peer int, mine, theirs *hello) error {
 	switch {
+	case theirs.deployment != mine.deployment:
+		return fmt.Errorf("%w (its hello names another deployment)", ErrBadProof)
 	case theirs.job != mine.job:
 		return ErrForeignJob
 	case theirs.nonce == mine.nonce:

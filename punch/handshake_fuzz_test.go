@@ -15,8 +15,8 @@ func fuzzSeeds() [][]byte {
 	hello1 := validHelloFrom(1, 0)
 	proofFrame := make([]byte, headerLen+proofBodyLen)
 	putHeader(proofFrame, kindProof, proofBodyLen)
-	v2 := bytes.Clone(hello1)
-	v2[4] = 2
+	v1 := bytes.Clone(hello1)
+	v1[4] = 1
 	big := bytes.Clone(hello1)
 	big[6], big[7] = 0xFF, 0xFF
 	return [][]byte{
@@ -25,7 +25,7 @@ func fuzzSeeds() [][]byte {
 		append(bytes.Clone(hello1), proofFrame...),
 		hello1[:headerLen],
 		hello1[:helloFrameLen-1],
-		v2,
+		v1,
 		big,
 		validHelloFrom(0, 1),
 		validHelloFrom(1<<31, 0),
@@ -36,7 +36,7 @@ func fuzzSeeds() [][]byte {
 }
 
 // FuzzHandshakeHello: the hello decoder never panics, accepts only whole
-// hello frames of version 1, and what it accepts re-encodes to the same
+// hello frames of version 2, and what it accepts re-encodes to the same
 // bytes.
 func FuzzHandshakeHello(f *testing.F) {
 	for _, s := range fuzzSeeds() {
@@ -50,8 +50,8 @@ func FuzzHandshakeHello(f *testing.F) {
 			}
 			return
 		}
-		if len(b) != helloFrameLen || string(b[:4]) != frameMagic || b[4] != handshakeV1 || frameKind(b[5]) != kindHello {
-			t.Fatalf("accepted a frame that is not a v1 hello: %x", b)
+		if len(b) != helloFrameLen || string(b[:4]) != frameMagic || b[4] != handshakeV || frameKind(b[5]) != kindHello {
+			t.Fatalf("accepted a frame that is not a v2 hello: %x", b)
 		}
 		if got := h.marshal(); !bytes.Equal(got, b) {
 			t.Fatalf("re-encoded %x, decoded from %x", got, b)

@@ -3,6 +3,7 @@ package punch
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net"
@@ -149,7 +150,11 @@ func scripted(t *testing.T, script []byte, hangUp bool, timeout time.Duration) e
 }
 
 func validHelloFrom(rank, peer uint32) []byte {
-	h := hello{job: jobHash(testJobID), rank: rank, peer: peer}
+	h := hello{rank: rank, peer: peer}
+	var err error
+	if h.deployment, h.job, err = helloTags(secret, testJobID); err != nil {
+		panic(err)
+	}
 	h.nonce[0] = 7
 	return h.marshal()
 }
@@ -157,8 +162,8 @@ func validHelloFrom(rank, peer uint32) []byte {
 // One end speaks something other than a valid handshake.
 func TestHandshakeRejectsStrays(t *testing.T) {
 	hello1 := validHelloFrom(1, 0)
-	v2 := bytes.Clone(hello1)
-	v2[4] = 2
+	v1 := bytes.Clone(hello1)
+	v1[4] = 1 // the version before the hello's tags were keyed
 	oversized := bytes.Clone(hello1[:headerLen])
 	oversized[6], oversized[7] = 0xEA, 0x60 // 60000 bytes
 	wrongKind := bytes.Clone(hello1)
@@ -182,7 +187,7 @@ func TestHandshakeRejectsStrays(t *testing.T) {
 		{"truncated header", hello1[:5], true, io.ErrUnexpectedEOF, "reading hello"},
 		{"truncated body", hello1[:40], true, io.ErrUnexpectedEOF, "reading hello"},
 		{"hello then close", hello1, true, io.ErrUnexpectedEOF, "reading proof"},
-		{"version 2", v2, false, ErrVersion, "version 2"},
+		{"version 1", v1, false, ErrVersion, "version 1 (this end speaks 2)"},
 		{"oversized", oversized, false, ErrMalformed, "oversized"},
 		{"wrong kind", wrongKind, false, ErrMalformed, "proof frame"},
 		{"rank out of range", validHelloFrom(1<<31, 0), false, ErrWrongRank, "out of range"},
@@ -269,9 +274,11 @@ func TestHandshakeArguments(t *testing.T) {
 }
 
 func TestHelloRoundTrip(t *testing.T) {
-	h := hello{job: jobHash("x"), rank: 3, peer: 9}
+	h := hello{rank: 3, peer: 9}
 	for i := range h.nonce {
 		h.nonce[i] = byte(i)
+		h.deployment[i%tagLen] = byte(100 + i)
+		h.job[i%tagLen] = byte(200 + i)
 	}
 	f := h.marshal()
 	require.Len(t, f, helloFrameLen)
@@ -306,4 +313,49 @@ func TestIsRejection(t *testing.T) {
 	require.True(t, IsRejection(errors.Join(errors.New("x"), ErrBadProof)))
 	require.False(t, IsRejection(io.ErrUnexpectedEOF))
 	require.False(t, IsRejection(context.DeadlineExceeded))
+}
+
+// A stranger without the secret who connects to a punch port gets the
+// port's hello back (as an fnmesh peer of another job would, to learn why
+// it was refused). What that hello says of the job must be useless to it:
+// the job field depends on the secret, so it can neither be recomputed from
+// a guessed job ID (version 1 sent SHA-256 of a label and the job ID, which
+// a dictionary of job IDs recovered) nor match across secrets.
+func TestHandshakeHelloHidesJob(t *testing.T) {
+	strangerGets := func(p *Port) hello {
+		c, err := net.Dial("tcp", p.Addr().String())
+		require.NoError(t, err)
+		defer c.Close()
+		h := hello{rank: 1, peer: 0} // a junk job: the stranger knows nothing
+		h.nonce[0] = 1
+		_, err = c.Write(h.marshal())
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		f, err := readFrame(c, kindHello)
+		require.NoError(t, err)
+		got, err := parseHello(f)
+		require.NoError(t, err)
+		return got
+	}
+	p := listenOS(t, 0)
+	other, err := Listen(context.Background(), OS(), anyLoop,
+		Identity{Secret: []byte("another secret, 32 bytes long..."), Job: testJobID, Rank: 0})
+	require.NoError(t, err)
+	t.Cleanup(func() { other.Close() })
+
+	a, b := strangerGets(p), strangerGets(other)
+	unkeyed := sha256.Sum256([]byte("fnmesh/job/v1\x00" + testJobID))
+	body := a.marshal()[headerLen:]
+	assert.False(t, bytes.Contains(body, unkeyed[:tagLen]), "the hello carries an unkeyed hash of the job ID")
+	assert.NotEqual(t, a.job, b.job, "the job field must depend on the secret")
+	assert.NotEqual(t, a.deployment, b.deployment)
+	// Holders of the secret still tell another job from another secret.
+	d1, j1, err := helloTags(secret, testJobID)
+	require.NoError(t, err)
+	d2, j2, err := helloTags(secret, "job-43")
+	require.NoError(t, err)
+	assert.Equal(t, d1, d2)
+	assert.NotEqual(t, j1, j2)
+	assert.Equal(t, d1, a.deployment)
+	assert.Equal(t, j1, a.job)
 }

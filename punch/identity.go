@@ -54,26 +54,46 @@ type Peer struct {
 	Endpoints []netip.AddrPort
 }
 
-// Labels that separate the keys and hashes derived from one secret.
+// Labels that separate the keys and tags derived from one secret.
 const (
-	labelJob   = "fnmesh/job/v1\x00"
-	labelLink  = "fnmesh/link/v1\x00"
-	labelJoin  = "fnmesh/join/v1\x00"
-	labelProof = "fnmesh/proof/v1\x00"
+	labelDeployment = "fnmesh/deployment/v2\x00"
+	labelJobTag     = "fnmesh/job/v2\x00"
+	labelLink       = "fnmesh/link/v1\x00"
+	labelJoin       = "fnmesh/join/v1\x00"
+	labelProof      = "fnmesh/proof/v1\x00"
 )
 
-// jobHash names a job on the wire without its secret: SHA-256 over a label
-// and the job ID. It lets a link to another job be told apart from a link
-// with a wrong secret.
-func jobHash(job string) [32]byte {
-	return sha256.Sum256([]byte(labelJob + job))
+// tagLen is the length of each of the two tags of a hello.
+const tagLen = 16
+
+// helloTags are the two tags by which a hello names its sender's deployment
+// and job without revealing either to whoever lacks the secret: the
+// deployment tag is HKDF-SHA256(secret, label), the same for every job of a
+// deployment, and the job tag is HKDF-SHA256(secret, label | job ID), 16
+// bytes each. Both depend on the secret, so a stranger who connects to a
+// punch port (and gets its hello back) cannot test guesses of the job ID
+// against the job tag, as it could against an unkeyed hash. Between holders
+// of the secret they still tell another job (job tags differ) apart from
+// another secret (deployment tags differ).
+func helloTags(secret []byte, job string) (deployment, jobTag [tagLen]byte, err error) {
+	d, err := deriveKey(secret, labelDeployment, "", tagLen)
+	if err != nil {
+		return deployment, jobTag, err
+	}
+	j, err := deriveKey(secret, labelJobTag, job, tagLen)
+	if err != nil {
+		return deployment, jobTag, err
+	}
+	copy(deployment[:], d)
+	copy(jobTag[:], j)
+	return deployment, jobTag, nil
 }
 
-// deriveKey derives a 32-byte key for purpose label and job from secret with
-// HKDF-SHA256 (RFC 5869). It fails only where the FIPS 140-only mode forbids
-// a secret shorter than 14 bytes.
-func deriveKey(secret []byte, label, job string) ([]byte, error) {
-	k, err := hkdf.Key(sha256.New, secret, nil, label+job, 32)
+// deriveKey derives an n-byte key for purpose label and job from secret
+// with HKDF-SHA256 (RFC 5869). It fails only where the FIPS 140-only mode
+// forbids a secret shorter than 14 bytes.
+func deriveKey(secret []byte, label, job string, n int) ([]byte, error) {
+	k, err := hkdf.Key(sha256.New, secret, nil, label+job, n)
 	if err != nil {
 		return nil, fmt.Errorf("deriving key: %w", err)
 	}
@@ -95,10 +115,10 @@ func JoinToken(secret []byte, job string) ([]byte, error) {
 	if len(secret) == 0 {
 		return nil, errors.New("join token: empty secret")
 	}
-	return deriveKey(secret, labelJoin, job)
+	return deriveKey(secret, labelJoin, job, 32)
 }
 
 // linkKey is the HMAC key of the link handshakes of one job.
 func linkKey(secret []byte, job string) ([]byte, error) {
-	return deriveKey(secret, labelLink, job)
+	return deriveKey(secret, labelLink, job, 32)
 }
