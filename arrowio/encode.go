@@ -47,6 +47,7 @@ type wireChunk struct {
 	open  int    // where the last part starts in arena, if it is there (-1 if not)
 	flat  []byte // bytes' buffer, reused
 	skip  int    // payloads still to drop (a schema already sent by an earlier writer)
+	mute  bool   // drop everything (a writer being retired, see encoder.restart)
 }
 
 func (c *wireChunk) reset() {
@@ -105,6 +106,9 @@ func (c *wireChunk) bytes() []byte {
 func (c *wireChunk) Start() error { return nil }
 
 func (c *wireChunk) WritePayload(p ipc.Payload) error {
+	if c.mute {
+		return nil
+	}
 	if c.skip > 0 {
 		c.skip--
 		return nil
@@ -114,6 +118,9 @@ func (c *wireChunk) WritePayload(p ipc.Payload) error {
 }
 
 func (c *wireChunk) Close() error {
+	if c.mute {
+		return nil
+	}
 	_, err := c.Write(eosMarker)
 	return err
 }
@@ -145,6 +152,7 @@ type encoder struct {
 	chunk      wireChunk
 	w          *ipc.Writer
 	pending    []arrow.RecordBatch // encoded into the current chunk: its parts may point into them
+	dicts      []arrow.ArrayData   // the dictionaries of the batch written last (dictionaries' order)
 	sentSchema bool
 	done       bool
 	closed     bool
@@ -189,6 +197,9 @@ func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, erro
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 		}
 		e.pending = append(e.pending, safe)
+		if e.floatDictChanged(safe) {
+			e.restart()
+		}
 		if err := e.w.Write(safe); err != nil {
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 		}
@@ -200,6 +211,81 @@ func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, erro
 	}
 	e.sentSchema = true
 	return &e.chunk, nil
+}
+
+// floatDictChanged reports whether rec has a dictionary holding floating-point values that is not the
+// one the batch written before had in its place, and notes rec's dictionaries. The IPC writer (arrow-go
+// v18.6.0) sends a changed dictionary only if it differs from the last one sent by array.ApproxEqual,
+// which compares floats with an absolute tolerance of 1e-5 (and -0 equal to +0): a dictionary of
+// float64 1.000001 after one of 1.0 would not be sent, and the receiver would decode the batch with
+// the old values. Such a change needs a fresh writer (restart).
+func (e *encoder) floatDictChanged(rec arrow.RecordBatch) bool {
+	var dicts []arrow.ArrayData
+	for _, col := range rec.Columns() {
+		dicts = appendDicts(dicts, col.Data(), 0)
+	}
+	changed := false
+	if e.dicts != nil && len(dicts) == len(e.dicts) {
+		for i, d := range dicts {
+			if d != e.dicts[i] && holdsFloat(d.DataType(), 0) {
+				changed = true
+				break
+			}
+		}
+	}
+	e.dicts = dicts
+	return changed
+}
+
+// appendDicts appends the dictionaries of d and its descendants (those of dictionaries' values too),
+// in a fixed order.
+func appendDicts(dst []arrow.ArrayData, d arrow.ArrayData, depth int) []arrow.ArrayData {
+	if d == nil || depth > 64 {
+		return dst
+	}
+	if dict, _ := d.Dictionary().(*array.Data); dict != nil { // a Data without one returns a nil *Data
+		dst = append(dst, dict)
+		dst = appendDicts(dst, dict, depth+1)
+	}
+	for _, c := range d.Children() {
+		dst = appendDicts(dst, c, depth+1)
+	}
+	return dst
+}
+
+// holdsFloat reports whether values of dt hold floating-point numbers at any depth.
+func holdsFloat(dt arrow.DataType, depth int) bool {
+	if depth > 64 {
+		return false
+	}
+	switch t := dt.(type) {
+	case *arrow.Float16Type, *arrow.Float32Type, *arrow.Float64Type:
+		return true
+	case *arrow.DictionaryType:
+		return holdsFloat(t.ValueType, depth+1)
+	case arrow.ExtensionType:
+		return holdsFloat(t.StorageType(), depth+1)
+	case *arrow.RunEndEncodedType:
+		return holdsFloat(t.Encoded(), depth+1)
+	case arrow.NestedType:
+		for _, f := range t.Fields() {
+			if holdsFloat(f.Type, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// restart replaces the IPC writer with a fresh one, which sends every dictionary of the next batch
+// again (as replacements: the stream's schema message is not repeated). The old writer's end of
+// stream is dropped; the chunk keeps what it already holds.
+func (e *encoder) restart() {
+	e.chunk.mute = true
+	e.w.Close()
+	e.chunk.mute = false
+	e.chunk.skip = 1 // the fresh writer's schema message: the receiver has it already
+	e.w = ipc.NewWriterWithPayloadWriter(&e.chunk, e.opts...)
 }
 
 // end returns the chunk that ends the stream (with the schema if no batch was sent).
