@@ -29,15 +29,17 @@ func ConcatTables(tables []arrow.Table) (arrow.Table, error) {
 		return nil, errors.New("arrowio: concat tables: no tables")
 	}
 	chunks := make([][]arrow.Array, schema.NumFields())
+	rows := int64(0) // a table of no columns has rows all the same
 	for _, t := range tables {
 		if t == nil {
 			continue
 		}
+		rows += t.NumRows()
 		for c := range chunks {
 			chunks[c] = append(chunks[c], t.Column(c).Data().Chunks()...)
 		}
 	}
-	return newTable(schema, chunks), nil
+	return newTableRows(schema, chunks, rows), nil
 }
 
 // schemaDiff describes how schema got differs from want, for errors.

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -220,9 +219,17 @@ func (d *decoder) take() []arrow.RecordBatch {
 // table returns everything decoded as one table (zero copy: one chunk per batch). It needs the schema.
 func (d *decoder) table() arrow.Table {
 	recs := d.take()
-	t := array.NewTableFromRecords(d.schema(), recs)
-	releaseBatches(recs)
-	return t
+	defer releaseBatches(recs)
+	schema := d.schema()
+	chunks := make([][]arrow.Array, schema.NumFields())
+	rows := int64(0) // a table of no columns has rows all the same
+	for _, rec := range recs {
+		rows += rec.NumRows()
+		for c := range chunks {
+			chunks[c] = append(chunks[c], rec.Column(c))
+		}
+	}
+	return newTableRows(schema, chunks, rows)
 }
 
 func (d *decoder) dropQueue() {

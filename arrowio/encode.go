@@ -385,6 +385,13 @@ func splitBatch(rec arrow.RecordBatch, target int64) []arrow.RecordBatch {
 // about target bytes, without empty ones. The caller releases every batch.
 func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err error) {
 	defer recoverInvalid(&err, "reading table")
+	if t.NumCols() == 0 {
+		// A table reader reads no rows from a table of no columns: its rows are one batch of none.
+		if t.NumRows() > 0 {
+			out = append(out, array.NewRecordBatch(t.Schema(), nil, t.NumRows()))
+		}
+		return out, nil
+	}
 	tr := array.NewTableReader(t, -1)
 	defer tr.Release()
 	for tr.Next() {

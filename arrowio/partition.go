@@ -206,7 +206,13 @@ func appendColumns(dst [][]arrow.Array, cols []arrow.Array) {
 }
 
 // newTable builds a table of schema from per-column chunk lists; the table takes its own references.
+// Its row count is that of its columns (0 without any).
 func newTable(schema *arrow.Schema, chunks [][]arrow.Array) arrow.Table {
+	return newTableRows(schema, chunks, -1)
+}
+
+// newTableRows is newTable with the row count given (-1: the columns'), for a table of no columns.
+func newTableRows(schema *arrow.Schema, chunks [][]arrow.Array, rows int64) arrow.Table {
 	cols := make([]arrow.Column, schema.NumFields())
 	for c := range cols {
 		f := schema.Field(c)
@@ -218,7 +224,7 @@ func newTable(schema *arrow.Schema, chunks [][]arrow.Array) arrow.Table {
 		cols[c] = *arrow.NewColumn(f, ch)
 		ch.Release()
 	}
-	t := array.NewTable(schema, cols, -1)
+	t := array.NewTable(schema, cols, rows)
 	for i := range cols {
 		cols[i].Release()
 	}
