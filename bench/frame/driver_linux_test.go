@@ -37,11 +37,7 @@ func TestWorkersEndWithTheDriver(t *testing.T) {
 			cmd := exec.CommandContext(ctx, bin, "-workers", "2", "-rows", "200000", "-reps", "1000",
 				"-groupby=false", "-ceiling-mb", "0")
 			require.NoError(t, cmd.Start())
-			var kids []int
-			for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
-				time.Sleep(50 * time.Millisecond)
-				kids = proc.Children(cmd.Process.Pid)
-			}
+			kids := proc.WaitChildren(cmd.Process.Pid, 2, 30*time.Second)
 			require.Len(t, kids, 2, "two workers started")
 			time.Sleep(500 * time.Millisecond)
 			require.NoError(t, cmd.Process.Signal(sig))
@@ -49,10 +45,7 @@ func TestWorkersEndWithTheDriver(t *testing.T) {
 			assert.Error(t, err, "the driver reports the interruption")
 			deadline := time.Now().Add(10 * time.Second)
 			for _, k := range kids {
-				for proc.Alive(k) && time.Now().Before(deadline) {
-					time.Sleep(50 * time.Millisecond)
-				}
-				if !assert.False(t, proc.Alive(k), "worker %d ended with the driver", k) {
+				if !assert.True(t, proc.WaitGone(k, deadline), "worker %d ended with the driver", k) {
 					_ = syscall.Kill(k, syscall.SIGKILL)
 				}
 			}

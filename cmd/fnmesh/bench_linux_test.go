@@ -6,10 +6,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,11 +35,7 @@ func TestBenchWorkerKilled(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
 
-	var kids []int
-	for deadline := time.Now().Add(30 * time.Second); len(kids) < 3 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		kids = proc.Children(cmd.Process.Pid)
-	}
+	kids := proc.WaitChildren(cmd.Process.Pid, 3, 30*time.Second)
 	require.Len(t, kids, 3, "three workers started")
 	time.Sleep(time.Second) // let them join and start measuring
 	require.NoError(t, syscall.Kill(kids[1], syscall.SIGKILL))
@@ -73,32 +67,14 @@ func TestBenchParentKilled(t *testing.T) {
 	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "2", "-ops", "allgather", "-min", "1", "-max", "1K",
 		"-iters", "1000000", "-progress=false", "-timeout", "90s")
 	require.NoError(t, cmd.Start())
-	var kids []int
-	for deadline := time.Now().Add(30 * time.Second); len(kids) < 2 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		kids = proc.Children(cmd.Process.Pid)
-	}
+	kids := proc.WaitChildren(cmd.Process.Pid, 2, 30*time.Second)
 	require.Len(t, kids, 2, "two workers started")
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, k := range kids {
-		for processAlive(k) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if !assert.False(t, processAlive(k), "worker %d ended with the bench", k) {
+		if !assert.True(t, proc.WaitGone(k, deadline), "worker %d ended with the bench", k) {
 			_ = syscall.Kill(k, syscall.SIGKILL)
 		}
 	}
-}
-
-// processAlive reports whether pid still runs (a zombie counts as gone).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // DieWithParent has the kernel kill cmd's process (SIGKILL) when the
@@ -51,4 +52,25 @@ func Alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')') // the command name may hold spaces and parentheses
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// WaitChildren polls Children(pid) until it lists at least n processes or
+// within has passed, and returns what it last listed.
+func WaitChildren(pid, n int, within time.Duration) []int {
+	deadline := time.Now().Add(within)
+	kids := Children(pid)
+	for len(kids) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		kids = Children(pid)
+	}
+	return kids
+}
+
+// WaitGone polls until process pid has ended (see Alive) or the deadline
+// passes, and reports whether it ended.
+func WaitGone(pid int, deadline time.Time) bool {
+	for Alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return !Alive(pid)
 }

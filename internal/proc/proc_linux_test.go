@@ -22,6 +22,7 @@ func TestChildrenAndAlive(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	pid := cmd.Process.Pid
 	assert.Contains(t, proc.Children(os.Getpid()), pid)
+	assert.Contains(t, proc.WaitChildren(os.Getpid(), 1, time.Second), pid)
 	assert.True(t, proc.Alive(pid))
 	require.NoError(t, cmd.Process.Kill())
 	_ = cmd.Wait()
@@ -60,9 +61,5 @@ func TestDieWithParent(t *testing.T) {
 	require.True(t, proc.Alive(pid))
 	require.NoError(t, parent.Process.Kill())
 	_ = parent.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for proc.Alive(pid) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	assert.False(t, proc.Alive(pid), "the grandchild %d outlived its killed parent", pid)
+	assert.True(t, proc.WaitGone(pid, time.Now().Add(10*time.Second)), "the grandchild %d outlived its killed parent", pid)
 }

@@ -2,7 +2,10 @@
 
 package proc
 
-import "os/exec"
+import (
+	"os/exec"
+	"time"
+)
 
 // DieWithParent does nothing here: only Linux kills a process when its
 // parent dies (Pdeathsig). Callers still stop their children themselves
@@ -14,3 +17,9 @@ func Children(pid int) []int { return nil }
 
 // Alive is not known on this platform: false.
 func Alive(pid int) bool { return false }
+
+// WaitChildren is not known on this platform: nil.
+func WaitChildren(pid, n int, within time.Duration) []int { return nil }
+
+// WaitGone is not known on this platform: false.
+func WaitGone(pid int, deadline time.Time) bool { return false }
