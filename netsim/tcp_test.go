@@ -118,7 +118,7 @@ func TestCloseSemantics(t *testing.T) {
 		cli := must(in.AddHost(addr("203.0.113.20"), WithLink(Link{Latency: 5 * time.Millisecond})))
 		ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
 		t.Cleanup(func() { ln.Close() })
-		c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
+		c := must(redial(cli))
 		s := must(ln.Accept())
 		return c, s
 	}
@@ -186,7 +186,7 @@ func TestCloseSemantics(t *testing.T) {
 			assert.ErrorIs(t, err, syscall.ECONNRESET)
 			// The same 4-tuple can be dialed again at once.
 			cli := c.(*TCPConn).h
-			c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+			c2, err := redial(cli)
 			require.NoError(t, err)
 			c2.Close()
 		})
@@ -199,10 +199,10 @@ func TestCloseSemantics(t *testing.T) {
 			require.Equal(t, io.EOF, err)
 			require.NoError(t, s.Close())
 			cli := c.(*TCPConn).h
-			_, err = cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+			_, err = redial(cli)
 			assert.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
 			time.Sleep(11*time.Millisecond + 60*time.Second) // 60 s from the arrival of the server's FIN
-			c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+			c2, err := redial(cli)
 			require.NoError(t, err)
 			c2.Close()
 		})
@@ -544,13 +544,29 @@ func TestCloseWithDataInFlight(t *testing.T) {
 	})
 }
 
+// fixedPair connects 203.0.113.20:4000 to 203.0.113.10:80 (links of 5 ms
+// each) and returns the client's host, to dial the same 4-tuple again
+// (redial), and the listener, which the caller closes.
+func fixedPair(t *testing.T, in *Internet) (cli *Host, ln net.Listener, c, s net.Conn) {
+	l := WithLink(Link{Latency: 5 * time.Millisecond})
+	srv := must(in.AddHost(addr("203.0.113.10"), l))
+	cli = must(in.AddHost(addr("203.0.113.20"), l))
+	ln = must(srv.ListenTCP(context.Background(), ap("0.0.0.0:80")))
+	c = must(redial(cli))
+	return cli, ln, c, must(ln.Accept())
+}
+
+// redial dials fixedPair's 4-tuple from cli.
+func redial(cli *Host) (net.Conn, error) {
+	return cli.DialTCP(context.Background(), ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+}
+
 // TestRSTEndsTimeWait: the side that closed first keeps its 4-tuple after
 // a graceful close, but a RST ends that socket at once, as on Linux (checked
 // on loopback: a redial of the same 4-tuple then succeeds): the peer aborts
 // (SO_LINGER 0 after reading EOF), or the peer writes to it after the
 // close and the closed socket answers with a RST.
 func TestRSTEndsTimeWait(t *testing.T) {
-	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		peer func(t *testing.T, s net.Conn)
@@ -574,19 +590,14 @@ func TestRSTEndsTimeWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bubble(t, func(t *testing.T, in *Internet) {
-				l := WithLink(Link{Latency: 5 * time.Millisecond})
-				srv := must(in.AddHost(addr("203.0.113.10"), l))
-				cli := must(in.AddHost(addr("203.0.113.20"), l))
-				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				cli, ln, c, s := fixedPair(t, in)
 				defer ln.Close()
-				c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
-				s := must(ln.Accept())
 				require.NoError(t, c.Close()) // the client closes first
 				_, err := s.Read(make([]byte, 1))
 				require.Equal(t, io.EOF, err)
 				tc.peer(t, s)
 				time.Sleep(50 * time.Millisecond)
-				c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+				c2, err := redial(cli)
 				if !tc.free {
 					require.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
 					return
@@ -606,7 +617,6 @@ func TestRSTEndsTimeWait(t *testing.T) {
 // was the one in TIME-WAIT). The side whose FIN came second is gone after a
 // round trip (LAST-ACK).
 func TestTimeWaitSide(t *testing.T) {
-	ctx := context.Background()
 	for _, tc := range []struct {
 		name    string
 		close   func(t *testing.T, c, s net.Conn)
@@ -635,19 +645,14 @@ func TestTimeWaitSide(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bubble(t, func(t *testing.T, in *Internet) {
-				l := WithLink(Link{Latency: 5 * time.Millisecond})
-				srv := must(in.AddHost(addr("203.0.113.10"), l))
-				cli := must(in.AddHost(addr("203.0.113.20"), l))
-				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				cli, ln, c, s := fixedPair(t, in)
 				defer ln.Close()
-				c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
-				s := must(ln.Accept())
 				tc.close(t, c, s)
 				time.Sleep(tc.blocked - time.Millisecond)
-				_, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+				_, err := redial(cli)
 				require.ErrorIs(t, err, syscall.EADDRNOTAVAIL)
 				time.Sleep(2 * time.Millisecond)
-				c2, err := cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80"))
+				c2, err := redial(cli)
 				require.NoError(t, err)
 				require.NoError(t, c2.(*TCPConn).SetLinger(0))
 				require.NoError(t, c2.Close())
@@ -661,7 +666,6 @@ func TestTimeWaitSide(t *testing.T) {
 // on Linux (checked on loopback: write, write = "broken pipe", read = EOF);
 // a RST on an open connection is ECONNRESET for both.
 func TestResetInCloseWait(t *testing.T) {
-	ctx := context.Background()
 	for _, tc := range []struct {
 		name        string
 		peer        func(t *testing.T, c net.Conn)
@@ -677,13 +681,8 @@ func TestResetInCloseWait(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bubble(t, func(t *testing.T, in *Internet) {
-				l := WithLink(Link{Latency: 5 * time.Millisecond})
-				srv := must(in.AddHost(addr("203.0.113.10"), l))
-				cli := must(in.AddHost(addr("203.0.113.20"), l))
-				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				_, ln, c, s := fixedPair(t, in)
 				defer ln.Close()
-				c := must(cli.DialTCP(ctx, ap("0.0.0.0:4000"), ap("203.0.113.10:80")))
-				s := must(ln.Accept())
 				defer s.Close()
 				tc.peer(t, c)
 				time.Sleep(20 * time.Millisecond)
