@@ -227,7 +227,7 @@ func (e *encoder) floatDictChanged(rec arrow.RecordBatch) bool {
 	changed := false
 	if e.dicts != nil && len(dicts) == len(e.dicts) {
 		for i, d := range dicts {
-			if d != e.dicts[i] && holdsFloat(d.DataType(), 0) {
+			if d != e.dicts[i] && holdsFloat(d.DataType()) {
 				changed = true
 				break
 			}
@@ -254,22 +254,36 @@ func appendDicts(dst []arrow.ArrayData, d arrow.ArrayData, depth int) []arrow.Ar
 }
 
 // holdsFloat reports whether values of dt hold floating-point numbers at any depth.
-func holdsFloat(dt arrow.DataType, depth int) bool {
+func holdsFloat(dt arrow.DataType) bool {
+	return typeHolds(dt, 0, func(dt arrow.DataType) bool {
+		switch dt.(type) {
+		case *arrow.Float16Type, *arrow.Float32Type, *arrow.Float64Type:
+			return true
+		}
+		return false
+	})
+}
+
+// typeHolds reports whether dt, or a type it is made of at any depth
+// (dictionary values, extension storage, run-end-encoded values, nested
+// fields), is one that `is` says yes to. It looks 64 levels deep at most.
+func typeHolds(dt arrow.DataType, depth int, is func(arrow.DataType) bool) bool {
 	if depth > 64 {
 		return false
 	}
-	switch t := dt.(type) {
-	case *arrow.Float16Type, *arrow.Float32Type, *arrow.Float64Type:
+	if is(dt) {
 		return true
+	}
+	switch t := dt.(type) {
 	case *arrow.DictionaryType:
-		return holdsFloat(t.ValueType, depth+1)
+		return typeHolds(t.ValueType, depth+1, is)
 	case arrow.ExtensionType:
-		return holdsFloat(t.StorageType(), depth+1)
+		return typeHolds(t.StorageType(), depth+1, is)
 	case *arrow.RunEndEncodedType:
-		return holdsFloat(t.Encoded(), depth+1)
+		return typeHolds(t.Encoded(), depth+1, is)
 	case arrow.NestedType:
 		for _, f := range t.Fields() {
-			if holdsFloat(f.Type, depth+1) {
+			if typeHolds(f.Type, depth+1, is) {
 				return true
 			}
 		}
@@ -516,7 +530,7 @@ func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
 func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	var cols []arrow.Array
 	for c, col := range rec.Columns() {
-		if !holdsFragileType(col.DataType(), 0) {
+		if !holdsFragileType(col.DataType()) {
 			continue
 		}
 		if cols == nil {
@@ -550,25 +564,12 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 	return out, nil
 }
 
-func holdsFragileType(dt arrow.DataType, depth int) bool {
-	if depth > 64 {
-		return false
-	}
-	switch t := dt.(type) {
-	case *arrow.SparseUnionType, *arrow.DenseUnionType, *arrow.ListViewType, *arrow.LargeListViewType:
-		return true
-	case *arrow.DictionaryType:
-		return holdsFragileType(t.ValueType, depth+1)
-	case arrow.ExtensionType:
-		return holdsFragileType(t.StorageType(), depth+1)
-	case *arrow.RunEndEncodedType:
-		return holdsFragileType(t.Encoded(), depth+1)
-	case arrow.NestedType:
-		for _, f := range t.Fields() {
-			if holdsFragileType(f.Type, depth+1) {
-				return true
-			}
+func holdsFragileType(dt arrow.DataType) bool {
+	return typeHolds(dt, 0, func(dt arrow.DataType) bool {
+		switch dt.(type) {
+		case *arrow.SparseUnionType, *arrow.DenseUnionType, *arrow.ListViewType, *arrow.LargeListViewType:
+			return true
 		}
-	}
-	return false
+		return false
+	})
 }
