@@ -147,11 +147,10 @@ func concatDictionaries(mem memory.Allocator, dt *arrow.DictionaryType, chunks [
 			return nil, fmt.Errorf("chunk %d: %w", i, err)
 		}
 		if valid != nil {
-			bits := valid.Bytes()
-			for r := range c.Len() {
-				if c.IsValid(r) {
-					bitutil.SetBit(bits, pos+r)
-				}
+			if c.NullN() == 0 {
+				bitutil.SetBitsTo(valid.Bytes(), int64(pos), int64(c.Len()), true)
+			} else {
+				bitutil.CopyBitmap(c.NullBitmapBytes(), c.Data().Offset(), c.Len(), valid.Bytes(), pos)
 			}
 		}
 		pos += c.Len()
