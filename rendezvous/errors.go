@@ -11,13 +11,13 @@ const (
 	CodeVersion    Code = 2  // a protocol version this side does not speak
 	CodeTooLarge   Code = 3  // a frame over the size limit
 	CodeAuth       Code = 4  // a MAC that does not verify: wrong secret, or a forged message
-	CodeReplay     Code = 5  // a challenge or relay ticket that is stale or already used
+	CodeReplay     Code = 5  // a challenge that is stale, or a relay ticket that is not valid now (unknown, used, or its job not setting up links)
 	CodeBadRequest Code = 6  // valid frame, invalid request: rank taken or out of range, world mismatch, unexpected message
 	CodeMemberLeft Code = 7  // a member of the job disconnected; Rank names it
 	CodeTimeout    Code = 8  // the job did not complete (or finish its links) in time
 	CodeShutdown   Code = 9  // the server is shutting down
 	CodeOverloaded Code = 10 // the server is at its connection limit
-	CodeRelay      Code = 11 // a relay could not be set up: no such job setting up links, or the partner never came, gave up or is unreachable
+	CodeRelay      Code = 11 // a relay with a valid ticket could not be set up: the partner never came, gave up or is unreachable
 )
 
 var codeNames = map[Code]string{

@@ -61,7 +61,7 @@ func (s *Server) serveRelay(c net.Conn, rh relayHello) {
 	j := s.jobs[rh.Job]
 	s.mu.Unlock()
 	if j == nil {
-		s.reject(c, &Error{Code: CodeRelay, Rank: rh.Peer, Msg: fmt.Sprintf("relay for job %q: no such job in progress", rh.Job)})
+		s.reject(c, invalidTicket(&rh))
 		return
 	}
 	slot, side, partner, err := j.claimRelay(&rh, c)
@@ -79,17 +79,27 @@ func (s *Server) serveRelay(c net.Conn, rh relayHello) {
 	s.pump(slot, side)
 }
 
+// invalidTicket is the one answer to every relay-hello whose MAC verifies
+// but whose ticket is not valid now: its job is gone, waiting again under
+// the same ID, or setting up links without this ticket (unknown, already
+// used, the other side's, ranks out of range). It says nothing the
+// relay-hello did not carry: a relay-hello captured off the wire and
+// replayed gets the same frame whether or not its job still runs.
+func invalidTicket(rh *relayHello) *Error {
+	return &Error{Code: CodeReplay, Rank: rh.Peer,
+		Msg: fmt.Sprintf("relay ticket of rank %d for rank %d of job %q is not valid: unknown, already used, or its job is not setting up links",
+			rh.Rank, rh.Peer, rh.Job)}
+}
+
 // claimRelay checks a relay ticket and records the connection; partner is
-// the other side's connection if it is already there.
+// the other side's connection if it is already there. Every invalid ticket
+// gets invalidTicket's answer, whatever the job's state.
 func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int, partner net.Conn, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.state != jobPunching {
-		return nil, 0, nil, &Error{Code: CodeRelay, Rank: rh.Peer, Msg: fmt.Sprintf("job %q is not setting up links", j.id)}
-	}
 	lo, hi := min(rh.Rank, rh.Peer), max(rh.Rank, rh.Peer)
-	if hi >= j.world {
-		return nil, 0, nil, &Error{Code: CodeBadRequest, Rank: hi, Msg: fmt.Sprintf("relay rank %d out of range for world %d", hi, j.world)}
+	if j.state != jobPunching || hi >= j.world {
+		return nil, 0, nil, invalidTicket(rh)
 	}
 	key := [2]int{lo, hi}
 	slot = j.relays[key]
@@ -97,8 +107,7 @@ func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int,
 		side = 1
 	}
 	if slot == nil || slot.used[side] || subtle.ConstantTimeCompare(slot.nonce[side][:], rh.Nonce[:]) != 1 {
-		return nil, 0, nil, &Error{Code: CodeReplay, Rank: rh.Peer,
-			Msg: fmt.Sprintf("relay ticket of rank %d for rank %d is unknown or already used (replayed?)", rh.Rank, rh.Peer)}
+		return nil, 0, nil, invalidTicket(rh)
 	}
 	if slot.expired {
 		slot.used[side] = true // the ticket is spent all the same

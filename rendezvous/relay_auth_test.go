@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -48,11 +49,65 @@ func TestRelayHelloNoJobOracle(t *testing.T) {
 			assert.Equal(t, got["live-job"], got["gone-job"])
 		})
 	}
-	// With the secret, a job that is not in progress is named as such.
+	// With the secret, a job that is not in progress is an invalid ticket
+	// (TestRelayReplayRevealsNothing: the same answer as any other).
 	r := dialRaw(t, srv.addr)
 	rh := relayHello{Job: "gone-job", Rank: 0, Peer: 1, Nonce: newNonce()}
 	signedWith(testSecret)(&rh)
 	r.send(rh)
-	e := r.expectError(CodeRelay)
-	assert.Contains(t, e.Msg, "no such job in progress")
+	e := r.expectError(CodeReplay)
+	assert.Contains(t, e.Msg, "is not valid")
+}
+
+// TestRelayReplayRevealsNothing: a relay-hello captured off the wire (its
+// MAC verifies) and replayed gets one and the same answer whether its job
+// is still setting up links, has ended, or a new job of the same ID is
+// waiting, and the same as any other invalid ticket: a replay does not tell
+// an observer whether the job still runs.
+func TestRelayReplayRevealsNothing(t *testing.T) {
+	srv := startLoopServer(t)
+	const job = "replayed"
+	a, b, va, vb := relayedPair(t, srv.addr, job)
+	key, err := jobKey(testSecret, job)
+	require.NoError(t, err)
+	hello := func(rank int, ticket [nonceSize]byte) relayHello {
+		rh := relayHello{Job: job, Rank: rank, Peer: 1 - rank, Nonce: ticket}
+		signRelay(key, &rh)
+		return rh
+	}
+	captured := hello(0, va.Nonce)
+	ra, rb := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
+	ra.send(captured)
+	rb.send(hello(1, vb.Nonce))
+	require.IsType(t, relayReady{}, ra.mustRecv())
+	require.IsType(t, relayReady{}, rb.mustRecv())
+
+	replay := func(rh relayHello) errorMsg {
+		t.Helper()
+		r := dialRaw(t, srv.addr)
+		r.send(rh)
+		m := r.mustRecv()
+		e, ok := m.(errorMsg)
+		require.True(t, ok, "got %#v, want an error frame", m)
+		r.expectClosed()
+		return e
+	}
+	answers := map[string]errorMsg{}
+	answers["job punching, ticket used"] = replay(captured)
+	answers["job punching, other side's ticket"] = replay(hello(0, vb.Nonce))
+	answers["job punching, unknown ticket"] = replay(hello(0, newNonce()))
+
+	a.send(done{})
+	b.send(done{})
+	require.Eventually(t, func() bool { return srv.Metrics().Jobs == 0 }, 5*time.Second, 5*time.Millisecond)
+	answers["job ended"] = replay(captured)
+
+	w := dialRaw(t, srv.addr)
+	w.join(job, 2, -1) // a new job of the same ID, waiting for members
+	answers["same job ID waiting again"] = replay(captured)
+
+	want := answers["job ended"]
+	for name, got := range answers {
+		assert.Equal(t, want, got, "%s: the answer differs from a replay after the job ended", name)
+	}
 }

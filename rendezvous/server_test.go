@@ -81,7 +81,7 @@ func TestServerRejects(t *testing.T) {
 			key, _ := jobKey(testSecret, "nope")
 			signRelay(key, &rh)
 			r.send(rh)
-		}, CodeRelay},
+		}, CodeReplay},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
