@@ -1,15 +1,21 @@
 package netsim
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 var errPipe = errno("write", syscall.EPIPE)
+
+// errReset is what a stream returns once its connection is reset: the
+// connection reports its pending error (TCPConn.soErr) in its place.
+var errReset = errors.New("netsim: connection reset")
 
 // TCPConn is an emulated TCP connection. It implements net.Conn and, like
 // *net.TCPConn, CloseWrite, CloseRead, SetLinger and SetNoDelay. Errors are
@@ -19,8 +25,9 @@ var errPipe = errno("write", syscall.EPIPE)
 //
 // Close sends a FIN after the data written, unless data sent by the peer is
 // left unread or SetLinger(0) was called: then, as on Linux, it aborts with
-// a RST and the peer's reads and writes fail with ECONNRESET. The side whose
-// FIN leaves first keeps the 4-tuple in TIME_WAIT (see WithTimeWait).
+// a RST: the peer's next Read or Write fails with ECONNRESET, and later
+// reads return io.EOF and writes EPIPE. The side whose FIN leaves first
+// keeps the 4-tuple in TIME_WAIT (see WithTimeWait).
 type TCPConn struct {
 	h             *Host
 	in            *Internet
@@ -44,6 +51,11 @@ type TCPConn struct {
 	userClosed bool
 	linger     int
 	path       *connPath
+
+	// soErr is the pending socket error (Linux sk_err) a reset leaves:
+	// the next Read or Write reports it and clears it; after that reads
+	// return io.EOF and writes EPIPE, as on Linux.
+	soErr atomic.Uint32
 
 	// Data path.
 	rx, tx     *stream
@@ -112,7 +124,22 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 			return net.ErrClosed
 		}
 	})
+	if err == errReset {
+		err = io.EOF
+		if e := c.takeErr("read"); e != nil {
+			err = e
+		}
+	}
 	return n, c.opErr("read", err)
+}
+
+// takeErr returns the pending socket error (as syscall name would report
+// it) and clears it, or nil if there is none.
+func (c *TCPConn) takeErr(syscallName string) error {
+	if n := c.soErr.Swap(0); n != 0 {
+		return errno(syscallName, syscall.Errno(n))
+	}
+	return nil
 }
 
 // Write writes data to the peer. It blocks while the peer has a full
@@ -142,6 +169,12 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 			return net.ErrClosed
 		}
 	}, c.peerGone)
+	if err == errReset {
+		err = errPipe
+		if e := c.takeErr("write"); e != nil {
+			err = e
+		}
+	}
 	return n, c.opErr("write", err)
 }
 
@@ -224,7 +257,7 @@ func (c *TCPConn) CloseRead() error {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.rx.setSink(sinkDiscard)
-	c.rx.setFin()
+	c.rx.shutRead()
 	return nil
 }
 

@@ -25,10 +25,11 @@ type stream struct {
 	mhead   int
 	lastAt  time.Time // arrival of the latest chunk
 
-	fin   bool  // the writer's FIN arrived: EOF once drained
-	rerr  error // the connection was reset: the reader's error once drained
-	werr  error // the writer's error (reset)
-	wshut bool  // the writer sent FIN: further writes fail
+	fin   bool // the writer's FIN arrived: EOF once drained
+	rshut bool // the reader shut down reading (CloseRead): EOF once drained
+	rrst  bool // the connection was reset: errReset once drained
+	wrst  bool // the connection was reset: writes fail with errReset
+	wshut bool // the writer sent FIN: further writes fail
 	sink  sinkKind
 	sunk  bool // the writer has been told about sink
 
@@ -92,10 +93,9 @@ func (s *stream) write(p []byte, wait func(chan struct{}, <-chan time.Time) erro
 	total := 0
 	for {
 		s.mu.Lock()
-		if s.werr != nil {
-			err := s.werr
+		if s.wrst {
 			s.mu.Unlock()
-			return total, err
+			return total, errReset
 		}
 		if s.wshut {
 			s.mu.Unlock()
@@ -259,12 +259,17 @@ func (s *stream) read(p []byte, wait func(chan struct{}, <-chan time.Time) error
 			s.mu.Unlock()
 			return 0, nil
 		}
-		if s.rerr != nil {
-			err := s.rerr
-			s.mu.Unlock()
-			return 0, err
-		}
+		// Linux's order (tcp_recvmsg): the peer's FIN, then the pending
+		// error of a reset, then a shutdown of reading.
 		if s.fin {
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
+		if s.rrst {
+			s.mu.Unlock()
+			return 0, errReset
+		}
+		if s.rshut {
 			s.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -337,15 +342,28 @@ func (s *stream) setFin() {
 	}
 }
 
+// shutRead records a shutdown of reading (CloseRead): reads return io.EOF
+// once drained, unless the connection is reset meanwhile.
+func (s *stream) shutRead() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rshut = true
+	if s.rwait {
+		s.rwait = false
+		poke(s.rwake)
+	}
+}
+
 // resetReader records a RST arriving at the reader at now: data that had
-// not arrived is discarded, and once the rest is read, reads fail with err.
-func (s *stream) resetReader(now time.Time, err error, then sinkKind) {
+// not arrived is discarded, and once the rest is read, reads fail with
+// errReset.
+func (s *stream) resetReader(now time.Time, then sinkKind) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance(now)
 	s.w = s.arrived
 	s.marks, s.mhead = s.marks[:0], 0
-	s.rerr = err
+	s.rrst = true
 	if s.sink == sinkNone {
 		s.sink = then
 	}
@@ -359,13 +377,11 @@ func (s *stream) resetReader(now time.Time, err error, then sinkKind) {
 	}
 }
 
-// failWriter makes further writes fail with err.
-func (s *stream) failWriter(err error) {
+// failWriter makes further writes fail with errReset.
+func (s *stream) failWriter() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.werr == nil {
-		s.werr = err
-	}
+	s.wrst = true
 	if s.wwait {
 		s.wwait = false
 		poke(s.wwake)

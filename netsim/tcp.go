@@ -299,8 +299,9 @@ func (c *TCPConn) establish(p *packet) {
 }
 
 // reset ends an established connection on a RST (or a failure with the
-// same effect): data that had not arrived is lost; reads return what had
-// and then the error; writes fail.
+// same effect): data that had not arrived is lost; reads return what had;
+// the next Read or Write (whichever comes first) reports the error, then
+// reads return io.EOF and writes fail with EPIPE.
 func (c *TCPConn) reset(n syscall.Errno, why string) {
 	if c.state == stateTimeWait {
 		// A RST ends a socket closed by Close (FIN-WAIT, LAST-ACK or
@@ -313,14 +314,16 @@ func (c *TCPConn) reset(n syscall.Errno, why string) {
 	}
 	c.state = stateClosed
 	c.h.removeConn(c)
-	rerr, werr := errno("read", n), errno("write", n)
 	if c.finRcvd {
 		// CLOSE-WAIT: Linux reports EPIPE (tcp_reset), and reads, which
 		// had the FIN, go on returning EOF.
-		rerr, werr = nil, errno("write", syscall.EPIPE)
+		n = syscall.EPIPE
 	}
-	c.rx.resetReader(c.in.now(), rerr, sinkReset)
-	c.tx.failWriter(werr)
+	// Like Linux's sk_err, the error is reported once, by whichever of
+	// Read and Write comes first; then reads return EOF and writes EPIPE.
+	c.soErr.Store(uint32(n))
+	c.rx.resetReader(c.in.now(), sinkReset)
+	c.tx.failWriter()
 	if c.in.tracer != nil {
 		c.in.emit(Event{Kind: EventStream, Node: c.h.name, Proto: "tcp", Flags: "RST",
 			Src: c.remote, Dst: c.local, Reason: why})
