@@ -137,3 +137,65 @@ func BenchmarkExchangeInProcess(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// benchTable is cylonColumns as a table of columns k and v.
+func benchTable(mem memory.Allocator, rows int, seed uint64) arrow.Table {
+	k, v := cylonColumns(mem, rows, 0.9, seed)
+	defer releaseAll([]arrow.Array{k, v})
+	s := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}, {Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	return tableFromColumns(s, []arrow.Array{k, v}, int64(rows))
+}
+
+// BenchmarkLocalSortInt64 is a rank's local sort on one int64 key (the
+// typed path).
+func BenchmarkLocalSortInt64(b *testing.B) {
+	const rows = 1 << 20
+	mem := memory.NewGoAllocator()
+	t := benchTable(mem, rows, 1)
+	defer t.Release()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		out, err := sortLocal(ctx, mem, t, []int{0}, []SortKey{Asc("k")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+}
+
+// BenchmarkLocalSortTwoKeys is a rank's local sort on two keys (the
+// row-comparator path).
+func BenchmarkLocalSortTwoKeys(b *testing.B) {
+	const rows = 1 << 20
+	mem := memory.NewGoAllocator()
+	t := benchTable(mem, rows, 1)
+	defer t.Release()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		out, err := sortLocal(ctx, mem, t, []int{0, 1}, []SortKey{Asc("k"), Desc("v")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+}
+
+// BenchmarkLocalGroupByTwoKeys is a rank's local aggregation on two keys
+// (the generic hash index).
+func BenchmarkLocalGroupByTwoKeys(b *testing.B) {
+	const rows = 1 << 20
+	mem := memory.NewGoAllocator()
+	k, v := cylonColumns(mem, rows, 0.9, 1)
+	defer func() { releaseAll([]arrow.Array{k, v}) }()
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		out, err := aggregateLocal(ctx, mem, []arrow.Array{k, v}, rows, []int{0, 1}, []kernelSpec{{kSum, 1}, {kCountAll, -1}, {kMin, 1}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		releaseAll(out)
+	}
+}
