@@ -23,6 +23,8 @@ const (
 	listSeed   uint64 = 0xa4093822299f31d0 // where the fold over a list's elements starts
 	structSeed uint64 = 0x082efa98ec4e6c89 // where the fold over a struct's fields starts
 	canonNaN   uint64 = 0x7ff8000000000001 // every NaN hashes as this one
+	scaleSeed  uint64 = 0x452821e638d01377 // where a decimal with digits after the point starts
+	wideSeed   uint64 = 0xbe5466cf34e90c6c // where the fold over a wider-than-64-bit value starts
 )
 
 func mix(k uint64) uint64 {
@@ -45,7 +47,11 @@ func combine(h, v uint64) uint64 { return mix(h ^ v) }
 // laid out: slices, chunking, dictionary encoding (a dictionary column hashes as its values), offset
 // width (string, large_string and string_view hash alike, as do the binary kinds) and integer width
 // (int8(5), int64(5) and uint16(5) hash alike; a uint64 above math.MaxInt64 hashes as the int64 with the
-// same bits). Floating-point keys hash by value: -0 as +0, and all NaNs alike. Nulls hash alike, in any
+// same bits). Decimals hash by their exact value, whatever their width, precision and scale
+// (decimal32(9, 1) 1.5 and decimal256(76, 4) 1.5000 hash alike; a decimal of scale 0 hashes as the
+// integer it holds), except that one of negative scale (5 at scale -1, which is 50) hashes apart from
+// the same value at a scale of 0 or more. Floating-point keys hash by value: -0 as +0, and all NaNs
+// alike. Nulls hash alike, in any
 // column. Supported key types: null, boolean, all integers, float16/32/64, decimal32/64/128/256, dates,
 // times, timestamps, durations, intervals, string, binary and their large and view forms, fixed-size
 // binary, dictionaries, lists (list, large_list, fixed_size_list, map), structs and extension types
@@ -166,9 +172,9 @@ func hashValues(arr arrow.Array, dst []uint64, fold bool) error {
 		hashSigned(data, arrow.GetValues[int8](data, 1), dst, fold)
 	case arrow.INT16:
 		hashSigned(data, arrow.GetValues[int16](data, 1), dst, fold)
-	case arrow.INT32, arrow.DATE32, arrow.TIME32, arrow.INTERVAL_MONTHS, arrow.DECIMAL32:
+	case arrow.INT32, arrow.DATE32, arrow.TIME32, arrow.INTERVAL_MONTHS:
 		hashSigned(data, arrow.GetValues[int32](data, 1), dst, fold)
-	case arrow.INT64, arrow.DATE64, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION, arrow.DECIMAL64:
+	case arrow.INT64, arrow.DATE64, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION:
 		hashSigned(data, arrow.GetValues[int64](data, 1), dst, fold)
 	case arrow.UINT8:
 		hashUnsigned(data, arrow.GetValues[uint8](data, 1), dst, fold)
@@ -205,17 +211,13 @@ func hashValues(arr arrow.Array, dst []uint64, fold bool) error {
 				put(dst, i, nullHash, fold)
 			}
 		}
-	case arrow.DECIMAL128, arrow.INTERVAL_MONTH_DAY_NANO, arrow.DECIMAL256:
-		// 16 or 32 bytes: fold the little-endian 64-bit words.
+	case arrow.DECIMAL32, arrow.DECIMAL64, arrow.DECIMAL128, arrow.DECIMAL256:
+		hashDecimals(data, dst, fold)
+	case arrow.INTERVAL_MONTH_DAY_NANO:
 		words := arrow.GetData[uint64](fixedBytes(data))
-		n := arr.DataType().(arrow.FixedWidthDataType).Bytes() / 8
 		for i := range dst {
 			if data.NullN() == 0 || isValid(data, i) {
-				h := words[i*n]
-				for _, w := range words[i*n+1 : (i+1)*n] {
-					h = combine(h, w)
-				}
-				put(dst, i, h, fold)
+				put(dst, i, combine(combine(wideSeed, words[2*i]), words[2*i+1]), fold)
 			} else {
 				put(dst, i, nullHash, fold)
 			}
@@ -453,4 +455,108 @@ func hashStruct(a *array.Struct, dst []uint64, fold bool) error {
 		}
 	}
 	return nil
+}
+
+// hashDecimals hashes decimals by their exact value, whatever their width, precision and scale: the
+// unscaled integer is cut down to the fewest digits after the point (1.50 at scale 2 hashes as 1.5 at
+// scale 1), then hashed as an integer (decimal(p, 0) 5 hashes as int64 5) or, with digits after the
+// point left, folded with their number.
+func hashDecimals(data arrow.ArrayData, dst []uint64, fold bool) {
+	scale := data.DataType().(arrow.DecimalType).GetScale()
+	var value func(i int) uint64
+	switch data.DataType().ID() {
+	case arrow.DECIMAL32:
+		vals := arrow.GetValues[int32](data, 1)
+		value = func(i int) uint64 { return decimalHash64(int64(vals[i]), scale) }
+	case arrow.DECIMAL64:
+		vals := arrow.GetValues[int64](data, 1)
+		value = func(i int) uint64 { return decimalHash64(vals[i], scale) }
+	case arrow.DECIMAL128:
+		words := arrow.GetData[uint64](fixedBytes(data))
+		value = func(i int) uint64 {
+			lo, hi := words[2*i], words[2*i+1]
+			sign := uint64(int64(hi) >> 63)
+			if hi == uint64(int64(lo)>>63) {
+				return decimalHash64(int64(lo), scale) // fits in 64 bits
+			}
+			return decimalHashWide([4]uint64{lo, hi, sign, sign}, scale)
+		}
+	default: // DECIMAL256
+		words := arrow.GetData[uint64](fixedBytes(data))
+		value = func(i int) uint64 {
+			w := [4]uint64(words[4*i : 4*i+4])
+			if sign := uint64(int64(w[0]) >> 63); w[1] == sign && w[2] == sign && w[3] == sign {
+				return decimalHash64(int64(w[0]), scale)
+			}
+			return decimalHashWide(w, scale)
+		}
+	}
+	for i := range dst {
+		if data.NullN() != 0 && !isValid(data, i) {
+			put(dst, i, nullHash, fold)
+		} else {
+			put(dst, i, value(i), fold)
+		}
+	}
+}
+
+// decimalHash64 is the value hash of the decimal v / 10^scale.
+func decimalHash64(v int64, scale int32) uint64 {
+	if v == 0 {
+		return 0
+	}
+	for scale > 0 && v%10 == 0 {
+		v /= 10
+		scale--
+	}
+	if scale == 0 {
+		return uint64(v)
+	}
+	return combine(combine(scaleSeed, uint64(int64(scale))), uint64(v))
+}
+
+// decimalHashWide is the value hash of the decimal w / 10^scale, w a 256-bit two's-complement integer
+// (little-endian words) that does not fit in 64 bits.
+func decimalHashWide(w [4]uint64, scale int32) uint64 {
+	neg := int64(w[3]) < 0
+	if neg {
+		w = negate256(w)
+	}
+	for scale > 0 {
+		q, r := divmod10(w)
+		if r != 0 {
+			break
+		}
+		w, scale = q, scale-1
+	}
+	if neg {
+		w = negate256(w)
+	}
+	if sign := uint64(int64(w[0]) >> 63); w[1] == sign && w[2] == sign && w[3] == sign {
+		return decimalHash64(int64(w[0]), scale) // fewer digits now fit in 64 bits
+	}
+	h := wideSeed
+	for _, x := range w {
+		h = combine(h, x)
+	}
+	if scale != 0 {
+		h = combine(combine(h, scaleSeed), uint64(int64(scale)))
+	}
+	return h
+}
+
+func negate256(w [4]uint64) [4]uint64 {
+	carry := uint64(1)
+	for i := range w {
+		w[i], carry = bits.Add64(^w[i], 0, carry)
+	}
+	return w
+}
+
+// divmod10 divides the unsigned 256-bit w by 10.
+func divmod10(w [4]uint64) (q [4]uint64, r uint64) {
+	for i := 3; i >= 0; i-- {
+		q[i], r = bits.Div64(r, w[i], 10)
+	}
+	return q, r
 }

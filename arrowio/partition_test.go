@@ -150,6 +150,75 @@ func TestHashRowsIgnoresLayout(t *testing.T) {
 		assert.NotEqual(t, hl[0], hl[2])
 		assert.NotEqual(t, hl[3], hl[4], "an empty list differs from a null list")
 	})
+	t.Run("decimals by value", func(t *testing.T) {
+		// Each row holds one value, written out at every width and scale: the strings are the oracle.
+		rows := [][]any{
+			{"1.5", "1.50", "1.5000", "1.50"},
+			{"-1.5", "-1.50", "-1.5000", "-1.50"},
+			{"0", "0.00", "-0.0000", "0"},
+			{nil, nil, nil, nil},
+			{"5", "5.00", "5.0000", "5"},
+			{"-6", "-6.00", "-6.0000", "-6"},
+			{"-0.01", "-0.01", "-0.0100", "-0.01"},
+			{"1234567.8", "1234567.80", "1234567.8000", "1234567.80"},
+		}
+		types := []arrow.DataType{
+			&arrow.Decimal32Type{Precision: 9, Scale: 1}, &arrow.Decimal64Type{Precision: 18, Scale: 2},
+			&arrow.Decimal128Type{Precision: 38, Scale: 4}, &arrow.Decimal256Type{Precision: 76, Scale: 2},
+		}
+		rows[6][0] = "-0.0" // decimal32(9, 1) cannot hold -0.01: its own distinct value
+		var hs [][]uint64
+		for w, dt := range types {
+			var vals []any
+			for _, r := range rows {
+				vals = append(vals, r[w])
+			}
+			a := build(dt, vals...)
+			hs = append(hs, hash(a))
+			a.Release()
+		}
+		for w := 1; w < len(types); w++ {
+			for i := range rows {
+				if i == 6 && w > 0 {
+					assert.Equal(t, hs[1][i], hs[w][i], "%s row %d", types[w], i)
+					continue
+				}
+				assert.Equal(t, hs[0][i], hs[w][i], "%s row %d (%v)", types[w], i, rows[i][w])
+			}
+		}
+		for w := range types {
+			for i := range rows {
+				for j := range i {
+					if (i == 6 && j == 2 && w == 0) || rows[i][w] == rows[j][w] && i == j {
+						continue
+					}
+					assert.NotEqual(t, hs[w][i], hs[w][j], "%s rows %d and %d", types[w], i, j)
+				}
+			}
+		}
+		// A decimal of scale 0 hashes as the integer it holds.
+		d := build(&arrow.Decimal128Type{Precision: 20, Scale: 0}, "5", "-6", "0", nil, "120")
+		n := build(arrow.PrimitiveTypes.Int16, 5, -6, 0, nil, 120)
+		defer release(d, n)
+		assert.Equal(t, hash(n), hash(d))
+		// Values wider than 64 bits: equal across 128 and 256 bits and scales, -1 unlike 0, x unlike -x-1.
+		wide128 := build(&arrow.Decimal128Type{Precision: 38, Scale: 2}, "123456789012345678901234.50", "-123456789012345678901234.50", "-0.01", "0", "0.05", "-0.06")
+		wide256 := build(&arrow.Decimal256Type{Precision: 76, Scale: 5}, "123456789012345678901234.5", "-123456789012345678901234.50000", "-0.01", "0", "0.05", "-0.06")
+		defer release(wide128, wide256)
+		h128, h256 := hash(wide128), hash(wide256)
+		assert.Equal(t, h128, h256)
+		assert.NotEqual(t, h128[0], h128[1])
+		assert.NotEqual(t, h128[2], h128[3], "-0.01 and 0 (unscaled -1 and 0) collided")
+		assert.NotEqual(t, h128[4], h128[5], "0.05 and -0.06 (unscaled 5 and -6) collided")
+	})
+	t.Run("intervals do not collide", func(t *testing.T) {
+		a := build(arrow.FixedWidthTypes.MonthDayNanoInterval, `{"months":0,"days":0,"nanoseconds":5}`, `{"months":5,"days":0,"nanoseconds":0}`,
+			`{"months":-1,"days":-1,"nanoseconds":-1}`, `{"months":0,"days":0,"nanoseconds":0}`)
+		defer release(a)
+		h := hash(a)
+		assert.NotEqual(t, h[0], h[1])
+		assert.NotEqual(t, h[2], h[3])
+	})
 }
 
 // TestHashRowsFixed pins a few hashes: they must never change between versions or processes, since ranks
