@@ -126,3 +126,28 @@ func TestDoneMemberConnectionBounded(t *testing.T) {
 	assert.Less(t, time.Since(began), timeout+2*time.Second)
 	require.Eventually(t, func() bool { return srv.Metrics().Connections == 0 }, 5*time.Second, 10*time.Millisecond)
 }
+
+// A relay side waiting for its partner when the job ends complete (every
+// member said done, before its links were ready) is told at once: nobody
+// can claim the other ticket of a job that is gone. It does not wait out
+// the relay timeout, nor hold up a shutdown past the drain timeout.
+func TestRelayWaitEndsWithJob(t *testing.T) {
+	srv := startLoopServer(t, WithRelayTimeout(time.Hour), WithDrainTimeout(100*time.Millisecond))
+	a, b, va, _ := relayedPair(t, srv.addr, "done-early")
+	key, err := jobKey(testSecret, "done-early")
+	require.NoError(t, err)
+	rh := relayHello{Job: "done-early", Rank: 0, Peer: 1, Nonce: va.Nonce}
+	signRelay(key, &rh)
+	ra := dialRaw(t, srv.addr)
+	ra.send(rh)
+	require.Eventually(t, func() bool { return goroutinesIn("rendezvous.(*Server).awaitPartner") == 1 },
+		5*time.Second, 5*time.Millisecond, "the relay side waits for its partner")
+	a.send(done{})
+	b.send(done{})
+
+	e := ra.expectError(CodeRelay) // within expectError's 10 s, not the hour
+	assert.Contains(t, e.Msg, "ended")
+	srv.stop(t)
+	assert.Zero(t, goroutinesIn("rendezvous.(*Server).awaitPartner"))
+	assert.Zero(t, srv.Metrics().Connections)
+}

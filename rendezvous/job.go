@@ -274,6 +274,16 @@ func (j *job) markDone(m *member) error {
 		j.s.met.jobOutcome("complete")
 		j.s.cfg.log.Info("job mesh complete", "job", j.id, "world", j.world)
 		j.removeLocked()
+		// Every member said done while a relay still waited for a side
+		// (only a client that says done before its links are ready gets
+		// here): nobody can claim the other ticket of a job that is gone,
+		// so the waiting side is told now rather than at the relay
+		// timeout, which would also hold up a shutdown past its drain.
+		for _, slot := range j.relays {
+			slot.abort(&Error{Code: CodeRelay, Rank: -1,
+				Msg: fmt.Sprintf("relay: job %q ended (every member said done) before ranks %d and %d both connected",
+					j.id, slot.ranks[0], slot.ranks[1])})
+		}
 	}
 	return nil
 }
