@@ -60,21 +60,33 @@ func combine(h, v uint64) uint64 { return mix(h ^ v) }
 // HashRows allocates only for nested and dictionary columns (scratch space for their children).
 func HashRows(cols []arrow.Array, out []uint64) (err error) {
 	defer recoverInvalid(&err, "hash rows")
+	if c, err := hashRows(cols, out); err != nil {
+		if c >= 0 {
+			return fmt.Errorf("arrowio: hash rows: key column %d: %w", c, err)
+		}
+		return fmt.Errorf("arrowio: hash rows: %w", err)
+	}
+	return nil
+}
+
+// hashRows is HashRows; on a failure to hash a column's values it returns that column's index too
+// (-1 for other failures), for callers that know the column by name.
+func hashRows(cols []arrow.Array, out []uint64) (int, error) {
 	for i := range out {
 		out[i] = rowSeed
 	}
 	for c, col := range cols {
 		if col == nil {
-			return fmt.Errorf("arrowio: hash rows: key column %d is nil", c)
+			return -1, fmt.Errorf("key column %d is nil", c)
 		}
 		if col.Len() != len(out) {
-			return fmt.Errorf("arrowio: hash rows: key column %d has %d rows, want %d", c, col.Len(), len(out))
+			return -1, fmt.Errorf("key column %d has %d rows, want %d", c, col.Len(), len(out))
 		}
 		if err := hashValues(col, out, true); err != nil {
-			return fmt.Errorf("arrowio: hash rows: key column %d: %w", c, err)
+			return c, err
 		}
 	}
-	return nil
+	return -1, nil
 }
 
 // PartitionOf maps a row hash to one of p partitions (0 <= result < p), by the high bits of the hash

@@ -72,8 +72,12 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 		for j, c := range keyIdx {
 			keyCol[j] = rec.Column(c)
 		}
-		if err := HashRows(keyCol, hashes); err != nil {
-			return nil, err
+		if j, err := hashRows(keyCol, hashes); err != nil {
+			if j >= 0 {
+				f := t.Schema().Field(keyIdx[j])
+				return nil, fmt.Errorf("arrowio: hash partition: key column %q (%s): %w", f.Name, f.Type, err)
+			}
+			return nil, fmt.Errorf("arrowio: hash partition: %w", err)
 		}
 		clear(counts)
 		for i, h := range hashes {

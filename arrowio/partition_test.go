@@ -384,6 +384,19 @@ func TestHashPartitionErrors(t *testing.T) {
 	}
 	_, err := HashPartition(nil, []string{"b"}, 2)
 	require.ErrorContains(t, err, "nil table")
+
+	// A key of a type HashRows cannot hash: the error names the column and its type.
+	for _, dt := range []arrow.DataType{
+		arrow.RunEndEncodedOf(arrow.PrimitiveTypes.Int32, arrow.BinaryTypes.String),
+		arrow.ListViewOf(arrow.PrimitiveTypes.Int32),
+		arrow.DenseUnionOf([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int32, Nullable: true}, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, []arrow.UnionTypeCode{2, 4}),
+	} {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "b", Type: arrow.PrimitiveTypes.Int64}, {Name: "odd", Type: dt, Nullable: true}}, nil)
+		tbl := genTable(t, mem, schema, genSpec{rows: 10, card: 3})
+		_, err := HashPartition(tbl, []string{"b", "odd"}, 2, WithAllocator(mem))
+		tbl.Release()
+		require.ErrorContains(t, err, fmt.Sprintf(`key column "odd" (%s): cannot hash`, dt))
+	}
 }
 
 func seq(lo, hi int) []int {
