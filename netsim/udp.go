@@ -9,9 +9,17 @@ import (
 	"time"
 )
 
-// udpRecvBuffer is how many payload bytes a UDP socket queues before it
-// drops datagrams.
-const udpRecvBuffer = 1 << 20
+// udpRecvBuffer is a UDP socket's receive buffer, Linux's default
+// (net.core.rmem_default, which Go leaves in place): datagrams that do not
+// fit are dropped. Each queued datagram is charged about what Linux charges
+// (the skb's truesize, see udpCost): measured on loopback, a socket nobody
+// reads keeps 256 datagrams of up to 256 bytes (empty ones included), or 3
+// of 60000 bytes.
+const udpRecvBuffer = 212992
+
+// udpCost is what a datagram of n bytes takes of the receive buffer: its
+// data buffer (at least 256 bytes) and 576 bytes of kernel bookkeeping.
+func udpCost(n int) int { return max(n, 256) + 576 }
 
 // maxDatagram is the largest UDP payload over IPv4.
 const maxDatagram = 65507
@@ -55,11 +63,12 @@ func (u *UDPConn) opErr(op string, remote netip.AddrPort, err error) error {
 func (u *UDPConn) enqueue(from netip.AddrPort, data []byte) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.qbytes+len(data) > udpRecvBuffer {
+	cost := udpCost(len(data))
+	if u.qbytes+cost > udpRecvBuffer {
 		return false
 	}
 	u.q = append(u.q, datagram{from, data})
-	u.qbytes += len(data)
+	u.qbytes += cost
 	if u.waiting {
 		u.waiting = false
 		poke(u.wake)
@@ -98,8 +107,14 @@ func (u *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 			u.qhead++
 			if u.qhead == len(u.q) {
 				u.q, u.qhead = u.q[:0], 0
+			} else if u.qhead >= 64 && u.qhead*2 >= len(u.q) {
+				// A queue that never empties would otherwise grow its
+				// array forever: move what is left to the front.
+				k := copy(u.q, u.q[u.qhead:])
+				clear(u.q[k:])
+				u.q, u.qhead = u.q[:k], 0
 			}
-			u.qbytes -= len(d.data)
+			u.qbytes -= udpCost(len(d.data))
 			u.mu.Unlock()
 			return copy(b, d.data), d.from, nil
 		}
