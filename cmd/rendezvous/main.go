@@ -90,10 +90,20 @@ flags:
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	for name, d := range map[string]time.Duration{"job-timeout": *jobTimeout, "punch-timeout": *punch,
-		"relay-timeout": *relay, "handshake-timeout": *handshake, "ping-interval": *ping} {
-		if d <= 0 {
-			return usageErr("--%s must be positive", name)
+	// The protocol carries these in milliseconds: a shorter one is not
+	// what the workers would be told (a 500µs ping interval is sent as
+	// 1ms, while the server would ping every 500µs and evict members
+	// silent for 1.5ms).
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"job-timeout", *jobTimeout}, {"punch-timeout", *punch}, {"relay-timeout", *relay},
+		{"handshake-timeout", *handshake}, {"ping-interval", *ping}} {
+		if f.d <= 0 {
+			return usageErr("--%s must be positive", f.name)
+		}
+		if f.d < time.Millisecond {
+			return usageErr("--%s of %v is under the protocol's unit: it must be at least 1ms", f.name, f.d)
 		}
 	}
 	if *drain < 0 || *maxConns < 1 {
@@ -155,7 +165,9 @@ flags:
 			log.Error("cannot listen for HTTP", "err", err)
 			return 1
 		}
-		httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: httpLimits.header,
+			ReadTimeout: httpLimits.read, WriteTimeout: httpLimits.write, IdleTimeout: httpLimits.idle,
+			MaxHeaderBytes: httpLimits.headerBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		go func() { httpDone <- httpSrv.Serve(httpLn) }()
 	}
 	attrs := []any{"tcp", tcpAddr.String(), "udp", !*noUDP}
@@ -188,6 +200,15 @@ flags:
 		"relay_bytes", m.RelayBytes)
 	return status
 }
+
+// httpLimits bound what one connection to --http may hold: without an idle
+// timeout a keep-alive connection (a scraper's, or anyone's) stays open
+// for ever, and enough of them exhaust the descriptors the rendezvous port
+// needs too. A variable so that tests can shorten it.
+var httpLimits = struct {
+	header, read, write, idle time.Duration
+	headerBytes               int
+}{header: 10 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: time.Minute, headerBytes: 16 << 10}
 
 // loadSecret returns the job secret: the contents of file (without trailing
 // newlines) if file is set, else the value of FNMESH_SECRET.

@@ -117,6 +117,8 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown flag", testSecret, []string{"--bogus"}, 2, "flag provided but not defined"},
 		{"argument", testSecret, []string{"extra"}, 2, `unexpected argument "extra"`},
 		{"zero timeout", testSecret, []string{"--punch-timeout", "0s"}, 2, "--punch-timeout must be positive"},
+		{"sub-millisecond ping interval", testSecret, []string{"--ping-interval", "500us"}, 2, "--ping-interval of 500µs is under the protocol's unit"},
+		{"sub-millisecond relay timeout", testSecret, []string{"--relay-timeout", "999us"}, 2, "--relay-timeout of 999µs is under the protocol's unit"},
 		{"bad log level", testSecret, []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"bad listen", testSecret, []string{"--listen", "256.0.0.1:1"}, 1, "cannot listen"},
 		{"help", testSecret, []string{"-h"}, 0, "usage: rendezvous --listen HOST:PORT"},
@@ -130,6 +132,43 @@ func TestUsageErrors(t *testing.T) {
 			assert.Contains(t, out.String(), tt.want)
 		})
 	}
+}
+
+// TestHTTPIdleConnectionClosed: a keep-alive connection to --http that
+// goes idle is closed (it held a descriptor for ever).
+func TestHTTPIdleConnectionClosed(t *testing.T) {
+	t.Setenv(secretEnv, testSecret)
+	idle := httpLimits.idle
+	httpLimits.idle = 200 * time.Millisecond
+	t.Cleanup(func() { httpLimits.idle = idle })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	up := make(chan net.Addr, 1)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-udp"}, &logs,
+			func(_ netip.AddrPort, h net.Addr) { up <- h })
+	}()
+	h := <-up
+	c, err := net.DialTimeout("tcp", h.String(), 5*time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: rendezvous\r\n\r\n"))
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	resp.Body.Close()
+
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = br.ReadByte()
+	require.Error(t, err)
+	var ne net.Error
+	require.False(t, errors.As(err, &ne) && ne.Timeout(), "the idle connection is still open: %v", err)
+	cancel()
+	assert.Equal(t, 0, <-exit, "logs:\n%s", logs.String())
 }
 
 // TestBinarySIGTERM builds the command, runs it, and checks that SIGTERM
