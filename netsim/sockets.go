@@ -169,6 +169,11 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 		return nil, opError("dial", "tcp", laddr, raddr, err)
 	}
 	local := netip.AddrPortFrom(h.sourceFor(a, raddr.Addr()), laddr.Port())
+	if local.Addr().IsLoopback() && !h.isLocal(raddr.Addr()) {
+		// Linux routes no packet with a loopback source off the host.
+		in.mu.Unlock()
+		return nil, opError("dial", "tcp", laddr, raddr, errno("connect", syscall.EINVAL))
+	}
 	if local.Port() == 0 {
 		port, err := h.ephemeral(func(p uint16) bool { return h.tcpPorts[p] > 0 })
 		if err != nil {

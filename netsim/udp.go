@@ -1,6 +1,7 @@
 package netsim
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -156,18 +157,28 @@ func (u *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	if u == nil || u.h == nil {
 		return 0, errInvalid
 	}
-	dst, err := checkRemote(addr)
-	if err != nil {
-		return 0, u.opErr("write", addr, err)
+	// The checks come in the order Go and Linux make them: the address,
+	// then the socket's state, then sendto's own checks.
+	a := addr.Addr().Unmap()
+	if !a.IsValid() || !a.Is4() {
+		return 0, u.opErr("write", addr, fmt.Errorf("netsim: remote address %v: not an IPv4 address", addr))
 	}
-	if len(b) > maxDatagram {
-		return 0, u.opErr("write", dst, errno("sendto", syscall.EMSGSIZE))
-	}
+	dst := netip.AddrPortFrom(a, addr.Port())
 	if isClosed(u.closed) {
 		return 0, u.opErr("write", dst, net.ErrClosed)
 	}
 	if isClosed(u.wdl.wait()) {
 		return 0, u.opErr("write", dst, os.ErrDeadlineExceeded)
+	}
+	if len(b) > 0xFFFF {
+		return 0, u.opErr("write", dst, errno("sendto", syscall.EMSGSIZE))
+	}
+	if dst.Port() == 0 {
+		return 0, u.opErr("write", dst, errno("sendto", syscall.EINVAL))
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return 0, u.opErr("write", dst, fmt.Errorf("netsim: remote address %v: %w", dst,
+			errno("sendto", syscall.EADDRNOTAVAIL)))
 	}
 	h := u.h
 	h.in.mu.Lock()
@@ -176,6 +187,13 @@ func (u *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 		return 0, u.opErr("write", dst, net.ErrClosed)
 	}
 	src := netip.AddrPortFrom(h.sourceFor(u.local.Addr(), dst.Addr()), u.local.Port())
+	if src.Addr().IsLoopback() && !h.isLocal(dst.Addr()) {
+		// Linux routes no packet with a loopback source off the host.
+		return 0, u.opErr("write", dst, errno("sendto", syscall.EINVAL))
+	}
+	if len(b) > maxDatagram {
+		return 0, u.opErr("write", dst, errno("sendto", syscall.EMSGSIZE))
+	}
 	h.send(&packet{proto: protoUDP, src: src, dst: dst, payload: append([]byte(nil), b...)})
 	return len(b), nil
 }
@@ -222,6 +240,9 @@ func (u *UDPConn) SetReadDeadline(t time.Time) error {
 	if u == nil || u.h == nil {
 		return errInvalid
 	}
+	if isClosed(u.closed) {
+		return opError("set", "udp", netip.AddrPort{}, u.local, net.ErrClosed)
+	}
 	u.rdl.set(t)
 	return nil
 }
@@ -230,6 +251,9 @@ func (u *UDPConn) SetReadDeadline(t time.Time) error {
 func (u *UDPConn) SetWriteDeadline(t time.Time) error {
 	if u == nil || u.h == nil {
 		return errInvalid
+	}
+	if isClosed(u.closed) {
+		return opError("set", "udp", netip.AddrPort{}, u.local, net.ErrClosed)
 	}
 	u.wdl.set(t)
 	return nil
