@@ -151,3 +151,133 @@ func TestRelayWaitEndsWithJob(t *testing.T) {
 	assert.Zero(t, goroutinesIn("rendezvous.(*Server).awaitPartner"))
 	assert.Zero(t, srv.Metrics().Connections)
 }
+
+// serverGoroutines counts the goroutines serving connections: handlers,
+// member writers, relay waits and copies.
+func serverGoroutines() int {
+	n := 0
+	for _, fn := range []string{"rendezvous.(*Server).handleConn", "rendezvous.(*member).writeLoop",
+		"rendezvous.(*Server).awaitPartner", "rendezvous.(*Server).pump"} {
+		n += goroutinesIn(fn)
+	}
+	return n
+}
+
+// TestHostileClientsLeaveNothing: clients that stall (silent, a partial
+// frame, a byte at a time) or disconnect at each step of the protocol cost
+// the server nothing once they are gone: no connection, job, member or
+// goroutine is left, and the members of their jobs are told.
+func TestHostileClientsLeaveNothing(t *testing.T) {
+	srv := startLoopServer(t, WithHandshakeTimeout(300*time.Millisecond), WithPingInterval(100*time.Millisecond),
+		WithRelayTimeout(300*time.Millisecond))
+	relayHelloFor := func(job string, v verdict) relayHello {
+		key, err := jobKey(testSecret, job)
+		require.NoError(t, err)
+		rh := relayHello{Job: job, Rank: 0, Peer: 1, Nonce: v.Nonce}
+		signRelay(key, &rh)
+		return rh
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"connects and closes", func(t *testing.T) { dialRaw(t, srv.addr).c.Close() }},
+		{"connects and stays silent", func(t *testing.T) { dialRaw(t, srv.addr).expectError(CodeTimeout) }},
+		{"partial header", func(t *testing.T) {
+			r := dialRaw(t, srv.addr)
+			r.sendBytes([]byte{'F', 'M', 1})
+			r.expectError(CodeTimeout)
+		}},
+		{"partial payload", func(t *testing.T) {
+			r := dialRaw(t, srv.addr)
+			r.sendBytes([]byte{'F', 'M', 1, byte(typeRelayHello), 0, 0, 0x10, 0, 1, 2})
+			r.expectError(CodeTimeout) // the payload did not arrive in time
+		}},
+		{"a byte at a time", func(t *testing.T) {
+			r := dialRaw(t, srv.addr)
+			for _, b := range encodeFrame(hello{})[:7] {
+				if _, err := r.c.Write([]byte{b}); err != nil {
+					break
+				}
+				time.Sleep(60 * time.Millisecond)
+			}
+			r.expectError(CodeTimeout)
+		}},
+		{"partial STUN", func(t *testing.T) {
+			r := dialRaw(t, srv.addr)
+			r.sendBytes([]byte{0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42})
+			r.expectClosed()
+		}},
+		{"closes after hello", func(t *testing.T) { r := dialRaw(t, srv.addr); r.hello(); r.c.Close() }},
+		{"closes after join", func(t *testing.T) { r := dialRaw(t, srv.addr); r.join("after-join", 2, -1); r.c.Close() }},
+		{"silent after join", func(t *testing.T) {
+			r := dialRaw(t, srv.addr)
+			r.join("silent", 2, -1)
+			r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for { // read the pings without answering, until the server gives up
+				if _, err := readMessage(r.br, MaxPayload); err != nil {
+					break
+				}
+			}
+		}},
+		{"closes after start", func(t *testing.T) {
+			a, b := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
+			a.join("after-start", 2, 0)
+			b.join("after-start", 2, 1)
+			a.started()
+			b.started()
+			a.c.Close()
+			assert.Equal(t, 0, b.expectError(CodeMemberLeft).Rank)
+		}},
+		{"closes after its verdict", func(t *testing.T) {
+			a, b, _, _ := relayedPair(t, srv.addr, "after-verdict")
+			a.c.Close()
+			assert.Equal(t, 0, b.expectError(CodeMemberLeft).Rank)
+		}},
+		{"closes its relay connection while it waits", func(t *testing.T) {
+			_, _, va, _ := relayedPair(t, srv.addr, "relay-closed")
+			ra := dialRaw(t, srv.addr)
+			ra.send(relayHelloFor("relay-closed", va))
+			ra.c.Close()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run) // each subtest's connections close as it ends
+	}
+	require.Eventually(t, func() bool {
+		m := srv.Metrics()
+		return m.Jobs == 0 && m.Members == 0 && m.Connections == 0 && serverGoroutines() == 0
+	}, 10*time.Second, 20*time.Millisecond, "left: %+v, %d goroutines", srv.Metrics(), serverGoroutines())
+}
+
+// TestShutdownCutsRelays: a shutting-down server cuts established relays
+// at the drain timeout and leaves no connection or goroutine behind.
+func TestShutdownCutsRelays(t *testing.T) {
+	srv := startLoopServer(t, WithDrainTimeout(200*time.Millisecond))
+	_, _, va, vb := relayedPair(t, srv.addr, "cut")
+	key, err := jobKey(testSecret, "cut")
+	require.NoError(t, err)
+	hello := func(rank int, v verdict) relayHello {
+		rh := relayHello{Job: "cut", Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
+		signRelay(key, &rh)
+		return rh
+	}
+	ra, rb := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
+	ra.send(hello(0, va))
+	rb.send(hello(1, vb))
+	require.IsType(t, relayReady{}, ra.mustRecv())
+	require.IsType(t, relayReady{}, rb.mustRecv())
+	require.Equal(t, int64(1), srv.Metrics().RelaysActive)
+
+	srv.stop(t)
+	for _, r := range []*rawClient{ra, rb} {
+		r.expectClosed()
+	}
+	m := srv.Metrics()
+	assert.Zero(t, m.RelaysActive)
+	assert.Zero(t, m.Connections)
+	assert.Zero(t, m.Jobs)
+	assert.Zero(t, m.Members)
+	assert.Equal(t, int64(1), m.JobsEnded["shutdown"])
+	assert.Zero(t, serverGoroutines())
+}
