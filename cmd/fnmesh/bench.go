@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -84,6 +85,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // benchParent starts a rendezvous server on loopback and o.np workers (this
 // binary again), follows rank 0's progress, and reports its results.
 func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) error {
+	// A run can take half an hour: find out now, not after it, that a
+	// result could not be written.
+	if err := checkBenchOutputs(o); err != nil {
+		return err
+	}
 	started := time.Now()
 	ctx, cancelTimeout := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("timed out after %s (-timeout)", o.timeout))
 	defer cancelTimeout()
@@ -221,7 +227,8 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 		stopOthers.Stop()
 	}
 	if bar != nil {
-		out.do(func() { bar.Finish(); bar.Clear() })
+		// Cleared, not finished: a run cut short would flash a full bar.
+		out.do(func() { bar.Clear() })
 	}
 	elapsed := time.Since(started)
 
@@ -250,30 +257,82 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 	return errors.Join(errs...)
 }
 
+// benchOutputs lists the files o asks for, each with what it is.
+func benchOutputs(o *benchOptions) [][2]string {
+	var outs [][2]string
+	for _, f := range [][2]string{{"-csv", o.csv}, {"-json", o.json}, {"-png", o.png}} {
+		if f[1] != "" {
+			outs = append(outs, f)
+		}
+	}
+	return outs
+}
+
+// checkBenchOutputs checks that each output file can be written: that its
+// directory exists and takes a new file, and that it is not a directory.
+func checkBenchOutputs(o *benchOptions) error {
+	var errs []error
+	for _, f := range benchOutputs(o) {
+		if fi, err := os.Stat(f[1]); err == nil && fi.IsDir() {
+			errs = append(errs, fmt.Errorf("%s %s: is a directory", f[0], f[1]))
+			continue
+		}
+		dir := filepath.Dir(f[1])
+		tmp, err := os.CreateTemp(dir, ".fnmesh-bench-*")
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the temporary file's name means nothing to the user
+			}
+			errs = append(errs, fmt.Errorf("%s %s: cannot create a file in %s: %w", f[0], f[1], dir, err))
+			continue
+		}
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}
+	return errors.Join(errs...)
+}
+
 // writeBenchOutputs writes the CSV, JSON and PNG files asked for.
 func writeBenchOutputs(o *benchOptions, rep osu.Report) error {
 	var errs []error
-	write := func(path string, fn func(io.Writer) error) {
-		if path == "" {
-			return
+	for _, f := range benchOutputs(o) {
+		var fn func(io.Writer) error
+		switch f[0] {
+		case "-csv":
+			fn = func(w io.Writer) error { return osu.WriteCSV(w, rep.Results) }
+		case "-json":
+			fn = func(w io.Writer) error { return osu.WriteJSON(w, rep) }
+		case "-png":
+			fn = func(w io.Writer) error { return osu.WritePNG(w, fmt.Sprintf("fnmesh np=%d", o.np), rep.Results) }
 		}
-		f, err := os.Create(path)
-		if err == nil {
-			err = fn(f)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("writing %s: %w", path, err))
+		if err := writeFileAtomic(f[1], fn); err != nil {
+			errs = append(errs, fmt.Errorf("writing %s: %w", f[1], err))
 		}
 	}
-	write(o.csv, func(w io.Writer) error { return osu.WriteCSV(w, rep.Results) })
-	write(o.json, func(w io.Writer) error { return osu.WriteJSON(w, rep) })
-	write(o.png, func(w io.Writer) error {
-		return osu.WritePNG(w, fmt.Sprintf("fnmesh np=%d", o.np), rep.Results)
-	})
 	return errors.Join(errs...)
+}
+
+// writeFileAtomic writes path through fn by way of a temporary file in the
+// same directory, renamed over path only once it is complete: a write that
+// fails half-way (a full disk) leaves path as it was, not a truncated file.
+func writeFileAtomic(path string, fn func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	err = fn(tmp)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
 }
 
 // readBenchEvents decodes JSON lines from a worker until EOF.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -106,12 +107,20 @@ flags:
 	fs.StringVar(&o.csv, "csv", "", "write the results as CSV to `file`")
 	fs.StringVar(&o.json, "json", "", "write the results and how they were made as JSON to `file`")
 	fs.StringVar(&o.png, "png", "", "plot time and bandwidth against size (log-log) to PNG `file`")
-	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
+	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.timeout <= 0 {
+		return nil, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
+	}
+	// Unless asked either way, a bar only where someone watches: redrawn
+	// with carriage returns, it garbles a log file.
+	if !flagSet(fs, "progress") {
+		o.progress = isTerminal(stderr)
 	}
 	if o.np < 1 || o.np > 256 {
 		return nil, fmt.Errorf("-np %d: want 1 to 256 ranks", o.np)
@@ -129,8 +138,7 @@ flags:
 		// The point-to-point measurements need a second rank: named
 		// explicitly they are an error, in the default list they are left
 		// out.
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "ops" })
+		explicit := flagSet(fs, "ops")
 		p2p := slices.DeleteFunc(slices.Clone(o.ops), func(op string) bool { return op != "latency" && op != "bw" })
 		if len(p2p) > 0 && explicit {
 			return nil, fmt.Errorf("-ops %s: point-to-point measurements need -np 2 or more", strings.Join(p2p, ","))
@@ -152,4 +160,21 @@ flags:
 		return nil, err
 	}
 	return o, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +154,10 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"-algo", "allreduce"}, "want op=algorithm"},
 		{[]string{"-iters", "0"}, "iterations must be at least 1"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		// A zero or negative -timeout used to start the workers and fail
+		// (exit 1) with "starting worker 0: context deadline exceeded".
+		{[]string{"-timeout", "0"}, "-timeout 0s: want a positive duration"},
+		{[]string{"-timeout", "-1s"}, "-timeout -1s: want a positive duration"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
@@ -247,4 +253,62 @@ func TestBenchCompare(t *testing.T) {
 	assert.Contains(t, stderr.String(), "missing.csv")
 	stderr.Reset()
 	assert.Equal(t, 2, run(context.Background(), []string{"bench", "compare", oursCSV}, &stdout, &stderr))
+}
+
+// The progress bar is drawn only on a terminal unless asked for: it used to
+// fill a redirected stderr with carriage-return redraws.
+func TestBenchProgressDefault(t *testing.T) {
+	var stderr bytes.Buffer
+	o, err := parseBenchFlags(nil, &stderr)
+	require.NoError(t, err)
+	assert.False(t, o.progress, "no bar on a buffer")
+	o, err = parseBenchFlags([]string{"-progress"}, &stderr)
+	require.NoError(t, err)
+	assert.True(t, o.progress, "-progress asks for it anyway")
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, isTerminal(f), "a file is no terminal")
+}
+
+// The output files are checked before the run: a -csv into a directory that
+// does not exist used to fail only once the whole run was over, its results
+// lost. The check starts no worker.
+func TestBenchOutputsCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "-np", "1", "-ops", "barrier", "-min", "1", "-max", "1",
+		"-csv", filepath.Join(dir, "missing", "r.csv"), "-json", dir, "-png", filepath.Join(dir, "ok.png")}, &stdout, &stderr)
+	assert.Equal(t, 1, code)
+	assert.Empty(t, stdout.String())
+	assert.Contains(t, stderr.String(), "-csv "+filepath.Join(dir, "missing", "r.csv")+": cannot create a file in "+filepath.Join(dir, "missing"))
+	assert.Contains(t, stderr.String(), "-json "+dir+": is a directory")
+	assert.NotContains(t, stderr.String(), "-png")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the check leaves nothing behind")
+}
+
+// A results file is replaced only by a complete one.
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.csv")
+	require.NoError(t, writeFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, "old results\n")
+		return err
+	}))
+	err := writeFileAtomic(path, func(w io.Writer) error {
+		_, _ = io.WriteString(w, "half of the new")
+		return errors.New("disk full")
+	})
+	require.ErrorContains(t, err, "disk full")
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "old results\n", string(b), "a failed write leaves the old file")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "and no temporary file")
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 }
