@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
@@ -49,8 +51,12 @@ flags:
 		return 2
 	}
 	ourName, theirName, ok := strings.Cut(*names, ",")
-	if !ok {
+	if !ok || ourName == "" || theirName == "" || strings.Contains(theirName, ",") {
 		fmt.Fprintf(stderr, "fnmesh bench compare: -names %q: want two names, comma-separated\n", *names)
+		return 2
+	}
+	if *iperf != "" && slices.Contains(strings.Split(*iperf, ","), "") {
+		fmt.Fprintf(stderr, "fnmesh bench compare: -iperf3 %q: an empty file name\n", *iperf)
 		return 2
 	}
 	verdicts, err := benchCompare(stdout, fs.Arg(0), fs.Arg(1), ourName, theirName, *iperf, *png)
@@ -88,7 +94,7 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 	var ceiling float64
 	if iperfPath != "" {
 		for _, p := range strings.Split(iperfPath, ",") {
-			c, err := readCeiling(p)
+			c, err := readCeiling(strings.TrimSpace(p))
 			if err != nil {
 				return nil, err
 			}
@@ -146,8 +152,30 @@ func readCeiling(path string) (float64, error) {
 }
 
 // readResults reads a CSV results file, or a JSON report (by its first
-// non-blank byte).
+// non-blank byte), and checks that it holds results and that every time in
+// them is a number.
 func readResults(path string) ([]osu.Result, error) {
+	res, err := readResultsFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 {
+		return nil, fmt.Errorf("%s: no results", path)
+	}
+	for i, r := range res {
+		for _, v := range []float64{r.AvgUs, r.MinUs, r.MaxUs, r.MBps} {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				return nil, fmt.Errorf("%s: result %d (%s np=%d size %d): time or rate %v is not a non-negative number", path, i+1, r.Op, r.Ranks, r.Size, v)
+			}
+		}
+		if r.Op == "" || r.Ranks < 1 || r.Size < 0 {
+			return nil, fmt.Errorf("%s: result %d: empty op, np below 1 or negative size", path, i+1)
+		}
+	}
+	return res, nil
+}
+
+func readResultsFile(path string) ([]osu.Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -156,8 +184,11 @@ func readResults(path string) ([]osu.Result, error) {
 	br := bufio.NewReader(f)
 	for {
 		b, err := br.Peek(1)
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%s: empty", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", path, err)
 		}
 		if b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t' {
 			br.ReadByte()

@@ -312,3 +312,41 @@ func TestWriteFileAtomic(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 }
+
+// bench compare refuses what it cannot compare, and says which file and why.
+func TestBenchCompareBadInputs(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	const header = "op,np,size,iterations,avg_us,min_us,max_us,mb_per_s\n"
+	good := file("good.csv", header+"allreduce,2,8,5,13.3,7.8,18.7,0.6\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		// NaN and Inf used to pass, into a ratio of NaN or 0.000.
+		{"NaN", []string{good, file("nan.csv", header+"allreduce,2,8,5,NaN,1,1,1\n")}, 1, "nan.csv: result 1 (allreduce np=2 size 8): time or rate NaN is not a non-negative number"},
+		{"Inf", []string{file("inf.csv", header+"allreduce,2,8,5,Inf,1,1,1\n"), good}, 1, "inf.csv: result 1 (allreduce np=2 size 8): time or rate +Inf"},
+		{"negative in JSON", []string{good, file("neg.json", `{"results":[{"op":"allreduce","np":2,"size":8,"avg_us":-1}]}`)}, 1, "neg.json: result 1"},
+		{"no results", []string{good, file("none.json", "{}")}, 1, "none.json: no results"},
+		{"empty", []string{good, file("empty.csv", "\n \n")}, 1, "empty.csv: empty"},
+		// A directory used to be reported as "empty".
+		{"directory", []string{good, dir}, 1, "reading " + dir + ": read " + dir + ": is a directory"},
+		{"three names", []string{"-names", "a,b,c", good, good}, 2, `-names "a,b,c": want two names`},
+		{"empty name", []string{"-names", ",b", good, good}, 2, `-names ",b": want two names`},
+		{"empty iperf3 file", []string{"-iperf3", ",", good, good}, 2, `-iperf3 ",": an empty file name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"bench", "compare"}, tc.args...), &stdout, &stderr)
+			assert.Equal(t, tc.code, code)
+			assert.Contains(t, stderr.String(), tc.want)
+			assert.Empty(t, stdout.String())
+		})
+	}
+}
