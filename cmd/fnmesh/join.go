@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,6 +103,8 @@ flags:
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	case *addr == "":
 		return usageErr("--rendezvous HOST:PORT is required")
+	case rvAddrErr(*addr) != nil:
+		return usageErr("--rendezvous %q: %v", *addr, rvAddrErr(*addr))
 	case *job == "":
 		return usageErr("--job is required")
 	case *world < 1 || *world > rendezvous.MaxWorld:
@@ -150,6 +154,19 @@ flags:
 		return 1
 	}
 	return 0
+}
+
+// rvAddrErr says what is wrong with a server address, nil if it has the
+// form HOST:PORT with a port of 1..65535 (the host is resolved later).
+func rvAddrErr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT (%w)", err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("port %q is not 1..65535", port)
+	}
+	return nil
 }
 
 // joinAndVerify joins the job and verifies every link with n bytes each way.

@@ -171,6 +171,11 @@ func TestJoinUsage(t *testing.T) {
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--bytes", "lots"}, "byte count"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "nowhere"}, "--listen"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "extra"}, "unexpected argument"},
+		// A malformed server address used to be a runtime failure: exit 1
+		// with a JSON report on stdout.
+		{[]string{"--rendezvous", "rv.example.com", "--job", "j", "--world", "2"}, `--rendezvous "rv.example.com": want HOST:PORT`},
+		{[]string{"--rendezvous", "127.0.0.1:99999", "--job", "j", "--world", "2"}, `--rendezvous "127.0.0.1:99999": port "99999" is not 1..65535`},
+		{[]string{"--rendezvous", "127.0.0.1:0", "--job", "j", "--world", "2"}, `port "0" is not 1..65535`},
 	} {
 		var stdout, stderr bytes.Buffer
 		status := run(context.Background(), append([]string{"join"}, tc.args...), &stdout, &stderr)
