@@ -71,114 +71,132 @@ func kernelType(k kernel, dt arrow.DataType) (arrow.DataType, error) {
 }
 
 // aggregate computes kernel k of col per group: gids[r] is the group of row r
-// (0 <= gid < ng). col is nil for kCountAll.
+// (0 <= gid < ng). col is nil for kCountAll. It looks at ctx every pollRows
+// rows.
 func aggregate(ctx context.Context, mem memory.Allocator, k kernel, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
 	switch k {
 	case kCountAll:
 		counts := make([]int64, ng)
-		for _, g := range gids {
-			counts[g]++
+		for lo := 0; lo < len(gids); lo += pollRows {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			for _, g := range gids[lo:min(lo+pollRows, len(gids))] {
+				counts[g]++
+			}
 		}
 		return fromSlice(mem, arrow.PrimitiveTypes.Int64, counts, nil), nil
 	case kCount:
 		counts := make([]int64, ng)
 		valid := validityOf(col)
-		for r, g := range gids {
-			if valid.valid(r) {
-				counts[g]++
+		for lo := 0; lo < len(gids); lo += pollRows {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			for r := lo; r < min(lo+pollRows, len(gids)); r++ {
+				if valid.valid(r) {
+					counts[gids[r]]++
+				}
 			}
 		}
 		return fromSlice(mem, arrow.PrimitiveTypes.Int64, counts, nil), nil
 	case kSum:
-		return sumColumn(mem, col, gids, ng)
+		return sumColumn(ctx, mem, col, gids, ng)
 	case kSumF64:
-		return sumFloatColumn(mem, col, gids, ng)
+		return sumFloatColumn(ctx, mem, col, gids, ng)
 	case kMin, kMax:
 		return extremeColumn(ctx, mem, col, gids, ng, k == kMax)
 	}
 	return nil, fmt.Errorf("unknown aggregation %d", k)
 }
 
-func sumColumn(mem memory.Allocator, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
+func sumColumn(ctx context.Context, mem memory.Allocator, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
 	switch col.DataType().ID() {
 	case arrow.INT8:
-		return sumAs[int8, int64](mem, col, gids, ng), nil
+		return sumAs[int8, int64](ctx, mem, col, gids, ng)
 	case arrow.INT16:
-		return sumAs[int16, int64](mem, col, gids, ng), nil
+		return sumAs[int16, int64](ctx, mem, col, gids, ng)
 	case arrow.INT32:
-		return sumAs[int32, int64](mem, col, gids, ng), nil
+		return sumAs[int32, int64](ctx, mem, col, gids, ng)
 	case arrow.INT64:
-		return sumAs[int64, int64](mem, col, gids, ng), nil
+		return sumAs[int64, int64](ctx, mem, col, gids, ng)
 	case arrow.UINT8:
-		return sumAs[uint8, uint64](mem, col, gids, ng), nil
+		return sumAs[uint8, uint64](ctx, mem, col, gids, ng)
 	case arrow.UINT16:
-		return sumAs[uint16, uint64](mem, col, gids, ng), nil
+		return sumAs[uint16, uint64](ctx, mem, col, gids, ng)
 	case arrow.UINT32:
-		return sumAs[uint32, uint64](mem, col, gids, ng), nil
+		return sumAs[uint32, uint64](ctx, mem, col, gids, ng)
 	case arrow.UINT64:
-		return sumAs[uint64, uint64](mem, col, gids, ng), nil
+		return sumAs[uint64, uint64](ctx, mem, col, gids, ng)
 	case arrow.FLOAT32:
-		return sumAs[float32, float64](mem, col, gids, ng), nil
+		return sumAs[float32, float64](ctx, mem, col, gids, ng)
 	case arrow.FLOAT64:
-		return sumAs[float64, float64](mem, col, gids, ng), nil
+		return sumAs[float64, float64](ctx, mem, col, gids, ng)
 	case arrow.FLOAT16:
 		vals := rawValues[float16.Num](col)
 		f := make([]float64, len(vals))
 		for i, v := range vals {
 			f[i] = float64(v.Float32())
 		}
-		return sumSlice[float64, float64](mem, f, validityOf(col), gids, ng), nil
+		return sumSlice[float64, float64](ctx, mem, f, validityOf(col), gids, ng)
 	}
 	_, err := sumType(col.DataType())
 	return nil, err
 }
 
 // sumFloatColumn sums any numeric column per group as float64.
-func sumFloatColumn(mem memory.Allocator, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
+func sumFloatColumn(ctx context.Context, mem memory.Allocator, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
 	switch col.DataType().ID() {
 	case arrow.INT8:
-		return sumAs[int8, float64](mem, col, gids, ng), nil
+		return sumAs[int8, float64](ctx, mem, col, gids, ng)
 	case arrow.INT16:
-		return sumAs[int16, float64](mem, col, gids, ng), nil
+		return sumAs[int16, float64](ctx, mem, col, gids, ng)
 	case arrow.INT32:
-		return sumAs[int32, float64](mem, col, gids, ng), nil
+		return sumAs[int32, float64](ctx, mem, col, gids, ng)
 	case arrow.INT64:
-		return sumAs[int64, float64](mem, col, gids, ng), nil
+		return sumAs[int64, float64](ctx, mem, col, gids, ng)
 	case arrow.UINT8:
-		return sumAs[uint8, float64](mem, col, gids, ng), nil
+		return sumAs[uint8, float64](ctx, mem, col, gids, ng)
 	case arrow.UINT16:
-		return sumAs[uint16, float64](mem, col, gids, ng), nil
+		return sumAs[uint16, float64](ctx, mem, col, gids, ng)
 	case arrow.UINT32:
-		return sumAs[uint32, float64](mem, col, gids, ng), nil
+		return sumAs[uint32, float64](ctx, mem, col, gids, ng)
 	case arrow.UINT64:
-		return sumAs[uint64, float64](mem, col, gids, ng), nil
+		return sumAs[uint64, float64](ctx, mem, col, gids, ng)
 	}
-	return sumColumn(mem, col, gids, ng) // floats sum as float64 already
+	return sumColumn(ctx, mem, col, gids, ng) // floats sum as float64 already
 }
 
 type number interface {
 	~int8 | ~int16 | ~int32 | ~int64 | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
 }
 
-func sumAs[T number, A int64 | uint64 | float64](mem memory.Allocator, col arrow.Array, gids []int32, ng int) arrow.Array {
-	return sumSlice[T, A](mem, rawValues[T](col), validityOf(col), gids, ng)
+func sumAs[T number, A int64 | uint64 | float64](ctx context.Context, mem memory.Allocator, col arrow.Array, gids []int32, ng int) (arrow.Array, error) {
+	return sumSlice[T, A](ctx, mem, rawValues[T](col), validityOf(col), gids, ng)
 }
 
 // sumSlice sums vals per group in the accumulator type A. Integer sums wrap
 // on overflow, as Go's and Arrow's integer arithmetic does.
-func sumSlice[T number, A int64 | uint64 | float64](mem memory.Allocator, vals []T, valid bitmap, gids []int32, ng int) arrow.Array {
+func sumSlice[T number, A int64 | uint64 | float64](ctx context.Context, mem memory.Allocator, vals []T, valid bitmap, gids []int32, ng int) (arrow.Array, error) {
 	sums := make([]A, ng)
 	seen := make([]bool, ng)
-	if valid.bits == nil {
-		for r, g := range gids {
-			sums[g] += A(vals[r])
-			seen[g] = true
+	for lo := 0; lo < len(gids); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-	} else {
-		for r, g := range gids {
-			if valid.valid(r) {
-				sums[g] += A(vals[r])
+		hi := min(lo+pollRows, len(gids))
+		vs := vals[lo:hi]
+		if valid.bits == nil {
+			for r, g := range gids[lo:hi] {
+				sums[g] += A(vs[r])
 				seen[g] = true
+			}
+		} else {
+			for r, g := range gids[lo:hi] {
+				if valid.valid(lo + r) {
+					sums[g] += A(vs[r])
+					seen[g] = true
+				}
 			}
 		}
 	}
@@ -191,7 +209,7 @@ func sumSlice[T number, A int64 | uint64 | float64](mem memory.Allocator, vals [
 	default:
 		dt = arrow.PrimitiveTypes.Float64
 	}
-	return fromSlice(mem, dt, sums, seen)
+	return fromSlice(mem, dt, sums, seen), nil
 }
 
 // extremeColumn computes min or max per group: typed over the value buffer
@@ -203,25 +221,25 @@ func extremeColumn(ctx context.Context, mem memory.Allocator, col arrow.Array, g
 	}
 	switch dt.ID() {
 	case arrow.INT8:
-		return extreme(mem, dt, rawValues[int8](col), col, gids, ng, isMax, cmp.Compare[int8]), nil
+		return extreme(ctx, mem, dt, rawValues[int8](col), col, gids, ng, isMax, cmp.Compare[int8])
 	case arrow.INT16:
-		return extreme(mem, dt, rawValues[int16](col), col, gids, ng, isMax, cmp.Compare[int16]), nil
+		return extreme(ctx, mem, dt, rawValues[int16](col), col, gids, ng, isMax, cmp.Compare[int16])
 	case arrow.INT32, arrow.DATE32, arrow.TIME32, arrow.INTERVAL_MONTHS, arrow.DECIMAL32:
-		return extreme(mem, dt, rawValues[int32](col), col, gids, ng, isMax, cmp.Compare[int32]), nil
+		return extreme(ctx, mem, dt, rawValues[int32](col), col, gids, ng, isMax, cmp.Compare[int32])
 	case arrow.INT64, arrow.DATE64, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION, arrow.DECIMAL64:
-		return extreme(mem, dt, rawValues[int64](col), col, gids, ng, isMax, cmp.Compare[int64]), nil
+		return extreme(ctx, mem, dt, rawValues[int64](col), col, gids, ng, isMax, cmp.Compare[int64])
 	case arrow.UINT8:
-		return extreme(mem, dt, rawValues[uint8](col), col, gids, ng, isMax, cmp.Compare[uint8]), nil
+		return extreme(ctx, mem, dt, rawValues[uint8](col), col, gids, ng, isMax, cmp.Compare[uint8])
 	case arrow.UINT16:
-		return extreme(mem, dt, rawValues[uint16](col), col, gids, ng, isMax, cmp.Compare[uint16]), nil
+		return extreme(ctx, mem, dt, rawValues[uint16](col), col, gids, ng, isMax, cmp.Compare[uint16])
 	case arrow.UINT32:
-		return extreme(mem, dt, rawValues[uint32](col), col, gids, ng, isMax, cmp.Compare[uint32]), nil
+		return extreme(ctx, mem, dt, rawValues[uint32](col), col, gids, ng, isMax, cmp.Compare[uint32])
 	case arrow.UINT64:
-		return extreme(mem, dt, rawValues[uint64](col), col, gids, ng, isMax, cmp.Compare[uint64]), nil
+		return extreme(ctx, mem, dt, rawValues[uint64](col), col, gids, ng, isMax, cmp.Compare[uint64])
 	case arrow.FLOAT32:
-		return extreme(mem, dt, rawValues[float32](col), col, gids, ng, isMax, cmpFloatValue[float32]), nil
+		return extreme(ctx, mem, dt, rawValues[float32](col), col, gids, ng, isMax, cmpFloatValue[float32])
 	case arrow.FLOAT64:
-		return extreme(mem, dt, rawValues[float64](col), col, gids, ng, isMax, cmpFloatValue[float64]), nil
+		return extreme(ctx, mem, dt, rawValues[float64](col), col, gids, ng, isMax, cmpFloatValue[float64])
 	}
 	// Any other orderable type: find the best row of each group, then gather.
 	order, err := newCmp(col, col, isMax, false)
@@ -233,12 +251,17 @@ func extremeColumn(ctx context.Context, mem memory.Allocator, col arrow.Array, g
 	for g := range best {
 		best[g] = -1
 	}
-	for r, g := range gids {
-		if !valid.valid(r) {
-			continue
+	for lo := 0; lo < len(gids); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		if b := best[g]; b < 0 || order(r, int(b)) < 0 {
-			best[g] = int32(r)
+		for r := lo; r < min(lo+pollRows, len(gids)); r++ {
+			if !valid.valid(r) {
+				continue
+			}
+			if g := gids[r]; best[g] < 0 || order(r, int(best[g])) < 0 {
+				best[g] = int32(r)
+			}
 		}
 	}
 	return take(ctx, mem, col, best)
@@ -246,7 +269,7 @@ func extremeColumn(ctx context.Context, mem memory.Allocator, col arrow.Array, g
 
 // extreme is min (or max) per group over a fixed-width value slice; NaN is
 // the largest float, as in sorting.
-func extreme[T any](mem memory.Allocator, dt arrow.DataType, vals []T, col arrow.Array, gids []int32, ng int, isMax bool, compare func(a, b T) int) arrow.Array {
+func extreme[T any](ctx context.Context, mem memory.Allocator, dt arrow.DataType, vals []T, col arrow.Array, gids []int32, ng int, isMax bool, compare func(a, b T) int) (arrow.Array, error) {
 	best := make([]T, ng)
 	seen := make([]bool, ng)
 	valid := validityOf(col)
@@ -254,16 +277,23 @@ func extreme[T any](mem memory.Allocator, dt arrow.DataType, vals []T, col arrow
 	if isMax {
 		sign = -1
 	}
-	for r, g := range gids {
-		if valid.bits != nil && !valid.valid(r) {
-			continue
+	for lo := 0; lo < len(gids); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		v := vals[r]
-		if !seen[g] || sign*compare(v, best[g]) < 0 {
-			best[g], seen[g] = v, true
+		hi := min(lo+pollRows, len(gids))
+		vs := vals[lo:hi]
+		for r, g := range gids[lo:hi] {
+			if valid.bits != nil && !valid.valid(lo+r) {
+				continue
+			}
+			v := vs[r]
+			if !seen[g] || sign*compare(v, best[g]) < 0 {
+				best[g], seen[g] = v, true
+			}
 		}
 	}
-	return fromSliceAny(mem, dt, best, seen)
+	return fromSliceAny(mem, dt, best, seen), nil
 }
 
 // fromSlice builds an array of type dt from Go values; valid (nil = all

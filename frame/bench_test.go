@@ -41,7 +41,7 @@ func BenchmarkLocalHashJoinInt64(b *testing.B) {
 	b.SetBytes(2 * rows * 16)
 	b.ResetTimer()
 	for range b.N {
-		ps, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false, 2)
+		ps, err := hashJoin(ctx, []arrow.Array{rk}, []arrow.Array{lk}, false, false, 2)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,9 +64,10 @@ func BenchmarkLocalHashJoinIndicesInt64(b *testing.B) {
 	lk, lv := cylonColumns(mem, rows, 0.9, 1)
 	rk, rv := cylonColumns(mem, rows, 0.9, 2)
 	defer func() { releaseAll([]arrow.Array{lk, lv, rk, rv}) }()
+	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := hashJoin([]arrow.Array{rk}, []arrow.Array{lk}, false, false, 2); err != nil {
+		if _, err := hashJoin(ctx, []arrow.Array{rk}, []arrow.Array{lk}, false, false, 2); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -55,7 +55,7 @@ func TestCSVSampleTypes(t *testing.T) {
 		require.True(t, arrow.TypeEqual(arrow.BinaryTypes.String, got.Field(1).Type))
 
 		// And the reader takes every value with the type inferred.
-		tbl, err := readCSVFile(memory.DefaultAllocator, path, got)
+		tbl, err := readCSVFile(context.Background(), memory.DefaultAllocator, path, got)
 		require.NoError(t, err, "%q as %v", c.values, got.Field(0).Type)
 		require.EqualValues(t, len(c.values), tbl.NumRows())
 		tbl.Release()

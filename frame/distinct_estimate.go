@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"context"
 	"math"
 	"math/bits"
 
@@ -16,11 +17,11 @@ const hllBits = 12
 // of hashing, no table. The register comes from the low bits of the hash and
 // the rank from the trailing zeros of the next ones: the high bits may be
 // constrained when the frame was shuffled (PartitionOf uses them).
-func estimateDistinct(keys []arrow.Array, n int) (float64, error) {
+func estimateDistinct(ctx context.Context, keys []arrow.Array, n int) (float64, error) {
 	const m = 1 << hllBits
 	var reg [m]uint8
 	scratch := make([]uint64, min(hashBlock, n))
-	if err := hashBlocks(keys, n, scratch, func(hs []uint64, _ int) {
+	if err := hashBlocks(ctx, keys, n, scratch, func(hs []uint64, _ int) {
 		for _, h := range hs {
 			r := uint8(bits.TrailingZeros64(h>>hllBits|1<<(63-hllBits))) + 1
 			if i := h & (m - 1); r > reg[i] {

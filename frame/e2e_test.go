@@ -118,7 +118,7 @@ func writeIPCFile(path string, t arrow.Table) error {
 	if err != nil {
 		return err
 	}
-	if err := writeBatches(t, w.Write); err != nil {
+	if err := writeBatches(context.Background(), t, w.Write); err != nil {
 		return err
 	}
 	if err := w.Close(); err != nil {

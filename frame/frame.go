@@ -142,6 +142,18 @@ func failComm(c *collective.Comm, err error) error {
 	return fmt.Errorf("%w (the communicator was failed so that the other ranks fail too)", err)
 }
 
+// aloneErr returns ctx's error when f has one rank. A collective operator
+// with more ranks leaves it to its first exchange, which fails at once with
+// an ended context and fails the communicator so that the other ranks do
+// not wait for this one; with one rank arrowio's collectives move nothing
+// and do not look.
+func (f *Frame) aloneErr(ctx context.Context) error {
+	if f.Size() == 1 {
+		return ctx.Err()
+	}
+	return nil
+}
+
 // Count returns the total number of rows over all ranks (collective).
 func (f *Frame) Count(ctx context.Context) (int64, error) {
 	counts, err := f.rowCounts(ctx)
@@ -176,6 +188,9 @@ func (f *Frame) rowCounts(ctx context.Context) ([]int64, error) {
 // Gather concatenates every rank's partition, in rank order, into one table
 // on rank root; other ranks get nil (collective). The caller releases it.
 func (f *Frame) Gather(ctx context.Context, root int) (arrow.Table, error) {
+	if err := f.aloneErr(ctx); err != nil {
+		return nil, f.errorf("gather", err)
+	}
 	t := f.cfg.timer("gather")
 	out, err := arrowio.GatherTable(ctx, f.comm, root, f.part, f.cfg.arrowio()...)
 	if err != nil {
@@ -192,6 +207,9 @@ func (f *Frame) Gather(ctx context.Context, root int) (arrow.Table, error) {
 // Collect concatenates every rank's partition, in rank order, into one table
 // on every rank (collective). The caller releases it.
 func (f *Frame) Collect(ctx context.Context) (arrow.Table, error) {
+	if err := f.aloneErr(ctx); err != nil {
+		return nil, f.errorf("collect", err)
+	}
 	t := f.cfg.timer("collect")
 	out, err := arrowio.AllgatherTable(ctx, f.comm, f.part, f.cfg.arrowio()...)
 	if err != nil {

@@ -14,7 +14,10 @@ import (
 // every row is in group 0, and there is one group even when there are no
 // rows (a global aggregate has one result row). Many rows of one 4- or 8-byte
 // integer-like key go through radixGroup, whose groups come in another order.
-func groupRows(keys []arrow.Array, n int) (gids, firsts []int32, err error) {
+func groupRows(ctx context.Context, keys []arrow.Array, n int) (gids, firsts []int32, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	gids = make([]int32, n)
 	if len(keys) == 0 {
 		return gids, []int32{0}, nil
@@ -22,9 +25,9 @@ func groupRows(keys []arrow.Array, n int) (gids, firsts []int32, err error) {
 	if len(keys) == 1 && n >= 4*radixRows {
 		switch w, ok := fixedIntWidth(keys[0].DataType()); {
 		case ok && w == 8:
-			return radixGroup[uint64](keys[0])
+			return radixGroup[uint64](ctx, keys[0])
 		case ok && w == 4:
-			return radixGroup[uint32](keys[0])
+			return radixGroup[uint32](ctx, keys[0])
 		}
 	}
 	ix, err := newKeyIndex(keys, nil, false, 0)
@@ -32,7 +35,7 @@ func groupRows(keys []arrow.Array, n int) (gids, firsts []int32, err error) {
 		return nil, nil, err
 	}
 	scratch := make([]uint64, min(hashBlock, n))
-	if err := hashBlocks(keys, n, scratch, func(h []uint64, lo int) {
+	if err := hashBlocks(ctx, keys, n, scratch, func(h []uint64, lo int) {
 		ix.insert(h, lo, gids[lo:lo+len(h)])
 	}); err != nil {
 		return nil, nil, fmt.Errorf("hash group keys: %w", err)
@@ -60,6 +63,9 @@ func aggregateLocal(ctx context.Context, mem memory.Allocator, cols []arrow.Arra
 // turns raw rows into partial aggregates when grouping would not reduce
 // them.
 func aggregateRows(ctx context.Context, mem memory.Allocator, cols []arrow.Array, n int, keyIdx []int, specs []kernelSpec, perRow bool) ([]arrow.Array, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	keys := make([]arrow.Array, len(keyIdx))
 	for i, k := range keyIdx {
 		keys[i] = cols[k]
@@ -83,7 +89,7 @@ func aggregateRows(ctx context.Context, mem memory.Allocator, cols []arrow.Array
 			byValue[i] = d
 		}
 		var err error
-		if gids, firsts, err = groupRows(byValue, n); err != nil {
+		if gids, firsts, err = groupRows(ctx, byValue, n); err != nil {
 			return nil, err
 		}
 	}

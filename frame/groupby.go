@@ -151,7 +151,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	partial, err := aggregateRows(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial, perRow)
 	releaseAll(cols)
 	if err != nil {
-		return nil, f.abort(op, err)
+		return nil, f.abort(op, fmt.Errorf("local aggregate: %w", err))
 	}
 	pt := tableFromColumns(plan.partialSchema, partial, int64(partialLen(partial)))
 	releaseAll(partial)
@@ -185,7 +185,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 		}
 		releaseAll(fcols)
 		if err != nil {
-			return nil, f.errorf(op, err)
+			return nil, f.errorf(op, fmt.Errorf("final aggregate: %w", err))
 		}
 		if out == nil {
 			final = emptyTable(plan.partialSchema)
@@ -196,6 +196,9 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 		tm.done(ctx, "final aggregate", final.NumRows(), 0)
 	}
 	defer final.Release()
+	if err := ctx.Err(); err != nil {
+		return nil, f.errorf(op, err)
+	}
 	res, err := plan.finish(mem, final)
 	if err != nil {
 		return nil, f.errorf(op, err)
@@ -224,7 +227,7 @@ func (g *Grouped) preAggregationUseless(ctx context.Context, cols []arrow.Array,
 		for i, k := range keyIdx {
 			keys[i] = cols[k]
 		}
-		d, err := estimateDistinct(keys, n)
+		d, err := estimateDistinct(ctx, keys, n)
 		switch {
 		case err != nil:
 			mine = err

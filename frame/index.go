@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -88,8 +89,10 @@ func tableSize(n int) int {
 	return size
 }
 
-func hashBlocks(cols []arrow.Array, n int, scratch []uint64, fn func(hashes []uint64, lo int)) error {
-	return forBlocks(n, func(lo, hi int) error {
+// hashBlocks hashes the rows [0, n) of cols a block at a time (see
+// forBlocks) and hands each block's hashes to fn.
+func hashBlocks(ctx context.Context, cols []arrow.Array, n int, scratch []uint64, fn func(hashes []uint64, lo int)) error {
+	return forBlocks(ctx, n, func(lo, hi int) error {
 		h := scratch[:hi-lo]
 		if err := hashSlice(cols, lo, hi, h); err != nil {
 			return err
@@ -99,9 +102,13 @@ func hashBlocks(cols []arrow.Array, n int, scratch []uint64, fn func(hashes []ui
 	})
 }
 
-// forBlocks calls fn over [0, n) in blocks of hashBlock rows.
-func forBlocks(n int, fn func(lo, hi int) error) error {
+// forBlocks calls fn over [0, n) in blocks of hashBlock rows, and returns
+// ctx's error, without calling fn again, once ctx has ended.
+func forBlocks(ctx context.Context, n int, fn func(lo, hi int) error) error {
 	for lo := 0; lo < n; lo += hashBlock {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := fn(lo, min(lo+hashBlock, n)); err != nil {
 			return err
 		}

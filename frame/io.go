@@ -133,7 +133,7 @@ func ReadCSV(ctx context.Context, c *collective.Comm, paths []string, schema *ar
 		schema = s
 	}
 	read := func(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
-		t, err := readCSVFile(mem, path, schema)
+		t, err := readCSVFile(ctx, mem, path, schema)
 		if err != nil && inferred {
 			err = fmt.Errorf("%w (the schema %v was inferred from the first %d rows of each file: pass one)", err, schema, csvSampleRows)
 		}
@@ -608,6 +608,10 @@ func decodeIPC(data []byte, mem memory.Allocator) (_ arrow.Table, err error) {
 	return t, nil
 }
 
+// csvBatchRows is how many rows of a CSV file are parsed into one record
+// batch.
+const csvBatchRows = 64 << 10
+
 // newCSVReader is csv.NewReader with its panic on a schema it cannot read
 // (a column of a type it does not parse, such as time32) turned into an
 // error.
@@ -616,13 +620,15 @@ func newCSVReader(f io.Reader, schema *arrow.Schema, opts ...csv.Option) (r *csv
 	return csv.NewReader(f, schema, opts...), nil
 }
 
-func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow.Table, error) {
+// readCSVFile reads a CSV file a batch of csvBatchRows rows at a time,
+// looking at ctx before each.
+func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema *arrow.Schema) (arrow.Table, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r, err := newCSVReader(f, schema, csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(64<<10), csv.WithAllocator(mem))
+	r, err := newCSVReader(f, schema, csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(csvBatchRows), csv.WithAllocator(mem))
 	if err != nil {
 		return nil, err
 	}
@@ -633,7 +639,13 @@ func readCSVFile(mem memory.Allocator, path string, schema *arrow.Schema) (arrow
 			rec.Release()
 		}
 	}()
-	for r.Next() {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read csv: row %d: %w", len(recs)*csvBatchRows, err)
+		}
+		if !r.Next() {
+			break
+		}
 		rec := r.RecordBatch()
 		rec.Retain()
 		recs = append(recs, rec)
@@ -682,7 +694,7 @@ func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 		if err != nil {
 			return err
 		}
-		if err := writeBatches(t, fw.Write); err != nil {
+		if err := writeBatches(ctx, t, fw.Write); err != nil {
 			_ = fw.Close()
 			return err
 		}
@@ -774,7 +786,7 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 				return err
 			}
 		}
-		if err := writeBatches(t, cw.Write); err != nil {
+		if err := writeBatches(ctx, t, cw.Write); err != nil {
 			return err
 		}
 		if err := cw.Flush(); err != nil {
@@ -848,10 +860,15 @@ func emptyColumns(mem memory.Allocator, s *arrow.Schema) []arrow.Array {
 	return cols
 }
 
-func writeBatches(t arrow.Table, write func(arrow.RecordBatch) error) error {
+// writeBatches writes t in batches of up to 64 Ki rows, looking at ctx
+// before each.
+func writeBatches(ctx context.Context, t arrow.Table, write func(arrow.RecordBatch) error) error {
 	tr := array.NewTableReader(t, 64<<10)
 	defer tr.Release()
 	for tr.Next() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err := write(tr.RecordBatch()); err != nil {
 			return err
 		}

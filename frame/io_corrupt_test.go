@@ -158,7 +158,7 @@ func TestReadCorruptedFiles(t *testing.T) {
 func ipcStreamBytes(t testing.TB, tbl arrow.Table) []byte {
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(tbl.Schema()))
-	require.NoError(t, writeBatches(tbl, w.Write))
+	require.NoError(t, writeBatches(context.Background(), tbl, w.Write))
 	require.NoError(t, w.Close())
 	return buf.Bytes()
 }

@@ -182,7 +182,7 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 	}
 	out, err := joinLocal(ctx, f.cfg, op, lt, rt, plan)
 	if err != nil {
-		return nil, f.errorf(op, err)
+		return nil, f.errorf(op, fmt.Errorf("local join: %w", err))
 	}
 	return f.derive(out, plan.partitionedBy), nil
 }
@@ -358,6 +358,9 @@ func keyColumn(ctx context.Context, mem memory.Allocator, a arrow.Array, dt arro
 
 // joinLocal joins two partitions on this rank.
 func joinLocal(ctx context.Context, cfg *config, op string, lt, rt arrow.Table, p *joinPlan) (arrow.Table, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	tm := cfg.timer(op)
 	mem := cfg.mem
 	lcols, err := columns(mem, lt)
@@ -387,19 +390,19 @@ func joinLocal(ctx context.Context, cfg *config, op string, lt, rt arrow.Table, 
 	var li, ri []int32
 	switch {
 	case p.sortMerge:
-		ps, err := sortMergeJoin(lk, rk, lo, ro)
+		ps, err := sortMergeJoin(ctx, lk, rk, lo, ro)
 		if err != nil {
 			return nil, err
 		}
 		li, ri = ps.b, ps.p
 	case rt.NumRows() <= lt.NumRows():
-		ps, err := hashJoin(rk, lk, ro, lo, cfg.parallelism)
+		ps, err := hashJoin(ctx, rk, lk, ro, lo, cfg.parallelism)
 		if err != nil {
 			return nil, err
 		}
 		li, ri = ps.p, ps.b
 	default:
-		ps, err := hashJoin(lk, rk, lo, ro, cfg.parallelism)
+		ps, err := hashJoin(ctx, lk, rk, lo, ro, cfg.parallelism)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -25,26 +26,27 @@ func (ps *pairs) add(b, p int32) {
 // radix-partitioned join for one integer-like key, see radixJoin). Rows whose
 // key has a null never match. With buildOuter (probeOuter) the unmatched
 // rows of the build (probe) side are kept with -1 on the other side. The
-// order of the pairs is unspecified. par bounds the goroutines it uses.
-func hashJoin(build, probe []arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
+// order of the pairs is unspecified. par bounds the goroutines it uses. It
+// looks at ctx every pollRows rows.
+func hashJoin(ctx context.Context, build, probe []arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
 	if len(build) == 1 && len(probe) == 1 && arrow.TypeEqual(build[0].DataType(), probe[0].DataType()) {
 		switch w, ok := fixedIntWidth(build[0].DataType()); {
 		case ok && w == 8:
-			return radixJoin[uint64](build[0], probe[0], buildOuter, probeOuter, par)
+			return radixJoin[uint64](ctx, build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 4:
-			return radixJoin[uint32](build[0], probe[0], buildOuter, probeOuter, par)
+			return radixJoin[uint32](ctx, build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 2:
-			return radixJoin[uint16](build[0], probe[0], buildOuter, probeOuter, par)
+			return radixJoin[uint16](ctx, build[0], probe[0], buildOuter, probeOuter, par)
 		case ok && w == 1:
-			return radixJoin[uint8](build[0], probe[0], buildOuter, probeOuter, par)
+			return radixJoin[uint8](ctx, build[0], probe[0], buildOuter, probeOuter, par)
 		}
 	}
-	return indexJoin(build, probe, buildOuter, probeOuter)
+	return indexJoin(ctx, build, probe, buildOuter, probeOuter)
 }
 
 // indexJoin is hashJoin over a keyIndex: any number of key columns of any key
 // type.
-func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
+func indexJoin(ctx context.Context, build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, error) {
 	nb, np := colsLen(build), colsLen(probe)
 	ix, err := newKeyIndex(build, probe, true, nb/2)
 	if err != nil {
@@ -55,7 +57,7 @@ func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, 
 	// Group the build rows by key (a CSR layout): the rows of group g are
 	// rows[start[g]:start[g+1]], in build order.
 	bgid := make([]int32, nb)
-	if err := hashBlocks(build, nb, scratch, func(h []uint64, lo int) {
+	if err := hashBlocks(ctx, build, nb, scratch, func(h []uint64, lo int) {
 		ix.insert(h, lo, bgid[lo:lo+len(h)])
 	}); err != nil {
 		return pairs{}, fmt.Errorf("hash build keys: %w", err)
@@ -79,6 +81,9 @@ func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, 
 		}
 	}
 	fill = nil
+	if err := ctx.Err(); err != nil {
+		return pairs{}, err
+	}
 
 	var matched []bool
 	if buildOuter {
@@ -86,10 +91,17 @@ func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, 
 	}
 	out := pairs{b: make([]int32, 0, np), p: make([]int32, 0, np)}
 	pgid := make([]int32, min(hashBlock, np))
-	err = hashBlocks(probe, np, scratch, func(h []uint64, lo int) {
+	pollAt := pollRows // the output length at which to look at ctx again
+	err = hashBlocks(ctx, probe, np, scratch, func(h []uint64, lo int) {
 		gids := pgid[:len(h)]
 		ix.lookup(h, lo, gids)
 		for i, g := range gids {
+			if len(out.b) >= pollAt { // a block of many matches: keys repeat
+				if ctx.Err() != nil {
+					return // hashBlocks returns the error before the next block
+				}
+				pollAt = len(out.b) + pollRows
+			}
 			p := int32(lo + i)
 			if g < 0 {
 				if probeOuter {
@@ -112,6 +124,9 @@ func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, 
 	if err != nil {
 		return pairs{}, fmt.Errorf("hash probe keys: %w", err)
 	}
+	if err := ctx.Err(); err != nil { // the last block may have stopped early
+		return pairs{}, fmt.Errorf("hash probe keys: %w", err)
+	}
 	if buildOuter {
 		for r, g := range bgid {
 			if g < 0 || !matched[g] {
@@ -125,13 +140,14 @@ func indexJoin(build, probe []arrow.Array, buildOuter, probeOuter bool) (pairs, 
 // sortMergeJoin matches rows by sorting both sides on the keys (ascending)
 // and merging them. Rows whose key has a null never match; with leftOuter
 // (rightOuter) the unmatched rows of that side are kept. Matches come out in
-// key order, unmatched rows with null keys last.
-func sortMergeJoin(left, right []arrow.Array, leftOuter, rightOuter bool) (pairs, error) {
-	lord, lnull, err := sortedNonNull(left)
+// key order, unmatched rows with null keys last. It looks at ctx every
+// pollRows rows.
+func sortMergeJoin(ctx context.Context, left, right []arrow.Array, leftOuter, rightOuter bool) (pairs, error) {
+	lord, lnull, err := sortedNonNull(ctx, left)
 	if err != nil {
 		return pairs{}, err
 	}
-	rord, rnull, err := sortedNonNull(right)
+	rord, rnull, err := sortedNonNull(ctx, right)
 	if err != nil {
 		return pairs{}, err
 	}
@@ -151,7 +167,14 @@ func sortMergeJoin(left, right []arrow.Array, leftOuter, rightOuter bool) (pairs
 	}
 	var out pairs
 	i, j := 0, 0
+	work := 0 // rows passed and pairs made since ctx was last looked at
 	for i < len(lord) && j < len(rord) {
+		if work++; work >= pollRows {
+			if err := ctx.Err(); err != nil {
+				return pairs{}, err
+			}
+			work = 0
+		}
 		c := lr.compare(int(lord[i]), int(rord[j]))
 		switch {
 		case c < 0:
@@ -176,6 +199,12 @@ func sortMergeJoin(left, right []arrow.Array, leftOuter, rightOuter bool) (pairs
 			for _, l := range lord[i:ie] {
 				for _, r := range rord[j:je] {
 					out.add(l, r)
+				}
+				if work += je - j; work >= pollRows { // a key that repeats on both sides
+					if err := ctx.Err(); err != nil {
+						return pairs{}, err
+					}
+					work = 0
 				}
 			}
 			i, j = ie, je
@@ -202,7 +231,7 @@ func sortMergeJoin(left, right []arrow.Array, leftOuter, rightOuter bool) (pairs
 
 // sortedNonNull returns the rows whose keys have no null, in ascending key
 // order (stable), and the rows that have a null key.
-func sortedNonNull(keys []arrow.Array) (sorted, nulls []int32, err error) {
+func sortedNonNull(ctx context.Context, keys []arrow.Array) (sorted, nulls []int32, err error) {
 	n := colsLen(keys)
 	bms := make([]bitmap, len(keys))
 	anyNl := false
@@ -222,7 +251,7 @@ func sortedNonNull(keys []arrow.Array) (sorted, nulls []int32, err error) {
 	for k, c := range keys {
 		cmps[k] = sortKeyCols{col: c}
 	}
-	if err := sortRows(sorted, cmps); err != nil {
+	if err := sortRows(ctx, sorted, cmps); err != nil {
 		return nil, nil, err
 	}
 	return sorted, nulls, nil

@@ -1,11 +1,11 @@
 package frame
 
 import (
+	"context"
 	"math/bits"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/fnmesh/fnmesh/arrowio"
 )
 
 // The typed hash join for one integer-like key column: a radix-partitioned
@@ -35,23 +35,31 @@ type radixSide[T uint8 | uint16 | uint32 | uint64] struct {
 	nulls []int32
 }
 
-func radixPartition[T uint8 | uint16 | uint32 | uint64](col arrow.Array, parts int) (radixSide[T], error) {
+// radixPartition scatters col into parts partitions by hash (see
+// radixSide), looking at ctx every pollRows rows.
+func radixPartition[T uint8 | uint16 | uint32 | uint64](ctx context.Context, col arrow.Array, parts int) (radixSide[T], error) {
 	n := col.Len()
 	shift := uint(bits.TrailingZeros(uint(parts)))
 	mask := uint64(parts - 1)
 	vals := rawValues[T](col)
 	valid := validityOf(col)
 	hashes := make([]uint64, n)
-	if err := arrowio.HashRows([]arrow.Array{col}, hashes); err != nil {
-		return radixSide[T]{}, err
-	}
 	s := radixSide[T]{start: make([]int32, parts+1)}
-	for i, h := range hashes {
-		if valid.bits != nil && !valid.valid(i) {
-			s.nulls = append(s.nulls, int32(i))
-			continue
+	if err := forBlocks(ctx, n, func(lo, hi int) error {
+		hs := hashes[lo:hi]
+		if err := hashSlice([]arrow.Array{col}, lo, hi, hs); err != nil {
+			return err
 		}
-		s.start[(h&mask)+1]++
+		for i, h := range hs {
+			if valid.bits != nil && !valid.valid(lo+i) {
+				s.nulls = append(s.nulls, int32(lo+i))
+				continue
+			}
+			s.start[(h&mask)+1]++
+		}
+		return nil
+	}); err != nil {
+		return radixSide[T]{}, err
 	}
 	for q := range parts {
 		s.start[q+1] += s.start[q]
@@ -59,13 +67,20 @@ func radixPartition[T uint8 | uint16 | uint32 | uint64](col arrow.Array, parts i
 	pos := make([]int32, parts)
 	copy(pos, s.start[:parts])
 	s.ents = make([]radixEntry[T], n-len(s.nulls))
-	for i, h := range hashes {
-		if valid.bits != nil && !valid.valid(i) {
-			continue
+	for lo := 0; lo < n; lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return radixSide[T]{}, err
 		}
-		q := h & mask
-		s.ents[pos[q]] = radixEntry[T]{key: vals[i], row: int32(i), h: uint32(h >> shift)}
-		pos[q]++
+		hi := min(lo+pollRows, n)
+		for i, h := range hashes[lo:hi] {
+			i += lo
+			if valid.bits != nil && !valid.valid(i) {
+				continue
+			}
+			q := h & mask
+			s.ents[pos[q]] = radixEntry[T]{key: vals[i], row: int32(i), h: uint32(h >> shift)}
+			pos[q]++
+		}
 	}
 	return s, nil
 }
@@ -73,7 +88,7 @@ func radixPartition[T uint8 | uint16 | uint32 | uint64](col arrow.Array, parts i
 // radixJoin is hashJoin for one integer-like key column. With par > 1 the
 // two sides are scattered at once and the partitions are joined by par
 // goroutines, each over its own range of partitions.
-func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
+func radixJoin[T uint8 | uint16 | uint32 | uint64](ctx context.Context, build, probe arrow.Array, buildOuter, probeOuter bool, par int) (pairs, error) {
 	nb := build.Len()
 	parts := 1
 	for parts < 1024 && parts*radixRows < nb {
@@ -85,11 +100,11 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 		wg         sync.WaitGroup
 	)
 	if par > 1 {
-		wg.Go(func() { bs, berr = radixPartition[T](build, parts) })
+		wg.Go(func() { bs, berr = radixPartition[T](ctx, build, parts) })
 	} else {
-		bs, berr = radixPartition[T](build, parts)
+		bs, berr = radixPartition[T](ctx, build, parts)
 	}
-	ps, perr = radixPartition[T](probe, parts)
+	ps, perr = radixPartition[T](ctx, probe, parts)
 	wg.Wait()
 	if berr != nil {
 		return pairs{}, berr
@@ -103,9 +118,10 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 	}
 	workers := max(min(par, parts), 1)
 	outs := make([]pairs, workers)
+	errs := make([]error, workers)
 	for w := range workers {
 		lo, hi := w*parts/workers, (w+1)*parts/workers
-		work := func() { outs[w] = joinPartitions(&bs, &ps, lo, hi, probeOuter, matched) }
+		work := func() { outs[w], errs[w] = joinPartitions(ctx, &bs, &ps, lo, hi, probeOuter, matched) }
 		if w == workers-1 {
 			work()
 		} else {
@@ -113,6 +129,11 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 		}
 	}
 	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return pairs{}, err
+		}
+	}
 	out := outs[0]
 	if workers > 1 {
 		n := 0
@@ -143,8 +164,9 @@ func radixJoin[T uint8 | uint16 | uint32 | uint64](build, probe arrow.Array, bui
 	return out, nil
 }
 
-// joinPartitions joins the partitions [lo, hi) of the two scattered sides.
-func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo, hi int, probeOuter bool, matched []bool) pairs {
+// joinPartitions joins the partitions [lo, hi) of the two scattered sides,
+// looking at ctx before each partition and every pollRows pairs it emits.
+func joinPartitions[T uint8 | uint16 | uint32 | uint64](ctx context.Context, bs, ps *radixSide[T], lo, hi int, probeOuter bool, matched []bool) (pairs, error) {
 	maxPart := int32(0)
 	for q := lo; q < hi; q++ {
 		maxPart = max(maxPart, bs.start[q+1]-bs.start[q])
@@ -153,7 +175,11 @@ func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo
 	next := make([]int32, maxPart)                    // the next entry with the same key, or -1
 	probes := int(ps.start[hi] - ps.start[lo])
 	out := pairs{b: make([]int32, 0, probes+probes/4), p: make([]int32, 0, probes+probes/4)}
+	pollAt := pollRows // the output length at which to look at ctx again
 	for q := lo; q < hi; q++ {
+		if err := ctx.Err(); err != nil {
+			return pairs{}, err
+		}
 		be := bs.ents[bs.start[q]:bs.start[q+1]]
 		pe := ps.ents[ps.start[q]:ps.start[q+1]]
 		if len(be) == 0 {
@@ -171,6 +197,11 @@ func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo
 		// Build: the bucket holds the first entry of each key; later entries
 		// with that key chain behind it.
 		for i := range be {
+			if i > 0 && i%pollRows == 0 { // a partition of many rows: a key repeats
+				if err := ctx.Err(); err != nil {
+					return pairs{}, err
+				}
+			}
 			e := &be[i]
 			s := e.h & tmask
 			for {
@@ -189,7 +220,12 @@ func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo
 			}
 		}
 		base := bs.start[q]
-		for _, e := range pe {
+		for k, e := range pe {
+			if k > 0 && k%pollRows == 0 {
+				if err := ctx.Err(); err != nil {
+					return pairs{}, err
+				}
+			}
 			s := e.h & tmask
 			hit := int32(-1)
 			for {
@@ -215,9 +251,15 @@ func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo
 					matched[base+x] = true
 				}
 			}
+			if len(out.b) >= pollAt { // many matches in one partition: a key repeats
+				if err := ctx.Err(); err != nil {
+					return pairs{}, err
+				}
+				pollAt = len(out.b) + pollRows
+			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // radixGroup is groupRows for one integer-like key column and many rows: the
@@ -225,13 +267,13 @@ func joinPartitions[T uint8 | uint16 | uint32 | uint64](bs, ps *radixSide[T], lo
 // and each partition numbers its distinct keys with a small table. Groups
 // come out partition by partition (in order of first appearance within
 // each), then the group of null keys, if any.
-func radixGroup[T uint8 | uint16 | uint32 | uint64](col arrow.Array) (gids, firsts []int32, err error) {
+func radixGroup[T uint8 | uint16 | uint32 | uint64](ctx context.Context, col arrow.Array) (gids, firsts []int32, err error) {
 	n := col.Len()
 	parts := 1
 	for parts < 1024 && parts*radixRows < n {
 		parts <<= 1
 	}
-	s, err := radixPartition[T](col, parts)
+	s, err := radixPartition[T](ctx, col, parts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -253,23 +295,28 @@ func radixGroup[T uint8 | uint16 | uint32 | uint64](col arrow.Array) (gids, firs
 		clear(tab)
 		tmask := uint32(size - 1)
 		base := int32(len(firsts))
-		for _, e := range ents {
-			b := e.h & tmask
-			for {
-				g := tab[b]
-				if g == 0 {
-					firsts = append(firsts, e.row)
-					keys = append(keys, e.key)
-					g = int32(len(firsts)) - base
-					tab[b] = g
-					gids[e.row] = base + g - 1
-					break
+		for lo := 0; lo < len(ents); lo += pollRows {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			for _, e := range ents[lo:min(lo+pollRows, len(ents))] {
+				b := e.h & tmask
+				for {
+					g := tab[b]
+					if g == 0 {
+						firsts = append(firsts, e.row)
+						keys = append(keys, e.key)
+						g = int32(len(firsts)) - base
+						tab[b] = g
+						gids[e.row] = base + g - 1
+						break
+					}
+					if keys[base+g-1] == e.key {
+						gids[e.row] = base + g - 1
+						break
+					}
+					b = (b + 1) & tmask
 				}
-				if keys[base+g-1] == e.key {
-					gids[e.row] = base + g - 1
-					break
-				}
-				b = (b + 1) & tmask
 			}
 		}
 	}

@@ -15,6 +15,9 @@ import (
 // the result stays partitioned as f was.
 func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 	const op = "filter"
+	if err := ctx.Err(); err != nil {
+		return nil, f.errorf(op, err)
+	}
 	tm := f.cfg.timer(op)
 	cols, err := columns(f.cfg.mem, f.part)
 	if err != nil {
@@ -33,14 +36,19 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 	// The rows to keep, then one gather per column.
 	keep := make([]int32, 0, n)
 	bm := mask.(*array.Boolean)
-	for i := range n {
-		if bm.IsValid(i) && bm.Value(i) {
-			keep = append(keep, int32(i))
+	for lo := 0; lo < n; lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return nil, f.errorf(op, fmt.Errorf("select rows: %w", err))
+		}
+		for i := lo; i < min(lo+pollRows, n); i++ {
+			if bm.IsValid(i) && bm.Value(i) {
+				keep = append(keep, int32(i))
+			}
 		}
 	}
 	out, err := takeColumns(ctx, f.cfg.mem, cols, keep)
 	if err != nil {
-		return nil, f.errorf(op, err)
+		return nil, f.errorf(op, fmt.Errorf("gather: %w", err))
 	}
 	t := tableFromColumns(f.Schema(), out, int64(len(keep)))
 	releaseAll(out)
@@ -79,6 +87,9 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 	if len(exprs) == 0 {
 		return nil, f.errorf(op, errors.New("no expressions"))
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, f.errorf(op, err)
+	}
 	tm := f.cfg.timer(op)
 	cols, err := columns(f.cfg.mem, f.part)
 	if err != nil {
@@ -89,6 +100,10 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 	out := make([]arrow.Array, 0, len(exprs))
 	fields := make([]arrow.Field, 0, len(exprs))
 	for _, e := range exprs {
+		if err := ctx.Err(); err != nil {
+			releaseAll(out)
+			return nil, f.errorf(op, err)
+		}
 		a, err := e.eval(ctx, f.cfg.mem, f.Schema(), cols, n)
 		if err != nil {
 			releaseAll(out)

@@ -110,16 +110,16 @@ func TestLocalJoinKernels(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/%s", sp.name, kname, o.name)
 				want := oracleJoin(lrows, rrows, 4, 4, kidx, kidx, o.lo, o.ro)
 
-				ps, err := hashJoin(lk, rk, o.lo, o.ro, 2) // build left, probe right
+				ps, err := hashJoin(context.Background(), lk, rk, o.lo, o.ro, 2) // build left, probe right
 				require.NoError(t, err, name)
 				requireSameRows(t, want, pairRows(lrows, rrows, 4, 4, ps), name+" build left")
 
-				ps, err = hashJoin(rk, lk, o.ro, o.lo, 2) // build right, probe left
+				ps, err = hashJoin(context.Background(), rk, lk, o.ro, o.lo, 2) // build right, probe left
 				require.NoError(t, err, name)
 				ps.b, ps.p = ps.p, ps.b
 				requireSameRows(t, want, pairRows(lrows, rrows, 4, 4, ps), name+" build right")
 
-				ps, err = sortMergeJoin(lk, rk, o.lo, o.ro)
+				ps, err = sortMergeJoin(context.Background(), lk, rk, o.lo, o.ro)
 				require.NoError(t, err, name)
 				requireSameRows(t, want, pairRows(lrows, rrows, 4, 4, ps), name+" sort-merge")
 			}
@@ -240,7 +240,7 @@ func TestSortRows(t *testing.T) {
 		for i := range idx {
 			idx[i] = int32(i)
 		}
-		require.NoError(t, sortRows(idx, ks))
+		require.NoError(t, sortRows(context.Background(), idx, ks))
 
 		// Oracle: sort.SliceStable over Go values.
 		want := make([]int, len(rows))
@@ -312,9 +312,9 @@ func TestIndexJoinMatchesRadixJoin(t *testing.T) {
 	rk, rv := cylonColumns(mem, 60_000, 0.9, 12)
 	defer releaseAll([]arrow.Array{lk, lv, rk, rv})
 	for _, o := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-		a, err := radixJoin[uint64](lk, rk, o[0], o[1], 3)
+		a, err := radixJoin[uint64](context.Background(), lk, rk, o[0], o[1], 3)
 		require.NoError(t, err)
-		b, err := indexJoin([]arrow.Array{lk}, []arrow.Array{rk}, o[0], o[1])
+		b, err := indexJoin(context.Background(), []arrow.Array{lk}, []arrow.Array{rk}, o[0], o[1])
 		require.NoError(t, err)
 		require.Equal(t, pairSet(b), pairSet(a), "outer %v", o)
 	}
@@ -338,12 +338,12 @@ func TestRadixGroupMatchesIndex(t *testing.T) {
 	kn := withNulls(t, mem, k, 7)
 	defer kn.Release()
 	for _, col := range []arrow.Array{k, kn} {
-		g1, f1, err := radixGroup[uint64](col)
+		g1, f1, err := radixGroup[uint64](context.Background(), col)
 		require.NoError(t, err)
 		ix, err := newKeyIndex([]arrow.Array{col}, nil, false, 0)
 		require.NoError(t, err)
 		g2 := make([]int32, col.Len())
-		require.NoError(t, hashBlocks([]arrow.Array{col}, col.Len(), make([]uint64, hashBlock), func(h []uint64, lo int) {
+		require.NoError(t, hashBlocks(context.Background(), []arrow.Array{col}, col.Len(), make([]uint64, hashBlock), func(h []uint64, lo int) {
 			ix.insert(h, lo, g2[lo:lo+len(h)])
 		}))
 		f2 := ix.firsts()
@@ -393,7 +393,7 @@ func TestEstimateDistinct(t *testing.T) {
 		for _, x := range k.(*array.Int64).Int64Values() {
 			exact[x] = true
 		}
-		est, err := estimateDistinct([]arrow.Array{k}, c.rows)
+		est, err := estimateDistinct(context.Background(), []arrow.Array{k}, c.rows)
 		require.NoError(t, err)
 		want := float64(len(exact))
 		require.InDelta(t, want, est, 0.06*want+2, "rows %d uniqueness %v", c.rows, c.uniqueness)

@@ -22,6 +22,9 @@ func (f *Frame) Rebalance(ctx context.Context) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	if f.Size() == 1 {
+		if err := ctx.Err(); err != nil {
+			return nil, f.errorf(op, err)
+		}
 		f.part.Retain()
 		return f.derive(f.part, f.partitionedBy), nil
 	}

@@ -19,6 +19,9 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 		return nil, f.errorf("shuffle", fmt.Errorf("no key columns"))
 	}
 	if slices.Equal(f.partitionedBy, keys) {
+		if err := ctx.Err(); err != nil { // nothing to exchange, but the caller gave up
+			return nil, f.errorf("shuffle", err)
+		}
 		f.part.Retain()
 		return f.derive(f.part, f.partitionedBy), nil
 	}
@@ -60,6 +63,12 @@ func (pp *partitioned) release() { releaseTables(pp.parts) }
 func (f *Frame) partition(ctx context.Context, op string, t arrow.Table, keys []string) (*partitioned, error) {
 	tm := f.cfg.timer(op)
 	p, me := f.comm.Size(), f.comm.Rank()
+	// HashPartition (arrowio's) has no context: it hashes and scatters the
+	// whole table in one call, so ctx is looked at before it, and the
+	// exchange that follows fails at once if ctx ended meanwhile.
+	if err := ctx.Err(); err != nil {
+		return nil, failComm(f.comm, err)
+	}
 	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
 	if err != nil {
 		return nil, failComm(f.comm, err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -72,7 +71,7 @@ func (f *Frame) Sort(ctx context.Context, keys ...SortKey) (*Frame, error) {
 	tm := f.cfg.timer(op)
 	sorted, err := sortLocal(ctx, f.cfg.mem, f.part, idx, keys)
 	if err != nil {
-		return nil, f.abort(op, err)
+		return nil, f.abort(op, fmt.Errorf("local sort: %w", err))
 	}
 	tm.done(ctx, "local sort", sorted.NumRows(), 0)
 	if f.Size() == 1 {
@@ -87,7 +86,11 @@ func (f *Frame) Sort(ctx context.Context, keys ...SortKey) (*Frame, error) {
 }
 
 // sortLocal returns t sorted by the key columns idx (one chunk per column).
+// It looks at ctx every pollRows rows.
 func sortLocal(ctx context.Context, mem memory.Allocator, t arrow.Table, idx []int, keys []SortKey) (arrow.Table, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	cols, err := columns(mem, t)
 	if err != nil {
 		return nil, err
@@ -102,7 +105,7 @@ func sortLocal(ctx context.Context, mem memory.Allocator, t arrow.Table, idx []i
 	for i := range order {
 		order[i] = int32(i)
 	}
-	if err := sortRows(order, kc); err != nil {
+	if err := sortRows(ctx, order, kc); err != nil {
 		return nil, err
 	}
 	out, err := takeColumns(ctx, mem, cols, order)
@@ -229,7 +232,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	defer releaseTables(recv)
 	out, err := mergeRuns(ctx, mem, recv, idx, keys)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("merge: %w", err)
 	}
 	tm.done(ctx, "merge", out.NumRows(), 0)
 	return out, nil
@@ -309,9 +312,11 @@ func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, k
 	if err != nil {
 		return nil, err
 	}
-	slices.SortStableFunc(order, func(a, b int32) int {
+	if err := sortStable(ctx, order, func(a, b int32) int {
 		return cmp.Or(byKey.compare(int(a), int(b)), cmp.Compare(ranks[a], ranks[b]), cmp.Compare(rows[a], rows[b]))
-	})
+	}); err != nil {
+		return nil, err
+	}
 	s := &splitterSet{n: p - 1}
 	// Weighted quantiles: a sample stands for its block of rows, so ranks
 	// with more rows weigh more. Splitter k is the first sample whose block
@@ -347,8 +352,12 @@ func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, k
 }
 
 // mergeRuns merges the sorted runs received from every rank (in rank order,
-// which is also the tie order) into one sorted table.
+// which is also the tie order) into one sorted table, looking at ctx every
+// pollRows rows.
 func mergeRuns(ctx context.Context, mem memory.Allocator, runs []arrow.Table, idx []int, keys []SortKey) (arrow.Table, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	all, err := arrowio.ConcatTables(runs)
 	if err != nil {
 		return nil, err
@@ -400,6 +409,11 @@ func mergeRuns(ctx context.Context, mem memory.Allocator, runs []arrow.Table, id
 	}
 	merged := make([]int32, 0, all.NumRows())
 	for len(heap) > 0 {
+		if len(merged)%pollRows == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
 		r := heap[0]
 		merged = append(merged, int32(heads[r]))
 		heads[r]++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -22,22 +23,25 @@ import (
 // idx[k] < 0 (the unmatched side of an outer join). Fixed-width and string or
 // binary columns are gathered here in one typed pass, dictionaries by their
 // indices (sharing the dictionary); other types go through arrow's
-// compute.Take.
+// compute.Take. The typed gathers look at ctx every pollRows rows.
 func take(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if w, ok := fixedWidth(a.DataType()); ok {
 		switch w {
 		case 1:
-			return takeFixed[uint8](mem, a, idx), nil
+			return takeFixed[uint8](ctx, mem, a, idx)
 		case 2:
-			return takeFixed[uint16](mem, a, idx), nil
+			return takeFixed[uint16](ctx, mem, a, idx)
 		case 4:
-			return takeFixed[uint32](mem, a, idx), nil
+			return takeFixed[uint32](ctx, mem, a, idx)
 		case 8:
-			return takeFixed[uint64](mem, a, idx), nil
+			return takeFixed[uint64](ctx, mem, a, idx)
 		case 16:
-			return takeFixed[decimal128.Num](mem, a, idx), nil
+			return takeFixed[decimal128.Num](ctx, mem, a, idx)
 		case 32:
-			return takeFixed[decimal256.Num](mem, a, idx), nil
+			return takeFixed[decimal256.Num](ctx, mem, a, idx)
 		}
 	}
 	switch a.DataType().ID() {
@@ -50,9 +54,9 @@ func take(ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32)
 		defer idx.Release()
 		return array.NewDictionaryArray(a.DataType(), idx, d.Dictionary()), nil
 	case arrow.STRING, arrow.BINARY:
-		return takeVar[int32](mem, a, idx)
+		return takeVar[int32](ctx, mem, a, idx)
 	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
-		return takeVar[int64](mem, a, idx)
+		return takeVar[int64](ctx, mem, a, idx)
 	}
 	return takeCompute(ctx, mem, a, idx)
 }
@@ -82,7 +86,7 @@ func takeValidity(mem memory.Allocator, a arrow.Array, idx []int32) (*memory.Buf
 	return buf, nulls
 }
 
-func takeFixed[T arrow.FixedWidthType](mem memory.Allocator, a arrow.Array, idx []int32) arrow.Array {
+func takeFixed[T arrow.FixedWidthType](ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
 	validity, nulls := takeValidity(mem, a, idx)
 	var zero T
 	width := int(sizeOf(zero))
@@ -90,16 +94,28 @@ func takeFixed[T arrow.FixedWidthType](mem memory.Allocator, a arrow.Array, idx 
 	buf.Resize(len(idx) * width)
 	out := arrow.GetData[T](buf.Bytes())
 	src := rawValues[T](a)
-	if nulls == 0 || !hasNegative(idx) {
-		for k, i := range idx {
-			out[k] = src[i]
+	negative := nulls > 0 && hasNegative(idx)
+	for lo := 0; lo < len(idx); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			if validity != nil {
+				validity.Release()
+			}
+			buf.Release()
+			return nil, err
 		}
-	} else {
-		for k, i := range idx {
-			if i >= 0 {
-				out[k] = src[i]
-			} else {
-				out[k] = zero
+		hi := min(lo+pollRows, len(idx))
+		dst := out[lo:hi]
+		if !negative {
+			for k, i := range idx[lo:hi] {
+				dst[k] = src[i]
+			}
+		} else {
+			for k, i := range idx[lo:hi] {
+				if i >= 0 {
+					dst[k] = src[i]
+				} else {
+					dst[k] = zero
+				}
 			}
 		}
 	}
@@ -109,7 +125,7 @@ func takeFixed[T arrow.FixedWidthType](mem memory.Allocator, a arrow.Array, idx 
 		validity.Release()
 	}
 	buf.Release()
-	return array.MakeFromData(data)
+	return array.MakeFromData(data), nil
 }
 
 func hasNegative(idx []int32) bool {
@@ -121,7 +137,7 @@ func hasNegative(idx []int32) bool {
 	return false
 }
 
-func takeVar[O int32 | int64](mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
+func takeVar[O int32 | int64](ctx context.Context, mem memory.Allocator, a arrow.Array, idx []int32) (arrow.Array, error) {
 	srcOff, srcData := varOffsets[O](a)
 	validity, nulls := takeValidity(mem, a, idx)
 	var total int64
@@ -145,13 +161,23 @@ func takeVar[O int32 | int64](mem memory.Allocator, a arrow.Array, idx []int32) 
 	dst := dataBuf.Bytes()
 	var pos O
 	offs[0] = 0
-	for k, i := range idx {
-		if i >= 0 {
-			v := srcData[srcOff[i]:srcOff[i+1]]
-			copy(dst[pos:], v)
-			pos += O(len(v))
+	for lo := 0; lo < len(idx); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			if validity != nil {
+				validity.Release()
+			}
+			offBuf.Release()
+			dataBuf.Release()
+			return nil, err
 		}
-		offs[k+1] = pos
+		for k, i := range idx[lo:min(lo+pollRows, len(idx))] {
+			if i >= 0 {
+				v := srcData[srcOff[i]:srcOff[i+1]]
+				copy(dst[pos:], v)
+				pos += O(len(v))
+			}
+			offs[lo+k+1] = pos
+		}
 	}
 	data := array.NewData(a.DataType(), len(idx), []*memory.Buffer{validity, offBuf, dataBuf}, nil, nulls, 0)
 	defer data.Release()
@@ -203,17 +229,25 @@ func takeColumns(ctx context.Context, mem memory.Allocator, cols []arrow.Array, 
 func sizeOf[T any](v T) uintptr { return unsafe.Sizeof(v) }
 
 // runTasks runs the tasks, at most par at a time, and returns their arrays
-// in order; on an error it releases what was built.
+// in order; on an error it releases what was built, and starts no more
+// tasks once one has failed.
 func runTasks(tasks []func() (arrow.Array, error), par int) ([]arrow.Array, error) {
 	out := make([]arrow.Array, len(tasks))
 	errs := make([]error, len(tasks))
 	sem := make(chan struct{}, max(par, 1))
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for i, t := range tasks {
 		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			out[i], errs[i] = t()
+			if out[i], errs[i] = t(); errs[i] != nil {
+				failed.Store(true)
+			}
 		})
 	}
 	wg.Wait()
