@@ -191,7 +191,7 @@ flags:
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, cfg.timeout, fmt.Errorf("--timeout %s reached", cfg.timeout))
 	defer cancel()
 	if err := demo(ctx, cfg, stdout, logger); err != nil {
 		fmt.Fprintf(stderr, "fnmesh demo: %v\n", err)
@@ -225,9 +225,14 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	world.describe(out, cfg)
 	began := time.Now()
 	var errs []error
-	var ran, failed []string
+	var ran, failed, notRun []string
 	for _, s := range demoSteps {
 		if slices.Contains(cfg.skip, s.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			// Interrupted or out of time: the steps left would only fail.
+			notRun = append(notRun, s.name)
 			continue
 		}
 		ran = append(ran, s.name)
@@ -243,6 +248,12 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	if len(failed) > 0 {
 		verdict = "FAILED: " + strings.Join(failed, ", ")
 	}
-	fmt.Fprintf(out, "\n%s (%s) in %s\n", verdict, strings.Join(ran, ", "), humanDuration(time.Since(began)))
+	stopped := ""
+	if len(notRun) > 0 {
+		cause := context.Cause(ctx)
+		stopped = fmt.Sprintf("; stopped (%v), not run: %s", cause, strings.Join(notRun, ", "))
+		errs = append(errs, fmt.Errorf("not run: %s: %w", strings.Join(notRun, ", "), cause))
+	}
+	fmt.Fprintf(out, "\n%s (%s) in %s%s\n", verdict, strings.Join(ran, ", "), humanDuration(time.Since(began)), stopped)
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -415,4 +416,31 @@ func TestDemoChecks(t *testing.T) {
 		assert.Len(t, o1[r], 200)
 	}
 	assert.Equal(t, 1000, n)
+}
+
+// An interrupted demo runs no further step and says why: it used to go on
+// into each remaining step, report each as FAILED with "context canceled",
+// and never mention the interrupt.
+func TestDemoInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		saved := demoSteps
+		defer func() { demoSteps = saved }()
+		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
+			cancel(errors.New("interrupt signal received"))
+			return nil
+		}}
+		demoSteps = []demoStep{saved[0], interrupt, saved[1], saved[2]}
+
+		var stdout, stderr bytes.Buffer
+		status := run(ctx, []string{"demo", "--workers", "2", "--bytes", "1KiB"}, &stdout, &stderr)
+		out := stdout.String()
+		assert.Equal(t, 1, status)
+		assert.Contains(t, out, "all 1 verified")
+		assert.NotContains(t, out, "collectives over the mesh")
+		assert.NotContains(t, out, "data frames over the mesh")
+		assert.Regexp(t, `\neverything checked out \(mesh, interrupt\) in .*; stopped \(interrupt signal received\), not run: collectives, frame\n$`, out)
+		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
+	})
 }
