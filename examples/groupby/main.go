@@ -37,6 +37,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -49,36 +51,71 @@ import (
 )
 
 func main() {
-	err := run(os.Args[1:], os.Stdout)
+	// Interrupted, the worker leaves the job cleanly: its peers see the
+	// links close instead of waiting out their timeouts.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	var usage usageError
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		// -h: the flag package printed the flags.
+	case errors.As(err, &usage):
+		if usage.msg != "" { // the flag package has printed its own complaint
+			fmt.Fprintln(os.Stderr, "groupby:", usage.msg)
+		}
+		os.Exit(2)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "groupby:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdout io.Writer) error {
+// usageError is a command line that cannot run: the process exits 2, as
+// for a flag the flag package rejects, rather than 1, a failed job.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string {
+	if e.msg == "" {
+		return "bad flags"
+	}
+	return e.msg
+}
+
+const synopsis = "usage: groupby -rendezvous HOST:PORT -job ID -world N [-rank R] -by COL -sum COL FILE|PATTERN..."
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("groupby", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nflags:\n", synopsis)
+		fs.PrintDefaults()
+	}
 	addr := fs.String("rendezvous", "", "rendezvous server `host:port`")
 	job := fs.String("job", "", "job ID, the same on every worker")
 	world := fs.Int("world", 0, "number of workers")
-	rank := fs.Int("rank", -1, "this worker's rank (default: assigned by the server)")
+	rank := fs.Int("rank", -1, "this worker's rank, 0..N-1 (default: assigned by the server)")
 	by := fs.String("by", "", "column to group by")
 	sum := fs.String("sum", "", "numeric column to sum per group")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{}
 	}
-	if *addr == "" || *job == "" || *world < 1 || *by == "" || *sum == "" || fs.NArg() == 0 {
-		return errors.New("usage: groupby -rendezvous HOST:PORT -job ID -world N [-rank R] -by COL -sum COL FILE|PATTERN...")
+	switch {
+	case *addr == "" || *job == "" || *world < 1 || *by == "" || *sum == "" || fs.NArg() == 0:
+		return usageError{synopsis}
+	case *rank < -1 || *rank >= *world:
+		return usageError{fmt.Sprintf("-rank %d: want 0..%d, or -1 for any", *rank, *world-1)}
+	case *timeout <= 0:
+		return usageError{fmt.Sprintf("-timeout %s: want a positive duration", *timeout)}
 	}
 	secret := os.Getenv("FNMESH_SECRET")
 	if secret == "" {
-		return errors.New("set FNMESH_SECRET to the job secret the rendezvous server has")
+		return usageError{"set FNMESH_SECRET to the job secret the rendezvous server has"}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	var joinOpts []rendezvous.Option

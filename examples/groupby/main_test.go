@@ -121,8 +121,34 @@ func TestUsageErrors(t *testing.T) {
 		nil,
 		{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-by", "k"},
 		{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-by", "k", "-sum", "v", "x.csv"},
+		{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-rank", "2", "-by", "k", "-sum", "v", "x.csv"},
+		{"-nope"},
 	} {
-		require.Error(t, run(args, &bytes.Buffer{}), "args %q", args)
+		var usage usageError
+		require.ErrorAs(t, run(context.Background(), args, &bytes.Buffer{}), &usage, "args %q", args)
+	}
+}
+
+// A command line that cannot run exits 2 and says why; it used to exit 1,
+// the status of a job that failed.
+func TestUsageExitStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage: groupby -rendezvous HOST:PORT"},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "3", "-rank", "3", "-by", "k", "-sum", "v", "x.csv"}, "-rank 3: want 0..2"},
+	} {
+		cmd := exec.CommandContext(ctx, os.Args[0], tc.args...)
+		cmd.Env = append(os.Environ(), asMainEnv+"=1", "FNMESH_SECRET=s")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%q: %s", tc.args, out)
+		require.Equal(t, 2, exit.ExitCode(), "%q: %s", tc.args, out)
+		require.Contains(t, string(out), tc.want)
 	}
 }
 
