@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -50,5 +51,40 @@ func TestWorkersEndWithTheDriver(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A command line that cannot run exits 2 at once, saying why, before any
+// measurement: a stray argument used to be ignored (and the whole default
+// benchmark run), an unwritable -json found only after the run, and every
+// complaint came with a log timestamp and exit status 1.
+func TestDriverUsage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the benchmark; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "framebench")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	missing := filepath.Join(t.TempDir(), "missing", "r.json")
+	for _, tc := range []struct {
+		args   []string
+		status int
+		want   string
+	}{
+		{[]string{"extra"}, 2, `framebench: unexpected argument "extra"`},
+		{[]string{"-workers", "1,x"}, 2, `framebench: -workers "1,x": "x" is not a worker count`},
+		{[]string{"-workers", "100000"}, 2, "at most 256 worker processes"},
+		{[]string{"-compare", "a.json"}, 2, `-compare "a.json": want frame.json,duckdb.json`},
+		{[]string{"-json", missing}, 1, "framebench: -json: " + missing + ": cannot create a file in"},
+	} {
+		cmd := exec.CommandContext(ctx, bin, tc.args...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%q: %s", tc.args, out)
+		assert.Equal(t, tc.status, exit.ExitCode(), "%q: %s", tc.args, out)
+		assert.True(t, strings.HasPrefix(string(out), "framebench: "), "%q: no timestamp: %s", tc.args, out)
+		assert.Contains(t, string(out), tc.want)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -79,10 +81,15 @@ func main() {
 		iperf      = flag.Float64("iperf-bps", 0, "with -compare: iperf3's loopback throughput in bits/s")
 	)
 	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("framebench: ")
+	if flag.NArg() > 0 {
+		usageFail(fmt.Errorf("unexpected argument %q", flag.Arg(0)))
+	}
 	if *cmp != "" {
 		files := strings.Split(*cmp, ",")
-		if len(files) != 2 {
-			log.Fatal("-compare wants frame.json,duckdb.json")
+		if len(files) != 2 || files[0] == "" || files[1] == "" {
+			usageFail(fmt.Errorf("-compare %q: want frame.json,duckdb.json", *cmp))
 		}
 		if err := compare(files[0], files[1], *iperf/8); err != nil {
 			log.Fatal(err)
@@ -91,10 +98,17 @@ func main() {
 	}
 	counts, err := parseCounts(*workers)
 	if err != nil {
-		log.Fatal(err)
+		usageFail(err)
 	}
 	if err := checkFlags(counts, *rows, *scaling, *uniqueness, *reps, *par, *ceilingMB); err != nil {
-		log.Fatal(err)
+		usageFail(err)
+	}
+	// The run takes minutes: find out now, not after it, that its results
+	// could not be written.
+	for _, out := range [][2]string{{"-json", *jsonOut}, {"-plot", *plotOut}} {
+		if err := checkWritable(out[1]); err != nil {
+			log.Fatalf("%s: %v", out[0], err)
+		}
 	}
 	// Interrupted, the driver stops its workers (exec.CommandContext) before
 	// it exits; killed, it takes them with it (proc.DieWithParent).
@@ -142,7 +156,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("-json: %v", err)
 		}
-		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+		if err := writeFileAtomic(*jsonOut, b); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -154,11 +168,67 @@ func main() {
 	}
 }
 
-// checkFlags rejects settings that would make no sense as a benchmark: a
-// worker count, rows or reps below one, a key uniqueness that is not a
+// usageFail reports a command line that cannot run and exits 2.
+func usageFail(err error) {
+	fmt.Fprintf(os.Stderr, "framebench: %v\nRun framebench -h for the flags.\n", err)
+	os.Exit(2)
+}
+
+// checkWritable checks that a file can be created at path ("" is no file):
+// that its directory exists and takes a new file, and that path is not a
+// directory.
+func checkWritable(path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".framebench-*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's name means nothing to the user
+		}
+		return fmt.Errorf("%s: cannot create a file in %s: %w", path, dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// writeFileAtomic writes b to path by way of a temporary file in the same
+// directory, renamed over path once complete: a failed write leaves an
+// earlier report whole.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, a no-op
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	return err
+}
+
+// maxWorkers bounds -workers: each worker is a process on this machine.
+const maxWorkers = 256
+
+// checkFlags rejects settings that would make no sense as a benchmark: more
+// than maxWorkers workers, rows or reps below one, a key uniqueness that is not a
 // positive number.
 func checkFlags(counts []int, rows int, scaling string, uniqueness float64, reps, par, ceilingMB int) error {
 	switch {
+	case counts[len(counts)-1] > maxWorkers:
+		return fmt.Errorf("-workers %d: at most %d worker processes", counts[len(counts)-1], maxWorkers)
 	case scaling != "weak" && scaling != "strong":
 		return fmt.Errorf("-scaling must be weak or strong, not %q", scaling)
 	case rows < 1:
@@ -182,7 +252,7 @@ func parseCounts(s string) ([]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bad worker count %q", f)
+			return nil, fmt.Errorf("-workers %q: %q is not a worker count (1 or more)", s, f)
 		}
 		out = append(out, n)
 	}

@@ -4,9 +4,12 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCheckFlags(t *testing.T) {
@@ -40,6 +43,8 @@ func TestCheckFlags(t *testing.T) {
 		{"no reps", func(f *flags) { f.reps = 0 }, "-reps 0"},
 		{"negative par", func(f *flags) { f.par = -1 }, "-par -1"},
 		{"negative ceiling", func(f *flags) { f.ceilingMB = -1 }, "-ceiling-mb -1"},
+		// 100000 used to start worker processes until the machine gave out.
+		{"too many workers", func(f *flags) { f.counts = []int{1, 100000} }, "-workers 100000: at most 256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := ok
@@ -52,4 +57,40 @@ func TestCheckFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseCounts(t *testing.T) {
+	counts, err := parseCounts("4, 1,2")
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2, 4}, counts)
+	for _, bad := range []string{"0", "1,x", "", "1,,2", "-2"} {
+		_, err := parseCounts(bad)
+		assert.ErrorContains(t, err, "-workers", "%q", bad)
+	}
+}
+
+func TestCheckWritable(t *testing.T) {
+	dir := t.TempDir()
+	assert.NoError(t, checkWritable(""))
+	assert.NoError(t, checkWritable(filepath.Join(dir, "r.json")))
+	assert.ErrorContains(t, checkWritable(dir), "is a directory")
+	assert.ErrorContains(t, checkWritable(filepath.Join(dir, "missing", "r.json")), "cannot create a file in "+filepath.Join(dir, "missing"))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the check leaves nothing behind")
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.json")
+	require.NoError(t, writeFileAtomic(path, []byte("{}\n")))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "{}\n", string(b))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary file left")
 }
