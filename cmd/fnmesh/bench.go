@@ -268,29 +268,34 @@ func benchOutputs(o *benchOptions) [][2]string {
 	return outs
 }
 
-// checkBenchOutputs checks that each output file can be written: that its
-// directory exists and takes a new file, and that it is not a directory.
+// checkBenchOutputs checks that each output file can be written.
 func checkBenchOutputs(o *benchOptions) error {
 	var errs []error
 	for _, f := range benchOutputs(o) {
-		if fi, err := os.Stat(f[1]); err == nil && fi.IsDir() {
-			errs = append(errs, fmt.Errorf("%s %s: is a directory", f[0], f[1]))
-			continue
+		if err := checkWritable(f[1]); err != nil {
+			errs = append(errs, fmt.Errorf("%s %w", f[0], err))
 		}
-		dir := filepath.Dir(f[1])
-		tmp, err := os.CreateTemp(dir, ".fnmesh-bench-*")
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err // the temporary file's name means nothing to the user
-			}
-			errs = append(errs, fmt.Errorf("%s %s: cannot create a file in %s: %w", f[0], f[1], dir, err))
-			continue
-		}
-		tmp.Close()
-		os.Remove(tmp.Name())
 	}
 	return errors.Join(errs...)
+}
+
+// checkWritable checks that a file can be written at path: that its
+// directory exists and takes a new file, and that path is not a directory.
+func checkWritable(path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s: is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".fnmesh-*")
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the temporary file's name means nothing to the user
+		}
+		return fmt.Errorf("%s: cannot create a file in %s: %w", path, dir, err)
+	}
+	tmp.Close()
+	return os.Remove(tmp.Name())
 }
 
 // writeBenchOutputs writes the CSV, JSON and PNG files asked for.

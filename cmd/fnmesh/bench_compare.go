@@ -59,6 +59,12 @@ flags:
 		fmt.Fprintf(stderr, "fnmesh bench compare: -iperf3 %q: an empty file name\n", *iperf)
 		return 2
 	}
+	if *png != "" {
+		if err := checkWritable(*png); err != nil {
+			fmt.Fprintf(stderr, "fnmesh bench compare: -png %v\n", err)
+			return 1
+		}
+	}
 	verdicts, err := benchCompare(stdout, fs.Arg(0), fs.Arg(1), ourName, theirName, *iperf, *png)
 	if err != nil {
 		fmt.Fprintf(stderr, "fnmesh bench compare: %v\n", err)
@@ -122,14 +128,9 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 		return nil, err
 	}
 	if pngPath != "" {
-		f, err := os.Create(pngPath)
-		if err != nil {
-			return nil, err
-		}
-		err = osu.WriteRatioPNG(f, fmt.Sprintf("%s / %s: ratio of times", ourName, theirName), ratios)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+		err := writeFileAtomic(pngPath, func(w io.Writer) error {
+			return osu.WriteRatioPNG(w, fmt.Sprintf("%s / %s: ratio of times", ourName, theirName), ratios)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("writing %s: %w", pngPath, err)
 		}

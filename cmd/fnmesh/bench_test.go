@@ -340,6 +340,8 @@ func TestBenchCompareBadInputs(t *testing.T) {
 		{"three names", []string{"-names", "a,b,c", good, good}, 2, `-names "a,b,c": want two names`},
 		{"empty name", []string{"-names", ",b", good, good}, 2, `-names ",b": want two names`},
 		{"empty iperf3 file", []string{"-iperf3", ",", good, good}, 2, `-iperf3 ",": an empty file name`},
+		// Checked first: the table used to be printed, then the PNG fail.
+		{"unwritable png", []string{"-png", filepath.Join(dir, "missing", "r.png"), good, good}, 1, "-png " + filepath.Join(dir, "missing", "r.png") + ": cannot create a file in"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
