@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -150,7 +151,19 @@ flags:
 			if op, name, ok := strings.Cut(strings.TrimSpace(a), "="); !ok || op == "" || name == "" {
 				return nil, fmt.Errorf("-algo %q: want op=algorithm", a)
 			}
+			// Checked here, not first in every worker once they have
+			// started (each said the same, and the run exited 1).
+			if _, err := parseAlgorithm(strings.TrimSpace(a)); err != nil {
+				return nil, err
+			}
 			o.algos = append(o.algos, strings.TrimSpace(a))
+		}
+	}
+	// Only one asked for: the default falls back to the system's where a
+	// sandbox forbids setting any (as the library documents).
+	if flagSet(fs, "congestion") {
+		if err := checkCongestion(o.cc); err != nil {
+			return nil, err
 		}
 	}
 	if o.procs < -1 {
@@ -177,4 +190,22 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// checkCongestion checks that this system lets a TCP socket use congestion
+// control name: the links fall back to the system's quietly, which would
+// have the report name an algorithm the run did not use.
+func checkCongestion(name string) error {
+	if name == "" {
+		return nil
+	}
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return fmt.Errorf("-congestion %q: a socket to try it on: %w", name, err)
+	}
+	defer ln.Close()
+	if err := punch.SetCongestionControl(ln, name); err != nil {
+		return fmt.Errorf("-congestion %q: not available here (see /proc/sys/net/ipv4/tcp_available_congestion_control): %w", name, err)
+	}
+	return nil
 }

@@ -158,6 +158,9 @@ func TestBenchFlags(t *testing.T) {
 		// (exit 1) with "starting worker 0: context deadline exceeded".
 		{[]string{"-timeout", "0"}, "-timeout 0s: want a positive duration"},
 		{[]string{"-timeout", "-1s"}, "-timeout -1s: want a positive duration"},
+		// Both used to be found by every worker once started (exit 1).
+		{[]string{"-algo", "allreduce=nope"}, `allreduce has no algorithm "nope"`},
+		{[]string{"-algo", "latency=fast"}, `no collective "latency"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append([]string{"bench"}, tc.args...), &stdout, &stderr)
@@ -351,4 +354,19 @@ func TestBenchCompareBadInputs(t *testing.T) {
 			assert.Empty(t, stdout.String())
 		})
 	}
+}
+
+// An unknown congestion control used to be accepted: the links quietly kept
+// the system's, and the report named the one asked for.
+func TestBenchCongestionChecked(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_CONGESTION is Linux's")
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 2, run(context.Background(), []string{"bench", "-congestion", "no-such-cc"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), `-congestion "no-such-cc": not available here`)
+	_, err := parseBenchFlags([]string{"-congestion", ""}, &stderr)
+	assert.NoError(t, err, `"" keeps the system's`)
+	_, err = parseBenchFlags([]string{"-congestion", "reno"}, &stderr)
+	assert.NoError(t, err, "reno is built into every Linux kernel")
 }
