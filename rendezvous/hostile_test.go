@@ -267,7 +267,8 @@ func TestShutdownCutsRelays(t *testing.T) {
 	rb.send(hello(1, vb))
 	require.IsType(t, relayReady{}, ra.mustRecv())
 	require.IsType(t, relayReady{}, rb.mustRecv())
-	require.Equal(t, int64(1), srv.Metrics().RelaysActive)
+	// The gauge goes up just after both sides were told.
+	require.Eventually(t, func() bool { return srv.Metrics().RelaysActive == 1 }, 5*time.Second, 5*time.Millisecond)
 
 	srv.stop(t)
 	for _, r := range []*rawClient{ra, rb} {
