@@ -32,6 +32,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// "fnmesh help join" is "fnmesh join -h" ("bench compare" included).
+	if len(args) > 1 && args[0] == "help" {
+		if _, ok := commands[args[1]]; ok {
+			return run(ctx, append(args[1:], "-h"), stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "fnmesh help: unknown command %q\n\n", args[1])
+		usage(stderr)
+		return 2
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {
@@ -58,5 +67,5 @@ func usage(w io.Writer) {
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'fnmesh <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'fnmesh <command> -h' or 'fnmesh help <command>' for a command's flags.")
 }
