@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -244,5 +245,56 @@ func TestCancelLocalKernels(t *testing.T) {
 			require.ErrorContains(t, err, fmt.Sprintf("frame: rank 0: %s", op.name))
 			require.LessOrEqual(t, ctx.late(), int64(2), "%s went on with an ended context: %v", op.name, err)
 		})
+	}
+}
+
+// TestCancelOneRankMidKernel cancels one rank of two inside its local
+// kernels: it fails with context.Canceled, and the other rank, whose context
+// never ends, fails too instead of waiting for it (the safety timeout is
+// never what ends it).
+func TestCancelOneRankMidKernel(t *testing.T) {
+	ops := []struct {
+		name string
+		run  func(ctx context.Context, f *Frame) error
+	}{
+		{"sort", func(ctx context.Context, f *Frame) error { return releaseFrame(f.Sort(ctx, Asc("s"))) }},
+		{"groupby", func(ctx context.Context, f *Frame) error { return releaseFrame(f.GroupBy("k").Agg(ctx, Sum("v"))) }},
+		{"join", func(ctx context.Context, f *Frame) error { return releaseFrame(f.Join(ctx, f, Inner, On("s"))) }},
+	}
+	for _, op := range ops {
+		for _, live := range []int64{1, 3} {
+			t.Run(fmt.Sprintf("%s-%d", op.name, live), func(t *testing.T) {
+				safety, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				comms, err := collective.Local(safety, 2)
+				require.NoError(t, err)
+				errs := make([]error, 2)
+				var wg sync.WaitGroup
+				for r := range 2 {
+					wg.Go(func() {
+						mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+						defer mem.AssertSize(t, 0)
+						tbl := cancelTable(mem)
+						defer tbl.Release()
+						f, err := New(comms[r], tbl, WithAllocator(mem))
+						require.NoError(t, err)
+						defer f.Release()
+						var ctx context.Context = safety
+						if r == 0 {
+							ctx = newPollCtx(live)
+						}
+						errs[r] = op.run(ctx, f)
+					})
+				}
+				wg.Wait()
+				for _, c := range comms {
+					c.Close()
+				}
+				require.ErrorIs(t, errs[0], context.Canceled)
+				require.ErrorContains(t, errs[0], "frame: rank 0: "+op.name)
+				require.Error(t, errs[1], "rank 1 must fail too")
+				require.NotErrorIs(t, errs[1], context.DeadlineExceeded, "rank 1 waited for rank 0: %v", errs[1])
+			})
+		}
 	}
 }
