@@ -252,7 +252,16 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 			CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Started: started.UTC(),
 			Elapsed: elapsed.Seconds(), Config: o.cfg, Options: config, Results: results}
 		rep.Host, _ = os.Hostname()
-		errs = append(errs, writeBenchOutputs(o, rep))
+		werr := writeBenchOutputs(o, rep)
+		errs = append(errs, werr)
+		if outs := benchOutputs(o); werr == nil && len(outs) > 0 && len(results) < len(plan) {
+			// The files look like any other run's: say they are not.
+			var names []string
+			for _, f := range outs {
+				names = append(names, f[1])
+			}
+			errs = append(errs, fmt.Errorf("%s: partial, %d of %d results", strings.Join(names, ", "), len(results), len(plan)))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fnmesh/fnmesh/internal/osu"
 	"github.com/fnmesh/fnmesh/internal/proc"
 )
 
@@ -77,4 +80,48 @@ func TestBenchParentKilled(t *testing.T) {
 			_ = syscall.Kill(k, syscall.SIGKILL)
 		}
 	}
+}
+
+// An interrupted bench stops its workers, exits 1 saying why, and writes
+// what it measured, saying that it is partial: the files used to look like
+// a complete run's.
+func TestBenchInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes over loopback TCP; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc to find the worker processes")
+	}
+	bin := buildFnmesh(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	csvPath := filepath.Join(t.TempDir(), "r.csv")
+	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "2", "-ops", "allgather", "-min", "1", "-max", "1M",
+		"-iters", "20000", "-iters-large", "20000", "-timeout", "90s", "-csv", csvPath)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	kids := proc.WaitChildren(cmd.Process.Pid, 2, 30*time.Second)
+	require.Len(t, kids, 2, "two workers started")
+	time.Sleep(2 * time.Second)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	require.True(t, errors.As(err, &exit), "%v\n%s", err, stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Contains(t, stderr.String(), "stopped: interrupt signal received")
+	assert.NotContains(t, stderr.String(), "█", "no progress bar off a terminal")
+	for _, k := range kids {
+		assert.True(t, proc.WaitGone(k, time.Now().Add(10*time.Second)), "worker %d is gone", k)
+	}
+	f, err := os.Open(csvPath)
+	if errors.Is(err, os.ErrNotExist) {
+		assert.Empty(t, stdout.String(), "no results, no table, no file")
+		return
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	results, err := osu.ReadCSV(f)
+	require.NoError(t, err)
+	assert.Contains(t, stderr.String(), fmt.Sprintf("%s: partial, %d of 21 results", csvPath, len(results)))
 }
