@@ -31,12 +31,13 @@ type Comm struct {
 
 	tuning atomic.Pointer[Tuning]
 
-	busy   atomic.Bool
-	seq    uint64 // collective call sequence; guarded by busy
-	mark   *callMark
-	callMu sync.Mutex
-	active uint64 // sequence of the running collective, 0 when none
-	closed atomic.Bool
+	busy     atomic.Bool
+	seq      uint64 // collective call sequence; guarded by busy
+	mark     *callMark
+	callMu   sync.Mutex
+	active   uint64      // sequence of the running collective, 0 when none
+	activeOp string      // its name
+	closed   atomic.Bool // set before callMu is taken by Close
 }
 
 const worldID = 1
@@ -112,33 +113,67 @@ func (c *Comm) SetTuning(t Tuning) error {
 	return nil
 }
 
-// Err returns the error that poisoned the communicator, or nil while it is
-// healthy.
-func (c *Comm) Err() error { return c.t.failure() }
-
-// Close ends the communicator. Closing the world communicator (the one New
-// returned) closes every link, fails the calls still pending on it and on
-// its sub-communicators, and waits for its reader goroutines to end.
-// Closing a sub-communicator only makes its own later calls fail.
-func (c *Comm) Close() error {
-	if c.closed.Swap(true) {
-		return nil
+// Err returns the error that poisoned the communicator, or one matching
+// ErrClosed once it is closed, or nil while it is healthy.
+func (c *Comm) Err() error {
+	if err := c.t.failure(); err != nil {
+		return err
 	}
-	if c.owner {
-		c.t.close()
-		return nil
-	}
-	for _, l := range c.links {
-		if l.conn != nil {
-			l.unwatch(c.id)
-		}
+	if c.closed.Load() {
+		return c.closedErr()
 	}
 	return nil
 }
 
+// Close ends the communicator; closing it again does nothing (and returns
+// nil). Closing the world communicator (the one New returned) closes every
+// link, fails the calls still pending on it and on its sub-communicators
+// with ErrClosed, and waits for its reader goroutines to end (a Close that
+// runs at the same time as another waits for them too).
+//
+// Closing a sub-communicator leaves the links up: its pending receives
+// (Recv, RecvInto, RecvFunc, a posted Request) fail with ErrClosed, the
+// messages queued for it are dropped, and its later calls fail with
+// ErrClosed; a Send in progress completes. A collective running on it
+// fails, as a collective interrupted any other way does: it poisons every
+// communicator sharing its links (the peers running the collective with
+// this rank would otherwise wait for it for ever). Close a sub-communicator
+// when no collective runs on it.
+func (c *Comm) Close() error {
+	first := !c.closed.Swap(true)
+	if c.owner {
+		c.t.close()
+		return nil
+	}
+	if !first {
+		return nil
+	}
+	c.callMu.Lock()
+	running, op := c.active, c.activeOp
+	c.callMu.Unlock()
+	if running != 0 {
+		c.t.fail(&localError{rank: c.rank, op: op, err: fmt.Errorf("sub-communicator closed during the call: %w", ErrClosed)})
+	}
+	for _, l := range c.links {
+		l.closeComm(c.id, c.closedErr())
+	}
+	return nil
+}
+
+func (c *Comm) closedErr() error { return &localError{rank: c.rank, err: ErrClosed} }
+
+// closedAfterPost is called after posting a receive on l: if c was closed
+// meanwhile, after checkUsable, Close may have missed the receive; it
+// fails it (and whatever else c has posted on l) now.
+func (c *Comm) closedAfterPost(l *link) {
+	if !c.owner && c.closed.Load() {
+		l.closeComm(c.id, c.closedErr())
+	}
+}
+
 func (c *Comm) checkUsable() error {
 	if c.closed.Load() {
-		return &localError{rank: c.rank, err: ErrClosed}
+		return c.closedErr()
 	}
 	return c.t.failure()
 }
@@ -194,7 +229,12 @@ func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 	c.seq++
 	cl := &call{c: c, op: op, seq: c.seq}
 	c.callMu.Lock()
-	c.active = cl.seq
+	if c.closed.Load() { // Close ran after checkUsable: the call never starts
+		c.callMu.Unlock()
+		c.busy.Store(false)
+		return nil, fmt.Errorf("collective: %s: %w", op, c.closedErr())
+	}
+	c.active, c.activeOp = cl.seq, op
 	c.callMu.Unlock()
 	if ctx.Done() != nil {
 		if err := ctx.Err(); err != nil {

@@ -23,12 +23,24 @@ type interrupter struct {
 	dead   bool            // a deadline in the past is set
 }
 
+// noEnd is the active operation's channel when its context cannot end (nil,
+// or without a Done channel): only poke interrupts it.
+var noEnd = make(chan struct{})
+
 // arm makes the end of ctx interrupt the operation that starts now, until
-// disarm. ctx must be able to end (ctx.Done() != nil).
+// disarm; ctx may be nil or unable to end, and poke interrupts the
+// operation either way.
 func (in *interrupter) arm(ctx context.Context) {
-	done := ctx.Done()
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if done == nil {
+		in.active = noEnd
+		return
+	}
 	in.active = done
 	if in.done == done {
 		return
@@ -47,6 +59,18 @@ func (in *interrupter) fire(done <-chan struct{}) {
 		in.done, in.stop = nil, nil // the registration is spent
 	}
 	if in.active == done && !in.dead {
+		in.dead = true
+		_ = in.set(time.Unix(1, 0))
+	}
+}
+
+// poke interrupts the operation in progress, if there is one, whatever its
+// context: a receiver whose request was completed by someone else while it
+// waits in a read (its sub-communicator was closed) gets out of the read.
+func (in *interrupter) poke() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.active != nil && !in.dead {
 		in.dead = true
 		_ = in.set(time.Unix(1, 0))
 	}

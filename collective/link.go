@@ -45,21 +45,22 @@ type link struct {
 	wint   interrupter // ends a Send's write when its context ends
 
 	// Matching state and the read token, under mu.
-	mu       sync.Mutex
-	slots    map[key]*slot
-	free     []*slot
-	err      error // set once the link is shut down (the transport failed)
-	eof      error // set once the peer closed the link cleanly: what is queued can still be received
-	reading  bool  // the read token is held
-	sleepers []*request
-	writing  int       // writes in progress
-	freeAt   time.Time // when the token was last released
-	timer    *time.Timer
-	timerAt  time.Time     // when timer fires; zero when it is not armed
-	kick     chan struct{} // wakes the drain goroutine
-	done     chan struct{} // closed on shutdown: the drain goroutine ends
-	calls    [linkCalls]callWatch
-	nextCall int // the entry of calls watch replaces when all are taken
+	mu         sync.Mutex
+	slots      map[key]*slot
+	free       []*slot
+	err        error    // set once the link is shut down (the transport failed)
+	eof        error    // set once the peer closed the link cleanly: what is queued can still be received
+	reading    bool     // the read token is held
+	readingFor *request // the receive whose receiver holds the token (nil: the drain goroutine or a pump)
+	sleepers   []*request
+	writing    int       // writes in progress
+	freeAt     time.Time // when the token was last released
+	timer      *time.Timer
+	timerAt    time.Time     // when timer fires; zero when it is not armed
+	kick       chan struct{} // wakes the drain goroutine
+	done       chan struct{} // closed on shutdown: the drain goroutine ends
+	calls      [linkCalls]callWatch
+	nextCall   int // the entry of calls watch replaces when all are taken
 
 	// Read side, owned by the holder of the read token.
 	rbuf   []byte
@@ -113,15 +114,36 @@ func (l *link) watch(comm uint64, m *callMark) {
 	l.calls[i] = callWatch{comm: comm, mark: m}
 }
 
-// unwatch forgets communicator comm (a sub-communicator that was closed);
-// l.mu must not be held.
-func (l *link) unwatch(comm uint64) {
+// closeComm ends communicator comm's use of the link when it is closed (a
+// sub-communicator: the link stays up): its posted receives fail with err,
+// its queued messages are dropped, its call watch is forgotten, and a
+// receiver of comm that is reading the link is poked out of its read. A
+// receive whose frame is being read completes with its message. l.mu must
+// not be held.
+func (l *link) closeComm(comm uint64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := range l.calls {
 		if l.calls[i].comm == comm {
 			l.calls[i] = callWatch{}
 		}
+	}
+	for k, s := range l.slots {
+		if k.comm != comm {
+			continue
+		}
+		for _, r := range s.waiters.items() {
+			r.complete(nil, nil, err)
+		}
+		for _, m := range s.msgs.items() {
+			putBuf(m.pb)
+		}
+		s.waiters.reset()
+		s.msgs.reset()
+		l.dropSlotIfEmpty(k, s)
+	}
+	if l.conn != nil && l.reading && l.readingFor != nil && l.readingFor.key.comm == comm {
+		l.rint.poke()
 	}
 }
 

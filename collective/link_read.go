@@ -70,7 +70,7 @@ func (l *link) wait(ctx context.Context, r *request) error {
 			return l.withdraw(r, ctx.Err())
 		}
 		if l.readable() {
-			l.reading = true
+			l.reading, l.readingFor = true, r
 			l.mu.Unlock()
 			if err := l.readFor(ctx, r); err != nil {
 				return l.withdraw(r, err)
@@ -150,7 +150,8 @@ func (l *link) unsleep(r *request) {
 
 // readFor reads frames with the read token held until r is complete, then
 // gives the token up. It returns an error only when ctx ended first; r is
-// then still posted, or being filled.
+// then still posted, or being filled. It returns nil with r not complete
+// when its read was poked (see closeComm): the caller looks again.
 func (l *link) readFor(ctx context.Context, r *request) error {
 	disarm := l.armInterrupt(ctx)
 	for {
@@ -166,8 +167,8 @@ func (l *link) readFor(ctx context.Context, r *request) error {
 			l.mu.Lock()
 			l.release()
 			l.mu.Unlock()
-			if interrupted {
-				return ctx.Err()
+			if interrupted && ctx != nil {
+				return ctx.Err() // nil when poked
 			}
 			return nil
 		}
@@ -186,12 +187,9 @@ func (l *link) readFor(ctx context.Context, r *request) error {
 	}
 }
 
-// armInterrupt makes the end of ctx interrupt this goroutine's reads of
-// the link, until disarm. It returns nil when ctx cannot end.
+// armInterrupt makes the end of ctx (nil: none) and a poke interrupt this
+// goroutine's reads of the link, until disarm.
 func (l *link) armInterrupt(ctx context.Context) (disarm func()) {
-	if ctx == nil || ctx.Done() == nil {
-		return nil
-	}
 	l.rint.arm(ctx)
 	return l.rint.disarm
 }
@@ -217,7 +215,7 @@ func (l *link) readFailed(err error) {
 // the link was halted is ended here: halt could not, the token being held,
 // and nobody will read the link again.
 func (l *link) release() {
-	l.reading = false
+	l.reading, l.readingFor = false, nil
 	if l.err != nil && l.cur.active {
 		l.cur.abort(l.err)
 	}

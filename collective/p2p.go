@@ -109,6 +109,7 @@ func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (int, err
 func (c *Comm) recvUser(ctx context.Context, src, tag int, mode recvMode, dst []byte) ([]byte, error) {
 	l := c.links[src]
 	r := l.post(key{c.id, uint64(tag)}, mode, dst)
+	c.closedAfterPost(l)
 	if err := l.wait(ctx, r); err != nil {
 		return nil, err
 	}

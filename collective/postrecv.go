@@ -41,7 +41,9 @@ func (c *Comm) postRecvFunc(src, tag int, alloc func(n int) []byte) (Request, er
 		return Request{}, fmt.Errorf("collective: recv from rank %d: nil alloc", src)
 	}
 	l := c.links[src]
-	return Request{src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}, nil
+	q := Request{src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}
+	c.closedAfterPost(l)
+	return q, nil
 }
 
 // Wait waits for q's message and returns the buffer alloc gave for it. If

@@ -1,7 +1,6 @@
 package collective
 
 import (
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -80,7 +79,12 @@ func (t *transport) failureOr(err error) error {
 // a third rank, which ran ahead because of what made this one fail): the
 // failure reaches every rank, and a disagreement is ErrMismatch on every
 // one. This costs nothing until a call fails.
-func (t *transport) fail(err error) {
+func (t *transport) fail(err error) { t.shutdown(err, true) }
+
+// shutdown is fail; tell says whether to send the abort frames (not when
+// the world communicator is closed: its peers see the links close at a
+// frame boundary, a clean end).
+func (t *transport) shutdown(err error, tell bool) {
 	t.mu.Lock()
 	if t.errp.Load() != nil {
 		t.mu.Unlock()
@@ -92,7 +96,7 @@ func (t *transport) fail(err error) {
 	for _, l := range t.links {
 		l.halt(err)
 	}
-	if !errors.Is(err, ErrClosed) {
+	if tell {
 		var wg sync.WaitGroup
 		for _, l := range t.links {
 			if l.conn != nil {
@@ -109,6 +113,6 @@ func (t *transport) fail(err error) {
 // close poisons the transport with ErrClosed (if nothing else did first)
 // and waits for every reader goroutine to end.
 func (t *transport) close() {
-	t.fail(&localError{rank: t.rank, err: ErrClosed})
+	t.shutdown(&localError{rank: t.rank, err: ErrClosed}, false)
 	t.readers.Wait()
 }
