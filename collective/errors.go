@@ -29,12 +29,19 @@ var (
 	// size than the algorithm expects, or of another collective or
 	// algorithm than this rank runs, or different arguments.
 	ErrMismatch = errors.New("ranks disagree")
-	// ErrInvalidArgument: a collective was called with an argument that
-	// is wrong on this rank alone (a root out of range, a zero Op, a
-	// negative count). The call still counts as this rank's collective:
-	// it poisons the communicator, so that the other ranks, which run it,
-	// fail too instead of waiting for this one.
+	// ErrInvalidArgument: a call was made with an argument that is wrong
+	// on this rank alone. A collective's (a root out of range, a zero Op,
+	// a negative count) still counts as this rank's collective: it
+	// poisons the communicator, so that the other ranks, which run it,
+	// fail too instead of waiting for this one. A point-to-point call's (a
+	// peer or tag out of range, a nil alloc) does nothing: the
+	// communicator stays usable.
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrBufferTooSmall: RecvInto's buffer is shorter than the message
+	// (MPI's MPI_ERR_TRUNCATE). The message stays queued, whole, for the
+	// next receive on its source and tag; the error's text gives its
+	// length.
+	ErrBufferTooSmall = errors.New("receive buffer too small")
 	// ErrBusy: a collective was called while another collective was running
 	// on the same communicator. Collectives on one communicator must be
 	// called one at a time, in the same order on every rank.

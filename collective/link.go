@@ -438,7 +438,7 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 		r.complete(r.dst, nil, nil)
 	case modeUpTo:
 		if len(b) > len(r.dst) {
-			r.complete(nil, nil, fmt.Errorf("message of %d bytes does not fit a %d-byte buffer", len(b), len(r.dst)))
+			r.complete(nil, nil, tooSmall(len(b), len(r.dst)))
 			return false
 		}
 		n := copy(r.dst, b)
@@ -463,6 +463,12 @@ func (r *request) take(b []byte, pb *pbuf) bool {
 		r.complete(b, pb, nil)
 	}
 	return true
+}
+
+// tooSmall is the error of an up-to receive whose buffer of m bytes
+// cannot take a message of n.
+func tooSmall(n, m int) error {
+	return fmt.Errorf("%w: message of %d bytes, buffer of %d (the message stays queued)", ErrBufferTooSmall, n, m)
 }
 
 // callAlloc gets the buffer of a modeFunc receive for a message of n

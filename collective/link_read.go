@@ -437,7 +437,7 @@ func payloadBuffer(n int, req *request) (dst []byte, pb *pbuf, mismatch error) {
 		mismatch = fmt.Errorf("%w: message of %d bytes, expected %d", ErrMismatch, n, len(req.dst))
 		dst, pb = getBuf(n)
 	case req.mode == modeUpTo && n > len(req.dst):
-		mismatch = fmt.Errorf("message of %d bytes does not fit a %d-byte buffer", n, len(req.dst))
+		mismatch = tooSmall(n, len(req.dst))
 		dst, pb = getBuf(n)
 	case req.mode == modeExact, req.mode == modeUpTo:
 		dst = req.dst[:n]

@@ -2,17 +2,34 @@ package collective
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
 func (c *Comm) checkPeer(op string, peer, tag int) error {
 	if peer < 0 || peer >= c.size {
-		return fmt.Errorf("collective: rank %d: %s: peer %d out of range 0..%d", c.rank, op, peer, c.size-1)
+		return fmt.Errorf("collective: rank %d: %s: %w: peer %d out of range 0..%d", c.rank, op, ErrInvalidArgument, peer, c.size-1)
 	}
 	if tag < 0 || tag > MaxTag {
-		return fmt.Errorf("collective: rank %d: %s: tag %d out of range 0..%d", c.rank, op, tag, MaxTag)
+		return fmt.Errorf("collective: rank %d: %s: %w: tag %d out of range 0..%d", c.rank, op, ErrInvalidArgument, tag, MaxTag)
 	}
-	return c.checkUsable()
+	if err := c.checkUsable(); err != nil {
+		return fmt.Errorf("collective: %s: %w", op, err)
+	}
+	return nil
+}
+
+// p2pErr wraps the error of a point-to-point call to or from peer so that
+// it says where: "collective: rank 1: recv from rank 0: ...", or, when
+// err already names this rank (a link's or the communicator's failure),
+// "collective: recv from rank 0: rank 1: ...".
+func p2pErr(rank int, what string, peer int, err error) error {
+	var le *localError
+	var pe *PeerError
+	if errors.As(err, &le) || errors.As(err, &pe) {
+		return fmt.Errorf("collective: %s rank %d: %w", what, peer, err)
+	}
+	return fmt.Errorf("collective: rank %d: %s rank %d: %w", rank, what, peer, err)
 }
 
 // Send sends data to rank dst with a user tag (0..MaxTag). It returns once
@@ -30,7 +47,7 @@ func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 	}
 	bufs := [1][]byte{data}
 	if err := c.links[dst].send(ctx, key{c.id, uint64(tag)}, bufs[:]); err != nil {
-		return fmt.Errorf("collective: send to rank %d: %w", dst, err)
+		return p2pErr(c.rank, "send to", dst, err)
 	}
 	return nil
 }
@@ -46,7 +63,7 @@ func (c *Comm) SendBuffers(ctx context.Context, dst, tag int, bufs [][]byte) err
 		return err
 	}
 	if err := c.links[dst].send(ctx, key{c.id, uint64(tag)}, bufs); err != nil {
-		return fmt.Errorf("collective: send to rank %d: %w", dst, err)
+		return p2pErr(c.rank, "send to", dst, err)
 	}
 	return nil
 }
@@ -61,7 +78,7 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 	}
 	b, err := c.recvUser(ctx, src, tag, modeFresh, nil)
 	if err != nil {
-		return nil, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+		return nil, p2pErr(c.rank, "recv from", src, err)
 	}
 	return b, nil
 }
@@ -89,8 +106,10 @@ func (c *Comm) RecvFunc(ctx context.Context, src, tag int, alloc func(n int) []b
 }
 
 // RecvInto receives the next message from rank src with tag tag into buf
-// and returns its length. A message longer than buf is an error and stays
-// queued. RecvInto allocates nothing.
+// and returns its length. A message longer than buf is ErrBufferTooSmall
+// (the error gives its length) and stays queued, whole, for the next
+// receive from src with tag; the communicator stays usable. RecvInto
+// allocates nothing.
 //
 // If ctx ends while the message is being read into buf, the link is aborted
 // (the communicator is poisoned): the reader cannot otherwise be stopped
@@ -101,7 +120,7 @@ func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (int, err
 	}
 	b, err := c.recvUser(ctx, src, tag, modeUpTo, buf)
 	if err != nil {
-		return 0, fmt.Errorf("collective: recv from rank %d: %w", src, err)
+		return 0, p2pErr(c.rank, "recv from", src, err)
 	}
 	return len(b), nil
 }

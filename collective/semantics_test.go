@@ -2,6 +2,7 @@ package collective
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -152,3 +153,104 @@ func TestCloseSubCommunicatorDuringCollective(t *testing.T) {
 	}
 	checkNoLeaks(t, base)
 }
+
+// TestRecvIntoTooSmall: a message longer than RecvInto's buffer is
+// ErrBufferTooSmall naming this rank, the peer and the message's length;
+// the message stays queued whole and in order, small or streamed, from a
+// peer or from this rank, posted before it arrived or after.
+func TestRecvIntoTooSmall(t *testing.T) {
+	for _, kind := range []meshKind{tcpMesh, pipeKind} {
+		for _, tc := range []struct {
+			name   string
+			src    int
+			size   int
+			posted bool // the receive waits before the message is sent
+		}{
+			{"small queued", 0, 10, false},
+			{"small posted", 0, 10, true},
+			{"streamed queued", 0, streamMin + 5, false},
+			{"streamed posted", 0, 3 << 20, true},
+			{"self", 1, 10, false},
+		} {
+			t.Run(string(kind)+"/"+tc.name, func(t *testing.T) {
+				comms := newComms(t, kind, 2)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				msgs := [][]byte{payload(tc.src, tc.size, 1), payload(tc.src, 3, 2), {}}
+				send := func() {
+					for _, m := range msgs {
+						assert.NoError(t, comms[tc.src].Send(ctx, 1, 9, m))
+					}
+				}
+				if tc.posted {
+					go func() {
+						time.Sleep(20 * time.Millisecond)
+						send()
+					}()
+				} else {
+					send()
+				}
+				small := make([]byte, 4)
+				n, err := comms[1].RecvInto(ctx, tc.src, 9, small)
+				require.ErrorIs(t, err, ErrBufferTooSmall)
+				assert.Zero(t, n)
+				assert.Contains(t, err.Error(), "collective: rank 1: recv from rank "+string(rune('0'+tc.src))+": ")
+				assert.Contains(t, err.Error(), "message of "+itoa(tc.size)+" bytes, buffer of 4")
+				assert.NotContains(t, err.Error(), "\x00")
+				require.NoError(t, comms[1].Err(), "the communicator stays usable")
+				buf := make([]byte, 4<<20)
+				for i, m := range msgs {
+					n, err := comms[1].RecvInto(ctx, tc.src, 9, buf)
+					require.NoError(t, err, "message %d", i)
+					require.NoError(t, mismatch(name("message ", i), buf[:n], m))
+				}
+				require.NoError(t, comms[0].Err())
+				require.NoError(t, comms[1].Err())
+			})
+		}
+	}
+}
+
+// TestP2PErrorsSayWhere: point-to-point errors name this rank and the peer
+// and match the documented sentinels; none of them poisons.
+func TestP2PErrorsSayWhere(t *testing.T) {
+	comms := newComms(t, tcpMesh, 3)
+	past, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	ctx := context.Background()
+	c := comms[2]
+	for _, tc := range []struct {
+		name string
+		call func() error
+		is   error
+		text string
+	}{
+		{"peer out of range", func() error { return c.Send(ctx, 3, 0, nil) }, ErrInvalidArgument, "collective: rank 2: send: invalid argument: peer 3 out of range 0..2"},
+		{"negative peer", func() error { _, err := c.Recv(ctx, -1, 0); return err }, ErrInvalidArgument, "collective: rank 2: recv: invalid argument: peer -1"},
+		{"negative tag", func() error { return c.Send(ctx, 1, -1, nil) }, ErrInvalidArgument, "collective: rank 2: send: invalid argument: tag -1 out of range 0..2147483647"},
+		{"tag above MaxTag", func() error { _, err := c.RecvInto(ctx, 1, MaxTag+1, nil); return err }, ErrInvalidArgument, "tag 2147483648 out of range"},
+		{"internal tag", func() error { return c.SendBuffers(ctx, 1, -1<<63, nil) }, ErrInvalidArgument, "tag -9223372036854775808 out of range"},
+		{"nil alloc", func() error { _, err := c.PostRecvFunc(1, 0, nil); return err }, ErrInvalidArgument, "collective: rank 2: recv from rank 1: invalid argument: nil alloc"},
+		{"send past deadline", func() error { return c.Send(past, 1, 0, []byte("x")) }, context.DeadlineExceeded, "collective: rank 2: send to rank 1: context deadline exceeded"},
+		{"recv past deadline", func() error { _, err := c.Recv(past, 0, 0); return err }, context.DeadlineExceeded, "collective: rank 2: recv from rank 0: context deadline exceeded"},
+		{"request waited twice", func() error {
+			q, err := c.PostRecvFunc(0, 1, func(n int) []byte { return make([]byte, n) })
+			require.NoError(t, err)
+			q.Cancel()
+			_, err = q.Wait(ctx)
+			return err
+		}, nil, "collective: rank 2: recv from rank 0: request already waited for or cancelled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			require.Error(t, err)
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is)
+			}
+			assert.Contains(t, err.Error(), tc.text)
+			require.NoError(t, c.Err(), "a point-to-point error does not poison")
+		})
+	}
+}
+
+func itoa(n int) string { return fmt.Sprint(n) }
