@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -69,13 +70,19 @@ func exchange(ctx context.Context, c net.Conn, self, peer int, n int64) exchange
 	}
 	verdict := make(chan bool, 1) // our verdict on the peer's bytes, from the reader to the writer
 	sendErr := make(chan error, 1)
+	headerSent := make(chan struct{})
+	var lingering atomic.Bool // the reader closes the link, after a linger
 	go func() {
-		err := sendPayload(c, self, peer, n, seed)
+		err := sendHeader(c, self, peer, n, seed)
+		close(headerSent)
+		if err == nil {
+			err = sendBody(c, n, seed)
+		}
 		ok := <-verdict
 		if err == nil {
 			err = writeVerdict(c, ok)
 		}
-		if err != nil {
+		if err != nil && !lingering.Load() {
 			abort()
 		}
 		sendErr <- err
@@ -85,7 +92,22 @@ func exchange(ctx context.Context, c net.Conn, self, peer int, n int64) exchange
 	verdict <- recvErr == nil
 	peerOK := false
 	var mismatch *mismatchError
-	if recvErr == nil || errors.As(recvErr, &mismatch) {
+	var badHeader *headerError
+	if errors.As(recvErr, &badHeader) {
+		// The peer was started with other settings (--bytes) or is not the
+		// rank expected. It is about to find the same in this side's
+		// header: closing now would reset the link and wipe that header
+		// from its receive buffer, so that it could only report "connection
+		// reset". Finish the header, stop the payload, and let the peer
+		// read and hang up first.
+		lingering.Store(true)
+		<-headerSent
+		_ = c.SetWriteDeadline(time.Now())
+		<-sendErr // stopped by the deadline; its error is this one's consequence
+		sendErr <- nil
+		linger(c)
+		abort()
+	} else if recvErr == nil || errors.As(recvErr, &mismatch) {
 		// The stream is still in step: the peer's verdict comes next.
 		var err error
 		if peerOK, err = readVerdict(c); err != nil && recvErr == nil {
@@ -113,8 +135,29 @@ func exchange(ctx context.Context, c net.Conn, self, peer int, n int64) exchange
 	return res
 }
 
-// sendPayload writes the header and the payload.
-func sendPayload(w io.Writer, self, peer int, n int64, seed [32]byte) error {
+// lingerTime bounds how long a side that found the peer's header wrong
+// waits for the peer to read its own header and hang up.
+const lingerTime = time.Second
+
+// linger half-closes c where it can (the peer reads EOF after this side's
+// header), then discards what the peer still sends until it hangs up or
+// lingerTime passes: closing with unread bytes would reset the link.
+func linger(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, c)
+}
+
+// headerError says that the peer's header arrived whole but does not fit
+// this side's exchange.
+type headerError struct{ msg string }
+
+func (e *headerError) Error() string { return "header: " + e.msg }
+
+// sendHeader writes the header.
+func sendHeader(w io.Writer, self, peer int, n int64, seed [32]byte) error {
 	var h [headerSize]byte
 	copy(h[:4], exchangeMagic[:])
 	binary.BigEndian.PutUint16(h[4:], exchangeVersion)
@@ -125,6 +168,11 @@ func sendPayload(w io.Writer, self, peer int, n int64, seed [32]byte) error {
 	if _, err := w.Write(h[:]); err != nil {
 		return fmt.Errorf("header: %w", err)
 	}
+	return nil
+}
+
+// sendBody writes the payload.
+func sendBody(w io.Writer, n int64, seed [32]byte) error {
 	stream, err := payloadStream(seed)
 	if err != nil {
 		return err
@@ -150,16 +198,16 @@ func recvPayload(r io.Reader, self, peer int, n int64) (int64, error) {
 		return 0, fmt.Errorf("reading header: %w", err)
 	}
 	if !bytes.Equal(h[:4], exchangeMagic[:]) {
-		return 0, fmt.Errorf("header: bad magic %q", h[:4])
+		return 0, &headerError{fmt.Sprintf("bad magic %q", h[:4])}
 	}
 	if v := binary.BigEndian.Uint16(h[4:]); v != exchangeVersion {
-		return 0, fmt.Errorf("header: version %d, want %d", v, exchangeVersion)
+		return 0, &headerError{fmt.Sprintf("version %d, want %d", v, exchangeVersion)}
 	}
 	if from, to := binary.BigEndian.Uint32(h[6:]), binary.BigEndian.Uint32(h[10:]); int64(from) != int64(peer) || int64(to) != int64(self) {
-		return 0, fmt.Errorf("header: bytes from rank %d to rank %d on the link between %d and %d", from, to, peer, self)
+		return 0, &headerError{fmt.Sprintf("bytes from rank %d to rank %d on the link between %d and %d", from, to, peer, self)}
 	}
 	if got := binary.BigEndian.Uint64(h[14:]); got != uint64(n) {
-		return 0, fmt.Errorf("header: rank %d sends %d bytes, this rank expects %d (use the same --bytes on every rank)", peer, got, n)
+		return 0, &headerError{fmt.Sprintf("rank %d sends %d bytes, this rank expects %d (use the same --bytes on every rank)", peer, got, n)}
 	}
 	stream, err := payloadStream([32]byte(h[22:]))
 	if err != nil {
