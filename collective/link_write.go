@@ -49,6 +49,9 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 		return fmt.Errorf("%w: message of %d bytes exceeds the limit of %d (WithMaxFrame)", ErrFrameTooLarge, n, l.t.maxFrame)
 	}
 	if l.conn == nil {
+		if ctx != nil && ctx.Err() != nil {
+			return ctx.Err() // as a send to a peer whose context ended before it wrote anything
+		}
 		return l.sendSelf(k, bufs, n)
 	}
 	h := header{key: k, n: n}

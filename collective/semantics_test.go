@@ -232,6 +232,7 @@ func TestP2PErrorsSayWhere(t *testing.T) {
 		{"internal tag", func() error { return c.SendBuffers(ctx, 1, -1<<63, nil) }, ErrInvalidArgument, "tag -9223372036854775808 out of range"},
 		{"nil alloc", func() error { _, err := c.PostRecvFunc(1, 0, nil); return err }, ErrInvalidArgument, "collective: rank 2: recv from rank 1: invalid argument: nil alloc"},
 		{"send past deadline", func() error { return c.Send(past, 1, 0, []byte("x")) }, context.DeadlineExceeded, "collective: rank 2: send to rank 1: context deadline exceeded"},
+		{"send to self past deadline", func() error { return c.Send(past, 2, 0, []byte("x")) }, context.DeadlineExceeded, "collective: rank 2: send to rank 2: context deadline exceeded"},
 		{"recv past deadline", func() error { _, err := c.Recv(past, 0, 0); return err }, context.DeadlineExceeded, "collective: rank 2: recv from rank 0: context deadline exceeded"},
 		{"request waited twice", func() error {
 			q, err := c.PostRecvFunc(0, 1, func(n int) []byte { return make([]byte, n) })
@@ -251,6 +252,12 @@ func TestP2PErrorsSayWhere(t *testing.T) {
 			require.NoError(t, c.Err(), "a point-to-point error does not poison")
 		})
 	}
+	// Nothing was sent: the send to self with an ended context left no
+	// message behind.
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	_, err := c.Recv(short, 2, 0)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
