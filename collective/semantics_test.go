@@ -2,8 +2,11 @@ package collective
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,3 +264,144 @@ func TestP2PErrorsSayWhere(t *testing.T) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// TestConcurrentCallers: what the docs promise of a Comm used from several
+// goroutines at once. Concurrent Sends to one peer on one tag keep each
+// goroutine's order; concurrent Recvs on one (source, tag) take each
+// message once; a collective runs while the same Comm carries
+// point-to-point traffic on user tags; sub-communicators, nested ones
+// included, run their traffic and collectives concurrently with the
+// parent's without mixing.
+func TestConcurrentCallers(t *testing.T) {
+	for _, kind := range []meshKind{tcpMesh, pipeKind} {
+		t.Run(string(kind)+"/sends and receives on one tag", func(t *testing.T) {
+			comms := newComms(t, kind, 2)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			const senders, each, receivers = 4, 100, 3
+			for g := range senders {
+				go func() {
+					for i := range each {
+						// Sizes up to past the streaming threshold.
+						b := make([]byte, 8+(i%4)*(streamMin/2))
+						binary.LittleEndian.PutUint32(b, uint32(g))
+						binary.LittleEndian.PutUint32(b[4:], uint32(i))
+						assert.NoError(t, comms[0].Send(ctx, 1, 7, b))
+					}
+				}()
+			}
+			type msg struct{ g, i int }
+			got := make(chan msg, senders*each)
+			var wg sync.WaitGroup
+			for range receivers {
+				wg.Go(func() {
+					for range senders * each / receivers {
+						b, err := comms[1].Recv(ctx, 0, 7)
+						if !assert.NoError(t, err) {
+							return
+						}
+						got <- msg{int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:]))}
+					}
+				})
+			}
+			wg.Wait()
+			close(got)
+			seen := make([]map[int]bool, senders)
+			for g := range seen {
+				seen[g] = map[int]bool{}
+			}
+			for m := range got {
+				assert.False(t, seen[m.g][m.i], "message %v received twice", m)
+				seen[m.g][m.i] = true
+			}
+			for range (senders * each) % receivers { // what the receivers' shares leave
+				b, err := comms[1].Recv(ctx, 0, 7)
+				require.NoError(t, err)
+				seen[binary.LittleEndian.Uint32(b)][int(binary.LittleEndian.Uint32(b[4:]))] = true
+			}
+			for g := range senders {
+				assert.Len(t, seen[g], each, "sender %d", g)
+			}
+			// One receiver: each sender's messages in the order sent.
+			for g := range senders {
+				go func() {
+					for i := range each {
+						b := make([]byte, 8)
+						binary.LittleEndian.PutUint32(b, uint32(g))
+						binary.LittleEndian.PutUint32(b[4:], uint32(i))
+						assert.NoError(t, comms[0].Send(ctx, 1, 8, b))
+					}
+				}()
+			}
+			next := make([]int, senders)
+			for range senders * each {
+				b, err := comms[1].Recv(ctx, 0, 8)
+				require.NoError(t, err)
+				g, i := binary.LittleEndian.Uint32(b), int(binary.LittleEndian.Uint32(b[4:]))
+				require.Equal(t, next[g], i, "sender %d out of order", g)
+				next[g]++
+			}
+		})
+		t.Run(string(kind)+"/collectives, p2p and sub-communicators at once", func(t *testing.T) {
+			comms := newComms(t, kind, 4)
+			requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+				odd, err := c.Split(ctx, c.Rank()%2, 0)
+				if err != nil {
+					return err
+				}
+				half, err := c.Split(ctx, c.Rank()/2, 0)
+				if err != nil {
+					return err
+				}
+				nested, err := odd.Split(ctx, 0, -odd.Rank()) // reversed
+				if err != nil {
+					return err
+				}
+				all := []*Comm{c, odd, half, nested}
+				errs := make([]error, 2*len(all))
+				var wg sync.WaitGroup
+				for i, s := range all {
+					// Point-to-point on the same tag in every
+					// communicator, tagged with the communicator.
+					wg.Go(func() {
+						to, from := (s.Rank()+1)%s.Size(), (s.Rank()+s.Size()-1)%s.Size()
+						for k := range 30 {
+							if errs[2*i] = s.Send(ctx, to, 5, []byte{byte(i), byte(k)}); errs[2*i] != nil {
+								return
+							}
+							b, err := s.Recv(ctx, from, 5)
+							if err != nil {
+								errs[2*i] = err
+								return
+							}
+							if b[0] != byte(i) || b[1] != byte(k) {
+								errs[2*i] = fmt.Errorf("communicator %d got message %v, want [%d %d]", i, b, i, k)
+								return
+							}
+						}
+					})
+					// Collectives on it at the same time.
+					wg.Go(func() {
+						for k := range 10 {
+							sum, err := Allreduce(ctx, s, []int64{int64(s.WorldRank(s.Rank()) + k)}, Sum[int64]())
+							if err != nil {
+								errs[2*i+1] = err
+								return
+							}
+							want := int64(k * s.Size())
+							for r := range s.Size() {
+								want += int64(s.WorldRank(r))
+							}
+							if sum[0] != want {
+								errs[2*i+1] = fmt.Errorf("communicator %d: sum %d, want %d", i, sum[0], want)
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				return errors.Join(errs...)
+			})
+		})
+	}
+}
