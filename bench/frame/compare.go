@@ -42,6 +42,9 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 	if len(rep.Runs) == 0 {
 		return fmt.Errorf("%s has no runs", framePath)
 	}
+	if !(duck.JoinSec > 0) {
+		return fmt.Errorf("%s: no join time (join_s): not bench/duckdb's -json output", duckPath)
+	}
 	r := rep.Runs[len(rep.Runs)-1]
 	fmt.Printf("\n== fnmesh (%d worker processes) vs DuckDB %s (%d threads), %d rows per table in total\n", r.Workers, duck.Version, duck.Threads, r.RowsTotal)
 	fmt.Printf("%-8s %12s %12s %10s %8s %s\n", "op", "fnmesh s", "DuckDB s", "ratio", "target", "rows (fnmesh / DuckDB)")
