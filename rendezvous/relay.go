@@ -24,14 +24,16 @@ type relaySlot struct {
 	// Guarded by the job's mutex.
 	used    [2]bool
 	conns   [2]net.Conn
-	spliced bool // both sides arrived; the slot left the job
-	dead    bool // aborted or timed out
-	expired bool // the first side gave up waiting: the slot stays, to tell a late partner
+	watch   *relayWatch // reads the first side's connection while it waits
+	spliced bool        // both sides arrived; the slot left the job
+	dead    bool        // aborted, timed out, or the first side is gone
+	late    *Error      // the first side is gone (gave up, hung up, broke the protocol): the slot stays, to tell a late partner this
 
-	ready  chan struct{} // closed by the second side once both were told (err set on failure)
-	err    *Error
-	splice *splice       // set before ready is closed, on success
-	cancel chan struct{} // closed by abort
+	ready      chan struct{} // closed by the second side once both were told (err set on failure)
+	err        *Error
+	errWaiting *Error        // on failure, what the first side is told (nil: nothing, it is gone)
+	splice     *splice       // set before ready is closed, on success
+	cancel     chan struct{} // closed by abort
 }
 
 // abort fails a slot still waiting for a side; the job's mutex is held.
@@ -42,6 +44,72 @@ func (sl *relaySlot) abort(e *Error) {
 	sl.dead = true
 	sl.err = e
 	close(sl.cancel)
+}
+
+// errEarlyBytes is what a relay watch reports when the waiting side sent
+// something before relay-ready.
+var errEarlyBytes = errors.New("sent bytes before relay-ready")
+
+// relayWatch reads the connection of the side of a relay that waits for its
+// partner, so that the server notices at once when it hangs up (or resets)
+// instead of splicing its partner to a dead socket. A side that follows the
+// protocol sends nothing until it has read relay-ready, which the server
+// writes only after the watch has stopped: the watch never takes a byte of
+// the relayed stream. A byte that does arrive first breaks the protocol and
+// fails the relay (the byte is not relayed).
+type relayWatch struct {
+	c    net.Conn
+	done chan struct{} // closed when the read returned
+	n    int
+	err  error
+}
+
+func watchRelay(c net.Conn) *relayWatch {
+	w := &relayWatch{c: c, done: make(chan struct{})}
+	c.SetReadDeadline(time.Time{}) // the relay timeout bounds the wait
+	go func() {
+		var b [1]byte
+		w.n, w.err = c.Read(b[:])
+		close(w.done)
+	}()
+	return w
+}
+
+// stop ends the watch and returns its outcome (see result).
+func (w *relayWatch) stop() error {
+	w.c.SetReadDeadline(time.Unix(1, 0)) // wakes the read
+	<-w.done
+	return w.result()
+}
+
+// result is, once done is closed, why the watch ended: nil if it was
+// stopped with nothing read, errEarlyBytes, or the read's error (the side
+// hung up).
+func (w *relayWatch) result() error {
+	switch {
+	case w.n > 0:
+		return errEarlyBytes
+	case w.err == nil, isTimeout(w.err):
+		return nil
+	case errors.Is(w.err, io.EOF):
+		return errors.New("hung up")
+	}
+	return w.err
+}
+
+// waitingGone describes the first side of slot, which left its wait with
+// cause: partner is what its partner is told (now or when it arrives, its
+// ticket spent), own what it is told itself (nil: it hung up).
+func waitingGone(slot *relaySlot, side int, cause error) (partner, own *Error) {
+	r, p := slot.ranks[side], slot.ranks[1-side]
+	if errors.Is(cause, errEarlyBytes) {
+		return &Error{Code: CodeRelay, Rank: r,
+				Msg: fmt.Sprintf("relay: rank %d broke the protocol while waiting for rank %d (it sent bytes before relay-ready)", r, p)},
+			&Error{Code: CodeBadRequest, Rank: p,
+				Msg: fmt.Sprintf("relay: rank %d sent bytes before relay-ready; the relay to rank %d is off", r, p)}
+	}
+	return &Error{Code: CodeRelay, Rank: r,
+		Msg: fmt.Sprintf("relay: rank %d disconnected while waiting for rank %d (%v)", r, p, cause)}, nil
 }
 
 // serveRelay handles a relay connection after its relay-hello: it checks the
@@ -109,10 +177,9 @@ func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int,
 	if slot == nil || slot.used[side] || subtle.ConstantTimeCompare(slot.nonce[side][:], rh.Nonce[:]) != 1 {
 		return nil, 0, nil, invalidTicket(rh)
 	}
-	if slot.expired {
+	if slot.late != nil {
 		slot.used[side] = true // the ticket is spent all the same
-		return nil, 0, nil, &Error{Code: CodeRelay, Rank: rh.Peer,
-			Msg: fmt.Sprintf("relay: rank %d gave up waiting for rank %d after %v", rh.Peer, rh.Rank, j.s.cfg.relayTimeout)}
+		return nil, 0, nil, slot.late
 	}
 	slot.used[side] = true
 	slot.conns[side] = c
@@ -120,32 +187,59 @@ func (j *job) claimRelay(rh *relayHello, c net.Conn) (slot *relaySlot, side int,
 		slot.spliced = true
 		delete(j.relays, key)
 		partner = slot.conns[1-side]
+	} else {
+		// Started under the job's mutex: the second side, which stops
+		// it, finds it there.
+		slot.watch = watchRelay(c)
 	}
 	return slot, side, partner, nil
 }
 
 // awaitPartner blocks the first side of a pair until the second arrives,
-// the job fails or the relay timeout passes. It reports whether to splice.
+// the job fails, the first side hangs up (or sends before relay-ready) or the
+// relay timeout passes. It reports whether to splice.
 func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
-	c := slot.conns[side]
+	c, w := slot.conns[side], slot.watch
 	t := time.NewTimer(s.cfg.relayTimeout)
 	defer t.Stop()
+	// gone marks the slot as failed by this side unless the partner
+	// claimed it already (then connectPair decides).
+	gone := func(late *Error) bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if slot.spliced {
+			return false
+		}
+		// The slot stays in the job (it goes with the job) so that a
+		// partner arriving late hears why, not that its ticket is
+		// unknown.
+		slot.dead, slot.late = true, late
+		return true
+	}
 	select {
 	case <-slot.ready:
 	case <-slot.cancel:
+		w.stop()
 		s.reject(c, slot.err)
 		return false
-	case <-t.C:
-		j.mu.Lock()
-		expired := !slot.spliced
-		if expired {
-			// The slot stays in the job (it goes with the job) so that a
-			// partner arriving late hears why, not that its ticket is
-			// unknown.
-			slot.dead, slot.expired = true, true
+	case <-w.done:
+		partner, own := waitingGone(slot, side, w.result())
+		if gone(partner) {
+			s.met.relayFailures.Add(1)
+			if own != nil {
+				s.reject(c, own)
+			} else {
+				s.cfg.log.Info("relay side disconnected while waiting for its partner", "job", j.id,
+					"rank", slot.ranks[side], "peer", slot.ranks[1-side], "err", w.err)
+			}
+			return false
 		}
-		j.mu.Unlock()
-		if expired {
+		<-slot.ready // the partner arrived just now: it saw the watch end
+	case <-t.C:
+		late := &Error{Code: CodeRelay, Rank: slot.ranks[side],
+			Msg: fmt.Sprintf("relay: rank %d gave up waiting for rank %d after %v", slot.ranks[side], slot.ranks[1-side], s.cfg.relayTimeout)}
+		if gone(late) {
+			w.stop()
 			s.met.relayFailures.Add(1)
 			s.reject(c, &Error{Code: CodeRelay, Rank: slot.ranks[1-side],
 				Msg: fmt.Sprintf("relay: rank %d did not connect within %v", slot.ranks[1-side], s.cfg.relayTimeout)})
@@ -154,31 +248,41 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 		<-slot.ready // the partner arrived just now
 	}
 	if slot.err != nil {
-		s.reject(c, slot.err)
+		if slot.errWaiting != nil {
+			s.reject(c, slot.errWaiting)
+		}
 		return false
 	}
 	return true
 }
 
-// connectPair runs on the second side's connection: it tells both sides the
-// relay is ready (the last bytes the server writes of its own), then
-// releases the first side. It reports whether to splice.
+// connectPair runs on the second side's connection: it stops the watch on
+// the first side, tells both sides the relay is ready (the last bytes the
+// server writes of its own), then releases the first side. It reports
+// whether to splice.
 func (s *Server) connectPair(slot *relaySlot, side int) bool {
-	if s.isClosing() {
-		slot.err = &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+	fail := func(e, waiting *Error) bool {
+		slot.err, slot.errWaiting = e, waiting
 		close(slot.ready)
-		s.reject(slot.conns[side], slot.err)
+		s.reject(slot.conns[side], e)
 		return false
+	}
+	if cause := slot.watch.stop(); cause != nil {
+		partner, own := waitingGone(slot, 1-side, cause)
+		s.met.relayFailures.Add(1)
+		return fail(partner, own)
+	}
+	if s.isClosing() {
+		shut := &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+		return fail(shut, shut)
 	}
 	for _, i := range []int{1 - side, side} {
 		c := slot.conns[i]
 		c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
 		if err := writeMessage(c, relayReady{}); err != nil {
-			slot.err = &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
-			close(slot.ready)
+			e := &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
 			s.met.relayFailures.Add(1)
-			s.reject(slot.conns[side], slot.err)
-			return false
+			return fail(e, e)
 		}
 	}
 	slot.splice = &splice{both: make(chan struct{})}
