@@ -59,7 +59,7 @@ type Metrics struct {
 	Rejected      map[Code]int64   // connections closed with an error, by code
 	RelaysActive  int64
 	RelaysTotal   int64
-	RelayFailures int64 // relay pairs whose second side never came or could not be told
+	RelayFailures int64 // relay pairs not spliced: the second side never came, the first hung up or sent while waiting, or one could not be told
 	RelayBytes    int64 // bytes relayed, both directions
 	STUNRequests  map[string]int64
 }
@@ -134,7 +134,7 @@ func (s *Server) WritePrometheus(w io.Writer) error {
 	value("relays_active", "", m.RelaysActive)
 	metric("relays_total", "counter", "Relayed pairs spliced since start.")
 	value("relays_total", "", m.RelaysTotal)
-	metric("relay_failures_total", "counter", "Relay pairs whose second side never arrived or could not be told.")
+	metric("relay_failures_total", "counter", "Relay pairs not spliced: the second side never arrived, the first hung up or sent while waiting, or one could not be told.")
 	value("relay_failures_total", "", m.RelayFailures)
 	metric("relay_bytes_total", "counter", "Bytes relayed, both directions.")
 	value("relay_bytes_total", "", m.RelayBytes)

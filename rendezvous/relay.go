@@ -125,9 +125,16 @@ func (s *Server) serveRelay(c net.Conn, rh relayHello) {
 		s.reject(c, &Error{Code: CodeAuth, Rank: -1, Msg: fmt.Sprintf("relay for job %q: token does not verify", rh.Job)})
 		return
 	}
+	// Once shutdown begins every job is failed and gone: a relay-hello
+	// then gets the shutdown error, the same whatever its job or ticket
+	// (it tells nothing about a job, as invalidTicket does not).
 	s.mu.Lock()
-	j := s.jobs[rh.Job]
+	j, closing := s.jobs[rh.Job], s.closing
 	s.mu.Unlock()
+	if closing {
+		s.reject(c, &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"})
+		return
+	}
 	if j == nil {
 		s.reject(c, invalidTicket(&rh))
 		return
