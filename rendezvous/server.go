@@ -123,7 +123,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 		udp.Go(func() { s.serveSTUNUDP(pc) })
 	}
 	accepted := make(chan error, 1)
-	go func() { accepted <- s.acceptLoop(ln) }()
+	go func() { accepted <- s.acceptLoop(ctx, ln) }()
 
 	var err error
 	select {
@@ -150,7 +150,10 @@ func firstErr(a, b error) error {
 	return b
 }
 
-func (s *Server) acceptLoop(ln net.Listener) error {
+// acceptLoop accepts connections until ln fails (its error) or, while it
+// backs off after a temporary accept error, ctx ends (nil: Serve closes ln
+// and shuts down; the loop does not sleep its back-off out first).
+func (s *Server) acceptLoop(ctx context.Context, ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -158,7 +161,13 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 			if isTemporary(err) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.cfg.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
+				t := time.NewTimer(backoff)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				case <-t.C:
+				}
 				continue
 			}
 			return err
