@@ -148,18 +148,25 @@ func (s *Server) WritePrometheus(w io.Writer) error {
 	return bw.Flush()
 }
 
-// Handler serves /healthz (200 "ok" while serving, 503 once shutting down)
-// and /metrics (Prometheus text format).
+// Handler serves /healthz (200 "ok" while serving; 503 before Serve has
+// started, and once shutting down) and /metrics (Prometheus text format).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if s.isClosing() {
+		s.mu.Lock()
+		serving, closing := s.serving, s.closing
+		s.mu.Unlock()
+		switch {
+		case closing:
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, "shutting down\n")
-			return
+		case !serving:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "not serving yet\n")
+		default:
+			io.WriteString(w, "ok\n")
 		}
-		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

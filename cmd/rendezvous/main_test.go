@@ -151,6 +151,14 @@ func TestHTTPIdleConnectionClosed(t *testing.T) {
 			func(_ netip.AddrPort, h net.Addr) { up <- h })
 	}()
 	h := <-up
+	require.Eventually(t, func() bool { // 503 until Serve has started
+		resp, err := http.Get("http://" + h.String() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 5*time.Second, 5*time.Millisecond)
 	c, err := net.DialTimeout("tcp", h.String(), 5*time.Second)
 	require.NoError(t, err)
 	defer c.Close()
