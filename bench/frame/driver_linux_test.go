@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,5 +87,41 @@ func TestDriverUsage(t *testing.T) {
 		assert.Equal(t, tc.status, exit.ExitCode(), "%q: %s", tc.args, out)
 		assert.True(t, strings.HasPrefix(string(out), "framebench: "), "%q: no timestamp: %s", tc.args, out)
 		assert.Contains(t, string(out), tc.want)
+	}
+}
+
+// The peak memory of a run is that of the timed runs: with 2 workers it
+// was the lifetime peak of each worker process, which the raw all-to-all
+// measuring the loopback ceiling had set (541 MiB with -ceiling-mb 256 and
+// 1000 rows per worker, against 35 MiB with 1 worker, which skips it).
+func TestPeakMemoryIsTheRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the benchmark and starts worker processes; skipped with -short")
+	}
+	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
+		t.Skip("needs /proc/self/clear_refs")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "framebench")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	jsonPath := filepath.Join(dir, "r.json")
+	out, err = exec.CommandContext(ctx, bin, "-workers", "1,2", "-rows", "1000", "-reps", "1",
+		"-ceiling-mb", "256", "-json", jsonPath).CombinedOutput()
+	require.NoError(t, err, "framebench: %s", out)
+	b, err := os.ReadFile(jsonPath)
+	require.NoError(t, err)
+	var rep report
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Len(t, rep.Runs, 2)
+	for _, r := range rep.Runs {
+		for name, s := range map[string]opStats{"join": r.Join, "groupby": r.GroupBy} {
+			assert.Positive(t, s.MaxRSS, "%d workers, %s: measured", r.Workers, name)
+			// 1000 rows are a few KiB: a Go process of this size stays
+			// well under 128 MiB, the raw all-to-all's source buffer.
+			assert.Less(t, s.MaxRSS, int64(128<<20), "%d workers, %s: peak %d MiB", r.Workers, name, s.MaxRSS>>20)
+		}
 	}
 }

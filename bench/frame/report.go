@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -64,7 +65,11 @@ type opStats struct {
 	BytesPerRank int64   `json:"bytes_per_rank"`
 	CPUSec       float64 `json:"cpu_s"`           // CPU time of all ranks together: less sensitive to a busy machine than wall time
 	CPUNsPerByte float64 `json:"cpu_ns_per_byte"` // CPUSec per byte sent by all ranks (the exchange alone)
-	MaxRSS       int64   `json:"max_rss"`         // the largest peak resident memory of a rank, bytes
+	// MaxRSS is the largest over ranks of each rank process's peak resident
+	// memory during the timed run (not summed over ranks; the rank's inputs
+	// and Go runtime included), bytes; 0: not measured (needs Linux's
+	// /proc/self/clear_refs).
+	MaxRSS int64 `json:"max_rss"`
 }
 
 func summarize(res *workerResult, c ceiling) run {
@@ -167,7 +172,7 @@ func printRun(r run) {
 		fmt.Printf("  loopback TCP ceiling between the workers (raw all-to-all on their links, %d MiB per rank): %.0f MB/s per rank, %.2f CPU ns per byte (from and to cache, as iperf3: %.0f MB/s, %.2f ns)\n",
 			c.BytesPerRank>>20, c.BytesPerSec/1e6, c.CPUNsPerByte, h.BytesPerSec/1e6, h.CPUNsPerByte)
 	}
-	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s %9s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s", "peak MiB")
+	fmt.Printf("  %-8s %9s %10s %10s %10s %8s %12s %14s %12s %13s\n", "op", "total s", "partition", "exchange", "local", "CPU s", "out rows", "input rows/s", "exch MB/s", "rank peak MiB")
 	for _, o := range []struct {
 		name string
 		s    opStats
@@ -179,7 +184,11 @@ func printRun(r run) {
 		if o.s.ExchangeBps > 0 {
 			ex = fmt.Sprintf("%.0f (%.0f%%)", o.s.ExchangeBps/1e6, 100*o.s.OfCeiling)
 		}
-		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s %9d\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex, o.s.MaxRSS>>20)
+		peak := "-"
+		if o.s.MaxRSS > 0 {
+			peak = strconv.FormatInt(o.s.MaxRSS>>20, 10)
+		}
+		fmt.Printf("  %-8s %9.3f %10.3f %10.3f %10.3f %8.2f %12d %14.3g %12s %13s\n", o.name, o.s.TotalSec, o.s.PartitionSec, o.s.ExchangeSec, o.s.LocalSec, o.s.CPUSec, o.s.OutRows, o.s.RowsPerSec, ex, peak)
 	}
 	if s := r.Shuffle; s.MedianBps > 0 && s.OfCeiling > 0 {
 		fmt.Printf("  shuffle exchange alone, median of %d runs: %.0f MB/s (%.0f%%)\n", s.Reps, s.MedianBps/1e6, 100*s.OfCeiling*s.MedianBps/s.ExchangeBps)

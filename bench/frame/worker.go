@@ -56,16 +56,10 @@ type phaseTimes struct {
 	Bytes     int64         `json:"bytes"`     // Arrow bytes this rank sent
 	OutRows   int64         `json:"out_rows"`  // result rows over all ranks (the exchange alone: this rank's)
 	CPU       time.Duration `json:"cpu"`       // user+system CPU time of this rank's process in the run
-	MaxRSS    int64         `json:"max_rss"`   // the process's peak resident memory so far, bytes
-}
-
-// maxRSS is the peak resident set size of this process, in bytes.
-func maxRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return int64(ru.Maxrss) << 10 // Linux reports KiB
+	// MaxRSS is the peak resident memory of this rank's process during the
+	// run (its inputs and Go runtime included; see resetPeakRSS), bytes; 0
+	// where it cannot be measured.
+	MaxRSS int64 `json:"max_rss"`
 }
 
 // cpuTime is the user+system CPU time this process has used.
@@ -236,6 +230,7 @@ func runWorker(args workerArgs) error {
 			return phaseTimes{}, err
 		}
 		prof.Reset()
+		reset := resetPeakRSS()
 		t0, c0 := time.Now(), cpuTime()
 		out, err := op()
 		if err != nil {
@@ -245,7 +240,7 @@ func runWorker(args workerArgs) error {
 			out.Release()
 			return phaseTimes{}, err
 		}
-		pt := phaseTimes{Total: time.Since(t0), CPU: cpuTime() - c0, MaxRSS: maxRSS()}
+		pt := phaseTimes{Total: time.Since(t0), CPU: cpuTime() - c0, MaxRSS: runPeak(reset)}
 		for _, ph := range prof.Phases() {
 			switch ph.Name {
 			case "partition":
@@ -297,12 +292,13 @@ func runWorker(args workerArgs) error {
 			if err := comm.Barrier(ctx); err != nil {
 				return err
 			}
+			reset := resetPeakRSS()
 			t0, c0 := time.Now(), cpuTime()
 			recv, err := arrowio.AlltoallTables(ctx, comm, parts)
 			if err != nil {
 				return fmt.Errorf("shuffle: %w", err)
 			}
-			pt := phaseTimes{Exchange: time.Since(t0), CPU: cpuTime() - c0, Bytes: bytes, MaxRSS: maxRSS()}
+			pt := phaseTimes{Exchange: time.Since(t0), CPU: cpuTime() - c0, Bytes: bytes, MaxRSS: runPeak(reset)}
 			pt.Total = pt.Exchange
 			for _, t := range recv {
 				pt.OutRows += t.NumRows()
