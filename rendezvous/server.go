@@ -53,7 +53,8 @@ const (
 const rejectTimeout = 3 * time.Second
 
 // NewServer returns a server that authenticates members with secret (the
-// deployment secret shared with every worker; see docs/rendezvous.md).
+// deployment secret shared with every worker; see docs/rendezvous.md). An
+// option that is not valid (see ServerOption) makes Serve refuse to start.
 func NewServer(secret []byte, opts ...ServerOption) *Server {
 	cfg := defaultServerConfig()
 	for _, o := range opts {
@@ -98,6 +99,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, pc net.PacketConn) 
 		return refuse(errors.New("nil listener"))
 	case len(s.secret) == 0:
 		return refuse(errors.New("empty secret"))
+	case s.cfg.err != nil:
+		return refuse(s.cfg.err)
 	}
 	s.mu.Lock()
 	closing, serving := s.closing, s.serving

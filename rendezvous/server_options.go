@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -31,61 +32,60 @@ type serverConfig struct {
 	drainTimeout     time.Duration
 	relayCongestion  string
 	log              *slog.Logger
+	err              error // the first option that is not valid; Serve refuses to start with it
+}
+
+// setDuration sets *dst to d for the option name: d <= 0 leaves the
+// default, d under a millisecond (the unit the protocol carries durations
+// in, and the command's floor) is an error Serve returns.
+func (c *serverConfig) setDuration(name string, dst *time.Duration, d time.Duration) {
+	switch {
+	case d <= 0:
+	case d < time.Millisecond:
+		if c.err == nil {
+			c.err = fmt.Errorf("option %s(%v): under the protocol's unit: it must be at least 1ms", name, d)
+		}
+	default:
+		*dst = d
+	}
 }
 
 // ServerOption configures a Server. Zero or negative durations and counts
-// (and a nil logger) leave the default in place.
+// (and a nil logger) leave the default in place. A positive duration under
+// 1ms (the protocol's unit) for WithJobTimeout, WithDefaultPunchTimeout,
+// WithRelayTimeout, WithHandshakeTimeout or WithPingInterval is not valid:
+// Serve then refuses to start, with an error naming the option.
 type ServerOption func(*serverConfig)
 
 // WithJobTimeout bounds how long a job may take from its first join until
 // every member has its mesh; members of a job that runs out get an error.
 func WithJobTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) {
-		if d > 0 {
-			c.jobTimeout = d
-		}
-	}
+	return func(c *serverConfig) { c.setDuration("WithJobTimeout", &c.jobTimeout, d) }
 }
 
 // WithDefaultPunchTimeout sets how long a pair may try to punch before it
 // is relayed, for members that do not ask for their own (WithPunchTimeout),
 // and the most any member may ask for: a longer request is capped at it.
 func WithDefaultPunchTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) {
-		if d > 0 {
-			c.punchTimeout = d
-		}
-	}
+	return func(c *serverConfig) { c.setDuration("WithDefaultPunchTimeout", &c.punchTimeout, d) }
 }
 
 // WithRelayTimeout bounds how long a relay connection waits for its partner.
 func WithRelayTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) {
-		if d > 0 {
-			c.relayTimeout = d
-		}
-	}
+	return func(c *serverConfig) { c.setDuration("WithRelayTimeout", &c.relayTimeout, d) }
 }
 
 // WithHandshakeTimeout bounds how long a new connection may take to send its
 // first frames (and a STUN connection to stay idle).
 func WithHandshakeTimeout(d time.Duration) ServerOption {
-	return func(c *serverConfig) {
-		if d > 0 {
-			c.handshakeTimeout = d
-		}
-	}
+	return func(c *serverConfig) { c.setDuration("WithHandshakeTimeout", &c.handshakeTimeout, d) }
 }
 
 // WithPingInterval sets how often the server pings waiting members (to
 // measure their round-trip time and find dead ones: three intervals of
 // silence evict a member).
 func WithPingInterval(d time.Duration) ServerOption {
-	return func(c *serverConfig) {
-		if d > 0 {
-			c.pingInterval = d
-		}
-	}
+	return func(c *serverConfig) { c.setDuration("WithPingInterval", &c.pingInterval, d) }
 }
 
 // WithMaxConns caps the connections the server holds at once; connections
