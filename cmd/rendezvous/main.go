@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready listening) 
 		fmt.Fprint(stderr, `usage: rendezvous --listen HOST:PORT [flags]
 
 Runs the fnmesh rendezvous server on TCP HOST:PORT (control, relay, STUN over
-TCP) and UDP HOST:PORT (STUN). The job secret comes from --secret-file or
+TCP) and, on the address and port TCP got, UDP (STUN). The job secret comes from --secret-file or
 $FNMESH_SECRET. SIGINT/SIGTERM shut it down gracefully.
 
 flags:
@@ -135,15 +135,19 @@ flags:
 		return 1
 	}
 	tcpAddr := ln.Addr().(*net.TCPAddr).AddrPort()
+	tcpAddr = netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port())
 	var pc net.PacketConn
+	udpAddr := "off"
 	if !*noUDP {
-		// The same port number over UDP, on the same host part.
-		host, _, _ := net.SplitHostPort(*listen)
-		if pc, err = lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, fmt.Sprint(tcpAddr.Port()))); err != nil {
+		// The address and port the TCP listener got, over UDP: not
+		// --listen's host again, which may resolve to another address
+		// (a name with several, or one that changed) than TCP took.
+		if pc, err = lc.ListenPacket(ctx, "udp", tcpAddr.String()); err != nil {
 			ln.Close()
 			log.Error("cannot listen for STUN over UDP (use --no-udp to go without)", "err", err)
 			return 1
 		}
+		udpAddr = pc.LocalAddr().String()
 	}
 
 	srv := rendezvous.NewServer(secret,
@@ -170,7 +174,7 @@ flags:
 			MaxHeaderBytes: httpLimits.headerBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 		go func() { httpDone <- httpSrv.Serve(httpLn) }()
 	}
-	attrs := []any{"tcp", tcpAddr.String(), "udp", !*noUDP}
+	attrs := []any{"tcp", tcpAddr.String(), "udp", udpAddr}
 	var httpListen net.Addr
 	if httpLn != nil {
 		httpListen = httpLn.Addr()

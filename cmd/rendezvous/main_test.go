@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fnmesh/fnmesh/punch"
 	"github.com/fnmesh/fnmesh/rendezvous"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -248,4 +249,44 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 	require.NoError(t, cmd.Wait(), "logs:\n%s", strings.Join(rest, "\n"))
 	assert.Contains(t, strings.Join(rest, "\n"), "rendezvous server stopped")
+}
+
+// TestUDPBoundWhereTCPIs: the STUN socket is bound to the address and port
+// the TCP listener got (not to --listen's host name resolved again), and
+// answers there.
+func TestUDPBoundWhereTCPIs(t *testing.T) {
+	t.Setenv(secretEnv, testSecret)
+	for _, listen := range []string{"localhost:0", "127.0.0.1:0"} {
+		t.Run(listen, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var logs syncBuffer
+			up := make(chan netip.AddrPort, 1)
+			exit := make(chan int, 1)
+			go func() {
+				exit <- run(ctx, []string{"--listen", listen}, &logs, func(tcp netip.AddrPort, _ net.Addr) { up <- tcp })
+			}()
+			var tcp netip.AddrPort
+			select {
+			case tcp = <-up:
+			case code := <-exit:
+				t.Fatalf("run exited %d: %s", code, logs.String())
+			}
+			m := regexp.MustCompile(`tcp=(\S+) udp=(\S+)`).FindStringSubmatch(logs.String())
+			require.NotNil(t, m, "logs:\n%s", logs.String())
+			assert.Equal(t, tcp.String(), m[1])
+			assert.Equal(t, m[1], m[2], "UDP bound elsewhere than TCP")
+
+			pc, err := net.ListenPacket("udp", net.JoinHostPort(tcp.Addr().String(), "0"))
+			require.NoError(t, err)
+			defer pc.Close()
+			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+			defer scancel()
+			got, err := punch.DiscoverPacket(sctx, pc, tcp)
+			require.NoError(t, err)
+			assert.Equal(t, pc.LocalAddr().(*net.UDPAddr).Port, int(got.Port()))
+			cancel()
+			assert.Equal(t, 0, <-exit, "logs:\n%s", logs.String())
+		})
+	}
 }
