@@ -120,6 +120,13 @@ flags:
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
+	if limit, ok := openFileLimit(); ok {
+		if need := filesNeeded(*maxConns); limit < need {
+			log.Warn("the open-file limit is too low for --max-conns: connections past it fail to be accepted",
+				"limit", limit, "max_conns", *maxConns, "needed", need,
+				"fix", "raise the hard RLIMIT_NOFILE (ulimit -Hn, systemd LimitNOFILE=) or lower --max-conns")
+		}
+	}
 	secret, err := loadSecret(*secretFile)
 	if err != nil {
 		return usageErr("%v", err)
@@ -204,6 +211,17 @@ flags:
 		"relay_bytes", m.RelayBytes)
 	return status
 }
+
+// filesNeeded is how many descriptors the server may hold with maxConns
+// connections: every connection may be one side of a relayed pair, and a
+// relayed pair holds its 2 sockets and 2 pipes (4 descriptors, one pipe per
+// direction), so 3 a connection; plus fdReserve for the listeners, the UDP
+// socket, --http's connections, stdio and the runtime's own.
+func filesNeeded(maxConns int) uint64 {
+	return 3*uint64(maxConns) + fdReserve
+}
+
+const fdReserve = 64
 
 // httpLimits bound what one connection to --http may hold: without an idle
 // timeout a keep-alive connection (a scraper's, or anyone's) stays open
