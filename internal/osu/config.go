@@ -1,6 +1,7 @@
 package osu
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,20 +9,61 @@ import (
 )
 
 // Config is the measurement plan: which sizes, and how many calls per size.
+// In a JSON report its keys are snake_case, as the rest of the report's
+// (min_size, ...); reports written before that, with the Go field names
+// (MinSize, ...), still read.
 type Config struct {
-	MinSize, MaxSize int // bytes; sizes double from MinSize up to MaxSize
+	MinSize int `json:"min_size"` // bytes; sizes double from MinSize up to MaxSize
+	MaxSize int `json:"max_size"`
 	// LargeSize is the largest "small" message: sizes up to it run
 	// Iterations timed calls after Warmup, larger ones LargeIterations after
 	// LargeWarmup.
-	LargeSize                    int
-	Iterations, Warmup           int
-	LargeIterations, LargeWarmup int
+	LargeSize       int `json:"large_size"`
+	Iterations      int `json:"iterations"`
+	Warmup          int `json:"warmup"`
+	LargeIterations int `json:"large_iterations"`
+	LargeWarmup     int `json:"large_warmup"`
 	// Window is the number of messages bw streams before each acknowledgement.
-	Window int
+	Window int `json:"window"`
 	// BWLargeIterations and BWLargeWarmup replace LargeIterations and
 	// LargeWarmup for bw, which moves Window messages per iteration (osu_bw
 	// uses 20 and 2).
-	BWLargeIterations, BWLargeWarmup int
+	BWLargeIterations int `json:"bw_large_iterations"`
+	BWLargeWarmup     int `json:"bw_large_warmup"`
+}
+
+// legacyConfig is Config as reports before the snake_case keys wrote it:
+// the same fields, keyed by their Go names.
+type legacyConfig struct {
+	MinSize, MaxSize, LargeSize                      int
+	Iterations, Warmup, LargeIterations, LargeWarmup int
+	Window, BWLargeIterations, BWLargeWarmup         int
+}
+
+// UnmarshalJSON reads the snake_case keys, or, in a report written before
+// them, the Go field names.
+func (c *Config) UnmarshalJSON(b []byte) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	for _, old := range []string{"MinSize", "MaxSize", "LargeSize", "LargeIterations", "LargeWarmup", "BWLargeIterations", "BWLargeWarmup"} {
+		if _, ok := keys[old]; ok {
+			var l legacyConfig
+			if err := json.Unmarshal(b, &l); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+			*c = Config(l)
+			return nil
+		}
+	}
+	type plain Config // without this method
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	*c = Config(p)
+	return nil
 }
 
 // DefaultConfig returns the OSU defaults: 1 B to 16 MiB, 1000 calls after 100
@@ -80,8 +122,13 @@ func (c Config) bwCounts(size int) (iterations, warmup int) {
 	return c.Iterations, c.Warmup
 }
 
+// maxParsedSize is the largest size ParseSize reads: 2 GiB.
+const maxParsedSize = 1 << 31
+
 // ParseSize reads a byte count such as "1", "8K", "8KiB", "16M" or "1MiB".
-// K, M and G are binary multiples (1024), as in the OSU tools.
+// K, M and G are binary multiples (1024), as in the OSU tools. A count above
+// 2G is an error that says it is too large; anything else that is not a
+// byte count, one that says what is wanted.
 func ParseSize(s string) (int, error) {
 	t := strings.TrimSpace(s)
 	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
@@ -100,7 +147,10 @@ func ParseSize(s string) (int, error) {
 		}
 	}
 	v, err := strconv.Atoi(t)
-	if err != nil || v < 0 || int64(v) > (1<<31)/int64(mult) {
+	if errors.Is(err, strconv.ErrRange) && t != "" && t[0] != '-' || err == nil && int64(v) > maxParsedSize/int64(mult) {
+		return 0, fmt.Errorf("osu: size %q: too large, at most %s", s, FormatSize(maxParsedSize))
+	}
+	if err != nil || v < 0 {
 		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
 	}
 	return v * mult, nil
