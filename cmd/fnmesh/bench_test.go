@@ -333,9 +333,9 @@ func TestBenchCompareBadInputs(t *testing.T) {
 		want string
 	}{
 		// NaN and Inf used to pass, into a ratio of NaN or 0.000.
-		{"NaN", []string{good, file("nan.csv", header+"allreduce,2,8,5,NaN,1,1,1\n")}, 1, "nan.csv: result 1 (allreduce np=2 size 8): time or rate NaN is not a non-negative number"},
-		{"Inf", []string{file("inf.csv", header+"allreduce,2,8,5,Inf,1,1,1\n"), good}, 1, "inf.csv: result 1 (allreduce np=2 size 8): time or rate +Inf"},
-		{"negative in JSON", []string{good, file("neg.json", `{"results":[{"op":"allreduce","np":2,"size":8,"avg_us":-1}]}`)}, 1, "neg.json: result 1"},
+		{"NaN", []string{good, file("nan.csv", header+"allreduce,2,8,5,NaN,1,1,1\n")}, 1, `nan.csv: osu: csv line 2: avg_us "NaN": not a non-negative number`},
+		{"Inf", []string{file("inf.csv", header+"allreduce,2,8,5,Inf,1,1,1\n"), good}, 1, `inf.csv: osu: csv line 2: avg_us "Inf": not a non-negative number`},
+		{"negative in JSON", []string{good, file("neg.json", `{"results":[{"op":"allreduce","np":2,"size":8,"avg_us":-1}]}`)}, 1, "neg.json: osu: json report: result 1: allreduce np=2 size 8: avg_us -1: not a finite non-negative number"},
 		{"no results", []string{good, file("none.json", "{}")}, 1, "none.json: no results"},
 		{"empty", []string{good, file("empty.csv", "\n \n")}, 1, "empty.csv: empty"},
 		// A directory used to be reported as "empty".

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,7 +70,9 @@ func (r Result) record() []string {
 
 // ReadCSV reads results written by WriteCSV or bench/mpi/osu.c. Several files
 // concatenated are fine: repeated header rows, blank lines and lines starting
-// with '#' are skipped.
+// with '#' are skipped. A count that is not a non-negative integer, a time or
+// rate that is not a finite non-negative number (NaN, Inf), an empty op or
+// an np below 1 is an error naming the line.
 func ReadCSV(r io.Reader) ([]Result, error) {
 	cr := csv.NewReader(r)
 	cr.Comment = '#'
@@ -111,15 +114,30 @@ func parseRecord(rec []string) (Result, error) {
 	floats := []*float64{&r.AvgUs, &r.MinUs, &r.MaxUs, &r.MBps}
 	for i, p := range floats {
 		v, err := strconv.ParseFloat(rec[4+i], 64)
-		if err != nil || v < 0 {
+		if err != nil || !(v >= 0) || math.IsInf(v, 1) { // NaN and Inf parse, without error
 			return r, fmt.Errorf("%s %q: not a non-negative number", Columns[4+i], rec[4+i])
 		}
 		*p = v
 	}
+	return r, r.Validate()
+}
+
+// Validate reports what makes r no measurement: an empty op, np below 1, a
+// negative size or iteration count, or a time or rate that is not a finite
+// non-negative number (NaN and Inf would compare into ratios of NaN or 0).
+func (r Result) Validate() error {
 	if r.Op == "" || r.Ranks < 1 {
-		return r, errors.New("empty op or np < 1")
+		return errors.New("empty op or np < 1")
 	}
-	return r, nil
+	if r.Size < 0 || r.Iterations < 0 {
+		return fmt.Errorf("%s np=%d: negative size %d or iterations %d", r.Op, r.Ranks, r.Size, r.Iterations)
+	}
+	for i, v := range []float64{r.AvgUs, r.MinUs, r.MaxUs, r.MBps} {
+		if !(v >= 0) || math.IsInf(v, 1) {
+			return fmt.Errorf("%s np=%d size %d: %s %v: not a finite non-negative number", r.Op, r.Ranks, r.Size, Columns[4+i], v)
+		}
+	}
+	return nil
 }
 
 // WriteJSON writes the report, indented.
@@ -129,11 +147,17 @@ func WriteJSON(w io.Writer, rep Report) error {
 	return enc.Encode(rep)
 }
 
-// ReadJSON reads a report written by WriteJSON.
+// ReadJSON reads a report written by WriteJSON. A result that is no
+// measurement (see Result.Validate) is an error naming it.
 func ReadJSON(r io.Reader) (Report, error) {
 	var rep Report
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		return rep, fmt.Errorf("osu: json report: %w", err)
+	}
+	for i, res := range rep.Results {
+		if err := res.Validate(); err != nil {
+			return rep, fmt.Errorf("osu: json report: result %d: %w", i+1, err)
+		}
 	}
 	return rep, nil
 }
