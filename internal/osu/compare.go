@@ -195,8 +195,13 @@ func (t Targets) Check(ratios []Ratio, ours []Result, ceilingMBps float64) []Ver
 }
 
 // WriteVerdicts prints verdicts, one a line: MET or BEHIND, the rank count,
-// the target and the figures behind the verdict.
+// the target and the figures behind the verdict; with none, a line that
+// says no target applies (so that a heading above is never left alone).
 func WriteVerdicts(w io.Writer, vs []Verdict) error {
+	if len(vs) == 0 {
+		_, err := io.WriteString(w, "none applies: the runs share no row a target covers\n")
+		return err
+	}
 	var rows [][]string
 	for _, v := range vs {
 		status := "MET"

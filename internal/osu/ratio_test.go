@@ -71,3 +71,14 @@ func TestCeilingShareAtPrintedPrecision(t *testing.T) {
 		assert.Equal(t, tc.wantOK, vs[0].Met, vs[0].Detail)
 	}
 }
+
+// With no target applying, WriteVerdicts says so rather than nothing (the
+// "targets" heading above it stood alone).
+func TestWriteVerdictsNone(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, WriteVerdicts(&b, nil))
+	assert.Equal(t, "none applies: the runs share no row a target covers\n", b.String())
+	b.Reset()
+	require.NoError(t, WriteVerdicts(&b, []Verdict{{Target: "t", Ranks: 2, Met: true, Detail: "d"}}))
+	assert.Equal(t, "MET  np=2  t  d\n", b.String())
+}
