@@ -250,7 +250,11 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 	if len(results) > 0 {
 		rep := osu.Report{Tool: "fnmesh", Command: "fnmesh bench " + strings.Join(o.args, " "),
 			CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Started: started.UTC(),
-			Elapsed: elapsed.Seconds(), Config: o.cfg, Options: config, Results: results}
+			Elapsed: elapsed.Seconds(), Config: o.cfg, Options: config, Results: results,
+			Planned: len(plan), Partial: len(results) < len(plan)}
+		if err := errors.Join(errs...); rep.Partial && err != nil {
+			rep.Stopped = err.Error()
+		}
 		rep.Host, _ = os.Hostname()
 		werr := writeBenchOutputs(o, rep)
 		errs = append(errs, werr)

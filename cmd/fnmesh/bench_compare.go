@@ -31,6 +31,10 @@ row then counts by its best (lowest) time. Then checks the targets: allgather, a
 allreduce and bcast at 1 MiB and above no slower; 8-byte latency within 2x;
 2-rank bandwidth at 80% of the iperf3 ceiling (with -iperf3).
 
+A JSON report of a partial run (fnmesh bench cut short) is compared, with a
+warning first: its missing rows are left out, and targets over them go
+unchecked; with -strict it exits 3.
+
 flags:
 `)
 		fs.PrintDefaults()
@@ -38,7 +42,7 @@ flags:
 	iperf := fs.String("iperf3", "", "`files` of iperf3 -J output on loopback, comma-separated: the TCP ceiling for bw (the highest)")
 	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
 	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
-	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, or none could be checked")
+	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, none could be checked, or a run is partial")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -64,12 +68,16 @@ flags:
 			return 1
 		}
 	}
-	verdicts, err := benchCompare(stdout, fs.Arg(0), fs.Arg(1), ourName, theirName, *iperf, *png)
+	verdicts, partial, err := benchCompare(stdout, fs.Arg(0), fs.Arg(1), ourName, theirName, *iperf, *png)
 	if err != nil {
 		fmt.Fprintf(stderr, "fnmesh bench compare: %v\n", err)
 		return 1
 	}
 	if *strict {
+		if len(partial) > 0 {
+			fmt.Fprintf(stderr, "fnmesh bench compare: -strict: %s\n", strings.Join(partial, "; "))
+			return 3
+		}
 		if len(verdicts) == 0 {
 			fmt.Fprintln(stderr, "fnmesh bench compare: -strict: no target could be checked (the runs share no row a target applies to)")
 			return 3
@@ -83,31 +91,41 @@ flags:
 	return 0
 }
 
-func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPath, pngPath string) ([]osu.Verdict, error) {
-	ours, err := readResults(oursPath)
+// benchCompare also returns a note for each input that is a partial run.
+func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPath, pngPath string) ([]osu.Verdict, []string, error) {
+	ours, oursNote, err := readResults(oursPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	theirs, err := readResults(theirsPath)
+	theirs, theirsNote, err := readResults(theirsPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var partial []string
+	for _, n := range [][2]string{{oursPath, oursNote}, {theirsPath, theirsNote}} {
+		if n[1] != "" {
+			partial = append(partial, n[0]+": "+n[1])
+		}
 	}
 	ratios := osu.Compare(ours, theirs)
 	if len(ratios) == 0 {
-		return nil, fmt.Errorf("%s and %s have no operation, rank count and size in common", oursPath, theirsPath)
+		return nil, nil, fmt.Errorf("%s and %s have no operation, rank count and size in common", oursPath, theirsPath)
 	}
 	var ceiling float64
 	if iperfPath != "" {
 		for _, p := range strings.Split(iperfPath, ",") {
 			c, err := readCeiling(strings.TrimSpace(p))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			ceiling = max(ceiling, c)
 		}
 	}
+	for _, p := range partial {
+		fmt.Fprintf(w, "WARNING: %s: the rows it lacks are not compared, and the targets over them not checked\n\n", p)
+	}
 	if err := osu.WriteRatios(w, ourName, theirName, ratios); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if ceiling > 0 {
 		fmt.Fprintf(w, "\nTCP ceiling (iperf3, one stream on loopback): %.0f MB/s (%.1f Gbit/s)\n", ceiling, ceiling*8/1000)
@@ -124,17 +142,17 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 	verdicts := osu.DefaultTargets().Check(ratios, ours, ceiling)
 	fmt.Fprintf(w, "\ntargets (%s vs %s):\n", ourName, theirName)
 	if err := osu.WriteVerdicts(w, verdicts); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if pngPath != "" {
 		err := writeFileAtomic(pngPath, func(w io.Writer) error {
 			return osu.WriteRatioPNG(w, fmt.Sprintf("%s / %s: ratio of times", ourName, theirName), ratios)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("writing %s: %w", pngPath, err)
+			return nil, nil, fmt.Errorf("writing %s: %w", pngPath, err)
 		}
 	}
-	return verdicts, nil
+	return verdicts, partial, nil
 }
 
 // readCeiling reads the throughput in MB/s from iperf3 -J output.
@@ -153,32 +171,33 @@ func readCeiling(path string) (float64, error) {
 
 // readResults reads a CSV results file, or a JSON report (by its first
 // non-blank byte), and checks that it holds results (osu.ReadCSV and
-// osu.ReadJSON check that every time in them is a number).
-func readResults(path string) ([]osu.Result, error) {
-	res, err := readResultsFile(path)
+// osu.ReadJSON check that every time in them is a number). The note says
+// whether a JSON report is of a partial run (osu.Report.PartialNote).
+func readResults(path string) ([]osu.Result, string, error) {
+	res, note, err := readResultsFile(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if len(res) == 0 {
-		return nil, fmt.Errorf("%s: no results", path)
+		return nil, "", fmt.Errorf("%s: no results", path)
 	}
-	return res, nil
+	return res, note, nil
 }
 
-func readResultsFile(path string) ([]osu.Result, error) {
+func readResultsFile(path string) ([]osu.Result, string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
 	for {
 		b, err := br.Peek(1)
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: empty", path)
+			return nil, "", fmt.Errorf("%s: empty", path)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
+			return nil, "", fmt.Errorf("reading %s: %w", path, err)
 		}
 		if b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t' {
 			br.ReadByte()
@@ -187,15 +206,15 @@ func readResultsFile(path string) ([]osu.Result, error) {
 		if b[0] == '{' {
 			rep, err := osu.ReadJSON(br)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
+				return nil, "", fmt.Errorf("%s: %w", path, err)
 			}
-			return rep.Results, nil
+			return rep.Results, rep.PartialNote(), nil
 		}
 		break
 	}
 	res, err := osu.ReadCSV(br)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, "", fmt.Errorf("%s: %w", path, err)
 	}
-	return res, nil
+	return res, "", nil
 }

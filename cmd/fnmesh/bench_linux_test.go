@@ -96,8 +96,9 @@ func TestBenchInterrupted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	csvPath := filepath.Join(t.TempDir(), "r.csv")
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
 	cmd := exec.CommandContext(ctx, bin, "bench", "-np", "2", "-ops", "allgather", "-min", "1", "-max", "1M",
-		"-iters", "20000", "-iters-large", "20000", "-timeout", "90s", "-csv", csvPath)
+		"-iters", "20000", "-iters-large", "20000", "-timeout", "90s", "-csv", csvPath, "-json", jsonPath)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Start())
@@ -123,5 +124,16 @@ func TestBenchInterrupted(t *testing.T) {
 	defer f.Close()
 	results, err := osu.ReadCSV(f)
 	require.NoError(t, err)
-	assert.Contains(t, stderr.String(), fmt.Sprintf("%s: partial, %d of 21 results", csvPath, len(results)))
+	assert.Contains(t, stderr.String(), fmt.Sprintf("%s, %s: partial, %d of 21 results", csvPath, jsonPath, len(results)))
+	// The JSON report says so too (it used to look like a complete run's).
+	jf, err := os.Open(jsonPath)
+	require.NoError(t, err)
+	defer jf.Close()
+	rep, err := osu.ReadJSON(jf)
+	require.NoError(t, err)
+	assert.True(t, rep.Partial)
+	assert.Equal(t, 21, rep.Planned)
+	assert.Len(t, rep.Results, len(results))
+	assert.Contains(t, rep.Stopped, "stopped: interrupt signal received")
+	assert.Equal(t, fmt.Sprintf("partial run: %d of 21 results (%s)", len(results), rep.Stopped), rep.PartialNote())
 }

@@ -45,6 +45,32 @@ type Report struct {
 	Config    Config    `json:"config"`
 	Options   []string  `json:"options,omitempty"` // communicator settings, e.g. forced algorithms
 	Results   []Result  `json:"results"`
+	// Planned is how many results the run's plan held (0 in reports written
+	// before the field). Partial says that the run stopped before it had
+	// them all (interrupted, timed out, a worker failed), and Stopped why.
+	// A partial run's results are sound measurements, but only the first
+	// of the plan's: see PartialNote.
+	Planned int    `json:"planned_results,omitempty"`
+	Partial bool   `json:"partial,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
+}
+
+// PartialNote describes a partial run, "partial run: 12 of 21 results
+// (stopped: interrupt signal received)", and is "" for a complete one (or
+// one from before Planned and Partial, which cannot tell). A report with
+// fewer results than Planned is partial even if Partial is not set.
+func (r Report) PartialNote() string {
+	if !r.Partial && (r.Planned == 0 || len(r.Results) >= r.Planned) {
+		return ""
+	}
+	note := fmt.Sprintf("partial run: %d results", len(r.Results))
+	if r.Planned > 0 {
+		note = fmt.Sprintf("partial run: %d of %d results", len(r.Results), r.Planned)
+	}
+	if r.Stopped != "" {
+		note += " (" + r.Stopped + ")"
+	}
+	return note
 }
 
 // WriteCSV writes results with the header row.
