@@ -28,7 +28,8 @@ func TestPeakRSS(t *testing.T) {
 	require.True(t, resetPeakRSS(), "/proc/self/clear_refs")
 	after := peakRSS()
 	assert.Less(t, after, before-64<<20, "reset: %d MiB, was %d MiB", after>>20, before>>20)
-	assert.Equal(t, after, runPeak(true))
+	// Other tests run alongside: the peak may have grown a little since.
+	assert.InDelta(t, after, runPeak(true), 16<<20, "runPeak reads the peak after a reset")
 	assert.Zero(t, runPeak(false), "no reset: not measured")
 	b = touch(64 << 20)
 	runtime.KeepAlive(b)
