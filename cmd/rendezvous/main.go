@@ -71,7 +71,7 @@ flags:
 		relay      = fs.Duration("relay-timeout", rendezvous.DefaultRelayTimeout, "how long a relay connection waits for its partner")
 		handshake  = fs.Duration("handshake-timeout", rendezvous.DefaultHandshakeTimeout, "how long a new connection may take to send its first frames")
 		ping       = fs.Duration("ping-interval", rendezvous.DefaultPingInterval, "how often waiting workers are pinged (3 missed: evicted)")
-		maxConns   = fs.Int("max-conns", rendezvous.DefaultMaxConns, "most TCP connections held at once")
+		maxConns   = fs.Int("max-conns", 0, "most TCP connections held at once (default: 20000, or fewer if the open-file limit holds fewer)")
 		drain      = fs.Duration("drain", rendezvous.DefaultDrainTimeout, "on shutdown, how long established relays may run before they are cut")
 		congestion = fs.String("relay-congestion", rendezvous.DefaultRelayCongestionControl, "TCP congestion control of relayed connections (\"\": the system's)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
@@ -106,7 +106,7 @@ flags:
 			return usageErr("--%s of %v is under the protocol's unit: it must be at least 1ms", f.name, f.d)
 		}
 	}
-	if *drain < 0 || *maxConns < 1 {
+	if *drain < 0 || *maxConns < 0 || (*maxConns == 0 && flagSet(fs, "max-conns")) {
 		return usageErr("--drain must not be negative and --max-conns must be positive")
 	}
 	var level slog.Level
@@ -120,7 +120,13 @@ flags:
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
-	if limit, ok := openFileLimit(); ok {
+	limit, limited := openFileLimit()
+	if *maxConns == 0 {
+		if *maxConns = defaultMaxConns(limit, limited); *maxConns < rendezvous.DefaultMaxConns {
+			log.Info("--max-conns lowered from its default to fit the open-file limit",
+				"max_conns", *maxConns, "limit", limit, "default", rendezvous.DefaultMaxConns)
+		}
+	} else if limited {
 		if need := filesNeeded(*maxConns); limit < need {
 			log.Warn("the open-file limit is too low for --max-conns: connections past it fail to be accepted",
 				"limit", limit, "max_conns", *maxConns, "needed", need,
@@ -222,6 +228,25 @@ func filesNeeded(maxConns int) uint64 {
 }
 
 const fdReserve = 64
+
+// defaultMaxConns is --max-conns when it is not given: the library's
+// default, lowered to what the open-file limit holds (at least 1).
+func defaultMaxConns(limit uint64, limited bool) int {
+	if !limited || limit >= filesNeeded(rendezvous.DefaultMaxConns) {
+		return rendezvous.DefaultMaxConns
+	}
+	if limit <= fdReserve+3 {
+		return 1
+	}
+	return int((limit - fdReserve) / 3)
+}
+
+// flagSet reports whether the flag called name was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // httpLimits bound what one connection to --http may hold: without an idle
 // timeout a keep-alive connection (a scraper's, or anyone's) stays open
