@@ -82,3 +82,31 @@ func TestPortOnAnyAddressDials(t *testing.T) {
 		require.Equal(t, a.Addr().Port(), c.LocalAddr().(*net.TCPAddr).AddrPort().Port())
 	})
 }
+
+// A Port on the IPv6 unspecified address "::" is dual-stack like one on the
+// zero AddrPort: IPv4 peers reach the port and STUN over UDP from its Addr
+// ("[::]:P") reaches an IPv4 server. It was an IPv6-only socket ("tcp6"):
+// IPv4 connects to the port were refused and DiscoverUDP failed with
+// "network is unreachable".
+func TestPortOnIPv6AnyIsDualStack(t *testing.T) {
+	for _, laddr := range []netip.AddrPort{{}, netip.MustParseAddrPort("[::]:0")} {
+		t.Run(laddr.String(), func(t *testing.T) {
+			p, err := Listen(context.Background(), OS(), laddr, ident(0))
+			if err != nil && laddr.IsValid() {
+				t.Skipf("no IPv6: %v", err)
+			}
+			require.NoError(t, err)
+			defer func() { require.NoError(t, p.Close()) }()
+			require.Equal(t, netip.IPv6Unspecified(), p.Addr().Addr())
+
+			c, err := net.DialTimeout("tcp4", netip.AddrPortFrom(loopback, p.Addr().Port()).String(), 5*time.Second)
+			require.NoError(t, err, "an IPv4 peer reaches the port")
+			c.Close()
+
+			srv, _ := stunUDPServer(t, 0)
+			got, err := DiscoverUDP(testCtx(t, 5*time.Second), OS(), p.Addr(), srv)
+			require.NoError(t, err)
+			require.Equal(t, netip.AddrPortFrom(loopback, p.Addr().Port()), got)
+		})
+	}
+}

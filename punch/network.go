@@ -17,8 +17,10 @@ import (
 // peers. A Network must never silently bind a different port than the one
 // asked for; if the port cannot be reused, the call fails.
 //
-// An unspecified address in laddr (0.0.0.0 or the zero netip.AddrPort) means
-// any local address; port 0 means an ephemeral port chosen by the network.
+// An unspecified address in laddr means any local address: the zero
+// netip.AddrPort or "::" any address of both families (dual-stack where the
+// system allows it), 0.0.0.0 any IPv4 address; port 0 means an ephemeral
+// port chosen by the network.
 // Connections returned are TCP-like: they also implement CloseWrite (half
 // close), SetLinger (SetLinger(0) aborts with RST) and SetNoDelay, as
 // *net.TCPConn does.

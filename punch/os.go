@@ -54,9 +54,9 @@ func (on osNetwork) control(network, address string, rc syscall.RawConn) error {
 	return nil
 }
 
-// sockAddr renders laddr for the net package: the zero AddrPort is any
-// address and any port; an address of the zero AddrPort's kind with a port
-// is any address on that port.
+// sockAddr renders an endpoint for the net package: the zero AddrPort is
+// any address and any port; an address of the zero AddrPort's kind with a
+// port is any address on that port.
 func sockAddr(proto string, a netip.AddrPort) (network, address string) {
 	addr := a.Addr().Unmap()
 	switch {
@@ -69,8 +69,22 @@ func sockAddr(proto string, a netip.AddrPort) (network, address string) {
 	}
 }
 
+// listenAddr renders a local endpoint to listen on as sockAddr does, except
+// that the IPv6 unspecified address "::" is, like the zero AddrPort, any
+// address of both families: a dual-stack socket, as net.Listen("tcp",
+// "[::]:P") gives. A "tcp6" socket on "::" would be IPv6-only: it would
+// refuse IPv4 peers on the port and fail to send to IPv4 STUN servers, and a
+// Port opened on any address reports its Addr as "[::]:P", which callers
+// pass back (DiscoverUDP). 0.0.0.0 stays any IPv4 address.
+func listenAddr(proto string, a netip.AddrPort) (network, address string) {
+	if a.Addr() == netip.IPv6Unspecified() {
+		a = netip.AddrPortFrom(netip.Addr{}, a.Port())
+	}
+	return sockAddr(proto, a)
+}
+
 func (on osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
-	network, address := sockAddr("tcp", laddr)
+	network, address := listenAddr("tcp", laddr)
 	lc := net.ListenConfig{Control: on.control}
 	ln, err := lc.Listen(ctx, network, address)
 	if err != nil {
@@ -107,7 +121,7 @@ func (on osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (n
 }
 
 func (osNetwork) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.PacketConn, error) {
-	network, address := sockAddr("udp", laddr)
+	network, address := listenAddr("udp", laddr)
 	lc := net.ListenConfig{Control: reuseControl}
 	pc, err := lc.ListenPacket(ctx, network, address)
 	if err != nil {
