@@ -61,6 +61,11 @@ type link struct {
 	done       chan struct{} // closed on shutdown: the drain goroutine ends
 	calls      [linkCalls]callWatch
 	nextCall   int // the entry of calls watch replaces when all are taken
+	// closed holds the ids of the sub-communicators closed on this rank
+	// (nil until one is): frames for them are read off the link and
+	// dropped on arrival (see closeComm), one entry per closed
+	// sub-communicator for the life of the link.
+	closed map[uint64]struct{}
 
 	// Read side, owned by the holder of the read token.
 	rbuf   []byte
@@ -118,11 +123,19 @@ func (l *link) watch(comm uint64, m *callMark) {
 // sub-communicator: the link stays up): its posted receives fail with err,
 // its queued messages are dropped, its call watch is forgotten, and a
 // receiver of comm that is reading the link is poked out of its read. A
-// receive whose frame is being read completes with its message. l.mu must
-// not be held.
+// receive whose frame is being read completes with its message. From then
+// on every frame for comm that arrives is read off the link and dropped
+// (its pooled buffer freed), so a peer that goes on sending on a
+// sub-communicator this rank closed does not grow this rank's memory.
+// Sub-communicator ids are never reused on a link (see Split), so this
+// drops nothing a live communicator is sent. l.mu must not be held.
 func (l *link) closeComm(comm uint64, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed == nil {
+		l.closed = make(map[uint64]struct{})
+	}
+	l.closed[comm] = struct{}{}
 	for i := range l.calls {
 		if l.calls[i].comm == comm {
 			l.calls[i] = callWatch{}
@@ -145,6 +158,26 @@ func (l *link) closeComm(comm uint64, err error) {
 	if l.conn != nil && l.reading && l.readingFor != nil && l.readingFor.key.comm == comm {
 		l.rint.poke()
 	}
+}
+
+// reopen forgets that communicator comm was closed on this rank: a new
+// communicator with its id (see Split) receives on the link. l.mu must not
+// be held.
+func (l *link) reopen(comm uint64) {
+	l.mu.Lock()
+	delete(l.closed, comm)
+	l.mu.Unlock()
+}
+
+// commClosed reports whether communicator comm was closed on this rank
+// (see closeComm); l.mu must be held. While no sub-communicator has been
+// closed it costs one length check.
+func (l *link) commClosed(comm uint64) bool {
+	if len(l.closed) == 0 {
+		return false
+	}
+	_, ok := l.closed[comm]
+	return ok
 }
 
 // callOf returns the watch of communicator comm, or nil; l.mu must be
@@ -599,8 +632,14 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 }
 
 // arrived hands a complete message to the first receive posted for k, or
-// queues it. It reports whether a receive took it. l.mu must be held.
+// queues it; a message for a communicator closed on this rank is dropped
+// (its pooled buffer freed). It reports whether a receive took it. l.mu
+// must be held.
 func (l *link) arrived(k key, b []byte, pb *pbuf) bool {
+	if l.commClosed(k.comm) {
+		putBuf(pb)
+		return false
+	}
 	s := l.slotFor(k)
 	for s.msgs.len() == 0 && s.waiters.len() > 0 {
 		r := s.waiters.pop()

@@ -26,6 +26,7 @@ type inFrame struct {
 	dst      []byte
 	pb       *pbuf
 	mismatch error
+	discard  bool   // for a communicator closed on this rank: read off the link, kept nowhere
 	off      int    // payload bytes read
 	crc      uint32 // CRC32C of dst[:off]
 }
@@ -349,17 +350,27 @@ func (l *link) readFrame() (delivered bool, err error) {
 			return false, l.err
 		}
 		var req *request
+		discard := false
 		if s := l.slots[h.key]; s != nil && s.waiters.len() > 0 {
 			req = s.waiters.pop()
 			req.state = stateFilling
 			l.dropSlotIfEmpty(h.key, s)
+		} else {
+			discard = l.commClosed(h.key.comm)
 		}
 		l.mu.Unlock()
-		*f = inFrame{active: true, h: h, req: req}
-		f.dst, f.pb, f.mismatch = payloadBuffer(h.n, req)
+		*f = inFrame{active: true, h: h, req: req, discard: discard}
+		if !discard {
+			f.dst, f.pb, f.mismatch = payloadBuffer(h.n, req)
+		}
 	}
 
-	if err := l.readPayload(f); err != nil {
+	if f.discard {
+		err = l.skipPayload(f)
+	} else {
+		err = l.readPayload(f)
+	}
+	if err != nil {
 		if errors.Is(err, errWouldBlock) || l.interrupted(err) {
 			return false, err // f stays for the next holder of the token
 		}
@@ -372,8 +383,11 @@ func (l *link) readFrame() (delivered bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	h, req, dst, pb, mismatch := f.h, f.req, f.dst, f.pb, f.mismatch
+	discard := f.discard
 	*f = inFrame{}
 	switch {
+	case discard:
+		return false, nil
 	case req == nil:
 		if h.tag&internalBit != 0 {
 			if err := l.checkCall(h.key); err != nil {
@@ -528,6 +542,41 @@ func (l *link) readErr(err error, atBoundary bool) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrTruncated, err)
+}
+
+// skipPayload reads the rest of f's payload (and trailer) off the link and
+// keeps none of it: the frame is for a communicator closed on this rank.
+// The payload goes through the read buffer a piece at a time (nothing is
+// allocated for it, whatever its length) and its CRC32C is checked as
+// readPayload checks it, so the stream stays in step and a damaged frame
+// is still found. It can be resumed after an interruption.
+func (l *link) skipPayload(f *inFrame) error {
+	check := f.h.flags&(flagPayload|flagTrailer) != 0
+	for f.off < f.h.n {
+		if l.r == l.w {
+			if err := l.fill(1, false); err != nil {
+				return err
+			}
+		}
+		n := min(f.h.n-f.off, l.w-l.r)
+		if check {
+			f.crc = crc32c.Update(f.crc, l.rbuf[l.r:l.r+n])
+		}
+		l.r += n
+		f.off += n
+	}
+	want := f.h.payload
+	if f.h.flags&flagTrailer != 0 {
+		if err := l.fill(4, false); err != nil {
+			return err
+		}
+		want = binary.LittleEndian.Uint32(l.rbuf[l.r:])
+		l.r += 4
+	}
+	if check && f.crc != want {
+		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes, for a closed sub-communicator)", ErrCorrupt, want, f.crc, f.h.n)
+	}
+	return nil
 }
 
 // readPayload reads the rest of f's payload into f.dst, from the read

@@ -405,3 +405,133 @@ func TestConcurrentCallers(t *testing.T) {
 		})
 	}
 }
+
+// TestClosedSubCommunicatorDropsArrivals: frames that arrive for a
+// sub-communicator after this rank closed it are read off the link and
+// dropped, not queued (a peer that goes on sending on it would otherwise
+// grow this rank's memory without bound), whatever their size (through the
+// read buffer, streamed with a trailer) and with or without a checksum; the
+// stream stays in step (the parent's messages that follow arrive intact),
+// and a communicator split afterwards gets its traffic.
+func TestClosedSubCommunicatorDropsArrivals(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		kind  meshKind
+		crc   bool
+		sizes []int
+	}{
+		{"tcp/small", tcpMesh, true, []int{0, 1, 100, 4000}},
+		{"tcp/large", tcpMesh, true, []int{readBufSize/2 + 1, readBufSize + 7, streamMin + 3, 1 << 20}},
+		{"tcp/no-checksum", tcpMesh, false, []int{0, 100, readBufSize + 7, streamMin + 3}},
+		{"pipe/mixed", pipeKind, true, []int{0, 100, readBufSize + 7, streamMin + 3}},
+		{"pipe/no-checksum", pipeKind, false, []int{1, readBufSize + 7, streamMin + 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			comms := newComms(t, tc.kind, 2, WithChecksum(tc.crc))
+			subs := splitAll(t, comms)
+			closedID := subs[0].id
+			require.NoError(t, subs[0].Close())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			sent := make(chan error, 1)
+			go func() {
+				for round := range 3 {
+					for i, n := range tc.sizes {
+						if err := subs[1].Send(ctx, 0, i, payload(1, n, round)); err != nil {
+							sent <- err
+							return
+						}
+					}
+					if err := comms[1].Send(ctx, 0, 7, payload(1, 999, round)); err != nil {
+						sent <- err
+						return
+					}
+				}
+				sent <- nil
+			}()
+			for round := range 3 {
+				b, err := comms[0].Recv(ctx, 1, 7)
+				require.NoError(t, err)
+				require.Equal(t, payload(1, 999, round), b, "round %d: the parent's message after the dropped ones", round)
+			}
+			require.NoError(t, <-sent)
+			l := comms[0].links[1]
+			l.mu.Lock()
+			for k, s := range l.slots {
+				assert.NotEqual(t, closedID, k.comm, "%d messages queued for the closed sub-communicator", s.msgs.len())
+			}
+			l.mu.Unlock()
+			require.NoError(t, comms[0].Err())
+
+			// A communicator split afterwards has another id and gets
+			// its messages.
+			again := splitAll(t, comms)
+			require.NotEqual(t, closedID, again[0].id)
+			require.NoError(t, again[1].Send(ctx, 0, 0, []byte("live")))
+			b, err := again[0].Recv(ctx, 1, 0)
+			require.NoError(t, err)
+			require.Equal(t, "live", string(b))
+		})
+	}
+}
+
+// TestSplitIDsNeverRepeat: sub-communicator ids, which a link uses to drop
+// the frames of closed ones, are distinct across repeated splits with the
+// same color, nested splits and splits of parts, and never the world's;
+// a rank reopens an id it had closed should a new communicator have it.
+func TestSplitIDsNeverRepeat(t *testing.T) {
+	comms := newComms(t, tcpMesh, 4)
+	var mu sync.Mutex
+	ids := map[uint64]string{worldID: "world"}
+	add := func(t *testing.T, c *Comm, what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := ids[c.id]; ok && prev != what {
+			t.Errorf("%s has the id of %s (%#x)", what, prev, c.id)
+		}
+		ids[c.id] = what
+	}
+	for _, tc := range []struct {
+		name  string
+		color func(rank int) int
+	}{
+		{"all in one", func(int) int { return 0 }},
+		{"all in one again", func(int) int { return 0 }},
+		{"halves", func(r int) int { return r / 2 }},
+		{"halves again", func(r int) int { return r / 2 }},
+		{"odd and even", func(r int) int { return r % 2 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+				color := tc.color(c.Rank())
+				sub, err := c.Split(ctx, color, 0)
+				if err != nil {
+					return err
+				}
+				add(t, sub, fmt.Sprintf("%s/color %d", tc.name, color))
+				for i := range 2 { // parts of the part, with the same color
+					subsub, err := sub.Split(ctx, 0, 0)
+					if err != nil {
+						return err
+					}
+					add(t, subsub, fmt.Sprintf("%s/color %d/part %d", tc.name, color, i))
+					if err := subsub.Close(); err != nil {
+						return err
+					}
+				}
+				return sub.Close()
+			})
+		})
+	}
+	// Reopening: an id closed on a link takes traffic again once a new
+	// communicator has it.
+	l := comms[0].links[1]
+	l.closeComm(12345, ErrClosed)
+	l.mu.Lock()
+	require.True(t, l.commClosed(12345))
+	l.mu.Unlock()
+	l.reopen(12345)
+	l.mu.Lock()
+	require.False(t, l.commClosed(12345))
+	l.mu.Unlock()
+}

@@ -56,6 +56,15 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		return a.rank - b.rank
 	})
 
+	// The id: a hash of the parent's id, this call's sequence number in
+	// the parent (64 bits: it never repeats) and the color. The ranks of
+	// the new communicator agree on all three; no two communicators split
+	// from one parent share an id, and communicators split from different
+	// parents only by a 64-bit hash collision. An id is never reused, so a
+	// link that drops the frames of a closed sub-communicator (closeComm)
+	// drops nothing a live one is sent; should a collision make a new
+	// communicator's id that of one closed on this rank, reopen below
+	// keeps its traffic.
 	h := fnv.New64a()
 	var ids [24]byte
 	binary.LittleEndian.PutUint64(ids[0:], c.id)
@@ -78,6 +87,9 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		sub.world[i] = c.world[m.rank]
 	}
 	sub.tuning.Store(c.tuning.Load())
+	for _, l := range sub.links {
+		l.reopen(id)
+	}
 	sub.watchCalls()
 	return sub, nil
 }
