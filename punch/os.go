@@ -15,7 +15,10 @@ import (
 // and dial many peers. A bind that cannot reuse the port (another program
 // holds it without SO_REUSEPORT, or another user does) fails; the network
 // never falls back to another port, and it checks that the port bound is the
-// one asked for.
+// one asked for. On Linux, listening on a port where a listener already
+// covers the address fails too (EADDRINUSE), even one of the same user with
+// SO_REUSEPORT: the kernel would spread the port's inbound connections over
+// both listeners.
 //
 // TCP connections are *net.TCPConn with the Go defaults: TCP_NODELAY set and
 // keep-alives every 15 s (which also keep NAT mappings alive).
@@ -84,6 +87,9 @@ func listenAddr(proto string, a netip.AddrPort) (network, address string) {
 }
 
 func (on osNetwork) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
+	if err := checkNoListener(laddr); err != nil {
+		return nil, fmt.Errorf("listen on reusable port %v: %w", laddr, err)
+	}
 	network, address := listenAddr("tcp", laddr)
 	lc := net.ListenConfig{Control: on.control}
 	ln, err := lc.Listen(ctx, network, address)
