@@ -20,7 +20,7 @@
 // # Operations
 //
 //   - SendTable / RecvTable, and NewStreamWriter / NewStreamReader for batch-at-a-time streams:
-//     point to point, on a tag of the caller's choosing (Comm.SendBuffers / Comm.Recv underneath).
+//     point to point, on a tag of the caller's choosing (Comm.SendBuffers / Comm.RecvFunc underneath).
 //   - BcastTable, GatherTable, AllgatherTable, AlltoallTables: the collectives, for tables; every rank
 //     calls them in the same order, as it does the communicator's own collectives. Gather, allgather
 //     and all-to-all stream every table point to point, all pairs at once, on a duplicate of the
