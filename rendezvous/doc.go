@@ -44,8 +44,9 @@
 // Every link passes punch.Handshake, so a link is to the right rank of the
 // right job whatever path it took. A member that leaves a started job makes
 // every other member's Join fail with an error naming its rank
-// (ErrMemberLeft); a job that does not fill up in the server's job timeout
-// fails with ErrJobTimeout; bad, oversized or replayed frames get an error
+// (ErrMemberLeft); a job whose members do not all have their mesh within
+// the server's job timeout (counted from its first join) fails with
+// ErrJobTimeout; bad, oversized or replayed frames get an error
 // frame and a closed connection.
 //
 // The server (NewServer, Server.Serve) serves any number of jobs on one TCP
