@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -268,10 +269,22 @@ func parseBindingResponse(b []byte, req *stun.Message) (addr netip.AddrPort, ok 
 		ip, port = mapped.IP, mapped.Port
 	}
 	a, okIP := netip.AddrFromSlice(ip)
-	if !okIP || port <= 0 || port > 65535 {
-		return addr, true, fmt.Errorf("STUN response with an invalid address %v:%d", ip, port)
+	a = a.Unmap()
+	// No packet comes from an unspecified, multicast or broadcast address:
+	// such a mapped address is the server's garbage, and peers told to dial
+	// it would fail (Punch refuses an unspecified endpoint outright). The
+	// family may differ from the connection's: through NAT64 an IPv6 client
+	// is seen from an IPv4 address.
+	if !okIP || port <= 0 || port > 65535 || a.IsUnspecified() || a.IsMulticast() ||
+		a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		shown := ip.String()
+		if okIP {
+			shown = a.String()
+		}
+		return addr, true, fmt.Errorf("STUN response with an invalid mapped address %s",
+			net.JoinHostPort(shown, strconv.Itoa(port)))
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(port)), true, nil
+	return netip.AddrPortFrom(a, uint16(port)), true, nil
 }
 
 // DiscoverConn runs one STUN Binding transaction over an open stream

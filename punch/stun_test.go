@@ -274,3 +274,74 @@ func TestSTUNPacketCallsLeaveSocketUsable(t *testing.T) {
 		})
 	}
 }
+
+// DiscoverConn checks what a STUN server answers: a mapped address no packet
+// can come from (unspecified, multicast, broadcast) is an error, as are an
+// error response, a non-STUN answer and silence; another family than the
+// connection's is taken (an IPv6 client behind NAT64 is seen from IPv4).
+// The unspecified, multicast and broadcast addresses were returned as the
+// port's public endpoint.
+func TestDiscoverConnAnswers(t *testing.T) {
+	success := func(ip string, setters ...stun.Setter) func(*stun.Message) []byte {
+		return func(req *stun.Message) []byte {
+			all := []stun.Setter{stun.BindingSuccess, stun.NewTransactionIDSetter(req.TransactionID),
+				&stun.XORMappedAddress{IP: net.ParseIP(ip), Port: 4000}}
+			m, err := stun.Build(append(all, setters...)...)
+			require.NoError(t, err)
+			return m.Raw
+		}
+	}
+	tests := []struct {
+		name    string
+		answer  func(req *stun.Message) []byte // nil: never answers
+		want    netip.AddrPort
+		wantErr string
+	}{
+		{"public", success("203.0.113.1"), netip.MustParseAddrPort("203.0.113.1:4000"), ""},
+		{"v4-mapped", success("::ffff:203.0.113.1"), netip.MustParseAddrPort("203.0.113.1:4000"), ""},
+		{"another family", success("2001:db8::1"), netip.MustParseAddrPort("[2001:db8::1]:4000"), ""},
+		{"unspecified v4", success("0.0.0.0"), netip.AddrPort{}, "invalid mapped address 0.0.0.0:4000"},
+		{"unspecified v6", success("::"), netip.AddrPort{}, "invalid mapped address [::]:4000"},
+		{"multicast", success("224.0.0.1"), netip.AddrPort{}, "invalid mapped address 224.0.0.1:4000"},
+		{"multicast v6", success("ff02::1"), netip.AddrPort{}, "invalid mapped address [ff02::1]:4000"},
+		{"broadcast", success("255.255.255.255"), netip.AddrPort{}, "invalid mapped address 255.255.255.255:4000"},
+		{"error response", func(req *stun.Message) []byte {
+			m, err := stun.Build(stun.BindingError, stun.NewTransactionIDSetter(req.TransactionID), stun.CodeServerError)
+			require.NoError(t, err)
+			return m.Raw
+		}, netip.AddrPort{}, "answered with error 500"},
+		{"no address", func(req *stun.Message) []byte {
+			m, err := stun.Build(stun.BindingSuccess, stun.NewTransactionIDSetter(req.TransactionID))
+			require.NoError(t, err)
+			return m.Raw
+		}, netip.AddrPort{}, "without a mapped address"},
+		{"not STUN", func(*stun.Message) []byte { return []byte("HTTP/1.1 400 Bad Request\r\n\r\n") }, netip.AddrPort{}, "not a STUN message"},
+		{"silent", nil, netip.AddrPort{}, "deadline exceeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, srv := net.Pipe()
+			defer c.Close()
+			defer srv.Close()
+			go func() {
+				raw, err := ReadSTUNMessage(srv)
+				if err != nil || tt.answer == nil {
+					return
+				}
+				m := new(stun.Message)
+				if stun.Decode(raw, m) == nil {
+					_, _ = srv.Write(tt.answer(m))
+				}
+			}()
+			ctx := testCtx(t, 200*time.Millisecond)
+			got, err := DiscoverConn(ctx, c)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.ErrorContains(t, err, "STUN over TCP to pipe")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
