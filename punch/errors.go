@@ -22,7 +22,7 @@ type PunchError struct {
 type EndpointResult struct {
 	Endpoint netip.AddrPort
 	Attempts int   // connects tried
-	Err      error // how the last one ended: refused, timed out, handshake rejected, ...
+	Err      error // how the last one ended: refused, timed out, handshake rejected, ...; or why it was not tried
 	Linked   bool  // a link to it passed the handshake (and was lost before both ends agreed)
 }
 
@@ -33,6 +33,8 @@ func (e *PunchError) Error() string {
 	for _, r := range e.Endpoints {
 		fmt.Fprintf(&b, "; %v: ", r.Endpoint)
 		switch {
+		case r.Attempts == 0 && r.Err != nil:
+			fmt.Fprintf(&b, "not tried: %v", r.Err)
 		case r.Attempts == 0:
 			b.WriteString("not tried")
 		case r.Err == nil:

@@ -116,6 +116,26 @@ func candidates(in []netip.AddrPort) ([]netip.AddrPort, error) {
 	return out, nil
 }
 
+// reachable says why a socket bound to local cannot connect to remote, if
+// it cannot: a port on an IPv4 address (0.0.0.0 included) reaches only IPv4
+// endpoints and one on a specific IPv6 address only IPv6 ones; a port on any
+// address ("::", dual-stack) reaches both. Dialing across families fails at
+// once ("no suitable address found") and would be retried until the
+// deadline, a hundred times a second at first.
+func reachable(local, remote netip.Addr) error {
+	local, remote = local.Unmap(), remote.Unmap()
+	if !local.IsValid() || local == netip.IPv6Unspecified() || local.Is4() == remote.Is4() {
+		return nil
+	}
+	family := func(a netip.Addr) string {
+		if a.Is4() {
+			return "IPv4"
+		}
+		return "IPv6"
+	}
+	return fmt.Errorf("a port on %s address %v cannot reach an %s endpoint", family(local), local, family(remote))
+}
+
 // punchRun is the state of one Punch. The goroutine running run owns every
 // authenticated candidate link; dial loops own their connections until they
 // hand them over in an evAuthed event.
@@ -176,7 +196,12 @@ func (r *punchRun) send(ctx context.Context, ev event) {
 
 func (r *punchRun) run(ctx context.Context, cancel context.CancelCauseFunc, inbound chan net.Conn) (net.Conn, error) {
 	r.log.Debug("punch: start", "endpoints", r.eps, "controller", r.controller)
-	for i := range r.eps {
+	for i, ep := range r.eps {
+		if err := reachable(r.p.addr.Addr(), ep.Addr()); err != nil {
+			r.record(i, err)
+			r.log.Debug("punch: endpoint not tried", "endpoint", ep, "err", err)
+			continue
+		}
 		r.dial(ctx, i)
 	}
 	var (

@@ -223,3 +223,69 @@ func TestPunchRetriesSilentEndpoint(t *testing.T) {
 	require.ErrorIs(t, pe.Endpoints[0].Err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "handshake failed")
 }
+
+// listenIPv6Loop opens a Port on an ephemeral port of ::1, or skips the
+// test where the system has no IPv6 loopback.
+func listenIPv6Loop(t *testing.T, rank int) *Port {
+	t.Helper()
+	p, err := Listen(context.Background(), OS(), netip.MustParseAddrPort("[::1]:0"), ident(rank))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	t.Cleanup(func() { require.NoError(t, p.Close()) })
+	return p
+}
+
+// An endpoint of a family the port cannot reach (an IPv6 one from a port on
+// an IPv4 address, or the reverse) is not dialed: the report says why. It was
+// dialed and failed at once with "no suitable address found", a hundred
+// times in the first second. A port on any address ("::") reaches both
+// families, and a peer's endpoint of the other family does not keep the
+// pair from linking on the one that works.
+func TestPunchEndpointOfAnotherFamily(t *testing.T) {
+	t.Run("not tried", func(t *testing.T) {
+		a4, a6 := listenOS(t, 0), listenIPv6Loop(t, 0)
+		b4, b6 := listenOS(t, 1), listenIPv6Loop(t, 1)
+		tests := []struct {
+			name     string
+			from     *Port
+			to       netip.AddrPort
+			wantText string
+		}{
+			{"IPv4 port, IPv6 endpoint", a4, b6.Addr(), "a port on IPv4 address 127.0.0.1 cannot reach an IPv6 endpoint"},
+			{"IPv6 port, IPv4 endpoint", a6, b4.Addr(), "a port on IPv6 address ::1 cannot reach an IPv4 endpoint"},
+			{"IPv6 port, v4-mapped endpoint", a6, netip.AddrPortFrom(netip.AddrFrom16(loopback.As16()), b4.Addr().Port()), "a port on IPv6 address ::1 cannot reach an IPv4 endpoint"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx := testCtx(t, 200*time.Millisecond)
+				_, err := tt.from.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{tt.to}})
+				var pe *PunchError
+				require.ErrorAs(t, err, &pe)
+				require.Len(t, pe.Endpoints, 1)
+				require.Zero(t, pe.Endpoints[0].Attempts)
+				require.ErrorContains(t, pe.Endpoints[0].Err, tt.wantText)
+				require.ErrorContains(t, err, "not tried: "+tt.wantText)
+			})
+		}
+	})
+	t.Run("links on the family that works", func(t *testing.T) {
+		a := listenOS(t, 0)
+		b, err := Listen(context.Background(), OS(), netip.MustParseAddrPort("[::]:0"), ident(1))
+		require.NoError(t, err)
+		defer func() { require.NoError(t, b.Close()) }()
+		probe := listenIPv6Loop(t, 2) // skips without IPv6
+		require.NoError(t, probe.Close())
+		bPort := b.Addr().Port()
+		ctx := testCtx(t, 10*time.Second)
+		ca, cb, ea, eb := punchPair(ctx, a, b,
+			[]netip.AddrPort{a.Addr()},
+			[]netip.AddrPort{netip.MustParseAddrPort("[::1]:" + strconv.Itoa(int(bPort))), netip.AddrPortFrom(loopback, bPort)})
+		require.NoError(t, ea)
+		require.NoError(t, eb)
+		defer ca.Close()
+		defer cb.Close()
+		requireSameLink(t, ca, cb)
+		require.Equal(t, a.Addr().String(), ca.LocalAddr().String())
+	})
+}
