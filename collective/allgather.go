@@ -25,7 +25,7 @@ func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err er
 		return nil, err
 	}
 	defer cl.finish(&err)
-	if a := c.tune().Force[OpAllgather]; a != Auto {
+	if a := cl.tun.Force[OpAllgather]; a != Auto {
 		cl.use(wireOf(a), 0)
 		if c.size == 1 {
 			return [][]byte{data}, nil
@@ -56,9 +56,9 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 		return fmt.Errorf("%w: allgather: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
 	}
 	copy(out[c.rank*n:], data)
-	a := c.tune().Force[OpAllgather]
+	a := cl.tun.Force[OpAllgather]
 	if a == Auto {
-		short, fast := c.allgatherShort()
+		short, fast := cl.allgatherShort()
 		a = AllgatherRing
 		if len(out) < short {
 			a = fast
@@ -110,9 +110,9 @@ func allgatherBase(a Algorithm) int {
 
 // allgatherShort returns the total size below which the latency-optimal
 // algorithm wins, and that algorithm.
-func (c *Comm) allgatherShort() (int, Algorithm) {
-	t := c.tune()
-	if isPow2(c.size) {
+func (cl *call) allgatherShort() (int, Algorithm) {
+	t := cl.tun
+	if isPow2(cl.c.size) {
 		return t.AllgatherShortPow2, AllgatherRecursiveDoubling
 	}
 	return t.AllgatherShort, AllgatherBruck
@@ -121,7 +121,7 @@ func (c *Comm) allgatherShort() (int, Algorithm) {
 func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 	c := cl.c
 	p := c.size
-	short, fast := c.allgatherShort()
+	short, fast := cl.allgatherShort()
 	meta := make([]int64, p)
 	meta[c.rank] = -1
 	if len(data) > short/p {

@@ -260,7 +260,7 @@ func (cl *call) allreduceRing(src, acc []byte, rd *reducer) error {
 func (cl *call) ringReduceScatter(src, acc []byte, offs []int, rd *reducer, step int) error {
 	p, r := cl.c.size, cl.c.rank
 	right, left := (r+1)%p, (r-1+p)%p
-	unit := chunkUnit(cl.c.tune().ChunkSize, rd.elem, cl.c.t.maxFrame)
+	unit := chunkUnit(cl.tun.ChunkSize, rd.elem, cl.c.t.maxFrame)
 	maxBlock := 0
 	for i := range p {
 		maxBlock = max(maxBlock, offs[i+1]-offs[i])

@@ -27,7 +27,7 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 	}
 	out = make([][]byte, c.size)
 	out[c.rank] = parts[c.rank]
-	err = cl.exchange(parts, out, nil, 0, c.alltoallvBatch(parts))
+	err = cl.exchange(parts, out, nil, 0, cl.alltoallvBatch(parts))
 	return out, err
 }
 
@@ -56,13 +56,13 @@ func (c *Comm) AlltoallvInto(ctx context.Context, parts, out [][]byte) (err erro
 	if len(me) > 0 && &me[0] != &mine[0] {
 		copy(me, mine)
 	}
-	return cl.exchange(parts, nil, out, 0, c.alltoallvBatch(parts))
+	return cl.exchange(parts, nil, out, 0, cl.alltoallvBatch(parts))
 }
 
 // alltoallvBatch is the number of peers in flight for this rank's parts:
 // scattered (Tuning.AlltoallBatch) for small parts, pairwise (1) for large.
-func (c *Comm) alltoallvBatch(parts [][]byte) int {
-	t := c.tune()
+func (cl *call) alltoallvBatch(parts [][]byte) int {
+	t := cl.tun
 	algo := t.Force[OpAlltoallv]
 	if algo == Auto {
 		total := 0
@@ -70,7 +70,7 @@ func (c *Comm) alltoallvBatch(parts [][]byte) int {
 			total += len(b)
 		}
 		algo = AlltoallvScattered
-		if total/c.size > t.AlltoallScatteredMax {
+		if total/cl.c.size > t.AlltoallScatteredMax {
 			algo = AlltoallvPairwise
 		}
 	}
@@ -204,7 +204,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrMismatch, len(data), p)
 	}
 	bs := len(data) / p
-	t := c.tune()
+	t := cl.tun
 	algo := t.Force[OpAlltoall]
 	if algo == Auto {
 		switch {

@@ -55,7 +55,7 @@ func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) 
 	}
 	// Every rank picks by its own len(buf): ranks whose lengths differ may
 	// pick different algorithms, which the wire id tells apart.
-	algo := c.bcastAlgorithm(len(buf))
+	algo := cl.bcastAlgorithm(len(buf))
 	cl.use(wireOf(algo), rootIdent(root))
 	if c.size == 1 {
 		return nil
@@ -103,8 +103,8 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 }
 
 // bcastAlgorithm is the root's choice.
-func (c *Comm) bcastAlgorithm(n int) Algorithm {
-	t := c.tune()
+func (cl *call) bcastAlgorithm(n int) Algorithm {
+	t, c := cl.tun, cl.c
 	if a := t.Force[OpBcast]; a != Auto {
 		return a
 	}
@@ -140,7 +140,7 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 	)
 	if vr == 0 {
 		n, out = len(data), data
-		algo = c.bcastAlgorithm(n)
+		algo = cl.bcastAlgorithm(n)
 		pre[0] = byte(algo)
 		binary.LittleEndian.PutUint64(pre[1:], uint64(n))
 	} else {

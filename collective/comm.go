@@ -105,6 +105,10 @@ func (c *Comm) Tuning() Tuning { return *c.tuning.Load() }
 
 // SetTuning replaces the switch points and forced algorithms. Every rank
 // must make the same change at the same point of its sequence of calls.
+// It is safe at any time: a collective takes the tuning once, when it
+// begins, and uses that for all its choices, so a collective running
+// while SetTuning is called finishes with the tuning it started with and
+// the change applies from the next call.
 func (c *Comm) SetTuning(t Tuning) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -190,6 +194,11 @@ type call struct {
 	wire  wire
 	ident ident
 	stop  func() bool
+	// tun is the communicator's tuning when the call began: every
+	// choice the call makes (its algorithm, its chunk size, its batch)
+	// reads this snapshot, so a SetTuning while it runs takes effect
+	// from the next call and never gives one call a mix of two tunings.
+	tun *Tuning
 }
 
 // callMark holds the tag prefix (internalTag with step 0) of the latest
@@ -227,7 +236,7 @@ func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 		return nil, fmt.Errorf("collective: rank %d: %s: %w", c.rank, op, ErrBusy)
 	}
 	c.seq++
-	cl := &call{c: c, op: op, seq: c.seq}
+	cl := &call{c: c, op: op, seq: c.seq, tun: c.tuning.Load()}
 	c.callMu.Lock()
 	if c.closed.Load() { // Close ran after checkUsable: the call never starts
 		c.callMu.Unlock()
@@ -358,5 +367,3 @@ func (cl *call) abandon(err error, pending ...*request) {
 		}
 	}
 }
-
-func (c *Comm) tune() *Tuning { return c.tuning.Load() }

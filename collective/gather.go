@@ -23,7 +23,7 @@ func (c *Comm) Gather(ctx context.Context, root int, data []byte) (out [][]byte,
 	if err := c.checkRoot(root); err != nil {
 		return nil, err
 	}
-	if c.tune().Force[OpGather] == GatherLinear {
+	if cl.tun.Force[OpGather] == GatherLinear {
 		cl.use(wire(GatherLinear), rootIdent(root))
 		return cl.gatherLinear(root, data)
 	}
@@ -113,7 +113,7 @@ func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byt
 	if c.rank == root && len(parts) != c.size {
 		return nil, fmt.Errorf("%w: scatter: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
-	if c.tune().Force[OpScatter] == ScatterLinear {
+	if cl.tun.Force[OpScatter] == ScatterLinear {
 		cl.use(wire(ScatterLinear), rootIdent(root))
 		return cl.scatterLinear(root, parts)
 	}

@@ -139,8 +139,8 @@ func ReduceScatterBytes(ctx context.Context, c *Comm, data []byte, counts []int,
 
 // ---- selection ----------------------------------------------------------
 
-func (c *Comm) allreduceAlgorithm(n, count int, rd *reducer) Algorithm {
-	t := c.tune()
+func (cl *call) allreduceAlgorithm(n, count int, rd *reducer) Algorithm {
+	t, c := cl.tun, cl.c
 	a := t.Force[OpAllreduce]
 	if a == Auto {
 		switch {
@@ -160,8 +160,8 @@ func (c *Comm) allreduceAlgorithm(n, count int, rd *reducer) Algorithm {
 	return a
 }
 
-func (c *Comm) reduceAlgorithm(n, count int) Algorithm {
-	t := c.tune()
+func (cl *call) reduceAlgorithm(n, count int) Algorithm {
+	t, c := cl.tun, cl.c
 	if a := t.Force[OpReduce]; a != Auto {
 		return a
 	}
@@ -171,8 +171,8 @@ func (c *Comm) reduceAlgorithm(n, count int) Algorithm {
 	return ReduceScatterGather
 }
 
-func (c *Comm) reduceScatterAlgorithm(n int, rd *reducer) Algorithm {
-	t := c.tune()
+func (cl *call) reduceScatterAlgorithm(n int, rd *reducer) Algorithm {
+	t := cl.tun
 	a := t.Force[OpReduceScatter]
 	if a == Auto {
 		a = ReduceScatterPairwise
@@ -206,7 +206,7 @@ func (c *Comm) allreduce(ctx context.Context, src, acc []byte, rd *reducer) (err
 	}
 	algo := AllreduceRecursiveDoubling
 	if c.size > 1 {
-		algo = c.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd)
+		algo = cl.allreduceAlgorithm(len(acc), len(acc)/rd.elem, rd)
 	}
 	cl.use(wireOf(algo), rd.ident()|sizeIdent(rd.elem, len(acc)))
 	if src != nil && (c.size == 1 || algo == AllreduceRecursiveDoubling) {
@@ -238,7 +238,7 @@ func (c *Comm) reduce(ctx context.Context, root int, acc []byte, rd *reducer) (i
 	if err := rd.checkLen(len(acc)); err != nil {
 		return false, err
 	}
-	algo := c.reduceAlgorithm(len(acc), len(acc)/rd.elem)
+	algo := cl.reduceAlgorithm(len(acc), len(acc)/rd.elem)
 	cl.use(wireOf(algo), rootIdent(root)|rd.ident())
 	if c.size == 1 {
 		return true, nil
@@ -275,7 +275,7 @@ func (c *Comm) reduceScatter(ctx context.Context, acc []byte, counts []int, rd *
 	if offs[c.size] != len(acc) {
 		return nil, fmt.Errorf("%w: counts sum to %d elements, data has %d bytes of %d-byte elements", ErrMismatch, offs[c.size]/rd.elem, len(acc), rd.elem)
 	}
-	algo := c.reduceScatterAlgorithm(len(acc), rd)
+	algo := cl.reduceScatterAlgorithm(len(acc), rd)
 	h := sizeHashInit.add(rd.elem)
 	for _, n := range counts {
 		h = h.add(n)

@@ -86,7 +86,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		sub.links[i] = c.links[m.rank]
 		sub.world[i] = c.world[m.rank]
 	}
-	sub.tuning.Store(c.tuning.Load())
+	sub.tuning.Store(cl.tun) // the tuning this call began with
 	for _, l := range sub.links {
 		l.reopen(id)
 	}

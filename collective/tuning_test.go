@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -156,4 +159,130 @@ func tuningEdgeCase(ctx context.Context, c *Comm, n int) error {
 		return fmt.Errorf("reduce-scatter: got %v, want %v", res, sum[off:off+counts[r]])
 	}
 	return nil
+}
+
+// TestTuningSnapshotPerCall: a collective takes the tuning once, when it
+// begins; a SetTuning while it runs changes none of its choices (each is
+// made from the snapshot, not from the communicator's current tuning).
+func TestTuningSnapshotPerCall(t *testing.T) {
+	with := func(f func(*Tuning)) Tuning {
+		tu := DefaultTuning()
+		f(&tu)
+		return tu
+	}
+	rd := &reducer{elem: 8, commutative: true}
+	cases := []struct {
+		name         string
+		before, then Tuning
+		choice       func(cl *call) any
+	}{
+		{"allreduce algorithm",
+			with(func(t *Tuning) { t.Force[OpAllreduce] = AllreduceRing }),
+			with(func(t *Tuning) { t.Force[OpAllreduce] = AllreduceRabenseifner }),
+			func(cl *call) any { return cl.allreduceAlgorithm(1<<20, 1<<17, rd) }},
+		{"allreduce switch point",
+			with(func(t *Tuning) { t.AllreduceShort = 1 << 30 }),
+			with(func(t *Tuning) { t.AllreduceShort = 0 }),
+			func(cl *call) any { return cl.allreduceAlgorithm(1<<20, 1<<17, rd) }},
+		{"chunk size",
+			with(func(t *Tuning) { t.ChunkSize = 1 << 10 }),
+			with(func(t *Tuning) { t.ChunkSize = 1 << 12 }),
+			func(cl *call) any { return chunkUnit(cl.tun.ChunkSize, rd.elem, cl.c.t.maxFrame) }},
+		{"reduce",
+			with(func(t *Tuning) { t.ReduceShort = 1 << 30 }),
+			with(func(t *Tuning) { t.ReduceShort = 0 }),
+			func(cl *call) any { return cl.reduceAlgorithm(1<<20, 1<<17) }},
+		{"reduce-scatter",
+			with(func(t *Tuning) { t.Force[OpReduceScatter] = ReduceScatterRing }),
+			with(func(t *Tuning) { t.Force[OpReduceScatter] = ReduceScatterPairwise }),
+			func(cl *call) any { return cl.reduceScatterAlgorithm(1<<20, rd) }},
+		{"bcast",
+			with(func(t *Tuning) { t.BcastShort, t.BcastMinRanks = 0, 0 }),
+			with(func(t *Tuning) { t.BcastShort = 1 << 30 }),
+			func(cl *call) any { return cl.bcastAlgorithm(1 << 20) }},
+		{"allgather",
+			with(func(t *Tuning) { t.AllgatherShort, t.AllgatherShortPow2 = 1, 1 }),
+			with(func(t *Tuning) { t.AllgatherShort, t.AllgatherShortPow2 = 2, 2 }),
+			func(cl *call) any { n, a := cl.allgatherShort(); return fmt.Sprint(n, a) }},
+		{"alltoallv batch",
+			with(func(t *Tuning) { t.AlltoallBatch = 2 }),
+			with(func(t *Tuning) { t.AlltoallBatch = 5 }),
+			func(cl *call) any { return cl.alltoallvBatch(make([][]byte, 3)) }},
+	}
+	comms := newComms(t, tcpMesh, 3)
+	c := comms[0]
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, c.SetTuning(tc.before))
+			cl, err := c.begin(context.Background(), "test")
+			require.NoError(t, err)
+			want := tc.choice(cl)
+			require.NoError(t, c.SetTuning(tc.then))
+			require.NotEqual(t, want, tc.choice(&call{c: c, tun: &tc.then}), "the case must tell the tunings apart")
+			require.Equal(t, want, tc.choice(cl), "a choice of the running call changed with SetTuning")
+			require.NoError(t, cl.end(nil))
+			next, err := c.begin(context.Background(), "test")
+			require.NoError(t, err)
+			require.Equal(t, tc.choice(&call{c: c, tun: &tc.then}), tc.choice(next), "the next call takes the new tuning")
+			require.NoError(t, next.end(nil))
+		})
+	}
+}
+
+// TestSetTuningDuringCollectives: SetTuning called in a loop on every rank
+// while the ranks run collectives is race-free (run with -race) and every
+// result is right. The tunings it alternates between make the same choices
+// for these sizes (as every rank must: ranks that choose differently
+// disagree) but differ everywhere else, chunk size included.
+func TestSetTuningDuringCollectives(t *testing.T) {
+	a := DefaultTuning()
+	a.Force[OpAllreduce], a.Force[OpReduceScatter] = AllreduceRing, ReduceScatterRing
+	b := a
+	b.ChunkSize = 2 * a.ChunkSize // both above the blocks: one chunk each
+	b.AlltoallBatch = 1
+	b.AllreduceShort, b.AllreduceRingMin, b.ReduceShort = a.AllreduceShort+1, a.AllreduceRingMin+1, a.ReduceShort+1
+	b.BcastShort, b.AllgatherShort, b.AllgatherShortPow2 = a.BcastShort+1, a.AllgatherShort+1, a.AllgatherShortPow2+1
+	require.NotEqual(t, a, b)
+	for _, tc := range []struct {
+		name string
+		kind meshKind
+		p    int
+	}{
+		{"tcp/p=3", tcpMesh, 3},
+		{"pipe/p=4", pipeKind, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			comms := newComms(t, tc.kind, tc.p)
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			var sets atomic.Int64
+			for _, c := range comms {
+				wg.Go(func() {
+					for i := 0; !stop.Load(); i++ {
+						tu := a
+						if i%2 == 1 {
+							tu = b
+						}
+						if err := c.SetTuning(tu); err != nil {
+							t.Error(err)
+							return
+						}
+						sets.Add(1)
+						time.Sleep(10 * time.Microsecond)
+					}
+				})
+			}
+			requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+				for range 20 {
+					if err := tuningEdgeCase(ctx, c, 37); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			stop.Store(true)
+			wg.Wait()
+			require.Positive(t, sets.Load())
+		})
+	}
 }
