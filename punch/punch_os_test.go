@@ -289,3 +289,49 @@ func TestPunchEndpointOfAnotherFamily(t *testing.T) {
 		require.Equal(t, a.Addr().String(), ca.LocalAddr().String())
 	})
 }
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// A peer endpoint equal to the port's own (two functions with the same
+// private address on different networks) connects the socket to itself on
+// Linux, even with the port's listener on that address: the handshake sees
+// its own nonce come back, and the endpoint is tried once. The same endpoint
+// given again, or as an IPv4-mapped address, is one endpoint. No socket is
+// left open.
+func TestPunchToOwnEndpoint(t *testing.T) {
+	tests := []struct {
+		name  string
+		laddr netip.AddrPort
+	}{
+		{"port on 127.0.0.1", anyLoop},
+		{"port on 0.0.0.0", netip.MustParseAddrPort("0.0.0.0:0")},
+		{"port on any address", netip.AddrPort{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := openFDs(t)
+			p, err := Listen(context.Background(), OS(), tt.laddr, ident(0))
+			require.NoError(t, err)
+			own := netip.AddrPortFrom(loopback, p.Addr().Port())
+			mapped := netip.AddrPortFrom(netip.AddrFrom16(loopback.As16()), own.Port())
+			ctx := testCtx(t, 300*time.Millisecond)
+			_, err = p.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{own, mapped, own}})
+			var pe *PunchError
+			require.ErrorAs(t, err, &pe)
+			require.Len(t, pe.Endpoints, 1, "duplicates are one endpoint")
+			require.Equal(t, own, pe.Endpoints[0].Endpoint)
+			require.Equal(t, 1, pe.Endpoints[0].Attempts, "a self-connect is not retried")
+			require.ErrorIs(t, pe.Endpoints[0].Err, ErrSelfConnect)
+			require.NoError(t, p.Close())
+			require.Equal(t, before, openFDs(t), "no socket left open")
+		})
+	}
+}
