@@ -138,7 +138,7 @@ func TestPortClose(t *testing.T) {
 
 func TestPunchArguments(t *testing.T) {
 	p := listenOS(t, 3)
-	ctx := testCtx(t, 5*time.Second)
+	ctx := testCtx(t, 2*time.Second)
 	many := make([]netip.AddrPort, MaxEndpoints+1)
 	for i := range many {
 		many[i] = netip.AddrPortFrom(loopback, uint16(1000+i))
@@ -153,6 +153,9 @@ func TestPunchArguments(t *testing.T) {
 		{"invalid endpoint", Peer{Rank: 1, Endpoints: []netip.AddrPort{{}}}, "invalid endpoint"},
 		{"unspecified endpoint", Peer{Rank: 1, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:5")}}, "invalid endpoint"},
 		{"port zero", Peer{Rank: 1, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}}, "invalid endpoint"},
+		{"multicast endpoint", Peer{Rank: 1, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("224.0.0.1:5")}}, "invalid endpoint"},
+		{"IPv6 multicast endpoint", Peer{Rank: 1, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("[ff02::1]:5")}}, "invalid endpoint"},
+		{"broadcast endpoint", Peer{Rank: 1, Endpoints: []netip.AddrPort{netip.MustParseAddrPort("255.255.255.255:5")}}, "invalid endpoint"},
 		{"too many endpoints", Peer{Rank: 1, Endpoints: many}, "at most 16"},
 	}
 	for _, tt := range tests {

@@ -96,7 +96,9 @@ func (p *Port) Punch(ctx context.Context, peer Peer) (net.Conn, error) {
 }
 
 // candidates checks and de-duplicates the endpoints of a peer, keeping
-// their order.
+// their order. An endpoint no TCP connection can reach (no address, an
+// unspecified, multicast or broadcast one, port 0) is an error: connecting
+// to it fails at once, and the dial loop would retry it until the deadline.
 func candidates(in []netip.AddrPort) ([]netip.AddrPort, error) {
 	if len(in) > MaxEndpoints {
 		return nil, fmt.Errorf("%d endpoints, at most %d", len(in), MaxEndpoints)
@@ -105,7 +107,9 @@ func candidates(in []netip.AddrPort) ([]netip.AddrPort, error) {
 	seen := make(map[netip.AddrPort]bool, len(in))
 	for _, ep := range in {
 		ep = netip.AddrPortFrom(ep.Addr().Unmap(), ep.Port())
-		if !ep.Addr().IsValid() || ep.Addr().IsUnspecified() || ep.Port() == 0 {
+		a := ep.Addr()
+		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) ||
+			ep.Port() == 0 {
 			return nil, fmt.Errorf("invalid endpoint %v", ep)
 		}
 		if !seen[ep] {
