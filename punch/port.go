@@ -302,6 +302,12 @@ func (p *Port) inbound(pc *pendingConn) {
 	if p.finish(pc) {
 		return // evicted: admit logged it and closes c
 	}
+	if err != nil && p.ctx.Err() != nil {
+		// Close cut the handshake short: not a rejection.
+		p.log.Debug("punch: closed inbound connection mid-handshake: port closed", "remote", c.RemoteAddr().String())
+		abort(c)
+		return
+	}
 	if err != nil {
 		err = fmt.Errorf("handshake with %v: %w", c.RemoteAddr(), err)
 		p.log.Warn("punch: rejected inbound connection", "remote", c.RemoteAddr().String(), "err", err)

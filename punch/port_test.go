@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -134,6 +135,37 @@ func TestPortClose(t *testing.T) {
 	q, err := Listen(ctx, OS(), p.Addr(), ident(0))
 	require.NoError(t, err)
 	require.NoError(t, q.Close())
+}
+
+// Close ends the inbound handshakes in progress without calling them
+// rejected: a port that shuts down with a peer mid-handshake is not refusing
+// it, and a warning for each would be noise at every shutdown. They were
+// logged as "rejected inbound connection" at warning level.
+func TestPortCloseEndsHandshakesQuietly(t *testing.T) {
+	rec := &logRecorder{}
+	p, err := Listen(context.Background(), OS(), anyLoop, ident(0), WithLogger(rec.logger()))
+	require.NoError(t, err)
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", p.Addr().String()) // says nothing: the handshake waits
+		require.NoError(t, err)
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	require.Eventually(t, func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.inflight) == len(conns)
+	}, 5*time.Second, time.Millisecond)
+	require.NoError(t, p.Close())
+	require.Zero(t, rec.count("rejected inbound connection"))
+	require.Equal(t, len(conns), rec.count("port closed"))
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		require.Error(t, err, "the connection is closed")
+		require.NotErrorIs(t, err, os.ErrDeadlineExceeded)
+	}
 }
 
 func TestPunchArguments(t *testing.T) {
