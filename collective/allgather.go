@@ -82,7 +82,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	}
 	for i, b := range blocks {
 		if len(b) != n {
-			return fmt.Errorf("%w: allgather: rank %d sent %d bytes, want %d", ErrMismatch, i, len(b), n)
+			return fmt.Errorf("%w: allgather: %s sent %d bytes, want %d", ErrMismatch, cl.c.name(i), len(b), n)
 		}
 		if i != c.rank {
 			copy(into[i], b)
@@ -163,7 +163,7 @@ func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 			continue
 		}
 		if int64(len(second[i])) != m {
-			return nil, fmt.Errorf("%w: allgather: rank %d announced %d bytes and sent %d", ErrMismatch, i, m, len(second[i]))
+			return nil, fmt.Errorf("%w: allgather: %s announced %d bytes and sent %d", ErrMismatch, cl.c.name(i), m, len(second[i]))
 		}
 		out[i] = second[i]
 	}

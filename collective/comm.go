@@ -28,6 +28,9 @@ type Comm struct {
 	links []*link // by rank in this communicator
 	world []int   // world rank of each rank of this communicator
 	owner bool    // the world communicator closes the links
+	// renumbered says some rank of c has another number in the world
+	// communicator: c's errors then name ranks by both (see view).
+	renumbered bool
 
 	tuning atomic.Pointer[Tuning]
 
@@ -121,7 +124,7 @@ func (c *Comm) SetTuning(t Tuning) error {
 // ErrClosed once it is closed, or nil while it is healthy.
 func (c *Comm) Err() error {
 	if err := c.t.failure(); err != nil {
-		return err
+		return c.view(err)
 	}
 	if c.closed.Load() {
 		return c.closedErr()
@@ -156,7 +159,7 @@ func (c *Comm) Close() error {
 	running, op := c.active, c.activeOp
 	c.callMu.Unlock()
 	if running != 0 {
-		c.t.fail(&localError{rank: c.rank, op: op, err: fmt.Errorf("sub-communicator closed during the call: %w", ErrClosed)})
+		c.t.fail(c.localErr(op, fmt.Errorf("sub-communicator closed during the call: %w", ErrClosed)))
 	}
 	for _, l := range c.links {
 		l.closeComm(c.id, c.closedErr())
@@ -164,7 +167,52 @@ func (c *Comm) Close() error {
 	return nil
 }
 
-func (c *Comm) closedErr() error { return &localError{rank: c.rank, err: ErrClosed} }
+func (c *Comm) closedErr() error { return c.localErr("", ErrClosed) }
+
+// localErr is the failure err of this rank in operation op (none: "").
+func (c *Comm) localErr(op string, err error) *localError {
+	return &localError{rank: c.rank, world: c.world[c.rank], op: op, err: err}
+}
+
+// name names rank r of c (0 <= r < Size()) in an error: "rank r", or
+// "rank r (world rank w)" when its world rank w is another number.
+func (c *Comm) name(r int) string { return rankName(r, c.world[r]) }
+
+// who names this rank in an error, as name does.
+func (c *Comm) who() string { return c.name(c.rank) }
+
+// peerName names the rank whose world rank is w, in c's numbering as
+// name does, or "world rank w" when it is not a rank of c.
+func (c *Comm) peerName(w int) string {
+	for r, x := range c.world {
+		if x == w {
+			return c.name(r)
+		}
+	}
+	return fmt.Sprintf("world rank %d", w)
+}
+
+// view returns err, a failure of the links that c shares with the
+// communicators split from the same world communicator, as c reports it:
+// in a sub-communicator whose ranks are numbered otherwise than the
+// world's, a *PeerError (which names world ranks) or a *localError (which
+// numbers this rank as the communicator it began on does) is told with
+// each rank named by its rank in c and its world rank, "rank 1 (world
+// rank 3): link to rank 0 (world rank 1): ...", or "world rank 5" for a
+// peer outside c. Anything else, and everything on a communicator
+// numbered as the world, is returned as it is.
+func (c *Comm) view(err error) error {
+	if !c.renumbered {
+		return err
+	}
+	switch e := err.(type) {
+	case *PeerError:
+		return &viewError{err: e, text: fmt.Sprintf("%s: link to %s: %v", rankName(c.rank, e.Rank), c.peerName(e.Peer), e.Err)}
+	case *localError:
+		return &viewError{err: e, text: e.as(c.who())}
+	}
+	return err
+}
 
 // closedAfterPost is called after posting a receive on l: if c was closed
 // meanwhile, after checkUsable, Close may have missed the receive; it
@@ -179,7 +227,7 @@ func (c *Comm) checkUsable() error {
 	if c.closed.Load() {
 		return c.closedErr()
 	}
-	return c.t.failure()
+	return c.view(c.t.failure())
 }
 
 // ---- collective call machinery ------------------------------------------
@@ -233,7 +281,7 @@ func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 		return nil, fmt.Errorf("collective: %s: %w", op, err)
 	}
 	if !c.busy.CompareAndSwap(false, true) {
-		return nil, fmt.Errorf("collective: rank %d: %s: %w", c.rank, op, ErrBusy)
+		return nil, fmt.Errorf("collective: %s: %s: %w", c.who(), op, ErrBusy)
 	}
 	c.seq++
 	cl := &call{c: c, op: op, seq: c.seq, tun: c.tuning.Load()}
@@ -254,7 +302,7 @@ func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 			c.callMu.Lock()
 			defer c.callMu.Unlock()
 			if c.active == seq {
-				c.t.fail(&localError{rank: c.rank, op: op, err: context.Cause(ctx)})
+				c.t.fail(c.localErr(op, context.Cause(ctx)))
 			}
 		})
 	}
@@ -281,15 +329,15 @@ func (cl *call) end(err error) error {
 	} else {
 		var pe *PeerError
 		if !errors.As(err, &pe) {
-			err = &localError{rank: c.rank, op: cl.op, err: err}
+			err = c.localErr(cl.op, err)
 		}
 		c.t.fail(err)
 		err = c.t.failure()
 	}
 	if le, ok := err.(*localError); ok && le.op == cl.op {
-		return fmt.Errorf("collective: %w", err) // already says where and in what
+		return fmt.Errorf("collective: %w", c.view(err)) // already says where and in what
 	}
-	return fmt.Errorf("collective: %s: %w", cl.op, err)
+	return fmt.Errorf("collective: %s: %w", cl.op, c.view(err))
 }
 
 // finish ends the call with *err, as end does; every collective defers it
@@ -357,7 +405,7 @@ func (cl *call) recv(from, step int, mode recvMode, dst []byte) ([]byte, *pbuf, 
 func (cl *call) abandon(err error, pending ...*request) {
 	var pe *PeerError
 	if !errors.As(err, &pe) {
-		err = &localError{rank: cl.c.rank, op: cl.op, err: err}
+		err = cl.c.localErr(cl.op, err)
 	}
 	cl.c.t.fail(err)
 	for _, r := range pending {

@@ -56,7 +56,10 @@ var (
 
 // PeerError is a failure of the link between this rank and Peer (both world
 // ranks). Once a link fails the communicator is unusable: every pending and
-// later call returns the first such error.
+// later call returns the first such error. Its text names world ranks; a
+// sub-communicator whose ranks are numbered otherwise reports it with both
+// numbers ("rank 1 (world rank 3): link to rank 0 (world rank 1): ..."),
+// and errors.As still finds the PeerError, with world ranks.
 type PeerError struct {
 	Rank int   // this process's world rank
 	Peer int   // the rank at the other end of the link
@@ -75,16 +78,43 @@ func (e *PeerError) Unwrap() error { return e.Err }
 // localError is a failure that started on this rank (a cancelled context, a
 // bad argument that poisoned a collective, Close).
 type localError struct {
-	rank int
-	op   string
-	err  error
+	rank  int // this rank in the communicator the failure began on
+	world int // this rank in the world communicator
+	op    string
+	err   error
 }
 
-func (e *localError) Error() string {
+func (e *localError) Error() string { return e.as(rankName(e.rank, e.world)) }
+
+// as is the error's text with this rank named who.
+func (e *localError) as(who string) string {
 	if e.op == "" {
-		return fmt.Sprintf("rank %d: %v", e.rank, e.err)
+		return fmt.Sprintf("%s: %v", who, e.err)
 	}
-	return fmt.Sprintf("rank %d: %s: %v", e.rank, e.op, e.err)
+	return fmt.Sprintf("%s: %s: %v", who, e.op, e.err)
 }
 
 func (e *localError) Unwrap() error { return e.err }
+
+// rankName names the rank that is rank r of a communicator and rank w of
+// the world communicator: "rank 1 (world rank 3)", or "rank 3" when the
+// numbers are the same.
+func rankName(r, w int) string {
+	if r == w {
+		return fmt.Sprintf("rank %d", r)
+	}
+	return fmt.Sprintf("rank %d (world rank %d)", r, w)
+}
+
+// viewError is a failure of the links (a *PeerError, which names world
+// ranks, or a *localError, which names this rank as the communicator it
+// began on numbers it), told in the numbering of the sub-communicator that
+// reports it (see Comm.view). errors.Is and errors.As see the failure
+// itself.
+type viewError struct {
+	err  error
+	text string
+}
+
+func (e *viewError) Error() string { return e.text }
+func (e *viewError) Unwrap() error { return e.err }

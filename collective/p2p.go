@@ -8,10 +8,10 @@ import (
 
 func (c *Comm) checkPeer(op string, peer, tag int) error {
 	if peer < 0 || peer >= c.size {
-		return fmt.Errorf("collective: rank %d: %s: %w: peer %d out of range 0..%d", c.rank, op, ErrInvalidArgument, peer, c.size-1)
+		return fmt.Errorf("collective: %s: %s: %w: peer %d out of range 0..%d", c.who(), op, ErrInvalidArgument, peer, c.size-1)
 	}
 	if tag < 0 || tag > MaxTag {
-		return fmt.Errorf("collective: rank %d: %s: %w: tag %d out of range 0..%d", c.rank, op, ErrInvalidArgument, tag, MaxTag)
+		return fmt.Errorf("collective: %s: %s: %w: tag %d out of range 0..%d", c.who(), op, ErrInvalidArgument, tag, MaxTag)
 	}
 	if err := c.checkUsable(); err != nil {
 		return fmt.Errorf("collective: %s: %w", op, err)
@@ -22,14 +22,17 @@ func (c *Comm) checkPeer(op string, peer, tag int) error {
 // p2pErr wraps the error of a point-to-point call to or from peer so that
 // it says where: "collective: rank 1: recv from rank 0: ...", or, when
 // err already names this rank (a link's or the communicator's failure),
-// "collective: recv from rank 0: rank 1: ...".
-func p2pErr(rank int, what string, peer int, err error) error {
+// "collective: recv from rank 0: rank 1: ...". In a sub-communicator whose
+// ranks are numbered otherwise than the world's, each rank is named by
+// both numbers: "collective: rank 1 (world rank 3): recv from rank 0
+// (world rank 1): ..." (see view).
+func (c *Comm) p2pErr(what string, peer int, err error) error {
 	var le *localError
 	var pe *PeerError
 	if errors.As(err, &le) || errors.As(err, &pe) {
-		return fmt.Errorf("collective: %s rank %d: %w", what, peer, err)
+		return fmt.Errorf("collective: %s %s: %w", what, c.name(peer), c.view(err))
 	}
-	return fmt.Errorf("collective: rank %d: %s rank %d: %w", rank, what, peer, err)
+	return fmt.Errorf("collective: %s: %s %s: %w", c.who(), what, c.name(peer), err)
 }
 
 // Send sends data to rank dst with a user tag (0..MaxTag). It returns once
@@ -47,7 +50,7 @@ func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 	}
 	bufs := [1][]byte{data}
 	if err := c.links[dst].send(ctx, key{c.id, uint64(tag)}, bufs[:]); err != nil {
-		return p2pErr(c.rank, "send to", dst, err)
+		return c.p2pErr("send to", dst, err)
 	}
 	return nil
 }
@@ -63,7 +66,7 @@ func (c *Comm) SendBuffers(ctx context.Context, dst, tag int, bufs [][]byte) err
 		return err
 	}
 	if err := c.links[dst].send(ctx, key{c.id, uint64(tag)}, bufs); err != nil {
-		return p2pErr(c.rank, "send to", dst, err)
+		return c.p2pErr("send to", dst, err)
 	}
 	return nil
 }
@@ -78,7 +81,7 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, error) {
 	}
 	b, err := c.recvUser(ctx, src, tag, modeFresh, nil)
 	if err != nil {
-		return nil, p2pErr(c.rank, "recv from", src, err)
+		return nil, c.p2pErr("recv from", src, err)
 	}
 	return b, nil
 }
@@ -120,7 +123,7 @@ func (c *Comm) RecvInto(ctx context.Context, src, tag int, buf []byte) (int, err
 	}
 	b, err := c.recvUser(ctx, src, tag, modeUpTo, buf)
 	if err != nil {
-		return 0, p2pErr(c.rank, "recv from", src, err)
+		return 0, c.p2pErr("recv from", src, err)
 	}
 	return len(b), nil
 }

@@ -10,10 +10,10 @@ import (
 // for yet (MPI's MPI_Irecv and MPI_Wait). It belongs to the goroutine that
 // posted it; every Request ends with Wait or Cancel.
 type Request struct {
-	rank int // this rank, for errors
-	src  int
-	l    *link
-	r    *request
+	c   *Comm // for errors
+	src int
+	l   *link
+	r   *request
 }
 
 // errRequestUsed: Wait or Cancel was called on a request that already ended.
@@ -39,10 +39,10 @@ func (c *Comm) postRecvFunc(src, tag int, alloc func(n int) []byte) (Request, er
 		return Request{}, err
 	}
 	if alloc == nil {
-		return Request{}, fmt.Errorf("collective: rank %d: recv from rank %d: %w: nil alloc", c.rank, src, ErrInvalidArgument)
+		return Request{}, fmt.Errorf("collective: %s: recv from %s: %w: nil alloc", c.who(), c.name(src), ErrInvalidArgument)
 	}
 	l := c.links[src]
-	q := Request{rank: c.rank, src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}
+	q := Request{c: c, src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}
 	c.closedAfterPost(l)
 	return q, nil
 }
@@ -54,16 +54,16 @@ func (c *Comm) postRecvFunc(src, tag int, alloc func(n int) []byte) (Request, er
 func (q *Request) Wait(ctx context.Context) ([]byte, error) {
 	r := q.r
 	if r == nil {
-		return nil, p2pErr(q.rank, "recv from", q.src, errRequestUsed)
+		return nil, q.c.p2pErr("recv from", q.src, errRequestUsed)
 	}
 	q.r = nil
 	if err := q.l.wait(ctx, r); err != nil {
-		return nil, p2pErr(q.rank, "recv from", q.src, err)
+		return nil, q.c.p2pErr("recv from", q.src, err)
 	}
 	b, err := r.buf, r.err
 	r.recycle()
 	if err != nil {
-		return nil, p2pErr(q.rank, "recv from", q.src, err)
+		return nil, q.c.p2pErr("recv from", q.src, err)
 	}
 	return b, nil
 }

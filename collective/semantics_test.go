@@ -1,6 +1,7 @@
 package collective
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -534,4 +535,102 @@ func TestSplitIDsNeverRepeat(t *testing.T) {
 	l.mu.Lock()
 	require.False(t, l.commClosed(12345))
 	l.mu.Unlock()
+}
+
+// TestSubCommunicatorErrorsNameBothRanks: in a sub-communicator whose ranks
+// have other numbers in the world, errors name every rank by both ("rank 1
+// (world rank 3)"): its own errors, the link failures (which PeerError
+// gives in world ranks, as errors.As still shows) and the failures it
+// shares with the world communicator. A rank with the same number in both
+// is named once; the world communicator's errors are as they were.
+func TestSubCommunicatorErrorsNameBothRanks(t *testing.T) {
+	past, cancelPast := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelPast()
+	// Four ranks split by parity: sub {0, 2} and sub {1, 3}; world rank 3
+	// is rank 1 of its part, world rank 1 rank 0.
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context, world, subs []*Comm) error
+		want string
+		is   error
+		peer *PeerError // the PeerError errors.As finds, if any
+	}{
+		{"recv past deadline", func(ctx context.Context, world, subs []*Comm) error {
+			_, err := subs[3].Recv(past, 0, 0)
+			return err
+		}, "collective: rank 1 (world rank 3): recv from rank 0 (world rank 1): context deadline exceeded", context.DeadlineExceeded, nil},
+		{"same number here, not there", func(ctx context.Context, world, subs []*Comm) error {
+			return subs[0].Send(past, 1, 0, []byte("x"))
+		}, "collective: rank 0: send to rank 1 (world rank 2): context deadline exceeded", context.DeadlineExceeded, nil},
+		{"peer out of range", func(ctx context.Context, world, subs []*Comm) error {
+			return subs[3].Send(ctx, 2, 0, nil)
+		}, "collective: rank 1 (world rank 3): send: invalid argument: peer 2 out of range 0..1", ErrInvalidArgument, nil},
+		{"nil alloc", func(ctx context.Context, world, subs []*Comm) error {
+			_, err := subs[3].PostRecvFunc(0, 0, nil)
+			return err
+		}, "collective: rank 1 (world rank 3): recv from rank 0 (world rank 1): invalid argument: nil alloc", ErrInvalidArgument, nil},
+		{"closed", func(ctx context.Context, world, subs []*Comm) error {
+			require.NoError(t, subs[3].Close())
+			_, err := subs[3].Recv(ctx, 0, 0)
+			return err
+		}, "collective: recv: rank 1 (world rank 3): communicator closed", ErrClosed, nil},
+		{"link to a rank of the part", func(ctx context.Context, world, subs []*Comm) error {
+			require.NoError(t, world[1].Close())
+			_, err := subs[3].Recv(ctx, 0, 0)
+			return err
+		}, "collective: recv from rank 0 (world rank 1): rank 1 (world rank 3): link to rank 0 (world rank 1): peer closed the link", ErrPeerClosed, &PeerError{Rank: 3, Peer: 1}},
+		{"link to a rank outside the part", func(ctx context.Context, world, subs []*Comm) error {
+			// World rank 0 sends world rank 3 garbage: world rank 3's
+			// links fail, its part's included.
+			_, err := world[0].links[3].conn.Write(bytes.Repeat([]byte{0xff}, hdrLen))
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return subs[3].Err() != nil }, time.Minute, time.Millisecond)
+			return subs[3].Err()
+		}, "rank 1 (world rank 3): link to world rank 0: corrupted frame: header checksum ffffffff, computed 6a9e93d5", ErrCorrupt, &PeerError{Rank: 3, Peer: 0}},
+		{"collective of the part", func(ctx context.Context, world, subs []*Comm) error {
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			return subs[3].Barrier(cancelled)
+		}, "collective: rank 1 (world rank 3): barrier: context canceled", context.Canceled, nil},
+		{"the part's failure, told by the world", func(ctx context.Context, world, subs []*Comm) error {
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			require.Error(t, subs[3].Barrier(cancelled))
+			_, err := world[3].Recv(ctx, 1, 0)
+			return err
+		}, "collective: recv: rank 1 (world rank 3): barrier: context canceled", context.Canceled, nil},
+		{"the world's failure, told by the part", func(ctx context.Context, world, subs []*Comm) error {
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			require.Error(t, world[3].Barrier(cancelled))
+			return subs[3].Barrier(ctx)
+		}, "collective: barrier: rank 1 (world rank 3): barrier: context canceled", context.Canceled, nil},
+		{"world unchanged", func(ctx context.Context, world, subs []*Comm) error {
+			_, err := world[3].Recv(past, 1, 0)
+			return err
+		}, "collective: rank 3: recv from rank 1: context deadline exceeded", context.DeadlineExceeded, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			world := newComms(t, tcpMesh, 4)
+			subs := make([]*Comm, 4)
+			requireAllOK(t, world, func(ctx context.Context, c *Comm) error {
+				s, err := c.Split(ctx, c.Rank()%2, 0)
+				subs[c.Rank()] = s
+				return err
+			})
+			require.Equal(t, 1, subs[3].Rank())
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := tc.call(ctx, world, subs)
+			require.Error(t, err)
+			require.ErrorIs(t, err, tc.is)
+			require.Equal(t, tc.want, err.Error())
+			if tc.peer != nil {
+				var pe *PeerError
+				require.ErrorAs(t, err, &pe)
+				require.Equal(t, tc.peer.Rank, pe.Rank, "PeerError.Rank is a world rank")
+				require.Equal(t, tc.peer.Peer, pe.Peer, "PeerError.Peer is a world rank")
+			}
+		})
+	}
 }

@@ -40,7 +40,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 	var members []member
 	for r, b := range all {
 		if len(b) != 16 {
-			return nil, fmt.Errorf("%w: split: rank %d sent %d bytes, want 16", ErrMismatch, r, len(b))
+			return nil, fmt.Errorf("%w: split: %s sent %d bytes, want 16", ErrMismatch, c.name(r), len(b))
 		}
 		if int(int64(binary.LittleEndian.Uint64(b))) == color {
 			members = append(members, member{r, int(int64(binary.LittleEndian.Uint64(b[8:])))})
@@ -85,6 +85,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 		}
 		sub.links[i] = c.links[m.rank]
 		sub.world[i] = c.world[m.rank]
+		sub.renumbered = sub.renumbered || sub.world[i] != i
 	}
 	sub.tuning.Store(cl.tun) // the tuning this call began with
 	for _, l := range sub.links {

@@ -113,6 +113,6 @@ func (t *transport) shutdown(err error, tell bool) {
 // close poisons the transport with ErrClosed (if nothing else did first)
 // and waits for every reader goroutine to end.
 func (t *transport) close() {
-	t.shutdown(&localError{rank: t.rank, err: ErrClosed}, false)
+	t.shutdown(&localError{rank: t.rank, world: t.rank, err: ErrClosed}, false)
 	t.readers.Wait()
 }
