@@ -140,8 +140,10 @@ func (c *Comm) Err() error {
 //
 // Closing a sub-communicator leaves the links up: its pending receives
 // (Recv, RecvInto, RecvFunc, a posted Request) fail with ErrClosed, the
-// messages queued for it are dropped, and its later calls fail with
-// ErrClosed; a Send in progress completes. A collective running on it
+// messages queued for it are dropped, and so is every message for it that
+// arrives later (read off the link and freed, not queued: a peer that goes
+// on sending on it costs this rank no memory), and its later calls fail
+// with ErrClosed; a Send in progress completes. A collective running on it
 // fails, as a collective interrupted any other way does: it poisons every
 // communicator sharing its links (the peers running the collective with
 // this rank would otherwise wait for it for ever). Close a sub-communicator

@@ -16,7 +16,10 @@ import (
 // The new communicator shares c's links and failure state (its messages
 // carry their own communicator id, so traffic on c and on its parts never
 // mixes); closing it does not close the links, closing the world
-// communicator does.
+// communicator does. Its errors name ranks by their rank in it and, where
+// that differs, their world rank: "rank 1 (world rank 3)"; a link failure
+// it shares names a peer outside it by its world rank ("link to world rank
+// 0"). PeerError's fields are world ranks.
 func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error) {
 	cl, err := c.begin(ctx, "split")
 	if err != nil {
