@@ -201,7 +201,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 	defer cl.finish(&err)
 	p := c.size
 	if len(data)%p != 0 {
-		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrMismatch, len(data), p)
+		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrInvalidArgument, len(data), p)
 	}
 	bs := len(data) / p
 	t := cl.tun

@@ -156,6 +156,14 @@ var badArgCases = []badArgCase{
 		_, err := ReduceScatter(ctx, c, make([]int32, c.Size()), counts, op)
 		return err
 	}},
+	{"alltoall partial block", func(ctx context.Context, c *Comm, bad bool) error {
+		data := make([]byte, 2*c.Size())
+		if bad {
+			data = data[:len(data)-1]
+		}
+		_, err := c.Alltoall(ctx, data)
+		return err
+	}},
 	{"reduce-scatter-bytes negative count", func(ctx context.Context, c *Comm, bad bool) error {
 		counts := make([]int, c.Size())
 		for i := range counts {
