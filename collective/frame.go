@@ -111,9 +111,11 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 // of the running call with another wire id or identity is ErrMismatch (see
 // link.checkCall).
 //
-// The sequence has 23 bits: two calls 2^23 apart share their tags, which
-// matters only to a rank that runs 2^23 calls ahead of a peer that holds
-// all its messages queued meanwhile (several gigabytes of queue).
+// The sequence has 23 bits: two calls 2^23 apart share their tags, and
+// callBehind compares sequences modulo the field, so a call more than 2^22
+// ahead looks like one behind. That matters only to a rank that runs 2^22
+// calls ahead of a peer that holds all its messages queued meanwhile
+// (gigabytes of queue).
 const (
 	// MaxTag is the largest tag Send and Recv accept.
 	MaxTag       = 1<<31 - 1
