@@ -25,7 +25,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,7 +34,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fnmesh/fnmesh/internal/outfile"
 	"github.com/fnmesh/fnmesh/internal/proc"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
@@ -106,7 +105,7 @@ func main() {
 	// The run takes minutes: find out now, not after it, that its results
 	// could not be written.
 	for _, out := range [][2]string{{"-json", *jsonOut}, {"-plot", *plotOut}} {
-		if err := checkWritable(out[1]); err != nil {
+		if err := outfile.CheckWritable(out[1]); err != nil {
 			log.Fatalf("%s: %v", out[0], err)
 		}
 	}
@@ -156,7 +155,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("-json: %v", err)
 		}
-		if err := writeFileAtomic(*jsonOut, b); err != nil {
+		if err := outfile.WriteFile(*jsonOut, b); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -172,51 +171,6 @@ func main() {
 func usageFail(err error) {
 	fmt.Fprintf(os.Stderr, "framebench: %v\nRun framebench -h for the flags.\n", err)
 	os.Exit(2)
-}
-
-// checkWritable checks that a file can be created at path ("" is no file):
-// that its directory exists and takes a new file, and that path is not a
-// directory.
-func checkWritable(path string) error {
-	if path == "" {
-		return nil
-	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory", path)
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".framebench-*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the temporary file's name means nothing to the user
-		}
-		return fmt.Errorf("%s: cannot create a file in %s: %w", path, dir, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
-}
-
-// writeFileAtomic writes b to path by way of a temporary file in the same
-// directory, renamed over path once complete: a failed write leaves an
-// earlier report whole.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after the rename, a no-op
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	return err
 }
 
 // maxWorkers bounds -workers: each worker is a process on this machine.

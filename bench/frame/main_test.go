@@ -4,8 +4,6 @@ package main
 
 import (
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -67,30 +65,4 @@ func TestParseCounts(t *testing.T) {
 		_, err := parseCounts(bad)
 		assert.ErrorContains(t, err, "-workers", "%q", bad)
 	}
-}
-
-func TestCheckWritable(t *testing.T) {
-	dir := t.TempDir()
-	assert.NoError(t, checkWritable(""))
-	assert.NoError(t, checkWritable(filepath.Join(dir, "r.json")))
-	assert.ErrorContains(t, checkWritable(dir), "is a directory")
-	assert.ErrorContains(t, checkWritable(filepath.Join(dir, "missing", "r.json")), "cannot create a file in "+filepath.Join(dir, "missing"))
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Empty(t, entries, "the check leaves nothing behind")
-}
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "r.json")
-	require.NoError(t, writeFileAtomic(path, []byte("{}\n")))
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "{}\n", string(b))
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Len(t, entries, 1, "no temporary file left")
 }

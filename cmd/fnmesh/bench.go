@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/internal/outfile"
 	"github.com/fnmesh/fnmesh/internal/proc"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
@@ -285,30 +285,11 @@ func benchOutputs(o *benchOptions) [][2]string {
 func checkBenchOutputs(o *benchOptions) error {
 	var errs []error
 	for _, f := range benchOutputs(o) {
-		if err := checkWritable(f[1]); err != nil {
+		if err := outfile.CheckWritable(f[1]); err != nil {
 			errs = append(errs, fmt.Errorf("%s %w", f[0], err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// checkWritable checks that a file can be written at path: that its
-// directory exists and takes a new file, and that path is not a directory.
-func checkWritable(path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s: is a directory", path)
-	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".fnmesh-*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // the temporary file's name means nothing to the user
-		}
-		return fmt.Errorf("%s: cannot create a file in %s: %w", path, dir, err)
-	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
 }
 
 // writeBenchOutputs writes the CSV, JSON and PNG files asked for.
@@ -324,33 +305,11 @@ func writeBenchOutputs(o *benchOptions, rep osu.Report) error {
 		case "-png":
 			fn = func(w io.Writer) error { return osu.WritePNG(w, fmt.Sprintf("fnmesh np=%d", o.np), rep.Results) }
 		}
-		if err := writeFileAtomic(f[1], fn); err != nil {
+		if err := outfile.WriteAtomic(f[1], fn); err != nil {
 			errs = append(errs, fmt.Errorf("writing %s: %w", f[1], err))
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// writeFileAtomic writes path through fn by way of a temporary file in the
-// same directory, renamed over path only once it is complete: a write that
-// fails half-way (a full disk) leaves path as it was, not a truncated file.
-func writeFileAtomic(path string, fn func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	err = fn(tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
 }
 
 // readBenchEvents decodes JSON lines from a worker until EOF.

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/internal/outfile"
 )
 
 // runBenchCompare is `fnmesh bench compare`: the ratios of times between two
@@ -63,7 +64,7 @@ flags:
 		return 2
 	}
 	if *png != "" {
-		if err := checkWritable(*png); err != nil {
+		if err := outfile.CheckWritable(*png); err != nil {
 			fmt.Fprintf(stderr, "fnmesh bench compare: -png %v\n", err)
 			return 1
 		}
@@ -145,7 +146,7 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 		return nil, nil, err
 	}
 	if pngPath != "" {
-		err := writeFileAtomic(pngPath, func(w io.Writer) error {
+		err := outfile.WriteAtomic(pngPath, func(w io.Writer) error {
 			return osu.WriteRatioPNG(w, fmt.Sprintf("%s / %s: ratio of times", ourName, theirName), ratios)
 		})
 		if err != nil {

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image/png"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,30 +288,6 @@ func TestBenchOutputsCheckedFirst(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the check leaves nothing behind")
-}
-
-// A results file is replaced only by a complete one.
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "r.csv")
-	require.NoError(t, writeFileAtomic(path, func(w io.Writer) error {
-		_, err := io.WriteString(w, "old results\n")
-		return err
-	}))
-	err := writeFileAtomic(path, func(w io.Writer) error {
-		_, _ = io.WriteString(w, "half of the new")
-		return errors.New("disk full")
-	})
-	require.ErrorContains(t, err, "disk full")
-	b, err := os.ReadFile(path)
-	require.NoError(t, err)
-	assert.Equal(t, "old results\n", string(b), "a failed write leaves the old file")
-	entries, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	assert.Len(t, entries, 1, "and no temporary file")
-	fi, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o644), fi.Mode().Perm())
 }
 
 // bench compare refuses what it cannot compare, and says which file and why.
