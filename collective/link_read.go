@@ -565,6 +565,14 @@ func (l *link) skipPayload(f *inFrame) error {
 		l.r += n
 		f.off += n
 	}
+	return l.checkPayload(f, check, ", for a closed sub-communicator")
+}
+
+// checkPayload ends the payload of f, all of it read and its CRC32C so far
+// in f.crc: it reads the trailer if the frame has one and, if check, fails
+// with ErrCorrupt when the checksums differ (note is added to the error's
+// byte count).
+func (l *link) checkPayload(f *inFrame, check bool, note string) error {
 	want := f.h.payload
 	if f.h.flags&flagTrailer != 0 {
 		if err := l.fill(4, false); err != nil {
@@ -574,7 +582,7 @@ func (l *link) skipPayload(f *inFrame) error {
 		l.r += 4
 	}
 	if check && f.crc != want {
-		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes, for a closed sub-communicator)", ErrCorrupt, want, f.crc, f.h.n)
+		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes%s)", ErrCorrupt, want, f.crc, f.h.n, note)
 	}
 	return nil
 }
@@ -621,16 +629,5 @@ func (l *link) readPayload(f *inFrame) error {
 			return l.readErr(err, false)
 		}
 	}
-	want := f.h.payload
-	if f.h.flags&flagTrailer != 0 {
-		if err := l.fill(4, false); err != nil {
-			return err
-		}
-		want = binary.LittleEndian.Uint32(l.rbuf[l.r:])
-		l.r += 4
-	}
-	if check && f.crc != want {
-		return fmt.Errorf("%w: payload checksum %08x, computed %08x (%d bytes)", ErrCorrupt, want, f.crc, len(dst))
-	}
-	return nil
+	return l.checkPayload(f, check, "")
 }
