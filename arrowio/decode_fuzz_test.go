@@ -37,22 +37,22 @@ func FuzzDecoder(f *testing.F) {
 	f.Add([]byte{8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, framed []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		dec := newDecoder(mem)
-		dec.mem = limitAllocator{Allocator: mem, max: 64 << 20} // keep the fuzzer's memory small
-		for len(framed) >= 4 {
-			n := int(binary.LittleEndian.Uint32(framed))
-			framed = framed[4:]
-			n = min(n, len(framed))
-			chunk := append([]byte(nil), framed[:n]...)
-			framed = framed[n:]
-			if dec.feed(memory.NewBufferBytes(chunk)) != nil && dec.eos {
-				break
-			}
-		}
+		dec := decodeFramed(mem, framed)
 		if dec.err == nil && dec.eos && dec.schema() != nil {
 			tbl := dec.table()
 			if tbl.NumRows() <= 1<<12 { // a few bytes can declare a billion rows of nulls
-				_ = rowStrings(tbl) // the decoded arrays must be readable
+				rows := rowStrings(tbl) // the decoded arrays must be readable
+				// and what was accepted must travel again: encoded as a sender
+				// would (a rank forwards what it received), it decodes to the
+				// same rows.
+				again := decodeFramed(mem, encodeChunks(t, tbl))
+				if again.err != nil || !again.eos {
+					t.Fatalf("re-encoded stream of an accepted one: eos %v, %v", again.eos, again.err)
+				}
+				tbl2 := again.table()
+				require.Equal(t, rows, rowStrings(tbl2), "rows after re-encoding")
+				tbl2.Release()
+				again.close()
 			}
 			tbl.Release()
 		}
@@ -65,4 +65,22 @@ func FuzzDecoder(f *testing.F) {
 			mem.AssertSize(t, 0)
 		}
 	})
+}
+
+// decodeFramed feeds a decoder the chunks of framed (see encodeChunks; a
+// length past the end takes what is left), as they would arrive.
+func decodeFramed(mem memory.Allocator, framed []byte) *decoder {
+	dec := newDecoder(mem)
+	dec.mem = limitAllocator{Allocator: mem, max: 64 << 20} // keep the fuzzer's memory small
+	for len(framed) >= 4 {
+		n := int(binary.LittleEndian.Uint32(framed))
+		framed = framed[4:]
+		n = min(n, len(framed))
+		chunk := append([]byte(nil), framed[:n]...)
+		framed = framed[n:]
+		if dec.feed(memory.NewBufferBytes(chunk)) != nil && dec.eos {
+			break
+		}
+	}
+	return dec
 }
