@@ -128,7 +128,11 @@ func TestJoinWaitsForServer(t *testing.T) {
 		assert.GreaterOrEqual(t, time.Since(began), 300*time.Millisecond)
 	})
 	t.Run("context ends first", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		// Long enough for the first dial to be refused even on a loaded
+		// machine (200 ms was not: the first dial itself sometimes timed
+		// out, with no refusal to report), and well short of the 10 s
+		// DefaultConnectRetry, so that the context still ends first.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err := Join(ctx, addr, "early", 2, testSecret)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
