@@ -3,6 +3,7 @@ package collective
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
@@ -80,22 +81,25 @@ func parseHeader(b []byte, maxFrame int) (header, error) {
 	if b[2] != hdrVersion {
 		return header{}, fmt.Errorf("%w: unsupported frame version %d", ErrCorrupt, b[2])
 	}
-	h := header{
+	// The length is checked before it becomes an int: on 32-bit platforms
+	// a length of 2^31 or more would turn negative and pass the limit.
+	n, flags := binary.LittleEndian.Uint32(b[4:]), b[3]
+	// An abort frame is bounded by abortMax, not by the limit: a peer
+	// whose limit is below its error's text must still be heard (readAbort
+	// reads at most abortMax bytes of it, and nothing of a longer one).
+	if uint64(n) > uint64(maxFrame) && flags&flagAbort == 0 {
+		return header{}, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrameTooLarge, n, maxFrame)
+	}
+	n = min(n, math.MaxInt32) // an abort frame's; still above abortMax
+	return header{
 		key: key{
 			comm: binary.LittleEndian.Uint64(b[8:]),
 			tag:  binary.LittleEndian.Uint64(b[16:]),
 		},
-		n:       int(binary.LittleEndian.Uint32(b[4:])),
-		flags:   b[3],
+		n:       int(n),
+		flags:   flags,
 		payload: binary.LittleEndian.Uint32(b[24:]),
-	}
-	// An abort frame is bounded by abortMax, not by the limit: a peer
-	// whose limit is below its error's text must still be heard (readAbort
-	// reads at most abortMax bytes of it).
-	if h.n > maxFrame && h.flags&flagAbort == 0 {
-		return header{}, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrameTooLarge, h.n, maxFrame)
-	}
-	return h, nil
+	}, nil
 }
 
 // Tags. User tags are small non-negative integers. Collectives use internal
