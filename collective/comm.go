@@ -271,7 +271,22 @@ func (c *Comm) watchCalls() {
 // message of this call under another wire id or ident is a mismatch.
 func (cl *call) use(w wire, id ident) {
 	cl.wire, cl.ident = w, id
-	cl.c.mark.Store(internalTag(cl.seq, w, id, 0))
+	tag := internalTag(cl.seq, w, id, 0)
+	cl.c.mark.Store(tag)
+	// A message of this call under another wire id or ident that arrived
+	// before the mark was set was queued unchecked (checkCall compared it
+	// with the previous call's mark). notePost finds it when this call
+	// posts a receive on its link, but a call that posts none there (a
+	// gather's non-root only sends) would leave it unseen while the rank
+	// that sent it, and those waiting for that rank, hang.
+	for _, l := range cl.c.links {
+		if l.conn != nil {
+			if err := l.queuedMismatch(cl.c.id, tag); err != nil {
+				cl.c.t.fail(err)
+				return
+			}
+		}
+	}
 }
 
 // begin starts a collective. If ctx ends before the call does, the

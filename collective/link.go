@@ -263,6 +263,28 @@ func (l *link) notePost(k key) error {
 	return nil
 }
 
+// queuedMismatch looks at the queued messages of communicator comm for one
+// of the call with tag prefix tag under another wire id or ident (see
+// call.use); l.mu must not be held.
+func (l *link) queuedMismatch(comm, tag uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.callOf(comm)
+	if w == nil {
+		return nil
+	}
+	for _, q := range w.queued.items() {
+		switch {
+		case callBehind(q, tag): // an earlier call's: notePost's to judge
+		case (q^tag)&seqField != 0:
+			return nil // a later call's: the peer runs ahead
+		case sameCallOtherWire(q, tag):
+			return l.wireMismatch(q, tag)
+		}
+	}
+	return nil
+}
+
 func (l *link) staleMismatch(got, running uint64) error {
 	return l.peerErr(fmt.Errorf("%w: a message of call %d (%v, step %d) came after this rank finished that call (it runs call %d): the ranks disagree about call %d (its root, sizes or counts)",
 		ErrMismatch, (got&seqField)>>callShift, tagWire(got), got&maxStep, (running&seqField)>>callShift, (got&seqField)>>callShift))

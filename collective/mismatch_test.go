@@ -727,3 +727,47 @@ func TestRunAheadQueueLinear(t *testing.T) {
 	}
 	assert.Less(t, time.Since(start), time.Second, "%d queued calls", n)
 }
+
+// TestMismatchQueuedBeforeCall: rank 2 names root 1 for a gather that the
+// others root at 0, and its message reaches rank 1 (and is queued there by
+// the link's drain) before rank 1 begins the gather. Rank 1 posts no
+// receive in that call (it only sends to root 0), so the readers' check,
+// which saw no call running, and notePost never looked at the message:
+// rank 0 waited for rank 2 until its deadline. Under CPU load this ordering
+// came up in about one of three runs of TestMismatchedRoots' "gather, rank 2
+// names root 1" over TCP; here it is forced.
+func TestMismatchQueuedBeforeCall(t *testing.T) {
+	comms := newComms(t, tcpMesh, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make([]chan error, 3)
+	gather := func(r, root int) {
+		errs[r] = make(chan error, 1)
+		go func() {
+			_, err := comms[r].Gather(ctx, root, []byte{byte(r)})
+			errs[r] <- err
+		}()
+	}
+	gather(0, 0)
+	gather(2, 1)
+	l := comms[1].links[2]
+	require.Eventually(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		w := l.callOf(comms[1].id)
+		return w != nil && w.queued.len() > 0
+	}, 10*time.Second, time.Millisecond, "rank 2's message queued on rank 1")
+	start := time.Now()
+	gather(1, 0)
+	select {
+	case err := <-errs[0]:
+		require.Error(t, err, "root 0 cannot have rank 2's part")
+		assert.NotErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("rank 0 still waits 10 s after rank 1 began the call")
+	}
+	assert.Less(t, time.Since(start), 5*time.Second)
+	<-errs[1]
+	<-errs[2]
+	assert.ErrorIs(t, errors.Join(comms[0].Err(), comms[1].Err(), comms[2].Err()), ErrMismatch)
+}
