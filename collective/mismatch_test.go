@@ -704,28 +704,38 @@ func TestMismatchWithManySubCommunicators(t *testing.T) {
 // quadratic: about 2*10^8 slot visits here, seconds; a loop of small bcasts
 // ran at 380 µs a call after 50000 calls.)
 func TestRunAheadQueueLinear(t *testing.T) {
-	comms := newComms(t, pipeKind, 2)
-	l := comms[1].links[0]
 	const n = 20_000
 	tag := func(seq int) key {
 		return key{worldID, internalTag(uint64(seq), wireBcast, rootIdent(0), bcastStepPreamble)}
 	}
-	l.mu.Lock()
-	for seq := 1; seq <= n; seq++ { // as the reader queues them
-		b, pb := getBuf(16)
-		l.arrived(tag(seq), b, pb)
+	catchUp := func() time.Duration {
+		comms := newComms(t, pipeKind, 2)
+		l := comms[1].links[0]
+		l.mu.Lock()
+		for seq := 1; seq <= n; seq++ { // as the reader queues them
+			b, pb := getBuf(16)
+			l.arrived(tag(seq), b, pb)
+		}
+		l.mu.Unlock()
+		start := time.Now()
+		for seq := 1; seq <= n; seq++ { // each call's first receive takes its message
+			comms[1].mark.Store(internalTag(uint64(seq), wireBcast, rootIdent(0), 0))
+			r := l.post(tag(seq), modeScratch, nil)
+			require.Equal(t, stateDone, r.state)
+			require.NoError(t, r.err, "call %d", seq)
+			putBuf(r.pb)
+			r.recycle()
+		}
+		return time.Since(start)
 	}
-	l.mu.Unlock()
-	start := time.Now()
-	for seq := 1; seq <= n; seq++ { // each call's first receive takes its message
-		comms[1].mark.Store(internalTag(uint64(seq), wireBcast, rootIdent(0), 0))
-		r := l.post(tag(seq), modeScratch, nil)
-		require.Equal(t, stateDone, r.state)
-		require.NoError(t, r.err, "call %d", seq)
-		putBuf(r.pb)
-		r.recycle()
+	// The fastest of up to three runs: linear time stays well under the
+	// bound, but one run on a loaded machine (two cores busy with other
+	// work, -race) took 1.06 s; quadratic time is slow on every run.
+	best := catchUp()
+	for i := 0; i < 2 && best >= time.Second; i++ {
+		best = min(best, catchUp())
 	}
-	assert.Less(t, time.Since(start), time.Second, "%d queued calls", n)
+	assert.Less(t, best, time.Second, "%d queued calls", n)
 }
 
 // TestMismatchQueuedBeforeCall: rank 2 names root 1 for a gather that the
