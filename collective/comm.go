@@ -372,11 +372,14 @@ func (cl *call) finish(err *error) {
 
 // failCall runs a collective that fails at once with err on this rank (a
 // bad argument): the communicator is poisoned so that the other ranks,
-// which are running the collective, do not wait for this one.
+// which are running the collective, do not wait for this one. If the call
+// cannot begin (the communicator already failed, for instance because
+// another rank refused the same bad argument first), the error matches
+// both err and the reason it could not begin.
 func (c *Comm) failCall(ctx context.Context, op string, err error) error {
 	cl, berr := c.begin(ctx, op)
 	if berr != nil {
-		return berr
+		return fmt.Errorf("%w (%s: %w)", berr, op, err)
 	}
 	return cl.end(err)
 }

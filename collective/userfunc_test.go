@@ -206,3 +206,21 @@ func TestSendWaitsWithContext(t *testing.T) {
 		t.Fatal("Close did not end the blocked Send")
 	}
 }
+
+// TestNilOpAfterPeerFailed: a rank whose call with a nil op begins after
+// another rank's refusal of it already poisoned the communicator still
+// reports its own ErrInvalidArgument (besides the peer's failure). Under
+// CPU load TestNilOpFunction's reduce-scatter saw rank 1 return only
+// "peer failed" about once in three runs.
+func TestNilOpAfterPeerFailed(t *testing.T) {
+	comms := newComms(t, pipeKind, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := ReduceScatter(ctx, comms[0], []int32{1, 2}, []int{1, 1}, NewOp[int32](nil, true))
+	require.ErrorIs(t, err, ErrInvalidArgument)
+	require.Eventually(t, func() bool { return comms[1].Err() != nil }, 10*time.Second, time.Millisecond)
+	_, err = ReduceScatter(ctx, comms[1], []int32{1, 2}, []int{1, 1}, NewOp[int32](nil, true))
+	assert.ErrorIs(t, err, ErrInvalidArgument)
+	assert.ErrorIs(t, err, ErrPeerFailed)
+	assert.NotErrorIs(t, err, context.DeadlineExceeded)
+}
