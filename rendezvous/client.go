@@ -55,6 +55,8 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		return fail(fmt.Errorf("rank %d out of range for world size %d (want 0..%d)", cfg.rank, world, world-1))
 	case cfg.punchTimeout < 0:
 		return fail(fmt.Errorf("negative punch timeout %v", cfg.punchTimeout))
+	case cfg.connectRetry < 0:
+		return fail(fmt.Errorf("negative connect retry %v (WithConnectRetry: 0 fails at the first refusal)", cfg.connectRetry))
 	}
 	key, err := jobKey(secret, job)
 	if err != nil {

@@ -76,7 +76,7 @@ const DefaultConnectRetry = 10 * time.Second
 // WithConnectRetry sets how long Join keeps dialing a rendezvous server that
 // refuses the connection (one not listening yet, or restarting), so that
 // workers may start before or together with their server; 0 fails at the
-// first refusal. Other failures to connect (no route, a timeout, a name
+// first refusal, and a negative d makes Join fail before it dials. Other failures to connect (no route, a timeout, a name
 // that does not resolve) are not retried.
 func WithConnectRetry(d time.Duration) Option {
 	return func(c *clientConfig) { c.connectRetry = d }
