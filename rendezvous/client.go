@@ -350,8 +350,11 @@ func (c *client) write(m message) error {
 	return writeMessage(c.ctrl, m)
 }
 
+// unexpected is a frame out of order from the server: the server broke the
+// protocol. It is not an *Error: those are the server's refusals, and a
+// bad-request one (a rank taken, say) is the caller's to act on.
 func unexpected(msg message, want string) error {
-	return &Error{Code: CodeBadRequest, Rank: -1, Msg: fmt.Sprintf("server sent %v, want %s", msg.msgType(), want)}
+	return fmt.Errorf("protocol error: the server sent %v, want %s", msg.msgType(), want)
 }
 
 // abortConn closes c with a RST where it can, so its 4-tuple is free at once.
