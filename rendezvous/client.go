@@ -62,7 +62,7 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 	if err != nil {
 		return fail(err)
 	}
-	server, err := resolve(ctx, addr)
+	server, err := resolve(ctx, addr, cfg.laddr)
 	if err != nil {
 		return fail(err)
 	}
@@ -92,10 +92,21 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 }
 
 // resolve turns "host:port" into an endpoint: an IP literal as it is, a
-// name through the system resolver.
-func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
+// name through the system resolver. Of a name's addresses it takes the
+// first of the punch port's family when WithLocalAddr bound it to an
+// address (a socket of one family cannot dial the other), else the first
+// IPv4 one, else the first: members that meet the server over one family
+// have endpoints of that family, and can punch each other.
+func resolve(ctx context.Context, addr string, laddr netip.AddrPort) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
-		return unmapAP(ap), nil
+		ap = unmapAP(ap)
+		if ap.Port() == 0 {
+			return netip.AddrPort{}, fmt.Errorf("server address %q: bad port", addr)
+		}
+		if a := laddr.Addr(); a.IsValid() && !a.IsUnspecified() && a.Unmap().Is4() != ap.Addr().Is4() {
+			return netip.AddrPort{}, fmt.Errorf("server address %q: not of the family of the punch port's address %v", addr, a)
+		}
+		return ap, nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -105,12 +116,33 @@ func resolve(ctx context.Context, addr string) (netip.AddrPort, error) {
 	if err != nil || p == 0 {
 		return netip.AddrPort{}, fmt.Errorf("server address %q: bad port", addr)
 	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	ips, err := lookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
 		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, firstErr(err, errors.New("no address")))
 	}
+	want4 := true // by default, IPv4 if there is one
+	strict := false
+	if a := laddr.Addr(); a.IsValid() && !a.IsUnspecified() {
+		want4, strict = a.Unmap().Is4(), true
+	}
+	for _, ip := range ips {
+		if ip.Unmap().Is4() == want4 {
+			return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
+		}
+	}
+	if strict {
+		family := "IPv6"
+		if want4 {
+			family = "IPv4"
+		}
+		return netip.AddrPort{}, fmt.Errorf("server address %q: no %s address (the punch port's address is %v; the name has %v)",
+			addr, family, laddr.Addr(), ips)
+	}
 	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
 }
+
+// lookupNetIP resolves server names (a variable for tests).
+var lookupNetIP = net.DefaultResolver.LookupNetIP
 
 // handshakeLimit bounds the client's side of the control handshake.
 const handshakeLimit = 30 * time.Second

@@ -47,7 +47,9 @@ func WithPunchTimeout(d time.Duration) Option {
 }
 
 // WithLocalAddr sets the local endpoint of the punch port: the address to
-// bind (unspecified: any) and the port (0: an ephemeral port).
+// bind (unspecified: any) and the port (0: an ephemeral port). A bound
+// address also picks which of a server name's addresses Join dials: one of
+// its family (without it, IPv4 when the name has an IPv4 address).
 func WithLocalAddr(ap netip.AddrPort) Option {
 	return func(c *clientConfig) { c.laddr = ap }
 }

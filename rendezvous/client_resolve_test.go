@@ -1,0 +1,60 @@
+package rendezvous
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestClientResolvePicksUsableAddress: a server name with an IPv6 and an
+// IPv4 address (IPv6 first, as resolvers sort them) is dialed at the IPv4
+// one when the punch port is bound to an IPv4 address (dialing IPv6 from it
+// cannot work), and at IPv4 by default too, so that the members of a job
+// meet the server, and so each other, over one family.
+func TestClientResolvePicksUsableAddress(t *testing.T) {
+	old := lookupNetIP
+	t.Cleanup(func() { lookupNetIP = old })
+	lookupNetIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	ap, err := resolve(context.Background(), "rv.example:7000", netip.AddrPort{})
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:7000", ap.String())
+	ap, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[::1]:0"))
+	require.NoError(t, err)
+	assert.Equal(t, "[::1]:7000", ap.String(), "an IPv6 punch port takes the IPv6 address")
+
+	// End to end: a server on 127.0.0.1 only, a name that resolves to ::1
+	// first, and a punch port on 127.0.0.1.
+	srv := startLoopServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	name := "rv.example:" + srv.addr[len("127.0.0.1:"):]
+	m, err := Join(ctx, name, "named", 1, testSecret,
+		WithLocalAddr(netip.MustParseAddrPort("127.0.0.1:0")), WithConnectRetry(0))
+	require.NoError(t, err)
+	m.Close()
+
+	// A punch port of a family the server has no address of: a clear error.
+	_, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[fe80::1%eth0]:0"))
+	require.NoError(t, err) // IPv6 is there
+	lookupNetIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+	}
+	_, err = Join(ctx, "rv.example:7000", "named", 1, testSecret, WithLocalAddr(netip.MustParseAddrPort("[::1]:0")))
+	require.ErrorContains(t, err, "no IPv6 address")
+}
+
+// TestClientResolveLiteral: an IP literal with port 0, or of another family
+// than the punch port's address, is refused before anything is dialed.
+func TestClientResolveLiteral(t *testing.T) {
+	_, err := Join(context.Background(), "127.0.0.1:0", "j", 2, testSecret)
+	require.ErrorContains(t, err, "bad port")
+	_, err = Join(context.Background(), "[::1]:7000", "j", 2, testSecret,
+		WithLocalAddr(netip.MustParseAddrPort("127.0.0.1:0")))
+	require.ErrorContains(t, err, "not of the family of the punch port's address 127.0.0.1")
+}
