@@ -37,7 +37,8 @@ import (
 // which rank and which peer (a member that leaves the job makes every other
 // member's Join fail with an error matching ErrMemberLeft; a job that does
 // not fill up in the server's job timeout, ErrJobTimeout). On failure no
-// link stays open. ctx bounds the whole call.
+// link stays open. ctx bounds the whole call, and only the call: the links
+// of the Mesh it returns stay open after ctx ends, until Mesh.Close.
 func Join(ctx context.Context, addr string, job string, world int, secret []byte, opts ...Option) (*Mesh, error) {
 	began := time.Now()
 	cfg := newClientConfig(opts)
