@@ -380,29 +380,14 @@ func TestOperatorsBoundaries(t *testing.T) {
 			}
 			var res result
 			res.agg = map[string][]row{}
-			keySets := []struct {
-				names []string
-				cols  []int
-			}{{[]string{"k"}, []int{cK}}, {[]string{"s"}, []int{cS}}, {[]string{"k", "s"}, []int{cK, cS}}, {nil, nil}}
 			runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 				f, err := newFrame(t, c, mem, parts[c.Rank()])
 				if err != nil {
 					return err
 				}
 				defer f.Release()
-				for _, ks := range keySets {
-					g, err := f.GroupBy(ks.names...).Agg(ctx, testAggs...)
-					if err != nil {
-						return err
-					}
-					got, _, err := gatherRows(ctx, g)
-					g.Release()
-					if err != nil {
-						return err
-					}
-					if c.Rank() == 0 {
-						res.agg[fmt.Sprint(ks.names)] = got
-					}
+				if err := groupByAll(ctx, c, f, res.agg); err != nil {
+					return err
 				}
 				// Partitioned by the keys already: the group-by is local only.
 				sh, err := f.Shuffle(ctx, "k", "s")
@@ -458,7 +443,7 @@ func TestOperatorsBoundaries(t *testing.T) {
 				return err
 			})
 			requireSameRows(t, oracleGroupBy(all, []int{cK, cS}), res.agg["local"], "p=%d n=%d local group by", p, n)
-			for _, ks := range keySets {
+			for _, ks := range groupByKeySets {
 				requireSameRows(t, oracleGroupBy(all, ks.cols), res.agg[fmt.Sprint(ks.names)], "p=%d n=%d group by %v", p, n, ks.names)
 			}
 			seen := map[string]bool{}

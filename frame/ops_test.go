@@ -221,11 +221,44 @@ func oracleGroupBy(rows []row, keys []int) []row {
 
 var testAggs = []Agg{Sum("w"), Count("v"), CountRows(), Min("w"), Max("v"), Mean("v"), Min("s").As("min_s"), Max("s").As("max_s")}
 
+// groupByKeySets are the key sets the group-by tests aggregate by: each
+// key column, both, and none (a global aggregate); cols index row.
+var groupByKeySets = []struct {
+	names []string
+	cols  []int
+}{{[]string{"k"}, []int{cK}}, {[]string{"s"}, []int{cS}}, {[]string{"k", "s"}, []int{cK, cS}}, {nil, nil}}
+
+// groupByAll aggregates f by testAggs over every set of groupByKeySets,
+// checks where the result lies (a global aggregate on rank 0 alone, a keyed
+// one partitioned by its keys), and gathers each result into results on
+// rank 0 under fmt.Sprint of its key names.
+func groupByAll(ctx context.Context, c *collective.Comm, f *Frame, results map[string][]row) error {
+	for _, ks := range groupByKeySets {
+		g, err := f.GroupBy(ks.names...).Agg(ctx, testAggs...)
+		if err != nil {
+			return err
+		}
+		if len(ks.names) == 0 && c.Rank() != 0 && g.NumRows() != 0 {
+			g.Release()
+			return fmt.Errorf("global aggregate has %d rows on rank %d", g.NumRows(), c.Rank())
+		}
+		if len(ks.names) > 0 && !slices.Equal(g.PartitionedBy(), ks.names) {
+			g.Release()
+			return fmt.Errorf("group-by result partitioned by %v", g.PartitionedBy())
+		}
+		got, _, err := gatherRows(ctx, g)
+		g.Release()
+		if err != nil {
+			return err
+		}
+		if c.Rank() == 0 {
+			results[fmt.Sprint(ks.names)] = got
+		}
+	}
+	return nil
+}
+
 func TestGroupByOracle(t *testing.T) {
-	keySets := []struct {
-		names []string
-		cols  []int
-	}{{[]string{"k"}, []int{cK}}, {[]string{"s"}, []int{cS}}, {[]string{"k", "s"}, []int{cK, cS}}, {nil, nil}}
 	for _, p := range rankSizes {
 		parts := partitions(t, p, 300+uint64(p), genSpec{rows: 80, keys: 12, skew: 0.6, nullFrac: 0.1})
 		results := map[string][]row{}
@@ -235,31 +268,9 @@ func TestGroupByOracle(t *testing.T) {
 				return err
 			}
 			defer f.Release()
-			for _, ks := range keySets {
-				g, err := f.GroupBy(ks.names...).Agg(ctx, testAggs...)
-				if err != nil {
-					return err
-				}
-				if len(ks.names) == 0 && c.Rank() != 0 && g.NumRows() != 0 {
-					return fmt.Errorf("global aggregate has %d rows on rank %d", g.NumRows(), c.Rank())
-				}
-				if len(ks.names) > 0 && !slices.Equal(g.PartitionedBy(), ks.names) {
-					return fmt.Errorf("group-by result partitioned by %v", g.PartitionedBy())
-				}
-				// Aggregating again on the same keys must not move anything and must
-				// give one row per group.
-				got, _, err := gatherRows(ctx, g)
-				g.Release()
-				if err != nil {
-					return err
-				}
-				if c.Rank() == 0 {
-					results[fmt.Sprint(ks.names)] = got
-				}
-			}
-			return nil
+			return groupByAll(ctx, c, f, results)
 		})
-		for _, ks := range keySets {
+		for _, ks := range groupByKeySets {
 			requireSameRows(t, oracleGroupBy(concatRows(parts), ks.cols), results[fmt.Sprint(ks.names)], "p=%d keys=%v", p, ks.names)
 		}
 	}
