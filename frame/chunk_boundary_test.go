@@ -256,19 +256,9 @@ func hotRows(n int, key int64, seed uint64) []row {
 // when every key is non-null and equal; -1 for the missing side of an outer
 // row), encoded and sorted as pairSet does.
 func oraclePairs(left, right []row, keys []int, lOuter, rOuter bool) []int64 {
-	keyOf := func(r row) (string, bool) {
-		kr := make(row, len(keys))
-		for i, k := range keys {
-			if r[k] == nil {
-				return "", false
-			}
-			kr[i] = r[k]
-		}
-		return rowKey(kr), true
-	}
 	byKey := map[string][]int{}
 	for j, r := range right {
-		if k, ok := keyOf(r); ok {
+		if k, ok := joinKey(r, keys); ok {
 			byKey[k] = append(byKey[k], j)
 		}
 	}
@@ -276,7 +266,7 @@ func oraclePairs(left, right []row, keys []int, lOuter, rOuter bool) []int64 {
 	var out []int64
 	rMatched := make([]bool, len(right))
 	for i, l := range left {
-		k, ok := keyOf(l)
+		k, ok := joinKey(l, keys)
 		js := byKey[k]
 		if !ok || len(js) == 0 {
 			if lOuter {

@@ -16,26 +16,16 @@ import (
 // oracleJoin joins full rows with a Go map: rows match when every key is
 // non-null and equal.
 func oracleJoin(left, right []row, nl, nr int, lk, rk []int, lOuter, rOuter bool) []row {
-	keyOf := func(r row, ks []int) (string, bool) {
-		kr := make(row, len(ks))
-		for i, k := range ks {
-			if r[k] == nil {
-				return "", false
-			}
-			kr[i] = r[k]
-		}
-		return rowKey(kr), true
-	}
 	byKey := map[string][]int{}
 	for j, r := range right {
-		if k, ok := keyOf(r, rk); ok {
+		if k, ok := joinKey(r, rk); ok {
 			byKey[k] = append(byKey[k], j)
 		}
 	}
 	var out []row
 	rMatched := make([]bool, len(right))
 	for _, l := range left {
-		k, ok := keyOf(l, lk)
+		k, ok := joinKey(l, lk)
 		js := byKey[k]
 		if !ok || len(js) == 0 {
 			if lOuter {

@@ -20,20 +20,23 @@ const (
 	cV = 3
 )
 
+// joinKey is the key of row r over columns keys, as the join oracles match
+// it; ok is false when a key is null (such a row never matches).
+func joinKey(r row, keys []int) (key string, ok bool) {
+	kr := make(row, len(keys))
+	for i, k := range keys {
+		if r[k] == nil {
+			return "", false
+		}
+		kr[i] = r[k]
+	}
+	return rowKey(kr), true
+}
+
 // oracleJoinOn joins rows of genSchema on the same-named keys with Go maps,
 // in the layout of Join with On: the keys once (from whichever side has the
 // row), the left non-key columns, the right non-key columns.
 func oracleJoinOn(left, right []row, keys []int, how JoinType) []row {
-	keyOf := func(r row) (string, bool) {
-		kr := make(row, len(keys))
-		for i, k := range keys {
-			if r[k] == nil {
-				return "", false
-			}
-			kr[i] = r[k]
-		}
-		return rowKey(kr), true
-	}
 	var rest []int
 	for c := range 4 {
 		if !slices.Contains(keys, c) {
@@ -62,14 +65,14 @@ func oracleJoinOn(left, right []row, keys []int, how JoinType) []row {
 	}
 	byKey := map[string][]int{}
 	for j, r := range right {
-		if k, ok := keyOf(r); ok {
+		if k, ok := joinKey(r, keys); ok {
 			byKey[k] = append(byKey[k], j)
 		}
 	}
 	matched := make([]bool, len(right))
 	var out []row
 	for _, l := range left {
-		k, ok := keyOf(l)
+		k, ok := joinKey(l, keys)
 		js := byKey[k]
 		if !ok || len(js) == 0 {
 			if how == LeftOuter || how == FullOuter {
