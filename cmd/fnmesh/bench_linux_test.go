@@ -21,13 +21,20 @@ import (
 	"github.com/fnmesh/fnmesh/internal/proc"
 )
 
-func TestBenchWorkerKilled(t *testing.T) {
+// needWorkerProcesses skips a test that starts bench worker processes
+// over loopback TCP under -short, or where there is no /proc to find them.
+func needWorkerProcesses(t *testing.T) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts worker processes over loopback TCP; skipped with -short")
 	}
 	if _, err := os.Stat("/proc/self/task"); err != nil {
 		t.Skip("needs /proc to find the worker processes")
 	}
+}
+
+func TestBenchWorkerKilled(t *testing.T) {
+	needWorkerProcesses(t)
 	bin := buildFnmesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -58,12 +65,7 @@ func TestBenchWorkerKilled(t *testing.T) {
 // A bench killed outright (it cannot stop its workers itself then) takes
 // its workers with it: they used to run on, orphaned, until their -timeout.
 func TestBenchParentKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts worker processes over loopback TCP; skipped with -short")
-	}
-	if _, err := os.Stat("/proc/self/task"); err != nil {
-		t.Skip("needs /proc to find the worker processes")
-	}
+	needWorkerProcesses(t)
 	bin := buildFnmesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -86,12 +88,7 @@ func TestBenchParentKilled(t *testing.T) {
 // what it measured, saying that it is partial: the files used to look like
 // a complete run's.
 func TestBenchInterrupted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts worker processes over loopback TCP; skipped with -short")
-	}
-	if _, err := os.Stat("/proc/self/task"); err != nil {
-		t.Skip("needs /proc to find the worker processes")
-	}
+	needWorkerProcesses(t)
 	bin := buildFnmesh(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
