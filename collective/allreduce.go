@@ -91,9 +91,14 @@ func putScratch(pb *pbuf) {
 }
 
 // allreduceRecDoubling: lg p exchanges of the whole vector with rank
-// xor 2^k; the lower rank's vector is the left operand.
+// xor 2^k; the lower rank's vector is the left operand, for a commutative
+// op too: both partners compute the same lower ⊕ upper, so every rank ends
+// with the same bits (b ⊕ a need not be a ⊕ b bit for bit, even for a
+// float sum: x86 keeps the first operand's NaN). The rank whose partner is
+// lower reduces its own vector into the received one (fwd, no reversed
+// op needed) and takes that buffer as its vector from then on.
 func (cl *call) allreduceRecDoubling(acc []byte, rd *reducer) error {
-	p := cl.c.size
+	p, r := cl.c.size, cl.c.rank
 	pof2 := floorPow2(p)
 	rem := p - pof2
 	tmp, pb := getBuf(len(acc))
@@ -103,14 +108,27 @@ func (cl *call) allreduceRecDoubling(acc []byte, rd *reducer) error {
 		return err
 	}
 	if nr >= 0 {
+		cur, in := acc, tmp
 		for k, mask := stepBase, 1; mask < pof2; k, mask = k+1, mask<<1 {
 			dst := realRank(nr^mask, rem)
-			if err := cl.sendrecvExact(dst, dst, k, tmp, acc); err != nil {
+			if err := cl.sendrecvExact(dst, dst, k, in, cur); err != nil {
 				return err
 			}
-			if err := cl.combine(rd, acc, tmp, dst); err != nil {
+			if len(cur) == 0 {
+				continue
+			}
+			if dst < r {
+				// in = in ⊕ cur: in holds the lower ranks.
+				if err := rd.fwd(in, cur); err != nil {
+					return err
+				}
+				cur, in = in, cur
+			} else if err := rd.fwd(cur, in); err != nil {
 				return err
 			}
+		}
+		if len(cur) > 0 && &cur[0] != &acc[0] {
+			copy(acc, cur)
 		}
 	}
 	return cl.foldOut(acc)

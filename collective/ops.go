@@ -18,7 +18,10 @@ type Number interface {
 // algorithm combines contributions so that the result equals
 // x[0] ⊕ x[1] ⊕ ... ⊕ x[p-1] in rank order for a non-commutative op; for a
 // commutative op algorithms may combine in any order (floating-point sums
-// may then differ in the last bits between algorithms, as in MPI).
+// may then differ in the last bits between algorithms, as in MPI). Within
+// one Allreduce every rank gets the same bits: each element of the result
+// is computed once and sent to the others, or (recursive doubling) the
+// same expression, operands in the same order, is computed on every rank.
 type Op[T Number] struct {
 	name        string
 	commutative bool
