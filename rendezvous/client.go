@@ -329,7 +329,7 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 	if err := c.write(hello{}); err != nil {
 		return 0, fmt.Errorf("sending hello: %w", err)
 	}
-	msg, err := c.read()
+	msg, err := c.read(false)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, &Error{Code: CodeMalformed}) ||
 			errors.Is(err, &Error{Code: CodeTooLarge}) || errors.Is(err, &Error{Code: CodeVersion}) {
@@ -351,7 +351,7 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 	if err := c.write(j); err != nil {
 		return 0, fmt.Errorf("sending join: %w", err)
 	}
-	if msg, err = c.read(); err != nil {
+	if msg, err = c.read(true); err != nil {
 		return 0, fmt.Errorf("waiting for the server to accept the join: %w", err)
 	}
 	jd, ok := msg.(joined)
@@ -365,10 +365,16 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 	return ch.PingInterval, nil
 }
 
-// read reads one frame from the server; an error frame becomes its *Error.
-func (c *client) read() (message, error) {
+// read reads one frame from the server; an error frame becomes its *Error,
+// and a frame that does not decode an error that says the server sent it
+// (badFrame) when sayBad is set (the challenge, the first frame, leaves
+// that to its caller: what sends it may not be a rendezvous server).
+func (c *client) read(sayBad bool) (message, error) {
 	msg, err := readMessage(c.br, MaxPayload)
 	if err != nil {
+		if bad := badFrame(err); bad != nil && sayBad {
+			return nil, bad
+		}
 		return nil, err
 	}
 	if e, ok := msg.(errorMsg); ok {

@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -89,7 +90,7 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 					<-ctx.Done()
 					return nil, s.waitingFor(ctx.Err())
 				}
-				return nil, s.waitingFor(fmt.Errorf("lost the rendezvous server: %w", in.err))
+				return nil, s.waitingFor(readFailure(in.err))
 			}
 			t, err := s.handle(ctx, in.msg)
 			if err != nil {
@@ -135,6 +136,39 @@ func (s *session) waitingFor(err error) error {
 		list = fmt.Sprintf("%v and %d more", missing[:8], len(missing)-8)
 	}
 	return fmt.Errorf("making links: %d of %d peers linked, none yet with ranks %s: %w", s.ready, s.c.world-1, list, err)
+}
+
+// readFailure says why reading the server's next frame failed: the server
+// broke the protocol (a frame that does not decode, is over the size limit
+// or of another version: the *Error from decoding stays in the chain for
+// errors.Is and errors.As), or the connection was lost (EOF, a reset, or a
+// server silent for too long).
+func readFailure(err error) error {
+	if bad := badFrame(err); bad != nil {
+		return bad
+	}
+	return fmt.Errorf("lost the rendezvous server: %w", err)
+}
+
+// badFrame wraps err, an error from readMessage on the control
+// connection, with what the server did wrong when the frame it sent does not
+// decode; nil for any other error (an I/O one). Only for readMessage's
+// errors: an error frame the server sends is its refusal, not a bad frame,
+// even when its code is malformed.
+func badFrame(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return nil
+	}
+	switch e.Code {
+	case CodeMalformed:
+		return fmt.Errorf("rendezvous server sent a malformed frame: %w", err)
+	case CodeTooLarge:
+		return fmt.Errorf("rendezvous server sent a frame over the size limit: %w", err)
+	case CodeVersion:
+		return fmt.Errorf("rendezvous server speaks another protocol version: %w", err)
+	}
+	return nil
 }
 
 // readLoop reads the server's frames, answers pings at once (they measure
@@ -185,7 +219,9 @@ func (s *session) handle(ctx context.Context, msg message) (*time.Timer, error) 
 	case verdict:
 		return nil, s.verdict(ctx, msg)
 	case errorMsg:
-		return nil, &Error{Code: msg.Code, Rank: msg.Rank, Msg: msg.Msg}
+		// The server's end of the job (a member left, a timeout, a
+		// shutdown): errors.As finds the *Error; the text says the phase.
+		return nil, s.waitingFor(&Error{Code: msg.Code, Rank: msg.Rank, Msg: msg.Msg})
 	default:
 		return nil, unexpected(msg, "peers, start or verdict")
 	}
