@@ -70,6 +70,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "fnmesh bench: %v\n", err)
+		if errors.As(err, new(flagError)) {
+			flagHint(stderr, "fnmesh bench")
+		}
 		return 2
 	}
 	if idx := os.Getenv(benchEnvWorker); idx != "" {

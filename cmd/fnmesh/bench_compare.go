@@ -44,14 +44,18 @@ flags:
 	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
 	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
 	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, none could be checked, or a run is partial")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "fnmesh bench compare: %v\n", err)
+		flagHint(stderr, "fnmesh bench compare")
 		return 2
 	}
 	if fs.NArg() != 2 {
-		fs.Usage()
+		// It printed the whole help without saying what was wrong.
+		fmt.Fprintf(stderr, "fnmesh bench compare: want two result files, ours and theirs (got %d)\n", fs.NArg())
+		flagHint(stderr, "fnmesh bench compare")
 		return 2
 	}
 	ourName, theirName, ok := strings.Cut(*names, ",")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -109,7 +110,10 @@ flags:
 	fs.StringVar(&o.json, "json", "", "write the results and how they were made as JSON to `file`")
 	fs.StringVar(&o.png, "png", "", "plot time and bandwidth against size (log-log) to PNG `file`")
 	fs.BoolVar(&o.progress, "progress", false, "show a progress bar on stderr (default: when stderr is a terminal)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			err = flagError{err}
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -209,3 +213,9 @@ func checkCongestion(name string) error {
 	}
 	return nil
 }
+
+// flagError is a flag that did not parse: fnmesh bench adds where the flags
+// are described.
+type flagError struct{ error }
+
+func (e flagError) Unwrap() error { return e.error }

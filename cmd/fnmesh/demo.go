@@ -145,10 +145,12 @@ flags:
 	fs.IntVar(&cfg.orders, "orders", 20000, "orders per worker in the data-frame job")
 	fs.IntVar(&cfg.customers, "customers", 5000, "customers in the data-frame job (all workers together)")
 	skip := fs.String("skip", "", "comma-separated steps not to run: "+strings.Join(skippable(), ", "))
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		fmt.Fprintf(stderr, "fnmesh demo: %v\n", err)
+		flagHint(stderr, "fnmesh demo")
 		return 2
 	}
 	cfg.bytes = int64(size)

@@ -88,14 +88,16 @@ flags:
 	fs.Var(&rank, "rank", "this `rank`, 0..N-1 (default: assigned by the server)")
 	size := byteSize(1 << 20)
 	fs.Var(&size, "bytes", "bytes to send to and check from every peer (e.g. 1048576, 64KiB, 1GiB)")
-	if err := fs.Parse(args); err != nil {
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "fnmesh join: "+format+"\n", a...)
+		return 2
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 2
-	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "fnmesh join: "+format+"\n", a...)
+		usageErr("%v", err)
+		flagHint(stderr, "fnmesh join")
 		return 2
 	}
 	switch {

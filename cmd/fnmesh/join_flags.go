@@ -9,7 +9,9 @@ import (
 )
 
 // byteSize is a flag.Value for a number of bytes: a plain integer or one
-// with a unit, decimal (kB, MB, GB) or binary (KiB, MiB, GiB).
+// with a unit, decimal (kB, MB, GB) or binary (KiB, MiB, GiB, and K, M, G
+// alone, as fnmesh bench's sizes take them: 1M there is 1MiB, and was
+// refused here).
 type byteSize int64
 
 var byteUnits = []struct {
@@ -19,6 +21,7 @@ var byteUnits = []struct {
 	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
 	{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
 	{"B", 1},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
 }
 
 func (b *byteSize) Set(s string) error {
@@ -31,7 +34,7 @@ func (b *byteSize) Set(s string) error {
 	}
 	v, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || v < 0 {
-		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64KiB, 1MiB, 2GB)", s)
+		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64KiB, 1MiB or 1M, 2GB)", s)
 	}
 	if mult > 1 && v > (1<<62)/mult {
 		return fmt.Errorf("%q is too large", s)

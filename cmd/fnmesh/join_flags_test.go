@@ -22,13 +22,17 @@ func TestByteSize(t *testing.T) {
 		{"2MB", 2_000_000, "2000000"},
 		{"5kB", 5000, "5000"},
 		{"123B", 123, "123"},
+		// K, M and G alone are binary, as in fnmesh bench's -min and -max.
+		{"64K", 64 << 10, "64KiB"},
+		{"1M", 1 << 20, "1MiB"},
+		{"2 G", 2 << 30, "2GiB"},
 	} {
 		var b byteSize
 		require.NoError(t, b.Set(tc.in), tc.in)
 		assert.Equal(t, tc.want, int64(b), tc.in)
 		assert.Equal(t, tc.str, b.String(), tc.in)
 	}
-	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "12XB", "9999999999TiB"} {
+	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "12XB", "9999999999TiB", "9999999999T", "1Mi", "M"} {
 		var b byteSize
 		assert.Error(t, b.Set(bad), bad)
 	}
