@@ -451,3 +451,98 @@ func concatOne(v int) []byte {
 	b[1] = byte('A' + v%26)
 	return b
 }
+
+// TestDocumentedAliasing checks what docs/collectives.md promises about
+// buffers: Allgather, Gather and Alltoallv put the caller's own data in its
+// slot without copying, Bcast returns data itself on the root, and no
+// reduction modifies data, under every algorithm.
+func TestDocumentedAliasing(t *testing.T) {
+	for _, p := range []int{1, 2, 3, 4, 5, 8} {
+		t.Run(fmt.Sprintf("p=%d", p), func(t *testing.T) {
+			comms := newComms(t, tcpMesh, p)
+			for _, op := range []Collective{OpAllgather, OpGather, OpAlltoallv, OpBcast, OpAllreduce, OpReduce, OpReduceScatter} {
+				t.Run(op.String(), func(t *testing.T) {
+					withVariants(t, comms, op, func(t *testing.T, big bool) {
+						requireAllOK(t, comms, func(ctx context.Context, c *Comm) error {
+							r := c.Rank()
+							for _, n := range []int{1, 300, 70_000} {
+								data := append([]byte(nil), payload(r, n, 9)...)
+								same := func(what string, b []byte) error {
+									if len(b) != len(data) || &b[0] != &data[0] {
+										return fmt.Errorf("%s n=%d: own slot is not data itself", what, n)
+									}
+									return nil
+								}
+								switch op {
+								case OpAllgather:
+									out, err := c.Allgather(ctx, data)
+									if err != nil {
+										return err
+									}
+									if err := same("allgather", out[r]); err != nil {
+										return err
+									}
+								case OpGather:
+									out, err := c.Gather(ctx, 0, data)
+									if err != nil {
+										return err
+									}
+									if r == 0 {
+										if err := same("gather", out[0]); err != nil {
+											return err
+										}
+									}
+								case OpAlltoallv:
+									parts := make([][]byte, p)
+									for j := range parts {
+										parts[j] = data
+									}
+									out, err := c.Alltoallv(ctx, parts)
+									if err != nil {
+										return err
+									}
+									if err := same("alltoallv", out[r]); err != nil {
+										return err
+									}
+								case OpBcast:
+									out, err := c.Bcast(ctx, 0, data)
+									if err != nil {
+										return err
+									}
+									if r == 0 {
+										if err := same("bcast", out); err != nil {
+											return err
+										}
+									}
+								default:
+									v := asElems[float64](data[:n/8*8])
+									orig := append([]float64(nil), v...)
+									var err error
+									switch op {
+									case OpAllreduce:
+										_, err = Allreduce(ctx, c, v, Sum[float64]())
+										if err == nil {
+											_, err = Allreduce(ctx, c, v, NewOp(func(a, b float64) float64 { return a - b }, false))
+										}
+									case OpReduce:
+										_, err = Reduce(ctx, c, p-1, v, Sum[float64]())
+									default:
+										counts, _ := split(len(v), p)
+										_, err = ReduceScatter(ctx, c, v, counts, Sum[float64]())
+									}
+									if err != nil {
+										return err
+									}
+									if !bytes.Equal(f64Bytes(v), f64Bytes(orig)) {
+										return fmt.Errorf("%v n=%d modified data", op, n)
+									}
+								}
+							}
+							return nil
+						})
+					})
+				})
+			}
+		})
+	}
+}
