@@ -51,11 +51,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready listening) 
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: rendezvous --listen HOST:PORT [flags]
+		fmt.Fprint(stderr, `usage: rendezvous [--listen HOST:PORT] [flags]
 
-Runs the fnmesh rendezvous server on TCP HOST:PORT (control, relay, STUN over
-TCP) and, on the address and port TCP got, UDP (STUN). The job secret comes from --secret-file or
-$FNMESH_SECRET. SIGINT/SIGTERM shut it down gracefully.
+Runs the fnmesh rendezvous server on TCP HOST:PORT (control, relay, STUN
+over TCP) and, on the address and port TCP got, UDP (STUN). The job secret
+comes from --secret-file or $FNMESH_SECRET. SIGINT/SIGTERM shut it down
+gracefully.
 
 flags:
 `)
@@ -77,14 +78,23 @@ flags:
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of text")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "rendezvous: "+format+"\n", a...)
+		return 2
+	}
+	// A flag that does not parse gets one line and a pointer to -h, not
+	// the whole help after it, which pushed the line off the screen.
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		usage()
+		return 0
+	} else if err != nil {
+		usageErr("%v", explainFlagError(fs, err))
+		fmt.Fprintln(stderr, "Run 'rendezvous -h' for its flags.")
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -113,6 +123,11 @@ flags:
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageErr("--log-level: %v", err)
 	}
+	// Before anything is logged: a usage error is the one line it prints.
+	secret, err := loadSecret(*secretFile)
+	if err != nil {
+		return usageErr("%v", err)
+	}
 	hopts := &slog.HandlerOptions{Level: level}
 	var log *slog.Logger
 	if *logJSON {
@@ -133,10 +148,6 @@ flags:
 				"fix", "raise the hard RLIMIT_NOFILE (ulimit -Hn, systemd LimitNOFILE=) or lower --max-conns")
 		}
 	}
-	secret, err := loadSecret(*secretFile)
-	if err != nil {
-		return usageErr("%v", err)
-	}
 	if len(secret) < 16 {
 		log.Warn("the job secret is short: use at least 32 random bytes", "bytes", len(secret))
 	}
@@ -144,6 +155,10 @@ flags:
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", *listen)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			log.Error("cannot listen: the port is taken (another rendezvous server?); stop it or choose another --listen port", "listen", *listen, "err", err)
+			return 1
+		}
 		log.Error("cannot listen", "err", err)
 		return 1
 	}
@@ -240,6 +255,23 @@ func defaultMaxConns(limit uint64, limited bool) int {
 	}
 	return int((limit - fdReserve) / 3)
 }
+
+// explainFlagError says what a duration should look like where the flag
+// package says only "invalid value "10" for flag -drain: parse error".
+func explainFlagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	rest, ok := strings.CutSuffix(msg, ": parse error")
+	if i := strings.LastIndex(rest, " -"); ok && i >= 0 {
+		if f := fs.Lookup(rest[i+2:]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok && isDuration(g.Get()) {
+				return rest + ": want a duration such as 500ms, 30s or 2m"
+			}
+		}
+	}
+	return msg
+}
+
+func isDuration(v any) bool { _, ok := v.(time.Duration); return ok }
 
 // flagSet reports whether the flag called name was given.
 func flagSet(fs *flag.FlagSet, name string) bool {

@@ -122,7 +122,9 @@ func TestUsageErrors(t *testing.T) {
 		{"sub-millisecond relay timeout", testSecret, []string{"--relay-timeout", "999us"}, 2, "--relay-timeout of 999µs is under the protocol's unit"},
 		{"bad log level", testSecret, []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"bad listen", testSecret, []string{"--listen", "256.0.0.1:1"}, 1, "cannot listen"},
-		{"help", testSecret, []string{"-h"}, 0, "usage: rendezvous --listen HOST:PORT"},
+		{"help", testSecret, []string{"-h"}, 0, "usage: rendezvous [--listen HOST:PORT]"},
+		{"bad duration", testSecret, []string{"--drain", "10"}, 2, `rendezvous: invalid value "10" for flag -drain: want a duration such as 500ms, 30s or 2m`},
+		{"bad count", testSecret, []string{"--max-conns", "many"}, 2, `rendezvous: invalid value "many" for flag -max-conns: parse error`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,8 +133,31 @@ func TestUsageErrors(t *testing.T) {
 			code := run(context.Background(), tt.args, &out, nil)
 			assert.Equal(t, tt.code, code)
 			assert.Contains(t, out.String(), tt.want)
+			if tt.code == 2 {
+				// One line, and for a flag that does not parse a
+				// pointer to -h: not the whole help, nor a log line
+				// first (the open-file limit's was printed before
+				// "no job secret").
+				lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+				assert.True(t, strings.HasPrefix(lines[0], "rendezvous: "), "%q", out.String())
+				if len(lines) > 1 {
+					assert.Equal(t, []string{"Run 'rendezvous -h' for its flags."}, lines[1:])
+				}
+			}
 		})
 	}
+}
+
+// TestPortInUse: a taken port says so and what to do, and exits 1.
+func TestPortInUse(t *testing.T) {
+	t.Setenv(secretEnv, testSecret)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var out syncBuffer
+	assert.Equal(t, 1, run(context.Background(), []string{"--listen", ln.Addr().String()}, &out, nil))
+	assert.Contains(t, out.String(), "the port is taken (another rendezvous server?)")
+	assert.Contains(t, out.String(), "choose another --listen port")
 }
 
 // TestHTTPIdleConnectionClosed: a keep-alive connection to --http that
