@@ -143,9 +143,19 @@ flags:
 		opts = append(opts, rendezvous.WithLocalAddr(la))
 	}
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	rep := joinAndVerify(ctx, *addr, *job, *world, wantRank, secret, int64(size), logger, opts...)
+	if rep.Error != "" && ctx.Err() != nil {
+		// The library says "context deadline exceeded" or "context
+		// canceled": say which limit it was.
+		if parent.Err() != nil {
+			rep.Error += " (interrupted)"
+		} else {
+			rep.Error += fmt.Sprintf(" (--timeout %v ran out)", *timeout)
+		}
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // errors read "a->b", not "a-\u003eb"
 	if err := enc.Encode(rep); err != nil {

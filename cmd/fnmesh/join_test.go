@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,6 +153,23 @@ func TestJoinFailures(t *testing.T) {
 	assert.Equal(t, 1, outs[0].status)
 	assert.NotEmpty(t, outs[0].report.Error)
 	assert.Less(t, time.Since(start), 20*time.Second)
+}
+
+// TestJoinTimeoutNamed: a join cut short by --timeout or by a signal says
+// which, not only the library's "context deadline exceeded".
+func TestJoinTimeoutNamed(t *testing.T) {
+	t.Setenv(secretEnv, joinTestSecret)
+	addr := startRendezvous(t)
+	outs := runJoins(t, context.Background(), []string{"--rendezvous", addr, "--job", "alone", "--world", "2", "--timeout", "300ms"})
+	assert.Equal(t, 1, outs[0].status)
+	assert.Contains(t, outs[0].report.Error, "waiting for the other members")
+	assert.True(t, strings.HasSuffix(outs[0].report.Error, " (--timeout 300ms ran out)"), outs[0].report.Error)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond) // as SIGINT would
+	defer cancel()
+	outs = runJoins(t, ctx, []string{"--rendezvous", addr, "--job", "alone2", "--world", "2"})
+	assert.Equal(t, 1, outs[0].status)
+	assert.True(t, strings.HasSuffix(outs[0].report.Error, " (interrupted)"), outs[0].report.Error)
 }
 
 func TestJoinUsage(t *testing.T) {
