@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,7 +65,7 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 	if err != nil {
 		return fail(err)
 	}
-	server, err := resolve(ctx, addr, cfg.laddr)
+	servers, otherFamily, err := resolve(ctx, addr, cfg.laddr)
 	if err != nil {
 		return fail(err)
 	}
@@ -71,14 +73,14 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		// Any address of the server's family: a dual-stack socket cannot
 		// dial IPv4 peers from "[::]:port".
 		any := netip.IPv4Unspecified()
-		if server.Addr().Is6() {
+		if servers[0].Addr().Is6() {
 			any = netip.IPv6Unspecified()
 		}
 		cfg.laddr = netip.AddrPortFrom(any, cfg.laddr.Port())
 	}
 	c := &client{
-		cfg: cfg, job: job, world: world, secret: secret, key: key, server: server, rank: -1,
-		log: cfg.log.With("job", job),
+		cfg: cfg, job: job, world: world, secret: secret, key: key, servers: servers, otherFamily: otherFamily,
+		rank: -1, log: cfg.log.With("job", job),
 	}
 	m, err := c.run(ctx)
 	if err != nil {
@@ -92,54 +94,62 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 	return m, nil
 }
 
-// resolve turns "host:port" into an endpoint: an IP literal as it is, a
-// name through the system resolver. Of a name's addresses it takes the
-// first of the punch port's family when WithLocalAddr bound it to an
-// address (a socket of one family cannot dial the other), else the first
-// IPv4 one, else the first: members that meet the server over one family
-// have endpoints of that family, and can punch each other.
-func resolve(ctx context.Context, addr string, laddr netip.AddrPort) (netip.AddrPort, error) {
+// resolve turns "host:port" into the endpoints to dial, in order: an IP
+// literal as it is, a name's addresses through the system resolver. Of a
+// name's addresses it keeps those of the punch port's family, in the
+// resolver's order (a socket of one family cannot dial the other): the
+// family of the address WithLocalAddr bound, else IPv4 when the name has an
+// IPv4 address, else IPv6. Members that meet the server over one family
+// have endpoints of that family, and can punch each other. other lists the
+// addresses of the other family, which Join does not dial (its errors name
+// them).
+func resolve(ctx context.Context, addr string, laddr netip.AddrPort) (eps, other []netip.AddrPort, err error) {
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		ap = unmapAP(ap)
 		if ap.Port() == 0 {
-			return netip.AddrPort{}, fmt.Errorf("server address %q: bad port", addr)
+			return nil, nil, fmt.Errorf("server address %q: bad port", addr)
 		}
 		if a := laddr.Addr(); a.IsValid() && !a.IsUnspecified() && a.Unmap().Is4() != ap.Addr().Is4() {
-			return netip.AddrPort{}, fmt.Errorf("server address %q: not of the family of the punch port's address %v", addr, a)
+			return nil, nil, fmt.Errorf("server address %q: not of the family of the punch port's address %v", addr, a)
 		}
-		return ap, nil
+		return []netip.AddrPort{ap}, nil, nil
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, err)
+		return nil, nil, fmt.Errorf("server address %q: %w", addr, err)
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {
-		return netip.AddrPort{}, fmt.Errorf("server address %q: bad port", addr)
+		return nil, nil, fmt.Errorf("server address %q: bad port", addr)
 	}
 	ips, err := lookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", addr, firstErr(err, errors.New("no address")))
+		return nil, nil, fmt.Errorf("server address %q: %w", addr, firstErr(err, errors.New("no address")))
 	}
-	want4 := true // by default, IPv4 if there is one
-	strict := false
+	want4 := slices.ContainsFunc(ips, func(ip netip.Addr) bool { return ip.Unmap().Is4() }) // IPv4 if there is one
 	if a := laddr.Addr(); a.IsValid() && !a.IsUnspecified() {
-		want4, strict = a.Unmap().Is4(), true
+		want4 = a.Unmap().Is4()
 	}
 	for _, ip := range ips {
-		if ip.Unmap().Is4() == want4 {
-			return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
+		ap := netip.AddrPortFrom(ip.Unmap(), uint16(p))
+		switch {
+		case ap.Addr().Is4() != want4:
+			if !slices.Contains(other, ap) {
+				other = append(other, ap)
+			}
+		case !slices.Contains(eps, ap):
+			eps = append(eps, ap)
 		}
 	}
-	if strict {
+	if len(eps) == 0 { // only a bound punch port can want a family the name lacks
 		family := "IPv6"
 		if want4 {
 			family = "IPv4"
 		}
-		return netip.AddrPort{}, fmt.Errorf("server address %q: no %s address (the punch port's address is %v; the name has %v)",
+		return nil, nil, fmt.Errorf("server address %q: no %s address (the punch port's address is %v; the name has %v)",
 			addr, family, laddr.Addr(), ips)
 	}
-	return netip.AddrPortFrom(ips[0].Unmap(), uint16(p)), nil
+	return eps, other, nil
 }
 
 // lookupNetIP resolves server names (a variable for tests).
@@ -155,8 +165,11 @@ type client struct {
 	world  int
 	secret []byte
 	key    []byte
-	server netip.AddrPort
 	log    *slog.Logger
+
+	servers     []netip.AddrPort // the server's endpoints to dial, in order
+	otherFamily []netip.AddrPort // the server name's addresses Join does not dial (errors name them)
+	server      netip.AddrPort   // the one of servers the control connection reached
 
 	ctrl   net.Conn
 	br     *bufio.Reader
@@ -267,41 +280,182 @@ func (c *client) connect(ctx context.Context) error {
 	return nil
 }
 
-// dialServer dials the rendezvous server from the punch port. While the
-// server refuses the connection (it is not up yet, or restarting: workers
-// and server are often started together) it tries again, 20 ms later at
-// first and up to 500 ms apart, for as long as WithConnectRetry allows.
+// dialServer dials the rendezvous server from the punch port, trying its
+// endpoints in order (a name may have several) as net.Dialer does: the
+// first that connects is the server. Each dial but a round's last gets a
+// share of the time ctx leaves (at least 2 s, as net.Dialer gives), so that
+// an endpoint that does not answer leaves time for the next. While
+// endpoints refuse the connection (the server is not up yet, or
+// restarting: workers and server are often started together) it tries
+// those again, 20 ms later at first and up to 500 ms apart, for as long as
+// WithConnectRetry allows; other failures (no route, a timeout) drop the
+// endpoint. The error names every endpoint tried and what each did.
 func (c *client) dialServer(ctx context.Context) (net.Conn, error) {
 	began := time.Now()
 	wait := 20 * time.Millisecond
-	for tries := 1; ; tries++ {
-		conn, err := c.cfg.nw.DialTCP(ctx, c.local, c.server)
-		switch {
-		case err == nil:
-			return conn, nil
-		case ctx.Err() != nil && tries > 1: // ended while dialing again
-			return nil, fmt.Errorf("%w (the server refused %d connections)", ctx.Err(), tries-1)
-		case !errors.Is(err, syscall.ECONNREFUSED) || ctx.Err() != nil:
-			return nil, err
+	tries := make([]serverDial, len(c.servers))
+	live := make([]int, len(c.servers)) // indexes of the endpoints still worth dialing
+	for i, ap := range c.servers {
+		tries[i].ep, live[i] = ap, i
+	}
+	fail := func(ctxErr error) error {
+		return &serverDialError{tries: tries, ctxErr: ctxErr, took: time.Since(began), otherFamily: c.otherFamily}
+	}
+	for {
+		var refused []int
+		for k, i := range live {
+			if err := ctxEnded(ctx); err != nil {
+				return nil, fail(err)
+			}
+			dctx, cancel := ctx, context.CancelFunc(func() {})
+			if d, ok := ctx.Deadline(); ok && k < len(live)-1 {
+				dctx, cancel = context.WithDeadline(ctx, partialDeadline(time.Now(), d, len(live)-k))
+			}
+			dialed := time.Now()
+			conn, err := c.cfg.nw.DialTCP(dctx, c.local, c.servers[i])
+			cancel()
+			if err == nil {
+				c.server = c.servers[i]
+				return conn, nil
+			}
+			t := &tries[i]
+			t.err = err
+			switch {
+			case ctxEnded(ctx) != nil:
+				// The dial Join's end cut short says nothing of the endpoint.
+				t.err, t.cut = nil, true
+				return nil, fail(ctxEnded(ctx))
+			case errors.Is(err, syscall.ECONNREFUSED):
+				t.refused++
+				refused = append(refused, i)
+			case dctx.Err() != nil:
+				t.timedOut = time.Since(dialed) // its share of ctx's time ran out
+			}
+			if len(c.servers) > 1 && k < len(live)-1 {
+				c.log.Debug("rendezvous server endpoint failed; trying the next", "endpoint", c.servers[i], "err", err)
+			}
 		}
 		left := c.cfg.connectRetry - time.Since(began)
-		if left <= 0 {
-			if tries > 1 {
-				err = fmt.Errorf("refused %d times in %v (is the server up, and is this its rendezvous port?): %w",
-					tries, time.Since(began).Round(time.Millisecond), err)
-			}
-			return nil, err
+		if len(refused) == 0 || left <= 0 {
+			return nil, fail(nil)
 		}
-		c.log.Debug("rendezvous server refused the connection; trying again", "in", wait, "tries", tries)
+		live = refused
+		c.log.Debug("rendezvous server refused the connection; trying again", "in", wait, "endpoints", len(live))
 		t := time.NewTimer(min(wait, left))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w (the server refused %d connections)", ctx.Err(), tries)
+			return nil, fail(ctx.Err())
 		case <-t.C:
 		}
 		wait = min(2*wait, 500*time.Millisecond)
 	}
+}
+
+// partialDeadline is the deadline of one of addrsLeft dials that share the
+// time until deadline: an equal share, but at least 2 s (or all that is
+// left), as net.Dialer splits its deadline among a name's addresses.
+func partialDeadline(now, deadline time.Time, addrsLeft int) time.Time {
+	const saneMinimum = 2 * time.Second
+	left := deadline.Sub(now)
+	share := left / time.Duration(addrsLeft)
+	if share < saneMinimum {
+		share = min(saneMinimum, left)
+	}
+	return now.Add(share)
+}
+
+// serverDial is what dialing one of the server's endpoints came to.
+type serverDial struct {
+	ep       netip.AddrPort
+	refused  int           // connections refused
+	err      error         // the last failure; nil if never dialed (or cut short by Join's end)
+	cut      bool          // Join's end cut its dial short
+	timedOut time.Duration // when not 0: the dial's share of ctx's time, this long, ran out
+}
+
+// serverDialError is the failure to connect to the server at any of its
+// endpoints. It reads as the single endpoint's error when there was one;
+// errors.Is finds the context's error and every endpoint's.
+type serverDialError struct {
+	tries       []serverDial
+	ctxErr      error // Join's context ended
+	took        time.Duration
+	otherFamily []netip.AddrPort
+}
+
+func (e *serverDialError) Error() string {
+	if len(e.tries) == 1 && len(e.otherFamily) == 0 {
+		t := e.tries[0]
+		switch {
+		case e.ctxErr != nil && t.refused > 0:
+			return fmt.Sprintf("%v (the server refused %d connections)", e.ctxErr, t.refused)
+		case e.ctxErr != nil:
+			return e.ctxErr.Error()
+		case t.refused > 1:
+			return fmt.Sprintf("refused %d times in %v (is the server up, and is this its rendezvous port?): %v",
+				t.refused, e.took.Round(time.Millisecond), t.err)
+		}
+		return t.err.Error()
+	}
+	var b strings.Builder
+	if e.ctxErr != nil {
+		fmt.Fprintf(&b, "%v after %v; ", e.ctxErr, e.took.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(&b, "no endpoint of the server answered in %v", e.took.Round(time.Millisecond))
+		if slices.ContainsFunc(e.tries, func(t serverDial) bool { return t.refused > 0 }) {
+			b.WriteString(" (is the server up, and is this its rendezvous port?)")
+		}
+		b.WriteString(": ")
+	}
+	var untried []netip.AddrPort
+	n := 0
+	for _, t := range e.tries {
+		if t.err == nil && t.refused == 0 && !t.cut {
+			untried = append(untried, t.ep)
+			continue
+		}
+		if n++; n > 1 {
+			b.WriteString("; ")
+		}
+		switch {
+		case t.cut && t.refused > 0:
+			fmt.Fprintf(&b, "%v refused %d times, still dialing", t.ep, t.refused)
+		case t.cut:
+			fmt.Fprintf(&b, "%v still dialing", t.ep)
+		case t.refused > 1:
+			fmt.Fprintf(&b, "%v refused %d times", t.ep, t.refused)
+		case t.refused == 1:
+			fmt.Fprintf(&b, "%v refused", t.ep)
+		case t.timedOut > 0:
+			fmt.Fprintf(&b, "%v did not answer in %v", t.ep, t.timedOut.Round(time.Millisecond))
+		default:
+			fmt.Fprintf(&b, "%v: %v", t.ep, t.err)
+		}
+	}
+	if n == 0 {
+		b.WriteString("no endpoint dialed")
+	}
+	if len(untried) > 0 {
+		fmt.Fprintf(&b, "; not dialed: %v", untried)
+	}
+	if len(e.otherFamily) > 0 {
+		fmt.Fprintf(&b, "; not dialed, of the other family than the punch port's: %v", e.otherFamily)
+	}
+	return b.String()
+}
+
+func (e *serverDialError) Unwrap() []error {
+	var errs []error
+	if e.ctxErr != nil {
+		errs = append(errs, e.ctxErr)
+	}
+	for _, t := range e.tries {
+		if t.err != nil {
+			errs = append(errs, t.err)
+		}
+	}
+	return errs
 }
 
 // discover asks the STUN server for the punch port's public endpoint; a

@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -21,12 +22,14 @@ func TestClientResolvePicksUsableAddress(t *testing.T) {
 	lookupNetIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("::1"), netip.MustParseAddr("127.0.0.1")}, nil
 	}
-	ap, err := resolve(context.Background(), "rv.example:7000", netip.AddrPort{})
+	eps, other, err := resolve(context.Background(), "rv.example:7000", netip.AddrPort{})
 	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.1:7000", ap.String())
-	ap, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[::1]:0"))
+	assert.Equal(t, "[127.0.0.1:7000]", fmt.Sprint(eps))
+	assert.Equal(t, "[[::1]:7000]", fmt.Sprint(other))
+	eps, other, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[::1]:0"))
 	require.NoError(t, err)
-	assert.Equal(t, "[::1]:7000", ap.String(), "an IPv6 punch port takes the IPv6 address")
+	assert.Equal(t, "[[::1]:7000]", fmt.Sprint(eps), "an IPv6 punch port takes the IPv6 address")
+	assert.Equal(t, "[127.0.0.1:7000]", fmt.Sprint(other))
 
 	// End to end: a server on 127.0.0.1 only, a name that resolves to ::1
 	// first, and a punch port on 127.0.0.1.
@@ -40,7 +43,7 @@ func TestClientResolvePicksUsableAddress(t *testing.T) {
 	m.Close()
 
 	// A punch port of a family the server has no address of: a clear error.
-	_, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[fe80::1%eth0]:0"))
+	_, _, err = resolve(context.Background(), "rv.example:7000", netip.MustParseAddrPort("[fe80::1%eth0]:0"))
 	require.NoError(t, err) // IPv6 is there
 	lookupNetIP = func(ctx context.Context, network, host string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
