@@ -48,8 +48,9 @@ func WithPunchTimeout(d time.Duration) Option {
 
 // WithLocalAddr sets the local endpoint of the punch port: the address to
 // bind (unspecified: any) and the port (0: an ephemeral port). A bound
-// address also picks which of a server name's addresses Join dials: one of
-// its family (without it, IPv4 when the name has an IPv4 address).
+// address also picks which of a server name's addresses Join dials: those of
+// its family (without it, the IPv4 ones when the name has an IPv4 address),
+// in the resolver's order until one connects.
 func WithLocalAddr(ap netip.AddrPort) Option {
 	return func(c *clientConfig) { c.laddr = ap }
 }
@@ -78,8 +79,11 @@ const DefaultConnectRetry = 10 * time.Second
 // WithConnectRetry sets how long Join keeps dialing a rendezvous server that
 // refuses the connection (one not listening yet, or restarting), so that
 // workers may start before or together with their server; 0 fails at the
-// first refusal, and a negative d makes Join fail before it dials. Other failures to connect (no route, a timeout, a name
-// that does not resolve) are not retried.
+// first refusal, and a negative d makes Join fail before it dials. Other
+// failures to connect (no route, a timeout, a name that does not resolve)
+// are not retried. A server name of several addresses (of the punch port's
+// family) is dialed at each in turn, as net.Dialer does, before any is
+// retried; a refusal at one does not end Join while another is left.
 func WithConnectRetry(d time.Duration) Option {
 	return func(c *clientConfig) { c.connectRetry = d }
 }
