@@ -6,6 +6,8 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -66,6 +68,107 @@ func table(ids []int64, name string, vals any) arrow.Table {
 	rec := array.NewRecordBatch(schema, []arrow.Array{id, col}, int64(len(ids)))
 	defer rec.Release()
 	return array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+}
+
+// newFrame wraps a partition built from column names and values in a frame:
+// newFrame(c, "id", []int64{1, 2}, "name", []string{"ann", "bob"}). Values
+// are []int64, []float64 or []string; in an []any of float64s a nil is a
+// null. (ExampleNew and ExampleFromRecords show the construction itself.)
+func newFrame(c *collective.Comm, cols ...any) (*frame.Frame, error) {
+	mem := memory.DefaultAllocator
+	var fields []arrow.Field
+	var arrs []arrow.Array
+	for i := 0; i < len(cols); i += 2 {
+		var b array.Builder
+		switch v := cols[i+1].(type) {
+		case []int64:
+			ib := array.NewInt64Builder(mem)
+			ib.AppendValues(v, nil)
+			b = ib
+		case []float64:
+			fb := array.NewFloat64Builder(mem)
+			fb.AppendValues(v, nil)
+			b = fb
+		case []string:
+			sb := array.NewStringBuilder(mem)
+			sb.AppendValues(v, nil)
+			b = sb
+		case []any:
+			fb := array.NewFloat64Builder(mem)
+			for _, x := range v {
+				if x == nil {
+					fb.AppendNull()
+				} else {
+					fb.Append(x.(float64))
+				}
+			}
+			b = fb
+		default:
+			return nil, fmt.Errorf("newFrame: column %v: values of type %T", cols[i], v)
+		}
+		a := b.NewArray()
+		b.Release()
+		defer a.Release()
+		fields = append(fields, arrow.Field{Name: cols[i].(string), Type: a.DataType(), Nullable: true})
+		arrs = append(arrs, a)
+	}
+	schema := arrow.NewSchema(fields, nil)
+	rec := array.NewRecordBatch(schema, arrs, int64(arrs[0].Len()))
+	defer rec.Release()
+	return frame.FromRecords(c, schema, []arrow.RecordBatch{rec})
+}
+
+// rows formats the rows of t, one string each, values separated by spaces
+// and nulls shown as "null".
+func rows(t arrow.Table) []string {
+	var out []string
+	tr := array.NewTableReader(t, -1)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		for i := 0; i < int(rec.NumRows()); i++ {
+			var vals []string
+			for _, col := range rec.Columns() {
+				if col.IsNull(i) {
+					vals = append(vals, "null")
+				} else {
+					vals = append(vals, col.ValueStr(i))
+				}
+			}
+			out = append(out, strings.Join(vals, " "))
+		}
+	}
+	return out
+}
+
+// show gathers f on rank 0 and prints there its column names and its rows
+// in the frame's order (rank 0's rows first).
+func show(ctx context.Context, f *frame.Frame) error {
+	return gatherAndPrint(ctx, f, false)
+}
+
+// showSorted is show with the rows sorted as text: for the results of the
+// hash-partitioned operators (Shuffle, Join, GroupBy, Distinct), whose rows
+// lie on the ranks their keys hash to.
+func showSorted(ctx context.Context, f *frame.Frame) error {
+	return gatherAndPrint(ctx, f, true)
+}
+
+func gatherAndPrint(ctx context.Context, f *frame.Frame, sorted bool) error {
+	all, err := f.Gather(ctx, 0)
+	if err != nil || all == nil { // nil on every rank but 0
+		return err
+	}
+	defer all.Release()
+	lines := rows(all)
+	if sorted {
+		slices.Sort(lines)
+	}
+	fmt.Println(strings.Join(fieldNames(all.Schema()), " "))
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	return nil
 }
 
 // A complete job on two ranks: write each rank's data as Parquet, read it

@@ -16,10 +16,11 @@ import (
 
 // Frame is a distributed data frame: one Arrow table partition per rank of a
 // communicator, all with the same schema. Its distributed operators (Shuffle,
-// Join, GroupBy, Sort, Distinct, Head, Gather, Count, the writers) are
-// collective: every rank calls the same operators in the same order with the
-// same arguments, as with MPI. Local operators (Filter, Select, Project,
-// WithColumn) touch only this rank's partition.
+// Join, GroupBy, Sort, Distinct, Rebalance, Head, Gather, Collect, Count) and
+// the readers are collective: every rank calls the same operators in the same
+// order with the same arguments, as with MPI. Local operators (Filter,
+// Select, Project, WithColumn) and the writers (WriteParquet, WriteIPC,
+// WriteCSV: each rank writes its own file) touch only this rank's partition.
 //
 // A Frame holds a reference to its partition; call Release when done with
 // it. Operators return new frames and never release their inputs.
