@@ -38,6 +38,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -103,9 +104,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return usageError{}
 	}
+	var missing []string
+	for _, m := range []struct {
+		miss bool
+		what string
+	}{{*addr == "", "-rendezvous"}, {*job == "", "-job"}, {*world < 1, "-world (1 or more)"},
+		{*by == "", "-by"}, {*sum == "", "-sum"}, {fs.NArg() == 0, "the files"}} {
+		if m.miss {
+			missing = append(missing, m.what)
+		}
+	}
 	switch {
-	case *addr == "" || *job == "" || *world < 1 || *by == "" || *sum == "" || fs.NArg() == 0:
+	case len(missing) > 0 && len(args) == 0:
 		return usageError{synopsis}
+	case len(missing) > 0:
+		// Not only the synopsis: which of its six parts is missing.
+		return usageError{"missing " + strings.Join(missing, ", ") + "\n" + synopsis}
 	case *rank < -1 || *rank >= *world:
 		return usageError{fmt.Sprintf("-rank %d: want 0..%d, or -1 for any", *rank, *world-1)}
 	case *timeout <= 0:

@@ -140,6 +140,8 @@ func TestUsageExitStatus(t *testing.T) {
 	}{
 		{nil, "usage: groupby -rendezvous HOST:PORT"},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"-rendezvous", "127.0.0.1:1", "-world", "0", "-by", "k", "x.csv"}, "groupby: missing -job, -world (1 or more), -sum\nusage: groupby"},
+		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "3", "-by", "k", "-sum", "v"}, "groupby: missing the files\n"},
 		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "3", "-rank", "3", "-by", "k", "-sum", "v", "x.csv"}, "-rank 3: want 0..2"},
 	} {
 		cmd := exec.CommandContext(ctx, os.Args[0], tc.args...)
