@@ -78,6 +78,18 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		}
 		cfg.laddr = netip.AddrPortFrom(any, cfg.laddr.Port())
 	}
+	if cfg.stun.IsValid() {
+		cfg.stun = unmapAP(cfg.stun)
+		if err := checkEndpoint(cfg.stun); err != nil {
+			return fail(fmt.Errorf("WithSTUNServer: %w", err))
+		}
+		if cfg.stun.Addr().Is4() != servers[0].Addr().Is4() {
+			// The punch port meets the server, and its peers, over the
+			// server's family: a public endpoint of the other is no use.
+			return fail(fmt.Errorf("WithSTUNServer: STUN server %v is not of the family of the rendezvous server's address %v",
+				cfg.stun, servers[0].Addr()))
+		}
+	}
 	c := &client{
 		cfg: cfg, job: job, world: world, secret: secret, key: key, servers: servers, otherFamily: otherFamily,
 		rank: -1, log: cfg.log.With("job", job),

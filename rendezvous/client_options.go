@@ -59,7 +59,10 @@ func WithLocalAddr(ap netip.AddrPort) Option {
 // port) for the port's public endpoint before it joins, and tell the
 // rendezvous server. Peers then try that endpoint too. With a STUN server on
 // another address than the rendezvous server, a difference between the two
-// observations shows a NAT whose mapping depends on the destination.
+// observations shows a NAT whose mapping depends on the destination. A
+// STUN server that does not answer is logged and joined without; one Join
+// cannot use (port 0, no address, multicast, a zone, or another family than
+// the rendezvous server's address) fails Join before it dials.
 func WithSTUNServer(ap netip.AddrPort) Option {
 	return func(c *clientConfig) { c.stun = ap }
 }

@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"time"
 )
@@ -32,16 +33,17 @@ type Mesh struct {
 	Setup time.Duration
 }
 
-// Close closes every link of the mesh. Closing a nil Mesh does nothing.
+// Close closes every link of the mesh, and says which links failed to
+// close. Closing a nil Mesh, or one already closed, does nothing.
 func (m *Mesh) Close() error {
 	if m == nil {
 		return nil
 	}
 	var errs []error
-	for _, l := range m.Links {
+	for r, l := range m.Links {
 		if l != nil && l.Conn != nil {
 			if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("rendezvous: rank %d: closing the %v link to rank %d: %w", m.Rank, l.Tier, r, err))
 			}
 		}
 	}

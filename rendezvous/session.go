@@ -452,9 +452,12 @@ func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (
 	}
 	switch m := msg.(type) {
 	case nil:
+		if bad := badFrame(err); bad != nil {
+			err = bad
+		}
 		return fail(waiting, err)
 	case errorMsg:
-		return nil, &Error{Code: m.Code, Rank: m.Rank, Msg: m.Msg}
+		return nil, fmt.Errorf("the server refused the relay: %w", &Error{Code: m.Code, Rank: m.Rank, Msg: m.Msg})
 	case relayReady:
 	default:
 		return nil, unexpected(m, "relay-ready")
