@@ -57,6 +57,60 @@ func ExampleJoin() {
 	// rank 2 got "hello from rank 0" over a direct link
 }
 
+// Reading a mesh: Links is indexed by peer rank, with nil at the mesh's own
+// rank; each Link is a net.Conn that says which peer it reaches and how the
+// link was made (Tier). Conns gives the same links as plain connections, the
+// form collective.New takes; Close closes them all.
+func ExampleMesh() {
+	secret := []byte("an example secret of 32 bytes...")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go rendezvous.NewServer(secret).Serve(ctx, ln, nil)
+
+	const world = 3
+	meshes := make([]*rendezvous.Mesh, world)
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for i := range world {
+		wg.Go(func() {
+			meshes[i], errs[i] = rendezvous.Join(ctx, ln.Addr().String(), "mesh-example", world, secret,
+				rendezvous.WithRank(i))
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, m := range meshes {
+			m.Close()
+		}
+	}()
+
+	m := meshes[1]
+	fmt.Printf("rank %d of %d\n", m.Rank, m.World)
+	for peer, l := range m.Links {
+		if l == nil {
+			fmt.Printf("  rank %d: none (this rank)\n", peer)
+			continue
+		}
+		fmt.Printf("  rank %d: %v link to peer %d, ready within the setup: %v\n", peer, l.Tier, l.Peer, l.Setup <= m.Setup)
+	}
+	fmt.Println("connections:", len(m.Conns()))
+	// Output:
+	// rank 1 of 3
+	//   rank 0: direct link to peer 0, ready within the setup: true
+	//   rank 1: none (this rank)
+	//   rank 2: direct link to peer 2, ready within the setup: true
+	// connections: 3
+}
+
 // Workers behind emulated NATs (netsim, in real time): two home routers
 // punch; a symmetric NAT cannot be punched through from a port-restricted
 // one, so its pairs are relayed once the punch deadline passes.
