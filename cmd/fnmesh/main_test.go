@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/fnmesh/fnmesh/rendezvous"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -31,5 +35,32 @@ func TestMainUsage(t *testing.T) {
 		assert.Equal(t, tc.code, run(context.Background(), tc.args, &stdout, &stderr), "%q", tc.args)
 		assert.Contains(t, stderr.String(), tc.want, "%q", tc.args)
 		assert.Empty(t, stdout.String(), "%q", tc.args)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"version"}, 0, "fnmesh ", ""},
+		{[]string{"--version"}, 0, "fnmesh ", ""},
+		{[]string{"-version"}, 0, "fnmesh ", ""},
+		{[]string{"version", "-h"}, 0, "", "usage: fnmesh version"},
+		{[]string{"version", "extra"}, 2, "", "takes no arguments"},
+	} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, tc.code, run(context.Background(), tc.args, &stdout, &stderr), "%q", tc.args)
+		if tc.stdout == "" {
+			assert.Empty(t, stdout.String(), "%q", tc.args)
+		} else {
+			out := stdout.String()
+			assert.True(t, strings.HasPrefix(out, tc.stdout), "%q: %q", tc.args, out)
+			assert.Contains(t, out, runtime.Version(), "%q", tc.args)
+			assert.Contains(t, out, fmt.Sprintf("rendezvous protocol %d\n", rendezvous.ProtoVersion), "%q", tc.args)
+		}
+		assert.Contains(t, stderr.String(), tc.stderr, "%q", tc.args)
 	}
 }

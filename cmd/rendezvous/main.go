@@ -29,13 +29,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fnmesh/fnmesh/internal/buildinfo"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stderr, nil))
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
 }
 
 // secretEnv carries the job secret when no --secret-file is given (fnmesh
@@ -47,7 +48,7 @@ type listening func(tcp netip.AddrPort, http net.Addr)
 
 // run is the command: it parses args, serves until ctx ends and returns the
 // exit status (0: shut down cleanly, 1: failed, 2: bad usage).
-func run(ctx context.Context, args []string, stderr io.Writer, ready listening) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready listening) int {
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -77,6 +78,7 @@ flags:
 		congestion = fs.String("relay-congestion", rendezvous.DefaultRelayCongestionControl, "TCP congestion control of relayed connections (\"\": the system's)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		logJSON    = fs.Bool("log-json", false, "log JSON lines instead of text")
+		version    = fs.Bool("version", false, "print the version and the protocol version on stdout, and exit")
 	)
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "rendezvous: "+format+"\n", a...)
@@ -99,6 +101,10 @@ flags:
 	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if *version {
+		fmt.Fprintf(stdout, "%s, rendezvous protocol %d\n", buildinfo.String("rendezvous"), rendezvous.ProtoVersion)
+		return 0
 	}
 	// The protocol carries these in milliseconds: a shorter one is not
 	// what the workers would be told (a 500µs ping interval is sent as

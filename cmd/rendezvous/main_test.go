@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,7 +59,7 @@ func TestRunServesJobs(t *testing.T) {
 	up := make(chan addrs, 1)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--punch-timeout", "2s"}, &logs,
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--punch-timeout", "2s"}, io.Discard, &logs,
 			func(tcp netip.AddrPort, h net.Addr) { up <- addrs{tcp, h} })
 	}()
 	a := <-up
@@ -130,7 +132,7 @@ func TestUsageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(secretEnv, tt.env)
 			var out syncBuffer
-			code := run(context.Background(), tt.args, &out, nil)
+			code := run(context.Background(), tt.args, io.Discard, &out, nil)
 			assert.Equal(t, tt.code, code)
 			assert.Contains(t, out.String(), tt.want)
 			if tt.code == 2 {
@@ -155,7 +157,7 @@ func TestPortInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	var out syncBuffer
-	assert.Equal(t, 1, run(context.Background(), []string{"--listen", ln.Addr().String()}, &out, nil))
+	assert.Equal(t, 1, run(context.Background(), []string{"--listen", ln.Addr().String()}, io.Discard, &out, nil))
 	assert.Contains(t, out.String(), "the port is taken (another rendezvous server?)")
 	assert.Contains(t, out.String(), "choose another --listen port")
 }
@@ -173,7 +175,7 @@ func TestHTTPIdleConnectionClosed(t *testing.T) {
 	up := make(chan net.Addr, 1)
 	exit := make(chan int, 1)
 	go func() {
-		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-udp"}, &logs,
+		exit <- run(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-udp"}, io.Discard, &logs,
 			func(_ netip.AddrPort, h net.Addr) { up <- h })
 	}()
 	h := <-up
@@ -289,7 +291,7 @@ func TestUDPBoundWhereTCPIs(t *testing.T) {
 			up := make(chan netip.AddrPort, 1)
 			exit := make(chan int, 1)
 			go func() {
-				exit <- run(ctx, []string{"--listen", listen}, &logs, func(tcp netip.AddrPort, _ net.Addr) { up <- tcp })
+				exit <- run(ctx, []string{"--listen", listen}, io.Discard, &logs, func(tcp netip.AddrPort, _ net.Addr) { up <- tcp })
 			}()
 			var tcp netip.AddrPort
 			select {
@@ -314,4 +316,17 @@ func TestUDPBoundWhereTCPIs(t *testing.T) {
 			assert.Equal(t, 0, <-exit, "logs:\n%s", logs.String())
 		})
 	}
+}
+
+// TestVersion: --version needs no secret and prints one line on stdout.
+func TestVersion(t *testing.T) {
+	t.Setenv(secretEnv, "")
+	var stdout, stderr syncBuffer
+	require.Equal(t, 0, run(context.Background(), []string{"--version"}, &stdout, &stderr, nil))
+	out := stdout.String()
+	assert.True(t, strings.HasPrefix(out, "rendezvous "), out)
+	assert.Contains(t, out, runtime.Version())
+	assert.True(t, strings.HasSuffix(out, fmt.Sprintf(", rendezvous protocol %d\n", rendezvous.ProtoVersion)), out)
+	assert.Equal(t, 1, strings.Count(out, "\n"), out)
+	assert.Empty(t, stderr.String())
 }

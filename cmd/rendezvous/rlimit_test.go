@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -40,7 +41,7 @@ func TestFileLimitWarning(t *testing.T) {
 			up := make(chan struct{}, 1)
 			exit := make(chan int, 1)
 			go func() {
-				exit <- run(ctx, args, &logs,
+				exit <- run(ctx, args, io.Discard, &logs,
 					func(netip.AddrPort, net.Addr) { up <- struct{}{} })
 			}()
 			select {
