@@ -95,7 +95,7 @@ func BenchmarkHashPartition(b *testing.B) {
 		b.Run(fmt.Sprintf("p=%d", p), func(b *testing.B) {
 			b.SetBytes(16 * rows)
 			for b.Loop() {
-				parts, err := HashPartition(t, []string{"key"}, p)
+				parts, err := HashPartition(context.Background(), t, []string{"key"}, p)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -230,7 +230,7 @@ func BenchmarkAlltoall(b *testing.B) {
 		parts := make([][]arrow.Table, p)
 		for r := range parts {
 			t := cylonTable(rows, 1<<18, uint64(r))
-			parts[r], err = HashPartition(t, []string{"key"}, p)
+			parts[r], err = HashPartition(context.Background(), t, []string{"key"}, p)
 			t.Release()
 			if err != nil {
 				b.Fatal(err)

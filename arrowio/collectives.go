@@ -305,7 +305,7 @@ func Shuffle(ctx context.Context, c *collective.Comm, t arrow.Table, keys []stri
 		return nil, errors.New("arrowio: shuffle: nil communicator")
 	}
 	cfg := newConfig(opts)
-	parts, perr := HashPartition(t, keys, c.Size(), opts...)
+	parts, perr := HashPartition(ctx, t, keys, c.Size(), opts...)
 	defer releaseTables(parts)
 	res, err := alltoall(ctx, c, parts, perr, &cfg)
 	if err != nil {

@@ -52,7 +52,7 @@ func ExampleHashPartition() {
 	t := salesTable([]string{"Lyon", "Oslo", "Cork", "Oslo", "Pune", "Lyon"}, []int64{1, 2, 3, 4, 5, 6})
 	defer t.Release()
 
-	parts, err := arrowio.HashPartition(t, []string{"city"}, 3)
+	parts, err := arrowio.HashPartition(context.Background(), t, []string{"city"}, 3)
 	if err != nil {
 		panic(err)
 	}

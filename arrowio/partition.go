@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -17,7 +18,11 @@ import (
 //
 // Options: WithAllocator for the new arrays. The key columns may be of any type HashRows supports;
 // every other column of any type arrow-go's IPC supports.
-func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts []arrow.Table, err error) {
+//
+// HashPartition looks at ctx first, before each later record batch, every partitionBlockRows rows while it hashes
+// and before it scatters each column; once ctx has ended it releases what it built and returns an error
+// that wraps ctx.Err().
+func HashPartition(ctx context.Context, t arrow.Table, keys []string, p int, opts ...Option) (parts []arrow.Table, err error) {
 	if t == nil {
 		return nil, fmt.Errorf("arrowio: hash partition: nil table")
 	}
@@ -26,6 +31,9 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 	}
 	keyIdx, err := KeyIndices(t.Schema(), keys)
 	if err != nil {
+		return nil, fmt.Errorf("arrowio: hash partition: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("arrowio: hash partition: %w", err)
 	}
 	cfg := newConfig(opts)
@@ -55,7 +63,12 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 		counts = make([]int, p)
 		keyCol = make([]arrow.Array, len(keyIdx))
 	)
-	for tr.Next() {
+	for first := true; tr.Next(); first = false {
+		if !first { // the first was looked at before
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("arrowio: hash partition: %w", err)
+			}
+		}
 		rec := tr.RecordBatch()
 		n := int(rec.NumRows())
 		if n == 0 {
@@ -72,7 +85,7 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 		for j, c := range keyIdx {
 			keyCol[j] = rec.Column(c)
 		}
-		if j, err := hashRows(keyCol, hashes); err != nil {
+		if j, err := hashBlocks(ctx, keyCol, hashes); err != nil {
 			if j >= 0 {
 				f := t.Schema().Field(keyIdx[j])
 				return nil, fmt.Errorf("arrowio: hash partition: key column %q (%s): %w", f.Name, f.Type, err)
@@ -90,6 +103,9 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 			continue
 		}
 		for c, col := range rec.Columns() {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("arrowio: hash partition: column %q: %w", t.Schema().Field(c).Name, err)
+			}
 			arrs, ok, err := scatter(cfg.mem, col, part, counts)
 			if err == nil && !ok {
 				if len(order) == 0 {
@@ -115,6 +131,41 @@ func HashPartition(t arrow.Table, keys []string, p int, opts ...Option) (parts [
 		parts[k] = newTable(t.Schema(), chunks[k])
 	}
 	return parts, nil
+}
+
+// partitionBlockRows is how many rows HashPartition hashes between two looks at its context.
+const partitionBlockRows = 64 << 10
+
+// hashBlocks is hashRows over blocks of partitionBlockRows rows (slices of cols), looking at ctx before
+// each block; a failure to hash a column's values returns that column's index too, and ctx's error -1.
+func hashBlocks(ctx context.Context, cols []arrow.Array, out []uint64) (int, error) {
+	n := len(out)
+	if n <= partitionBlockRows {
+		return hashRows(cols, out)
+	}
+	for _, c := range cols {
+		if c == nil || c.Len() != n {
+			return hashRows(cols, out) // its error, said the way it says it
+		}
+	}
+	sl := make([]arrow.Array, len(cols))
+	for lo := 0; lo < n; lo += partitionBlockRows {
+		if err := ctx.Err(); err != nil {
+			return -1, err
+		}
+		hi := min(lo+partitionBlockRows, n)
+		for i, c := range cols {
+			sl[i] = array.NewSlice(c, int64(lo), int64(hi))
+		}
+		j, err := hashRows(sl, out[lo:hi])
+		for _, a := range sl {
+			a.Release()
+		}
+		if err != nil {
+			return j, err
+		}
+	}
+	return -1, nil
 }
 
 // maxParts bounds HashPartition's part count (part numbers are kept in 32 bits).

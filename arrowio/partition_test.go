@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -294,7 +295,7 @@ func TestHashPartitionOracle(t *testing.T) {
 		tbl := genTable(t, mem, schema, genSpec{rows: 10, chunks: 1, card: 9, nulls: 0.1, seed: 1})
 		defer tbl.Release()
 		for _, name := range unhashable {
-			_, err := HashPartition(tbl, []string{name}, 3, WithAllocator(mem))
+			_, err := HashPartition(context.Background(), tbl, []string{name}, 3, WithAllocator(mem))
 			require.ErrorContains(t, err, "cannot hash values of type", name)
 		}
 	})
@@ -314,7 +315,7 @@ func TestHashPartitionOracle(t *testing.T) {
 			keyIdx, err := KeyIndices(schema, tc.keys)
 			require.NoError(t, err)
 
-			parts, err := HashPartition(tbl, tc.keys, tc.p, WithAllocator(mem))
+			parts, err := HashPartition(context.Background(), tbl, tc.keys, tc.p, WithAllocator(mem))
 			require.NoError(t, err)
 			defer releaseTables(parts)
 			require.Len(t, parts, tc.p)
@@ -379,10 +380,10 @@ func TestHashPartitionErrors(t *testing.T) {
 		{[]string{"zz"}, 2, `no column "zz"`},
 		{[]string{"a"}, 2, `column name "a" is ambiguous`},
 	} {
-		_, err := HashPartition(tbl, tc.keys, tc.p, WithAllocator(mem))
+		_, err := HashPartition(context.Background(), tbl, tc.keys, tc.p, WithAllocator(mem))
 		require.ErrorContains(t, err, tc.want)
 	}
-	_, err := HashPartition(nil, []string{"b"}, 2)
+	_, err := HashPartition(context.Background(), nil, []string{"b"}, 2)
 	require.ErrorContains(t, err, "nil table")
 
 	// A key of a type HashRows cannot hash: the error names the column and its type.
@@ -393,7 +394,7 @@ func TestHashPartitionErrors(t *testing.T) {
 	} {
 		schema := arrow.NewSchema([]arrow.Field{{Name: "b", Type: arrow.PrimitiveTypes.Int64}, {Name: "odd", Type: dt, Nullable: true}}, nil)
 		tbl := genTable(t, mem, schema, genSpec{rows: 10, card: 3})
-		_, err := HashPartition(tbl, []string{"b", "odd"}, 2, WithAllocator(mem))
+		_, err := HashPartition(context.Background(), tbl, []string{"b", "odd"}, 2, WithAllocator(mem))
 		tbl.Release()
 		require.ErrorContains(t, err, fmt.Sprintf(`key column "odd" (%s): cannot hash`, dt))
 	}

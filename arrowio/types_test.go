@@ -346,9 +346,9 @@ func TestHashEveryType(t *testing.T) {
 				tbl, want := typeCaseTable(t, mem, c)
 				defer tbl.Release()
 				defer want.Release()
-				_, err := HashPartition(tbl, []string{"k", "v"}, 3, WithAllocator(mem))
+				_, err := HashPartition(context.Background(), tbl, []string{"k", "v"}, 3, WithAllocator(mem))
 				require.ErrorContains(t, err, fmt.Sprintf(`key column "v" (%s)`, c.dt))
-				parts, err := HashPartition(tbl, []string{"k"}, 3, WithAllocator(mem))
+				parts, err := HashPartition(context.Background(), tbl, []string{"k"}, 3, WithAllocator(mem))
 				require.NoError(t, err, "as a payload")
 				releaseTables(parts)
 				return
@@ -396,7 +396,7 @@ func TestHashEveryType(t *testing.T) {
 			for k, r := range want {
 				wh[k] = h[r.i]
 			}
-			parts, err := HashPartition(tbl, []string{"v"}, 3, WithAllocator(mem))
+			parts, err := HashPartition(context.Background(), tbl, []string{"v"}, 3, WithAllocator(mem))
 			require.NoError(t, err)
 			defer releaseTables(parts)
 			for k, p := range parts {
@@ -409,7 +409,7 @@ func TestHashEveryType(t *testing.T) {
 				require.NoError(t, checkRows(p, tbl.Schema(), exp), "part %d", k)
 			}
 			// And as a payload.
-			parts2, err := HashPartition(tbl, []string{"k"}, 3, WithAllocator(mem))
+			parts2, err := HashPartition(context.Background(), tbl, []string{"k"}, 3, WithAllocator(mem))
 			require.NoError(t, err)
 			releaseTables(parts2)
 		})

@@ -113,7 +113,7 @@ func BenchmarkExchangeInProcess(b *testing.B) {
 		k, v := cylonColumns(mem, 9_100_000, 0.9, uint64(r))
 		tbl := tableFromColumns(schema, []arrow.Array{k, v}, int64(k.Len()))
 		releaseAll([]arrow.Array{k, v})
-		ps, err := arrowio.HashPartition(tbl, []string{"k"}, 2)
+		ps, err := arrowio.HashPartition(ctx, tbl, []string{"k"}, 2)
 		tbl.Release()
 		if err != nil {
 			b.Fatal(err)

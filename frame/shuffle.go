@@ -63,13 +63,9 @@ func (pp *partitioned) release() { releaseTables(pp.parts) }
 func (f *Frame) partition(ctx context.Context, op string, t arrow.Table, keys []string) (*partitioned, error) {
 	tm := f.cfg.timer(op)
 	p, me := f.comm.Size(), f.comm.Rank()
-	// HashPartition (arrowio's) has no context: it hashes and scatters the
-	// whole table in one call, so ctx is looked at before it, and the
-	// exchange that follows fails at once if ctx ended meanwhile.
-	if err := ctx.Err(); err != nil {
-		return nil, failComm(f.comm, err)
-	}
-	parts, err := arrowio.HashPartition(t, keys, p, f.cfg.arrowio()...)
+	// HashPartition looks at ctx itself (every 64 Ki rows it hashes, before
+	// every column it scatters).
+	parts, err := arrowio.HashPartition(ctx, t, keys, p, f.cfg.arrowio()...)
 	if err != nil {
 		return nil, failComm(f.comm, err)
 	}

@@ -278,7 +278,7 @@ func runWorker(args workerArgs) error {
 	// common start (in a join, the exchange phase of the faster rank also
 	// waits for the slower one to finish partitioning).
 	if args.World > 1 {
-		parts, err := arrowio.HashPartition(left.Table(), []string{"k"}, args.World)
+		parts, err := arrowio.HashPartition(ctx, left.Table(), []string{"k"}, args.World)
 		if err != nil {
 			return err
 		}
