@@ -49,7 +49,7 @@ func (s *Server) admit(m *member) error {
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			return &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+			return errShutdown()
 		}
 		j := s.jobs[m.req.Job]
 		if j == nil {

@@ -80,7 +80,7 @@ func (s *Server) serveControl(c net.Conn) {
 			s.cfg.log.Debug("connection closed before joining", "remote", c.RemoteAddr(), "err", err)
 			return // nobody to send an error to; the caller closes c
 		}
-		s.reject(c, err)
+		s.rejectRead(c, err)
 		return
 	}
 	rtt := time.Since(sent)
@@ -108,6 +108,11 @@ func (s *Server) serveControl(c net.Conn) {
 	if j.Rank >= j.World {
 		s.reject(c, &Error{Code: CodeBadRequest, Rank: j.Rank,
 			Msg: fmt.Sprintf("rank %d out of range for world size %d", j.Rank, j.World)})
+		return
+	}
+	// From here on the member's job tells it of a shutdown.
+	if !s.setPhase(c, phaseBusy) {
+		s.rejectShutdown(c)
 		return
 	}
 	m := &member{
@@ -175,6 +180,9 @@ func (m *member) readLoop() {
 				// handshake timeout.
 				isDone = true
 				m.conn.SetReadDeadline(time.Now().Add(m.s.cfg.handshakeTimeout))
+				if !m.s.setPhase(m.conn, phaseIdle) {
+					return // shutting down: nothing more is owed to it
+				}
 			}
 		case errorMsg:
 			m.job.leave(m, fmt.Errorf("client gave up: %s: %s", msg.Code, msg.Msg))

@@ -128,11 +128,16 @@ func (s *Server) serveRelay(c net.Conn, rh relayHello) {
 	// Once shutdown begins every job is failed and gone: a relay-hello
 	// then gets the shutdown error, the same whatever its job or ticket
 	// (it tells nothing about a job, as invalidTicket does not).
+	// From here on a shutdown does not wake the connection: its job's
+	// failure, or the drain, ends it.
 	s.mu.Lock()
 	j, closing := s.jobs[rh.Job], s.closing
+	if !closing {
+		s.conns[c] = phaseBusy
+	}
 	s.mu.Unlock()
 	if closing {
-		s.reject(c, &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"})
+		s.reject(c, errShutdown())
 		return
 	}
 	if j == nil {
@@ -280,7 +285,7 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 		return fail(partner, own)
 	}
 	if s.isClosing() {
-		shut := &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+		shut := errShutdown()
 		return fail(shut, shut)
 	}
 	for _, i := range []int{1 - side, side} {

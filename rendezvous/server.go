@@ -30,13 +30,51 @@ type Server struct {
 
 	mu       sync.Mutex
 	jobs     map[string]*job
-	conns    map[net.Conn]struct{} // every open connection, for shutdown
-	refusing map[net.Conn]struct{} // connections over the limit being sent their error
-	serving  bool                  // Serve has started (it is never reset)
+	conns    map[net.Conn]connPhase // every open connection, for shutdown
+	refusing map[net.Conn]struct{}  // connections over the limit being sent their error
+	serving  bool                   // Serve has started (it is never reset)
 	closing  bool
 	shutdown chan struct{} // closed when shutdown starts
 	handlers sync.WaitGroup
 }
+
+// connPhase is where a connection's handler is, as far as a shutdown is
+// concerned: only established relays (and members being told their job's
+// end) may hold it up; every other connection is woken at once.
+type connPhase uint8
+
+const (
+	phaseNew       connPhase = iota // accepted; its handler has not armed its handshake deadline yet
+	phaseHandshake                  // reading its first frames: told "shutdown" at once
+	phaseIdle                       // STUN, or a member that is done: closed at once
+	phaseBusy                       // a member of a job (its job tells it) or a relay (drained)
+)
+
+// setPhase records c's phase; it reports false, changing nothing, once the
+// server is shutting down. A handler arms its deadlines before it calls
+// setPhase: a shutdown that starts later finds the phase and wakes the
+// connection's read (stop), one that started earlier makes setPhase fail.
+func (s *Server) setPhase(c net.Conn, p connPhase) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if _, ok := s.conns[c]; ok {
+		s.conns[c] = p
+	}
+	return true
+}
+
+// errShutdown is what connections and members are told once shutdown has begun.
+func errShutdown() *Error {
+	return &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
+}
+
+// shutdownAnswerTimeout bounds answering a connection that had not
+// identified itself when shutdown began: a client that does not close
+// after reading its error must not hold the shutdown up.
+const shutdownAnswerTimeout = time.Second
 
 // maxRefusing bounds the connections over --max-conns that are sent an
 // "overloaded" error frame at once, and refuseTimeout how long each may take
@@ -66,7 +104,7 @@ func NewServer(secret []byte, opts ...ServerOption) *Server {
 		secret:   append([]byte(nil), secret...),
 		cfg:      cfg,
 		jobs:     make(map[string]*job),
-		conns:    make(map[net.Conn]struct{}),
+		conns:    make(map[net.Conn]connPhase),
 		refusing: make(map[net.Conn]struct{}),
 		shutdown: make(chan struct{}),
 	}
@@ -210,7 +248,7 @@ func (s *Server) track(c net.Conn) bool {
 	switch {
 	case closing:
 	case !full:
-		s.conns[c] = struct{}{}
+		s.conns[c] = phaseNew
 		s.met.conns.Add(1)
 	case len(s.refusing) < maxRefusing:
 		s.refusing[c] = struct{}{}
@@ -266,15 +304,23 @@ func (s *Server) stop() {
 	}
 	s.closing = true
 	close(s.shutdown)
+	// Connections that are not in a job nor relaying are woken now: their
+	// handlers answer "shutdown" (a connection that has not identified
+	// itself yet) or just close (STUN, a member that is done), instead of
+	// holding the shutdown up until their handshake timeout.
+	for c, p := range s.conns {
+		if p == phaseHandshake || p == phaseIdle {
+			c.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
 	jobs := make([]*job, 0, len(s.jobs))
 	for _, j := range s.jobs {
 		jobs = append(jobs, j)
 	}
 	s.mu.Unlock()
 
-	shut := &Error{Code: CodeShutdown, Rank: -1, Msg: "rendezvous server shutting down"}
 	for _, j := range jobs {
-		j.fail(shut)
+		j.fail(errShutdown())
 	}
 	// Let members read their error and established relays finish, up to
 	// the drain timeout; then cut what is left.
@@ -302,10 +348,14 @@ func (s *Server) stop() {
 // frame (control or relay) or a STUN message.
 func (s *Server) handleConn(c net.Conn) {
 	c.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	if !s.setPhase(c, phaseHandshake) {
+		s.rejectShutdown(c)
+		return
+	}
 	var hb [frameHeader]byte
 	if _, err := io.ReadFull(c, hb[:]); err != nil {
 		if isTimeout(err) {
-			s.reject(c, err)
+			s.rejectRead(c, err)
 			return
 		}
 		s.cfg.log.Debug("connection closed before its first frame", "remote", c.RemoteAddr(), "err", err)
@@ -317,7 +367,7 @@ func (s *Server) handleConn(c net.Conn) {
 	}
 	msg, err := readAfterHeader(c, hb[:], maxClientLoad)
 	if err != nil {
-		s.reject(c, err)
+		s.rejectRead(c, err)
 		return
 	}
 	switch m := msg.(type) {
@@ -337,6 +387,23 @@ func (s *Server) reject(c net.Conn, err error) {
 	s.met.rejected(e.Code)
 	s.cfg.log.Info("rejected connection", "remote", c.RemoteAddr(), "code", e.Code.String(), "err", e.Msg)
 	rejectConn(c, e, rejectTimeout)
+}
+
+// rejectRead answers a failed read of a connection's first frames: with
+// "shutdown" if the read was woken by a shutdown, else as reject does.
+func (s *Server) rejectRead(c net.Conn, err error) {
+	if isTimeout(err) && s.isClosing() {
+		s.rejectShutdown(c)
+		return
+	}
+	s.reject(c, err)
+}
+
+// rejectShutdown tells a connection that has not joined a job or claimed a
+// relay that the server is shutting down, briefly (shutdownAnswerTimeout).
+func (s *Server) rejectShutdown(c net.Conn) {
+	s.met.rejected(CodeShutdown)
+	rejectConn(c, errShutdown(), shutdownAnswerTimeout)
 }
 
 // asProtoError turns a read or decode error into the *Error to send.

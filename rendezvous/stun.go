@@ -24,6 +24,9 @@ const maxSTUNPerStream = 16
 func (s *Server) serveSTUNTCP(c net.Conn, hb []byte) {
 	src := addrPortOf(c.RemoteAddr())
 	c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	if !s.setPhase(c, phaseIdle) {
+		return // shutting down
+	}
 	r := io.MultiReader(bytes.NewReader(append([]byte(nil), hb...)), c)
 	for i := 0; i < maxSTUNPerStream; i++ {
 		req, err := punch.ReadSTUNMessage(r)
