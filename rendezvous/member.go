@@ -158,7 +158,6 @@ func (m *member) readLoop() {
 			reason := fmt.Errorf("connection lost: %w", err)
 			if !connLost(err) {
 				if e := asProtoError(err); e.Code != CodeTimeout {
-					m.s.met.rejected(e.Code)
 					m.sendFinal(e)
 					reason = e
 				} else {
@@ -192,7 +191,6 @@ func (m *member) readLoop() {
 		}
 		if err != nil {
 			e := asProtoError(err)
-			m.s.met.rejected(e.Code)
 			m.sendFinal(e)
 			m.job.leave(m, e)
 		}
@@ -273,12 +271,13 @@ func (m *member) flush() bool {
 	}
 }
 
-// enqueue queues a frame for the writer; frames after an error are dropped.
-func (m *member) enqueue(it outItem) {
+// enqueue queues a frame for the writer; frames after an error are dropped
+// (it reports false).
+func (m *member) enqueue(it outItem) bool {
 	m.mu.Lock()
 	if m.final {
 		m.mu.Unlock()
-		return
+		return false
 	}
 	m.queue = append(m.queue, it)
 	m.final = it.final
@@ -287,13 +286,18 @@ func (m *member) enqueue(it outItem) {
 	case m.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 func (m *member) send(msg message) { m.enqueue(outItem{msg: msg}) }
 
-// sendFinal queues an error frame, after which the connection closes.
+// sendFinal queues an error frame, after which the connection closes, and
+// counts it (rejected_total counts every connection closed with an error
+// frame: a member's own fault, or its job's end).
 func (m *member) sendFinal(e *Error) {
-	m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true})
+	if m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true}) {
+		m.s.met.rejected(e.Code)
+	}
 }
 
 func (m *member) isFinal() bool {
