@@ -162,7 +162,7 @@ var cancelOps = []cancelOp{
 	{"collect", func(ctx context.Context, f *Frame, _ string) error { return releaseTable(f.Collect(ctx)) }, false, 0},
 	{"read parquet", func(ctx context.Context, f *Frame, dir string) error {
 		return releaseFrame(ReadParquet(ctx, f.Comm(), []string{filepath.Join(dir, "t.parquet")}, WithAllocator(f.cfg.mem)))
-	}, false, 0},
+	}, true, parquetBatchRows},
 	{"read ipc", func(ctx context.Context, f *Frame, dir string) error {
 		return releaseFrame(ReadIPC(ctx, f.Comm(), []string{filepath.Join(dir, "t.arrow")}, WithAllocator(f.cfg.mem)))
 	}, false, 0},

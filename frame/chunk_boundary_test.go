@@ -316,9 +316,9 @@ func TestJoinKernelsBoundaries(t *testing.T) {
 	for _, c := range cases {
 		lt := buildTable(mem, genSchema, c.left)
 		rt := buildTable(mem, genSchema, c.right)
-		lcols, err := columns(mem, lt)
+		lcols, err := columns(ctx, mem, lt)
 		require.NoError(t, err)
-		rcols, err := columns(mem, rt)
+		rcols, err := columns(ctx, mem, rt)
 		require.NoError(t, err)
 		for kname, kidx := range keySets {
 			lk := make([]arrow.Array, len(kidx))

@@ -193,6 +193,11 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 		}
 		args = append(args, d)
 	}
+	// arrow-go's kernels never look at ctx: look before each call, so an
+	// expression stops between its functions.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", e, err)
+	}
 	out, err := compute.CallFunction(ctx, e.fn, nil, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)

@@ -136,7 +136,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	local := f.Size() == 1 || (len(g.keys) > 0 && slices.Equal(f.partitionedBy, g.keys))
 	tm := f.cfg.timer(op)
 	mem := f.cfg.mem
-	cols, err := columns(mem, f.part)
+	cols, err := columns(ctx, mem, f.part)
 	if err != nil {
 		return nil, f.abort(op, err)
 	}
@@ -173,7 +173,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 			return nil, f.errorf(op, err)
 		}
 		tm = f.cfg.timer(op) // the exchange recorded its own phases
-		fcols, err := columns(mem, moved)
+		fcols, err := columns(ctx, mem, moved)
 		n := moved.NumRows()
 		moved.Release()
 		if err != nil {
@@ -199,7 +199,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	if err := ctx.Err(); err != nil {
 		return nil, f.errorf(op, err)
 	}
-	res, err := plan.finish(mem, final)
+	res, err := plan.finish(ctx, mem, final)
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
@@ -410,8 +410,8 @@ func (p *groupPlan) partialKeyNames() []string {
 }
 
 // finish makes the result table from the combined partial table.
-func (p *groupPlan) finish(mem memory.Allocator, t arrow.Table) (arrow.Table, error) {
-	cols, err := columns(mem, t)
+func (p *groupPlan) finish(ctx context.Context, mem memory.Allocator, t arrow.Table) (arrow.Table, error) {
+	cols, err := columns(ctx, mem, t)
 	if err != nil {
 		return nil, err
 	}

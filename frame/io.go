@@ -381,7 +381,7 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 		if cr == nil {
 			continue // no leaf of it is included (cannot happen: all are)
 		}
-		ch, err := fr.ReadColumn(rowGroups, cr)
+		ch, err := readColumn(ctx, cr, pf.NumRows())
 		field := *cr.Field()
 		cr.Release()
 		if err != nil {
@@ -422,6 +422,39 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 		return nil, err
 	}
 	return withoutParquetIDs(t), nil
+}
+
+// parquetBatchRows is how many rows of a Parquet column readParquet decodes
+// at a time, between two looks at its context.
+const parquetBatchRows = 64 << 10
+
+// readColumn reads the rows rows of the column cr reads, parquetBatchRows at
+// a time, looking at ctx before each batch: one chunk per batch. It stops
+// early if the file has fewer rows (the caller compares the columns'
+// lengths). The caller releases the column.
+func readColumn(ctx context.Context, cr *pqarrow.ColumnReader, rows int64) (_ *arrow.Chunked, err error) {
+	var chunks []arrow.Array
+	defer func() { releaseAll(chunks) }()
+	for read := int64(0); read < rows; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := cr.NextBatch(min(parquetBatchRows, rows-read))
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range b.Chunks() {
+			a.Retain()
+			chunks = append(chunks, a)
+		}
+		n := int64(b.Len())
+		b.Release()
+		if n == 0 {
+			break
+		}
+		read += n
+	}
+	return arrow.NewChunked(cr.Field().Type, chunks), nil
 }
 
 // restoreType converts a column that pqarrow read to dt, the type of the
@@ -513,7 +546,7 @@ func readLeaves(ctx context.Context, probe pqarrow.FileReader, sf *pqarrow.Schem
 		if cr == nil {
 			continue
 		}
-		ch, err := probe.ReadColumn(rowGroups, cr)
+		ch, err := readColumn(ctx, cr, probe.ParquetReader().NumRows())
 		cr.Release()
 		if err != nil {
 			return fmt.Errorf("leaf %d: %w", leaves[i].ColIndex, err)
@@ -583,7 +616,7 @@ func withoutParquetIDs(t arrow.Table) arrow.Table {
 // arrow-go reads it and every batch after (arrow-go's file reader follows
 // the footer's offsets and lengths unchecked: a damaged one makes it
 // allocate whatever it says). The table points into what was read.
-func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+func readIPCFile(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
 	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
@@ -593,11 +626,22 @@ func readIPCFile(_ context.Context, mem memory.Allocator, path string) (arrow.Ta
 		return nil, fmt.Errorf("a file of %d bytes does not fit in memory", size)
 	}
 	data := make([]byte, size)
-	if _, err := io.ReadFull(f, data); err != nil {
-		return nil, err
+	// Reading is what takes time (decoding points into data): read
+	// ipcReadBytes at a time, looking at ctx before each.
+	for off := 0; off < len(data); off += ipcReadBytes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(f, data[off:min(off+ipcReadBytes, len(data))]); err != nil {
+			return nil, err
+		}
 	}
 	return decodeIPC(data, arrowio.LimitAllocator(mem, readLimit(size)))
 }
+
+// ipcReadBytes is how many bytes of an IPC file readIPCFile reads between
+// two looks at its context (about a millisecond of reading).
+const ipcReadBytes = 1 << 20
 
 func decodeIPC(data []byte, mem memory.Allocator) (_ arrow.Table, err error) {
 	defer recoverPanic(&err, "ipc")

@@ -363,12 +363,12 @@ func joinLocal(ctx context.Context, cfg *config, op string, lt, rt arrow.Table, 
 	}
 	tm := cfg.timer(op)
 	mem := cfg.mem
-	lcols, err := columns(mem, lt)
+	lcols, err := columns(ctx, mem, lt)
 	if err != nil {
 		return nil, fmt.Errorf("left: %w", err)
 	}
 	defer releaseAll(lcols)
-	rcols, err := columns(mem, rt)
+	rcols, err := columns(ctx, mem, rt)
 	if err != nil {
 		return nil, fmt.Errorf("right: %w", err)
 	}

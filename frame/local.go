@@ -19,7 +19,7 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	cols, err := columns(f.cfg.mem, f.part)
+	cols, err := columns(ctx, f.cfg.mem, f.part)
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
@@ -91,7 +91,7 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	cols, err := columns(f.cfg.mem, f.part)
+	cols, err := columns(ctx, f.cfg.mem, f.part)
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}

@@ -91,7 +91,7 @@ func sortLocal(ctx context.Context, mem memory.Allocator, t arrow.Table, idx []i
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cols, err := columns(mem, t)
+	cols, err := columns(ctx, mem, t)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (f *Frame) sortExchange(ctx context.Context, sorted arrow.Table, idx []int,
 	mem, p, me := f.cfg.mem, f.Size(), f.Rank()
 	// A failure of this rank's own before or between the exchanges fails
 	// the communicator (failComm): the other ranks wait for this one.
-	cols, err := columns(mem, sorted)
+	cols, err := columns(ctx, mem, sorted)
 	if err != nil {
 		return nil, failComm(f.comm, err)
 	}
@@ -292,7 +292,7 @@ func (s *splitterSet) release() { releaseAll(s.keys) }
 // p-1 at evenly spaced weighted quantiles. Every rank computes the same set. There is at least
 // one sample.
 func pickSplitters(ctx context.Context, mem memory.Allocator, all arrow.Table, keys []SortKey, p int) (*splitterSet, error) {
-	cols, err := columns(mem, all)
+	cols, err := columns(ctx, mem, all)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +369,7 @@ func mergeRuns(ctx context.Context, mem memory.Allocator, runs []arrow.Table, id
 			nonEmpty++
 		}
 	}
-	cols, err := columns(mem, all)
+	cols, err := columns(ctx, mem, all)
 	if err != nil {
 		return nil, err
 	}

@@ -53,14 +53,20 @@ func sliceTable(t arrow.Table, lo, hi int64) arrow.Table {
 }
 
 // columns returns every column of t as one contiguous array, concatenating
-// chunks where there are several (the local kernels index rows directly).
-// The caller releases the arrays.
-func columns(mem memory.Allocator, t arrow.Table) ([]arrow.Array, error) {
+// chunks where there are several (the local kernels index rows directly),
+// looking at ctx before each concatenation. The caller releases the arrays.
+func columns(ctx context.Context, mem memory.Allocator, t arrow.Table) ([]arrow.Array, error) {
 	if err := checkRows(t.NumRows(), "partition"); err != nil {
 		return nil, err
 	}
 	out := make([]arrow.Array, t.NumCols())
 	for i := range out {
+		if len(t.Column(i).Data().Chunks()) > 1 {
+			if err := ctxErr(ctx, "concatenate chunks"); err != nil {
+				releaseAll(out)
+				return nil, err
+			}
+		}
 		a, err := wholeColumn(mem, t.Column(i).Data())
 		if err != nil {
 			releaseAll(out)
