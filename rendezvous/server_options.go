@@ -51,7 +51,8 @@ func (c *serverConfig) setDuration(name string, dst *time.Duration, d time.Durat
 }
 
 // ServerOption configures a Server. Zero or negative durations and counts
-// (and a nil logger) leave the default in place. A positive duration under
+// (and a nil logger) leave the default in place, except that
+// WithDrainTimeout(0) means no drain. A positive duration under
 // 1ms (the protocol's unit) for WithJobTimeout, WithDefaultPunchTimeout,
 // WithRelayTimeout, WithHandshakeTimeout or WithPingInterval is not valid:
 // Serve then refuses to start, with an error naming the option.
@@ -59,6 +60,9 @@ type ServerOption func(*serverConfig)
 
 // WithJobTimeout bounds how long a job may take from its first join until
 // every member has its mesh; members of a job that runs out get an error.
+// A job whose world completes gets at least its start delay, punch
+// timeout, twice the relay timeout and 10 s more from then, whatever is
+// left of d.
 func WithJobTimeout(d time.Duration) ServerOption {
 	return func(c *serverConfig) { c.setDuration("WithJobTimeout", &c.jobTimeout, d) }
 }
@@ -99,7 +103,8 @@ func WithMaxConns(n int) ServerOption {
 }
 
 // WithDrainTimeout sets how long a shutting-down server lets established
-// relays run before it cuts them.
+// relays run before it cuts them; 0 cuts them at once, a negative d keeps
+// the default.
 func WithDrainTimeout(d time.Duration) ServerOption {
 	return func(c *serverConfig) {
 		if d >= 0 {

@@ -68,7 +68,7 @@ flags:
 		secretFile = fs.String("secret-file", "", "read the job secret from this `file` (default: $"+secretEnv+")")
 		httpAddr   = fs.String("http", "", "serve /healthz and /metrics (Prometheus text) on `HOST:PORT` (default: off)")
 		noUDP      = fs.Bool("no-udp", false, "do not answer STUN over UDP")
-		jobTimeout = fs.Duration("job-timeout", rendezvous.DefaultJobTimeout, "fail a job whose mesh is not complete this long after its first join")
+		jobTimeout = fs.Duration("job-timeout", rendezvous.DefaultJobTimeout, "fail a job whose mesh is not complete this long after its first join (a complete world gets at least its punch timeout, 2 relay timeouts and 10s more)")
 		punch      = fs.Duration("punch-timeout", rendezvous.DefaultPunchTimeout, "how long a pair may punch before it is relayed (workers may ask for less)")
 		relay      = fs.Duration("relay-timeout", rendezvous.DefaultRelayTimeout, "how long a relay connection waits for its partner")
 		handshake  = fs.Duration("handshake-timeout", rendezvous.DefaultHandshakeTimeout, "how long a new connection may take to send its first frames")
