@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -341,11 +340,20 @@ func DiscoverTCP(ctx context.Context, p *Port, stunServer netip.AddrPort) (netip
 }
 
 // DiscoverUDP asks the STUN server at stunServer, over UDP from a reusable
-// socket on laddr, for the reflexive endpoint of laddr. Requests are
-// retransmitted (RFC 5389: doubling from 250 ms, at most 7) until an answer
-// or ctx's end. laddr is usually the punch port's address: TCP and UDP port
-// numbers are separate, so the UDP socket of the same number can be opened
-// next to it.
+// socket on laddr, for the reflexive endpoint of laddr. laddr is usually the
+// punch port's address: TCP and UDP port numbers are separate, so the UDP
+// socket of the same number can be opened next to it.
+//
+// Requests are retransmitted as RFC 5389 (section 7.2.1) says, with a first
+// RTO of 250 ms: at 0, 250, 750, 1750, 3750, 7750 and 15750 ms, 7 requests
+// at most; with no answer 4 s (16 RTOs) after the last, the call fails
+// (after 19.75 s). It returns at once when ctx ends.
+//
+// Concurrent calls are safe and independent, also from one laddr and to one
+// server: each runs its own transaction and gets its own answer as soon as
+// it arrives, not later for the others (calls on the same nw and laddr share
+// one socket, and the answers are routed by transaction ID to the call that
+// sent the request; see DiscoverPacket).
 func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	switch {
 	case ctx == nil:
@@ -353,18 +361,26 @@ func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPo
 	case nw == nil:
 		return netip.AddrPort{}, errors.New("STUN over UDP: nil network")
 	}
-	pc, err := nw.ListenUDP(ctx, laddr)
+	pc, done, err := openUDP(ctx, nw, laddr)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP: %w", err)
 	}
-	defer pc.Close()
+	defer done()
 	return DiscoverPacket(ctx, pc, stunServer)
 }
 
 // DiscoverPacket runs a STUN Binding transaction with stunServer over the
 // open UDP socket pc, retransmitting as DiscoverUDP does, and returns the
 // reflexive endpoint the server saw. Datagrams from elsewhere, and answers to
-// other transactions, are ignored. pc stays open, its read deadline cleared.
+// other transactions, are ignored.
+//
+// Concurrent calls on one pc (or on sockets of one local port) are safe and
+// independent: while any call runs, one goroutine reads pc and routes each
+// answer by its transaction ID to the call that sent the request. The
+// caller must not read pc itself meanwhile (what it read would be lost to
+// the calls, and what they read is lost to it: datagrams that answer no
+// running call are dropped). When the last call on pc returns, nothing reads
+// pc any more; pc stays open, its read deadline cleared.
 func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP to %v: %w", stunServer, err)
@@ -382,38 +398,14 @@ func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.Add
 	dst := net.UDPAddrFromAddrPort(stunServer)
 	want := netip.AddrPortFrom(stunServer.Addr().Unmap(), stunServer.Port())
 
-	// Cancellation sets a past read deadline; mu keeps the loop from
-	// overriding it with the next retransmission's.
-	var mu sync.Mutex
-	cancelled := false
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		mu.Lock()
-		defer mu.Unlock()
-		cancelled = true
-		_ = pc.SetReadDeadline(aLongTimeAgo)
-	})
-	defer func() {
-		if !stop() {
-			<-fired // the deadline in the past is set: clear it after
-		}
-		_ = pc.SetReadDeadline(time.Time{})
-	}()
-	setDeadline := func(t time.Time) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if cancelled {
-			return false
-		}
-		if d, ok := ctx.Deadline(); ok && d.Before(t) {
-			t = d
-		}
-		_ = pc.SetReadDeadline(t)
-		return true
-	}
+	r := acquireReader(pc)
+	defer releaseReader(r)
+	call, remove := addCall(r, req)
+	defer remove()
 
-	buf := make([]byte, MaxSTUNMessage)
+	if ctx.Err() != nil {
+		return fail(context.Cause(ctx))
+	}
 	rto := stunRTO
 	for sent := 1; ; sent++ {
 		if _, err := pc.WriteTo(req.Raw, dst); err != nil {
@@ -423,43 +415,32 @@ func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.Add
 		if sent == stunRc {
 			wait = stunRm * stunRTO
 		}
-		next := time.Now().Add(wait)
-		noAnswer := func(cause error) (netip.AddrPort, error) {
-			return fail(fmt.Errorf("%w: no answer after %d %s", cause, sent, plural(sent, "request")))
-		}
+		t := time.NewTimer(wait)
+	wait:
 		for {
-			if !setDeadline(next) {
-				return noAnswer(context.Cause(ctx))
-			}
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				var ne net.Error
-				if ctx.Err() != nil {
-					return noAnswer(context.Cause(ctx))
-				}
-				if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
-					return noAnswer(context.DeadlineExceeded)
-				}
-				if errors.As(err, &ne) && ne.Timeout() && !time.Now().Before(next) {
-					break // time to retransmit
-				}
-				if errors.As(err, &ne) && ne.Timeout() {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fail(fmt.Errorf("%w: no answer after %d %s", context.Cause(ctx), sent, plural(sent, "request")))
+			case <-r.dead:
+				t.Stop()
+				return fail(ctxErr(ctx, r.err))
+			case <-t.C:
+				break wait // time to retransmit
+			case a := <-call.answers:
+				if a.from != want {
 					continue
 				}
-				return fail(err)
+				addr, ok, err := parseBindingResponse(a.b, req)
+				if !ok {
+					continue
+				}
+				t.Stop()
+				if err != nil {
+					return fail(err)
+				}
+				return addr, nil
 			}
-			src, err := addrPort(from)
-			if err != nil || src != want {
-				continue
-			}
-			addr, ok, err := parseBindingResponse(buf[:n], req)
-			if !ok {
-				continue
-			}
-			if err != nil {
-				return fail(err)
-			}
-			return addr, nil
 		}
 		if sent == stunRc {
 			return fail(fmt.Errorf("no answer after %d requests", sent))
