@@ -158,7 +158,7 @@ func (m *member) readLoop() {
 			reason := fmt.Errorf("connection lost: %w", err)
 			if !connLost(err) {
 				if e := asProtoError(err); e.Code != CodeTimeout {
-					m.sendFinal(e)
+					m.reject(e)
 					reason = e
 				} else {
 					reason = fmt.Errorf("silent for %v: %w", idle, err)
@@ -191,7 +191,7 @@ func (m *member) readLoop() {
 		}
 		if err != nil {
 			e := asProtoError(err)
-			m.sendFinal(e)
+			m.reject(e)
 			m.job.leave(m, e)
 		}
 	}
@@ -291,10 +291,15 @@ func (m *member) enqueue(it outItem) bool {
 
 func (m *member) send(msg message) { m.enqueue(outItem{msg: msg}) }
 
-// sendFinal queues an error frame, after which the connection closes, and
-// counts it (rejected_total counts every connection closed with an error
-// frame: a member's own fault, or its job's end).
+// sendFinal queues an error frame, after which the connection closes.
 func (m *member) sendFinal(e *Error) {
+	m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true})
+}
+
+// reject tells the member what it did wrong and counts it (rejected_total
+// counts a connection's own faults; a job's end is counted by outcome in
+// jobs_ended_total instead).
+func (m *member) reject(e *Error) {
 	if m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true}) {
 		m.s.met.rejected(e.Code)
 	}

@@ -138,7 +138,7 @@ func (s *Server) WritePrometheus(w io.Writer) error {
 	value("relay_failures_total", "", m.RelayFailures)
 	metric("relay_bytes_total", "counter", "Bytes relayed, both directions.")
 	value("relay_bytes_total", "", m.RelayBytes)
-	metric("rejected_total", "counter", "Connections closed with an error frame (members of failed jobs too), by error code.")
+	metric("rejected_total", "counter", "Connections refused or cut with an error frame for what they sent or when they came (not members of failed jobs), by error code.")
 	for c := Code(1); c <= CodeRelay; c++ {
 		value("rejected_total", fmt.Sprintf("code=%q", c.String()), m.Rejected[c])
 	}

@@ -232,7 +232,13 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 	case <-slot.ready:
 	case <-slot.cancel:
 		w.stop()
-		s.reject(c, slot.err)
+		if slot.err.Code == CodeRelay {
+			s.reject(c, slot.err) // the relay failed: its job completed without it
+		} else {
+			// The job failed: counted by outcome, as for its members'
+			// control connections, not as a rejection.
+			rejectConn(c, slot.err, rejectTimeout)
+		}
 		return false
 	case <-w.done:
 		partner, own := waitingGone(slot, side, w.result())
