@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -203,4 +204,35 @@ func TestNetsimDiscoverUDPConcurrent(t *testing.T) {
 		}
 		require.Less(t, took, 250*time.Millisecond, "no retransmission")
 	})
+}
+
+// noDeadlines is a PacketConn that cannot set deadlines.
+type noDeadlines struct{ net.PacketConn }
+
+func (noDeadlines) SetReadDeadline(time.Time) error { return errors.ErrUnsupported }
+
+// On a socket without deadlines DiscoverPacket still returns with its
+// answer: it does not wait for the reader, which cannot be unblocked, to
+// exit; the reader exits after the next datagram.
+func TestDiscoverPacketNoDeadlines(t *testing.T) {
+	srv, _ := slowSTUNServer(t, 0)
+	raw, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer raw.Close()
+	pc := noDeadlines{raw}
+	ctx := testCtx(t, 5*time.Second)
+	done := make(chan error, 1)
+	go func() {
+		_, err := DiscoverPacket(ctx, pc, srv)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(3 * time.Second):
+		t.Fatal("DiscoverPacket did not return")
+	}
+	// The next call starts a reader of its own and answers too.
+	_, err = DiscoverPacket(ctx, pc, srv)
+	require.NoError(t, err)
 }

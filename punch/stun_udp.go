@@ -120,10 +120,12 @@ func releaseReader(r *stunReader) {
 	// Under the lock, so that the reader, which clears deadlines it did
 	// not set, sees stopping before it sees this one.
 	r.stopping = true
-	_ = r.pc.SetReadDeadline(aLongTimeAgo)
+	err := r.pc.SetReadDeadline(aLongTimeAgo)
 	stunUDP.mu.Unlock()
-	<-r.exited
-	_ = r.pc.SetReadDeadline(time.Time{})
+	if err == nil {
+		<-r.exited
+		_ = r.pc.SetReadDeadline(time.Time{})
+	} // else a socket without deadlines: the reader exits after its next read
 	stunUDP.mu.Lock()
 	if stunUDP.readers[r.pc] == r {
 		delete(stunUDP.readers, r.pc)
@@ -160,17 +162,21 @@ func (r *stunReader) run() {
 			stunUDP.mu.Unlock()
 			return
 		}
-		if n < stunHeaderLen || !IsSTUN(buf[:n]) {
-			continue
-		}
 		src, err := addrPort(from)
-		if err != nil {
-			continue
+		if err != nil || n < stunHeaderLen || !IsSTUN(buf[:n]) {
+			src = netip.AddrPort{}
 		}
 		var id [stun.TransactionIDSize]byte
-		copy(id[:], buf[8:stunHeaderLen])
 		stunUDP.mu.Lock()
-		c := stunUDP.calls[id]
+		if r.stopping {
+			stunUDP.mu.Unlock()
+			return
+		}
+		var c *stunCall
+		if src.IsValid() {
+			copy(id[:], buf[8:stunHeaderLen])
+			c = stunUDP.calls[id]
+		}
 		if c != nil && (c.r == r || (r.port != 0 && c.r.port == r.port)) {
 			select {
 			case c.answers <- stunAnswer{b: append([]byte(nil), buf[:n]...), from: src}:
