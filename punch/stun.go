@@ -229,7 +229,9 @@ func newBindingRequest() (*stun.Message, error) {
 }
 
 // parseBindingResponse checks that b answers req and returns the mapped
-// address in it. ok is false for a message that is not the answer (another
+// address in it: its XOR-MAPPED-ADDRESS, or, from a server that sends none
+// (RFC 3489), its MAPPED-ADDRESS. A malformed XOR-MAPPED-ADDRESS is an
+// error, whatever else the response holds. ok is false for a message that is not the answer (another
 // transaction, not STUN): the caller should keep waiting.
 func parseBindingResponse(b []byte, req *stun.Message) (addr netip.AddrPort, ok bool, err error) {
 	if !IsSTUN(b) {
@@ -255,17 +257,21 @@ func parseBindingResponse(b []byte, req *stun.Message) (addr netip.AddrPort, ok 
 	default:
 		return addr, false, nil
 	}
-	var ip net.IP
-	var port int
-	var xor stun.XORMappedAddress
-	if err := xor.GetFrom(m); err == nil {
-		ip, port = xor.IP, xor.Port
-	} else {
-		var mapped stun.MappedAddress
-		if err := mapped.GetFrom(m); err != nil {
-			return addr, true, errors.New("STUN response without a mapped address")
+	// XOR-MAPPED-ADDRESS, when present, is the answer: MAPPED-ADDRESS is
+	// taken only from a server that sends no XOR-MAPPED-ADDRESS (RFC 3489),
+	// never in place of a malformed one, since a NAT ALG may have rewritten
+	// it (the reason RFC 5389 obfuscates the address with XOR).
+	ip, port, err := mappedAddress(m, stun.AttrXORMappedAddress)
+	if errors.Is(err, stun.ErrAttributeNotFound) {
+		ip, port, err = mappedAddress(m, stun.AttrMappedAddress)
+		if errors.Is(err, stun.ErrAttributeNotFound) {
+			return addr, true, errors.New("STUN response without a mapped address (no XOR-MAPPED-ADDRESS or MAPPED-ADDRESS)")
 		}
-		ip, port = mapped.IP, mapped.Port
+		if err != nil {
+			return addr, true, fmt.Errorf("STUN response with no XOR-MAPPED-ADDRESS and a malformed MAPPED-ADDRESS: %w", err)
+		}
+	} else if err != nil {
+		return addr, true, fmt.Errorf("STUN response with a malformed XOR-MAPPED-ADDRESS: %w", err)
 	}
 	a, okIP := netip.AddrFromSlice(ip)
 	a = a.Unmap()
@@ -284,6 +290,45 @@ func parseBindingResponse(b []byte, req *stun.Message) (addr netip.AddrPort, ok 
 			net.JoinHostPort(shown, strconv.Itoa(port)))
 	}
 	return netip.AddrPortFrom(a, uint16(port)), true, nil
+}
+
+// mappedAddress decodes the first attribute t (XOR-MAPPED-ADDRESS or
+// MAPPED-ADDRESS) of m. Its value must be exactly a family and port (4
+// bytes) and an address of that family: pion/stun takes a shorter address
+// with its missing bytes as zeros and ignores bytes beyond it. An absent
+// attribute is stun.ErrAttributeNotFound.
+func mappedAddress(m *stun.Message, t stun.AttrType) (net.IP, int, error) {
+	v, err := m.Get(t)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(v) < 4 {
+		return nil, 0, fmt.Errorf("%d bytes, 8 (IPv4) or 20 (IPv6) wanted", len(v))
+	}
+	var ipLen int
+	switch family := binary.BigEndian.Uint16(v[0:2]); family {
+	case 1:
+		ipLen = net.IPv4len
+	case 2:
+		ipLen = net.IPv6len
+	default:
+		return nil, 0, fmt.Errorf("address family %#04x, 0x0001 (IPv4) or 0x0002 (IPv6) wanted", family)
+	}
+	if len(v) != 4+ipLen {
+		return nil, 0, fmt.Errorf("%d bytes, %d for its family wanted", len(v), 4+ipLen)
+	}
+	if t == stun.AttrXORMappedAddress {
+		var a stun.XORMappedAddress
+		if err := a.GetFrom(m); err != nil {
+			return nil, 0, err
+		}
+		return a.IP, a.Port, nil
+	}
+	var a stun.MappedAddress
+	if err := a.GetFrom(m); err != nil {
+		return nil, 0, err
+	}
+	return a.IP, a.Port, nil
 }
 
 // DiscoverConn runs one STUN Binding transaction over an open stream

@@ -345,3 +345,78 @@ func TestDiscoverConnAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A Binding response's address attributes: XOR-MAPPED-ADDRESS wins; the
+// plain MAPPED-ADDRESS (which a NAT ALG may rewrite) is taken only when
+// XOR-MAPPED-ADDRESS is absent (an RFC 3489 server). A present but
+// malformed XOR-MAPPED-ADDRESS (bad family, truncated, too long) is an
+// error that says so: it used to fall back to MAPPED-ADDRESS silently,
+// and a truncated one was taken with its missing bytes as zeros.
+func TestParseBindingResponseAddresses(t *testing.T) {
+	req, err := newBindingRequest()
+	require.NoError(t, err)
+	xorValue := func(ip string, port uint16) []byte { // as on the wire
+		m := new(stun.Message)
+		m.TransactionID = req.TransactionID
+		require.NoError(t, (&stun.XORMappedAddress{IP: net.ParseIP(ip), Port: int(port)}).AddTo(m))
+		v, err := m.Get(stun.AttrXORMappedAddress)
+		require.NoError(t, err)
+		return v
+	}
+	plainValue := func(ip string, port uint16) []byte {
+		m := new(stun.Message)
+		require.NoError(t, (&stun.MappedAddress{IP: net.ParseIP(ip), Port: int(port)}).AddTo(m))
+		v, err := m.Get(stun.AttrMappedAddress)
+		require.NoError(t, err)
+		return v
+	}
+	goodXOR := xorValue("203.0.113.1", 4000)
+	goodXOR6 := xorValue("2001:db8::1", 4000)
+	goodPlain := plainValue("198.51.100.2", 5000)
+	badFamily := append([]byte{0, 3}, goodXOR[2:]...)
+	tests := []struct {
+		name    string
+		xor     []byte // nil: absent
+		plain   []byte // nil: absent
+		want    netip.AddrPort
+		wantErr string
+	}{
+		{"xor only", goodXOR, nil, netip.MustParseAddrPort("203.0.113.1:4000"), ""},
+		{"xor IPv6", goodXOR6, nil, netip.MustParseAddrPort("[2001:db8::1]:4000"), ""},
+		{"xor wins over plain", goodXOR, goodPlain, netip.MustParseAddrPort("203.0.113.1:4000"), ""},
+		{"plain only (RFC 3489 server)", nil, goodPlain, netip.MustParseAddrPort("198.51.100.2:5000"), ""},
+		{"xor bad family, plain good", badFamily, goodPlain, netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS"},
+		{"xor too short for its family, plain good", goodXOR[:4], goodPlain, netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS"},
+		{"xor IPv4 truncated", goodXOR[:6], nil, netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS: 6 bytes"},
+		{"xor IPv6 truncated", goodXOR6[:12], goodPlain, netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS: 12 bytes"},
+		{"xor too long", append(append([]byte(nil), goodXOR...), 0, 0, 0, 0), nil, netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS: 12 bytes"},
+		{"xor and plain both malformed", badFamily, goodPlain[:5], netip.AddrPort{}, "malformed XOR-MAPPED-ADDRESS"},
+		{"plain malformed, no xor", nil, goodPlain[:6], netip.AddrPort{}, "no XOR-MAPPED-ADDRESS and a malformed MAPPED-ADDRESS: 6 bytes"},
+		{"plain bad family, no xor", nil, append([]byte{0, 9}, goodPlain[2:]...), netip.AddrPort{}, "no XOR-MAPPED-ADDRESS and a malformed MAPPED-ADDRESS"},
+		{"neither", nil, nil, netip.AddrPort{}, "without a mapped address (no XOR-MAPPED-ADDRESS or MAPPED-ADDRESS)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := new(stun.Message)
+			m.SetType(stun.BindingSuccess)
+			m.TransactionID = req.TransactionID
+			m.WriteHeader()
+			if tt.xor != nil {
+				m.Add(stun.AttrXORMappedAddress, tt.xor)
+			}
+			if tt.plain != nil {
+				m.Add(stun.AttrMappedAddress, tt.plain)
+			}
+			require.NoError(t, stun.Fingerprint.AddTo(m))
+			got, ok, err := parseBindingResponse(m.Raw, req)
+			require.True(t, ok, "the response answers the request")
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				require.Equal(t, netip.AddrPort{}, got)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
