@@ -42,8 +42,10 @@ import (
 // connection other than the returned one stays open. The link returned has
 // no deadline and TCP_NODELAY set.
 //
-// A peer with no endpoints is waited for passively: only its inbound link
-// can win. Punch to a rank that already has a Punch running on this port
+// An endpoint the port cannot dial (one of the other address family than
+// the port's, or an IPv6 link-local one without a zone) is not tried; the
+// PunchError says why. A peer with no endpoints, or none that can be tried,
+// is waited for passively: only its inbound link can win. Punch to a rank that already has a Punch running on this port
 // fails.
 func (p *Port) Punch(ctx context.Context, peer Peer) (net.Conn, error) {
 	if err := p.opened(); err != nil {
@@ -123,21 +125,28 @@ func candidates(in []netip.AddrPort) ([]netip.AddrPort, error) {
 // reachable says why a socket bound to local cannot connect to remote, if
 // it cannot: a port on an IPv4 address (0.0.0.0 included) reaches only IPv4
 // endpoints and one on a specific IPv6 address only IPv6 ones; a port on any
-// address ("::", dual-stack) reaches both. Dialing across families fails at
-// once ("no suitable address found") and would be retried until the
-// deadline, a hundred times a second at first.
+// address ("::", dual-stack) reaches both. An IPv6 link-local endpoint
+// (fe80::/10) without a zone names no interface to reach it on (the
+// rendezvous wire format carries no zone), unless the port itself is bound
+// to a zoned link-local address, whose interface the kernel then uses. Such
+// dials fail at once ("no suitable address found", EINVAL) and would be
+// retried until the deadline, a hundred times a second at first.
 func reachable(local, remote netip.Addr) error {
 	local, remote = local.Unmap(), remote.Unmap()
-	if !local.IsValid() || local == netip.IPv6Unspecified() || local.Is4() == remote.Is4() {
-		return nil
-	}
-	family := func(a netip.Addr) string {
-		if a.Is4() {
-			return "IPv4"
+	if local.IsValid() && local != netip.IPv6Unspecified() && local.Is4() != remote.Is4() {
+		family := func(a netip.Addr) string {
+			if a.Is4() {
+				return "IPv4"
+			}
+			return "IPv6"
 		}
-		return "IPv6"
+		return fmt.Errorf("a port on %s address %v cannot reach an %s endpoint", family(local), local, family(remote))
 	}
-	return fmt.Errorf("a port on %s address %v cannot reach an %s endpoint", family(local), local, family(remote))
+	if remote.Is6() && remote.IsLinkLocalUnicast() && remote.Zone() == "" &&
+		!(local.IsLinkLocalUnicast() && local.Zone() != "") {
+		return fmt.Errorf("IPv6 link-local endpoint %v has no zone (interface) to dial it on", remote)
+	}
+	return nil
 }
 
 // punchRun is the state of one Punch. The goroutine running run owns every

@@ -335,3 +335,67 @@ func TestPunchToOwnEndpoint(t *testing.T) {
 		})
 	}
 }
+
+// A zoneless IPv6 link-local endpoint (fe80::/10 without the interface it
+// is on: the rendezvous wire format carries no zone) cannot be dialed:
+// connect fails at once with EINVAL, and it was retried until the deadline.
+// It is not tried, and the report says why; a zoned one is dialed, and the
+// peer's other endpoints still link.
+func TestPunchZonelessLinkLocal(t *testing.T) {
+	t.Run("reachable", func(t *testing.T) {
+		tests := []struct {
+			name, local, remote string
+			wantErr             string
+		}{
+			{"zoneless from any address", "::", "fe80::1", "IPv6 link-local endpoint fe80::1 has no zone"},
+			{"zoneless from unknown address", "", "fe80::1", "IPv6 link-local endpoint fe80::1 has no zone"},
+			{"zoneless from loopback", "::1", "fe80::1", "IPv6 link-local endpoint fe80::1 has no zone"},
+			{"zoneless from a global address", "2001:db8::2", "fe80::1", "IPv6 link-local endpoint fe80::1 has no zone"},
+			{"zoneless from a zoneless link-local address", "fe80::2", "fe80::1", "IPv6 link-local endpoint fe80::1 has no zone"},
+			{"zoneless top of fe80::/10", "::", "febf::1", "IPv6 link-local endpoint febf::1 has no zone"},
+			{"zoneless from IPv4", "127.0.0.1", "fe80::1", "cannot reach an IPv6 endpoint"},
+			{"zoneless from a zoned link-local address (the socket's interface)", "fe80::2%eth0", "fe80::1", ""},
+			{"zoned from any address", "::", "fe80::1%eth0", ""},
+			{"zoned from a zoned link-local address", "fe80::2%eth0", "fe80::1%eth0", ""},
+			{"not link-local", "::", "fec0::1", ""},
+			{"global", "::", "2001:db8::1", ""},
+			{"IPv4 link-local", "0.0.0.0", "169.254.0.1", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var local netip.Addr
+				if tt.local != "" {
+					local = netip.MustParseAddr(tt.local)
+				}
+				err := reachable(local, netip.MustParseAddr(tt.remote))
+				if tt.wantErr == "" {
+					require.NoError(t, err)
+					return
+				}
+				require.ErrorContains(t, err, tt.wantErr)
+			})
+		}
+	})
+	t.Run("not tried, the other endpoint links", func(t *testing.T) {
+		a, b := listenIPv6Loop(t, 0), listenIPv6Loop(t, 1)
+		zoneless := netip.AddrPortFrom(netip.MustParseAddr("fe80::1"), b.Addr().Port())
+		ctx := testCtx(t, 10*time.Second)
+		ca, cb, ea, eb := punchPair(ctx, a, b, []netip.AddrPort{a.Addr()}, []netip.AddrPort{zoneless, b.Addr()})
+		require.NoError(t, ea)
+		require.NoError(t, eb)
+		defer ca.Close()
+		defer cb.Close()
+		requireSameLink(t, ca, cb)
+	})
+	t.Run("not tried, reported", func(t *testing.T) {
+		a := listenIPv6Loop(t, 0)
+		ep := netip.MustParseAddrPort("[fe80::1]:4000")
+		ctx := testCtx(t, 200*time.Millisecond)
+		_, err := a.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{ep}})
+		var pe *PunchError
+		require.ErrorAs(t, err, &pe)
+		require.Len(t, pe.Endpoints, 1)
+		require.Zero(t, pe.Endpoints[0].Attempts)
+		require.ErrorContains(t, err, "[fe80::1]:4000: not tried: IPv6 link-local endpoint fe80::1 has no zone")
+	})
+}
