@@ -41,9 +41,10 @@ type member struct {
 	wdeadline refresher // the writer's
 }
 
-// refresher keeps a connection deadline d ahead, re-arming it only when
-// it has run a quarter down: a busy connection does not re-arm a timer for
-// every frame.
+// refresher keeps a connection deadline at least d ahead: it arms it a
+// quarter more than d ahead and re-arms it only once less than d is left,
+// so that a busy connection does not re-arm a timer for every frame, and
+// the deadline passes between d and 1¼ d after the last refresh.
 type refresher struct {
 	set func(time.Time) error
 	d   time.Duration
@@ -51,8 +52,8 @@ type refresher struct {
 }
 
 func (r *refresher) refresh() {
-	if now := time.Now(); r.at.Sub(now) < r.d*3/4 {
-		r.at = now.Add(r.d)
+	if now := time.Now(); r.at.Sub(now) < r.d {
+		r.at = now.Add(r.d + r.d/4)
 		r.set(r.at)
 	}
 }
