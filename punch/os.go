@@ -113,7 +113,7 @@ func (on osNetwork) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (n
 		// An unspecified local address (a port listening on any address,
 		// "[::]:P") binds the wildcard of the remote's family: a tcp4
 		// socket cannot bind "::".
-		d.LocalAddr = &net.TCPAddr{IP: ipOf(laddr.Addr()), Port: int(laddr.Port())}
+		d.LocalAddr = localTCPAddr(laddr)
 	}
 	c, err := d.DialContext(ctx, network, address)
 	if err != nil {
@@ -140,13 +140,16 @@ func (osNetwork) ListenUDP(ctx context.Context, laddr netip.AddrPort) (net.Packe
 	return pc, nil
 }
 
-// ipOf renders a local address to bind: nil (the wildcard of whatever
-// family the socket has) for no address or an unspecified one.
-func ipOf(a netip.Addr) net.IP {
+// localTCPAddr renders a local endpoint to bind a dialing socket to: no IP
+// (the wildcard of whatever family the socket has) for no address or an
+// unspecified one. The zone is kept: a link-local address binds only with
+// it (EINVAL without).
+func localTCPAddr(laddr netip.AddrPort) *net.TCPAddr {
+	a := laddr.Addr()
 	if !a.IsValid() || a.IsUnspecified() {
-		return nil
+		return &net.TCPAddr{Port: int(laddr.Port())}
 	}
-	return a.Unmap().AsSlice()
+	return &net.TCPAddr{IP: a.Unmap().AsSlice(), Port: int(laddr.Port()), Zone: a.Zone()}
 }
 
 // samePort checks that a socket asked to bind laddr's port did: the network

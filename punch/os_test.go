@@ -165,3 +165,30 @@ func TestSamePort(t *testing.T) {
 	require.NoError(t, samePort(anyLoop, &net.TCPAddr{Port: 5}))
 	require.NoError(t, samePort(want, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}))
 }
+
+// A dialing socket is bound to the port's endpoint, zone included: binding
+// a link-local address without its zone fails with EINVAL, so a Port opened
+// on a zoned link-local address could listen but never dial.
+func TestLocalTCPAddr(t *testing.T) {
+	tests := []struct {
+		name  string
+		laddr netip.AddrPort
+		want  *net.TCPAddr
+	}{
+		{"zero", netip.AddrPort{}, &net.TCPAddr{}},
+		{"any IPv6", netip.MustParseAddrPort("[::]:7000"), &net.TCPAddr{Port: 7000}},
+		{"any IPv4", netip.MustParseAddrPort("0.0.0.0:7000"), &net.TCPAddr{Port: 7000}},
+		{"IPv4", netip.MustParseAddrPort("127.0.0.1:7000"), &net.TCPAddr{IP: net.IP{127, 0, 0, 1}, Port: 7000}},
+		{"v4-mapped", netip.MustParseAddrPort("[::ffff:127.0.0.1]:7000"), &net.TCPAddr{IP: net.IP{127, 0, 0, 1}, Port: 7000}},
+		{"IPv6", netip.MustParseAddrPort("[::1]:7000"), &net.TCPAddr{IP: net.ParseIP("::1"), Port: 7000}},
+		{"zoned link-local", netip.MustParseAddrPort("[fe80::1%eth0]:7000"), &net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 7000, Zone: "eth0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := localTCPAddr(tt.laddr)
+			require.True(t, tt.want.IP.Equal(got.IP), "IP %v, want %v", got.IP, tt.want.IP)
+			require.Equal(t, tt.want.Port, got.Port)
+			require.Equal(t, tt.want.Zone, got.Zone)
+		})
+	}
+}
