@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func TestOSListenerAlreadyOnPort(t *testing.T) {
 				ln.Close()
 			}
 			require.ErrorIs(t, err, syscall.EADDRINUSE)
-			require.ErrorContains(t, err, "another socket listens on port")
+			require.ErrorContains(t, err, "another socket of this user holds port "+strconv.Itoa(int(port.Port()))+" with SO_REUSEPORT")
 			p, err := Listen(ctx, nw, tt.laddr, ident(1))
 			if err == nil {
 				p.Close()
@@ -90,8 +91,51 @@ func TestOSListenerAlreadyOnPort(t *testing.T) {
 			ln.Close()
 		}
 		require.ErrorIs(t, err, syscall.EADDRINUSE)
+		require.ErrorContains(t, err, "without sharing it (no SO_REUSEPORT, or another user's)")
 		_, err = nw.DialTCP(ctx, theirs, plainServer(t))
 		require.ErrorIs(t, err, syscall.EADDRINUSE, "nor can a connection leave from it")
+	})
+
+	// A socket without SO_REUSEPORT on the port (a plain listener, or one
+	// bound without listening) fails the check as the listen itself would,
+	// and the error does not say it listens or would share the port: it
+	// said "another socket listens" for both.
+	t.Run("held without SO_REUSEPORT", func(t *testing.T) {
+		plainListener := func(t *testing.T) netip.AddrPort {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			t.Cleanup(func() { ln.Close() })
+			return ln.Addr().(*net.TCPAddr).AddrPort()
+		}
+		boundOnly := func(t *testing.T) netip.AddrPort {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			t.Cleanup(func() { unix.Close(fd) })
+			require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: loopback.As4()}))
+			sa, err := unix.Getsockname(fd)
+			require.NoError(t, err)
+			return netip.AddrPortFrom(loopback, uint16(sa.(*unix.SockaddrInet4).Port))
+		}
+		tests := []struct {
+			name string
+			hold func(t *testing.T) netip.AddrPort
+		}{
+			{"plain listener", plainListener},
+			{"bound, not listening", boundOnly},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				held := tt.hold(t)
+				ln, err := nw.ListenTCP(ctx, held)
+				if err == nil {
+					ln.Close()
+				}
+				require.ErrorIs(t, err, syscall.EADDRINUSE)
+				require.ErrorContains(t, err, "another socket holds port "+strconv.Itoa(int(held.Port()))+
+					" without sharing it (no SO_REUSEPORT, or another user's)")
+				require.NotContains(t, err.Error(), "listens")
+			})
+		}
 	})
 
 	t.Run("another address of the port", func(t *testing.T) {
