@@ -15,7 +15,7 @@ type PunchError struct {
 	Elapsed   time.Duration
 	Endpoints []EndpointResult
 	Inbound   int   // authenticated links from the peer that were lost before both ends agreed
-	Err       error // why Punch stopped: context.DeadlineExceeded, context.Canceled or ErrClosed
+	Err       error // why Punch stopped: context.DeadlineExceeded, context.Canceled, ErrClosed, or the cause ctx was canceled with (context.WithCancelCause)
 }
 
 // EndpointResult is what happened at one endpoint during a Punch.

@@ -2,6 +2,7 @@ package punch
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -398,4 +400,32 @@ func TestPunchZonelessLinkLocal(t *testing.T) {
 		require.Zero(t, pe.Endpoints[0].Attempts)
 		require.ErrorContains(t, err, "[fe80::1]:4000: not tried: IPv6 link-local endpoint fe80::1 has no zone")
 	})
+}
+
+// PunchError.Err is why Punch stopped: ctx's cause when the caller cancels
+// with one (its doc listed only the context errors and ErrClosed).
+func TestPunchErrorCarriesCause(t *testing.T) {
+	stopped := errors.New("job aborted by the caller")
+	tests := []struct {
+		name   string
+		cancel func(context.CancelCauseFunc, *Port)
+		want   error
+	}{
+		{"cause", func(c context.CancelCauseFunc, _ *Port) { c(stopped) }, stopped},
+		{"no cause", func(c context.CancelCauseFunc, _ *Port) { c(nil) }, context.Canceled},
+		{"port closed", func(_ context.CancelCauseFunc, p *Port) { assert.NoError(t, p.Close()) }, ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := listenOS(t, 0)
+			ctx, cancel := context.WithCancelCause(testCtx(t, 10*time.Second))
+			defer cancel(nil)
+			time.AfterFunc(50*time.Millisecond, func() { tt.cancel(cancel, a) })
+			_, err := a.Punch(ctx, Peer{Rank: 1})
+			var pe *PunchError
+			require.ErrorAs(t, err, &pe)
+			require.ErrorIs(t, pe.Err, tt.want)
+			require.ErrorIs(t, err, tt.want)
+		})
+	}
 }
