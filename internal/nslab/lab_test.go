@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,7 +31,7 @@ func buildStandard(t *testing.T, ctx context.Context, perRouter int) *nslab.Topo
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
-			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			t.Log("lab state:\n" + topo.Diagnostics(dctx))
 			cancel()
 		}
@@ -81,7 +82,7 @@ func dial(t *testing.T, ctx context.Context, h *nslab.Host, local string, timeou
 // SYN (RST vs. silence), LAN reachability, and isolation between LANs.
 func TestLabNATBehaviour(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := testContext(t, 90*time.Second)
 	defer cancel()
 	topo := buildStandard(t, ctx, 2)
 	srv := topo.Server.Addr().String()
@@ -139,7 +140,7 @@ func TestLabNATBehaviour(t *testing.T) {
 // and leaves no namespace behind, and that CleanStale leaves a live lab alone.
 func TestLabCloseRemovesEverything(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := testContext(t, 60*time.Second)
 	defer cancel()
 	lab, err := nslab.New(ctx)
 	require.NoError(t, err)
@@ -173,7 +174,7 @@ func TestLabCloseRemovesEverything(t *testing.T) {
 // anything outside the documentation and benchmarking ranges.
 func TestLabRejectsAddressesOutsideTheLab(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := testContext(t, 30*time.Second)
 	defer cancel()
 	lab, err := nslab.New(ctx)
 	require.NoError(t, err)
@@ -192,7 +193,7 @@ func TestLabRejectsAddressesOutsideTheLab(t *testing.T) {
 // must then remove the lab's namespaces.
 func TestLabProcessesDieWithTheTestProcess(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := testContext(t, 60*time.Second)
 	defer cancel()
 	exe, err := os.Executable()
 	require.NoError(t, err)
@@ -241,7 +242,7 @@ func running(pid int) bool {
 // failed with "File exists" and their tests would have skipped).
 func TestCheckConcurrently(t *testing.T) {
 	needLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := testContext(t, 30*time.Second)
 	defer cancel()
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
@@ -252,4 +253,31 @@ func TestCheckConcurrently(t *testing.T) {
 	for i, err := range errs {
 		assert.NoError(t, err, "Check %d", i)
 	}
+}
+
+// TestCleanStaleTemp checks that the temporary directories of test processes
+// that died without removing them (killed, or panicking on -timeout, leaving
+// the mesh tests' 20 MB of binaries each time) are removed, and those of
+// running processes are not.
+func TestCleanStaleTemp(t *testing.T) {
+	dir := t.TempDir()
+	dead := exec.Command("true")
+	require.NoError(t, dead.Run())
+	stale := fmt.Sprintf("%s%d-1", tempPrefix, dead.Process.Pid)
+	live := fmt.Sprintf("%s%d-2", tempPrefix, os.Getpid())
+	other := fmt.Sprintf("%s%d-3", tempPrefix, 1) // init runs as long as the machine
+	for _, d := range []string{stale, live, other, "unrelated"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, d, "sub"), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, d, "sub", "f"), []byte("x"), 0o600))
+	}
+	gone, err := cleanStaleTemp(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []string{stale}, gone)
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	assert.ElementsMatch(t, []string{live, other, "unrelated"}, left)
 }

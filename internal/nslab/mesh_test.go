@@ -64,7 +64,7 @@ type labMesh struct {
 // which must not eat into the lab's time.
 func buildBinaries(t testing.TB, dir string) (rendezvous, fnmesh string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := testContext(t, 10*time.Minute)
 	defer cancel()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -89,7 +89,7 @@ func startLabMesh(t testing.TB, ctx context.Context, perRouter int, rdvBin, fnBi
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
-			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			t.Log("lab state:\n" + topo.Diagnostics(dctx))
 			cancel()
 		}
@@ -185,7 +185,7 @@ func expectedTier(a, b *nslab.Host) string {
 func TestLabMesh(t *testing.T) {
 	needLab(t)
 	rdvBin, fnBin := buildBinaries(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := testContext(t, 3*time.Minute)
 	defer cancel()
 	lm := startLabMesh(t, ctx, 2, rdvBin, fnBin)
 	workers := lm.topo.Workers
@@ -251,7 +251,7 @@ func TestLabMesh(t *testing.T) {
 func BenchmarkLabMeshSetup(b *testing.B) {
 	needLab(b)
 	rdvBin, fnBin := buildBinaries(b, b.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := testContext(b, 10*time.Minute)
 	defer cancel()
 	lm := startLabMesh(b, ctx, 2, rdvBin, fnBin)
 	var punchable []*nslab.Host
