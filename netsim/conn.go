@@ -244,8 +244,10 @@ func (c *TCPConn) CloseWrite() error {
 	return nil
 }
 
-// CloseRead shuts down the receiving side: reads return io.EOF and data
-// from the peer is discarded.
+// CloseRead shuts down the receiving side, as shutdown(SHUT_RD) does on
+// Linux: a Read that would block returns io.EOF instead. Data from the peer
+// is still accepted and queued, and reads return it first; a Close that
+// leaves it unread sends a RST.
 func (c *TCPConn) CloseRead() error {
 	if c == nil || c.h == nil {
 		return errInvalid
@@ -256,7 +258,6 @@ func (c *TCPConn) CloseRead() error {
 	if c.userClosed {
 		return c.opErr("close", net.ErrClosed)
 	}
-	c.rx.setSink(sinkDiscard)
 	c.rx.shutRead()
 	return nil
 }
@@ -306,7 +307,7 @@ func (c *TCPConn) SetReadDeadline(t time.Time) error {
 		return errInvalid
 	}
 	if isClosed(c.closed) {
-		return c.opErr("set", net.ErrClosed)
+		return c.deadlineErr()
 	}
 	c.rdl.set(t)
 	return nil
@@ -318,8 +319,14 @@ func (c *TCPConn) SetWriteDeadline(t time.Time) error {
 		return errInvalid
 	}
 	if isClosed(c.closed) {
-		return c.opErr("set", net.ErrClosed)
+		return c.deadlineErr()
 	}
 	c.wdl.set(t)
 	return nil
+}
+
+// deadlineErr is the error of setting a deadline on a closed connection:
+// like the net package's, it names only the local address.
+func (c *TCPConn) deadlineErr() error {
+	return opError("set", "tcp", netip.AddrPort{}, c.local, net.ErrClosed)
 }

@@ -91,10 +91,14 @@ func (l *TCPListener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
 // AddrPort returns the listening address as a netip value.
 func (l *TCPListener) AddrPort() netip.AddrPort { return l.addr }
 
-// SetDeadline sets a deadline for Accept.
+// SetDeadline sets a deadline for Accept. On a closed listener it fails
+// with net.ErrClosed, unwrapped, as the net package's does.
 func (l *TCPListener) SetDeadline(t time.Time) error {
 	if l == nil || l.h == nil {
 		return errInvalid
+	}
+	if isClosed(l.closed) {
+		return net.ErrClosed
 	}
 	l.dl.set(t)
 	return nil

@@ -117,7 +117,9 @@ func (h *Host) removeConn(c *TCPConn) {
 // with EHOSTUNREACH. If the remote endpoint is dialing back at the same
 // moment, the two SYNs cross and both dials return the same connection
 // (TCP simultaneous open). Dialing a 4-tuple that is in use, TIME_WAIT
-// included, fails with EADDRNOTAVAIL.
+// included, fails with EADDRNOTAVAIL. Errors are *net.OpError values whose
+// Source is laddr as given (none if it is the zero AddrPort), as net.Dialer's
+// are: the port picked for the attempt is not named.
 func (h *Host) DialTCP(ctx context.Context, laddr, raddr netip.AddrPort) (net.Conn, error) {
 	if h == nil || h.in == nil {
 		return nil, errInvalid
@@ -185,8 +187,8 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 	if old := h.conns[tuple{local, raddr}]; old != nil {
 		state := old.state // read under in.mu
 		in.mu.Unlock()
-		return nil, opError("dial", "tcp", local, raddr,
-			fmt.Errorf("4-tuple in use (%s): %w", state, errno("connect", syscall.EADDRNOTAVAIL)))
+		return nil, opError("dial", "tcp", laddr, raddr,
+			fmt.Errorf("4-tuple %v->%v in use (%s): %w", local, raddr, state, errno("connect", syscall.EADDRNOTAVAIL)))
 	}
 	c := h.newConn(local, raddr, false)
 	c.connect()
@@ -200,10 +202,10 @@ func (h *Host) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn,
 	defer in.mu.Unlock()
 	if !isClosed(c.done) { // still connecting: ctx ended
 		c.abandon()
-		return nil, opError("dial", "tcp", local, raddr, ctxError(ctx))
+		return nil, opError("dial", "tcp", laddr, raddr, ctxError(ctx))
 	}
 	if c.err != nil {
-		return nil, opError("dial", "tcp", local, raddr, c.err)
+		return nil, opError("dial", "tcp", laddr, raddr, c.err)
 	}
 	// Established (and possibly reset since: the caller's first read
 	// reports it, as with a real socket).

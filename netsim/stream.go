@@ -57,7 +57,6 @@ const (
 	sinkNone      sinkKind = iota
 	sinkReset              // the reading socket is closed: its host answers RST
 	sinkBlackhole          // the reading host is down or the path dead: no answer, the writer times out
-	sinkDiscard            // the reader shut down reading: data is acknowledged and dropped
 )
 
 // segment is the unit of shaping: a write is carried as chunks of at most
