@@ -237,11 +237,21 @@ func (c *TCPConn) CloseWrite() error {
 	if c.userClosed {
 		return c.opErr("close", net.ErrClosed)
 	}
-	if c.state != stateEstablished {
+	if c.shutDown() {
 		return c.opErr("close", errno("shutdown", syscall.ENOTCONN))
 	}
 	c.sendFIN()
 	return nil
+}
+
+// shutDown reports whether c is in Linux's CLOSE state, where shutdown
+// fails with ENOTCONN: reset, or both FINs exchanged (TIME-WAIT on the side
+// that sent the first, the peer's ACK of its FIN on the other), under in.mu.
+func (c *TCPConn) shutDown() bool {
+	if c.state != stateEstablished {
+		return true
+	}
+	return c.finSent && c.finRcvd && c.peer != nil && c.peer.finRcvd
 }
 
 // CloseRead shuts down the receiving side, as shutdown(SHUT_RD) does on
@@ -257,6 +267,9 @@ func (c *TCPConn) CloseRead() error {
 	defer in.mu.Unlock()
 	if c.userClosed {
 		return c.opErr("close", net.ErrClosed)
+	}
+	if c.shutDown() {
+		return c.opErr("close", errno("shutdown", syscall.ENOTCONN))
 	}
 	c.rx.shutRead()
 	return nil

@@ -395,6 +395,54 @@ var semCases = []semCase{
 	}, []string{
 		"EOF",
 		"ErrClosed: read tcp A->A: use of closed network connection"}},
+	{"shutdown after a reset", func(t *testing.T, e tcpEnv) []string {
+		_, c, p := e.pair(t)
+		abortPeer(t, p)
+		e.settle()
+		return []string{outcome(0, c.CloseWrite()), outcome(0, c.CloseRead()), rd(c), wr(c, "x"),
+			outcome(0, c.SetLinger(0)), outcome(0, c.SetDeadline(time.Time{})), outcome(0, c.Close())}
+	}, []string{
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"ECONNRESET: read tcp A->A: read: connection reset by peer",
+		"EPIPE: write tcp A->A: write: broken pipe",
+		"ok(0)",
+		"ok(0)",
+		"ok(0)"}},
+	{"shutdown after both FINs", func(t *testing.T, e tcpEnv) []string {
+		_, c, p := e.pair(t)
+		require.NoError(t, c.CloseWrite())
+		e.settle()
+		require.NoError(t, p.CloseWrite())
+		e.settle()
+		got := []string{outcome(0, c.CloseWrite()), outcome(0, c.CloseRead()), rd(c), wr(c, "x"),
+			outcome(0, p.CloseWrite()), outcome(0, p.CloseRead()), rd(p), wr(p, "x")}
+		return append(got, outcome(0, c.Close()), outcome(0, p.Close()))
+	}, []string{
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"EOF",
+		"EPIPE: write tcp A->A: write: broken pipe",
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"ENOTCONN: close tcp A->A: shutdown: transport endpoint is not connected",
+		"EOF",
+		"EPIPE: write tcp A->A: write: broken pipe",
+		"ok(0)",
+		"ok(0)"}},
+	{"shutdown in CLOSE-WAIT", func(t *testing.T, e tcpEnv) []string {
+		_, c, p := e.pair(t)
+		require.NoError(t, p.Close())
+		e.settle()
+		got := []string{outcome(0, c.CloseRead()), rd(c), outcome(0, c.CloseWrite())}
+		e.settle()
+		return append(got, rd(c), wr(c, "x"), outcome(0, c.Close()))
+	}, []string{
+		"ok(0)",
+		"EOF",
+		"ok(0)",
+		"EOF",
+		"EPIPE: write tcp A->A: write: broken pipe",
+		"ok(0)"}},
 	{"connection to self", func(t *testing.T, e tcpEnv) []string {
 		ln := e.listen(t)
 		self := addrPort(ln.Addr())
