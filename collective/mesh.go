@@ -21,7 +21,9 @@ func FromMesh(m *rendezvous.Mesh, opts ...Option) (*Comm, error) {
 // returns the communicator over the mesh of links it makes: one call for a
 // worker that starts from nothing. secret is the deployment secret shared
 // with the server. Rendezvous options (rank, network, punch timeout, local
-// address) go in WithJoinOptions.
+// address) go in WithJoinOptions. To see how each link was made (its tier
+// and setup time), call rendezvous.Join and FromMesh instead: the
+// communicator does not keep the mesh.
 func Join(ctx context.Context, addr, job string, world int, secret []byte, opts ...Option) (*Comm, error) {
 	cfg, err := buildConfig(opts)
 	if err != nil {
