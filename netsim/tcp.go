@@ -379,8 +379,13 @@ func (c *TCPConn) sendFIN() {
 	in := c.in
 	at := c.tx.shutWrite(in.now())
 	if c.path != nil {
+		// The FIN passes the NAT sessions that are alive and refreshes
+		// them: conntrack's FIN_WAIT and TIME_WAIT timeouts run from it,
+		// however long the connection was idle before.
+		now := in.now().UnixNano()
 		for _, s := range c.path.sessions {
-			if !s.dead.Load() {
+			if s.alive(now) {
+				s.last.Store(now)
 				s.state.Store(int32(sessClosing))
 				s.m.nat.scheduleCheck(s.m)
 			}

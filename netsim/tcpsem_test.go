@@ -470,3 +470,118 @@ func boolStr(b bool, yes, no string) string {
 	}
 	return no
 }
+
+// TestNATSessionAfterClose: a connection's NAT session after its FINs or
+// RST, as Linux conntrack keeps it (nf_conntrack_tcp_timeout_*: established
+// 5 days, fin_wait and time_wait 2 min from the FIN that passes, whatever
+// the idle time before it). A RST removes the session at once (conntrack
+// keeps it 10 s in CLOSE, a deliberate simplification: see docs/netsim.md).
+func TestNATSessionAfterClose(t *testing.T) {
+	tests := []struct {
+		name  string
+		idle  time.Duration
+		close func(t *testing.T, c, s tcpSocket)
+		left  time.Duration // lifetime left a second after the close; 0: gone
+	}{
+		{"graceful close", 0, closeBoth, 2*time.Minute - time.Second},
+		{"graceful close after an hour idle", time.Hour, closeBoth, 2*time.Minute - time.Second},
+		{"half close after an hour idle, then the answer", time.Hour, func(t *testing.T, c, s tcpSocket) {
+			require.NoError(t, c.CloseWrite())
+			_, err := io.ReadAll(s)
+			require.NoError(t, err)
+			_, err = s.Write([]byte("answer"))
+			require.NoError(t, err)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
+			b := make([]byte, 16)
+			n, err := c.Read(b)
+			require.NoError(t, err, "the NAT let the answer through")
+			assert.Equal(t, "answer", string(b[:n]))
+		}, 2*time.Minute - time.Second},
+		{"abort from behind the NAT", time.Hour, func(t *testing.T, c, s tcpSocket) { abortPeer(t, c) }, 0},
+		{"abort from outside", 0, func(t *testing.T, c, s tcpSocket) { abortPeer(t, s) }, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bubble(t, func(t *testing.T, in *Internet) {
+				ctx := context.Background()
+				srv := must(in.AddHost(addr("203.0.113.10")))
+				nat := must(in.AddNAT(addr("198.51.100.1"), LinuxMasquerade))
+				a := must(nat.AddHost(addr("198.18.0.2")))
+				ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+				defer ln.Close()
+				c := must(a.DialTCP(ctx, netip.AddrPort{}, ap("203.0.113.10:80")))
+				defer c.Close()
+				s := must(ln.Accept())
+				defer s.Close()
+				start := time.Now()
+				ms := nat.Mappings()
+				require.Len(t, ms, 1)
+				assert.Equal(t, 5*24*time.Hour, ms[0].Expires.Sub(start), "established")
+				time.Sleep(tt.idle)
+				tt.close(t, c.(tcpSocket), s.(tcpSocket))
+				time.Sleep(time.Second)
+				ms = nat.Mappings()
+				if tt.left == 0 {
+					assert.Empty(t, ms)
+					return
+				}
+				require.Len(t, ms, 1)
+				assert.InDelta(t, tt.left, time.Until(ms[0].Expires), float64(time.Second))
+				time.Sleep(tt.left + time.Second)
+				assert.Empty(t, nat.Mappings())
+			})
+		})
+	}
+}
+
+func closeBoth(t *testing.T, c, s tcpSocket) {
+	require.NoError(t, c.Close())
+	_, err := io.ReadAll(s)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}
+
+// TestAddrsAfterNAT: each end sees its own socket's address and the peer
+// as its packets arrive, translated: behind a NAT the private endpoint
+// locally and the NAT's public endpoint remotely, also through a hairpin.
+func TestAddrsAfterNAT(t *testing.T) {
+	bubble(t, func(t *testing.T, in *Internet) {
+		ctx := context.Background()
+		srv := must(in.AddHost(addr("203.0.113.10")))
+		cfg := FullCone
+		cfg.Hairpinning = true
+		nat := must(in.AddNAT(addr("198.51.100.1"), cfg))
+		a := must(nat.AddHost(addr("198.18.0.2")))
+		b := must(nat.AddHost(addr("198.18.0.3")))
+		ln := must(srv.ListenTCP(ctx, ap("0.0.0.0:80")))
+		defer ln.Close()
+		lb := must(b.ListenTCP(ctx, ap("0.0.0.0:7000")))
+		defer lb.Close()
+		c := must(a.DialTCP(ctx, ap("0.0.0.0:5000"), ap("203.0.113.10:80")))
+		defer c.Close()
+		s := must(ln.Accept())
+		defer s.Close()
+		x := must(b.DialTCP(ctx, ap("0.0.0.0:7000"), ap("203.0.113.10:80"))) // opens b's mapping
+		defer x.Close()
+		xs := must(ln.Accept())
+		defer xs.Close()
+		h := must(a.DialTCP(ctx, ap("0.0.0.0:6000"), ap("198.51.100.1:7000"))) // b's port, preserved
+		defer h.Close()
+		hs := must(lb.Accept())
+		defer hs.Close()
+		for _, tt := range []struct {
+			name          string
+			c             net.Conn
+			local, remote string
+		}{
+			{"dialer behind the NAT", c, "198.18.0.2:5000", "203.0.113.10:80"},
+			{"public server (listening on 0.0.0.0)", s, "203.0.113.10:80", "198.51.100.1:5000"},
+			{"hairpin dialer", h, "198.18.0.2:6000", "198.51.100.1:7000"},
+			{"hairpin listener", hs, "198.18.0.3:7000", "198.51.100.1:6000"},
+		} {
+			assert.Equal(t, tt.local, tt.c.LocalAddr().String(), tt.name)
+			assert.Equal(t, tt.remote, tt.c.RemoteAddr().String(), tt.name)
+			assert.IsType(t, &net.TCPAddr{}, tt.c.LocalAddr(), tt.name)
+		}
+	})
+}
