@@ -3,6 +3,7 @@ package frame
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -208,6 +209,11 @@ func transposeTyped[T int8 | uint8 | int16 | uint16 | int32 | uint32 | int64 | u
 
 // decoded returns a with dictionary encoding removed (retained as is
 // otherwise): the key kernels compare values, not dictionary indices.
+// Dictionaries of fixed-width, string or binary values are decoded by
+// take's typed gathers, which look at ctx every pollRows rows (as does the
+// check of the indices before them: each valid one must fall inside the
+// dictionary); other value types go through one call of arrow-go's take
+// kernel, which never looks at ctx.
 func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (_ arrow.Array, err error) {
 	defer recoverPanic(&err, "decode dictionary")
 	d, ok := a.(*array.Dictionary)
@@ -215,9 +221,94 @@ func decoded(ctx context.Context, mem memory.Allocator, a arrow.Array) (_ arrow.
 		a.Retain()
 		return a, nil
 	}
-	out, err := compute.TakeArray(exec.WithAllocator(ctx, mem), d.Dictionary(), d.Indices())
+	if err := ctxErr(ctx, "decode dictionary"); err != nil {
+		return nil, err
+	}
+	values := d.Dictionary()
+	if !typedTake(values.DataType()) || values.Len() > math.MaxInt32 {
+		out, err := compute.TakeArray(exec.WithAllocator(ctx, mem), values, d.Indices())
+		if err != nil {
+			return nil, fmt.Errorf("decode dictionary: %w", err)
+		}
+		return out, nil
+	}
+	idx, err := dictIndices(ctx, d.Indices(), values.Len())
 	if err != nil {
 		return nil, fmt.Errorf("decode dictionary: %w", err)
+	}
+	out, err := take(ctx, mem, values, idx)
+	if err != nil {
+		return nil, fmt.Errorf("decode dictionary: %w", err)
+	}
+	return out, nil
+}
+
+// typedTake reports whether take gathers values of dt itself (looking at
+// its context), rather than through arrow-go's take kernel.
+func typedTake(dt arrow.DataType) bool {
+	switch dt.ID() {
+	case arrow.STRING, arrow.BINARY, arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return true
+	}
+	_, ok := fixedWidth(dt)
+	return ok
+}
+
+// dictIndices returns the dictionary indices ind as take's row indices:
+// -1 for a null, and an error for a valid index outside a dictionary of
+// size values. It looks at ctx every pollRows rows. Indices that are int32
+// already and have no nulls are returned as they are (pointing into ind's
+// buffer), once checked.
+func dictIndices(ctx context.Context, ind arrow.Array, size int) ([]int32, error) {
+	switch ind.DataType().ID() {
+	case arrow.INT8:
+		return indicesAs[int8](ctx, ind, size)
+	case arrow.UINT8:
+		return indicesAs[uint8](ctx, ind, size)
+	case arrow.INT16:
+		return indicesAs[int16](ctx, ind, size)
+	case arrow.UINT16:
+		return indicesAs[uint16](ctx, ind, size)
+	case arrow.INT32:
+		return indicesAs[int32](ctx, ind, size)
+	case arrow.UINT32:
+		return indicesAs[uint32](ctx, ind, size)
+	case arrow.INT64:
+		return indicesAs[int64](ctx, ind, size)
+	case arrow.UINT64:
+		return indicesAs[uint64](ctx, ind, size)
+	}
+	return nil, fmt.Errorf("dictionary index type %s", ind.DataType())
+}
+
+func indicesAs[T int8 | uint8 | int16 | uint16 | int32 | uint32 | int64 | uint64](ctx context.Context, ind arrow.Array, size int) ([]int32, error) {
+	src := rawValues[T](ind)
+	valid := validityOf(ind)
+	same, _ := any(src).([]int32)
+	var out []int32
+	if same == nil || valid.bits != nil {
+		out = make([]int32, len(src))
+	}
+	for lo := 0; lo < len(src); lo += pollRows {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for r := lo; r < min(lo+pollRows, len(src)); r++ {
+			if !valid.valid(r) {
+				out[r] = -1
+				continue
+			}
+			v := src[r]
+			if uint64(v) >= uint64(size) { // a negative index wraps to a huge one
+				return nil, fmt.Errorf("index %d at row %d is out of range of the dictionary of %d values", v, r, size)
+			}
+			if out != nil {
+				out[r] = int32(v)
+			}
+		}
+	}
+	if out == nil {
+		return same, nil
 	}
 	return out, nil
 }
