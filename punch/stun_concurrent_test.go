@@ -236,3 +236,26 @@ func TestDiscoverPacketNoDeadlines(t *testing.T) {
 	_, err = DiscoverPacket(ctx, pc, srv)
 	require.NoError(t, err)
 }
+
+// unhashablePC is a PacketConn whose value cannot be a map key.
+type unhashablePC struct {
+	net.PacketConn
+	tags []string
+}
+
+// A socket that cannot be a map key gets a reader of its own: neither the
+// last call's release nor a failed read looks it up in the reader table
+// (both panicked: hash of unhashable type).
+func TestDiscoverPacketUnhashableConn(t *testing.T) {
+	srv, _ := slowSTUNServer(t, 0)
+	raw, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer raw.Close()
+	pc := unhashablePC{PacketConn: raw}
+	ctx := testCtx(t, 5*time.Second)
+	_, err = DiscoverPacket(ctx, pc, srv)
+	require.NoError(t, err)
+	raw.Close()
+	_, err = DiscoverPacket(ctx, pc, srv)
+	require.ErrorIs(t, err, net.ErrClosed)
+}

@@ -60,6 +60,7 @@ type stunCall struct {
 type stunReader struct {
 	pc       net.PacketConn
 	port     uint16 // pc's local port; 0 if unknown
+	shared   bool   // in stunUDP.readers (pc can be a map key)
 	users    int    // calls using the reader
 	stopping bool   // the last call left: the reader exits at its next read error
 	err      error  // why reading failed, once dead is closed
@@ -86,7 +87,7 @@ func acquireReader(pc net.PacketConn) *stunReader {
 			continue
 		}
 		if r == nil {
-			r = &stunReader{pc: pc, dead: make(chan struct{}), exited: make(chan struct{}), gone: make(chan struct{})}
+			r = &stunReader{pc: pc, shared: shared, dead: make(chan struct{}), exited: make(chan struct{}), gone: make(chan struct{})}
 			if ap, err := addrPort(pc.LocalAddr()); err == nil {
 				r.port = ap.Port()
 			}
@@ -127,11 +128,18 @@ func releaseReader(r *stunReader) {
 		_ = r.pc.SetReadDeadline(time.Time{})
 	} // else a socket without deadlines: the reader exits after its next read
 	stunUDP.mu.Lock()
-	if stunUDP.readers[r.pc] == r {
-		delete(stunUDP.readers, r.pc)
-	}
+	r.leaveTable()
 	close(r.gone)
 	stunUDP.mu.Unlock()
+}
+
+// leaveTable takes r off stunUDP.readers, under stunUDP.mu. A reader of a
+// socket that cannot be a map key was never in it, and looking it up would
+// panic (hash of unhashable type).
+func (r *stunReader) leaveTable() {
+	if r.shared && stunUDP.readers[r.pc] == r {
+		delete(stunUDP.readers, r.pc)
+	}
 }
 
 // run reads pc and routes STUN messages to the calls they answer until the
@@ -155,9 +163,7 @@ func (r *stunReader) run() {
 			default:
 				r.err = err
 				close(r.dead)
-				if stunUDP.readers[r.pc] == r {
-					delete(stunUDP.readers, r.pc)
-				}
+				r.leaveTable()
 			}
 			stunUDP.mu.Unlock()
 			return
