@@ -35,8 +35,15 @@ func TestSilentMemberGetsThreeFullIntervals(t *testing.T) {
 	}
 	r.send(pong(p))
 	time.Sleep(interval / 2)
-	r.send(pong(p)) // a late duplicate: ignored, but a frame all the same
+	// Taken before the send: the server cannot read the frame before it is
+	// sent, so its deadline runs from no earlier than last. (Taken after,
+	// a client descheduled between the send and time.Now measured less
+	// silence than the server saw, while the server's deadline may pass
+	// only just over 3 intervals after the frame: when the sleep above
+	// overshoots by about a quarter interval, the frame comes just before
+	// the deadline would be re-armed.)
 	last := time.Now()
+	r.send(pong(p)) // a late duplicate: ignored, but a frame all the same
 
 	// Read (without answering) until the server closes the connection.
 	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
