@@ -26,13 +26,20 @@ func TestLeaveRacesCompletion(t *testing.T) {
 		go a.c.Close()
 		b.send(jm)
 		require.IsType(t, joined{}, b.mustRecv())
-		b.c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		m, err := readMessage(b.br, MaxPayload)
-		for err == nil {
-			if _, ok := m.(ping); !ok {
-				break
+		next := func(wait time.Duration) (message, error) { // the next frame but pings
+			b.c.SetReadDeadline(time.Now().Add(wait))
+			for {
+				m, err := readMessage(b.br, MaxPayload)
+				if _, ok := m.(ping); err != nil || !ok {
+					return m, err
+				}
 			}
-			m, err = readMessage(b.br, MaxPayload)
+		}
+		m, err := next(200 * time.Millisecond)
+		if isTimeout(err) && srv.Metrics().PunchAttempts > int64(started) {
+			// The job did start (its pair was scheduled before b was sent
+			// joined): its frames are only late, on a loaded machine.
+			m, err = next(5 * time.Second)
 		}
 		if err == nil {
 			started++
