@@ -78,7 +78,9 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 		}
 		cfg.laddr = netip.AddrPortFrom(any, cfg.laddr.Port())
 	}
-	if cfg.stun.IsValid() {
+	// A port without an address is a STUN server given wrongly, not none:
+	// only the zero AddrPort means no STUN server.
+	if cfg.stun != (netip.AddrPort{}) {
 		cfg.stun = unmapAP(cfg.stun)
 		if err := checkEndpoint(cfg.stun); err != nil {
 			return fail(fmt.Errorf("WithSTUNServer: %w", err))

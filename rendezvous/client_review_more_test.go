@@ -22,11 +22,16 @@ func TestClientSTUNOptionChecked(t *testing.T) {
 	for _, tc := range []struct{ stun, want string }{
 		{"127.0.0.1:0", "port 0"},
 		{"0.0.0.0:3478", "no address"},
+		{":3478", "no address"},
 		{"224.0.0.1:3478", "multicast"},
 		{"[::1]:3478", "STUN server [::1]:3478 is not of the family of the rendezvous server's address 127.0.0.1"},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		m, err := Join(ctx, srv.addr, "stun", 1, testSecret, WithSTUNServer(netip.MustParseAddrPort(tc.stun)))
+		ap := netip.AddrPortFrom(netip.Addr{}, 3478) // a port without an address
+		if tc.stun != ":3478" {
+			ap = netip.MustParseAddrPort(tc.stun)
+		}
+		m, err := Join(ctx, srv.addr, "stun", 1, testSecret, WithSTUNServer(ap))
 		cancel()
 		m.Close()
 		require.Error(t, err, tc.stun)
