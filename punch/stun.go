@@ -425,7 +425,9 @@ func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPo
 // caller must not read pc itself meanwhile (what it read would be lost to
 // the calls, and what they read is lost to it: datagrams that answer no
 // running call are dropped). When the last call on pc returns, nothing reads
-// pc any more; pc stays open, its read deadline cleared.
+// pc any more (but on a pc whose SetReadDeadline fails, which cannot be woken,
+// until its next datagram: passed to a call it answers, else lost); pc stays
+// open, its read deadline cleared.
 func DiscoverPacket(ctx context.Context, pc net.PacketConn, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	fail := func(err error) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("STUN over UDP to %v: %w", stunServer, err)

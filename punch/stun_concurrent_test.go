@@ -215,7 +215,7 @@ func (noDeadlines) SetReadDeadline(time.Time) error { return errors.ErrUnsupport
 // answer: it does not wait for the reader, which cannot be unblocked, to
 // exit; the reader exits after the next datagram.
 func TestDiscoverPacketNoDeadlines(t *testing.T) {
-	srv, _ := slowSTUNServer(t, 0)
+	srv, seen := slowSTUNServer(t, 0)
 	raw, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer raw.Close()
@@ -232,9 +232,12 @@ func TestDiscoverPacketNoDeadlines(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("DiscoverPacket did not return")
 	}
-	// The next call starts a reader of its own and answers too.
+	// The next call starts a reader of its own and answers too, at once:
+	// the first call's reader, still reading, passes the answer it reads
+	// on before it exits (it dropped it, and the call retransmitted).
 	_, err = DiscoverPacket(ctx, pc, srv)
 	require.NoError(t, err)
+	require.Equal(t, int32(2), seen.Load(), "one request per call")
 }
 
 // unhashablePC is a PacketConn whose value cannot be a map key.

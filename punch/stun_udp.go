@@ -174,22 +174,25 @@ func (r *stunReader) run() {
 		}
 		var id [stun.TransactionIDSize]byte
 		stunUDP.mu.Lock()
-		if r.stopping {
-			stunUDP.mu.Unlock()
-			return
-		}
+		// A stopping reader still passes on what it read before it exits:
+		// on a socket without deadlines it is the answer to a call that
+		// started since, whose own reader waits behind this one's read.
+		stopping := r.stopping
 		var c *stunCall
 		if src.IsValid() {
 			copy(id[:], buf[8:stunHeaderLen])
 			c = stunUDP.calls[id]
 		}
-		if c != nil && (c.r == r || (r.port != 0 && c.r.port == r.port)) {
+		if c != nil && (c.r == r || (r.port != 0 && c.r.port == r.port) || (r.shared && c.r.pc == r.pc)) {
 			select {
 			case c.answers <- stunAnswer{b: append([]byte(nil), buf[:n]...), from: src}:
 			default:
 			}
 		}
 		stunUDP.mu.Unlock()
+		if stopping {
+			return
+		}
 	}
 }
 
