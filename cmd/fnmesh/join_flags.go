@@ -9,34 +9,29 @@ import (
 )
 
 // byteSize is a flag.Value for a number of bytes: a plain integer or one
-// with a unit, decimal (kB, MB, GB) or binary (KiB, MiB, GiB, and K, M, G
-// alone, as fnmesh bench's sizes take them: 1M there is 1MiB, and was
-// refused here).
+// with a unit, K, M, G or T, alone or followed by B or iB, in either case.
+// Every unit is binary (1K, 1KB and 1KiB are 1024 bytes), as fnmesh bench's
+// -min and -max and the OSU tools read them, so that one size means the
+// same in every fnmesh command.
 type byteSize int64
 
-var byteUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"B", 1},
-	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+var byteUnits = map[string]int64{
+	"": 1, "B": 1,
+	"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
+	"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+	"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+	"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
 }
 
 func (b *byteSize) Set(s string) error {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range byteUnits {
-		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
-			num, mult = strings.TrimSpace(rest), u.mult
-			break
-		}
+	t := strings.TrimSpace(s)
+	digits := len(t) - len(strings.TrimLeft(t, "0123456789"))
+	mult, ok := byteUnits[strings.ToUpper(strings.TrimSpace(t[digits:]))]
+	v, err := strconv.ParseInt(t[:digits], 10, 64)
+	if !ok || err != nil {
+		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64K, 64KiB or 1M; units are binary)", s)
 	}
-	v, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || v < 0 {
-		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64KiB, 1MiB or 1M, 2GB)", s)
-	}
-	if mult > 1 && v > (1<<62)/mult {
+	if v > (1<<62)/mult {
 		return fmt.Errorf("%q is too large", s)
 	}
 	*b = byteSize(v * mult)

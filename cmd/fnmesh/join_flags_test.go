@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fnmesh/fnmesh/internal/osu"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -19,22 +20,36 @@ func TestByteSize(t *testing.T) {
 		{"1048576", 1 << 20, "1MiB"},
 		{"64KiB", 64 << 10, "64KiB"},
 		{"1 GiB", 1 << 30, "1GiB"},
-		{"2MB", 2_000_000, "2000000"},
-		{"5kB", 5000, "5000"},
 		{"123B", 123, "123"},
-		// K, M and G alone are binary, as in fnmesh bench's -min and -max.
+		// Every unit is binary, in either case, as in fnmesh bench's -min
+		// and -max (2MB used to be 2000000 here, and 1k was refused).
+		{"2MB", 2 << 20, "2MiB"},
+		{"5kB", 5 << 10, "5KiB"},
 		{"64K", 64 << 10, "64KiB"},
-		{"1M", 1 << 20, "1MiB"},
+		{"1m", 1 << 20, "1MiB"},
 		{"2 G", 2 << 30, "2GiB"},
+		{"3t", 3 << 40, "3072GiB"},
 	} {
 		var b byteSize
 		require.NoError(t, b.Set(tc.in), tc.in)
 		assert.Equal(t, tc.want, int64(b), tc.in)
 		assert.Equal(t, tc.str, b.String(), tc.in)
 	}
-	for _, bad := range []string{"", "-1", "1.5MiB", "MiB", "12XB", "9999999999TiB", "9999999999T", "1Mi", "M"} {
+	for _, bad := range []string{"", "-1", "+1", "1.5MiB", "MiB", "12XB", "9999999999TiB", "9999999999T", "1Mi", "M", "1 K B", "0x10"} {
 		var b byteSize
 		assert.Error(t, b.Set(bad), bad)
+	}
+}
+
+// TestByteSizeMatchesBench: --bytes (join, demo) and bench's -min/-max read
+// a size the same way.
+func TestByteSizeMatchesBench(t *testing.T) {
+	for _, in := range []string{"0", "1", "123B", "8K", "8k", "8KB", "8kb", "8KiB", "8kib", "16M", "16m", "16MB", "16MiB", "1G", "1gb", "2GiB", " 4 K "} {
+		var b byteSize
+		require.NoError(t, b.Set(in), in)
+		n, err := osu.ParseSize(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, int64(n), int64(b), in)
 	}
 }
 

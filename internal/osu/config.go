@@ -125,32 +125,29 @@ func (c Config) bwCounts(size int) (iterations, warmup int) {
 // maxParsedSize is the largest size ParseSize reads: 2 GiB.
 const maxParsedSize = 1 << 31
 
-// ParseSize reads a byte count such as "1", "8K", "8KiB", "16M" or "1MiB".
-// K, M and G are binary multiples (1024), as in the OSU tools. A count above
-// 2G is an error that says it is too large; anything else that is not a
-// byte count, one that says what is wanted.
+// sizeUnits are the units ParseSize reads, upper-cased: K, M and G, alone
+// or followed by B or iB, all binary (1024), as in the OSU tools.
+var sizeUnits = map[string]int{
+	"": 1, "B": 1,
+	"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
+	"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
+	"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+}
+
+// ParseSize reads a byte count such as "1", "8K", "8KiB", "16M" or "1MiB",
+// units in either case. K, M and G are binary multiples (1024), as in the
+// OSU tools, with or without B or iB after them. A count above 2G is an
+// error that says it is too large; anything else that is not a byte count,
+// one that says what is wanted.
 func ParseSize(s string) (int, error) {
 	t := strings.TrimSpace(s)
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "i")
-	mult := 1
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			t = t[:n-1]
-		}
-	}
-	v, err := strconv.Atoi(t)
-	if errors.Is(err, strconv.ErrRange) && t != "" && t[0] != '-' || err == nil && int64(v) > maxParsedSize/int64(mult) {
+	digits := len(t) - len(strings.TrimLeft(t, "0123456789"))
+	mult, ok := sizeUnits[strings.ToUpper(strings.TrimSpace(t[digits:]))]
+	v, err := strconv.Atoi(t[:digits])
+	if ok && (errors.Is(err, strconv.ErrRange) || err == nil && int64(v) > maxParsedSize/int64(mult)) {
 		return 0, fmt.Errorf("osu: size %q: too large, at most %s", s, FormatSize(maxParsedSize))
 	}
-	if err != nil || v < 0 {
+	if !ok || err != nil {
 		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
 	}
 	return v * mult, nil

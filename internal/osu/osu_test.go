@@ -23,13 +23,15 @@ func TestParseAndFormatSize(t *testing.T) {
 	}{
 		{"1", 1, "1"}, {"1000", 1000, "1000"}, {"8K", 8192, "8K"}, {"8KiB", 8192, "8K"},
 		{"16M", 16 << 20, "16M"}, {"1MiB", 1 << 20, "1M"}, {"1G", 1 << 30, "1G"}, {"3072", 3072, "3K"},
+		// Units in either case, with or without B or iB (8kb was refused).
+		{"8k", 8192, "8K"}, {"8KB", 8192, "8K"}, {"16mib", 16 << 20, "16M"}, {"1 gb", 1 << 30, "1G"}, {"5B", 5, "5"},
 	} {
 		got, err := ParseSize(tc.in)
 		require.NoError(t, err, tc.in)
 		assert.Equal(t, tc.want, got, tc.in)
 		assert.Equal(t, tc.text, FormatSize(got), tc.in)
 	}
-	for _, bad := range []string{"", "x", "-1", "1.5M", "K", "3G"} {
+	for _, bad := range []string{"", "x", "-1", "+1", "1.5M", "K", "3G", "1Mi", "1T", "0x10"} {
 		_, err := ParseSize(bad)
 		assert.Error(t, err, "%q", bad)
 	}
