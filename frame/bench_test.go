@@ -283,3 +283,101 @@ func BenchmarkDecodeDictionary(b *testing.B) {
 		a.Release()
 	}
 }
+
+// peakAllocator counts the bytes an allocator has outstanding and the most
+// it ever had.
+type peakAllocator struct {
+	memory.Allocator
+	mu        sync.Mutex
+	cur, peak int64
+}
+
+func (p *peakAllocator) add(n int) {
+	p.mu.Lock()
+	p.cur += int64(n)
+	p.peak = max(p.peak, p.cur)
+	p.mu.Unlock()
+}
+
+func (p *peakAllocator) Allocate(n int) []byte {
+	p.add(n)
+	return p.Allocator.Allocate(n)
+}
+
+func (p *peakAllocator) Reallocate(n int, b []byte) []byte {
+	p.add(n - len(b))
+	return p.Allocator.Reallocate(n, b)
+}
+
+func (p *peakAllocator) Free(b []byte) {
+	p.add(-len(b))
+	p.Allocator.Free(b)
+}
+
+// BenchmarkChunkedFrame reads a Parquet file of 4 Mi rows (an int64 key of
+// 64 Ki values, a short string, a float64; ReadParquet makes one chunk per
+// 64 Ki rows) on one rank and runs GroupBy, Sort, or GroupBy then Sort on
+// the frame read, reporting the allocator's peak (read included).
+func BenchmarkChunkedFrame(b *testing.B) {
+	const rows = 4 << 20
+	ctx := context.Background()
+	comms, err := collective.Local(ctx, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer comms[0].Close()
+	c := comms[0]
+	mem := memory.NewGoAllocator()
+	kb, sb, vb := array.NewInt64Builder(mem), array.NewStringBuilder(mem), array.NewFloat64Builder(mem)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range rows {
+		kb.Append(rng.Int64N(1 << 16))
+		sb.Append(fmt.Sprintf("s%05d", rng.IntN(100000)))
+		vb.Append(rng.Float64())
+	}
+	arrs := []arrow.Array{kb.NewArray(), sb.NewArray(), vb.NewArray()}
+	s := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}, {Name: "s", Type: arrow.BinaryTypes.String}, {Name: "v", Type: arrow.PrimitiveTypes.Float64}}, nil)
+	t := tableFromColumns(s, arrs, rows)
+	releaseAll(arrs)
+	src, err := New(c, t)
+	t.Release()
+	if err != nil {
+		b.Fatal(err)
+	}
+	path, err := src.WriteParquet(ctx, b.TempDir()+"/data.parquet")
+	src.Release()
+	if err != nil {
+		b.Fatal(err)
+	}
+	groupBy := func(f *Frame) (*Frame, error) { return f.GroupBy("k").Agg(ctx, Sum("v"), CountRows()) }
+	sortBy := func(f *Frame) (*Frame, error) { return f.Sort(ctx, Asc("k")) }
+	for _, bc := range []struct {
+		name string
+		ops  []func(*Frame) (*Frame, error)
+	}{
+		{"groupby", []func(*Frame) (*Frame, error){groupBy}},
+		{"sort", []func(*Frame) (*Frame, error){sortBy}},
+		{"groupby-sort", []func(*Frame) (*Frame, error){groupBy, sortBy}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var peak int64
+			for range b.N {
+				pa := &peakAllocator{Allocator: memory.NewGoAllocator()}
+				f, err := ReadParquet(ctx, c, []string{path}, WithAllocator(pa))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, op := range bc.ops {
+					out, err := op(f)
+					if err != nil {
+						b.Fatal(err)
+					}
+					out.Release()
+				}
+				f.Release()
+				peak = max(peak, pa.peak)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+		})
+	}
+}

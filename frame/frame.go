@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -23,11 +24,21 @@ import (
 // WriteCSV: each rank writes its own file) touch only this rank's partition.
 //
 // A Frame holds a reference to its partition; call Release when done with
-// it. Operators return new frames and never release their inputs.
+// it. Operators return new frames and never release their inputs. The
+// first operator that needs the partition's columns whole (each in one
+// chunk) concatenates them and the frame keeps that copy as its partition
+// in place of the chunked one, unless Table has lent the partition out.
+// The methods that do not communicate (Schema, NumRows, Table,
+// PartitionedBy, the local operators and the writers) may run on other
+// goroutines while an operator runs on the frame.
 type Frame struct {
 	comm *collective.Comm
-	part arrow.Table
 	cfg  *config
+	// mu guards part and lent: an operator may replace part with a copy
+	// whose columns are whole (wholePart) while other goroutines read it.
+	mu   sync.Mutex
+	part arrow.Table
+	lent bool // Table handed part out: it stays the partition until Release
 	// keys the rows are hash-partitioned by (arrowio.PartitionOf of the
 	// arrowio.HashRows hash of these columns, over comm.Size() parts), or
 	// nil when unknown. Join and GroupBy skip the shuffle of a side that is
@@ -91,14 +102,117 @@ func (f *Frame) Rank() int { return f.comm.Rank() }
 func (f *Frame) Size() int { return f.comm.Size() }
 
 // Schema returns the schema of every partition.
-func (f *Frame) Schema() *arrow.Schema { return f.part.Schema() }
+func (f *Frame) Schema() *arrow.Schema {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.part.Schema()
+}
 
 // Table returns this rank's partition. The frame keeps ownership: Retain
 // it to use it after Release.
-func (f *Frame) Table() arrow.Table { return f.part }
+func (f *Frame) Table() arrow.Table {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lent = true // the borrower may use it until Release: wholePart keeps it
+	return f.part
+}
 
 // NumRows returns the number of rows of this rank's partition.
-func (f *Frame) NumRows() int64 { return f.part.NumRows() }
+func (f *Frame) NumRows() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.part.NumRows()
+}
+
+// table returns this rank's partition, retained: the caller releases it.
+// Operators read the partition through it, so that wholePart may replace
+// the frame's partition while they run.
+func (f *Frame) table() arrow.Table {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.part.Retain()
+	return f.part
+}
+
+// wholePart returns this rank's partition with every column in one chunk,
+// retained (the caller releases it). The columns of several chunks are
+// concatenated one after the other (looking at ctx before each, as columns
+// does), and after each the frame takes the table with that column whole
+// as its partition, dropping its own reference to the one before: the
+// chunks of a column go as soon as it is whole (unless something else,
+// another frame or a caller, holds them), so the frame holds one copy of
+// its data and one column more at most, and later operators neither
+// concatenate again nor hold two copies. The schema and the rows are
+// unchanged. The partition stays as it is when Table has lent it out (the
+// borrower may still be using it), when the frame has been released, or
+// when another goroutine replaced it first.
+func (f *Frame) wholePart(ctx context.Context) (arrow.Table, error) {
+	cur := f.table()
+	if err := checkRows(cur.NumRows(), "partition"); err != nil {
+		cur.Release()
+		return nil, err
+	}
+	for i := range int(cur.NumCols()) {
+		c := cur.Column(i).Data()
+		if len(c.Chunks()) <= 1 {
+			continue
+		}
+		if err := ctxErr(ctx, "concatenate chunks"); err != nil {
+			cur.Release()
+			return nil, err
+		}
+		a, err := wholeColumn(f.cfg.mem, c)
+		if err != nil {
+			cur.Release()
+			return nil, fmt.Errorf("column %q: %w", cur.Schema().Field(i).Name, err)
+		}
+		if d, ok := a.(*array.Dictionary); ok {
+			// arrow-go makes a dictionary's array on first use, unguarded:
+			// make it now, before operators on other goroutines share it.
+			d.Dictionary()
+		}
+		next := withWholeColumn(cur, i, a)
+		a.Release()
+		f.mu.Lock()
+		swap := f.part == cur && !f.lent && !f.released.Load()
+		if swap {
+			next.Retain() // the frame's reference
+			f.part = next
+		}
+		f.mu.Unlock()
+		if swap {
+			cur.Release() // the frame's reference to the table before
+		}
+		cur.Release()
+		cur = next
+	}
+	return cur, nil
+}
+
+// withWholeColumn returns t with column i replaced by the one chunk a (of
+// the same type and length), sharing t's other columns.
+func withWholeColumn(t arrow.Table, i int, a arrow.Array) arrow.Table {
+	cols := make([]arrow.Column, t.NumCols())
+	for j := range cols {
+		cols[j] = *t.Column(j)
+	}
+	ch := arrow.NewChunked(a.DataType(), []arrow.Array{a})
+	cols[i] = *arrow.NewColumn(t.Schema().Field(i), ch)
+	ch.Release()
+	out := array.NewTable(t.Schema(), cols, t.NumRows()) // retains the columns
+	cols[i].Release()
+	return out
+}
+
+// multiChunk reports whether a column of t has more than one chunk.
+func multiChunk(t arrow.Table) bool {
+	for i := range int(t.NumCols()) {
+		if len(t.Column(i).Data().Chunks()) > 1 {
+			return true
+		}
+	}
+	return false
+}
 
 // PartitionedBy returns the key columns the rows are known to be
 // hash-partitioned by (as arrowio.HashPartition places them), or nil.
@@ -108,7 +222,10 @@ func (f *Frame) PartitionedBy() []string { return slices.Clone(f.partitionedBy) 
 // does nothing.
 func (f *Frame) Release() {
 	if !f.released.Swap(true) {
-		f.part.Release()
+		f.mu.Lock()
+		p := f.part
+		f.mu.Unlock()
+		p.Release()
 	}
 }
 
@@ -171,7 +288,7 @@ func (f *Frame) Count(ctx context.Context) (int64, error) {
 // rowCounts returns every rank's partition length (collective).
 func (f *Frame) rowCounts(ctx context.Context) ([]int64, error) {
 	var buf [8]byte
-	binary.LittleEndian.PutUint64(buf[:], uint64(f.part.NumRows()))
+	binary.LittleEndian.PutUint64(buf[:], uint64(f.NumRows()))
 	all, err := f.comm.Allgather(ctx, buf[:])
 	if err != nil {
 		return nil, fmt.Errorf("exchange row counts: %w", err)
@@ -192,8 +309,10 @@ func (f *Frame) Gather(ctx context.Context, root int) (arrow.Table, error) {
 	if err := f.aloneErr(ctx); err != nil {
 		return nil, f.errorf("gather", err)
 	}
+	part := f.table()
+	defer part.Release()
 	t := f.cfg.timer("gather")
-	out, err := arrowio.GatherTable(ctx, f.comm, root, f.part, f.cfg.arrowio()...)
+	out, err := arrowio.GatherTable(ctx, f.comm, root, part, f.cfg.arrowio()...)
 	if err != nil {
 		return nil, f.errorf("gather", err)
 	}
@@ -211,8 +330,10 @@ func (f *Frame) Collect(ctx context.Context) (arrow.Table, error) {
 	if err := f.aloneErr(ctx); err != nil {
 		return nil, f.errorf("collect", err)
 	}
+	part := f.table()
+	defer part.Release()
 	t := f.cfg.timer("collect")
-	out, err := arrowio.AllgatherTable(ctx, f.comm, f.part, f.cfg.arrowio()...)
+	out, err := arrowio.AllgatherTable(ctx, f.comm, part, f.cfg.arrowio()...)
 	if err != nil {
 		return nil, f.errorf("collect", err)
 	}
@@ -236,7 +357,8 @@ func (f *Frame) Head(ctx context.Context, n int64) (*Frame, error) {
 	for _, c := range counts[:f.comm.Rank()] {
 		before += c
 	}
-	keep := min(max(n-before, 0), f.part.NumRows())
-	part := sliceTable(f.part, 0, keep)
-	return f.derive(part, f.partitionedBy), nil
+	t := f.table()
+	defer t.Release()
+	keep := min(max(n-before, 0), t.NumRows())
+	return f.derive(sliceTable(t, 0, keep), f.partitionedBy), nil
 }

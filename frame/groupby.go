@@ -136,7 +136,13 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	local := f.Size() == 1 || (len(g.keys) > 0 && slices.Equal(f.partitionedBy, g.keys))
 	tm := f.cfg.timer(op)
 	mem := f.cfg.mem
-	cols, err := columns(ctx, mem, f.part)
+	part, err := f.wholePart(ctx)
+	if err != nil {
+		return nil, f.abort(op, err)
+	}
+	rows := part.NumRows()
+	cols, err := columns(ctx, mem, part) // whole already: retained
+	part.Release()
 	if err != nil {
 		return nil, f.abort(op, err)
 	}
@@ -146,9 +152,9 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 			releaseAll(cols)
 			return nil, f.errorf(op, err)
 		}
-		tm.done(ctx, "key estimate", f.part.NumRows(), 0) // a sketch and a vote: one round of the network
+		tm.done(ctx, "key estimate", rows, 0) // a sketch and a vote: one round of the network
 	}
-	partial, err := aggregateRows(ctx, mem, cols, int(f.part.NumRows()), plan.keyIdx, plan.partial, perRow)
+	partial, err := aggregateRows(ctx, mem, cols, int(rows), plan.keyIdx, plan.partial, perRow)
 	releaseAll(cols)
 	if err != nil {
 		return nil, f.abort(op, fmt.Errorf("local aggregate: %w", err))
@@ -219,7 +225,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 // hashed) still votes, saying so, and every rank returns an error: the
 // others name it, and the communicator stays usable.
 func (g *Grouped) preAggregationUseless(ctx context.Context, cols []arrow.Array, keyIdx []int) (bool, error) {
-	n := int(g.f.part.NumRows())
+	n := int(g.f.NumRows())
 	vote := []byte{voteNone}
 	var mine error
 	if n > 0 {

@@ -714,7 +714,9 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write parquet", path, func(w io.Writer) error {
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithAllocator(f.cfg.mem))
-		return pqarrow.WriteTable(f.part, w, 1<<20, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+		t := f.table()
+		defer t.Release()
+		return pqarrow.WriteTable(t, w, 1<<20, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	})
 }
 
@@ -724,7 +726,9 @@ func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 // with one dictionary, their union: the file format has one per column.
 func (f *Frame) WriteIPC(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write ipc", path, func(w io.Writer) error {
-		u, err := array.UnifyTableDicts(f.cfg.mem, f.part)
+		part := f.table()
+		defer part.Release()
+		u, err := array.UnifyTableDicts(f.cfg.mem, part)
 		if err != nil {
 			return fmt.Errorf("unify dictionaries: %w", err)
 		}
@@ -812,7 +816,9 @@ func heapDictionaries(t arrow.Table) (_ arrow.Table, err error) {
 // print (a struct, for one) is an error.
 func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write csv", path, func(w io.Writer) error {
-		t, err := withoutDictionaries(ctx, f.cfg.mem, f.part)
+		part := f.table()
+		defer part.Release()
+		t, err := withoutDictionaries(ctx, f.cfg.mem, part)
 		if err != nil {
 			return err
 		}

@@ -128,10 +128,9 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 		return nil, f.errorf(op, err)
 	}
 
-	lt, rt := f.part, right.part
-	lt.Retain()
-	rt.Retain()
+	lt, rt := f.table(), right.table()
 	defer func() { lt.Release(); rt.Release() }()
+	movedL, movedR := false, false // a side replaced by what the exchange brought
 	if f.Size() > 1 {
 		// Partition the sides that need it (both at once when the rank may use
 		// several cores), then exchange them one after the other.
@@ -169,7 +168,7 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 				return nil, f.errorf(op, fmt.Errorf("exchange left side: %w", err))
 			}
 			lt.Release()
-			lt = s
+			lt, movedL = s, true
 		}
 		if rp != nil {
 			s, err := f.exchange(ctx, op, rp)
@@ -177,8 +176,29 @@ func (f *Frame) Join(ctx context.Context, right *Frame, how JoinType, opts ...Jo
 				return nil, f.errorf(op, fmt.Errorf("exchange right side: %w", err))
 			}
 			rt.Release()
-			rt = s
+			rt, movedR = s, true
 		}
+	}
+	// A side that did not move is its frame's partition: the local join
+	// needs its columns whole, and the frame keeps them (wholePart).
+	if err := ctx.Err(); err != nil { // as joinLocal says it
+		return nil, f.errorf(op, fmt.Errorf("local join: %w", err))
+	}
+	if !movedL {
+		w, err := f.wholePart(ctx)
+		if err != nil {
+			return nil, f.errorf(op, fmt.Errorf("local join: left: %w", err))
+		}
+		lt.Release()
+		lt = w
+	}
+	if !movedR {
+		w, err := right.wholePart(ctx)
+		if err != nil {
+			return nil, f.errorf(op, fmt.Errorf("local join: right: %w", err))
+		}
+		rt.Release()
+		rt = w
 	}
 	out, err := joinLocal(ctx, f.cfg, op, lt, rt, plan)
 	if err != nil {

@@ -19,12 +19,17 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	cols, err := columns(ctx, f.cfg.mem, f.part)
+	part, err := f.wholePart(ctx)
+	if err != nil {
+		return nil, f.errorf(op, err)
+	}
+	n := int(part.NumRows())
+	cols, err := columns(ctx, f.cfg.mem, part) // whole already: retained
+	part.Release()
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
 	defer releaseAll(cols)
-	n := int(f.part.NumRows())
 	mask, err := pred.eval(ctx, f.cfg.mem, f.Schema(), cols, n)
 	if err != nil {
 		return nil, f.errorf(op, err)
@@ -62,15 +67,17 @@ func (f *Frame) Select(cols ...string) (*Frame, error) {
 	if err != nil {
 		return nil, f.errorf("select", err)
 	}
+	part := f.table()
+	defer part.Release()
 	fields := make([]arrow.Field, len(idx))
 	columns := make([]arrow.Column, len(idx))
 	for i, c := range idx {
-		fields[i] = f.Schema().Field(c)
-		columns[i] = *f.part.Column(c)
+		fields[i] = part.Schema().Field(c)
+		columns[i] = *part.Column(c)
 	}
-	md := f.Schema().Metadata()
+	md := part.Schema().Metadata()
 	s := arrow.NewSchema(fields, &md)
-	t := newTableOf(s, columns, f.part.NumRows())
+	t := newTableOf(s, columns, part.NumRows())
 	by := f.partitionedBy
 	for _, k := range by {
 		if !slices.Contains(cols, k) {
@@ -91,12 +98,17 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	cols, err := columns(ctx, f.cfg.mem, f.part)
+	part, err := f.wholePart(ctx)
+	if err != nil {
+		return nil, f.errorf(op, err)
+	}
+	n := int(part.NumRows())
+	cols, err := columns(ctx, f.cfg.mem, part) // whole already: retained
+	part.Release()
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
 	defer releaseAll(cols)
-	n := int(f.part.NumRows())
 	out := make([]arrow.Array, 0, len(exprs))
 	fields := make([]arrow.Field, 0, len(exprs))
 	for _, e := range exprs {

@@ -25,8 +25,7 @@ func (f *Frame) Rebalance(ctx context.Context) (*Frame, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, f.errorf(op, err)
 		}
-		f.part.Retain()
-		return f.derive(f.part, f.partitionedBy), nil
+		return f.derive(f.table(), f.partitionedBy), nil
 	}
 	tm := f.cfg.timer(op)
 	p, me := f.Size(), f.Rank()
@@ -39,14 +38,16 @@ func (f *Frame) Rebalance(ctx context.Context) (*Frame, error) {
 	}
 	// Rank r gets the global rows [start(r), start(r+1)).
 	start := func(r int) int64 { return int64(r)*(total/int64(p)) + min(int64(r), total%int64(p)) }
-	n := f.part.NumRows()
+	part := f.table()
+	defer part.Release()
+	n := part.NumRows()
 	parts := make(arrowTables, p)
 	defer parts.release()
 	var sent, bytes int64
 	for r := range p {
 		lo := min(max(start(r)-first, 0), n)
 		hi := min(max(start(r+1)-first, 0), n)
-		parts[r] = sliceTable(f.part, lo, hi)
+		parts[r] = sliceTable(part, lo, hi)
 		if r != me {
 			sent += hi - lo
 			bytes += tableBytes(parts[r])

@@ -22,8 +22,7 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 		if err := ctx.Err(); err != nil { // nothing to exchange, but the caller gave up
 			return nil, f.errorf("shuffle", err)
 		}
-		f.part.Retain()
-		return f.derive(f.part, f.partitionedBy), nil
+		return f.derive(f.table(), f.partitionedBy), nil
 	}
 	if err := f.agree(ctx); err != nil {
 		return nil, f.errorf("shuffle", err)
@@ -31,7 +30,9 @@ func (f *Frame) Shuffle(ctx context.Context, keys ...string) (*Frame, error) {
 	if _, err := keyIndices(f.Schema(), keys); err != nil {
 		return nil, f.errorf("shuffle", err)
 	}
-	out, err := f.shuffle(ctx, "shuffle", f.part, keys)
+	part := f.table()
+	defer part.Release()
+	out, err := f.shuffle(ctx, "shuffle", part, keys)
 	if err != nil {
 		return nil, f.errorf("shuffle", err)
 	}

@@ -69,7 +69,15 @@ func (f *Frame) Sort(ctx context.Context, keys ...SortKey) (*Frame, error) {
 		idx[i] = c
 	}
 	tm := f.cfg.timer(op)
-	sorted, err := sortLocal(ctx, f.cfg.mem, f.part, idx, keys)
+	if err := ctx.Err(); err != nil { // as sortLocal says it, before any concatenation
+		return nil, f.abort(op, fmt.Errorf("local sort: %w", err))
+	}
+	part, err := f.wholePart(ctx)
+	if err != nil {
+		return nil, f.abort(op, fmt.Errorf("local sort: %w", err))
+	}
+	sorted, err := sortLocal(ctx, f.cfg.mem, part, idx, keys)
+	part.Release()
 	if err != nil {
 		return nil, f.abort(op, fmt.Errorf("local sort: %w", err))
 	}
