@@ -39,6 +39,10 @@ type Frame struct {
 	mu   sync.Mutex
 	part arrow.Table
 	lent bool // Table handed part out: it stays the partition until Release
+	// primed: part's lazily computed parts are made (primeLocked);
+	// wholePart makes those of the columns it concatenates before swapping
+	// them in.
+	primed bool
 	// keys the rows are hash-partitioned by (arrowio.PartitionOf of the
 	// arrowio.HashRows hash of these columns, over comm.Size() parts), or
 	// nil when unknown. Join and GroupBy skip the shuffle of a side that is
@@ -114,6 +118,7 @@ func (f *Frame) Table() arrow.Table {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lent = true // the borrower may use it until Release: wholePart keeps it
+	f.primeLocked()
 	return f.part
 }
 
@@ -130,8 +135,51 @@ func (f *Frame) NumRows() int64 {
 func (f *Frame) table() arrow.Table {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.primeLocked()
 	f.part.Retain()
 	return f.part
+}
+
+// dictMu serializes primeLocked: frames that share arrays (Select, Head,
+// a one-rank Shuffle) prime them under their own mu, so the first
+// computation of each needs a lock of its own.
+var dictMu sync.Mutex
+
+// primeLocked makes what arrow-go computes lazily, unguarded, in f's
+// partition once (f.mu held), before anything reads it: the array of a
+// dictionary ((*array.Dictionary).Dictionary) and the null count of a
+// slice (NullN). Otherwise two operators, or an operator and a writer,
+// reading the same chunk on two goroutines race on them (and a dictionary
+// array one of them made leaks).
+func (f *Frame) primeLocked() {
+	if f.primed {
+		return
+	}
+	dictMu.Lock()
+	for i := range int(f.part.NumCols()) {
+		for _, c := range f.part.Column(i).Data().Chunks() {
+			primeArray(c)
+		}
+	}
+	dictMu.Unlock()
+	f.primed = true
+}
+
+// primeArray makes the lazily computed parts of a and the arrays in it
+// (dictMu held, or a not yet shared).
+func primeArray(a arrow.Array) {
+	a.NullN()
+	switch a := a.(type) {
+	case *array.Dictionary:
+		a.Indices().NullN()
+		primeArray(a.Dictionary())
+	case *array.Struct:
+		for i := range a.NumField() {
+			primeArray(a.Field(i))
+		}
+	case array.ListLike: // list, large list, list view, fixed-size list, map
+		primeArray(a.ListValues())
+	}
 }
 
 // wholePart returns this rank's partition with every column in one chunk,
@@ -166,11 +214,9 @@ func (f *Frame) wholePart(ctx context.Context) (arrow.Table, error) {
 			cur.Release()
 			return nil, fmt.Errorf("column %q: %w", cur.Schema().Field(i).Name, err)
 		}
-		if d, ok := a.(*array.Dictionary); ok {
-			// arrow-go makes a dictionary's array on first use, unguarded:
-			// make it now, before operators on other goroutines share it.
-			d.Dictionary()
-		}
+		// arrow-go makes a dictionary's array on first use, unguarded:
+		// make them now, before operators on other goroutines share it.
+		primeArray(a)
 		next := withWholeColumn(cur, i, a)
 		a.Release()
 		f.mu.Lock()
