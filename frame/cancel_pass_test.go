@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -230,5 +231,57 @@ func TestCancelReadIPCMidFile(t *testing.T) {
 		require.ErrorContains(t, err, "frame: rank 0: read ipc")
 		require.LessOrEqual(t, ctx.late(), int64(2), "read on after ctx ended (cancelled after %d of %d looks)", live, total)
 		require.Equal(t, held, mem.CurrentAlloc(), "leaked")
+	}
+}
+
+// TestCancelRestoreType cancels the conversion of a column read from
+// Parquet back to the stored schema's type (timestamp[ms] to [s], int32-
+// to int16-indexed dictionary): one arrow-go call per chunk, and a look at
+// ctx before each, so it stops within a chunk of the cancellation instead
+// of converting the column to its end.
+func TestCancelRestoreType(t *testing.T) {
+	const chunks, rows = 16, 1000
+	cases := []struct {
+		name     string
+		from, to arrow.DataType
+		values   func(i int) string
+	}{
+		{"timestamp", arrow.FixedWidthTypes.Timestamp_ms, arrow.FixedWidthTypes.Timestamp_s, func(i int) string { return fmt.Sprint(i * 1000) }},
+		{"dictionary", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String},
+			&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int16, ValueType: arrow.BinaryTypes.String}, func(i int) string { return fmt.Sprintf("%q", fmt.Sprint(i%10)) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			arrs := make([]arrow.Array, chunks)
+			for c := range arrs {
+				vals := make([]string, rows)
+				for i := range vals {
+					vals[i] = tc.values(c*rows + i)
+				}
+				arrs[c] = fromJSON(t, mem, tc.from, "["+strings.Join(vals, ",")+"]")
+			}
+			ch := arrow.NewChunked(tc.from, arrs)
+			releaseAll(arrs)
+			defer ch.Release()
+
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			_, err := restoreType(ctx, mem, ch, tc.to)
+			require.ErrorIs(t, err, context.Canceled, "a context that had ended")
+
+			err, total, after := runCancelledMidPass(t, mem, 0.1, func(ctx context.Context, a memory.Allocator) error {
+				out, err := restoreType(ctx, a, ch, tc.to)
+				if err == nil {
+					require.True(t, arrow.TypeEqual(tc.to, out.DataType()))
+					require.Equal(t, chunks*rows, out.Len())
+					out.Release()
+				}
+				return err
+			})
+			require.ErrorIs(t, err, context.Canceled)
+			require.LessOrEqual(t, after, total/4, "converted on after ctx ended: %d of %d bytes", after, total)
+		})
 	}
 }

@@ -466,6 +466,11 @@ func restoreType(ctx context.Context, mem memory.Allocator, ch *arrow.Chunked, d
 	chunks := make([]arrow.Array, 0, len(ch.Chunks()))
 	defer func() { releaseAll(chunks) }()
 	for _, a := range ch.Chunks() {
+		// One arrow-go call a chunk (a Parquet batch), which never looks
+		// at ctx: look before each.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		var out arrow.Array
 		if dict, ok := dt.(*arrow.DictionaryType); ok {
 			out, err = toDictionary(ectx, mem, a, dict)
