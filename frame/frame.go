@@ -155,14 +155,17 @@ func (f *Frame) primeLocked() {
 	if f.primed {
 		return
 	}
+	f.primed = true
 	dictMu.Lock()
+	defer dictMu.Unlock()
+	// Priming is ahead of need: an array arrow-go panics on here (a damaged
+	// one) is left to the operator that uses it, which says so as an error.
+	defer func() { _ = recover() }()
 	for i := range int(f.part.NumCols()) {
 		for _, c := range f.part.Column(i).Data().Chunks() {
 			primeArray(c)
 		}
 	}
-	dictMu.Unlock()
-	f.primed = true
 }
 
 // primeArray makes the lazily computed parts of a and the arrays in it
