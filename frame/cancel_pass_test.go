@@ -99,14 +99,10 @@ func TestCancelReadParquetMidColumn(t *testing.T) {
 	const batches = 16
 	tbl := chunkedInt64Table(mem, "k", batches*parquetBatchRows, batches*parquetBatchRows)
 	defer tbl.Release()
-	comms, err := collective.Local(context.Background(), 1)
-	require.NoError(t, err)
-	defer comms[0].Close()
-	f, err := New(comms[0], tbl, WithAllocator(mem))
-	require.NoError(t, err)
-	defer f.Release()
+	f, done := soloFrame(t, tbl, WithAllocator(mem))
+	defer done()
 	path := filepath.Join(t.TempDir(), "k.parquet")
-	_, err = f.WriteParquet(context.Background(), path)
+	_, err := f.WriteParquet(context.Background(), path)
 	require.NoError(t, err)
 	held := mem.CurrentAlloc() // the table
 	for _, share := range []float64{0.1, 0.2, 0.3, 0.4, 0.6} {
@@ -172,13 +168,9 @@ func TestCancelConcatenation(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			a := &cancelAlloc{Allocator: mem, at: column / 2, cancel: cancel}
-			comms, err := collective.Local(context.Background(), 1)
-			require.NoError(t, err)
-			defer comms[0].Close()
-			f, err := New(comms[0], tbl, WithAllocator(a))
-			require.NoError(t, err)
-			defer f.Release()
-			err = op.run(ctx, f)
+			f, done := soloFrame(t, tbl, WithAllocator(a))
+			defer done()
+			err := op.run(ctx, f)
 			// The rest of the first column at most, never the other seven.
 			require.LessOrEqual(t, a.after.Load(), column, "concatenated on after ctx ended: %v", err)
 			require.ErrorIs(t, err, context.Canceled)
@@ -204,14 +196,10 @@ func TestCancelReadIPCMidFile(t *testing.T) {
 	const rows = 1 << 20 // 8 MiB of values
 	tbl := chunkedInt64Table(mem, "k", rows, 64<<10)
 	defer tbl.Release()
-	comms, err := collective.Local(context.Background(), 1)
-	require.NoError(t, err)
-	defer comms[0].Close()
-	f, err := New(comms[0], tbl, WithAllocator(mem))
-	require.NoError(t, err)
-	defer f.Release()
+	f, done := soloFrame(t, tbl, WithAllocator(mem))
+	defer done()
 	path := filepath.Join(t.TempDir(), "k.arrow")
-	_, err = f.WriteIPC(context.Background(), path)
+	_, err := f.WriteIPC(context.Background(), path)
 	require.NoError(t, err)
 	held := mem.CurrentAlloc()
 	read := func(ctx context.Context) error {

@@ -196,12 +196,8 @@ func TestCancelLocalKernels(t *testing.T) {
 	// frameOn wraps tbl in a frame on a communicator of its own: a
 	// collective called with an ended context fails its communicator.
 	frameOn := func(t *testing.T) *Frame {
-		comms, err := collective.Local(context.Background(), 1)
-		require.NoError(t, err)
-		t.Cleanup(func() { comms[0].Close() })
-		f, err := New(comms[0], tbl, WithAllocator(mem), WithParallelism(2))
-		require.NoError(t, err)
-		t.Cleanup(f.Release)
+		f, done := soloFrame(t, tbl, WithAllocator(mem), WithParallelism(2))
+		t.Cleanup(done)
 		return f
 	}
 	dir := t.TempDir()

@@ -11,7 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
 )
 
@@ -266,13 +265,9 @@ func TestCancelOperatorMidDecode(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			a := &cancelAlloc{Allocator: mem, at: 0, cancel: cancel} // cancels at the first allocation
-			comms, err := collective.Local(context.Background(), 1)
-			require.NoError(t, err)
-			defer comms[0].Close()
-			f, err := New(comms[0], tbl, WithAllocator(a))
-			require.NoError(t, err)
-			defer f.Release()
-			err = op.run(ctx, f)
+			f, done := soloFrame(t, tbl, WithAllocator(a))
+			defer done()
+			err := op.run(ctx, f)
 			require.ErrorIs(t, err, context.Canceled)
 			require.ErrorContains(t, err, "frame: rank 0: "+op.name)
 			require.ErrorContains(t, err, "decode dictionary: context canceled")

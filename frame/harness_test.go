@@ -134,3 +134,18 @@ func concatRows(parts [][]row) []row {
 	}
 	return all
 }
+
+// soloFrame wraps tbl in a frame on a one-rank communicator of its own (a
+// collective called with an ended context fails only that communicator).
+// done releases the frame and closes the communicator.
+func soloFrame(t testing.TB, tbl arrow.Table, opts ...Option) (f *Frame, done func()) {
+	t.Helper()
+	comms, err := collective.Local(context.Background(), 1)
+	require.NoError(t, err)
+	f, err = New(comms[0], tbl, opts...)
+	if err != nil {
+		comms[0].Close()
+	}
+	require.NoError(t, err)
+	return f, func() { f.Release(); comms[0].Close() }
+}
