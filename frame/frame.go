@@ -238,6 +238,19 @@ func (f *Frame) wholePart(ctx context.Context) (arrow.Table, error) {
 	return cur, nil
 }
 
+// wholeColumns returns this rank's partition as whole columns, retained
+// (release them with releaseAll), and its number of rows: wholePart's
+// table, taken apart.
+func (f *Frame) wholeColumns(ctx context.Context) ([]arrow.Array, int64, error) {
+	part, err := f.wholePart(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer part.Release()
+	cols, err := columns(ctx, f.cfg.mem, part) // whole already: retained
+	return cols, part.NumRows(), err
+}
+
 // withWholeColumn returns t with column i replaced by the one chunk a (of
 // the same type and length), sharing t's other columns.
 func withWholeColumn(t arrow.Table, i int, a arrow.Array) arrow.Table {

@@ -136,13 +136,7 @@ func (g *Grouped) agg(ctx context.Context, op string, aggs []Agg) (*Frame, error
 	local := f.Size() == 1 || (len(g.keys) > 0 && slices.Equal(f.partitionedBy, g.keys))
 	tm := f.cfg.timer(op)
 	mem := f.cfg.mem
-	part, err := f.wholePart(ctx)
-	if err != nil {
-		return nil, f.abort(op, err)
-	}
-	rows := part.NumRows()
-	cols, err := columns(ctx, mem, part) // whole already: retained
-	part.Release()
+	cols, rows, err := f.wholeColumns(ctx)
 	if err != nil {
 		return nil, f.abort(op, err)
 	}

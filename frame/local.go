@@ -19,16 +19,11 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	part, err := f.wholePart(ctx)
+	cols, rows, err := f.wholeColumns(ctx)
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
-	n := int(part.NumRows())
-	cols, err := columns(ctx, f.cfg.mem, part) // whole already: retained
-	part.Release()
-	if err != nil {
-		return nil, f.errorf(op, err)
-	}
+	n := int(rows)
 	defer releaseAll(cols)
 	mask, err := pred.eval(ctx, f.cfg.mem, f.Schema(), cols, n)
 	if err != nil {
@@ -98,16 +93,11 @@ func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	tm := f.cfg.timer(op)
-	part, err := f.wholePart(ctx)
+	cols, rows, err := f.wholeColumns(ctx)
 	if err != nil {
 		return nil, f.errorf(op, err)
 	}
-	n := int(part.NumRows())
-	cols, err := columns(ctx, f.cfg.mem, part) // whole already: retained
-	part.Release()
-	if err != nil {
-		return nil, f.errorf(op, err)
-	}
+	n := int(rows)
 	defer releaseAll(cols)
 	out := make([]arrow.Array, 0, len(exprs))
 	fields := make([]arrow.Field, 0, len(exprs))
