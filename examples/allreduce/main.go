@@ -128,6 +128,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// why says why a step failed when the context ended first.
 	why := func(err error) error {
 		switch {
+		case err == nil:
+			return nil
 		case signalled.Err() != nil:
 			return fmt.Errorf("interrupted: %w", err)
 		case ctx.Err() != nil:
@@ -160,10 +162,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "rank %d of %d: mesh ready in %s, links: %s\n",
 		me.Rank, mesh.World, round(me.Setup), linksOf(me))
 
-	if err := hello(ctx, stdout, comm, *job, *elems, &me); err != nil {
-		return fmt.Errorf("rank %d: %w", me.Rank, why(err))
-	}
-	return nil
+	return why(hello(ctx, stdout, comm, *job, *elems, &me))
 }
 
 // stats is what every rank reports to rank 0.
@@ -177,23 +176,28 @@ type stats struct {
 var steps = []string{"barrier", "allreduce", "bcast"}
 
 // hello runs the collectives, checking each result, and on rank 0 prints the
-// report. Its errors name the step.
+// report. A collective's error already names the rank and the collective
+// (and, when a peer failed, that peer and why), so it is returned as it is;
+// a failed check is named here the same way.
 func hello(ctx context.Context, stdout io.Writer, comm *collective.Comm, job string, elems int, me *stats) error {
 	rank, world := comm.Rank(), comm.Size()
-	timed := func(step string, f func() error) error {
+	checkFailed := func(step, format string, args ...any) error {
+		return fmt.Errorf("rank %d: %s: "+format, append([]any{rank, step}, args...)...)
+	}
+	timed := func(f func() error) error {
 		start := time.Now()
 		if err := f(); err != nil {
-			return fmt.Errorf("%s: %w", step, err)
+			return err
 		}
 		me.Times = append(me.Times, time.Since(start))
 		return nil
 	}
 
-	if err := timed("barrier", func() error { return comm.Barrier(ctx) }); err != nil {
+	if err := timed(func() error { return comm.Barrier(ctx) }); err != nil {
 		return err
 	}
 
-	err := timed("allreduce", func() error {
+	err := timed(func() error {
 		x := make([]float64, elems)
 		for i := range x {
 			x[i] = float64((rank + 1) * (i + 1))
@@ -204,7 +208,7 @@ func hello(ctx context.Context, stdout io.Writer, comm *collective.Comm, job str
 		}
 		for i, got := range sum {
 			if want := float64((i + 1) * world * (world + 1) / 2); got != want {
-				return fmt.Errorf("element %d is %v, want %v", i, got, want)
+				return checkFailed("allreduce", "element %d is %v, want %v", i, got, want)
 			}
 		}
 		return nil
@@ -214,7 +218,7 @@ func hello(ctx context.Context, stdout io.Writer, comm *collective.Comm, job str
 	}
 
 	greeting := fmt.Sprintf("hello from rank 0 of job %q", job)
-	err = timed("bcast", func() error {
+	err = timed(func() error {
 		var msg []byte
 		if rank == 0 {
 			msg = []byte(greeting)
@@ -224,7 +228,7 @@ func hello(ctx context.Context, stdout io.Writer, comm *collective.Comm, job str
 			return err
 		}
 		if string(got) != greeting {
-			return fmt.Errorf("got %q, want %q", got, greeting)
+			return checkFailed("bcast", "got %q, want %q", got, greeting)
 		}
 		return nil
 	})
@@ -234,30 +238,31 @@ func hello(ctx context.Context, stdout io.Writer, comm *collective.Comm, job str
 
 	mine, err := json.Marshal(me)
 	if err != nil {
-		return fmt.Errorf("gather: encoding: %w", err)
+		return checkFailed("gather", "encoding its stats: %w", err)
 	}
 	start := time.Now()
 	all, err := comm.Gather(ctx, 0, mine)
 	if err != nil {
-		return fmt.Errorf("gather: %w", err)
+		return err
 	}
 	gather := time.Since(start)
 	ranks := make([]stats, len(all)) // all is nil but on rank 0
 	for r, b := range all {
 		if err := json.Unmarshal(b, &ranks[r]); err != nil {
-			return fmt.Errorf("gather: rank %d's stats: %w", r, err)
+			return checkFailed("gather", "rank %d's stats: %w", r, err)
 		}
 		if len(ranks[r].Times) != len(steps) || len(ranks[r].Tiers) != world {
-			return fmt.Errorf("gather: rank %d's stats: %d times and %d tiers, want %d and %d",
+			return checkFailed("gather", "rank %d's stats: %d times and %d tiers, want %d and %d",
 				r, len(ranks[r].Times), len(ranks[r].Tiers), len(steps), world)
 		}
 	}
 
 	// A rank whose check failed has left, and rank 0 fails if the gather
-	// did: a last barrier makes every rank fail then, so that exit status 0
-	// on any rank means the whole job passed.
+	// did: a last barrier makes every rank fail then (its error names the
+	// rank that left), so that exit status 0 on any rank means the whole
+	// job passed.
 	if err := comm.Barrier(ctx); err != nil {
-		return fmt.Errorf("final barrier: %w", err)
+		return err
 	}
 	if rank != 0 {
 		return nil

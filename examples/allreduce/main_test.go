@@ -222,3 +222,79 @@ func TestUsageErrors(t *testing.T) {
 		require.Contains(t, usage.msg, tc.want, "args %q", tc.args)
 	}
 }
+
+// cancelOnReady is the stdout of an in-process run: on the "mesh ready"
+// line it records the rank and, if cancel is set, cancels the run's
+// context (as SIGINT does) before the first collective.
+type cancelOnReady struct {
+	cancel context.CancelFunc
+	rank   chan int
+}
+
+func (w *cancelOnReady) Write(p []byte) (int, error) {
+	var rank, world int
+	if _, err := fmt.Sscanf(string(p), "rank %d of %d: mesh ready", &rank, &world); err == nil {
+		w.rank <- rank
+		if w.cancel != nil {
+			w.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+// A rank interrupted after the mesh is up fails its first collective, and
+// so do the others; every error says once which rank it is and which
+// collective failed (it used to say both twice, "rank 1: interrupted:
+// barrier: collective: rank 1: barrier: context canceled"), with why the
+// interrupted rank stopped in front.
+func TestInterruptedRankErrorsNameRankOnce(t *testing.T) {
+	addr, _ := startServer(t)
+	t.Setenv("FNMESH_SECRET", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const world = 3
+	errs := make([]error, world)
+	outs := make([]*cancelOnReady, world)
+	done := make(chan int, world)
+	for i := range world {
+		outs[i] = &cancelOnReady{rank: make(chan int, 1)}
+		runCtx := ctx
+		if i == 0 {
+			var stop context.CancelFunc
+			runCtx, stop = context.WithCancel(ctx)
+			defer stop()
+			outs[i].cancel = stop
+		}
+		go func() {
+			errs[i] = run(runCtx, []string{"-rendezvous", addr, "-job", "interrupt-test", "-world", "3", "-n", "10"}, outs[i])
+			done <- i
+		}()
+	}
+	for range world {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			require.FailNow(t, "the ranks did not finish")
+		}
+	}
+	ranks := make([]int, world)
+	for i, o := range outs {
+		select {
+		case ranks[i] = <-o.rank:
+		default:
+			require.FailNow(t, "no mesh", "worker %d: %v", i, errs[i])
+		}
+	}
+	for i, err := range errs {
+		require.Error(t, err, "worker %d", i)
+		msg := err.Error()
+		self := fmt.Sprintf("rank %d: ", ranks[i])
+		assert.Equal(t, 1, strings.Count(msg, self), "worker %d names %q once: %q", i, self, msg)
+		if i == 0 {
+			assert.Equal(t, "interrupted: collective: "+self+"barrier: context canceled", msg)
+			continue
+		}
+		assert.Regexp(t, fmt.Sprintf(`^collective: barrier: %slink to rank \d: `, self), msg, "worker %d", i)
+		assert.NotContains(t, msg, "interrupted", "worker %d was not interrupted", i)
+	}
+}
