@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/stretchr/testify/assert"
 )
 
@@ -13,7 +14,7 @@ import (
 // should look like, and a pointer to -h: not the whole help after it (for
 // bench some sixty lines, after which bench printed the error again).
 func TestFlagErrorsAreShort(t *testing.T) {
-	t.Setenv(secretEnv, joinTestSecret)
+	t.Setenv(secret.Env, joinTestSecret)
 	for _, tc := range []struct {
 		args []string
 		want string

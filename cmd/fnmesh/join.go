@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -118,7 +119,7 @@ flags:
 	case *punchTimeout < 0 || *retry < 0:
 		return usageErr("--punch-timeout and --connect-retry must not be negative")
 	}
-	secret, err := loadSecret(*secretFile)
+	jobSecret, err := secret.Load(*secretFile)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -146,7 +147,7 @@ flags:
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	rep := joinAndVerify(ctx, *addr, *job, *world, wantRank, secret, int64(size), logger, opts...)
+	rep := joinAndVerify(ctx, *addr, *job, *world, wantRank, jobSecret, int64(size), logger, opts...)
 	if rep.Error != "" && ctx.Err() != nil {
 		// The library says "context deadline exceeded" or "context
 		// canceled": say which limit it was.

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 )
@@ -48,30 +46,6 @@ func (b byteSize) String() string {
 		}
 	}
 	return strconv.FormatInt(int64(b), 10)
-}
-
-// secretEnv is the environment variable that carries the job secret when no
-// --secret-file is given (the rendezvous server reads the same).
-const secretEnv = "FNMESH_SECRET"
-
-// loadSecret returns the job secret: the contents of file (without trailing
-// newlines) if file is set, else the value of FNMESH_SECRET.
-func loadSecret(file string) ([]byte, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("secret: %w", err)
-		}
-		b = []byte(strings.TrimRight(string(b), "\r\n"))
-		if len(b) == 0 {
-			return nil, fmt.Errorf("secret: %s is empty", file)
-		}
-		return b, nil
-	}
-	if s := os.Getenv(secretEnv); s != "" {
-		return []byte(s), nil
-	}
-	return nil, errors.New("no job secret: pass --secret-file or set " + secretEnv)
 }
 
 // rankFlag is a flag.Value for an optional rank: unset unless given, so

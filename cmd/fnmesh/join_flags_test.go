@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
@@ -51,30 +49,4 @@ func TestByteSizeMatchesBench(t *testing.T) {
 		require.NoError(t, err, in)
 		assert.Equal(t, int64(n), int64(b), in)
 	}
-}
-
-func TestLoadSecret(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "secret")
-	require.NoError(t, os.WriteFile(file, []byte("s3cret value\n"), 0o600))
-
-	t.Setenv(secretEnv, "from-env")
-	got, err := loadSecret(file)
-	require.NoError(t, err)
-	assert.Equal(t, "s3cret value", string(got), "the file wins over the environment, without its newline")
-
-	got, err = loadSecret("")
-	require.NoError(t, err)
-	assert.Equal(t, "from-env", string(got))
-
-	t.Setenv(secretEnv, "")
-	_, err = loadSecret("")
-	assert.ErrorContains(t, err, "--secret-file")
-
-	empty := filepath.Join(dir, "empty")
-	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
-	_, err = loadSecret(empty)
-	assert.ErrorContains(t, err, "empty")
-	_, err = loadSecret(filepath.Join(dir, "missing"))
-	assert.Error(t, err)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -105,7 +106,7 @@ func TestJoinLoopback(t *testing.T) {
 	addr := startRendezvous(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t.Setenv(secretEnv, joinTestSecret)
+	t.Setenv(secret.Env, joinTestSecret)
 	const world, size = 3, 300_001
 	args := []string{"--rendezvous", addr, "--job", "loop", "--world", fmt.Sprint(world), "--bytes", fmt.Sprint(size)}
 	outs := runJoins(t, ctx, args, args, args)
@@ -118,7 +119,7 @@ func TestJoinExplicitRanksAndSecretFile(t *testing.T) {
 	defer cancel()
 	file := filepath.Join(t.TempDir(), "secret")
 	require.NoError(t, os.WriteFile(file, []byte(joinTestSecret+"\n"), 0o600))
-	t.Setenv(secretEnv, "")
+	t.Setenv(secret.Env, "")
 	var lists [][]string
 	for r := range 3 {
 		lists = append(lists, []string{"--rendezvous", addr, "--job", "ranked", "--world", "3",
@@ -135,7 +136,7 @@ func TestJoinFailures(t *testing.T) {
 	addr := startRendezvous(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	t.Setenv(secretEnv, "not the job secret at all, sorry")
+	t.Setenv(secret.Env, "not the job secret at all, sorry")
 	outs := runJoins(t, ctx, []string{"--rendezvous", addr, "--job", "bad", "--world", "2", "--rank", "1"})
 	assert.Equal(t, 1, outs[0].status)
 	assert.False(t, outs[0].report.OK)
@@ -158,7 +159,7 @@ func TestJoinFailures(t *testing.T) {
 // TestJoinTimeoutNamed: a join cut short by --timeout or by a signal says
 // which, not only the library's "context deadline exceeded".
 func TestJoinTimeoutNamed(t *testing.T) {
-	t.Setenv(secretEnv, joinTestSecret)
+	t.Setenv(secret.Env, joinTestSecret)
 	addr := startRendezvous(t)
 	outs := runJoins(t, context.Background(), []string{"--rendezvous", addr, "--job", "alone", "--world", "2", "--timeout", "300ms"})
 	assert.Equal(t, 1, outs[0].status)
@@ -173,7 +174,10 @@ func TestJoinTimeoutNamed(t *testing.T) {
 }
 
 func TestJoinUsage(t *testing.T) {
-	t.Setenv(secretEnv, joinTestSecret)
+	t.Setenv(secret.Env, joinTestSecret)
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\r\n"), 0o600))
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -189,6 +193,9 @@ func TestJoinUsage(t *testing.T) {
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--bytes", "lots"}, "byte count"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "nowhere"}, "--listen"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "extra"}, "unexpected argument"},
+		// A secret file given wins over $FNMESH_SECRET, and must be good.
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--secret-file", empty}, "fnmesh join: secret: " + empty + " is empty"},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--secret-file", filepath.Join(dir, "nope")}, "fnmesh join: secret: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		// A malformed server address used to be a runtime failure: exit 1
 		// with a JSON report on stdout.
 		{[]string{"--rendezvous", "rv.example.com", "--job", "j", "--world", "2"}, `--rendezvous "rv.example.com": want HOST:PORT`},
@@ -201,7 +208,7 @@ func TestJoinUsage(t *testing.T) {
 		assert.Contains(t, stderr.String(), tc.want, "%v", tc.args)
 		assert.Empty(t, stdout.String(), "%v: nothing on stdout for a usage error", tc.args)
 	}
-	t.Setenv(secretEnv, "")
+	t.Setenv(secret.Env, "")
 	var stdout, stderr bytes.Buffer
 	status := run(context.Background(), []string{"join", "--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2"}, &stdout, &stderr)
 	assert.Equal(t, 2, status)
@@ -228,7 +235,7 @@ func TestJoinBinary(t *testing.T) {
 		wg.Go(func() {
 			cmd := exec.CommandContext(ctx, bin, "join", "--rendezvous", addr, "--job", "binary",
 				"--world", fmt.Sprint(world), "--bytes", "1MiB", "--timeout", "1m")
-			cmd.Env = append(os.Environ(), secretEnv+"="+joinTestSecret)
+			cmd.Env = append(os.Environ(), secret.Env+"="+joinTestSecret)
 			var stdout, stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			err := cmd.Run()

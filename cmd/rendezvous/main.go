@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/fnmesh/fnmesh/internal/buildinfo"
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/fnmesh/fnmesh/rendezvous"
 )
 
@@ -38,10 +39,6 @@ func main() {
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
 }
-
-// secretEnv carries the job secret when no --secret-file is given (fnmesh
-// join reads the same).
-const secretEnv = "FNMESH_SECRET"
 
 // listening is told the addresses once the server listens (tests use it).
 type listening func(tcp netip.AddrPort, http net.Addr)
@@ -65,7 +62,7 @@ flags:
 	}
 	var (
 		listen     = fs.String("listen", ":7000", "TCP and UDP `HOST:PORT` to serve on")
-		secretFile = fs.String("secret-file", "", "read the job secret from this `file` (default: $"+secretEnv+")")
+		secretFile = fs.String("secret-file", "", "read the job secret from this `file` (default: $"+secret.Env+")")
 		httpAddr   = fs.String("http", "", "serve /healthz and /metrics (Prometheus text) on `HOST:PORT` (default: off)")
 		noUDP      = fs.Bool("no-udp", false, "do not answer STUN over UDP")
 		jobTimeout = fs.Duration("job-timeout", rendezvous.DefaultJobTimeout, "fail a job whose mesh is not complete this long after its first join (a complete world gets at least its punch timeout, 2 relay timeouts and 10s more)")
@@ -130,7 +127,7 @@ flags:
 		return usageErr("--log-level: %v", err)
 	}
 	// Before anything is logged: a usage error is the one line it prints.
-	secret, err := loadSecret(*secretFile)
+	jobSecret, err := secret.Load(*secretFile)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -154,8 +151,8 @@ flags:
 				"fix", "raise the hard RLIMIT_NOFILE (ulimit -Hn, systemd LimitNOFILE=) or lower --max-conns")
 		}
 	}
-	if len(secret) < 16 {
-		log.Warn("the job secret is short: use at least 32 random bytes", "bytes", len(secret))
+	if len(jobSecret) < 16 {
+		log.Warn("the job secret is short: use at least 32 random bytes", "bytes", len(jobSecret))
 	}
 
 	var lc net.ListenConfig
@@ -184,7 +181,7 @@ flags:
 		udpAddr = pc.LocalAddr().String()
 	}
 
-	srv := rendezvous.NewServer(secret,
+	srv := rendezvous.NewServer(jobSecret,
 		rendezvous.WithJobTimeout(*jobTimeout), rendezvous.WithDefaultPunchTimeout(*punch),
 		rendezvous.WithRelayTimeout(*relay), rendezvous.WithHandshakeTimeout(*handshake),
 		rendezvous.WithPingInterval(*ping), rendezvous.WithMaxConns(*maxConns),
@@ -294,23 +291,3 @@ var httpLimits = struct {
 	header, read, write, idle time.Duration
 	headerBytes               int
 }{header: 10 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: time.Minute, headerBytes: 16 << 10}
-
-// loadSecret returns the job secret: the contents of file (without trailing
-// newlines) if file is set, else the value of FNMESH_SECRET.
-func loadSecret(file string) ([]byte, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("secret: %w", err)
-		}
-		b = []byte(strings.TrimRight(string(b), "\r\n"))
-		if len(b) == 0 {
-			return nil, fmt.Errorf("secret: %s is empty", file)
-		}
-		return b, nil
-	}
-	if s := os.Getenv(secretEnv); s != "" {
-		return []byte(s), nil
-	}
-	return nil, errors.New("no job secret: pass --secret-file or set " + secretEnv)
-}

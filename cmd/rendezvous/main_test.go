@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/fnmesh/fnmesh/punch"
 	"github.com/fnmesh/fnmesh/rendezvous"
 	"github.com/stretchr/testify/assert"
@@ -48,7 +49,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestRunServesJobs(t *testing.T) {
-	t.Setenv(secretEnv, testSecret)
+	t.Setenv(secret.Env, testSecret)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
@@ -130,7 +131,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(secretEnv, tt.env)
+			t.Setenv(secret.Env, tt.env)
 			var out syncBuffer
 			code := run(context.Background(), tt.args, io.Discard, &out, nil)
 			assert.Equal(t, tt.code, code)
@@ -152,7 +153,7 @@ func TestUsageErrors(t *testing.T) {
 
 // TestPortInUse: a taken port says so and what to do, and exits 1.
 func TestPortInUse(t *testing.T) {
-	t.Setenv(secretEnv, testSecret)
+	t.Setenv(secret.Env, testSecret)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -165,7 +166,7 @@ func TestPortInUse(t *testing.T) {
 // TestHTTPIdleConnectionClosed: a keep-alive connection to --http that
 // goes idle is closed (it held a descriptor for ever).
 func TestHTTPIdleConnectionClosed(t *testing.T) {
-	t.Setenv(secretEnv, testSecret)
+	t.Setenv(secret.Env, testSecret)
 	idle := httpLimits.idle
 	httpLimits.idle = 200 * time.Millisecond
 	t.Cleanup(func() { httpLimits.idle = idle })
@@ -221,7 +222,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	require.NoError(t, os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600))
 	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret-file", secretFile, "--drain", "1s")
-	cmd.Env = append(os.Environ(), secretEnv+"=")
+	cmd.Env = append(os.Environ(), secret.Env+"=")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
@@ -282,7 +283,7 @@ func TestBinarySIGTERM(t *testing.T) {
 // the TCP listener got (not to --listen's host name resolved again), and
 // answers there.
 func TestUDPBoundWhereTCPIs(t *testing.T) {
-	t.Setenv(secretEnv, testSecret)
+	t.Setenv(secret.Env, testSecret)
 	for _, listen := range []string{"localhost:0", "127.0.0.1:0"} {
 		t.Run(listen, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -320,7 +321,7 @@ func TestUDPBoundWhereTCPIs(t *testing.T) {
 
 // TestVersion: --version needs no secret and prints one line on stdout.
 func TestVersion(t *testing.T) {
-	t.Setenv(secretEnv, "")
+	t.Setenv(secret.Env, "")
 	var stdout, stderr syncBuffer
 	require.Equal(t, 0, run(context.Background(), []string{"--version"}, &stdout, &stderr, nil))
 	out := stdout.String()

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/fnmesh/fnmesh/internal/secret"
 	"github.com/fnmesh/fnmesh/rendezvous"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,7 +22,7 @@ func TestFileLimitWarning(t *testing.T) {
 	if !ok || limit > 1<<30 {
 		t.Skipf("no finite open-file limit here (%d, %v)", limit, ok)
 	}
-	t.Setenv(secretEnv, testSecret)
+	t.Setenv(secret.Env, testSecret)
 	for _, tc := range []struct {
 		maxConns uint64 // 0: not given
 		warn     bool

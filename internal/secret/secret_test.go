@@ -1,0 +1,68 @@
+package secret
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	// sized makes a file of n bytes without writing them (sparse where
+	// the file system allows).
+	sized := func(name string, n int64) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		require.NoError(t, err)
+		require.NoError(t, f.Truncate(n))
+		require.NoError(t, f.Close())
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		file string // "" reads the environment
+		env  string
+		want string
+		err  string // when not "": the error must contain it
+	}{
+		{name: "file with LF", file: write("lf", "s3cret value\n"), want: "s3cret value"},
+		{name: "file with CRLF", file: write("crlf", "s3cret value\r\n"), want: "s3cret value"},
+		{name: "file with several trailing newlines", file: write("many", "s3cret\r\n\n\r\n"), want: "s3cret"},
+		{name: "file without a newline", file: write("bare", "s3cret"), want: "s3cret"},
+		{name: "inner newlines and spaces are kept", file: write("inner", " a\nb \n"), want: " a\nb "},
+		{name: "file wins over the environment", file: write("wins", "from-file\n"), env: "from-env", want: "from-file"},
+		{name: "file of MaxSize bytes", file: write("max", strings.Repeat("k", MaxSize)), want: strings.Repeat("k", MaxSize)},
+		{name: "empty file", file: write("empty", ""), env: "from-env", err: "secret: " + filepath.Join(dir, "empty") + " is empty"},
+		{name: "file of newlines only", file: write("newlines", "\r\n\n"), err: "is empty"},
+		{name: "missing file", file: filepath.Join(dir, "missing"), env: "from-env", err: "secret: open " + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{name: "directory", file: dir, err: "is a directory"},
+		{name: "file over MaxSize", file: sized("big", MaxSize+1), err: "holds more than 65536 bytes"},
+		// os.ReadFile allocated the file's whole size up front: the
+		// command died of "fatal error: out of memory" here.
+		{name: "1 TiB file", file: sized("huge", 1<<40), err: "holds more than 65536 bytes"},
+		{name: "environment", env: "from-env", want: "from-env"},
+		{name: "environment kept as given", env: " from-env\n", want: " from-env\n"},
+		{name: "neither", err: "no job secret: pass --secret-file or set FNMESH_SECRET"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(Env, tc.env)
+			got, err := Load(tc.file)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				assert.Nil(t, got)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+}
