@@ -213,12 +213,21 @@ func WriteVerdicts(w io.Writer, vs []Verdict) error {
 	return writeAligned(w, "llll", rows)
 }
 
-// ReadIperf3 returns the receiver's throughput in MB/s from `iperf3 -J`
-// output.
+// ReadIperf3 returns the receiver's throughput in MB/s (10^6 bytes per
+// second, as Result.MBps) from `iperf3 -J` output of one TCP stream: the
+// ceiling of one link. A run of several streams (-P) or of UDP is an error,
+// not a ceiling: parallel streams carry more than one link can.
 func ReadIperf3(r io.Reader) (float64, error) {
 	var doc struct {
 		Error string `json:"error"`
-		End   struct {
+		Start struct {
+			TestStart struct {
+				Protocol   string `json:"protocol"`
+				NumStreams int    `json:"num_streams"`
+			} `json:"test_start"`
+		} `json:"start"`
+		End struct {
+			Streams     []json.RawMessage `json:"streams"`
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
@@ -229,6 +238,13 @@ func ReadIperf3(r io.Reader) (float64, error) {
 	}
 	if doc.Error != "" {
 		return 0, fmt.Errorf("osu: iperf3 reported: %s", doc.Error)
+	}
+	ts := doc.Start.TestStart
+	if ts.Protocol != "" && ts.Protocol != "TCP" {
+		return 0, fmt.Errorf("osu: iperf3 json: a %s test, want TCP", ts.Protocol)
+	}
+	if n := max(ts.NumStreams, len(doc.End.Streams)); n > 1 {
+		return 0, fmt.Errorf("osu: iperf3 json: %d streams, want one (the ceiling of one link; run iperf3 without -P)", n)
 	}
 	if doc.End.SumReceived.BitsPerSecond <= 0 {
 		return 0, errors.New("osu: iperf3 json: no end.sum_received.bits_per_second")
