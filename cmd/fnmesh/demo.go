@@ -228,12 +228,16 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	began := time.Now()
 	var errs []error
 	var ran, failed, notRun []string
+	var why error // why the steps in notRun were not run
 	for _, s := range demoSteps {
 		if slices.Contains(cfg.skip, s.name) {
 			continue
 		}
-		if ctx.Err() != nil {
+		if why == nil && ctx.Err() != nil {
 			// Interrupted or out of time: the steps left would only fail.
+			why = context.Cause(ctx)
+		}
+		if why != nil {
 			notRun = append(notRun, s.name)
 			continue
 		}
@@ -241,8 +245,8 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 		if err := s.run(ctx, env); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
 			failed = append(failed, s.name)
-			if env.meshes == nil {
-				break // no mesh, nothing later can run
+			if env.meshes == nil && ctx.Err() == nil {
+				why = errors.New("no mesh") // nothing later can run
 			}
 		}
 	}
@@ -252,9 +256,8 @@ func demo(ctx context.Context, cfg demoConfig, out io.Writer, logger *slog.Logge
 	}
 	stopped := ""
 	if len(notRun) > 0 {
-		cause := context.Cause(ctx)
-		stopped = fmt.Sprintf("; stopped (%v), not run: %s", cause, strings.Join(notRun, ", "))
-		errs = append(errs, fmt.Errorf("not run: %s: %w", strings.Join(notRun, ", "), cause))
+		stopped = fmt.Sprintf("; stopped (%v), not run: %s", why, strings.Join(notRun, ", "))
+		errs = append(errs, fmt.Errorf("not run: %s: %w", strings.Join(notRun, ", "), why))
 	}
 	fmt.Fprintf(out, "\n%s (%s) in %s%s\n", verdict, strings.Join(ran, ", "), humanDuration(time.Since(began)), stopped)
 	return errors.Join(errs...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -48,6 +49,7 @@ type collRow struct {
 
 // collOutcome is what one rank saw of one row.
 type collOutcome struct {
+	ran        bool      // false: the demo was stopped before the row
 	start, end time.Time // when the rank called the collective and when it returned (with its check)
 	err        error
 }
@@ -60,6 +62,7 @@ type collResult struct {
 	Took       time.Duration // from the common start to the last rank's return
 	OK         int           // ranks whose result matched the oracle
 	Err        string        // the first failure, with the rank
+	NotRun     bool          // the demo was stopped before the row
 }
 
 // demoCollectives runs the collectives over the communicators on the
@@ -97,6 +100,9 @@ func demoCollectives(ctx context.Context, env *demoEnv) error {
 		wg.Go(func() {
 			for i, row := range rows {
 				outcomes[i][r] = runCollRow(ctx, c, row, line)
+				if !outcomes[i][r].ran {
+					return // every rank stops at the same row
+				}
 			}
 		})
 	}
@@ -106,6 +112,11 @@ func demoCollectives(ctx context.Context, env *demoEnv) error {
 	results := make([]collResult, len(rows))
 	for i, row := range rows {
 		res := collResult{Collective: row.c.op.String(), Algorithm: algoName(row.algo), Data: row.c.data}
+		if !outcomes[i][0].ran {
+			res.NotRun = true
+			results[i] = res
+			continue
+		}
 		for _, o := range outcomes[i] {
 			res.Took = max(res.Took, o.end.Sub(o.start))
 			if o.err == nil {
@@ -116,7 +127,7 @@ func demoCollectives(ctx context.Context, env *demoEnv) error {
 		}
 		results[i] = res
 	}
-	return printCollResults(env, results, p, total)
+	return printCollResults(env, results, p, total, context.Cause(ctx))
 }
 
 // lineUp is a reusable barrier for the workers' goroutines. The workers of
@@ -128,51 +139,69 @@ type lineUp struct {
 	n, in   int
 	release chan struct{}
 	at      time.Time // when the last one arrived
+	stop    bool      // the last one to arrive saw its context done
 }
 
 func newLineUp(n int) *lineUp { return &lineUp{n: n, release: make(chan struct{})} }
 
 // wait blocks until all n have called it and returns the instant the last
-// one did.
-func (l *lineUp) wait() time.Time {
+// one did, and whether that one found ctx done: the same answer for all n,
+// so that they all stop at the same row (a rank that stopped alone would
+// leave the others waiting here). wait does not take ctx for itself: every
+// caller arrives, as soon as its previous row returns.
+func (l *lineUp) wait(ctx context.Context) (time.Time, bool) {
 	l.mu.Lock()
 	l.in++
 	if l.in == l.n {
-		l.at = time.Now()
+		l.at, l.stop = time.Now(), ctx.Err() != nil
 		close(l.release)
 		l.release, l.in = make(chan struct{}), 0
-		at := l.at
+		at, stop := l.at, l.stop
 		l.mu.Unlock()
-		return at
+		return at, stop
 	}
 	ch := l.release
 	l.mu.Unlock()
 	<-ch
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.at // not overwritten before this caller's next wait
+	return l.at, l.stop // not overwritten before this caller's next wait
 }
 
 // runCollRow runs one row on one rank: force the row's algorithm, wait
 // for the others, then run the collective and check its result. Every rank
 // of the row is timed from the same instant, so the slowest rank's time is
-// the collective's.
+// the collective's. If the demo was stopped (ctx done) by the time the last
+// rank lined up, no rank runs the row (ran is false).
+//
+// The collective's errors already name the rank; a failed check (a
+// mismatch) and a refused tuning are named here.
 func runCollRow(ctx context.Context, c *collective.Comm, row collRow, line *lineUp) collOutcome {
 	t := c.Tuning()
 	t.Force[row.c.op] = row.algo
 	setErr := c.SetTuning(t)
-	o := collOutcome{start: line.wait()}
+	start, stop := line.wait(ctx)
+	if stop {
+		return collOutcome{}
+	}
+	o := collOutcome{ran: true, start: start}
 	if setErr != nil {
 		o.end, o.err = o.start, fmt.Errorf("rank %d: %w", c.Rank(), setErr)
 		return o
 	}
 	o.err = row.run(ctx, c)
 	o.end = time.Now()
-	if o.err != nil {
+	var m mismatch
+	if errors.As(o.err, &m) {
 		o.err = fmt.Errorf("rank %d: %w", c.Rank(), o.err)
 	}
 	return o
 }
+
+// mismatch is a result that differs from the oracle.
+type mismatch struct{ error }
+
+func mismatchf(format string, args ...any) error { return mismatch{fmt.Errorf(format, args...)} }
 
 // algoName is the algorithm's name without its collective's.
 func algoName(a collective.Algorithm) string {
@@ -183,36 +212,50 @@ func algoName(a collective.Algorithm) string {
 	return s
 }
 
-// printCollResults writes the table and the summary line.
-func printCollResults(env *demoEnv, results []collResult, p int, total time.Duration) error {
+// printCollResults writes the table and the summary line; stopped is why
+// the rows not run were not.
+func printCollResults(env *demoEnv, results []collResult, p int, total time.Duration, stopped error) error {
 	tw := tabwriter.NewWriter(env.out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "collective\talgorithm\tdata\ttime\tresult")
-	failed, prev := 0, ""
+	failed, notRun, prev := 0, 0, ""
 	for _, r := range results {
 		name := r.Collective
 		if name == prev {
 			name = "" // one name per group of algorithms
 		}
 		prev = r.Collective
-		verdict := fmt.Sprintf("ok on all %d ranks", p)
-		if r.OK < p {
+		took, verdict := humanDuration(r.Took), fmt.Sprintf("ok on all %d ranks", p)
+		switch {
+		case r.NotRun:
+			notRun++
+			took, verdict = "-", "not run"
+		case r.OK < p:
 			failed++
 			verdict = fmt.Sprintf("FAILED on %d of %d ranks: %s", p-r.OK, p, r.Err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.Algorithm, r.Data, humanDuration(r.Took), verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.Algorithm, r.Data, took, verdict)
 	}
 	tw.Flush()
 	ops := map[string]bool{}
 	for _, r := range results {
 		ops[r.Collective] = true
 	}
-	outcome := fmt.Sprintf("all %d checked out on every rank", len(results))
+	var outcome []string
+	if failed == 0 && notRun == 0 {
+		outcome = append(outcome, fmt.Sprintf("all %d checked out on every rank", len(results)))
+	}
 	if failed > 0 {
-		outcome = fmt.Sprintf("%d of %d FAILED", failed, len(results))
+		outcome = append(outcome, fmt.Sprintf("%d of %d FAILED", failed, len(results)))
+	}
+	if notRun > 0 {
+		outcome = append(outcome, fmt.Sprintf("%d not run (%v)", notRun, stopped))
 	}
 	fmt.Fprintf(env.out, "\n%d runs of %d collectives over %d ranks: %s, in %s\n",
-		len(results), len(ops), p, outcome, humanDuration(total))
-	if failed > 0 {
+		len(results), len(ops), p, strings.Join(outcome, ", "), humanDuration(total))
+	switch {
+	case notRun > 0:
+		return fmt.Errorf("%d of %d collective runs failed, %d not run: %w", failed, len(results), notRun, stopped)
+	case failed > 0:
 		return fmt.Errorf("%d of %d collective runs failed", failed, len(results))
 	}
 	return nil
@@ -311,14 +354,14 @@ func sumInts(xs []int) int {
 // sameBytes says where got differs from want.
 func sameBytes(what string, got, want []byte) error {
 	if len(got) != len(want) {
-		return fmt.Errorf("%s: %d bytes, want %d", what, len(got), len(want))
+		return mismatchf("%s: %d bytes, want %d", what, len(got), len(want))
 	}
 	if bytes.Equal(got, want) {
 		return nil
 	}
 	for i := range got {
 		if got[i] != want[i] {
-			return fmt.Errorf("%s: byte %d is %#02x, want %#02x", what, i, got[i], want[i])
+			return mismatchf("%s: byte %d is %#02x, want %#02x", what, i, got[i], want[i])
 		}
 	}
 	return nil
@@ -327,7 +370,7 @@ func sameBytes(what string, got, want []byte) error {
 // sameBlocks compares a result of one block per rank.
 func sameBlocks(what string, got, want [][]byte) error {
 	if len(got) != len(want) {
-		return fmt.Errorf("%s: %d blocks, want %d", what, len(got), len(want))
+		return mismatchf("%s: %d blocks, want %d", what, len(got), len(want))
 	}
 	for j := range got {
 		if err := sameBytes(fmt.Sprintf("%s: block from rank %d", what, j), got[j], want[j]); err != nil {
@@ -340,11 +383,11 @@ func sameBlocks(what string, got, want [][]byte) error {
 // sameValues says where got differs from want.
 func sameValues[T collective.Number](got, want []T) error {
 	if len(got) != len(want) {
-		return fmt.Errorf("%d elements, want %d", len(got), len(want))
+		return mismatchf("%d elements, want %d", len(got), len(want))
 	}
 	for i := range got {
 		if got[i] != want[i] {
-			return fmt.Errorf("element %d is %v, want %v", i, got[i], want[i])
+			return mismatchf("element %d is %v, want %v", i, got[i], want[i])
 		}
 	}
 	return nil
@@ -364,7 +407,7 @@ func cloneBlocks[T any](in [][]T) [][]T {
 // kept checks that a collective left its caller's input as it was.
 func kept[T comparable](mine, orig []T) error {
 	if !slices.Equal(mine, orig) {
-		return fmt.Errorf("the collective changed this rank's input buffer")
+		return mismatchf("the collective changed this rank's input buffer")
 	}
 	return nil
 }
@@ -380,7 +423,7 @@ func collBarrier(p int) collCase {
 				return err
 			}
 			if got := arrived.Load(); got != int64(p) {
-				return fmt.Errorf("left the barrier when %d of %d ranks had entered it", got, p)
+				return mismatchf("left the barrier when %d of %d ranks had entered it", got, p)
 			}
 			return nil
 		}
@@ -432,7 +475,7 @@ func collGather(g *collGen, p, n, root int) collCase {
 				case !slices.Equal(mine[c.Rank()], in[c.Rank()]):
 					return kept(mine[c.Rank()], in[c.Rank()]) // the caller's buffer is the caller's
 				case c.Rank() != root && got != nil:
-					return fmt.Errorf("a result off the root")
+					return mismatchf("a result off the root")
 				case c.Rank() != root:
 					return nil
 				}
@@ -634,7 +677,7 @@ func collReduce[T collective.Number](p, root int, in [][]T, op collective.Op[T],
 				case !slices.Equal(mine[c.Rank()], in[c.Rank()]):
 					return kept(mine[c.Rank()], in[c.Rank()]) // the caller's buffer is the caller's
 				case c.Rank() != root && got != nil:
-					return fmt.Errorf("a result off the root")
+					return mismatchf("a result off the root")
 				case c.Rank() != root:
 					return nil
 				}

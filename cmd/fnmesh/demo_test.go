@@ -444,3 +444,108 @@ func TestDemoInterrupted(t *testing.T) {
 		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
 	})
 }
+
+// Interrupted during the collectives step, the demo runs no further
+// collective: the row in flight fails (its error naming the rank once) and
+// the rest are "not run", with the reason. It used to run all 26 rows on the
+// cancelled communicators, print each as FAILED with the same error, and
+// name the rank twice in it ("rank 0: collective: rank 0: barrier: ...").
+func TestDemoInterruptedInCollectives(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		saved := demoSteps
+		defer func() { demoSteps = saved }()
+		// Fires 1 ms (of the bubble's time) into the first collective, a
+		// barrier that takes at least a 4 ms round trip.
+		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
+			time.AfterFunc(time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
+			return nil
+		}}
+		demoSteps = []demoStep{saved[0], interrupt, saved[1], saved[2]}
+
+		var stdout, stderr bytes.Buffer
+		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--coll-bytes", "4KiB"}, &stdout, &stderr)
+		out := stdout.String()
+		t.Log("\n" + out)
+		assert.Equal(t, 1, status)
+		rows := parseCollTable(out)
+		require.NotEmpty(t, rows)
+		assert.Regexp(t, `^FAILED on 3 of 3 ranks: collective: rank \d: barrier: interrupt signal received$`, rows[0].result)
+		for _, r := range rows[1:] {
+			assert.Equal(t, "not run", r.result, "%s %s", r.collective, r.algorithm)
+		}
+		n := len(rows)
+		assert.Contains(t, out, fmt.Sprintf("\n%d runs of 10 collectives over 3 ranks: 1 of %d FAILED, %d not run (interrupt signal received), in ", n, n, n-1))
+		assert.Regexp(t, `\nFAILED: collectives \(mesh, interrupt, collectives\) in .*; stopped \(interrupt signal received\), not run: frame\n$`, out)
+		assert.Contains(t, stderr.String(), fmt.Sprintf("collectives: 1 of %d collective runs failed, %d not run: interrupt signal received", n, n-1))
+	})
+}
+
+// A failed check says which rank saw it; the collective's own errors
+// already do, and pass unchanged.
+func TestRunCollRowNamesRankOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	comms, err := collective.Local(ctx, 2)
+	require.NoError(t, err)
+	defer func() {
+		for _, c := range comms {
+			c.Close()
+		}
+	}()
+	c := comms[1]
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"mismatch", sameValues([]int64{1, 2}, []int64{1, 3}), "rank 1: element 1 is 2, want 3"},
+		{"collective", errors.New("collective: bcast: rank 1: link to rank 0: peer closed the link"), "collective: bcast: rank 1: link to rank 0: peer closed the link"},
+		{"none", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc := collCase{op: collective.OpBcast}
+			row := collRow{c: &cc, algo: collective.Auto, run: func(context.Context, *collective.Comm) error { return tc.err }}
+			o := runCollRow(ctx, c, row, newLineUp(1))
+			require.True(t, o.ran)
+			if tc.want == "" {
+				require.NoError(t, o.err)
+				return
+			}
+			require.EqualError(t, o.err, tc.want)
+		})
+	}
+	// Once ctx is done, the row is not run at all.
+	done, stop := context.WithCancel(ctx)
+	stop()
+	ran := false
+	o := runCollRow(done, c, collRow{c: &collCase{op: collective.OpBcast}, algo: collective.Auto,
+		run: func(context.Context, *collective.Comm) error { ran = true; return nil }}, newLineUp(1))
+	assert.False(t, o.ran)
+	assert.False(t, ran)
+}
+
+// Interrupted while the mesh is being made, the demo says it was stopped
+// and which steps it did not run; it used to say only "FAILED: mesh".
+func TestDemoInterruptedInMesh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		saved := demoSteps
+		defer func() { demoSteps = saved }()
+		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
+			time.AfterFunc(10*time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
+			return nil
+		}}
+		demoSteps = []demoStep{interrupt, saved[0], saved[1], saved[2]}
+
+		var stdout, stderr bytes.Buffer
+		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms"}, &stdout, &stderr)
+		out := stdout.String()
+		t.Log("\n" + out)
+		assert.Equal(t, 1, status)
+		assert.Regexp(t, `\nFAILED: mesh \(interrupt, mesh\) in .*; stopped \(interrupt signal received\), not run: collectives, frame\n$`, out)
+		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
+	})
+}
