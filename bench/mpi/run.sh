@@ -18,8 +18,11 @@
 #   -progress, ...) to fnmesh bench only (see `fnmesh bench -h`). Boolean
 #   flags take the -flag=value form.
 # e.g. a quick look: bench/mpi/run.sh -max 1M -iters 200 -warmup 20
-# CONGESTION=name sets the TCP congestion control of fnmesh's links and of
-# iperf3 (default cubic, fnmesh's default); Open MPI uses the system's.
+# CONGESTION=name sets the TCP congestion control of fnmesh's links, of
+# iperf3 and of Open MPI (default cubic, fnmesh's default): Open MPI cannot
+# choose its own, so where the system's default differs the measurement runs
+# in a network namespace whose default is name (root needed).
+# MPI_CONGESTION=system leaves Open MPI on the system's default (unequal).
 #
 # Results land in DIR (default bench/results/<date>-<time>): iperf3-N.json,
 # fnmesh.csv/.json/.png, openmpi.csv, compare.txt and ratio.png.
@@ -38,6 +41,13 @@ while (($#)); do
 	*) break ;;
 	esac
 done
+case ${MPI_CONGESTION:-same} in
+same | system) ;;
+*)
+	echo "run.sh: MPI_CONGESTION=$MPI_CONGESTION: want same or system" >&2
+	exit 2
+	;;
+esac
 # Measurement flags go to both tools; the others (-algo, -checksum, -procs,
 # -progress, ...) only to fnmesh bench.
 flags=()
@@ -54,6 +64,16 @@ while (($#)); do
 			flags+=("$1" "${2:?$1 needs a value}")
 			shift 2
 		fi
+		;;
+	np | repeat | out)
+		# Here they would reach fnmesh bench alone: fnmesh at one rank count
+		# (best of two runs) against Open MPI at each, and so on.
+		echo "run.sh: $1 must come before the bench flags (usage at the top of run.sh)" >&2
+		exit 2
+		;;
+	csv | json | png | congestion)
+		echo "run.sh: $1 is run.sh's to set (CONGESTION=name for the congestion control)" >&2
+		exit 2
 		;;
 	*)
 		fnmesh_only+=("$1")
@@ -89,11 +109,45 @@ mpicc -O2 -o "$out/osu" bench/mpi/osu.c
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_include lo)
 
+# One congestion control for all three tools. fnmesh and iperf3 set theirs
+# on each socket; Open MPI cannot and takes the network namespace's default.
+# Where that differs (BBR on the reference machine), the measurement runs in
+# a network namespace of its own whose default is $congestion (the host's
+# is left alone); everything measured runs there, so that the three share
+# one loopback and one set of TCP settings. MPI_CONGESTION=system keeps
+# Open MPI on the system's default instead: an unequal comparison (BBR paces
+# bursts of large messages to half the speed), said so in machine.txt.
+system_cc=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
+ns=()
+case ${MPI_CONGESTION:-same} in
+same)
+	if [[ $system_cc != "$congestion" ]]; then
+		if [[ $(id -u) -ne 0 ]] || ! command -v ip >/dev/null; then
+			echo "run.sh: Open MPI would run on the system's $system_cc while fnmesh and iperf3 run $congestion;" \
+				"run as root (a network namespace with $congestion as its default) or set MPI_CONGESTION=system" >&2
+			exit 1
+		fi
+		netns=fnmesh-bench-$$
+		ip netns add "$netns"
+		trap 'ip netns del "$netns" 2>/dev/null || true' EXIT
+		ip -n "$netns" link set lo up
+		ip netns exec "$netns" sysctl -qw net.ipv4.tcp_congestion_control="$congestion"
+		ns=(ip netns exec "$netns")
+	fi
+	;;
+system) ;;
+esac
+mpi_cc=$("${ns[@]}" cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
+
 {
 	echo "date: $(date -u +%FT%TZ)"
 	echo "host: $(hostname), $(nproc) CPUs, $(uname -r)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "tcp congestion control: system $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null) (Open MPI's), fnmesh links and iperf3 $congestion"
+	if [[ $mpi_cc == "$congestion" ]]; then
+		echo "tcp congestion control: $congestion for fnmesh's links, iperf3 and Open MPI (system default $system_cc${ns[*]:+; measured in network namespace $netns})"
+	else
+		echo "tcp congestion control: UNEQUAL: Open MPI $mpi_cc (the system's, MPI_CONGESTION=system), fnmesh's links and iperf3 $congestion"
+	fi
 	echo "go: $(go version)"
 	echo "mpirun: $(mpirun --version 2>&1 | head -n1)"
 	echo "iperf3: $(iperf3 --version 2>&1 | head -n1)"
@@ -104,19 +158,20 @@ mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_in
 # the kernel's limit for one link (with -repeat, the best of N), with the
 # congestion control of fnmesh's links (CONGESTION, default cubic, given to
 # fnmesh bench -congestion too: see punch.WithCongestionControl), so that the
-# ceiling and the links are paced alike. Open MPI keeps the system's default,
-# which machine.txt records (BBR paces, and halves this ceiling).
+# ceiling and the links are paced alike; Open MPI runs on the same (see the
+# network namespace above), which machine.txt records (BBR paces, and halves
+# this ceiling).
 iperf() { # iperf OUTFILE
 	local port=$((20000 + RANDOM % 20000)) server
-	iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+	"${ns[@]}" iperf3 -s -1 -B 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 	server=$!
 	# Wait (up to 30 s on a loaded machine) until the server listens, then
 	# measure once; never leave the server behind.
 	for _ in $(seq 300); do
-		ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
+		"${ns[@]}" ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && break
 		sleep 0.1
 	done
-	if ! timeout 60 iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 1M -C "$congestion" -J >"$1"; then
+	if ! timeout 60 "${ns[@]}" iperf3 -c 127.0.0.1 -p "$port" -t 5 -l 1M -C "$congestion" -J >"$1"; then
 		echo "run.sh: iperf3 failed (see $1)" >&2
 	fi
 	kill "$server" 2>/dev/null || true
@@ -136,11 +191,11 @@ for np in $nps; do
 		tag="np$np"
 		((repeat > 1)) && tag="np$np-run$rep"
 		echo "== fnmesh bench, np=$np (run $rep of $repeat)"
-		"$out/fnmesh" bench -np "$np" -csv "$out/fnmesh-$tag.csv" -json "$out/fnmesh-$tag.json" \
+		"${ns[@]}" "$out/fnmesh" bench -np "$np" -csv "$out/fnmesh-$tag.csv" -json "$out/fnmesh-$tag.json" \
 			-png "$out/fnmesh-$tag.png" -congestion "$congestion" "${flags[@]}" "${fnmesh_only[@]}"
 		cat "$out/fnmesh-$tag.csv" >>"$out/fnmesh.csv"
 		echo "== Open MPI (bench/mpi/osu.c), np=$np (run $rep of $repeat)"
-		"${mpi[@]}" -np "$np" "$out/osu" "${flags[@]}" | tee "$out/openmpi-$tag.csv"
+		"${ns[@]}" "${mpi[@]}" -np "$np" "$out/osu" "${flags[@]}" | tee "$out/openmpi-$tag.csv"
 		cat "$out/openmpi-$tag.csv" >>"$out/openmpi.csv"
 	done
 done
@@ -149,6 +204,12 @@ echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$out/machine.txt"
 echo "== fnmesh / Open MPI"
 ceiling=()
 ((${#ceilings[@]})) && ceiling=(-iperf3 "$(IFS=,; echo "${ceilings[*]}")")
-"$out/fnmesh" bench compare "${ceiling[@]}" -png "$out/ratio.png" \
-	-names fnmesh,openmpi "$out/fnmesh.csv" "$out/openmpi.csv" | tee "$out/compare.txt"
+{
+	if [[ $mpi_cc != "$congestion" ]]; then
+		echo "WARNING: unequal congestion control: Open MPI on $mpi_cc, fnmesh's links on $congestion (MPI_CONGESTION=system)"
+		echo
+	fi
+	"$out/fnmesh" bench compare "${ceiling[@]}" -png "$out/ratio.png" \
+		-names fnmesh,openmpi "$out/fnmesh.csv" "$out/openmpi.csv"
+} | tee "$out/compare.txt"
 echo "== results in $out"
