@@ -70,7 +70,9 @@ type outItem struct {
 // then the member's life in its job.
 func (s *Server) serveControl(c net.Conn) {
 	nonce := newNonce()
-	c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	// Through setDeadline: a shutdown that begins now or later cuts the
+	// write short (a client that does not read would hold it up).
+	s.setDeadline(c.SetWriteDeadline, time.Now().Add(s.cfg.handshakeTimeout))
 	if err := writeMessage(c, challenge{Nonce: nonce, PingInterval: s.cfg.pingInterval}); err != nil {
 		return
 	}
@@ -112,7 +114,7 @@ func (s *Server) serveControl(c net.Conn) {
 		return
 	}
 	// From here on the member's job tells it of a shutdown.
-	if !s.setPhase(c, phaseBusy) {
+	if !s.setPhase(c, phaseMember) {
 		s.rejectShutdown(c)
 		return
 	}
@@ -138,13 +140,13 @@ func (s *Server) serveControl(c net.Conn) {
 func (m *member) readLoop() {
 	br := bufio.NewReaderSize(m.conn, 256)
 	idle := 3 * m.s.cfg.pingInterval
-	deadline := refresher{set: m.conn.SetReadDeadline, d: idle}
+	deadline := refresher{set: m.setReadDeadline, d: idle}
 	isDone := false // the member said done: it closes now, or within the handshake timeout
 	for {
 		if m.isFinal() {
 			// An error frame is on its way: give the client a moment to
 			// read it and close, then close.
-			m.conn.SetReadDeadline(time.Now().Add(time.Second))
+			m.setReadDeadline(time.Now().Add(time.Second))
 			io.Copy(io.Discard, io.LimitReader(br, 64<<10))
 			return
 		}
@@ -179,7 +181,7 @@ func (m *member) readLoop() {
 				// connection may not outlive the job by more than a
 				// handshake timeout.
 				isDone = true
-				m.conn.SetReadDeadline(time.Now().Add(m.s.cfg.handshakeTimeout))
+				m.setReadDeadline(time.Now().Add(m.s.cfg.handshakeTimeout))
 				if !m.s.setPhase(m.conn, phaseIdle) {
 					return // shutting down: nothing more is owed to it
 				}
@@ -198,6 +200,19 @@ func (m *member) readLoop() {
 	}
 }
 
+// setReadDeadline and setWriteDeadline set the connection's deadlines as
+// the server allows (no later than its shutdown allows, once it is shutting
+// down).
+func (m *member) setReadDeadline(t time.Time) error {
+	m.s.setDeadline(m.conn.SetReadDeadline, t)
+	return nil
+}
+
+func (m *member) setWriteDeadline(t time.Time) error {
+	m.s.setDeadline(m.conn.SetWriteDeadline, t)
+	return nil
+}
+
 func isNetClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
 // connLost reports whether err ended a connection rather than a frame: the
@@ -214,7 +229,7 @@ func connLost(err error) bool {
 func (m *member) writeLoop() {
 	t := time.NewTicker(m.s.cfg.pingInterval)
 	defer t.Stop()
-	m.wdeadline = refresher{set: m.conn.SetWriteDeadline, d: m.s.cfg.handshakeTimeout}
+	m.wdeadline = refresher{set: m.setWriteDeadline, d: m.s.cfg.handshakeTimeout}
 	m.ping() // an early round-trip sample, before the world may complete
 	for {
 		select {
@@ -266,7 +281,7 @@ func (m *member) flush() bool {
 			if cw, ok := m.conn.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
-			m.conn.SetReadDeadline(time.Now().Add(time.Second)) // wakes the reader if the client stays silent
+			m.setReadDeadline(time.Now().Add(time.Second)) // wakes the reader if the client stays silent
 			return false
 		}
 	}

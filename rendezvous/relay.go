@@ -237,7 +237,7 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 		} else {
 			// The job failed: counted by outcome, as for its members'
 			// control connections, not as a rejection.
-			rejectConn(c, slot.err, rejectTimeout)
+			s.rejectConn(c, slot.err, rejectTimeout)
 		}
 		return false
 	case <-w.done:
@@ -296,7 +296,7 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 	}
 	for _, i := range []int{1 - side, side} {
 		c := slot.conns[i]
-		c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+		s.setDeadline(c.SetWriteDeadline, time.Now().Add(s.cfg.handshakeTimeout))
 		if err := writeMessage(c, relayReady{}); err != nil {
 			e := &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
 			s.met.relayFailures.Add(1)

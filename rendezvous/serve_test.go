@@ -48,7 +48,7 @@ func TestOverloadRefusalsBounded(t *testing.T) {
 		if errors.Is(err, syscall.ECONNRESET) {
 			// Reset at once (over maxRefusing), before this busy dialer
 			// had seen its connect complete: a refusal too.
-			peak = max(peak, goroutinesIn("rendezvous.rejectConn"))
+			peak = max(peak, goroutinesIn("rendezvous.(*Server).rejectConn"))
 			continue
 		}
 		require.NoError(t, err)
@@ -56,11 +56,11 @@ func TestOverloadRefusalsBounded(t *testing.T) {
 		// Keep sending and never close: a refusal's drain runs its whole
 		// time.
 		_, _ = c.Write(make([]byte, 100))
-		peak = max(peak, goroutinesIn("rendezvous.rejectConn"))
+		peak = max(peak, goroutinesIn("rendezvous.(*Server).rejectConn"))
 	}
 	require.Eventually(t, func() bool { return srv.Metrics().Rejected[CodeOverloaded] == flood },
 		5*time.Second, 5*time.Millisecond)
-	peak = max(peak, goroutinesIn("rendezvous.rejectConn"))
+	peak = max(peak, goroutinesIn("rendezvous.(*Server).rejectConn"))
 	assert.LessOrEqual(t, peak, maxRefusing, "handlers refusing connections at once")
 	assert.Positive(t, peak, "some refusals get their error frame")
 
@@ -77,7 +77,7 @@ func TestOverloadRefusalsBounded(t *testing.T) {
 	assert.Positive(t, answered)
 
 	srv.stop(t)
-	assert.Zero(t, goroutinesIn("rendezvous.rejectConn"), "refusals outlived Serve")
+	assert.Zero(t, goroutinesIn("rendezvous.(*Server).rejectConn"), "refusals outlived Serve")
 	srv.mu.Lock()
 	assert.Empty(t, srv.refusing)
 	srv.mu.Unlock()

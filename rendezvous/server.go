@@ -34,21 +34,40 @@ type Server struct {
 	refusing map[net.Conn]struct{}  // connections over the limit being sent their error
 	serving  bool                   // Serve has started (it is never reset)
 	closing  bool
+	answerBy time.Time     // once closing: no connection but a relay's may have a deadline later than this
 	shutdown chan struct{} // closed when shutdown starts
 	handlers sync.WaitGroup
 }
 
 // connPhase is where a connection's handler is, as far as a shutdown is
-// concerned: only established relays (and members being told their job's
-// end) may hold it up; every other connection is woken at once.
+// concerned: only established relays may hold it up for the drain timeout;
+// members being told their job's end get shutdownAnswerTimeout, and every
+// other connection is woken at once (its reads and its writes: a client
+// that stopped reading must not hold a write, and the shutdown, up).
 type connPhase uint8
 
 const (
 	phaseNew       connPhase = iota // accepted; its handler has not armed its handshake deadline yet
-	phaseHandshake                  // reading its first frames: told "shutdown" at once
+	phaseHandshake                  // reading its first frames, or writing the challenge: told "shutdown" at once
 	phaseIdle                       // STUN, or a member that is done: closed at once
-	phaseBusy                       // a member of a job (its job tells it) or a relay (drained)
+	phaseMember                     // a member of a job: its job tells it, within shutdownAnswerTimeout
+	phaseBusy                       // a relay (drained)
 )
+
+// setDeadline sets one of c's deadlines (set is c.SetReadDeadline,
+// c.SetWriteDeadline or c.SetDeadline) to t; once the server is shutting
+// down, to no later than s.answerBy. Under s.mu, as stop sets the deadlines
+// that wake connections: a handler cannot re-arm a deadline a shutdown has
+// just cut short past what the shutdown allows. Every deadline of a
+// connection that is not an established relay is set through it.
+func (s *Server) setDeadline(set func(time.Time) error, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing && (t.IsZero() || t.After(s.answerBy)) {
+		t = s.answerBy
+	}
+	set(t)
+}
 
 // setPhase records c's phase; it reports false, changing nothing, once the
 // server is shutting down. A handler arms its deadlines before it calls
@@ -72,8 +91,9 @@ func errShutdown() *Error {
 }
 
 // shutdownAnswerTimeout bounds answering a connection that had not
-// identified itself when shutdown began: a client that does not close
-// after reading its error must not hold the shutdown up.
+// identified itself when shutdown began (a client that does not close
+// after reading its error must not hold the shutdown up), and telling a
+// member of a job that the server is shutting down.
 const shutdownAnswerTimeout = time.Second
 
 // maxRefusing bounds the connections over --max-conns that are sent an
@@ -268,7 +288,7 @@ func (s *Server) track(c net.Conn) bool {
 		}
 		go func() {
 			defer s.handlers.Done()
-			rejectConn(c, &Error{Code: CodeOverloaded, Rank: -1,
+			s.rejectConn(c, &Error{Code: CodeOverloaded, Rank: -1,
 				Msg: fmt.Sprintf("server at its limit of %d connections; retry later", s.cfg.maxConns)}, refuseTimeout)
 			s.mu.Lock()
 			delete(s.refusing, c)
@@ -303,14 +323,23 @@ func (s *Server) stop() {
 		return
 	}
 	s.closing = true
+	s.answerBy = time.Now().Add(shutdownAnswerTimeout)
 	close(s.shutdown)
 	// Connections that are not in a job nor relaying are woken now: their
 	// handlers answer "shutdown" (a connection that has not identified
 	// itself yet) or just close (STUN, a member that is done), instead of
-	// holding the shutdown up until their handshake timeout.
+	// holding the shutdown up until their handshake timeout. Their writes
+	// too: a client that stopped reading holds a write (the challenge, a
+	// STUN answer, a ping) until its deadline. Members are told by their
+	// jobs (below), and given until answerBy to read it: a writer blocked
+	// on a member that does not read fails then, and closes.
 	for c, p := range s.conns {
-		if p == phaseHandshake || p == phaseIdle {
+		switch p {
+		case phaseHandshake, phaseIdle:
+			c.SetWriteDeadline(time.Unix(1, 0))
 			c.SetReadDeadline(time.Unix(1, 0))
+		case phaseMember:
+			c.SetDeadline(s.answerBy)
 		}
 	}
 	jobs := make([]*job, 0, len(s.jobs))
@@ -347,7 +376,7 @@ func (s *Server) stop() {
 // handleConn demultiplexes a new connection by its first bytes: an fnmesh
 // frame (control or relay) or a STUN message.
 func (s *Server) handleConn(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	s.setDeadline(c.SetReadDeadline, time.Now().Add(s.cfg.handshakeTimeout))
 	if !s.setPhase(c, phaseHandshake) {
 		s.rejectShutdown(c)
 		return
@@ -386,7 +415,7 @@ func (s *Server) reject(c net.Conn, err error) {
 	e := asProtoError(err)
 	s.met.rejected(e.Code)
 	s.cfg.log.Info("rejected connection", "remote", c.RemoteAddr(), "code", e.Code.String(), "err", e.Msg)
-	rejectConn(c, e, rejectTimeout)
+	s.rejectConn(c, e, rejectTimeout)
 }
 
 // rejectRead answers a failed read of a connection's first frames: with
@@ -403,7 +432,7 @@ func (s *Server) rejectRead(c net.Conn, err error) {
 // relay that the server is shutting down, briefly (shutdownAnswerTimeout).
 func (s *Server) rejectShutdown(c net.Conn) {
 	s.met.rejected(CodeShutdown)
-	rejectConn(c, errShutdown(), shutdownAnswerTimeout)
+	s.rejectConn(c, errShutdown(), shutdownAnswerTimeout)
 }
 
 // asProtoError turns a read or decode error into the *Error to send.
@@ -424,23 +453,18 @@ func asProtoError(err error) *Error {
 }
 
 // rejectConn writes an error frame, half-closes, lets the client read it and
-// closes c, all within d. The error reaches the client even if it still had
-// bytes in flight (closing with unread input would reset the connection
-// instead).
-func rejectConn(c net.Conn, e *Error, d time.Duration) {
+// closes c, all within d (and, once shutdown has begun, within its
+// answerBy). The error reaches the client even if it still had bytes in
+// flight (closing with unread input would reset the connection instead).
+func (s *Server) rejectConn(c net.Conn, e *Error, d time.Duration) {
 	end := time.Now().Add(d)
-	c.SetWriteDeadline(end)
+	s.setDeadline(c.SetWriteDeadline, end)
 	writeMessage(c, errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg})
-	closeAfterError(c, time.Until(end))
-}
-
-// closeAfterError half-closes c, reads what the client still sends for up
-// to drain (so that the close does not reset the error frame away) and
-// closes it.
-func closeAfterError(c net.Conn, drain time.Duration) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok && drain > 0 {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && time.Until(end) > 0 {
+		// Read what the client still sends until it closes (so that the
+		// close does not reset the error frame away).
 		cw.CloseWrite()
-		c.SetReadDeadline(time.Now().Add(drain))
+		s.setDeadline(c.SetReadDeadline, end)
 		io.Copy(io.Discard, io.LimitReader(c, 64<<10))
 	}
 	c.Close()

@@ -23,7 +23,7 @@ const maxSTUNPerStream = 16
 // connection longer by trickling requests.
 func (s *Server) serveSTUNTCP(c net.Conn, hb []byte) {
 	src := addrPortOf(c.RemoteAddr())
-	c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	s.setDeadline(c.SetDeadline, time.Now().Add(s.cfg.handshakeTimeout))
 	if !s.setPhase(c, phaseIdle) {
 		return // shutting down
 	}
