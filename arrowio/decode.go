@@ -123,6 +123,9 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 			return err
 		}
 		d.rdr = rdr
+		if err := validateSchema(rdr.Schema()); err != nil {
+			return fmt.Errorf("invalid schema: %w", err)
+		}
 	}
 	for len(d.queue) > 0 {
 		if !d.rdr.Next() {

@@ -66,6 +66,9 @@ func ipcStream(data []byte) ([]byte, error) {
 // with arrow-go's accessors.
 func ValidateTable(t arrow.Table) (err error) {
 	defer recoverInvalid(&err, "validating a table")
+	if err := validateSchema(t.Schema()); err != nil {
+		return fmt.Errorf("arrowio: %w", err)
+	}
 	for i := range int(t.NumCols()) {
 		col := t.Column(i)
 		if int64(col.Len()) != t.NumRows() {

@@ -283,3 +283,60 @@ func checkRunEnds(d arrow.ArrayData, dt *arrow.RunEndEncodedType) error {
 	}
 	return nil
 }
+
+// validateSchema checks the types of a schema that came from elsewhere for parameters arrow-go cannot
+// handle: a decimal's precision must be one its width holds (1..9, 18, 38 or 76) and its scale no
+// larger in magnitude than that bound. arrow-go reads values of a decimal of any other scale by
+// indexing a table of powers of ten (a panic) or by as many multiplications as the scale says (a
+// decimal32 of scale 2^30 takes seconds and a billion-digit string to print).
+func validateSchema(schema *arrow.Schema) error {
+	for i, f := range schema.Fields() {
+		if err := validateType(f.Type, 0); err != nil {
+			return fmt.Errorf("column %d (%q): %w", i, f.Name, err)
+		}
+	}
+	return nil
+}
+
+func validateType(dt arrow.DataType, depth int) error {
+	if depth > 64 {
+		return fmt.Errorf("type nested more than 64 deep")
+	}
+	switch t := dt.(type) {
+	case arrow.DecimalType:
+		limit := int32(0)
+		switch t.ID() {
+		case arrow.DECIMAL32:
+			limit = 9
+		case arrow.DECIMAL64:
+			limit = 18
+		case arrow.DECIMAL128:
+			limit = 38
+		case arrow.DECIMAL256:
+			limit = 76
+		}
+		if p := t.GetPrecision(); p < 1 || p > limit {
+			return fmt.Errorf("%s: precision %d outside 1..%d", dt, p, limit)
+		}
+		if s := t.GetScale(); s < -limit || s > limit {
+			return fmt.Errorf("%s: scale %d outside %d..%d", dt, s, -limit, limit)
+		}
+	case *arrow.DictionaryType:
+		if err := validateType(t.ValueType, depth+1); err != nil {
+			return fmt.Errorf("dictionary values: %w", err)
+		}
+	case arrow.ExtensionType:
+		return validateType(t.StorageType(), depth+1)
+	case *arrow.RunEndEncodedType:
+		if err := validateType(t.Encoded(), depth+1); err != nil {
+			return fmt.Errorf("run-end encoded values: %w", err)
+		}
+	case arrow.NestedType:
+		for i, f := range t.Fields() {
+			if err := validateType(f.Type, depth+1); err != nil {
+				return fmt.Errorf("child %d (%q): %w", i, f.Name, err)
+			}
+		}
+	}
+	return nil
+}
