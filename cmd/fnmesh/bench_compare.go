@@ -34,7 +34,9 @@ allreduce and bcast at 1 MiB and above no slower; 8-byte latency within 2x;
 
 A JSON report of a partial run (fnmesh bench cut short) is compared, with a
 warning first: its missing rows are left out, and targets over them go
-unchecked; with -strict it exits 3.
+unchecked; with -strict it exits 3. So it does when the two runs did not
+measure alike: rows that only one of them has, or timed over other numbers
+of calls, are listed first.
 
 flags:
 `)
@@ -43,7 +45,7 @@ flags:
 	iperf := fs.String("iperf3", "", "`files` of iperf3 -J output on loopback, comma-separated: the TCP ceiling for bw (the highest)")
 	png := fs.String("png", "", "plot the ratios against size to PNG `file`")
 	names := fs.String("names", "ours,theirs", "names of the two runs in the table")
-	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, none could be checked, or a run is partial")
+	strict := fs.Bool("strict", false, "exit with status 3 when a target is missed, none could be checked, a run is partial, or the runs did not measure alike")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -96,7 +98,8 @@ flags:
 	return 0
 }
 
-// benchCompare also returns a note for each input that is a partial run.
+// benchCompare also returns a note for each input that is a partial run,
+// and one if the two runs did not measure alike (osu.Mismatches).
 func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPath, pngPath string) ([]osu.Verdict, []string, error) {
 	ours, oursNote, err := readResults(oursPath)
 	if err != nil {
@@ -128,6 +131,23 @@ func benchCompare(w io.Writer, oursPath, theirsPath, ourName, theirName, iperfPa
 	}
 	for _, p := range partial {
 		fmt.Fprintf(w, "WARNING: %s: the rows it lacks are not compared, and the targets over them not checked\n\n", p)
+	}
+	// Rows one run lacks are left out of the table, and rows timed over
+	// other numbers of calls are paired as if alike: say which.
+	if unlike := osu.Mismatches(ours, theirs, ourName, theirName); len(unlike) > 0 {
+		const most = 20
+		for i, u := range unlike {
+			if i == most {
+				fmt.Fprintf(w, "WARNING: not measured alike: and %d more\n", len(unlike)-most)
+				break
+			}
+			fmt.Fprintf(w, "WARNING: not measured alike: %s\n", u)
+		}
+		fmt.Fprintln(w)
+		partial = append(partial, fmt.Sprintf("not measured alike: %s", unlike[0]))
+		if len(unlike) > 1 {
+			partial[len(partial)-1] += fmt.Sprintf(" (and %d more)", len(unlike)-1)
+		}
 	}
 	if err := osu.WriteRatios(w, ourName, theirName, ratios); err != nil {
 		return nil, nil, err

@@ -60,3 +60,52 @@ func TestBenchComparePartial(t *testing.T) {
 		})
 	}
 }
+
+// Runs that did not measure alike (a row one of them lacks, a row timed
+// over a different number of calls) are compared with a warning naming the
+// rows, and fail -strict: they used to be paired, or dropped, silently.
+func TestBenchCompareUnlikeRuns(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		return p
+	}
+	const header = "op,np,size,iterations,avg_us,min_us,max_us,mb_per_s\n"
+	const row = "allreduce,2,1048576,100,10.000,9.000,11.000,1.000\n"
+	theirs := file("theirs.csv", header+row)
+	for _, tc := range []struct {
+		name, ours string
+		args       []string
+		code       int
+		warnings   []string
+	}{
+		{"alike", header + row, nil, 0, nil},
+		{"alike, strict", header + row, []string{"-strict"}, 0, nil},
+		{"other iterations", header + "allreduce,2,1048576,20,10.000,9.000,11.000,1.000\n", nil, 0,
+			[]string{"allreduce np=2 1M: 20 calls in fnmesh, 100 in openmpi"}},
+		{"a row only in ours", header + row + "bcast,2,1048576,100,10.000,9.000,11.000,1.000\n", nil, 0,
+			[]string{"bcast np=2 1M: only in fnmesh"}},
+		{"other iterations, strict", header + "allreduce,2,1048576,20,10.000,9.000,11.000,1.000\n", []string{"-strict"}, 3,
+			[]string{"allreduce np=2 1M: 20 calls in fnmesh, 100 in openmpi"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours := file("ours.csv", tc.ours)
+			var stdout, stderr bytes.Buffer
+			args := append(append([]string{"bench", "compare", "-names", "fnmesh,openmpi"}, tc.args...), ours, theirs)
+			code := run(context.Background(), args, &stdout, &stderr)
+			assert.Equal(t, tc.code, code, "stderr: %s", stderr.String())
+			assert.Regexp(t, `(?m)^allreduce\s+2\s+1M\s+10\.00\s+10\.00\s+1\.000$`, stdout.String())
+			if len(tc.warnings) == 0 {
+				assert.NotContains(t, stdout.String(), "WARNING")
+				assert.Empty(t, stderr.String())
+			}
+			for _, w := range tc.warnings {
+				assert.Contains(t, stdout.String(), "WARNING: not measured alike: "+w)
+			}
+			if tc.code == 3 {
+				assert.Contains(t, stderr.String(), "-strict: not measured alike: "+tc.warnings[0])
+			}
+		})
+	}
+}

@@ -78,6 +78,41 @@ func Compare(ours, theirs []Result) []Ratio {
 	return out
 }
 
+// Mismatches lists where two runs did not measure alike, by the rows each
+// counts by (see Best): a row (op, np, size) that only one of them has, and
+// a pair of rows timed over different numbers of calls. Compare leaves the
+// first out of its ratios and pairs the second as if alike; ours and theirs
+// name the runs in the lines, e.g. "bcast np=2 16: only in ours" or "bcast
+// np=2 8: 200 calls in ours, 1000 in theirs".
+func Mismatches(ours, theirs []Result, oursName, theirsName string) []string {
+	ours, theirs = Best(ours), Best(theirs)
+	index := func(rs []Result) map[rowKey]Result {
+		m := make(map[rowKey]Result, len(rs))
+		for _, r := range rs {
+			m[keyOf(r)] = r
+		}
+		return m
+	}
+	mine, ref := index(ours), index(theirs)
+	name := func(r Result) string { return fmt.Sprintf("%s np=%d %s", r.Op, r.Ranks, FormatSize(r.Size)) }
+	var out []string
+	for _, r := range ours {
+		t, ok := ref[keyOf(r)]
+		switch {
+		case !ok:
+			out = append(out, name(r)+": only in "+oursName)
+		case t.Iterations != r.Iterations:
+			out = append(out, fmt.Sprintf("%s: %d calls in %s, %d in %s", name(r), r.Iterations, oursName, t.Iterations, theirsName))
+		}
+	}
+	for _, t := range theirs {
+		if _, ok := mine[keyOf(t)]; !ok {
+			out = append(out, name(t)+": only in "+theirsName)
+		}
+	}
+	return out
+}
+
 // WriteRatios prints ratios as a table, one block per operation and rank
 // count; ours and theirs name the two runs in the header.
 func WriteRatios(w io.Writer, ours, theirs string, ratios []Ratio) error {
