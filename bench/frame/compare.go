@@ -11,6 +11,8 @@ import (
 // duckResult is what bench/duckdb writes with -json.
 type duckResult struct {
 	Threads     int     `json:"threads"`
+	LeftRows    int64   `json:"left_rows"`  // the input DuckDB read (0: not recorded)
+	RightRows   int64   `json:"right_rows"` // likewise
 	JoinSec     float64 `json:"join_s"`
 	JoinRows    int64   `json:"join_rows"`
 	GroupBySec  float64 `json:"groupby_s"`
@@ -22,8 +24,10 @@ type duckResult struct {
 
 // compare prints fnmesh's largest run beside DuckDB's run on the same data,
 // and the exchange against the loopback ceilings (iperf3's in bytes/s, if
-// measured). It fails when the two engines' results have different row
-// counts.
+// measured). It fails when DuckDB read other inputs than fnmesh's run
+// generated (files of another run left in the -data directory) or when the
+// two engines' results have different row counts; no target is then said
+// to be met.
 func compare(framePath, duckPath string, iperfBps float64) error {
 	var rep report
 	var duck duckResult
@@ -46,15 +50,29 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 		return fmt.Errorf("%s: no join time (join_s): not bench/duckdb's -json output", duckPath)
 	}
 	r := rep.Runs[len(rep.Runs)-1]
+	// The engines must have read the same rows and agree on the result
+	// before their times mean anything.
+	var differ error
+	switch total := int64(r.RowsTotal); {
+	case (duck.LeftRows != 0 || duck.RightRows != 0) && (duck.LeftRows != total || duck.RightRows != total):
+		differ = fmt.Errorf("the inputs differ: DuckDB read %d left and %d right rows (%s), fnmesh's run of %d workers had %d per table (%s): does the -data directory hold files of another run?",
+			duck.LeftRows, duck.RightRows, duckPath, r.Workers, total, framePath)
+	case r.Join.OutRows != duck.JoinRows || (r.GroupBy.OutRows != 0 && r.GroupBy.OutRows != duck.GroupByRows):
+		differ = fmt.Errorf("the result row counts differ: join %d (fnmesh) vs %d (DuckDB), group-by %d vs %d",
+			r.Join.OutRows, duck.JoinRows, r.GroupBy.OutRows, duck.GroupByRows)
+	}
 	fmt.Printf("\n== fnmesh (%d worker processes) vs DuckDB %s (%d threads), %d rows per table in total\n", r.Workers, duck.Version, duck.Threads, r.RowsTotal)
 	fmt.Printf("%-8s %12s %12s %10s %8s %s\n", "op", "fnmesh s", "DuckDB s", "ratio", "target", "rows (fnmesh / DuckDB)")
 	line := func(op string, ours, theirs float64, target string, ourRows, theirRows int64) {
 		verdict := ""
-		if target != "-" {
+		switch {
+		case target == "-":
+		case differ != nil:
+			verdict = "(not comparable)"
+		case ours > 2*theirs:
+			verdict = "MISSED"
+		default:
 			verdict = "MET"
-			if ours > 2*theirs {
-				verdict = "MISSED"
-			}
 		}
 		fmt.Printf("%-8s %12.3f %12.3f %9.2fx %8s %d / %d %s\n", op, ours, theirs, ours/theirs, target, ourRows, theirRows, verdict)
 	}
@@ -64,11 +82,7 @@ func compare(framePath, duckPath string, iperfBps float64) error {
 		fmt.Printf("CPU seconds (all ranks / all threads; robust to a busy machine): join %.2f vs %.2f (%.2fx), groupby %.2f vs %.2f (%.2fx)\n",
 			r.Join.CPUSec, duck.JoinCPU, r.Join.CPUSec/duck.JoinCPU, r.GroupBy.CPUSec, duck.GroupByCPU, r.GroupBy.CPUSec/duck.GroupByCPU)
 	}
-	// The engines must agree on the result before their times mean anything.
-	var differ error
-	if r.Join.OutRows != duck.JoinRows || (r.GroupBy.OutRows != 0 && r.GroupBy.OutRows != duck.GroupByRows) {
-		differ = fmt.Errorf("the result row counts differ: join %d (fnmesh) vs %d (DuckDB), group-by %d vs %d",
-			r.Join.OutRows, duck.JoinRows, r.GroupBy.OutRows, duck.GroupByRows)
+	if differ != nil {
 		fmt.Println("FAILED:", differ)
 	}
 	ex := r.Shuffle.ExchangeBps
