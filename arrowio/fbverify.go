@@ -225,6 +225,35 @@ func (v *fbVerifier) table(pos int, spec *fbTableSpec, depth int) error {
 			return fmt.Errorf("%s field %d: %w", spec.name, slot, err)
 		}
 	}
+	if spec == fbRecord {
+		return v.variadicCounts(pos, fieldAt(2), fieldAt(4))
+	}
+	return nil
+}
+
+// variadicCounts checks a RecordBatch's variadicBufferCounts (the number of data buffers of each view
+// column) against its buffers: arrow-go sizes a slice by each count before it looks for the buffers,
+// so a count of 2^40 would end the process. Every count must be one the buffers can satisfy.
+// buffersAt and countsAt are the fields' offsets in the table at pos (0 when absent), already checked.
+func (v *fbVerifier) variadicCounts(pos, buffersAt, countsAt int) error {
+	if countsAt == 0 {
+		return nil
+	}
+	buffers := 0
+	if buffersAt != 0 {
+		vec := pos + buffersAt + int(binary.LittleEndian.Uint32(v.buf[pos+buffersAt:]))
+		buffers = int(binary.LittleEndian.Uint32(v.buf[vec:]))
+	}
+	vec := pos + countsAt + int(binary.LittleEndian.Uint32(v.buf[pos+countsAt:]))
+	n := int(binary.LittleEndian.Uint32(v.buf[vec:]))
+	left := int64(buffers)
+	for i := range n {
+		c := int64(binary.LittleEndian.Uint64(v.buf[vec+4+8*i:]))
+		if c < 0 || c > left {
+			return fmt.Errorf("RecordBatch at %d: variadic buffer count %d of view column %d, with %d of the message's %d buffers left", pos, c, i, left, buffers)
+		}
+		left -= c
+	}
 	return nil
 }
 
