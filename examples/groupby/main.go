@@ -114,6 +114,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			missing = append(missing, m.what)
 		}
 	}
+	for _, a := range fs.Args() {
+		if strings.HasPrefix(a, "-") {
+			// The flag package stops at the first file.
+			return usageError{fmt.Sprintf("%q after the files: flags go before them (a file named -x can be given as ./-x)\n%s", a, synopsis)}
+		}
+	}
 	switch {
 	case len(missing) > 0 && len(args) == 0:
 		return usageError{synopsis}

@@ -143,6 +143,11 @@ func TestUsageExitStatus(t *testing.T) {
 		{[]string{"-rendezvous", "127.0.0.1:1", "-world", "0", "-by", "k", "x.csv"}, "groupby: missing -job, -world (1 or more), -sum\nusage: groupby"},
 		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "3", "-by", "k", "-sum", "v"}, "groupby: missing the files\n"},
 		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "3", "-rank", "3", "-by", "k", "-sum", "v", "x.csv"}, "-rank 3: want 0..2"},
+		// A flag after the files is not parsed as one: it used to be read
+		// as a file, and the job failed with "read csv: -timeout: open
+		// -timeout: no such file or directory".
+		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "1", "-by", "k", "-sum", "v", "x.csv", "-timeout", "2s"},
+			`groupby: "-timeout" after the files: flags go before them (a file named -x can be given as ./-x)`},
 	} {
 		cmd := exec.CommandContext(ctx, os.Args[0], tc.args...)
 		cmd.Env = append(os.Environ(), asMainEnv+"=1", "FNMESH_SECRET=s")
