@@ -2,6 +2,7 @@ package osu
 
 import (
 	"fmt"
+	"image/color"
 	"io"
 	"math"
 	"strconv"
@@ -35,6 +36,16 @@ func WritePNG(w io.Writer, title string, results []Result) error {
 // against message size, one line per operation and rank count, with the
 // parity line at 1.0. Below the line, ours is faster.
 func WriteRatioPNG(w io.Writer, title string, ratios []Ratio) error {
+	p, _, err := ratioPlot(title, ratios)
+	if err != nil {
+		return err
+	}
+	return drawRow(w, []*plot.Plot{p})
+}
+
+// ratioPlot is the plot WriteRatioPNG draws, and its parity line (nil
+// without ratios to draw); line i has the colour plotutil.Color(i).
+func ratioPlot(title string, ratios []Ratio) (_ *plot.Plot, parity *plotter.Line, _ error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "size (bytes)"
@@ -42,7 +53,7 @@ func WriteRatioPNG(w io.Writer, title string, ratios []Ratio) error {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = sizeTicks{}
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = ratioTicks{}
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	type key struct {
@@ -65,19 +76,20 @@ func WriteRatioPNG(w io.Writer, title string, ratios []Ratio) error {
 	}
 	for i, k := range order {
 		if err := addLine(p, i, k.op+" np="+strconv.Itoa(k.np), lines[k]); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
 	if len(order) > 0 {
-		parity, err := plotter.NewLine(plotter.XYs{{X: lo, Y: 1}, {X: hi, Y: 1}})
+		var err error
+		parity, err = plotter.NewLine(plotter.XYs{{X: lo, Y: 1}, {X: hi, Y: 1}})
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		parity.Color = plotutil.Color(0)
+		parity.Color = color.Black // no line's colour (plotutil.Color(0) was the first line's)
 		parity.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 		p.Add(parity)
 	}
-	return drawRow(w, []*plot.Plot{p})
+	return p, parity, nil
 }
 
 type line struct {
@@ -211,6 +223,31 @@ func (sizeTicks) Ticks(lo, hi float64) []plot.Tick {
 			t.Label = FormatSize(int(v))
 		}
 		ticks = append(ticks, t)
+	}
+	return ticks
+}
+
+// ratioTicks labels a log axis of ratios at the powers of 2 (0.25, 0.5, 1,
+// 2, 4, ...) and, when the axis spans less than 16x, at 1.5 times them
+// (0.75, 1.5, 3): ratios sit within a few times of 1, where powers of 10
+// left the single label "1".
+type ratioTicks struct{}
+
+func (ratioTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	fine := hi/lo < 16
+	for e := -20; e <= 20; e++ {
+		for _, m := range []float64{1, 1.5} {
+			v := m * math.Ldexp(1, e)
+			if v < lo/1.0001 || v > hi*1.0001 {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || fine {
+				t.Label = strconv.FormatFloat(v, 'g', 4, 64)
+			}
+			ticks = append(ticks, t)
+		}
 	}
 	return ticks
 }
