@@ -310,9 +310,9 @@ func demoFrame(ctx context.Context, env *demoEnv) error {
 	if ranks[0].result != nil {
 		defer ranks[0].result.Release()
 	}
-	for r, rk := range ranks {
+	for _, rk := range ranks {
 		if rk.err != nil {
-			res.Err = fmt.Sprintf("rank %d: %v", r, rk.err)
+			res.Err = rk.err.Error() // frame's errors name the rank
 			fmt.Fprintf(env.out, "the job FAILED: %s\n", res.Err)
 			return fmt.Errorf("the job failed: %s", res.Err)
 		}

@@ -549,3 +549,27 @@ func TestDemoInterruptedInMesh(t *testing.T) {
 		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
 	})
 }
+
+// Interrupted during the data-frame job, the demo reports the failure with
+// the rank named by the frame package alone; it used to put its own in
+// front ("rank 0: frame: rank 0: join: ...").
+func TestDemoInterruptedInFrame(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		saved := demoSteps
+		defer func() { demoSteps = saved }()
+		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
+			time.AfterFunc(5*time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
+			return nil
+		}}
+		demoSteps = []demoStep{saved[0], interrupt, saved[2]}
+		var stdout, stderr bytes.Buffer
+		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--orders", "300", "--customers", "50"}, &stdout, &stderr)
+		out := stdout.String()
+		t.Log("\n" + out)
+		assert.Equal(t, 1, status)
+		assert.Regexp(t, `\nthe job FAILED: frame: rank \d: [^\n]*interrupt signal received\n`, out)
+		assert.Regexp(t, `^fnmesh demo: frame: the job failed: frame: rank \d: [^\n]*interrupt signal received\n$`, stderr.String())
+	})
+}
