@@ -56,8 +56,11 @@ func main() {
 		jsonOut = flag.String("json", "", "write the result as JSON to this file")
 	)
 	flag.Parse()
-	if *data == "" {
-		log.Fatal("-data is required")
+	log.SetFlags(0)
+	log.SetPrefix("duckbench: ")
+	if err := checkArgs(*data, *threads, *reps, flag.Args()); err != nil {
+		fmt.Fprintf(os.Stderr, "duckbench: %v\nRun duckbench -h for the flags.\n", err)
+		os.Exit(2)
 	}
 	ctx := context.Background()
 	db, err := sql.Open("duckdb", "")
@@ -124,4 +127,21 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+}
+
+// checkArgs rejects a command line that cannot run: -reps 0 used to fail
+// after loading the tables, with DuckDB's "Table with name out does not
+// exist", and a stray argument was ignored.
+func checkArgs(data string, threads, reps int, args []string) error {
+	switch {
+	case len(args) > 0:
+		return fmt.Errorf("unexpected argument %q", args[0])
+	case data == "":
+		return fmt.Errorf("-data is required (the directory bench/frame -data wrote)")
+	case threads < 1:
+		return fmt.Errorf("-threads %d: want at least 1", threads)
+	case reps < 1:
+		return fmt.Errorf("-reps %d: want at least 1", reps)
+	}
+	return nil
 }
