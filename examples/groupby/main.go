@@ -135,30 +135,45 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if secret == "" {
 		return usageError{"set FNMESH_SECRET to the job secret the rendezvous server has"}
 	}
+	signalled := ctx
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-
-	var joinOpts []rendezvous.Option
-	if *rank >= 0 {
-		joinOpts = append(joinOpts, rendezvous.WithRank(*rank))
+	err := groupBy(ctx, stdout, *addr, *job, *world, *rank, []byte(secret), fs.Args(), *by, *sum)
+	switch {
+	case err == nil:
+		return nil
+	case signalled.Err() != nil:
+		return fmt.Errorf("interrupted: %w", err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("gave up after -timeout %s: %w", *timeout, err)
 	}
-	comm, err := collective.Join(ctx, *addr, *job, *world, []byte(secret), collective.WithJoinOptions(joinOpts...))
+	return err
+}
+
+// groupBy is the job: join it, read this rank's share of the files, group
+// and sort together, and print the result on rank 0.
+func groupBy(ctx context.Context, stdout io.Writer, addr, job string, world, rank int, secret []byte, files []string, by, sum string) error {
+	var joinOpts []rendezvous.Option
+	if rank >= 0 {
+		joinOpts = append(joinOpts, rendezvous.WithRank(rank))
+	}
+	comm, err := collective.Join(ctx, addr, job, world, secret, collective.WithJoinOptions(joinOpts...))
 	if err != nil {
 		return err
 	}
 	defer comm.Close()
 
-	data, err := frame.ReadCSV(ctx, comm, fs.Args(), nil)
+	data, err := frame.ReadCSV(ctx, comm, files, nil)
 	if err != nil {
 		return err
 	}
 	defer data.Release()
-	groups, err := data.GroupBy(*by).Agg(ctx, frame.CountRows().As("rows"), frame.Sum(*sum))
+	groups, err := data.GroupBy(by).Agg(ctx, frame.CountRows().As("rows"), frame.Sum(sum))
 	if err != nil {
 		return err
 	}
 	defer groups.Release()
-	sorted, err := groups.Sort(ctx, frame.Desc(frame.Sum(*sum).OutputName()), frame.Asc(*by))
+	sorted, err := groups.Sort(ctx, frame.Desc(frame.Sum(sum).OutputName()), frame.Asc(by))
 	if err != nil {
 		return err
 	}

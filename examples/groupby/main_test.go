@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,45 @@ func TestHelp(t *testing.T) {
 			require.NoError(t, err, "%s", out)
 			require.Contains(t, string(out), "-rendezvous")
 			require.NotContains(t, string(out), "help requested")
+		})
+	}
+}
+
+// A worker that stops before its job forms says why: interrupted (its
+// context, as SIGINT cancels it) or out of -timeout. Both used to end in
+// a bare "context canceled" or "context deadline exceeded".
+func TestStoppedWorkerSaysWhy(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- rendezvous.NewServer([]byte("s")).Serve(ctx, ln, nil) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-served)
+	}()
+	t.Setenv("FNMESH_SECRET", "s")
+	for _, tc := range []struct {
+		name      string
+		timeout   string
+		interrupt bool
+		want      string
+	}{
+		{"interrupted", "1m", true, "interrupted: collective: join: "},
+		{"timeout", "300ms", false, "gave up after -timeout 300ms: collective: join: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runCtx, stop := context.WithCancel(ctx)
+			defer stop()
+			if tc.interrupt {
+				time.AfterFunc(300*time.Millisecond, stop)
+			}
+			// The second worker of the job never comes.
+			err := run(runCtx, []string{"-rendezvous", ln.Addr().String(), "-job", tc.name, "-world", "2", "-timeout", tc.timeout,
+				"-by", "k", "-sum", "v", "x.csv"}, &bytes.Buffer{})
+			require.Error(t, err)
+			require.True(t, strings.HasPrefix(err.Error(), tc.want), "%q", err)
 		})
 	}
 }
