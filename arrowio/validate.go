@@ -48,8 +48,15 @@ func validateData(d arrow.ArrayData, depth int) error {
 	if ext, ok := dt.(arrow.ExtensionType); ok {
 		dt = ext.StorageType()
 	}
-	if d.NullN() > 0 && len(d.Buffers()) > 0 && d.Buffers()[0] != nil && bufLen(d, 0) < int(bitutil.BytesForBits(int64(end))) {
-		return fmt.Errorf("%s: validity bitmap of %d bytes for %d values", dt, bufLen(d, 0), end)
+	if nulls := d.NullN(); nulls > 0 && len(d.Buffers()) > 0 && d.Buffers()[0] != nil {
+		if bufLen(d, 0) < int(bitutil.BytesForBits(int64(end))) {
+			return fmt.Errorf("%s: validity bitmap of %d bytes for %d values", dt, bufLen(d, 0), end)
+		}
+		// The count came with the array (arrow-go's IPC reader takes it from the message): code
+		// that trusts it must agree with IsNull, which reads the bitmap.
+		if got := n - bitutil.CountSetBits(d.Buffers()[0].Bytes(), off, n); got != nulls {
+			return fmt.Errorf("%s: null count %d, but the validity bitmap has %d %s", dt, nulls, got, plural(got, "null", "nulls"))
+		}
 	}
 	if n == 0 {
 		return nil
@@ -339,4 +346,11 @@ func validateType(dt arrow.DataType, depth int) error {
 		}
 	}
 	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
