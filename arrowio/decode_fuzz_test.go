@@ -34,6 +34,14 @@ func FuzzDecoder(f *testing.F) {
 		f.Add(encodeChunks(f, tbl, opts...))
 		tbl.Release()
 	}
+	// The types after those: the struct, unions, run-end encoded, list views, an extension type and
+	// the narrow decimals.
+	rest := arrow.NewSchema(allTypes()[36:], nil)
+	for i, opts := range [][]Option{nil, {WithCompression(LZ4), WithBatchBytes(512)}} {
+		tbl := genTable(f, memory.DefaultAllocator, rest, genSpec{rows: 10, chunks: 2, card: 4, nulls: 0.3, seed: uint64(10 + i)})
+		f.Add(encodeChunks(f, tbl, opts...))
+		tbl.Release()
+	}
 	f.Add([]byte{8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, framed []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
