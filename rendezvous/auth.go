@@ -16,9 +16,9 @@ import (
 // key with a label that binds it to one message type, so no MAC can be
 // replayed as another.
 const (
-	labelJoin   = "fnmesh/1 join\x00"
-	labelJoined = "fnmesh/1 joined\x00"
-	labelRelay  = "fnmesh/1 relay\x00"
+	labelJoin   = "fnmesh/2 join\x00" // the protocol version, as in the frame header
+	labelJoined = "fnmesh/2 joined\x00"
+	labelRelay  = "fnmesh/2 relay\x00"
 )
 
 // jobKey derives a job's key from the deployment secret.
@@ -45,9 +45,10 @@ func verifyJoin(key []byte, j *join) bool {
 }
 
 // joinedMAC is the server's proof that it holds the secret: a MAC over both
-// nonces of the connection and the world size.
-func joinedMAC(key []byte, clientNonce, serverNonce [nonceSize]byte, world int) [macSize]byte {
-	return mac(key, labelJoined, clientNonce[:], serverNonce[:], binary.BigEndian.AppendUint32(nil, uint32(world)))
+// nonces of the connection, the world size and the members joined.
+func joinedMAC(key []byte, clientNonce, serverNonce [nonceSize]byte, world, joined int) [macSize]byte {
+	return mac(key, labelJoined, clientNonce[:], serverNonce[:],
+		binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, uint32(world)), uint32(joined)))
 }
 
 func signRelay(key []byte, r *relayHello) { r.MAC = mac(key, labelRelay, r.signedPart(nil)) }

@@ -233,12 +233,13 @@ func (c *client) run(ctx context.Context) (*Mesh, error) {
 	// forever, whatever ctx allows. (Through c.deadline, as every later
 	// deadline: if ctx has ended already, its past deadline stays.)
 	c.deadline(c.ctrl.SetDeadline, time.Now().Add(handshakeLimit))
-	pingInterval, err := c.handshake()
+	pingInterval, joined, err := c.handshake()
 	if err != nil {
 		return nil, ctxCause(ctx, err)
 	}
 	c.deadline(c.ctrl.SetWriteDeadline, time.Time{}) // the session's reader keeps the read deadline
 	s := newSession(c, pingInterval)
+	s.heard(joined)
 	m, err := s.run(ctx)
 	if err != nil {
 		return nil, ctxCause(ctx, err)
@@ -492,23 +493,25 @@ func (c *client) discover(ctx context.Context) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handshake runs hello, challenge, join, joined.
-func (c *client) handshake() (pingInterval time.Duration, err error) {
+// handshake runs hello, challenge, join, joined. members is the number of
+// members of the job joined so far, as the server counted them when it
+// accepted this one.
+func (c *client) handshake() (pingInterval time.Duration, members int, err error) {
 	if err := c.write(hello{}); err != nil {
-		return 0, fmt.Errorf("sending hello: %w", err)
+		return 0, 0, fmt.Errorf("sending hello: %w", err)
 	}
 	msg, err := c.read(false)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, &Error{Code: CodeMalformed}) ||
 			errors.Is(err, &Error{Code: CodeTooLarge}) || errors.Is(err, &Error{Code: CodeVersion}) {
 			// Something that accepts and says nothing, or nothing of ours.
-			return 0, fmt.Errorf("no challenge from %v (an overloaded server, or not a rendezvous server's port?): %w", c.server, err)
+			return 0, 0, fmt.Errorf("no challenge from %v (an overloaded server, or not a rendezvous server's port?): %w", c.server, err)
 		}
-		return 0, fmt.Errorf("waiting for the challenge: %w", err)
+		return 0, 0, fmt.Errorf("waiting for the challenge: %w", err)
 	}
 	ch, ok := msg.(challenge)
 	if !ok {
-		return 0, unexpected(msg, "challenge")
+		return 0, 0, unexpected(msg, "challenge")
 	}
 	j := join{
 		Echo: ch.Nonce, ClientNonce: newNonce(), Job: c.job, World: c.world, Rank: c.cfg.rank,
@@ -517,20 +520,20 @@ func (c *client) handshake() (pingInterval time.Duration, err error) {
 	}
 	signJoin(c.key, &j)
 	if err := c.write(j); err != nil {
-		return 0, fmt.Errorf("sending join: %w", err)
+		return 0, 0, fmt.Errorf("sending join: %w", err)
 	}
 	if msg, err = c.read(true); err != nil {
-		return 0, fmt.Errorf("waiting for the server to accept the join: %w", err)
+		return 0, 0, fmt.Errorf("waiting for the server to accept the join: %w", err)
 	}
 	jd, ok := msg.(joined)
 	if !ok {
-		return 0, unexpected(msg, "joined")
+		return 0, 0, unexpected(msg, "joined")
 	}
-	if want := joinedMAC(c.key, j.ClientNonce, ch.Nonce, c.world); !hmac.Equal(want[:], jd.MAC[:]) {
-		return 0, errors.New("the server failed to prove it holds the job's secret")
+	if want := joinedMAC(c.key, j.ClientNonce, ch.Nonce, c.world, jd.Joined); !hmac.Equal(want[:], jd.MAC[:]) {
+		return 0, 0, errors.New("the server failed to prove it holds the job's secret")
 	}
-	c.log.Debug("joined; waiting for the world", "world", c.world)
-	return ch.PingInterval, nil
+	c.log.Debug("joined; waiting for the world", "world", c.world, "joined", jd.Joined)
+	return ch.PingInterval, jd.Joined, nil
 }
 
 // read reads one frame from the server; an error frame becomes its *Error,

@@ -25,9 +25,10 @@ func TestClientServerBadFrameSaysSo(t *testing.T) {
 		want string
 	}{
 		{"garbage", []byte("GET / HTTP/1.1\r\n"), CodeMalformed, "rendezvous server sent a malformed frame: malformed: not an fnmesh frame"},
-		{"unknown type", rawFrameHeader(1, 0x77, 0), CodeMalformed, "rendezvous server sent a malformed frame: malformed: unknown message type 0x77"},
-		{"too large", rawFrameHeader(1, byte(typePeers), MaxPayload+1), CodeTooLarge, "rendezvous server sent a frame over the size limit: too-large: peers frame of 1048577 bytes exceeds the limit of 1048576"},
-		{"future version", rawFrameHeader(2, byte(typePeers), 0), CodeVersion, "rendezvous server speaks another protocol version: version: protocol version 2 not supported"},
+		{"unknown type", rawFrameHeader(ProtoVersion, 0x77, 0), CodeMalformed, "rendezvous server sent a malformed frame: malformed: unknown message type 0x77"},
+		{"too large", rawFrameHeader(ProtoVersion, byte(typePeers), MaxPayload+1), CodeTooLarge, "rendezvous server sent a frame over the size limit: too-large: peers frame of 1048577 bytes exceeds the limit of 1048576"},
+		{"future version", rawFrameHeader(3, byte(typePeers), 0), CodeVersion, "rendezvous server speaks another protocol version: version: protocol version 3 not supported (this side speaks 2)"},
+		{"version 1 (no joined counts)", rawFrameHeader(1, byte(typePeers), 0), CodeVersion, "rendezvous server speaks another protocol version: version: protocol version 1 not supported (this side speaks 2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startFakeServer(t, time.Second, func(m *fakeMember) { m.c.Write(tc.raw); m.drain() }, nil)
@@ -75,7 +76,7 @@ func TestClientBadFrameBeforeJoined(t *testing.T) {
 		if _, err := readMessage(br, maxClientLoad); err != nil {
 			return
 		}
-		c.Write(rawFrameHeader(1, 0x77, 0))
+		c.Write(rawFrameHeader(ProtoVersion, 0x77, 0))
 		c.Read(make([]byte, 1))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -91,9 +92,9 @@ func TestClientBadFrameBeforeJoined(t *testing.T) {
 		want   string
 	}{
 		{"refusal", func(m *fakeMember) { m.send(errorMsg{Code: CodeMalformed, Rank: -1, Msg: "your report"}) },
-			"to join: malformed: your report"},
-		{"cut short", func(m *fakeMember) { m.c.Write(rawFrameHeader(1, byte(typePeers), 100)) },
-			"to join: lost the rendezvous server: reading peers payload: unexpected EOF"},
+			" s ago): malformed: your report"},
+		{"cut short", func(m *fakeMember) { m.c.Write(rawFrameHeader(ProtoVersion, byte(typePeers), 100)) },
+			" s ago): lost the rendezvous server: reading peers payload: unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startFakeServer(t, time.Second, tc.script, nil)

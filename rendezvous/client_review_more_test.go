@@ -72,7 +72,10 @@ func TestClientRelayBadFrames(t *testing.T) {
 		want  string
 		code  Code
 	}{
-		{"malformed", func(c net.Conn, _ relayHello) { c.Write(rawFrameHeader(1, 0x77, 0)); c.Read(make([]byte, 1)) },
+		{"malformed", func(c net.Conn, _ relayHello) {
+			c.Write(rawFrameHeader(ProtoVersion, 0x77, 0))
+			c.Read(make([]byte, 1))
+		},
 			"rank 0: relay to rank 1: waiting for rank 1 at the relay: rendezvous server sent a malformed frame: malformed: unknown message type 0x77",
 			CodeMalformed},
 		{"refused", func(c net.Conn, _ relayHello) {

@@ -20,7 +20,7 @@ func rawPeers(first []byte, addr [4]byte, port uint16) []byte {
 	p = append(p, addr[:]...)
 	p = binary.BigEndian.AppendUint16(p, port)
 	p = append(p, 0, 0)
-	h := []byte{0x46, 0x4D, 1, 0x07}
+	h := []byte{0x46, 0x4D, ProtoVersion, 0x07}
 	h = binary.BigEndian.AppendUint32(h, uint32(len(p)))
 	return append(h, p...)
 }

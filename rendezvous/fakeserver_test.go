@@ -121,7 +121,7 @@ func (f *fakeServer) serve(c net.Conn, pingInterval time.Duration, script func(*
 		return
 	}
 	key, _ := jobKey(testSecret, j.Job)
-	writeMessage(c, joined{World: j.World, MAC: joinedMAC(key, j.ClientNonce, nonce, j.World)})
+	writeMessage(c, joined{World: j.World, Joined: 1, MAC: joinedMAC(key, j.ClientNonce, nonce, j.World, 1)})
 	script(&fakeMember{c: c, br: br, j: j})
 }
 

@@ -12,7 +12,7 @@ import (
 //
 //	offset size field
 //	0      2    magic "FM" (0x46 0x4D)
-//	2      1    protocol version (1)
+//	2      1    protocol version (2)
 //	3      1    message type
 //	4      4    payload length, big endian
 //	8      n    payload
@@ -23,7 +23,7 @@ const (
 	frameMagic0   = 'F'
 	frameMagic1   = 'M'
 	frameHeader   = 8
-	ProtoVersion  = 1       // the protocol version this package speaks
+	ProtoVersion  = 2       // the protocol version this package speaks (docs/rendezvous.md lists the changes)
 	MaxPayload    = 1 << 20 // largest payload any peer accepts (the peer table of a 4096-rank job fits)
 	maxClientLoad = 4 << 10 // largest payload the server accepts from a client
 )

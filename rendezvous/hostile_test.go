@@ -115,7 +115,7 @@ func TestDoneMemberConnectionBounded(t *testing.T) {
 			var m message
 			if m, err = readMessage(r.br, MaxPayload); err == nil {
 				if p, ok := m.(ping); ok {
-					writeMessage(r.c, pong(p))
+					writeMessage(r.c, pong{Seq: p.Seq})
 				}
 			}
 		}
@@ -185,12 +185,12 @@ func TestHostileClientsLeaveNothing(t *testing.T) {
 		{"connects and stays silent", func(t *testing.T) { dialRaw(t, srv.addr).expectError(CodeTimeout) }},
 		{"partial header", func(t *testing.T) {
 			r := dialRaw(t, srv.addr)
-			r.sendBytes([]byte{'F', 'M', 1})
+			r.sendBytes([]byte{'F', 'M', ProtoVersion})
 			r.expectError(CodeTimeout)
 		}},
 		{"partial payload", func(t *testing.T) {
 			r := dialRaw(t, srv.addr)
-			r.sendBytes([]byte{'F', 'M', 1, byte(typeRelayHello), 0, 0, 0x10, 0, 1, 2})
+			r.sendBytes([]byte{'F', 'M', ProtoVersion, byte(typeRelayHello), 0, 0, 0x10, 0, 1, 2})
 			r.expectError(CodeTimeout) // the payload did not arrive in time
 		}},
 		{"a byte at a time", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,7 @@ type job struct {
 	taken    map[int]*member // ranks asked for while waiting
 	timer    *time.Timer     // job timeout
 	deadline time.Time       // when timer fires
+	joinedN  atomic.Int32    // members joined: len(members) while waiting, then the world; read without mu by every member's pings
 
 	// Punching state.
 	punchTimeout time.Duration
@@ -90,10 +92,12 @@ func (j *job) add(m *member) (ok bool, err error) {
 		j.taken[r] = m
 	}
 	j.members = append(j.members, m)
+	n := len(j.members)
+	j.joinedN.Store(int32(n))
 	m.job = j
 	j.s.met.members.Add(1)
 	j.s.met.joins.Add(1)
-	m.send(joined{World: j.world, MAC: joinedMAC(j.key, m.req.ClientNonce, m.req.Echo, j.world)})
+	m.send(joined{World: j.world, Joined: n, MAC: joinedMAC(j.key, m.req.ClientNonce, m.req.Echo, j.world, n)})
 	if len(j.members) == j.world {
 		j.begin()
 	}
@@ -305,6 +309,7 @@ func (j *job) leave(m *member, reason error) {
 			return
 		}
 		j.members = slices.Delete(j.members, i, i+1)
+		j.joinedN.Store(int32(len(j.members)))
 		if r := m.req.Rank; r >= 0 && j.taken[r] == m {
 			delete(j.taken, r)
 		}

@@ -327,12 +327,20 @@ func (m *member) isFinal() bool {
 	return m.final
 }
 
+// ping queues a ping, which carries the number of members of the job
+// joined now: the waiting member learns how far its job got every ping
+// interval, at the cost of one atomic load (no frame per join to every
+// member, which would cost O(world²) frames).
 func (m *member) ping() {
 	m.mu.Lock()
 	m.pingSeq++
 	seq := m.pingSeq
 	m.mu.Unlock()
-	m.enqueue(outItem{msg: ping{Seq: seq}})
+	n := 1 // itself (a member has its job before its writer runs)
+	if m.job != nil {
+		n = max(n, int(m.job.joinedN.Load()))
+	}
+	m.enqueue(outItem{msg: ping{Seq: seq, Joined: n}})
 }
 
 // pong records a round-trip sample; the smallest one estimates the path's

@@ -38,13 +38,22 @@ type (
 		MAC          [macSize]byte
 	}
 
-	// joined accepts a join; MAC proves the server holds the secret.
+	// joined accepts a join; MAC proves the server holds the secret (and
+	// covers Joined).
 	joined struct {
-		World int
-		MAC   [macSize]byte
+		World  int
+		Joined int // members of the job joined so far, this one included (1..World)
+		MAC    [macSize]byte
 	}
 
-	ping struct{ Seq uint32 }
+	// ping measures the round trip and keeps the connection alive; it also
+	// tells a waiting member how many members of its job have joined (the
+	// world once the job has started), so that a worker whose wait ends
+	// can say how far its job got.
+	ping struct {
+		Seq    uint32
+		Joined int // 1..MaxWorld
+	}
 	pong struct{ Seq uint32 }
 
 	// peers is the table of a complete job, indexed by rank; the same bytes
@@ -145,10 +154,10 @@ func (m join) signedPart(b []byte) []byte {
 func (m join) appendPayload(b []byte) []byte { return append(m.signedPart(b), m.MAC[:]...) }
 
 func (m joined) appendPayload(b []byte) []byte {
-	return enc(b).u32(uint32(m.World)).raw(m.MAC[:])
+	return enc(b).u32(uint32(m.World)).u32(uint32(m.Joined)).raw(m.MAC[:])
 }
 
-func (m ping) appendPayload(b []byte) []byte { return enc(b).u32(m.Seq) }
+func (m ping) appendPayload(b []byte) []byte { return enc(b).u32(m.Seq).u32(uint32(m.Joined)) }
 func (m pong) appendPayload(b []byte) []byte { return enc(b).u32(m.Seq) }
 
 func (m peers) appendPayload(b []byte) []byte {
@@ -223,10 +232,21 @@ func decodePayload(t msgType, p []byte) (message, error) {
 	case typeJoined:
 		var j joined
 		j.World = int(d.u32())
+		if d.err == nil && (j.World < 1 || j.World > MaxWorld) {
+			d.fail("world size %d out of range 1..%d", j.World, MaxWorld)
+		}
+		j.Joined = int(d.u32())
+		if d.err == nil && (j.Joined < 1 || j.Joined > j.World) {
+			d.fail("%d members joined out of range 1..%d (the world)", j.Joined, j.World)
+		}
 		d.array(j.MAC[:])
 		m = j
 	case typePing:
-		m = ping{Seq: d.u32()}
+		p := ping{Seq: d.u32(), Joined: int(d.u32())}
+		if d.err == nil && (p.Joined < 1 || p.Joined > MaxWorld) {
+			d.fail("%d members joined out of range 1..%d", p.Joined, MaxWorld)
+		}
+		m = p
 	case typePong:
 		m = pong{Seq: d.u32()}
 	case typePeers:

@@ -24,8 +24,8 @@ func FuzzReadMessage(f *testing.F) {
 	}
 	f.Add(all)
 	f.Add(append(encodeFrame(relayReady{}), "raw bytes after the frame"...))
-	f.Add([]byte{'F', 'M', 1, 0x05, 0, 0, 0, 4, 0, 0, 0})
-	f.Add([]byte{'F', 'M', 1, 0x07, 0x7F, 0xFF, 0xFF, 0xFF})
+	f.Add([]byte{'F', 'M', ProtoVersion, 0x05, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0})
+	f.Add([]byte{'F', 'M', ProtoVersion, 0x07, 0x7F, 0xFF, 0xFF, 0xFF})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r := bytes.NewReader(b)
 		for {

@@ -43,9 +43,11 @@ func sampleMessages() map[string]message {
 			PunchTimeout: 0, Private: []netip.AddrPort{ep8}, MAC: macOf(4)},
 		"join full": join{Echo: nonceOf(2), ClientNonce: nonceOf(3), Job: "ジョブ/42", World: MaxWorld, Rank: MaxWorld - 1,
 			PunchTimeout: 1500 * time.Millisecond, Public: ep4, Private: []netip.AddrPort{ep8, ep6}, MAC: macOf(5)},
-		"joined": joined{World: 3, MAC: macOf(6)},
-		"ping":   ping{Seq: 7},
-		"pong":   pong{Seq: 1<<32 - 1},
+		"joined":       joined{World: 3, Joined: 3, MAC: macOf(6)},
+		"joined first": joined{World: MaxWorld, Joined: 1, MAC: macOf(7)},
+		"ping":         ping{Seq: 7, Joined: 12},
+		"ping full":    ping{Seq: 8, Joined: MaxWorld},
+		"pong":         pong{Seq: 1<<32 - 1},
 		"peers": peers{Members: []peerEntry{
 			{Observed: ep4, Private: []netip.AddrPort{ep8}},
 			{Observed: ep6, Public: ep4, Private: nil},
@@ -92,17 +94,19 @@ func TestMessageLayout(t *testing.T) {
 		m    message
 		want []byte
 	}{
-		{"hello", hello{}, []byte{0x46, 0x4D, 1, 0x01, 0, 0, 0, 0}},
-		{"ping", ping{Seq: 0x01020304}, []byte{0x46, 0x4D, 1, 0x05, 0, 0, 0, 4, 1, 2, 3, 4}},
-		{"report", report{Peer: 5, Outcome: outcomePublic}, []byte{0x46, 0x4D, 1, 0x09, 0, 0, 0, 5, 0, 0, 0, 5, 2}},
-		{"verdict punched", verdict{Peer: 1, Tier: TierPunched}, []byte{0x46, 0x4D, 1, 0x0A, 0, 0, 0, 5, 0, 0, 0, 1, 2}},
-		{"error", errorMsg{Code: CodeMemberLeft, Rank: -1, Msg: "x"}, []byte{0x46, 0x4D, 1, 0x0E, 0, 0, 0, 9,
+		{"hello", hello{}, []byte{0x46, 0x4D, 2, 0x01, 0, 0, 0, 0}},
+		{"ping", ping{Seq: 0x01020304, Joined: 12}, []byte{0x46, 0x4D, 2, 0x05, 0, 0, 0, 8, 1, 2, 3, 4, 0, 0, 0, 12}},
+		{"joined", joined{World: 64, Joined: 3, MAC: macOf(0)}, append([]byte{0x46, 0x4D, 2, 0x04, 0, 0, 0, 40, 0, 0, 0, 64, 0, 0, 0, 3},
+			func() []byte { m := macOf(0); return m[:] }()...)},
+		{"report", report{Peer: 5, Outcome: outcomePublic}, []byte{0x46, 0x4D, 2, 0x09, 0, 0, 0, 5, 0, 0, 0, 5, 2}},
+		{"verdict punched", verdict{Peer: 1, Tier: TierPunched}, []byte{0x46, 0x4D, 2, 0x0A, 0, 0, 0, 5, 0, 0, 0, 1, 2}},
+		{"error", errorMsg{Code: CodeMemberLeft, Rank: -1, Msg: "x"}, []byte{0x46, 0x4D, 2, 0x0E, 0, 0, 0, 9,
 			0, 7, 0xFF, 0xFF, 0xFF, 0xFF, 0, 1, 'x'}},
 		{"start", start{Rank: 2, Delay: 300 * time.Microsecond, PunchTimeout: time.Second, RelayTimeout: 2 * time.Second},
-			[]byte{0x46, 0x4D, 1, 0x08, 0, 0, 0, 16, 0, 0, 0, 2, 0, 0, 0x01, 0x2C, 0, 0, 0x03, 0xE8, 0, 0, 0x07, 0xD0}},
+			[]byte{0x46, 0x4D, 2, 0x08, 0, 0, 0, 16, 0, 0, 0, 2, 0, 0, 0x01, 0x2C, 0, 0, 0x03, 0xE8, 0, 0, 0x07, 0xD0}},
 		{"peers", peers{Members: []peerEntry{{Observed: netip.MustParseAddrPort("203.0.113.1:258"),
 			Private: []netip.AddrPort{netip.MustParseAddrPort("198.18.0.1:1")}}}},
-			[]byte{0x46, 0x4D, 1, 0x07, 0, 0, 0, 20, 0, 0, 0, 1, 4, 203, 0, 113, 1, 1, 2, 0, 1, 4, 198, 18, 0, 1, 0, 1}},
+			[]byte{0x46, 0x4D, 2, 0x07, 0, 0, 0, 20, 0, 0, 0, 1, 4, 203, 0, 113, 1, 1, 2, 0, 1, 4, 198, 18, 0, 1, 0, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,14 +139,21 @@ func TestDecodeRejects(t *testing.T) {
 		code  Code
 		want  string
 	}{
-		{"short header", []byte{'F', 'M', 1}, MaxPayload, CodeMalformed, "shorter than its header"},
-		{"bad magic", []byte{'G', 'M', 1, 1, 0, 0, 0, 0}, MaxPayload, CodeMalformed, "bad magic"},
-		{"future version", []byte{'F', 'M', 2, 1, 0, 0, 0, 0}, MaxPayload, CodeVersion, "version 2"},
+		{"short header", []byte{'F', 'M', ProtoVersion}, MaxPayload, CodeMalformed, "shorter than its header"},
+		{"bad magic", []byte{'G', 'M', ProtoVersion, 1, 0, 0, 0, 0}, MaxPayload, CodeMalformed, "bad magic"},
+		{"future version", []byte{'F', 'M', 3, 1, 0, 0, 0, 0}, MaxPayload, CodeVersion, "version 3"},
+		{"version 1", []byte{'F', 'M', 1, 1, 0, 0, 0, 0}, MaxPayload, CodeVersion, "version 1 not supported (this side speaks 2)"},
 		{"oversized", frame(typePing, long...), 8, CodeTooLarge, "exceeds the limit of 8"},
 		{"length beyond data", append(frame(typePing, 0, 0, 0, 1)[:7], 5, 1, 2), MaxPayload, CodeMalformed, "header says 5"},
 		{"unknown type", frame(0x7F), MaxPayload, CodeMalformed, "unknown message type 0x7f"},
 		{"trailing bytes", frame(typeHello, 0), MaxPayload, CodeMalformed, "1 trailing bytes"},
 		{"truncated ping", frame(typePing, 0, 0), MaxPayload, CodeMalformed, "truncated"},
+		{"version 1 ping (no count)", frame(typePing, 0, 0, 0, 1), MaxPayload, CodeMalformed, "truncated"},
+		{"ping, none joined", frame(typePing, 0, 0, 0, 1, 0, 0, 0, 0), MaxPayload, CodeMalformed, "0 members joined"},
+		{"ping, too many joined", frame(typePing, 0, 0, 0, 1, 0, 0, 0x10, 1), MaxPayload, CodeMalformed, "4097 members joined"},
+		{"joined, more than the world", encodeFrame(joined{World: 4, Joined: 5}), MaxPayload, CodeMalformed, "5 members joined out of range 1..4"},
+		{"joined, none", encodeFrame(joined{World: 4, Joined: 0}), MaxPayload, CodeMalformed, "0 members joined"},
+		{"joined, world 0", encodeFrame(joined{World: 0, Joined: 1}), MaxPayload, CodeMalformed, "world size 0"},
 		{"bad outcome", frame(typeReport, 0, 0, 0, 1, 3), MaxPayload, CodeMalformed, "outcome 3"},
 		{"peer out of range", frame(typeReport, 0, 0, 0x10, 0, 1), MaxPayload, CodeMalformed, "peer 4096 out of range"},
 		{"bad tier", frame(typeVerdict, 0, 0, 0, 1, 4), MaxPayload, CodeMalformed, "tier 4"},
@@ -169,7 +180,11 @@ func TestDecodeRejects(t *testing.T) {
 	mapped := joinFrame(func(j *join) { j.Private = []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::1]:1")} })
 	off := frameHeader + 16 + 16 + 3 + 4 + 4 + 4 + 1 + 1 + 1 // first address byte of the private endpoint
 	copy(mapped[off:], netip.MustParseAddr("::ffff:198.18.0.1").AsSlice())
-	tests[20].frame, tests[20].want = mapped, "IPv4-mapped"
+	for i := range tests {
+		if tests[i].name == "mapped IPv4 as family 6" {
+			tests[i].frame, tests[i].want = mapped, "IPv4-mapped"
+		}
+	}
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,7 +227,7 @@ func FuzzDecodeFrame(f *testing.F) {
 		f.Add(encodeFrame(m))
 	}
 	f.Add([]byte{})
-	f.Add([]byte{'F', 'M', 1, 0x03, 0, 0, 0, 1, 0})
+	f.Add([]byte{'F', 'M', ProtoVersion, 0x03, 0, 0, 0, 1, 0})
 	f.Add([]byte{0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeFrame(b, MaxPayload)

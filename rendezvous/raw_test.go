@@ -53,7 +53,7 @@ func (r *rawClient) recv() (message, error) {
 		}
 		if p, ok := m.(ping); ok {
 			r.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			writeMessage(r.c, pong(p))
+			writeMessage(r.c, pong{Seq: p.Seq})
 			continue
 		}
 		return m, nil
@@ -119,7 +119,7 @@ func (r *rawClient) join(job string, world, rank int) {
 	jd, ok := m.(joined)
 	require.True(r.t, ok, "got %#v, want joined", m)
 	key, _ := jobKey(testSecret, job)
-	require.Equal(r.t, joinedMAC(key, r.cn, r.nonce, world), jd.MAC)
+	require.Equal(r.t, joinedMAC(key, r.cn, r.nonce, world, jd.Joined), jd.MAC)
 }
 
 // started reads the peer table and the start frame.

@@ -90,11 +90,11 @@ func (m *scaleMember) run(ctx context.Context) (err error) {
 		}
 		switch msg := msg.(type) {
 		case ping:
-			if err := writeMessage(c, pong(msg)); err != nil {
+			if err := writeMessage(c, pong{Seq: msg.Seq}); err != nil {
 				return err
 			}
 		case joined:
-			if msg.MAC != joinedMAC(m.key, j.ClientNonce, j.Echo, m.world) {
+			if msg.MAC != joinedMAC(m.key, j.ClientNonce, j.Echo, m.world, msg.Joined) {
 				return fmt.Errorf("joined MAC does not verify")
 			}
 			m.joined()

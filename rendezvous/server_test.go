@@ -39,11 +39,12 @@ func TestServerRejects(t *testing.T) {
 		code Code
 	}{
 		{"garbage", func(r *rawClient) { r.sendBytes([]byte("GET / HTTP/1.1\r\n")) }, CodeMalformed},
-		{"future version", func(r *rawClient) { r.sendBytes(header(2, 1, 0)) }, CodeVersion},
-		{"oversized first frame", func(r *rawClient) { r.sendBytes(header(1, byte(typeHello), 1<<20)) }, CodeTooLarge},
-		{"unknown type", func(r *rawClient) { r.sendBytes(header(1, 0x77, 0)) }, CodeMalformed},
+		{"future version", func(r *rawClient) { r.sendBytes(header(ProtoVersion+1, 1, 0)) }, CodeVersion},
+		{"version 1 client", func(r *rawClient) { r.sendBytes(header(1, byte(typeHello), 0)) }, CodeVersion},
+		{"oversized first frame", func(r *rawClient) { r.sendBytes(header(ProtoVersion, byte(typeHello), 1<<20)) }, CodeTooLarge},
+		{"unknown type", func(r *rawClient) { r.sendBytes(header(ProtoVersion, 0x77, 0)) }, CodeMalformed},
 		{"truncated frame", func(r *rawClient) {
-			r.sendBytes(header(1, byte(typeHello), 4)[:8])
+			r.sendBytes(header(ProtoVersion, byte(typeHello), 4)[:8])
 			r.sendBytes([]byte{1})
 			r.c.(*net.TCPConn).CloseWrite()
 		}, CodeMalformed},
@@ -62,11 +63,11 @@ func TestServerRejects(t *testing.T) {
 		}, CodeAuth},
 		{"oversized join", func(r *rawClient) {
 			r.hello()
-			r.sendBytes(header(1, byte(typeJoin), maxClientLoad+1))
+			r.sendBytes(header(ProtoVersion, byte(typeJoin), maxClientLoad+1))
 		}, CodeTooLarge},
 		{"malformed join", func(r *rawClient) {
 			r.hello()
-			r.sendBytes(append(header(1, byte(typeJoin), 3), 1, 2, 3))
+			r.sendBytes(append(header(ProtoVersion, byte(typeJoin), 3), 1, 2, 3))
 		}, CodeMalformed},
 		{"rank out of range", func(r *rawClient) {
 			r.hello()
@@ -535,7 +536,7 @@ func rawMember(addr, job string, world, rank int) error {
 		}
 		switch m := m.(type) {
 		case ping:
-			writeMessage(c, pong(m))
+			writeMessage(c, pong{Seq: m.Seq})
 		case joined, peers:
 		case start:
 			if m.Rank != rank {

@@ -33,6 +33,19 @@ type session struct {
 	results      chan linkResult
 	wg           sync.WaitGroup
 	ready        int // peers with a final link
+
+	// How far the job got, as the server last said (the joined frame,
+	// then every ping): set by the reader, read when the wait ends.
+	progress   sync.Mutex
+	joined     int // members joined; 0: not heard yet
+	joinedWhen time.Time
+}
+
+// heard records the server's count of the members joined.
+func (s *session) heard(joined int) {
+	s.progress.Lock()
+	defer s.progress.Unlock()
+	s.joined, s.joinedWhen = joined, time.Now()
 }
 
 // peerState is what this member knows about its link to one peer.
@@ -123,7 +136,17 @@ func (s *session) run(ctx context.Context) (m *Mesh, err error) {
 // its context, or of its connection to the server) stopped it.
 func (s *session) waitingFor(err error) error {
 	if s.peers == nil {
-		return fmt.Errorf("waiting for the other members of the job (world %d) to join: %w", s.c.world, err)
+		if s.table != nil {
+			return fmt.Errorf("waiting for the start of the punch round (all %d members joined): %w", s.c.world, err)
+		}
+		s.progress.Lock()
+		joined, when := s.joined, s.joinedWhen
+		s.progress.Unlock()
+		if joined == 0 {
+			return fmt.Errorf("waiting for the other members of the job (world %d) to join: %w", s.c.world, err)
+		}
+		return fmt.Errorf("waiting for the other members of the job (%d of %d joined when last heard from the server, %.1f s ago): %w",
+			joined, s.c.world, time.Since(when).Seconds(), err)
 	}
 	var missing []int
 	for r, ps := range s.peers {
@@ -190,8 +213,9 @@ func (s *session) readLoop() {
 			}
 			return
 		}
-		if p, ok := msg.(ping); ok {
-			s.c.write(pong(p)) // a failed write shows up as a failed read
+		if p, ok := msg.(ping); ok && p.Joined <= s.c.world {
+			s.heard(p.Joined)
+			s.c.write(pong{Seq: p.Seq}) // a failed write shows up as a failed read
 			continue
 		}
 		select {
@@ -218,6 +242,9 @@ func (s *session) handle(ctx context.Context, msg message) (*time.Timer, error) 
 		return s.start(ctx, msg)
 	case verdict:
 		return nil, s.verdict(ctx, msg)
+	case ping:
+		// Only a ping the reader did not answer: the server broke the protocol.
+		return nil, fmt.Errorf("protocol error: the server's ping says %d members joined a job of world size %d", msg.Joined, s.c.world)
 	case errorMsg:
 		// The server's end of the job (a member left, a timeout, a
 		// shutdown): errors.As finds the *Error; the text says the phase.
