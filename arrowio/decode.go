@@ -24,6 +24,7 @@ type decoder struct {
 	rdr    *ipc.Reader
 	ready  []arrow.RecordBatch // decoded, not yet taken
 	eos    bool
+	framed bool // the last chunk parse saw was whole messages: eos says whether it ended the stream
 	err    error
 	closed bool
 }
@@ -66,15 +67,15 @@ func (d *decoder) feed(chunk *memory.Buffer) error {
 	chunk = alignedChunk(chunk)
 	defer chunk.Release()
 	if d.err != nil {
-		if !d.eos && endsWithEOS(chunk.Bytes()) {
-			d.eos = true
+		if !d.eos {
+			d.eos = chunkEnds(chunk.Bytes())
 		}
 		return d.err
 	}
 	if err := d.decode(chunk); err != nil {
 		d.fail(err)
-		if !d.eos && endsWithEOS(chunk.Bytes()) {
-			d.eos = true
+		if !d.eos && !d.framed {
+			d.eos = chunkEnds(chunk.Bytes())
 		}
 	}
 	return d.err
@@ -154,49 +155,85 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 // parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker. Each message
 // holds a reference to the chunk.
 func (d *decoder) parse(buf *memory.Buffer) error {
-	chunk := buf.Bytes()
+	d.framed = false
+	eos, err := walkMessages(buf.Bytes(), func(metaAt, metaLen, bodyAt, bodyLen int) {
+		meta := memory.SliceBuffer(buf, metaAt, metaLen)
+		body := memory.SliceBuffer(buf, bodyAt, bodyLen)
+		d.queue = append(d.queue, ipc.NewMessage(meta, body))
+		meta.Release() // the message holds them now
+		body.Release()
+	})
+	if eos {
+		d.eos = true
+	}
+	if err != nil {
+		return err
+	}
+	d.framed = true
+	return nil
+}
+
+// walkMessages walks the IPC messages of a chunk, calling fn with where each message's metadata and
+// body lie, and reports whether it met the end-of-stream marker. Each message's metadata is verified
+// before its body length is read from it.
+func walkMessages(chunk []byte, fn func(metaAt, metaLen, bodyAt, bodyLen int)) (eos bool, err error) {
 	for off := 0; off < len(chunk); {
-		if d.eos {
-			return errors.New("data after the end-of-stream marker")
+		if eos {
+			return eos, errors.New("data after the end-of-stream marker")
 		}
 		if len(chunk)-off < 4 {
-			return fmt.Errorf("truncated message header at byte %d", off)
+			return eos, fmt.Errorf("truncated message header at byte %d", off)
 		}
 		metaLen := int64(int32(binary.LittleEndian.Uint32(chunk[off:])))
 		off += 4
 		if uint32(metaLen) == 0xffffffff { // continuation token, then the length
 			if len(chunk)-off < 4 {
-				return fmt.Errorf("truncated message header at byte %d", off)
+				return eos, fmt.Errorf("truncated message header at byte %d", off)
 			}
 			metaLen = int64(int32(binary.LittleEndian.Uint32(chunk[off:])))
 			off += 4
 		}
 		if metaLen == 0 {
-			d.eos = true
+			eos = true
 			continue
 		}
 		if metaLen < 0 || metaLen > int64(len(chunk)-off) {
-			return fmt.Errorf("message metadata of %d bytes at byte %d overruns the %d-byte chunk", metaLen, off, len(chunk))
+			return eos, fmt.Errorf("message metadata of %d bytes at byte %d overruns the %d-byte chunk", metaLen, off, len(chunk))
 		}
+		metaAt := off
 		if err := verifyMessageMeta(chunk[off : off+int(metaLen)]); err != nil {
-			return err
+			return eos, err
 		}
-		meta := memory.SliceBuffer(buf, off, int(metaLen))
 		off += int(metaLen)
-		probe := ipc.NewMessage(meta, memory.NewBufferBytes(nil))
+		probe := ipc.NewMessage(memory.NewBufferBytes(chunk[metaAt:off]), memory.NewBufferBytes(nil))
 		bodyLen := probe.BodyLen()
 		probe.Release()
 		if bodyLen < 0 || bodyLen > int64(len(chunk)-off) {
-			meta.Release()
-			return fmt.Errorf("message body of %d bytes at byte %d overruns the %d-byte chunk", bodyLen, off, len(chunk))
+			return eos, fmt.Errorf("message body of %d bytes at byte %d overruns the %d-byte chunk", bodyLen, off, len(chunk))
 		}
-		body := memory.SliceBuffer(buf, off, int(bodyLen))
+		if fn != nil {
+			fn(metaAt, int(metaLen), off, int(bodyLen))
+		}
 		off += int(bodyLen)
-		d.queue = append(d.queue, ipc.NewMessage(meta, body))
-		meta.Release() // the message holds them now
-		body.Release()
 	}
-	return nil
+	return eos, nil
+}
+
+// chunkEnds reports whether a chunk ends the stream, for a decoder that no longer decodes (after an
+// error): whether its messages, walked by their lengths, include the end-of-stream marker. A chunk
+// whose framing is broken falls back to its last eight bytes (endsWithEOS); a message body that
+// happens to end with the marker's bytes does not end a stream whose framing holds.
+func chunkEnds(chunk []byte) (eos bool) {
+	defer func() {
+		if recover() != nil {
+			eos = endsWithEOS(chunk)
+		}
+	}()
+	eos, err := walkMessages(chunk, nil)
+	if err != nil && !eos {
+		return endsWithEOS(chunk)
+	}
+	return eos
 }
 
 // endsWithEOS reports whether a chunk ends with the end-of-stream marker. It is how a receiver that
