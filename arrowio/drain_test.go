@@ -3,6 +3,7 @@ package arrowio
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func TestRefusedStreamDrainedToItsEnd(t *testing.T) {
 				got.Release()
 				return fmt.Errorf("the refused stream was accepted")
 			}
-			if want := "scale 39"; !contains(err.Error(), want) {
+			if want := "scale 39"; !strings.Contains(err.Error(), want) {
 				return fmt.Errorf("refused stream: %v, want an error containing %q", err, want)
 			}
 			got, err = RecvTable(ctx, c, 0, 9, WithAllocator(mem))
@@ -98,13 +99,4 @@ func TestRefusedStreamDrainedToItsEnd(t *testing.T) {
 		})
 		requireNoErrors(t, errs)
 	})
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
