@@ -131,6 +131,7 @@ func TestJoinRefusesImpossibleCount(t *testing.T) {
 	defer cancel()
 	_, err := Join(ctx, srv.addr, "j", 2, testSecret)
 	require.Error(t, err)
-	assert.ErrorContains(t, err, "protocol error: the server's ping says 3 members joined a job of world size 2")
+	assert.ErrorContains(t, err, "waiting for the other members of the job (1 of 2 joined when last heard from the server, ")
+	assert.ErrorContains(t, err, "s ago): protocol error: the server's ping says 3 members joined a job of world size 2")
 	assert.NotErrorIs(t, err, context.DeadlineExceeded)
 }

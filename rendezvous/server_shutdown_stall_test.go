@@ -20,9 +20,10 @@ import (
 // shutdown must end such a connection at once, whatever phase its write is
 // in: the challenge of a connection that sent its hello, the answer to a
 // STUN request, the joined frame of a waiting member, the pings of a
-// member that is done. Before the fix each of them held the shutdown up
-// until its write deadline (the handshake timeout), cut only by the drain
-// timeout.
+// member that is done, the error frame of a relay side waiting for its
+// partner. Before the fix each of them held the shutdown up until its
+// write deadline (the handshake timeout for the first four, cut by the
+// drain timeout; the rejection timeout, 3 s, for the relay side).
 func TestShutdownEndsStalledWrites(t *testing.T) {
 	stunRequest := func() []byte {
 		b := make([]byte, 20)
@@ -34,23 +35,42 @@ func TestShutdownEndsStalledWrites(t *testing.T) {
 	tests := []struct {
 		name  string
 		opts  []ServerOption
-		setup func(t *testing.T, r *rawClient) // leaves the server blocked writing to r
+		conns int64                                                    // connections setup leaves open
+		setup func(t *testing.T, r *rawClient, dial func() *rawClient) // leaves the server blocked writing to r
 	}{
-		{"challenge unread", nil, func(t *testing.T, r *rawClient) {
+		{"challenge unread", nil, 1, func(t *testing.T, r *rawClient, _ func() *rawClient) {
 			r.send(hello{})
 		}},
-		{"STUN answer unread", nil, func(t *testing.T, r *rawClient) {
+		{"STUN answer unread", nil, 1, func(t *testing.T, r *rawClient, _ func() *rawClient) {
 			r.sendBytes(stunRequest())
 		}},
-		{"joined unread", nil, func(t *testing.T, r *rawClient) {
+		{"joined unread", nil, 1, func(t *testing.T, r *rawClient, _ func() *rawClient) {
 			r.hello()
 			r.send(r.joinMsg("stalled-waiting", 2, 0, testSecret))
 		}},
-		{"pings unread after done", []ServerOption{WithPingInterval(10 * time.Millisecond)}, func(t *testing.T, r *rawClient) {
+		{"pings unread after done", []ServerOption{WithPingInterval(10 * time.Millisecond)}, 1, func(t *testing.T, r *rawClient, _ func() *rawClient) {
 			r.join("stalled-done", 1, 0)
 			r.started()
 			r.send(done{})
 			time.Sleep(200 * time.Millisecond) // pings fill the window
+		}},
+		// The relay side that waits for its partner is told "shutdown"
+		// (its job failed) and does not read it; nor do the members.
+		{"relay side waiting, error unread", nil, 3, func(t *testing.T, r *rawClient, dial func() *rawClient) {
+			other := dial()
+			r.join("stalled-relay", 2, 0)
+			other.join("stalled-relay", 2, 1)
+			r.started()
+			other.started()
+			r.send(report{Peer: 1, Outcome: outcomeFailed})
+			v, ok := r.mustRecv().(verdict)
+			require.True(t, ok)
+			require.Equal(t, TierRelay, v.Tier)
+			key, err := jobKey(testSecret, "stalled-relay")
+			require.NoError(t, err)
+			rh := relayHello{Job: "stalled-relay", Rank: 0, Peer: 1, Nonce: v.Nonce}
+			signRelay(key, &rh)
+			dial().send(rh)
 		}},
 	}
 	for _, tt := range tests {
@@ -62,14 +82,16 @@ func TestShutdownEndsStalledWrites(t *testing.T) {
 				// Handshake and drain timeouts at their defaults (10 s).
 				srv := startSimServer(t, in, link, tt.opts...)
 				h := must(in.AddHost(netip.MustParseAddr("198.51.100.7"), netsim.WithLink(link)))
-				c, err := h.DialTCP(context.Background(), netip.AddrPort{}, simServerAddr)
-				require.NoError(t, err)
-				defer c.Close()
-				r := &rawClient{t: t, c: c, br: bufio.NewReader(c)}
-				tt.setup(t, r)
+				dial := func() *rawClient {
+					c, err := h.DialTCP(context.Background(), netip.AddrPort{}, simServerAddr)
+					require.NoError(t, err)
+					t.Cleanup(func() { c.Close() })
+					return &rawClient{t: t, c: c, br: bufio.NewReader(c)}
+				}
+				tt.setup(t, dial(), dial)
 				time.Sleep(100 * time.Millisecond)
 				synctest.Wait()
-				require.Equal(t, int64(1), srv.Metrics().Connections)
+				require.Equal(t, tt.conns, srv.Metrics().Connections)
 
 				began := time.Now()
 				srv.cancel()

@@ -244,7 +244,7 @@ func (s *session) handle(ctx context.Context, msg message) (*time.Timer, error) 
 		return nil, s.verdict(ctx, msg)
 	case ping:
 		// Only a ping the reader did not answer: the server broke the protocol.
-		return nil, fmt.Errorf("protocol error: the server's ping says %d members joined a job of world size %d", msg.Joined, s.c.world)
+		return nil, s.waitingFor(fmt.Errorf("protocol error: the server's ping says %d members joined a job of world size %d", msg.Joined, s.c.world))
 	case errorMsg:
 		// The server's end of the job (a member left, a timeout, a
 		// shutdown): errors.As finds the *Error; the text says the phase.
