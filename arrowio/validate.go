@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -40,7 +41,7 @@ func validateData(d arrow.ArrayData, depth int) error {
 		return fmt.Errorf("nested more than 64 deep")
 	}
 	n, off := d.Len(), d.Offset()
-	if n < 0 || off < 0 {
+	if n < 0 || off < 0 || n > math.MaxInt-8-off {
 		return fmt.Errorf("length %d at offset %d", n, off)
 	}
 	end := off + n
@@ -87,7 +88,7 @@ func validateData(d arrow.ArrayData, depth int) error {
 		return validateChildren(d, depth)
 	case arrow.FIXED_SIZE_LIST:
 		size := dt.(*arrow.FixedSizeListType).Len()
-		if size < 0 || int64(childLen(d)) < int64(end)*int64(size) {
+		if size < 0 || !fits(end, int(size), childLen(d)) {
 			return fmt.Errorf("%s: %d child values for %d lists", dt, childLen(d), end)
 		}
 		return validateChildren(d, depth)
@@ -110,7 +111,7 @@ func validateData(d arrow.ArrayData, depth int) error {
 		return validateChildren(d, depth)
 	}
 	if fw, ok := dt.(arrow.FixedWidthDataType); ok && fw.BitWidth() > 0 && fw.BitWidth()%8 == 0 {
-		if w := fw.BitWidth() / 8; bufLen(d, 1) < end*w {
+		if w := fw.BitWidth() / 8; !fits(end, w, bufLen(d, 1)) {
 			return fmt.Errorf("%s: %d bytes for %d values", dt, bufLen(d, 1), end)
 		}
 		return nil
@@ -122,6 +123,16 @@ func validateData(d arrow.ArrayData, depth int) error {
 		return err
 	}
 	return validateChildren(d, depth)
+}
+
+// fits reports whether count elements of width bytes (or values) fit in have, without computing
+// count*width, which lengths a message claims can make overflow (2^33 lists of 2^31-1 values wrapped
+// to a negative number of child values, which any child has).
+func fits(count, width, have int) bool {
+	if count < 0 || width < 0 || have < 0 {
+		return false
+	}
+	return width == 0 || count <= have/width
 }
 
 func childLen(d arrow.ArrayData) int {
@@ -151,7 +162,7 @@ func checkOffsets[O int32 | int64](d arrow.ArrayData, limit int, what string) er
 	if limit < 0 {
 		return fmt.Errorf("%s: no child", d.DataType())
 	}
-	if bufLen(d, 1) < (off+n+1)*w {
+	if !fits(off+n+1, w, bufLen(d, 1)) {
 		return fmt.Errorf("%s: offsets buffer of %d bytes for %d values", d.DataType(), bufLen(d, 1), off+n)
 	}
 	offs := arrow.GetOffsets[O](d, 1)
@@ -171,7 +182,7 @@ func checkOffsets[O int32 | int64](d arrow.ArrayData, limit int, what string) er
 
 func checkViews(d arrow.ArrayData) error {
 	n, off := d.Len(), d.Offset()
-	if bufLen(d, 1) < (off+n)*arrow.ViewHeaderSizeBytes {
+	if !fits(off+n, arrow.ViewHeaderSizeBytes, bufLen(d, 1)) {
 		return fmt.Errorf("%s: %d bytes of views for %d values", d.DataType(), bufLen(d, 1), off+n)
 	}
 	arr := array.MakeFromData(d)
@@ -207,7 +218,7 @@ func checkDictionary(d arrow.ArrayData, dt *arrow.DictionaryType, depth int) err
 	}
 	n, off := d.Len(), d.Offset()
 	w := dt.IndexType.(arrow.FixedWidthDataType).Bytes()
-	if bufLen(d, 1) < (off+n)*w {
+	if !fits(off+n, w, bufLen(d, 1)) {
 		return fmt.Errorf("%s: %d bytes of indices for %d values", dt, bufLen(d, 1), off+n)
 	}
 	limit := uint64(dict.Len())
