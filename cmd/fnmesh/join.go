@@ -110,6 +110,8 @@ flags:
 		return usageErr("--rendezvous %q: %v", *addr, rvAddrErr(*addr))
 	case *job == "":
 		return usageErr("--job is required")
+	case jobErr(*job) != nil:
+		return usageErr("--job %q: %v", *job, jobErr(*job))
 	case *world < 1 || *world > rendezvous.MaxWorld:
 		return usageErr("--world %d out of range 1..%d", *world, rendezvous.MaxWorld)
 	case rank.set && (rank.rank < 0 || rank.rank >= *world):

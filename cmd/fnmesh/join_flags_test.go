@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/fnmesh/fnmesh/internal/osu"
+	"github.com/fnmesh/fnmesh/rendezvous"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -48,5 +51,43 @@ func TestByteSizeMatchesBench(t *testing.T) {
 		n, err := osu.ParseSize(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, int64(n), int64(b), in)
+	}
+}
+
+// TestJobErrAgreesWithJoin: jobErr refuses exactly the job IDs that
+// rendezvous.Join refuses, with the same reason.
+func TestJobErrAgreesWithJoin(t *testing.T) {
+	for _, tc := range []struct {
+		job  string
+		want string // "": valid
+	}{
+		{"j", ""},
+		{"job-42 (nightly), ünïcode ✓", ""},
+		{strings.Repeat("j", maxJobLen), ""},
+		{strings.Repeat("é", maxJobLen/2), ""},
+		{"", "job ID of 0 bytes (want 1..128)"},
+		{strings.Repeat("j", maxJobLen+1), "job ID of 129 bytes (want 1..128)"},
+		{strings.Repeat("é", maxJobLen/2) + "j", "job ID of 129 bytes (want 1..128)"},
+		{"a\tb", "job ID has an invalid or control character at byte 1"},
+		{"ab\x7f", "job ID has an invalid or control character at byte 2"},
+		{"a\u0085", "job ID has an invalid or control character at byte 1"},
+		{"a\nb", "job ID has an invalid or control character at byte 1"},
+		{"a\xffb", "job ID is not UTF-8"},
+	} {
+		err := jobErr(tc.job)
+		// A job ID Join refuses fails it at once, before any dial; with
+		// a context that has ended, a valid one fails on the context.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, joinErr := rendezvous.Join(ctx, "127.0.0.1:1", tc.job, 2, []byte("agreement test secret, 32 bytes."),
+			rendezvous.WithConnectRetry(0))
+		require.Error(t, joinErr, "%q", tc.job)
+		if tc.want == "" {
+			assert.NoError(t, err, "%q", tc.job)
+			assert.NotContains(t, joinErr.Error(), "job ID", "%q", tc.job)
+			continue
+		}
+		assert.EqualError(t, err, tc.want, "%q", tc.job)
+		assert.ErrorContains(t, joinErr, ": "+tc.want, "%q", tc.job)
 	}
 }

@@ -201,6 +201,11 @@ func TestJoinUsage(t *testing.T) {
 		{[]string{"--rendezvous", "rv.example.com", "--job", "j", "--world", "2"}, `--rendezvous "rv.example.com": want HOST:PORT`},
 		{[]string{"--rendezvous", "127.0.0.1:99999", "--job", "j", "--world", "2"}, `--rendezvous "127.0.0.1:99999": port "99999" is not 1..65535`},
 		{[]string{"--rendezvous", "127.0.0.1:0", "--job", "j", "--world", "2"}, `port "0" is not 1..65535`},
+		// So was a job ID the server would refuse.
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", strings.Repeat("j", 129), "--world", "2"}, `--job "jjj`},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", strings.Repeat("j", 129), "--world", "2"}, `": job ID of 129 bytes (want 1..128)`},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "a\tb", "--world", "2"}, `--job "a\tb": job ID has an invalid or control character at byte 1`},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "a\xffb", "--world", "2"}, `--job "a\xffb": job ID is not UTF-8`},
 	} {
 		var stdout, stderr bytes.Buffer
 		status := run(context.Background(), append([]string{"join"}, tc.args...), &stdout, &stderr)
