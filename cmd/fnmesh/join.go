@@ -141,7 +141,7 @@ flags:
 	if *listen != "" {
 		la, err := netip.ParseAddrPort(*listen)
 		if err != nil {
-			return usageErr("--listen: %v", err)
+			return usageErr("--listen %q: want IP:PORT, an IP address and a port (0: any free port), e.g. 0.0.0.0:0 or 10.0.0.5:40000", *listen)
 		}
 		opts = append(opts, rendezvous.WithLocalAddr(la))
 	}

@@ -191,7 +191,10 @@ func TestJoinUsage(t *testing.T) {
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "5000"}, "--world 5000 out of range 1..4096"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--connect-retry", "-1s"}, "must not be negative"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--bytes", "lots"}, "byte count"},
-		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "nowhere"}, "--listen"},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "nowhere"}, `--listen "nowhere": want IP:PORT`},
+		// It said only "--listen: no IP" and "--listen: ParseAddr("localhost"): unable to parse IP".
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", ":0"}, `--listen ":0": want IP:PORT, an IP address and a port (0: any free port), e.g. 0.0.0.0:0 or 10.0.0.5:40000`},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "localhost:0"}, `--listen "localhost:0": want IP:PORT, an IP address and a port`},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "extra"}, "unexpected argument"},
 		// A secret file given wins over $FNMESH_SECRET, and must be good.
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--secret-file", empty}, "fnmesh join: secret: " + empty + " is empty"},

@@ -25,6 +25,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -118,6 +119,12 @@ flags:
 		if f.d < time.Millisecond {
 			return usageErr("--%s of %v is under the protocol's unit: it must be at least 1ms", f.name, f.d)
 		}
+	}
+	if err := listenAddrErr(*listen, "0.0.0.0:7000"); err != nil {
+		return usageErr("--listen %q: %v", *listen, err)
+	}
+	if err := listenAddrErr(*httpAddr, "127.0.0.1:9100"); *httpAddr != "" && err != nil {
+		return usageErr("--http %q: %v", *httpAddr, err)
 	}
 	if *drain < 0 || *maxConns < 0 || (*maxConns == 0 && flagSet(fs, "max-conns")) {
 		return usageErr("--drain must not be negative and --max-conns must be positive")
@@ -257,6 +264,24 @@ func defaultMaxConns(limit uint64, limited bool) int {
 		return 1
 	}
 	return int((limit - fdReserve) / 3)
+}
+
+// listenAddrErr says what is wrong with an address to listen on (example
+// is one that is right), nil if it has the form HOST:PORT with a port of
+// 0..65535 or a service name; HOST may be empty (every address), and
+// resolving it is Listen's part. A malformed address is a usage error, not
+// a failure to listen.
+func listenAddrErr(addr, example string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, e.g. %s (%w)", example, err)
+	}
+	if port != "" && strings.IndexAny(port[:1], "0123456789+-") == 0 {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return fmt.Errorf("port %q is not 0..65535", port)
+		}
+	}
+	return nil
 }
 
 // explainFlagError says what a duration should look like where the flag

@@ -125,6 +125,11 @@ func TestUsageErrors(t *testing.T) {
 		{"sub-millisecond relay timeout", testSecret, []string{"--relay-timeout", "999us"}, 2, "--relay-timeout of 999µs is under the protocol's unit"},
 		{"bad log level", testSecret, []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"bad listen", testSecret, []string{"--listen", "256.0.0.1:1"}, 1, "cannot listen"},
+		// A malformed address is bad usage, not a failure to listen.
+		{"listen without port", testSecret, []string{"--listen", "7000"}, 2, `rendezvous: --listen "7000": want HOST:PORT, e.g. 0.0.0.0:7000 (address 7000: missing port in address)`},
+		{"listen port out of range", testSecret, []string{"--listen", "127.0.0.1:99999"}, 2, `rendezvous: --listen "127.0.0.1:99999": port "99999" is not 0..65535`},
+		{"listen port negative", testSecret, []string{"--listen", "127.0.0.1:-1"}, 2, `rendezvous: --listen "127.0.0.1:-1": port "-1" is not 0..65535`},
+		{"http without port", testSecret, []string{"--listen", "127.0.0.1:0", "--http", "9100"}, 2, `rendezvous: --http "9100": want HOST:PORT, e.g. 127.0.0.1:9100 (address 9100: missing port in address)`},
 		{"help", testSecret, []string{"-h"}, 0, "usage: rendezvous [--listen HOST:PORT]"},
 		{"bad duration", testSecret, []string{"--drain", "10"}, 2, `rendezvous: invalid value "10" for flag -drain: want a duration such as 500ms, 30s or 2m`},
 		{"bad count", testSecret, []string{"--max-conns", "many"}, 2, `rendezvous: invalid value "many" for flag -max-conns: parse error`},
