@@ -526,11 +526,13 @@ func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
 // length without subtracting the slice's start (reading past a tight buffer), and fails on dense
 // unions and list views even when they are merely sliced inside. Every other type is written
 // correctly when sliced (TestEncodeSlicedEveryType), so the slices that splitBatch cuts from a large
-// batch go out without a copy.
+// batch go out without a copy, except view columns that use less than half of their character
+// buffers (wastesViewBytes): the writer would send all of those buffers with every slice
+// (TestViewSlicesSendTheirBytes), so such a column is compacted too.
 func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	var cols []arrow.Array
 	for c, col := range rec.Columns() {
-		if !holdsFragileType(col.DataType()) {
+		if !holdsFragileType(col.DataType()) && !wastesViewBytes(col.Data(), 0) {
 			continue
 		}
 		if cols == nil {
@@ -562,6 +564,81 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 		a.Release()
 	}
 	return out, nil
+}
+
+// wastesViewBytes reports whether d, or an array it is made of at any depth, is a view array (string or
+// binary view) that uses less than half of its character buffers: arrow-go's IPC writer sends them
+// all whole, so a slice of a large view column (splitBatch's, or a caller's) would carry every byte
+// of it. ipcSafe compacts such a column (take copies the characters its views use: compactViews).
+// Dictionaries are written whole anyway and are not looked into.
+func wastesViewBytes(d arrow.ArrayData, depth int) bool {
+	n := d.Len()
+	if depth > 64 || n == 0 || !typeHolds(d.DataType(), 0, isViewType) {
+		return false
+	}
+	off := d.Offset()
+	dt := d.DataType()
+	if ext, ok := dt.(arrow.ExtensionType); ok {
+		dt = ext.StorageType() // the buffers and children are the storage's
+	}
+	switch dt := dt.(type) {
+	case *arrow.StringViewType, *arrow.BinaryViewType:
+		total, used := 0, 0
+		for _, b := range d.Buffers()[2:] {
+			if b != nil {
+				total += b.Len()
+			}
+		}
+		hs := arrow.GetData[arrow.ViewHeader](d.Buffers()[1].Bytes())[off : off+n]
+		for i := range hs {
+			if !hs[i].IsInline() && (d.NullN() == 0 || isValid(d, i)) {
+				used += hs[i].Len()
+			}
+		}
+		return 2*used < total
+	case *arrow.DictionaryType:
+		return false
+	case *arrow.ListType, *arrow.MapType:
+		o := arrow.GetOffsets[int32](d, 1)
+		return childWastes(d.Children()[0], int64(o[0]), int64(o[n]), depth)
+	case *arrow.LargeListType:
+		o := arrow.GetOffsets[int64](d, 1)
+		return childWastes(d.Children()[0], o[0], o[n], depth)
+	case *arrow.FixedSizeListType:
+		k := int64(dt.Len())
+		return childWastes(d.Children()[0], int64(off)*k, int64(off+n)*k, depth)
+	case *arrow.StructType:
+		for _, c := range d.Children() {
+			if childWastes(c, int64(off), int64(off+n), depth) {
+				return true
+			}
+		}
+		return false
+	}
+	// The types ipcSafe compacts anyway.
+	for _, c := range d.Children() {
+		if wastesViewBytes(c, depth+1) {
+			return true
+		}
+	}
+	return false
+}
+
+func childWastes(child arrow.ArrayData, lo, hi int64, depth int) bool {
+	if hi <= lo {
+		return false
+	}
+	s := array.NewSliceData(child, lo, hi)
+	defer s.Release()
+	return wastesViewBytes(s, depth+1)
+}
+
+func isViewType(dt arrow.DataType) bool {
+	switch dt.(type) {
+	case *arrow.StringViewType, *arrow.BinaryViewType:
+		return true
+	}
+	return false
 }
 
 func holdsFragileType(dt arrow.DataType) bool {

@@ -13,8 +13,9 @@ import (
 
 // take gathers the elements idx of arr (each 0 <= idx[j] < arr.Len()) into a new array whose buffers
 // come from mem. It is the kernel the partitioner builds its outputs with: one pass per buffer, no
-// per-row allocation, and no dependency on arrow-go's compute package. Dictionaries and the data
-// buffers of view types are shared with arr, not copied.
+// per-row allocation, and no dependency on arrow-go's compute package. Dictionaries are shared with
+// arr, not copied, and so are the character buffers of view types unless the rows taken use less
+// than half of them (compactViews).
 func take(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array, error) {
 	d, err := takeData(mem, arr, idx)
 	if err != nil {
@@ -73,10 +74,16 @@ func takeData(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData
 		return takeVarBinary[int64](mem, data, idx)
 
 	case arrow.STRING_VIEW, arrow.BINARY_VIEW:
-		// Gather the 16-byte view headers; the character buffers they point into are shared.
+		// Gather the 16-byte view headers; the character buffers they point into are shared, unless
+		// the rows taken use less than half of them (compactViews).
 		valid, nulls := takeValidity(mem, data, idx)
 		views := takeFixed(mem, data, arrow.ViewHeaderSizeBytes, idx)
-		bufs := append([]*memory.Buffer{valid, views}, data.Buffers()[2:]...)
+		chars := data.Buffers()[2:]
+		if compact := compactViews(mem, views, valid, chars); compact != nil {
+			chars = []*memory.Buffer{compact}
+			defer compact.Release()
+		}
+		bufs := append([]*memory.Buffer{valid, views}, chars...)
 		out := array.NewData(dt, n, bufs, nil, nulls, 0)
 		release(valid, views)
 		return out, nil
@@ -141,6 +148,53 @@ func takeData(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData
 		return newData(dt, n, []*memory.Buffer{valid, vals}, nil, nulls), nil
 	}
 	return takeBySlices(mem, arr, idx)
+}
+
+// compactViews copies the characters that views (freshly taken headers, which it rewrites in place)
+// point into out of chars into one new buffer, and returns it, when they use less than half of chars;
+// otherwise it returns nil and the views keep pointing into chars. Null views become empty inline
+// ones. arrow-go's IPC writer sends every character buffer of a view array whole, however few of
+// its bytes the array uses: a slice of a large view column, or a part of one HashPartition took,
+// would otherwise carry all of them.
+func compactViews(mem memory.Allocator, views, valid *memory.Buffer, chars []*memory.Buffer) *memory.Buffer {
+	total := 0
+	for _, b := range chars {
+		if b != nil {
+			total += b.Len()
+		}
+	}
+	hs := view[arrow.ViewHeader](views.Bytes())
+	var bits []byte
+	if valid != nil {
+		bits = valid.Bytes()
+	}
+	used := 0
+	for i := range hs {
+		if !hs[i].IsInline() && (bits == nil || bitutil.BitIsSet(bits, i)) {
+			used += hs[i].Len()
+		}
+	}
+	if total == 0 || 2*used >= total || used > math.MaxInt32 { // one buffer, int32 offsets
+		return nil
+	}
+	buf := allocBuffer(mem, used)
+	dst := buf.Bytes()
+	pos := 0
+	for i := range hs {
+		h := &hs[i]
+		if bits != nil && !bitutil.BitIsSet(bits, i) {
+			*h = arrow.ViewHeader{}
+			continue
+		}
+		if h.IsInline() {
+			continue
+		}
+		src := chars[h.BufferIndex()].Bytes()[h.BufferOffset():]
+		copy(dst[pos:pos+h.Len()], src[:h.Len()])
+		h.SetIndexOffset(0, int32(pos))
+		pos += h.Len()
+	}
+	return buf
 }
 
 // newData wraps freshly made buffers and children in a Data and drops this function's references to
