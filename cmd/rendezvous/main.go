@@ -9,8 +9,8 @@
 // STUN over TCP, and on the same UDP port for STUN. The job secret comes
 // from --secret-file or $FNMESH_SECRET. SIGINT or SIGTERM shut it down
 // gracefully: waiting workers are told, established relays get --drain to
-// finish. docs/rendezvous.md describes the flags, the protocol and the
-// security model.
+// finish; a second signal stops it at once. docs/rendezvous.md describes
+// the flags, the protocol and the security model.
 package main
 
 import (
@@ -38,6 +38,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the graceful shutdown, which may take a while
+	// (--drain, the HTTP server's connections); a second one ends the
+	// process at once, as SIGINT and SIGTERM do by default.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
 }
 
@@ -55,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready lis
 Runs the fnmesh rendezvous server on TCP HOST:PORT (control, relay, STUN
 over TCP) and, on the address and port TCP got, UDP (STUN). The job secret
 comes from --secret-file or $FNMESH_SECRET. SIGINT/SIGTERM shut it down
-gracefully.
+gracefully; a second one stops it at once.
 
 flags:
 `)

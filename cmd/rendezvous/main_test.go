@@ -213,9 +213,12 @@ func TestHTTPIdleConnectionClosed(t *testing.T) {
 	assert.Equal(t, 0, <-exit, "logs:\n%s", logs.String())
 }
 
-// TestBinarySIGTERM builds the command, runs it, and checks that SIGTERM
-// tells a waiting worker and shuts the server down with status 0.
-func TestBinarySIGTERM(t *testing.T) {
+// startBinary builds the command and runs it on loopback with --http and
+// args, its secret from a file. It returns the process, its stderr lines
+// (the channel is closed when stderr is) and the TCP and HTTP addresses it
+// reported.
+func startBinary(t *testing.T, args ...string) (cmd *exec.Cmd, lines <-chan string, addr, httpAddr string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: skipping the build of the rendezvous binary")
 	}
@@ -226,26 +229,25 @@ func TestBinarySIGTERM(t *testing.T) {
 
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	require.NoError(t, os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600))
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret-file", secretFile, "--drain", "1s")
+	cmd = exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--secret-file", secretFile}, args...)...)
 	cmd.Env = append(os.Environ(), secret.Env+"=")
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	lines := make(chan string, 64)
+	ch := make(chan string, 64)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			lines <- sc.Text()
+			ch <- sc.Text()
 		}
-		close(lines)
+		close(ch)
 	}()
-	var addr, httpAddr string
 	re := regexp.MustCompile(`tcp=(127\.0\.0\.1:\d+) .*http=(127\.0\.0\.1:\d+)`)
 	for addr == "" {
 		select {
-		case line, ok := <-lines:
+		case line, ok := <-ch:
 			require.True(t, ok, "server exited before listening")
 			if m := re.FindStringSubmatch(line); m != nil {
 				addr, httpAddr = m[1], m[2]
@@ -254,6 +256,13 @@ func TestBinarySIGTERM(t *testing.T) {
 			t.Fatal("server did not report its address")
 		}
 	}
+	return cmd, ch, addr, httpAddr
+}
+
+// TestBinarySIGTERM builds the command, runs it, and checks that SIGTERM
+// tells a waiting worker and shuts the server down with status 0.
+func TestBinarySIGTERM(t *testing.T) {
+	cmd, lines, addr, httpAddr := startBinary(t, "--drain", "1s")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -273,7 +282,7 @@ func TestBinarySIGTERM(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 
-	err = <-joinErr
+	err := <-joinErr
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, &rendezvous.Error{Code: rendezvous.CodeShutdown}), "Join error: %v", err)
 	var rest []string
@@ -282,6 +291,42 @@ func TestBinarySIGTERM(t *testing.T) {
 	}
 	require.NoError(t, cmd.Wait(), "logs:\n%s", strings.Join(rest, "\n"))
 	assert.Contains(t, strings.Join(rest, "\n"), "rendezvous server stopped")
+}
+
+// TestBinarySecondSignalStopsAtOnce: a graceful shutdown may take a while
+// (--drain for relays, 5 s for the HTTP server's connections); a second
+// SIGTERM or SIGINT ends it at once, as an operator pressing Ctrl-C again
+// expects. It was ignored: with one idle connection to --http the server
+// took the full 5 s after two SIGTERMs 300 ms apart.
+func TestBinarySecondSignalStopsAtOnce(t *testing.T) {
+	cmd, lines, _, httpAddr := startBinary(t, "--no-udp")
+	go func() {
+		for range lines { // drain stderr so that the server never blocks on it
+		}
+	}()
+	// An idle connection: the HTTP server's Shutdown waits up to 5 s for it.
+	c, err := net.Dial("tcp", httpAddr)
+	require.NoError(t, err)
+	defer c.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		t.Fatalf("the server exited (%v) before the HTTP connection's 5 s: this test shows nothing", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "a forced stop is not a clean one")
+		assert.Less(t, time.Since(start), 2*time.Second)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second SIGTERM did not stop the server")
+	}
 }
 
 // TestUDPBoundWhereTCPIs: the STUN socket is bound to the address and port
