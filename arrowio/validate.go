@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"unsafe"
@@ -203,6 +204,11 @@ func checkViews(d arrow.ArrayData) error {
 		b, o := int(v.BufferIndex()), int(v.BufferOffset())
 		if b < 0 || b >= len(data) || data[b] == nil || o < 0 || o > data[b].Len()-v.Len() {
 			return fmt.Errorf("%s: view %d points outside its data buffers", d.DataType(), i)
+		}
+		// arrow-go compares views by size and prefix before their bytes (ViewHeader.Equals).
+		prefix, value := v.Prefix(), data[b].Bytes()[o:o+arrow.ViewPrefixLen]
+		if !bytes.Equal(prefix[:], value) {
+			return fmt.Errorf("%s: view %d has prefix %q but its value starts %q", d.DataType(), i, prefix[:], value)
 		}
 	}
 	return nil
