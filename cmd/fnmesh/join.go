@@ -121,8 +121,12 @@ flags:
 	case *punchTimeout < 0 || *retry < 0:
 		return usageErr("--punch-timeout and --connect-retry must not be negative")
 	}
-	jobSecret, err := secret.Load(*secretFile)
+	jobSecret, err := secret.Load(ctx, *secretFile)
 	if err != nil {
+		if ctx.Err() != nil { // a signal while it read a pipe: not a usage error
+			fmt.Fprintf(stderr, "fnmesh join: %v\n", err)
+			return 1
+		}
 		return usageErr("%v", err)
 	}
 	logger := slog.New(slog.DiscardHandler)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,6 +224,42 @@ func TestJoinUsage(t *testing.T) {
 	assert.Contains(t, stderr.String(), "FNMESH_SECRET")
 }
 
+// TestJoinSecretFromPipe: --secret-file may be a pipe (/dev/stdin, a FIFO);
+// one that nobody writes to no longer makes join deaf to signals. It waited
+// for ever: SIGINT, which fnmesh catches, did nothing (reproduced with the
+// binary and a FIFO: two SIGINTs, still running; only SIGKILL ended it).
+func TestJoinSecretFromPipe(t *testing.T) {
+	t.Setenv(secret.Env, "")
+	fifo := filepath.Join(t.TempDir(), "secret")
+	mkfifo(t, fifo)
+	t.Cleanup(func() { // unblock the read left behind
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"join", "--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--secret-file", fifo}, &stdout, &stderr)
+	}()
+	select {
+	case status := <-done:
+		t.Fatalf("join returned %d before the signal: %s", status, stderr.String())
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel(errors.New("interrupt signal received")) // as signal.NotifyContext does
+	select {
+	case status := <-done:
+		assert.Equal(t, 1, status, "an interrupted run, not a usage error")
+		assert.Equal(t, "fnmesh join: secret: reading "+fifo+": interrupt signal received\n", stderr.String())
+		assert.Empty(t, stdout.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("join went on reading the secret after the signal")
+	}
+}
+
 // TestJoinBinary builds the real fnmesh binary and runs three of it as
 // separate processes against a rendezvous server.
 func TestJoinBinary(t *testing.T) {
@@ -261,4 +298,12 @@ func TestJoinBinary(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(outs[i].stdout), &outs[i].report), "stdout %q stderr %q", outs[i].stdout, outs[i].stderr)
 	}
 	checkMesh(t, outs, world, 1<<20)
+}
+
+// mkfifo makes a named pipe at path, or skips the test where it cannot.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("mkfifo", path).CombinedOutput(); err != nil {
+		t.Skipf("no named pipe here: mkfifo: %v %s", err, out)
+	}
 }

@@ -141,8 +141,12 @@ flags:
 		return usageErr("--log-level: %v", err)
 	}
 	// Before anything is logged: a usage error is the one line it prints.
-	jobSecret, err := secret.Load(*secretFile)
+	jobSecret, err := secret.Load(ctx, *secretFile)
 	if err != nil {
+		if ctx.Err() != nil { // a signal while it read a pipe: not a usage error
+			fmt.Fprintf(stderr, "rendezvous: %v\n", err)
+			return 1
+		}
 		return usageErr("%v", err)
 	}
 	hopts := &slog.HandlerOptions{Level: level}

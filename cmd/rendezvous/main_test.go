@@ -329,6 +329,38 @@ func TestBinarySecondSignalStopsAtOnce(t *testing.T) {
 	}
 }
 
+// TestSecretFromPipeInterrupted: a --secret-file that is a pipe nobody
+// writes to no longer makes the server deaf to SIGINT and SIGTERM: run
+// returns 1 (not the usage status) with one line when ctx ends.
+func TestSecretFromPipeInterrupted(t *testing.T) {
+	t.Setenv(secret.Env, "")
+	fifo := filepath.Join(t.TempDir(), "secret")
+	if out, err := exec.Command("mkfifo", fifo).CombinedOutput(); err != nil {
+		t.Skipf("no named pipe here: mkfifo: %v %s", err, out)
+	}
+	t.Cleanup(func() { // unblock the read left behind
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var out syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0", "--secret-file", fifo}, io.Discard, &out, nil)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel(errors.New("terminated signal received")) // as signal.NotifyContext does
+	select {
+	case code := <-done:
+		assert.Equal(t, 1, code)
+		assert.Equal(t, "rendezvous: secret: reading "+fifo+": terminated signal received\n", out.String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server went on reading the secret after the signal")
+	}
+}
+
 // TestUDPBoundWhereTCPIs: the STUN socket is bound to the address and port
 // the TCP listener got (not to --listen's host name resolved again), and
 // answers there.

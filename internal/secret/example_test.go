@@ -1,6 +1,7 @@
 package secret_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ func ExampleLoad() {
 		fmt.Println(err)
 		return
 	}
-	key, err := secret.Load(file)
+	key, err := secret.Load(context.Background(), file)
 	fmt.Printf("%q %v\n", key, err)
 	// Output: "correct horse battery staple" <nil>
 }

@@ -11,6 +11,7 @@
 package secret
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,13 +33,37 @@ const MaxSize = 64 << 10
 // A file wins over the environment. It is an error for the file to be
 // missing, unreadable, empty (once its newlines are gone) or larger than
 // MaxSize, and for neither to be given.
-func Load(file string) ([]byte, error) {
+//
+// The file may be a pipe (/dev/stdin, a FIFO, a shell's <(...)), which
+// blocks until something writes to it and closes it: Load returns when ctx
+// ends, with an error that wraps ctx's cause, even if the read goes on
+// blocking (it then ends with the process, or when the pipe is written).
+func Load(ctx context.Context, file string) ([]byte, error) {
 	if file == "" {
 		if s := os.Getenv(Env); s != "" {
 			return []byte(s), nil
 		}
 		return nil, errors.New("no job secret: pass --secret-file or set " + Env)
 	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := readFile(file)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("secret: reading %s: %w", file, context.Cause(ctx))
+	}
+}
+
+// readFile is Load's read of a secret file.
+func readFile(file string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)

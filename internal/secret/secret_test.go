@@ -1,10 +1,15 @@
 package secret
 
 import (
+	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,7 +60,7 @@ func TestLoad(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(Env, tc.env)
-			got, err := Load(tc.file)
+			got, err := Load(context.Background(), tc.file)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				assert.Nil(t, got)
@@ -64,5 +69,65 @@ func TestLoad(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, string(got))
 		})
+	}
+}
+
+// TestLoadPipe: a secret file may be a pipe; one that nobody writes to
+// blocks the read, and Load returns when ctx ends. (fnmesh join
+// --secret-file /dev/stdin, run at a terminal without a pipe, waited for
+// ever: Ctrl-C, which the commands catch, did nothing.)
+func TestLoadPipe(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		write string // "": nobody writes
+		want  string
+		err   string
+	}{
+		{name: "written", write: "from a pipe\n", want: "from a pipe"},
+		{name: "never written", err: "secret: reading " + filepath.Join(dir, "never written") + ": test stopped it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fifo := filepath.Join(dir, tc.name)
+			mkfifo(t, fifo)
+			if tc.write != "" {
+				go func() {
+					f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+					if err == nil {
+						_, _ = f.WriteString(tc.write)
+						_ = f.Close()
+					}
+				}()
+			} else {
+				// Unblock the reader once the test is over, so that
+				// its goroutine ends too.
+				t.Cleanup(func() {
+					if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+						_ = f.Close()
+					}
+				})
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			timer := time.AfterFunc(200*time.Millisecond, func() { cancel(errors.New("test stopped it")) })
+			defer timer.Stop()
+			start := time.Now()
+			got, err := Load(ctx, fifo)
+			assert.Less(t, time.Since(start), 5*time.Second)
+			if tc.err != "" {
+				require.EqualError(t, err, tc.err)
+				assert.ErrorIs(t, err, context.Cause(ctx))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
+// mkfifo makes a named pipe at path, or skips the test where it cannot.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if out, err := exec.Command("mkfifo", path).CombinedOutput(); err != nil {
+		t.Skipf("no named pipe here: mkfifo: %v %s", err, out)
 	}
 }
