@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -101,15 +102,34 @@ flags:
 		flagHint(stderr, "fnmesh join")
 		return 2
 	}
-	switch {
-	case fs.NArg() > 0:
+	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
-	case *addr == "":
-		return usageErr("--rendezvous HOST:PORT is required")
+	}
+	// Every required flag missing, at once ("--world 0 out of range" was
+	// all a run without --world said).
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var missing []string
+	for _, f := range []struct {
+		name, arg string
+		ok        bool
+	}{{"rendezvous", "HOST:PORT", *addr != ""}, {"job", "ID", *job != ""}, {"world", "N", given["world"]}} {
+		if !f.ok {
+			missing = append(missing, "--"+f.name+" "+f.arg)
+		}
+	}
+	if len(missing) > 0 {
+		verb := "are"
+		if len(missing) == 1 {
+			verb = "is"
+		}
+		usageErr("%s %s required", andList(missing), verb)
+		flagHint(stderr, "fnmesh join")
+		return 2
+	}
+	switch {
 	case rvAddrErr(*addr) != nil:
 		return usageErr("--rendezvous %q: %v", *addr, rvAddrErr(*addr))
-	case *job == "":
-		return usageErr("--job is required")
 	case jobErr(*job) != nil:
 		return usageErr("--job %q: %v", *job, jobErr(*job))
 	case *world < 1 || *world > rendezvous.MaxWorld:
@@ -173,6 +193,14 @@ flags:
 		return 1
 	}
 	return 0
+}
+
+// andList joins items as in "a", "a and b", "a, b and c".
+func andList(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }
 
 // rvAddrErr says what is wrong with a server address, nil if it has the

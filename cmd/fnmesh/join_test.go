@@ -183,7 +183,12 @@ func TestJoinUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--job", "j", "--world", "2"}, "--rendezvous"},
+		{[]string{"--job", "j", "--world", "2"}, "fnmesh join: --rendezvous HOST:PORT is required\nRun 'fnmesh join -h' for its flags.\n"},
+		// All the missing ones at once, and --world when it was not given
+		// said "--world 0 out of range 1..4096".
+		{[]string{}, "fnmesh join: --rendezvous HOST:PORT, --job ID and --world N are required\n"},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j"}, "fnmesh join: --world N is required\n"},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "0"}, "fnmesh join: --world 0 out of range 1..4096\n"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--world", "2"}, "--job"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j"}, "--world"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--rank", "2"}, "--rank 2 out of range 0..1"},
