@@ -138,8 +138,10 @@ flags:
 		return usageErr("--rank %d out of range 0..%d", rank.rank, *world-1)
 	case *timeout <= 0:
 		return usageErr("--timeout must be positive")
-	case *punchTimeout < 0 || *retry < 0:
-		return usageErr("--punch-timeout and --connect-retry must not be negative")
+	case *punchTimeout < 0:
+		return usageErr("--punch-timeout %v must not be negative", *punchTimeout)
+	case *retry < 0:
+		return usageErr("--connect-retry %v must not be negative", *retry)
 	}
 	jobSecret, err := secret.Load(ctx, *secretFile)
 	if err != nil {

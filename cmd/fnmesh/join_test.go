@@ -195,7 +195,9 @@ func TestJoinUsage(t *testing.T) {
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--rank", "-1"}, "--rank -1 out of range"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--rank", "one"}, `"one" is not a rank`},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "5000"}, "--world 5000 out of range 1..4096"},
-		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--connect-retry", "-1s"}, "must not be negative"},
+		// Named alone: it said "--punch-timeout and --connect-retry must not be negative".
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--connect-retry", "-1s"}, "fnmesh join: --connect-retry -1s must not be negative\n"},
+		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--punch-timeout", "-2s"}, "fnmesh join: --punch-timeout -2s must not be negative\n"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--bytes", "lots"}, "byte count"},
 		{[]string{"--rendezvous", "127.0.0.1:1", "--job", "j", "--world", "2", "--listen", "nowhere"}, `--listen "nowhere": want IP:PORT`},
 		// It said only "--listen: no IP" and "--listen: ParseAddr("localhost"): unable to parse IP".

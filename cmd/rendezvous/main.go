@@ -133,8 +133,11 @@ flags:
 	if err := listenAddrErr(*httpAddr, "127.0.0.1:9100"); *httpAddr != "" && err != nil {
 		return usageErr("--http %q: %v", *httpAddr, err)
 	}
-	if *drain < 0 || *maxConns < 0 || (*maxConns == 0 && flagSet(fs, "max-conns")) {
-		return usageErr("--drain must not be negative and --max-conns must be positive")
+	if *drain < 0 {
+		return usageErr("--drain %v must not be negative", *drain)
+	}
+	if *maxConns < 0 || (*maxConns == 0 && flagSet(fs, "max-conns")) {
+		return usageErr("--max-conns must be positive (leave it out for the default)")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

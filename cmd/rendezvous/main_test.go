@@ -123,6 +123,10 @@ func TestUsageErrors(t *testing.T) {
 		{"zero timeout", testSecret, []string{"--punch-timeout", "0s"}, 2, "--punch-timeout must be positive"},
 		{"sub-millisecond ping interval", testSecret, []string{"--ping-interval", "500us"}, 2, "--ping-interval of 500µs is under the protocol's unit"},
 		{"sub-millisecond relay timeout", testSecret, []string{"--relay-timeout", "999us"}, 2, "--relay-timeout of 999µs is under the protocol's unit"},
+		// Named alone: it said "--drain must not be negative and --max-conns must be positive".
+		{"zero max-conns", testSecret, []string{"--max-conns", "0"}, 2, "rendezvous: --max-conns must be positive (leave it out for the default)\n"},
+		{"negative max-conns", testSecret, []string{"--max-conns", "-5"}, 2, "rendezvous: --max-conns must be positive (leave it out for the default)\n"},
+		{"negative drain", testSecret, []string{"--drain", "-1s"}, 2, "rendezvous: --drain -1s must not be negative\n"},
 		{"bad log level", testSecret, []string{"--log-level", "loud"}, 2, "--log-level"},
 		{"bad listen", testSecret, []string{"--listen", "256.0.0.1:1"}, 1, "cannot listen"},
 		// A malformed address is bad usage, not a failure to listen.
