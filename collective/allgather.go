@@ -53,7 +53,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	defer cl.finish(&err)
 	n, p := len(data), c.size
 	if len(out)%p != 0 || len(out)/p != n { // not len(out) != n*p, which can overflow
-		return fmt.Errorf("%w: allgather: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
+		return fmt.Errorf("%w: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
 	}
 	copy(out[c.rank*n:], data)
 	a := cl.tun.Force[OpAllgather]
@@ -82,7 +82,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	}
 	for i, b := range blocks {
 		if len(b) != n {
-			return fmt.Errorf("%w: allgather: %s sent %d bytes, want %d", ErrMismatch, cl.c.name(i), len(b), n)
+			return fmt.Errorf("%w: %s sent %d bytes, want %d", ErrMismatch, cl.c.name(i), len(b), n)
 		}
 		if i != c.rank {
 			copy(into[i], b)
@@ -163,7 +163,7 @@ func (cl *call) allgatherAuto(data []byte) ([][]byte, error) {
 			continue
 		}
 		if int64(len(second[i])) != m {
-			return nil, fmt.Errorf("%w: allgather: %s announced %d bytes and sent %d", ErrMismatch, cl.c.name(i), m, len(second[i]))
+			return nil, fmt.Errorf("%w: %s announced %d bytes and sent %d", ErrMismatch, cl.c.name(i), m, len(second[i]))
 		}
 		out[i] = second[i]
 	}

@@ -23,7 +23,7 @@ func (c *Comm) Alltoallv(ctx context.Context, parts [][]byte) (out [][]byte, err
 	defer cl.finish(&err)
 	cl.use(wire(AlltoallvScattered), 0) // for pairwise too: each rank picks its own
 	if len(parts) != c.size {
-		return nil, fmt.Errorf("%w: alltoallv: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
+		return nil, fmt.Errorf("%w: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
 	out = make([][]byte, c.size)
 	out[c.rank] = parts[c.rank]
@@ -47,11 +47,11 @@ func (c *Comm) AlltoallvInto(ctx context.Context, parts, out [][]byte) (err erro
 	defer cl.finish(&err)
 	cl.use(wire(AlltoallvScattered), 0) // as Alltoallv: the same messages
 	if len(parts) != c.size || len(out) != c.size {
-		return fmt.Errorf("%w: alltoallv: %d parts and %d out buffers for %d ranks", ErrMismatch, len(parts), len(out), c.size)
+		return fmt.Errorf("%w: %d parts and %d out buffers for %d ranks", ErrMismatch, len(parts), len(out), c.size)
 	}
 	me, mine := out[c.rank], parts[c.rank]
 	if len(me) != len(mine) {
-		return fmt.Errorf("%w: alltoallv: out[%d] has %d bytes for a part of %d", ErrMismatch, c.rank, len(me), len(mine))
+		return fmt.Errorf("%w: out[%d] has %d bytes for a part of %d", ErrMismatch, c.rank, len(me), len(mine))
 	}
 	if len(me) > 0 && &me[0] != &mine[0] {
 		copy(me, mine)
@@ -201,7 +201,7 @@ func (c *Comm) Alltoall(ctx context.Context, data []byte) (out []byte, err error
 	defer cl.finish(&err)
 	p := c.size
 	if len(data)%p != 0 {
-		return nil, fmt.Errorf("%w: alltoall: %d bytes is not a multiple of %d ranks", ErrInvalidArgument, len(data), p)
+		return nil, fmt.Errorf("%w: %d bytes is not a multiple of %d ranks", ErrInvalidArgument, len(data), p)
 	}
 	bs := len(data) / p
 	t := cl.tun

@@ -68,10 +68,10 @@ func New(rank int, links []net.Conn, opts ...Option) (*Comm, error) {
 	}
 	for i, c := range links {
 		if i == rank && c != nil {
-			return nil, fmt.Errorf("collective: new: rank %d: links[%d] (self) must be nil", rank, i)
+			return nil, fmt.Errorf("collective: rank %d: new: links[%d] (self) must be nil", rank, i)
 		}
 		if i != rank && c == nil {
-			return nil, fmt.Errorf("collective: new: rank %d: no link to rank %d", rank, i)
+			return nil, fmt.Errorf("collective: rank %d: new: no link to rank %d", rank, i)
 		}
 	}
 	t := newTransport(rank, links, cfg)
@@ -229,7 +229,7 @@ func (c *Comm) checkUsable() error {
 	if c.closed.Load() {
 		return c.closedErr()
 	}
-	return c.view(c.t.failure())
+	return c.t.failure()
 }
 
 // ---- collective call machinery ------------------------------------------
@@ -295,10 +295,10 @@ func (cl *call) use(w wire, id ident) {
 // links, the other ranks' calls.
 func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 	if err := c.checkUsable(); err != nil {
-		return nil, fmt.Errorf("collective: %s: %w", op, err)
+		return nil, c.describeEarlier(op, err)
 	}
 	if !c.busy.CompareAndSwap(false, true) {
-		return nil, fmt.Errorf("collective: %s: %s: %w", c.who(), op, ErrBusy)
+		return nil, c.describe(op, ErrBusy)
 	}
 	c.seq++
 	cl := &call{c: c, op: op, seq: c.seq, tun: c.tuning.Load()}
@@ -306,7 +306,7 @@ func (c *Comm) begin(ctx context.Context, op string) (*call, error) {
 	if c.closed.Load() { // Close ran after checkUsable: the call never starts
 		c.callMu.Unlock()
 		c.busy.Store(false)
-		return nil, fmt.Errorf("collective: %s: %w", op, c.closedErr())
+		return nil, c.describe(op, c.closedErr())
 	}
 	c.active, c.activeOp = cl.seq, op
 	c.callMu.Unlock()
@@ -351,10 +351,7 @@ func (cl *call) end(err error) error {
 		c.t.fail(err)
 		err = c.t.failure()
 	}
-	if le, ok := err.(*localError); ok && le.op == cl.op {
-		return fmt.Errorf("collective: %w", c.view(err)) // already says where and in what
-	}
-	return fmt.Errorf("collective: %s: %w", cl.op, c.view(err))
+	return c.describe(cl.op, err)
 }
 
 // finish ends the call with *err, as end does; every collective defers it
@@ -379,7 +376,7 @@ func (cl *call) finish(err *error) {
 func (c *Comm) failCall(ctx context.Context, op string, err error) error {
 	cl, berr := c.begin(ctx, op)
 	if berr != nil {
-		return fmt.Errorf("%w (%s: %w)", berr, op, err)
+		return fmt.Errorf("%w (and %w)", berr, err)
 	}
 	return cl.end(err)
 }

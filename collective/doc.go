@@ -53,5 +53,11 @@
 // message that reaches the frame limit travels as several frames. No
 // goroutine outlives Close.
 //
+// Errors name who, then what, then the cause, each once: "collective:
+// rank 2: allreduce: context canceled", "collective: rank 2: allreduce:
+// link to rank 5: truncated frame: unexpected EOF", "collective: rank 1:
+// recv from rank 0: ...". errors.Is finds the sentinels (ErrMismatch,
+// ErrPeerFailed, ..., the context's error) and errors.As the *PeerError.
+//
 // docs/collectives.md describes the algorithms, their costs and tuning.
 package collective

@@ -109,8 +109,8 @@ func rankName(r, w int) string {
 // viewError is a failure of the links (a *PeerError, which names world
 // ranks, or a *localError, which names this rank as the communicator it
 // began on numbers it), told in the numbering of the sub-communicator that
-// reports it (see Comm.view). errors.Is and errors.As see the failure
-// itself.
+// reports it (see Comm.view), or a call's error as Comm.describe words it.
+// errors.Is and errors.As see the failure itself.
 type viewError struct {
 	err  error
 	text string
@@ -118,3 +118,75 @@ type viewError struct {
 
 func (e *viewError) Error() string { return e.text }
 func (e *viewError) Unwrap() error { return e.err }
+
+// NamesRank reports whether the text of err names this rank already
+// because it wraps the error of a call on a communicator (or a
+// *PeerError): "collective: rank 3: allgather: ...", "rank 3: link to rank
+// 5: ...". A layer that wraps such an error (arrowio, frame) need not name
+// the rank again. It follows err's chain of wrapped errors and, in an
+// error that joins several, the first of them, whose text comes first:
+// errors.Join(errors.New("x.csv: bad row"), callErr) does not name the
+// rank on its first line, and NamesRank reports false.
+func NamesRank(err error) bool {
+	for range 10_000 { // a chain longer than this is not one of ours
+		switch e := err.(type) {
+		case nil:
+			return false
+		case *viewError, *localError, *PeerError:
+			return true
+		case interface{ Unwrap() []error }:
+			errs := e.Unwrap()
+			if len(errs) == 0 {
+				return false
+			}
+			err = errs[0]
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// describe is the error a call returns: err, what failed call what of this
+// rank, worded in one order whatever the failure, who then what then the
+// cause: "collective: rank 1: allreduce: context canceled", "collective:
+// rank 1: allreduce: link to rank 0: truncated frame: ...", "collective:
+// rank 1: recv from rank 0: link to rank 2: peer closed the link". A
+// *PeerError or *localError is worded from its fields, not from its text
+// (which names this rank again); in a sub-communicator each rank is named
+// as view does. A *localError of another call (one that ran at the same
+// time on a communicator sharing the links) names that call after this
+// one: "collective: rank 1: bcast: split: context canceled".
+func (c *Comm) describe(what string, err error) error {
+	return c.wording(what, err, true)
+}
+
+// describeEarlier is describe for a call that did not start because the
+// communicator had failed before it: the failure, a *localError, always
+// names the call it began in, also one of the same name ("collective:
+// rank 1: bcast: allreduce: context canceled", "collective: rank 1:
+// barrier: barrier: context canceled").
+func (c *Comm) describeEarlier(what string, err error) error {
+	return c.wording(what, err, false)
+}
+
+func (c *Comm) wording(what string, err error, sameCall bool) error {
+	var rest string
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *PeerError:
+		rest = fmt.Sprintf("link to %s: %v", c.peerName(e.Peer), e.Err)
+	case *localError:
+		if e.op == "" || (sameCall && e.op == what) {
+			rest = e.err.Error()
+		} else {
+			rest = fmt.Sprintf("%s: %v", e.op, e.err)
+		}
+	default:
+		rest = err.Error()
+	}
+	return &viewError{err: err, text: fmt.Sprintf("collective: %s: %s: %s", c.who(), what, rest)}
+}

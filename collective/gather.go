@@ -111,7 +111,7 @@ func (c *Comm) Scatter(ctx context.Context, root int, parts [][]byte) (out []byt
 		return nil, err
 	}
 	if c.rank == root && len(parts) != c.size {
-		return nil, fmt.Errorf("%w: scatter: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
+		return nil, fmt.Errorf("%w: %d parts for %d ranks", ErrMismatch, len(parts), c.size)
 	}
 	if cl.tun.Force[OpScatter] == ScatterLinear {
 		cl.use(wire(ScatterLinear), rootIdent(root))

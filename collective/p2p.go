@@ -2,37 +2,32 @@ package collective
 
 import (
 	"context"
-	"errors"
 	"fmt"
 )
 
 func (c *Comm) checkPeer(op string, peer, tag int) error {
 	if peer < 0 || peer >= c.size {
-		return fmt.Errorf("collective: %s: %s: %w: peer %d out of range 0..%d", c.who(), op, ErrInvalidArgument, peer, c.size-1)
+		return c.describe(op, fmt.Errorf("%w: peer %d out of range 0..%d", ErrInvalidArgument, peer, c.size-1))
 	}
 	if tag < 0 || tag > MaxTag {
-		return fmt.Errorf("collective: %s: %s: %w: tag %d out of range 0..%d", c.who(), op, ErrInvalidArgument, tag, MaxTag)
+		return c.describe(op, fmt.Errorf("%w: tag %d out of range 0..%d", ErrInvalidArgument, tag, MaxTag))
 	}
 	if err := c.checkUsable(); err != nil {
-		return fmt.Errorf("collective: %s: %w", op, err)
+		return c.describeEarlier(op, err)
 	}
 	return nil
 }
 
 // p2pErr wraps the error of a point-to-point call to or from peer so that
-// it says where: "collective: rank 1: recv from rank 0: ...", or, when
-// err already names this rank (a link's or the communicator's failure),
-// "collective: recv from rank 0: rank 1: ...". In a sub-communicator whose
-// ranks are numbered otherwise than the world's, each rank is named by
-// both numbers: "collective: rank 1 (world rank 3): recv from rank 0
-// (world rank 1): ..." (see view).
+// it says who, then what, then why, as every call's error does (see
+// describe): "collective: rank 1: recv from rank 0: context deadline
+// exceeded", "collective: rank 1: recv from rank 0: link to rank 0: peer
+// closed the link". In a sub-communicator whose ranks are numbered
+// otherwise than the world's, each rank is named by both numbers:
+// "collective: rank 1 (world rank 3): recv from rank 0 (world rank 1):
+// ...".
 func (c *Comm) p2pErr(what string, peer int, err error) error {
-	var le *localError
-	var pe *PeerError
-	if errors.As(err, &le) || errors.As(err, &pe) {
-		return fmt.Errorf("collective: %s %s: %w", what, c.name(peer), c.view(err))
-	}
-	return fmt.Errorf("collective: %s: %s %s: %w", c.who(), what, c.name(peer), err)
+	return c.describe(what+" "+c.name(peer), err)
 }
 
 // Send sends data to rank dst with a user tag (0..MaxTag). It returns once

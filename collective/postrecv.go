@@ -39,7 +39,7 @@ func (c *Comm) postRecvFunc(src, tag int, alloc func(n int) []byte) (Request, er
 		return Request{}, err
 	}
 	if alloc == nil {
-		return Request{}, fmt.Errorf("collective: %s: recv from %s: %w: nil alloc", c.who(), c.name(src), ErrInvalidArgument)
+		return Request{}, c.p2pErr("recv from", src, fmt.Errorf("%w: nil alloc", ErrInvalidArgument))
 	}
 	l := c.links[src]
 	q := Request{c: c, src: src, l: l, r: l.postReq(l.newReq(key{c.id, uint64(tag)}, modeFunc, nil, alloc))}

@@ -573,12 +573,12 @@ func TestSubCommunicatorErrorsNameBothRanks(t *testing.T) {
 			require.NoError(t, subs[3].Close())
 			_, err := subs[3].Recv(ctx, 0, 0)
 			return err
-		}, "collective: recv: rank 1 (world rank 3): communicator closed", ErrClosed, nil},
+		}, "collective: rank 1 (world rank 3): recv: communicator closed", ErrClosed, nil},
 		{"link to a rank of the part", func(ctx context.Context, world, subs []*Comm) error {
 			require.NoError(t, world[1].Close())
 			_, err := subs[3].Recv(ctx, 0, 0)
 			return err
-		}, "collective: recv from rank 0 (world rank 1): rank 1 (world rank 3): link to rank 0 (world rank 1): peer closed the link", ErrPeerClosed, &PeerError{Rank: 3, Peer: 1}},
+		}, "collective: rank 1 (world rank 3): recv from rank 0 (world rank 1): link to rank 0 (world rank 1): peer closed the link", ErrPeerClosed, &PeerError{Rank: 3, Peer: 1}},
 		{"link to a rank outside the part", func(ctx context.Context, world, subs []*Comm) error {
 			// World rank 0 sends world rank 3 garbage: world rank 3's
 			// links fail, its part's included.
@@ -598,13 +598,13 @@ func TestSubCommunicatorErrorsNameBothRanks(t *testing.T) {
 			require.Error(t, subs[3].Barrier(cancelled))
 			_, err := world[3].Recv(ctx, 1, 0)
 			return err
-		}, "collective: recv: rank 1 (world rank 3): barrier: context canceled", context.Canceled, nil},
+		}, "collective: rank 3: recv: barrier: context canceled", context.Canceled, nil},
 		{"the world's failure, told by the part", func(ctx context.Context, world, subs []*Comm) error {
 			cancelled, cancel := context.WithCancel(ctx)
 			cancel()
 			require.Error(t, world[3].Barrier(cancelled))
 			return subs[3].Barrier(ctx)
-		}, "collective: barrier: rank 1 (world rank 3): barrier: context canceled", context.Canceled, nil},
+		}, "collective: rank 1 (world rank 3): barrier: barrier: context canceled", context.Canceled, nil},
 		{"world unchanged", func(ctx context.Context, world, subs []*Comm) error {
 			_, err := world[3].Recv(past, 1, 0)
 			return err

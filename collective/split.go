@@ -43,7 +43,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (sub *Comm, err error)
 	var members []member
 	for r, b := range all {
 		if len(b) != 16 {
-			return nil, fmt.Errorf("%w: split: %s sent %d bytes, want 16", ErrMismatch, c.name(r), len(b))
+			return nil, fmt.Errorf("%w: %s sent %d bytes, want 16", ErrMismatch, c.name(r), len(b))
 		}
 		if int(int64(binary.LittleEndian.Uint64(b))) == color {
 			members = append(members, member{r, int(int64(binary.LittleEndian.Uint64(b[8:])))})
