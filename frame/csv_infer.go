@@ -86,10 +86,10 @@ func (s *csvSample) add(path string) error {
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if err == io.EOF {
-		return errors.New("read csv: no header row to infer a schema from")
+		return errors.New("no header row to infer a schema from")
 	}
 	if err != nil {
-		return fmt.Errorf("read csv: %w", err)
+		return err
 	}
 	file := csvSample{Names: slices.Clone(header), Types: make([]uint16, len(header)), Seen: make([]bool, len(header))}
 	for i := range file.Types {
@@ -101,7 +101,7 @@ func (s *csvSample) add(path string) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read csv: %w", err)
+			return err
 		}
 		for i, v := range rec {
 			if v == "" {
@@ -176,7 +176,7 @@ func inferCSVSchema(ctx context.Context, c *collective.Comm, paths []string) (*a
 				break
 			}
 			if err = s.add(p); err != nil {
-				err = fmt.Errorf("%s: %w", p, err)
+				err = withPath(p, err)
 				break
 			}
 		}

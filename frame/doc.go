@@ -28,6 +28,14 @@
 // everything an operator builds; the tests run every operator on
 // memory.CheckedAllocator and assert that nothing leaks.
 //
+// Errors name the rank once: "frame: rank 3: sort: no column "x" ...".
+// An error that comes from a collective call (directly or through arrowio)
+// names the rank already, and frame then says only what it was doing:
+// "frame: join: left: agree on the schema: collective: rank 3: allgather:
+// context canceled" (see collective.NamesRank). A file is named once: an
+// error of the operating system's names it already ("frame: rank 0: read
+// csv: open /tmp/x.csv: no such file or directory").
+//
 // See docs/frame.md for the whole API, how each operator is distributed,
 // and memory use.
 package frame

@@ -146,7 +146,7 @@ func TestOneBadRankFailsEveryRankPromptly(t *testing.T) {
 					})
 					for r, err := range errs {
 						require.Error(t, err, "rank %d", r)
-						require.ErrorContains(t, err, fmt.Sprintf("rank %d: %s: ", r, op.name), "rank %d", r)
+						require.NoError(t, checkWhere(err, r, op.name), "rank %d", r)
 						if op.usable {
 							require.NotContains(t, err.Error(), "not usable", "rank %d", r)
 						}
@@ -236,7 +236,7 @@ func TestUnencodableSchemaFailsEveryRank(t *testing.T) {
 				})
 				for r, err := range errs {
 					require.Error(t, err, "rank %d", r)
-					require.ErrorContains(t, err, fmt.Sprintf("rank %d: %s: ", r, tc.name), "rank %d", r)
+					require.NoError(t, checkWhere(err, r, tc.name), "rank %d", r)
 					require.NotContains(t, err.Error(), "not usable", "rank %d", r)
 					require.ErrorContains(t, err, "unencodable", "rank %d", r)
 				}

@@ -60,7 +60,7 @@ func New(c *collective.Comm, part arrow.Table, opts ...Option) (*Frame, error) {
 		return nil, errors.New("frame: new: nil communicator")
 	}
 	if part == nil {
-		return nil, fmt.Errorf("frame: new: rank %d: nil table", c.Rank())
+		return nil, fmt.Errorf("frame: rank %d: new: nil table", c.Rank())
 	}
 	part.Retain()
 	return &Frame{comm: c, part: part, cfg: newConfig(opts)}, nil
@@ -73,14 +73,14 @@ func FromRecords(c *collective.Comm, schema *arrow.Schema, recs []arrow.RecordBa
 		return nil, errors.New("frame: from records: nil communicator")
 	}
 	if schema == nil {
-		return nil, fmt.Errorf("frame: from records: rank %d: nil schema", c.Rank())
+		return nil, fmt.Errorf("frame: rank %d: from records: nil schema", c.Rank())
 	}
 	for i, r := range recs {
 		if r == nil {
-			return nil, fmt.Errorf("frame: from records: rank %d: batch %d is nil", c.Rank(), i)
+			return nil, fmt.Errorf("frame: rank %d: from records: batch %d is nil", c.Rank(), i)
 		}
 		if !r.Schema().Equal(schema) {
-			return nil, fmt.Errorf("frame: from records: rank %d: batch %d has schema %v, want %v", c.Rank(), i, r.Schema(), schema)
+			return nil, fmt.Errorf("frame: rank %d: from records: batch %d has schema %v, want %v", c.Rank(), i, r.Schema(), schema)
 		}
 	}
 	t := array.NewTableFromRecords(schema, recs)
@@ -291,9 +291,25 @@ func (f *Frame) Release() {
 	}
 }
 
-// errorf wraps an operator error with the rank and operator name.
+// errorf wraps an operator error with the rank and operator name (see
+// wrapErr).
 func (f *Frame) errorf(op string, err error) error {
-	return fmt.Errorf("frame: rank %d: %s: %w", f.comm.Rank(), op, err)
+	return wrapErr(f.comm.Rank(), op, err)
+}
+
+// wrapErr words err, a failure of operator op on rank rank, so that it
+// names the rank once, first: "frame: rank 3: join: right: no column
+// "id" ...". An error that comes from a collective call, directly or
+// through arrowio, names the rank already ("collective: rank 3:
+// allgather: context canceled"; collective.NamesRank tells): frame then
+// says only what it was doing, "frame: join: left: agree on the schema:
+// collective: rank 3: allgather: context canceled", rather than naming
+// the rank a second time.
+func wrapErr(rank int, op string, err error) error {
+	if collective.NamesRank(err) {
+		return fmt.Errorf("frame: %s: %w", op, err)
+	}
+	return fmt.Errorf("frame: rank %d: %s: %w", rank, op, err)
 }
 
 // abort ends a distributed operator that failed on this rank alone, after

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,7 +129,7 @@ func ReadCSV(ctx context.Context, c *collective.Comm, paths []string, schema *ar
 		}
 		s, err := inferCSVSchema(ctx, c, paths)
 		if err != nil {
-			return nil, fmt.Errorf("frame: rank %d: read csv: %w", c.Rank(), err)
+			return nil, wrapErr(c.Rank(), "read csv", err)
 		}
 		schema = s
 	}
@@ -151,7 +152,7 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 	}
 	cfg := newConfig(opts)
 	fail := func(err error) (*Frame, error) {
-		return nil, fmt.Errorf("frame: rank %d: %s: %w", c.Rank(), op, err)
+		return nil, wrapErr(c.Rank(), op, err)
 	}
 	tm := cfg.timer(op)
 	local, localErr := readAll(ctx, cfg.mem, paths, c.Rank(), c.Size(), read)
@@ -218,6 +219,18 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 	return f, err
 }
 
+// withPath names the file path in err, a failure to read or write it,
+// unless err names it already: os's errors do ("open /tmp/x.csv: no such
+// file or directory", an *fs.PathError of that path), and naming it again
+// gave "read csv: /tmp/x.csv: open /tmp/x.csv: ...".
+func withPath(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
 const (
 	msgNoFile byte = iota
 	msgSchema
@@ -241,7 +254,7 @@ func readAll(ctx context.Context, mem memory.Allocator, paths []string, rank, si
 		}
 		t, err := read(ctx, mem, p)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
+			return nil, withPath(p, err)
 		}
 		if len(tables) > 0 && !tables[0].Schema().Equal(t.Schema()) {
 			t.Release()
@@ -665,7 +678,7 @@ const csvBatchRows = 64 << 10
 // (a column of a type it does not parse, such as time32) turned into an
 // error.
 func newCSVReader(f io.Reader, schema *arrow.Schema, opts ...csv.Option) (r *csv.Reader, err error) {
-	defer recoverPanic(&err, "read csv")
+	defer recoverPanic(&err, "csv reader")
 	return csv.NewReader(f, schema, opts...), nil
 }
 
@@ -690,7 +703,7 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 	}()
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read csv: row %d: %w", len(recs)*csvBatchRows, err)
+			return nil, fmt.Errorf("row %d: %w", len(recs)*csvBatchRows, err)
 		}
 		if !r.Next() {
 			break
@@ -700,12 +713,12 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 		recs = append(recs, rec)
 	}
 	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("read csv: %w", err)
+		return nil, err
 	}
 	// arrow-go's reader takes the columns by position and names them by
 	// the header: a header must name the schema's columns, in its order.
 	if got, want := fieldNames(r.Schema()), fieldNames(schema); !slices.Equal(got, want) {
-		return nil, fmt.Errorf("read csv: the header names the columns %q, the schema %q", got, want)
+		return nil, fmt.Errorf("the header names the columns %q, the schema %q", got, want)
 	}
 	return array.NewTableFromRecords(schema, recs), nil
 }
@@ -958,14 +971,14 @@ func (f *Frame) writeFile(ctx context.Context, op, path string, write func(io.Wr
 	// Only Write: some writers (Parquet's) close a sink that can be closed.
 	if err := safeWrite(write, struct{ io.Writer }{tmp}); err != nil {
 		tmp.Close()
-		return "", f.errorf(op, fmt.Errorf("%s: %w", name, err))
+		return "", f.errorf(op, withPath(name, err))
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
 		return "", f.errorf(op, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", f.errorf(op, fmt.Errorf("%s: %w", name, err))
+		return "", f.errorf(op, withPath(name, err))
 	}
 	if err := os.Rename(tmp.Name(), name); err != nil {
 		return "", f.errorf(op, err)

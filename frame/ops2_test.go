@@ -423,9 +423,11 @@ func TestDifferentSchemasFailEveryRank(t *testing.T) {
 				g.Release()
 				return fmt.Errorf("%s: no error", op)
 			}
-			want := fmt.Sprintf("rank %d: %s: ", c.Rank(), op)
-			if !containsAll(err.Error(), want, "rank 1's has schema", "must have one schema") {
-				return fmt.Errorf("%s: error %q does not say %q and name rank 1's schema", op, err, want)
+			if werr := checkWhere(err, c.Rank(), op); werr != nil {
+				return fmt.Errorf("%s: %w", op, werr)
+			}
+			if !containsAll(err.Error(), "rank 1's has schema", "must have one schema") {
+				return fmt.Errorf("%s: error %q does not name rank 1's schema", op, err)
 			}
 		}
 		return c.Barrier(ctx)
