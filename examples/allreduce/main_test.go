@@ -294,7 +294,7 @@ func TestInterruptedRankErrorsNameRankOnce(t *testing.T) {
 			assert.Equal(t, "interrupted: collective: "+self+"barrier: context canceled", msg)
 			continue
 		}
-		assert.Regexp(t, fmt.Sprintf(`^collective: barrier: %slink to rank \d: `, self), msg, "worker %d", i)
+		assert.Regexp(t, fmt.Sprintf(`^collective: %sbarrier: link to rank \d: `, self), msg, "worker %d", i)
 		assert.NotContains(t, msg, "interrupted", "worker %d was not interrupted", i)
 	}
 }
