@@ -309,9 +309,13 @@ func TestBinarySecondSignalStopsAtOnce(t *testing.T) {
 		}
 	}()
 	// An idle connection: the HTTP server's Shutdown waits up to 5 s for it.
+	// It must have been accepted before the signal (a connection still in
+	// the listen queue is dropped with the listener): the server accepts at
+	// once, and the sleep leaves it time even on a loaded machine.
 	c, err := net.Dial("tcp", httpAddr)
 	require.NoError(t, err)
 	defer c.Close()
+	time.Sleep(300 * time.Millisecond)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
