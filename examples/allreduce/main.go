@@ -319,9 +319,20 @@ func loadSecret(file string) ([]byte, error) {
 		}
 		return nil, usageError{"no job secret: pass -secret-file or set FNMESH_SECRET"}
 	}
-	b, err := os.ReadFile(file)
+	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
+	}
+	defer f.Close()
+	// A secret is tens of bytes: read no more than 64 KiB, so that a wrong
+	// file (or /dev/zero) is refused rather than read until memory runs out.
+	const maxSecret = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(f, maxSecret+1))
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	if len(b) > maxSecret {
+		return nil, fmt.Errorf("secret: %s holds more than %d bytes: it is not a job secret", file, maxSecret)
 	}
 	b = []byte(strings.TrimRight(string(b), "\r\n"))
 	if len(b) == 0 {

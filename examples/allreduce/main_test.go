@@ -298,3 +298,37 @@ func TestInterruptedRankErrorsNameRankOnce(t *testing.T) {
 		assert.NotContains(t, msg, "interrupted", "worker %d was not interrupted", i)
 	}
 }
+
+func TestLoadSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	tests := []struct {
+		name, file, env string
+		want            string
+		wantErr         string
+	}{
+		{name: "file without its CRLF", file: write("crlf", []byte("s3cret\r\n")), want: "s3cret"},
+		{name: "file wins over the environment", file: write("lf", []byte("from-file\n")), env: "from-env", want: "from-file"},
+		{name: "environment", env: "from-env", want: "from-env"},
+		{name: "empty file", file: write("empty", []byte("\n")), wantErr: "is empty"},
+		{name: "missing file", file: filepath.Join(dir, "nope"), wantErr: "no such file"},
+		{name: "too large to be a secret", file: write("big", make([]byte, 64<<10+1)), wantErr: "holds more than 65536 bytes"},
+		{name: "neither", wantErr: "no job secret"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("FNMESH_SECRET", tt.env)
+			got, err := loadSecret(tt.file)
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+		})
+	}
+}
