@@ -83,7 +83,9 @@ func TestReceivedTablesReturnTheirBuffers(t *testing.T) {
 		defer recvBuffers.mu.Unlock()
 		return recvBuffers.held
 	}
-	errs := runRanks(t, comms, 30*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+	// Rendering 4 x 20000 rows of every type takes about 30 s under the race detector on a loaded
+	// 2-core machine (the 30 s limit it had made it fail there): the limit only catches a hang.
+	errs := runRanks(t, comms, 120*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 		const rows = 20000
 		tbl := rankTable(t, mem, rows, c.Rank(), 0)
 		defer tbl.Release()
