@@ -99,4 +99,39 @@ func TestRefusedStreamDrainedToItsEnd(t *testing.T) {
 		})
 		requireNoErrors(t, errs)
 	})
+
+	t.Run("BcastTable", func(t *testing.T) {
+		comms := newWorld(t, tcpLinks, 3)
+		errs := runRanks(t, comms, 30*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			var bad, good arrow.Table
+			if c.Rank() == 0 {
+				bad = eosLookalikeTable(t, mem)
+				defer bad.Release()
+				good = rankTable(t, mem, 5, 0, 0)
+				defer good.Release()
+			}
+			got, err := BcastTable(ctx, c, 0, bad, WithAllocator(mem), WithBatchBytes(1))
+			if c.Rank() == 0 { // the root sends what it has: its own table back
+				if err != nil {
+					return err
+				}
+				got.Release()
+			} else {
+				if err == nil {
+					got.Release()
+					return fmt.Errorf("the refused stream was accepted")
+				}
+				if want := "scale 39"; !strings.Contains(err.Error(), want) {
+					return fmt.Errorf("refused stream: %v, want an error containing %q", err, want)
+				}
+			}
+			got, err = BcastTable(ctx, c, 0, good, WithAllocator(mem))
+			if err != nil {
+				return fmt.Errorf("the next broadcast: %w", err)
+			}
+			defer got.Release()
+			return hasRows(got, allSchema, rankRows(t, 5, 0, 0))
+		})
+		requireNoErrors(t, errs)
+	})
 }
