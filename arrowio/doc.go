@@ -46,8 +46,11 @@
 // taking part, so every rank's call returns an error that names it and the communicator stays usable.
 // A failure of the communicator itself (a dead peer, a cancelled context) ends the call on every rank,
 // as collective's do. Received messages are checked before use: their flatbuffer metadata is verified,
-// buffer sizes are bounded, and every batch is validated (offsets, dictionary indices, view headers)
-// before it is handed out, so malformed input is an error, never a crash in the caller.
+// buffer sizes are bounded, the schema's types are checked (decimal precision and scale), and every
+// batch is validated (offsets, dictionary indices, view headers and prefixes, null counts against
+// their bitmaps) before it is handed out, so malformed input is an error, never a crash in the
+// caller. A receiver that refuses a stream still reads it to its end (found by the messages'
+// framing), so the next stream on the tag, or the next collective, starts clean.
 //
 // # Memory
 //

@@ -60,8 +60,10 @@ func ipcStream(data []byte) ([]byte, error) {
 
 // ValidateTable checks that every array of t is consistent, as arrowio checks every batch it
 // receives: buffers long enough for their lengths, offsets that ascend and stay inside the data or
-// child they index, dictionary indices inside their dictionary, view headers inside their buffers,
-// and every column as long as the table. arrow-go's readers (IPC, Parquet) check none of this, and
+// child they index, dictionary indices inside their dictionary, view headers inside their buffers
+// with prefixes that match their values, null counts that match the validity bitmaps, decimal types
+// whose precision and scale arrow-go can handle, and every column as long as the table. arrow-go's
+// readers (IPC, Parquet) check none of this, and
 // an inconsistent array makes whoever reads it panic later. A table that passes is safe to read
 // with arrow-go's accessors.
 func ValidateTable(t arrow.Table) (err error) {

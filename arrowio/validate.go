@@ -13,7 +13,8 @@ import (
 
 // validateBatch checks that every array of a decoded batch is consistent: buffers long enough for
 // their lengths, offsets that ascend and stay inside the data or child they index, dictionary indices
-// inside their dictionary, view headers inside their buffers. arrow-go's IPC reader checks none of
+// inside their dictionary, view headers inside their buffers (and prefixes that match their values),
+// null counts that match the validity bitmaps. arrow-go's IPC reader checks none of
 // this, and an inconsistent array makes whoever reads it panic later, far from the message that
 // carried it. A batch that passes is safe to read with arrow-go's accessors.
 func validateBatch(rec arrow.RecordBatch) (err error) {
