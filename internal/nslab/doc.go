@@ -12,9 +12,12 @@
 // router's LAN. No namespace has a default route: every route points at one
 // of the lab's own prefixes, so no packet can leave the lab.
 //
-// Namespaces are named "<prefix>-<pid>-<random>-<node>", so that concurrent
-// labs never collide and CleanStale can remove what a killed test process
-// left behind (namespaces whose pid is no longer running). Close removes
+// Namespaces are named "<prefix>-<pid>-<start>-<random>-<node>" (<start>:
+// the process's start time), so that concurrent labs never collide and
+// CleanStale can remove what a killed test process left behind (namespaces
+// whose pid is no longer running, is a zombie, or now belongs to a process
+// with another start time). Check's probe namespace is named the same way
+// and is closed by CloseAll like a lab's. Close removes
 // every namespace of a lab, and with it every veth, bridge and nftables rule
 // in them, after killing the processes still running inside; it also
 // removes a namespace being added while it runs. Programs started with

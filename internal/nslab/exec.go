@@ -5,8 +5,6 @@ package nslab
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -23,8 +21,10 @@ const netnsDir = "/run/netns"
 
 // Check reports why this machine cannot build a lab, or nil if it can: it
 // needs root, ip and nft, and the right to create a network namespace (which
-// it tries, with a namespace it removes at once).
-func Check(ctx context.Context) error {
+// it tries, with a namespace it removes at once). The probe namespace is
+// created as the one node of a lab of its own, so that CloseAll (a signal
+// handler's) removes it too if the process is stopped while Check runs.
+func Check(ctx context.Context) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("nslab: needs root to create network namespaces and nftables rules")
 	}
@@ -33,17 +33,21 @@ func Check(ctx context.Context) error {
 			return fmt.Errorf("nslab: %s not found: install iproute2 and nftables (scripts/install-test-deps.sh)", tool)
 		}
 	}
-	// Unique per call: two Checks at once must not trip over (or delete)
-	// each other's probe.
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return fmt.Errorf("nslab: random probe name: %w", err)
+	// Unique per call (a lab id): two Checks at once must not trip over
+	// (or delete) each other's probe.
+	l, err := newLab(DefaultPrefix)
+	if err != nil {
+		return err
 	}
-	probe := fmt.Sprintf("%s-%d-%s-probe", DefaultPrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
-	if err := ip(ctx, "netns", "add", probe); err != nil {
+	defer func() {
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("nslab: remove the probe namespace: %w", cerr)
+		}
+	}()
+	probe, err := l.createNamespace(ctx, "probe")
+	if err != nil {
 		return fmt.Errorf("nslab: cannot create a network namespace: %w", err)
 	}
-	defer ip(context.Background(), "netns", "del", probe) //nolint:errcheck // best effort; CleanStale catches leftovers
 	if err := run(ctx, "table ip probe {\n}\n", "ip", "netns", "exec", probe, "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("nslab: nftables does not work in a network namespace: %w", err)
 	}
@@ -52,9 +56,11 @@ func Check(ctx context.Context) error {
 
 // CleanStale deletes the namespaces a lab with this prefix left behind when
 // its process was killed before it could close the lab: those whose name
-// carries the pid of a process that is no longer running. It returns the
-// names it deleted. Namespaces of running processes (other tests running at
-// the same time) are left alone.
+// carries the pid of a process that is no longer running (gone, or a zombie
+// nobody reaped), or, when the name records the process's start time (see
+// Lab.ID), of a process that started at another time (a reused pid). It
+// returns the names it deleted. Namespaces of running processes (other tests
+// running at the same time) are left alone.
 func CleanStale(ctx context.Context, prefix string) ([]string, error) {
 	entries, err := os.ReadDir(netnsDir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -66,13 +72,7 @@ func CleanStale(ctx context.Context, prefix string) ([]string, error) {
 	var deleted []string
 	var errs []error
 	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), prefix+"-")
-		if !ok {
-			continue
-		}
-		pidStr, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 || processAlive(pid) {
+		if !stale(e.Name(), prefix) {
 			continue
 		}
 		if err := deleteNamespace(ctx, e.Name()); err != nil {
@@ -84,10 +84,75 @@ func CleanStale(ctx context.Context, prefix string) ([]string, error) {
 	return deleted, errors.Join(errs...)
 }
 
-// processAlive reports whether a process with this pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// stale reports whether namespace name was made by a lab with this prefix
+// whose process no longer runs. Names are "<prefix>-<pid>-<start>-<random>-
+// <node>" (<start> as processStart returns it), or, from before the start
+// time was recorded, "<prefix>-<pid>-<random>-<node>".
+func stale(name, prefix string) bool {
+	rest, ok := strings.CutPrefix(name, prefix+"-")
+	if !ok {
+		return false
+	}
+	fields := strings.Split(rest, "-")
+	pid, err := strconv.Atoi(fields[0])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	start, err := processStart(pid)
+	if err != nil {
+		return true // gone or a zombie
+	}
+	if len(fields) == 4 && isDigits(fields[1]) {
+		return fields[1] != start
+	}
+	return false
+}
+
+// isDigits reports whether s is a non-empty string of decimal digits.
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// errNotRunning is processStart's error for a process that is gone or a
+// zombie.
+var errNotRunning = errors.New("not running")
+
+// processStart returns the start time of process pid (field 22 of
+// /proc/<pid>/stat: clock ticks after boot, in decimal), which tells a pid's
+// processes apart when pids are reused. It fails with errNotRunning if the
+// process does not exist or is a zombie (dead, but not reaped by its parent:
+// PID 1 of some containers and VMs reaps no orphans).
+func processStart(pid int) (string, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return "", fmt.Errorf("process %d: %w", pid, errNotRunning)
+	}
+	if err != nil {
+		return "", fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The fields from the state on follow the command name in
+	// parentheses, which may itself contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return "", fmt.Errorf("process %d: malformed /proc/%d/stat", pid, pid)
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	const state, starttime = 0, 19 // fields 3 and 22 of the file
+	if len(fields) <= starttime || !isDigits(fields[starttime]) {
+		return "", fmt.Errorf("process %d: malformed /proc/%d/stat", pid, pid)
+	}
+	if fields[state] == "Z" || fields[state] == "X" {
+		return "", fmt.Errorf("process %d: %w", pid, errNotRunning)
+	}
+	return fields[starttime], nil
 }
 
 // deleteNamespace kills every process in ns and deletes it.

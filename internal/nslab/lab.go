@@ -84,18 +84,10 @@ func New(ctx context.Context, opts ...Option) (_ *Lab, err error) {
 	if !nodeName.MatchString(cfg.prefix) {
 		return nil, fmt.Errorf("nslab: prefix %q: want 1 to 16 lowercase letters or digits", cfg.prefix)
 	}
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("nslab: random lab id: %w", err)
+	l, err := newLab(cfg.prefix)
+	if err != nil {
+		return nil, err
 	}
-	l := &Lab{
-		id:    fmt.Sprintf("%s-%d-%s", cfg.prefix, os.Getpid(), hex.EncodeToString(rnd[:])),
-		nodes: map[string]bool{},
-		used:  map[netip.Addr]bool{},
-	}
-	openMu.Lock()
-	open[l] = true
-	openMu.Unlock()
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, l.Close())
@@ -114,22 +106,59 @@ func New(ctx context.Context, opts ...Option) (_ *Lab, err error) {
 	return l, nil
 }
 
-// ID returns the prefix shared by the names of all the lab's namespaces.
+// newLab returns an empty lab with a new id, registered for CloseAll.
+func newLab(prefix string) (*Lab, error) {
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("nslab: random lab id: %w", err)
+	}
+	pid := os.Getpid()
+	id := fmt.Sprintf("%s-%d-%s", prefix, pid, hex.EncodeToString(rnd[:]))
+	// With the process's start time in the name, CleanStale tells this
+	// process from a later one that reuses its pid.
+	if start, err := processStart(pid); err == nil {
+		id = fmt.Sprintf("%s-%d-%s-%s", prefix, pid, start, hex.EncodeToString(rnd[:]))
+	}
+	l := &Lab{
+		id:    id,
+		nodes: map[string]bool{},
+		used:  map[netip.Addr]bool{},
+	}
+	openMu.Lock()
+	open[l] = true
+	openMu.Unlock()
+	return l, nil
+}
+
+// ID returns the prefix shared by the names of all the lab's namespaces:
+// "<prefix>-<pid>-<start>-<random>", where <start> is the process's start
+// time (in clock ticks after boot), which CleanStale compares.
 func (l *Lab) ID() string { return l.id }
 
 // addNamespace creates the namespace for node, with its loopback up.
 func (l *Lab) addNamespace(ctx context.Context, node string) (string, error) {
+	ns, err := l.createNamespace(ctx, node)
+	if err != nil {
+		return "", fmt.Errorf("nslab: node %s: %w", node, err)
+	}
+	return ns, nil
+}
+
+// createNamespace creates the namespace for node, with its loopback up, and
+// records it for Close (also when ctx ended during "ip netns add" but the
+// namespace was created). Its errors do not name the node.
+func (l *Lab) createNamespace(ctx context.Context, node string) (string, error) {
 	if !nodeName.MatchString(node) {
-		return "", fmt.Errorf("nslab: node name %q: want 1 to 16 lowercase letters or digits", node)
+		return "", fmt.Errorf("name %q: want 1 to 16 lowercase letters or digits", node)
 	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return "", errors.New("nslab: lab is closed")
+		return "", errors.New("lab is closed")
 	}
 	if l.nodes[node] {
 		l.mu.Unlock()
-		return "", fmt.Errorf("nslab: node %q already exists", node)
+		return "", errors.New("already exists")
 	}
 	l.nodes[node] = true
 	ns := l.id + "-" + node
@@ -149,10 +178,10 @@ func (l *Lab) addNamespace(ctx context.Context, node string) (string, error) {
 	l.mu.Unlock()
 	l.adding.Done()
 	if err != nil {
-		return "", fmt.Errorf("nslab: node %s: %w", node, err)
+		return "", err
 	}
 	if err := ipn(ctx, ns, "link", "set", "lo", "up"); err != nil {
-		return "", fmt.Errorf("nslab: node %s: %w", node, err)
+		return "", err
 	}
 	return ns, nil
 }

@@ -266,13 +266,20 @@ func TestCleanStaleTemp(t *testing.T) {
 	stale := fmt.Sprintf("%s%d-1", tempPrefix, dead.Process.Pid)
 	live := fmt.Sprintf("%s%d-2", tempPrefix, os.Getpid())
 	other := fmt.Sprintf("%s%d-3", tempPrefix, 1) // init runs as long as the machine
-	for _, d := range []string{stale, live, other, "unrelated"} {
+	// A test binary killed where PID 1 reaps no orphans lingers as a
+	// zombie: its directory is stale too (it used to be kept).
+	undead := exec.Command("true")
+	require.NoError(t, undead.Start())
+	t.Cleanup(func() { _ = undead.Wait() })
+	require.Eventually(t, func() bool { return !running(undead.Process.Pid) }, 5*time.Second, 5*time.Millisecond)
+	zombie := fmt.Sprintf("%s%d-4", tempPrefix, undead.Process.Pid)
+	for _, d := range []string{stale, live, other, zombie, "unrelated"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, d, "sub"), 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, d, "sub", "f"), []byte("x"), 0o600))
 	}
 	gone, err := cleanStaleTemp(dir)
 	require.NoError(t, err)
-	assert.Equal(t, []string{stale}, gone)
+	assert.ElementsMatch(t, []string{stale, zombie}, gone)
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	var left []string

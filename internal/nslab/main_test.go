@@ -115,7 +115,8 @@ func cleanStaleTemp(dir string) ([]string, error) {
 		}
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 || pid == os.Getpid() || processAlive(pid) {
+		// A zombie (a killed test binary nobody reaped) is dead too.
+		if err != nil || pid <= 0 || pid == os.Getpid() || running(pid) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
@@ -125,12 +126,6 @@ func cleanStaleTemp(dir string) ([]string, error) {
 		gone = append(gone, e.Name())
 	}
 	return gone, errors.Join(errs...)
-}
-
-// processAlive reports whether a process with this pid exists.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // needLab skips the test, saying why, when this machine cannot build a lab;

@@ -1,0 +1,173 @@
+//go:build linux
+
+package nslab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// needLabInternal skips (or, with NSLAB_REQUIRE set, fails) a test when this
+// machine cannot build a lab; see needLab in main_test.go.
+func needLabInternal(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := Check(ctx); err != nil {
+		if os.Getenv("NSLAB_REQUIRE") != "" { // see requireEnv in main_test.go
+			t.Fatalf("network-namespace NAT lab unavailable, and NSLAB_REQUIRE is set: %v", err)
+		}
+		t.Skipf("network-namespace NAT lab unavailable: %v", err)
+	}
+}
+
+// namespacesWithPrefix returns the named namespaces whose name starts with p.
+func namespacesWithPrefix(t *testing.T, p string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(netnsDir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), p) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// probeChildEnv makes TestSignalDuringCheckLeavesNoProbe, run in a child
+// process, run Check and stop inside it once its probe namespace exists.
+const probeChildEnv = "NSLAB_TEST_PROBE_CHILD"
+
+// TestSignalDuringCheckLeavesNoProbe sends SIGTERM to a test process while
+// its Check holds a probe namespace: the signal handler of TestMain (CloseAll,
+// then os.Exit) must remove the probe. It used to be left behind: CloseAll
+// knew only labs, and os.Exit skipped Check's deferred delete.
+func TestSignalDuringCheckLeavesNoProbe(t *testing.T) {
+	if os.Getenv(probeChildEnv) != "" {
+		testHookNamespaceAdded = func(ns string) {
+			if strings.HasSuffix(ns, "-probe") {
+				fmt.Printf("ready %s\n", ns)
+				// Long enough for the parent's SIGTERM to arrive while
+				// the probe exists; bounded so that CloseAll, which waits
+				// for namespaces being added, cannot wait forever.
+				time.Sleep(2 * time.Second)
+			}
+		}
+		defer func() { testHookNamespaceAdded = nil }()
+		_ = Check(context.Background())
+		return
+	}
+	needLabInternal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	child := exec.CommandContext(ctx, exe, "-test.run=^TestSignalDuringCheckLeavesNoProbe$", "-test.count=1")
+	child.Env = append(os.Environ(), probeChildEnv+"=1")
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, child.Start())
+	pid := child.Process.Pid
+	t.Cleanup(func() {
+		for _, ns := range namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)) {
+			_ = deleteNamespace(context.Background(), ns)
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err, "child said %q", line)
+	probe, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	require.True(t, ok, "child said %q", line)
+	require.True(t, namespaceExists(probe), "probe %s missing while Check runs", probe)
+
+	require.NoError(t, child.Process.Signal(syscall.SIGTERM))
+	err = child.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 143, exit.ExitCode(), "the child's signal handler did not end it")
+	assert.Empty(t, namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)),
+		"namespaces of the child outlived its SIGTERM")
+}
+
+// zombie starts a child that exits at once and is not waited for, and
+// returns its pid once the kernel shows it as a zombie. The child is reaped
+// when the test ends.
+func zombie(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	require.Eventually(t, func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		return i > 0 && strings.HasPrefix(string(stat[i:]), ") Z")
+	}, 5*time.Second, 5*time.Millisecond, "child %d did not become a zombie", pid)
+	return pid
+}
+
+// TestCleanStale checks which namespaces CleanStale deletes: those of a
+// process that no longer runs, including one that is a zombie (killed test
+// binaries linger as zombies when PID 1 does not reap orphans; CleanStale
+// used to take them for running and never removed their namespaces), and
+// those whose name records another start time than the process now holding
+// the pid (a reused pid). Those of this running process stay.
+func TestCleanStale(t *testing.T) {
+	needLabInternal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix = "fnlabstale"
+	t.Cleanup(func() {
+		for _, ns := range namespacesWithPrefix(t, prefix+"-") {
+			_ = deleteNamespace(context.Background(), ns)
+		}
+	})
+	self := os.Getpid()
+	start, err := processStart(self)
+	require.NoError(t, err)
+	zpid := zombie(t)
+
+	tests := []struct {
+		name  string
+		ns    string
+		stale bool
+	}{
+		{"zombie", fmt.Sprintf("%s-%d-abc123-h", prefix, zpid), true},
+		{"zombie with start time", fmt.Sprintf("%s-%d-1-abc123-h", prefix, zpid), true},
+		{"running", fmt.Sprintf("%s-%d-abc123-h", prefix, self), false},
+		{"running with its start time", fmt.Sprintf("%s-%d-%s-abc123-h", prefix, self, start), false},
+		{"pid reused", fmt.Sprintf("%s-%d-%s1-abc123-h", prefix, self, start), true},
+	}
+	for _, tt := range tests {
+		require.NoError(t, ip(ctx, "netns", "add", tt.ns), tt.name)
+	}
+	gone, err := CleanStale(ctx, prefix)
+	require.NoError(t, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.stale, !namespaceExists(tt.ns), "namespace %s deleted", tt.ns)
+			if tt.stale {
+				assert.Contains(t, gone, tt.ns)
+			} else {
+				assert.NotContains(t, gone, tt.ns)
+			}
+		})
+	}
+}
