@@ -6,8 +6,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -169,5 +172,67 @@ func TestCleanStale(t *testing.T) {
 				assert.NotContains(t, gone, tt.ns)
 			}
 		})
+	}
+}
+
+// processesWithArg returns the running processes (not zombies) that have
+// arg among their arguments.
+func processesWithArg(arg string) []int {
+	var pids []int
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
+			continue
+		}
+		if _, err := processStart(pid); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestCloseKillsProcessesForkedWhileClosing closes a lab while a program in
+// it forks as fast as it can: no process of the lab may outlive Close (one
+// would keep the namespace, with its veths and nftables rules, alive and
+// nameless). Close used to kill the processes it listed once, and the
+// children forked between the listing and the kill ran on (28 of them in
+// the first round).
+func TestCloseKillsProcessesForkedWhileClosing(t *testing.T) {
+	needLabInternal(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A sleep argument no other process uses marks the program's children.
+	mark := fmt.Sprintf("3600.%d", os.Getpid())
+	t.Cleanup(func() {
+		for _, pid := range processesWithArg(mark) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	for round := range 3 {
+		lab, err := New(ctx)
+		require.NoError(t, err)
+		h, err := lab.AddHost(ctx, "h", netip.MustParseAddr("203.0.113.5"))
+		require.NoError(t, err)
+		cmd := h.Command(ctx, "sh", "-c", `i=0; while [ $i -lt 400 ]; do sleep "$0" & i=$((i+1)); done; wait`, mark)
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool { return len(processesWithArg(mark)) > 10 }, 10*time.Second, 5*time.Millisecond,
+			"round %d: the program did not start forking", round)
+		require.NoError(t, lab.Close(), "round %d", round)
+		_ = cmd.Wait()
+		// SIGKILL takes effect at once, but a killed process may take a
+		// moment to exit.
+		assert.Eventually(t, func() bool { return len(processesWithArg(mark)) == 0 }, 2*time.Second, 20*time.Millisecond,
+			"round %d: processes of the lab outlived Close: %v", round, processesWithArg(mark))
+		if t.Failed() {
+			return
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const sigterm = syscall.SIGTERM
@@ -99,8 +100,11 @@ func stale(name, prefix string) bool {
 		return false
 	}
 	start, err := processStart(pid)
-	if err != nil {
+	if errors.Is(err, errNotRunning) {
 		return true // gone or a zombie
+	}
+	if err != nil {
+		return false // unknown: leave it
 	}
 	if len(fields) == 4 && isDigits(fields[1]) {
 		return fields[1] != start
@@ -155,11 +159,32 @@ func processStart(pid int) (string, error) {
 	return fields[starttime], nil
 }
 
-// deleteNamespace kills every process in ns and deletes it.
+// killRounds bounds the rounds in which deleteNamespace kills the processes
+// of a namespace; killPause is the pause after a round that killed some.
+const (
+	killRounds = 50
+	killPause  = 10 * time.Millisecond
+)
+
+// deleteNamespace kills every process in ns and deletes it. It kills in
+// rounds until none is left (at most killRounds): a process forked by one
+// being killed after the round listed them would otherwise run on in the
+// namespace, nameless once deleted, keeping its veths and nftables rules.
 func deleteNamespace(ctx context.Context, ns string) error {
-	for _, pid := range pidsIn(ctx, ns) {
-		if pid != os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+	for range killRounds {
+		killed := false
+		for _, pid := range pidsIn(ctx, ns) {
+			if pid != os.Getpid() {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				killed = true
+			}
+		}
+		if !killed || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(killPause):
 		}
 	}
 	if err := ip(ctx, "netns", "del", ns); err != nil {
