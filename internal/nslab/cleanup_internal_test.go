@@ -55,10 +55,11 @@ func namespacesWithPrefix(t *testing.T, p string) []string {
 // process, run Check and stop inside it once its probe namespace exists.
 const probeChildEnv = "NSLAB_TEST_PROBE_CHILD"
 
-// TestSignalDuringCheckLeavesNoProbe sends SIGTERM to a test process while
-// its Check holds a probe namespace: the signal handler of TestMain (CloseAll,
-// then os.Exit) must remove the probe. It used to be left behind: CloseAll
-// knew only labs, and os.Exit skipped Check's deferred delete.
+// TestSignalDuringCheckLeavesNoProbe sends a signal that ends a run to a test
+// process while its Check holds a probe namespace: the signal handler of
+// TestMain (CloseAll, then os.Exit) must remove the probe. It used to be left
+// behind: CloseAll knew only labs, and os.Exit skipped Check's deferred
+// delete. SIGHUP was not handled at all, and left every lab behind.
 func TestSignalDuringCheckLeavesNoProbe(t *testing.T) {
 	if os.Getenv(probeChildEnv) != "" {
 		testHookNamespaceAdded = func(ns string) {
@@ -75,35 +76,49 @@ func TestSignalDuringCheckLeavesNoProbe(t *testing.T) {
 		return
 	}
 	needLabInternal(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	exe, err := os.Executable()
-	require.NoError(t, err)
-	child := exec.CommandContext(ctx, exe, "-test.run=^TestSignalDuringCheckLeavesNoProbe$", "-test.count=1")
-	child.Env = append(os.Environ(), probeChildEnv+"=1")
-	child.Stderr = os.Stderr
-	out, err := child.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, child.Start())
-	pid := child.Process.Pid
-	t.Cleanup(func() {
-		for _, ns := range namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)) {
-			_ = deleteNamespace(context.Background(), ns)
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	require.NoError(t, err, "child said %q", line)
-	probe, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
-	require.True(t, ok, "child said %q", line)
-	require.True(t, namespaceExists(probe), "probe %s missing while Check runs", probe)
+	tests := []struct {
+		sig  syscall.Signal
+		code int // 128 + the signal's number, as a shell reports it
+	}{
+		{syscall.SIGTERM, 143},
+		{syscall.SIGINT, 130},
+		{syscall.SIGHUP, 129}, // the terminal of the go command closed
+	}
+	for _, tt := range tests {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			exe, err := os.Executable()
+			require.NoError(t, err)
+			child := exec.CommandContext(ctx, exe, "-test.run=^TestSignalDuringCheckLeavesNoProbe$", "-test.count=1")
+			child.Env = append(os.Environ(), probeChildEnv+"=1")
+			child.Stderr = os.Stderr
+			out, err := child.StdoutPipe()
+			require.NoError(t, err)
+			require.NoError(t, child.Start())
+			pid := child.Process.Pid
+			t.Cleanup(func() {
+				_ = child.Process.Kill()
+				_ = child.Wait()
+				for _, ns := range namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)) {
+					_ = deleteNamespace(context.Background(), ns)
+				}
+			})
+			line, err := bufio.NewReader(out).ReadString('\n')
+			require.NoError(t, err, "child said %q", line)
+			probe, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+			require.True(t, ok, "child said %q", line)
+			require.True(t, namespaceExists(probe), "probe %s missing while Check runs", probe)
 
-	require.NoError(t, child.Process.Signal(syscall.SIGTERM))
-	err = child.Wait()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit)
-	assert.Equal(t, 143, exit.ExitCode(), "the child's signal handler did not end it")
-	assert.Empty(t, namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)),
-		"namespaces of the child outlived its SIGTERM")
+			require.NoError(t, child.Process.Signal(tt.sig))
+			err = child.Wait()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit)
+			assert.Equal(t, tt.code, exit.ExitCode(), "the child's signal handler did not end it")
+			assert.Empty(t, namespacesWithPrefix(t, fmt.Sprintf("%s-%d-", DefaultPrefix, pid)),
+				"namespaces of the child outlived its %v", tt.sig)
+		})
+	}
 }
 
 // zombie starts a child that exits at once and is not waited for, and

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ const tempPrefix = "fnlab-test-"
 // tests run this same binary inside namespaces), removes the namespaces and
 // temporary directories that killed runs left behind, closes every lab if
 // the run is interrupted, and closes them too if the go command running it
-// dies (it gets SIGTERM then).
+// dies (it gets SIGTERM then) or its terminal closes (SIGHUP).
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helperMain(mode))
@@ -53,7 +54,8 @@ func TestMain(m *testing.M) {
 	// would inherit) such a write fails with EPIPE instead.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP too: the terminal of the go command closing ends the run.
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
 	if os.Geteuid() == 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -79,20 +81,26 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 
+	// Whoever ends the process holds exiting: a run that ends while the
+	// signal handler cleans up waits for it (which exits with the
+	// signal's code) instead of exiting 0 under it.
+	var exiting sync.Mutex
 	go func() {
 		s := <-sig
+		exiting.Lock() // never unlocked: os.Exit follows
 		fmt.Fprintf(os.Stderr, "nslab: %v: removing lab namespaces\n", s)
 		if err := nslab.CloseAll(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 		}
 		_ = os.RemoveAll(tmp)
 		code := 130 // 128 + the signal's number, as a shell reports it
-		if s == syscall.SIGTERM {
-			code = 143
+		if n, ok := s.(syscall.Signal); ok {
+			code = 128 + int(n)
 		}
 		os.Exit(code)
 	}()
 	code := m.Run()
+	exiting.Lock() // never unlocked: os.Exit follows
 	if err := os.RemoveAll(tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "nslab: removing the temporary directory:", err)
 	}
