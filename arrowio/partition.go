@@ -3,7 +3,6 @@ package arrowio
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -11,7 +10,7 @@ import (
 )
 
 // HashPartition splits t into p tables by the hash of its key columns: row i goes to part
-// PartitionOf(h, p), where h is its HashRows hash over the columns named by keys, in that order. Every
+// PartitionOf(h, p) (p at most 2^20), where h is its HashRows hash over the columns named by keys, in that order. Every
 // part has t's schema; rows keep their relative order; parts that get no rows are empty tables (no
 // chunks). Each part holds one chunk per input record batch that sent it rows; a batch whose rows all
 // go to one part is passed through without a copy. The caller releases every part.
@@ -168,8 +167,11 @@ func hashBlocks(ctx context.Context, cols []arrow.Array, out []uint64) (int, err
 	return -1, nil
 }
 
-// maxParts bounds HashPartition's part count (part numbers are kept in 32 bits).
-const maxParts = math.MaxInt32
+// maxParts bounds HashPartition's part count. Every part is a table of its
+// own, allocated up front, so a count near the 32 bits part numbers are kept
+// in would ask for tens of GiB and end the process instead of returning an
+// error. 2^20 is 32 times collective.MaxRanks.
+const maxParts = 1 << 20
 
 // KeyIndices returns the index in schema of each named key column. A name that is missing, or that more
 // than one field has, is an error; so is an empty list.

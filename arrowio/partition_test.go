@@ -376,6 +376,8 @@ func TestHashPartitionErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"b"}, 0, "0 partitions, want 1.."},
+		{[]string{"b"}, 1<<20 + 1, "1048577 partitions, want 1..1048576"},
+		{[]string{"b"}, math.MaxInt32, "2147483647 partitions, want 1..1048576"}, // used to allocate ~100 GiB
 		{nil, 2, "no key columns"},
 		{[]string{"zz"}, 2, `no column "zz"`},
 		{[]string{"a"}, 2, `column name "a" is ambiguous`},
