@@ -17,9 +17,10 @@ cd "$(dirname "$0")/.."
 # waits for the group to end: SIGINT and SIGTERM let the lab tests' handler
 # remove its namespaces, and no test binary is left running, orphaned. A
 # group still there after $stop_grace seconds, or a second signal, gets
-# SIGKILL. On Ctrl-C (SIGINT, which the child, in a group of its own, no
-# longer gets from the terminal) the script still stops rather than going
-# on with the next package as if the go test had merely failed.
+# SIGKILL. SIGHUP is handed on alike. On Ctrl-C (SIGINT, which the child,
+# in a group of its own, no longer gets from the terminal) the script still
+# stops rather than going on with the next package as if the go test had
+# merely failed.
 stop_grace=60
 child=          # pid (and process group id) of the command run_child runs
 launching=      # set while run_child starts it, before child is known
@@ -119,6 +120,10 @@ if [[ -z ${GOTMPDIR-} ]]; then
 fi
 trap 'stop INT 130 INTERRUPTED' INT
 trap 'stop TERM 143 TERMINATED' TERM
+# The child, in a session of its own, no longer gets the terminal's SIGHUP
+# either (a closed terminal, a dropped ssh connection): hand it on too, or
+# the go test and its namespaces would go on running, orphaned.
+trap 'stop HUP 129 HANGUP' HUP
 
 child_what="scripts/install-test-deps.sh"
 run_child scripts/install-test-deps.sh || { echo "FAIL: installing test dependencies"; exit 1; }
