@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Env is the environment variable that carries the job secret when no
@@ -36,8 +39,13 @@ const MaxSize = 64 << 10
 //
 // The file may be a pipe (/dev/stdin, a FIFO, a shell's <(...)), which
 // blocks until something writes to it and closes it: Load returns when ctx
-// ends, with an error that wraps ctx's cause, even if the read goes on
-// blocking (it then ends with the process, or when the pipe is written).
+// ends, with an error that wraps ctx's cause. It reads in a goroutine of its
+// own, and when ctx ends it ends that read before it returns: a read of a
+// pipe or terminal is woken by a past read deadline, and the open of a
+// named pipe that no writer has opened yet (which blocks in the kernel) by
+// opening the pipe for writing and closing it at once. Only an open or read
+// that neither wakes (a hung network file system) is left behind, after
+// stopWait, to end with the process.
 func Load(ctx context.Context, file string) ([]byte, error) {
 	if file == "" {
 		if s := os.Getenv(Env); s != "" {
@@ -51,24 +59,66 @@ func Load(ctx context.Context, file string) ([]byte, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := readFile(file)
+		b, err := readFile(ctx, file)
 		done <- result{b, err}
 	}()
 	select {
 	case r := <-done:
 		return r.b, r.err
 	case <-ctx.Done():
-		return nil, fmt.Errorf("secret: reading %s: %w", file, context.Cause(ctx))
+	}
+	// readFile's own AfterFunc wakes a read; an open of a named pipe
+	// blocked for want of a writer is woken here, again every
+	// stopPoll in case readFile had not reached its open yet.
+	stopped := time.NewTimer(stopWait)
+	defer stopped.Stop()
+	poll := time.NewTicker(stopPoll)
+	defer poll.Stop()
+	wakeOpen(file)
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-stopped.C:
+			waiting = false
+		case <-poll.C:
+			wakeOpen(file)
+		}
+	}
+	return nil, fmt.Errorf("secret: reading %s: %w", file, context.Cause(ctx))
+}
+
+// stopWait bounds how long Load, once its ctx has ended, waits for the
+// read it started to end; stopPoll is how often it wakes a blocked open of
+// a named pipe meanwhile.
+const (
+	stopWait = time.Second
+	stopPoll = 20 * time.Millisecond
+)
+
+// wakeOpen ends an open of file for reading that blocks because file is a
+// named pipe that no writer has opened: it opens the pipe for writing
+// without blocking (which fails at once if no reader is waiting) and closes
+// it, so that the read that follows the open sees the end of the pipe.
+func wakeOpen(file string) {
+	if fi, err := os.Stat(file); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		return
+	}
+	if w, err := os.OpenFile(file, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		w.Close()
 	}
 }
 
-// readFile is Load's read of a secret file.
-func readFile(file string) ([]byte, error) {
+// readFile is Load's read of a secret file. Once ctx has ended, a read
+// that blocks (a pipe, a terminal) is woken by a past deadline.
+func readFile(ctx context.Context, file string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
 	defer f.Close()
+	// A regular file has no deadlines (ErrNoDeadline), and needs none.
+	defer context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Unix(1, 0)) })()
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)

@@ -6,8 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -75,22 +75,27 @@ func TestLoad(t *testing.T) {
 // TestLoadPipe: a secret file may be a pipe; one that nobody writes to
 // blocks the read, and Load returns when ctx ends. (fnmesh join
 // --secret-file /dev/stdin, run at a terminal without a pipe, waited for
-// ever: Ctrl-C, which the commands catch, did nothing.)
+// ever: Ctrl-C, which the commands catch, did nothing.) The read it started
+// has ended too by then, whether the pipe had no writer at all (its open
+// blocks) or one that holds it open and writes nothing (its read blocks).
 func TestLoadPipe(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name  string
 		write string // "": nobody writes
+		hold  bool   // a writer opens the pipe and keeps it open, writing nothing
 		want  string
 		err   string
 	}{
 		{name: "written", write: "from a pipe\n", want: "from a pipe"},
-		{name: "never written", err: "secret: reading " + filepath.Join(dir, "never written") + ": test stopped it"},
+		{name: "never opened", err: "secret: reading " + filepath.Join(dir, "never opened") + ": test stopped it"},
+		{name: "held open", hold: true, err: "secret: reading " + filepath.Join(dir, "held open") + ": test stopped it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fifo := filepath.Join(dir, tc.name)
 			mkfifo(t, fifo)
-			if tc.write != "" {
+			switch {
+			case tc.write != "":
 				go func() {
 					f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 					if err == nil {
@@ -98,12 +103,20 @@ func TestLoadPipe(t *testing.T) {
 						_ = f.Close()
 					}
 				}()
-			} else {
-				// Unblock the reader once the test is over, so that
-				// its goroutine ends too.
+			case tc.hold:
+				held := make(chan *os.File, 1)
+				go func() {
+					f, _ := os.OpenFile(fifo, os.O_WRONLY, 0) // returns once Load opened it
+					held <- f
+				}()
 				t.Cleanup(func() {
-					if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-						_ = f.Close()
+					select {
+					case f := <-held:
+						if f != nil {
+							_ = f.Close()
+						}
+					case <-time.After(5 * time.Second):
+						t.Error("the writer never opened the pipe: Load did not open it")
 					}
 				})
 			}
@@ -113,6 +126,7 @@ func TestLoadPipe(t *testing.T) {
 			start := time.Now()
 			got, err := Load(ctx, fifo)
 			assert.Less(t, time.Since(start), 5*time.Second)
+			assert.Zero(t, readsLeft(), "a read of the secret file outlived Load")
 			if tc.err != "" {
 				require.EqualError(t, err, tc.err)
 				assert.ErrorIs(t, err, context.Cause(ctx))
@@ -122,6 +136,12 @@ func TestLoadPipe(t *testing.T) {
 			assert.Equal(t, tc.want, string(got))
 		})
 	}
+}
+
+// readsLeft counts the goroutines still in readFile.
+func readsLeft() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "internal/secret.readFile(")
 }
 
 // mkfifo makes a named pipe at path, or skips the test where it cannot.
