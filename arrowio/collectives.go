@@ -34,7 +34,7 @@ func BcastTable(ctx context.Context, c *collective.Comm, root int, t arrow.Table
 	cfg := newConfig(opts)
 	if c.Rank() == root && c.Size() == 1 {
 		if t == nil {
-			return nil, fmt.Errorf("arrowio: bcast: rank %d (root): nil table", root)
+			return nil, &rankError{who: fmt.Sprintf("rank %d (root)", root), op: "bcast", err: errNilTable}
 		}
 		t.Retain()
 		return t, nil
@@ -48,7 +48,7 @@ func BcastTable(ctx context.Context, c *collective.Comm, root int, t arrow.Table
 			}
 		}
 		if out.localErr != nil {
-			return nil, fmt.Errorf("arrowio: bcast: rank %d (root): %w", root, out.localErr)
+			return nil, &rankError{who: fmt.Sprintf("rank %d (root)", root), op: "bcast", err: out.localErr}
 		}
 		t.Retain()
 		return t, nil
@@ -105,12 +105,12 @@ func GatherTable(ctx context.Context, c *collective.Comm, root int, t arrow.Tabl
 	}
 	if me != root {
 		if err := outs[root].localErr; err != nil {
-			return nil, fmt.Errorf("arrowio: gather: rank %d: %w", me, err)
+			return nil, &rankError{who: fmt.Sprintf("rank %d", me), op: "gather", err: err}
 		}
 		return nil, nil
 	}
 	if t == nil {
-		return nil, fmt.Errorf("arrowio: gather: rank %d (root): nil table", root)
+		return nil, &rankError{who: fmt.Sprintf("rank %d (root)", root), op: "gather", err: errNilTable}
 	}
 	tables, err := collect(ins, t, t.Schema(), root)
 	if err != nil {
@@ -146,11 +146,11 @@ func AllgatherTable(ctx context.Context, c *collective.Comm, t arrow.Table, opts
 	}
 	for _, out := range outs {
 		if out != nil && out.localErr != nil {
-			return nil, fmt.Errorf("arrowio: allgather: rank %d: %w", me, out.localErr)
+			return nil, &rankError{who: fmt.Sprintf("rank %d", me), op: "allgather", err: out.localErr}
 		}
 	}
 	if t == nil {
-		return nil, fmt.Errorf("arrowio: allgather: rank %d: nil table", me)
+		return nil, &rankError{who: fmt.Sprintf("rank %d", me), op: "allgather", err: errNilTable}
 	}
 	ref, err := rank0Schema(ins, me, t.Schema())
 	if err != nil {
@@ -174,15 +174,15 @@ func AlltoallTables(ctx context.Context, c *collective.Comm, parts []arrow.Table
 		return nil, errors.New("arrowio: alltoall: nil communicator")
 	}
 	cfg := newConfig(opts)
-	res, err := alltoall(ctx, c, parts, nil, &cfg)
+	res, err := alltoall(ctx, c, "alltoall", parts, nil, &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("arrowio: alltoall: %w", err)
+		return nil, wrapOp("alltoall", err)
 	}
 	return res, nil
 }
 
 // alltoall is AlltoallTables; with cause set, this rank has nothing to send but that error.
-func alltoall(ctx context.Context, c *collective.Comm, parts []arrow.Table, cause error, cfg *config) ([]arrow.Table, error) {
+func alltoall(ctx context.Context, c *collective.Comm, op string, parts []arrow.Table, cause error, cfg *config) ([]arrow.Table, error) {
 	me, p := c.Rank(), c.Size()
 	var schema *arrow.Schema
 	if cause == nil {
@@ -213,11 +213,11 @@ func alltoall(ctx context.Context, c *collective.Comm, parts []arrow.Table, caus
 		}
 	}
 	if cause != nil {
-		return nil, fmt.Errorf("rank %d: %w", me, cause)
+		return nil, &rankError{who: fmt.Sprintf("rank %d", me), op: op, err: cause}
 	}
 	for _, out := range outs {
 		if out != nil && out.localErr != nil {
-			return nil, fmt.Errorf("rank %d: %w", me, out.localErr)
+			return nil, &rankError{who: fmt.Sprintf("rank %d", me), op: op, err: out.localErr}
 		}
 	}
 	ref, err := rank0Schema(ins, me, schema)
@@ -307,9 +307,9 @@ func Shuffle(ctx context.Context, c *collective.Comm, t arrow.Table, keys []stri
 	cfg := newConfig(opts)
 	parts, perr := HashPartition(ctx, t, keys, c.Size(), opts...)
 	defer releaseTables(parts)
-	res, err := alltoall(ctx, c, parts, perr, &cfg)
+	res, err := alltoall(ctx, c, "shuffle", parts, perr, &cfg)
 	if err != nil {
-		return nil, fmt.Errorf("arrowio: shuffle: %w", err)
+		return nil, wrapOp("shuffle", err)
 	}
 	defer releaseTables(res)
 	return concat("shuffle", res)
@@ -325,4 +325,30 @@ func concat(op string, tables []arrow.Table) (arrow.Table, error) {
 
 func emptyTable(schema *arrow.Schema) arrow.Table {
 	return newTable(schema, nil)
+}
+
+// errNilTable is the cause a rank reports when it was given a nil table to send.
+var errNilTable = errors.New("nil table")
+
+// rankError is a failure of this rank's own part of a call (a nil table, a table or parts it cannot
+// send), worded who, then what, then the cause: "arrowio: rank 1: allgather: nil table",
+// "arrowio: rank 1 (root): bcast: ...". Its NamesRank method tells collective.NamesRank that the
+// text names the rank, so a layer that wraps it (frame) does not name the rank again.
+type rankError struct {
+	who string // "rank 1", "rank 1 (root)"
+	op  string
+	err error
+}
+
+func (e *rankError) Error() string   { return fmt.Sprintf("arrowio: %s: %s: %v", e.who, e.op, e.err) }
+func (e *rankError) Unwrap() error   { return e.err }
+func (e *rankError) NamesRank() bool { return true }
+
+// wrapOp words err, a failure of call op: "arrowio: op: ...", unless it is this rank's own failure,
+// a *rankError that names the call already.
+func wrapOp(op string, err error) error {
+	if _, ok := err.(*rankError); ok {
+		return err
+	}
+	return fmt.Errorf("arrowio: %s: %w", op, err)
 }

@@ -688,3 +688,58 @@ func TestSmallBatchesShareMessages(t *testing.T) {
 	})
 	requireNoErrors(t, errs)
 }
+
+// TestOwnFailureNamesRankFirst: a rank's own failure (a nil table, parts it cannot send) reads who,
+// then what, then the cause, and says so to collective.NamesRank, so that frame, which wraps it, does
+// not name the rank a second time. It read "arrowio: allgather: rank 1: nil table" (what before who),
+// and frame made it "frame: rank 1: gather: arrowio: allgather: rank 1: nil table". The ranks that
+// receive the aborted stream name the sender, not themselves.
+func TestOwnFailureNamesRankFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	comms, err := collective.Local(ctx, 2)
+	require.NoError(t, err)
+	defer comms[0].Close()
+	defer comms[1].Close()
+	tbl := cylonTable(100, 50, 1)
+	defer tbl.Release()
+	for _, tc := range []struct {
+		name       string
+		call       func(c *collective.Comm, in arrow.Table) error
+		own, other string // rank 1's error (its table is nil), rank 0's
+	}{
+		{"allgather", func(c *collective.Comm, in arrow.Table) error { _, err := AllgatherTable(ctx, c, in); return err },
+			"arrowio: rank 1: allgather: nil table", "arrowio: allgather: rank 1: the sender aborted the stream: nil table"},
+		{"gather", func(c *collective.Comm, in arrow.Table) error { _, err := GatherTable(ctx, c, 0, in); return err },
+			"arrowio: rank 1: gather: nil table", "arrowio: gather: rank 1: the sender aborted the stream: nil table"},
+		{"bcast", func(c *collective.Comm, in arrow.Table) error { _, err := BcastTable(ctx, c, 1, in); return err },
+			"arrowio: rank 1 (root): bcast: nil table", "arrowio: bcast: rank 1: the sender aborted the stream: nil table"},
+		{"alltoall", func(c *collective.Comm, in arrow.Table) error {
+			var parts []arrow.Table
+			if in != nil {
+				parts = []arrow.Table{in, in}
+			}
+			_, err := AlltoallTables(ctx, c, parts)
+			return err
+		}, "arrowio: rank 1: alltoall: 0 parts for 2 ranks", "arrowio: alltoall: rank 1: the sender aborted the stream: 0 parts for 2 ranks"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for r := range 2 {
+				wg.Go(func() {
+					in := tbl
+					if r == 1 {
+						in = nil
+					}
+					errs[r] = tc.call(comms[r], in)
+				})
+			}
+			wg.Wait()
+			require.EqualError(t, errs[1], tc.own)
+			assert.True(t, collective.NamesRank(errs[1]), "rank 1 names itself")
+			require.EqualError(t, errs[0], tc.other)
+			assert.False(t, collective.NamesRank(errs[0]), "rank 0 does not name itself")
+		})
+	}
+}

@@ -43,7 +43,10 @@
 //
 // A rank that cannot send what it was given (a nil table, parts of different schemas, a key column
 // that does not exist) sends a zero-row batch whose custom metadata carries its error, and keeps
-// taking part, so every rank's call returns an error that names it and the communicator stays usable.
+// taking part, so every rank's call returns an error that names it and the communicator stays usable:
+// the rank that failed says who, then what, then the cause ("arrowio: rank 1: allgather: nil table";
+// collective.NamesRank reports that it names the rank), the others name it as the sender
+// ("arrowio: allgather: rank 1: the sender aborted the stream: nil table").
 // A failure of the communicator itself (a dead peer, a cancelled context) ends the call on every rank,
 // as collective's do. Received messages are checked before use: their flatbuffer metadata is verified,
 // buffer sizes are bounded, the schema's types are checked (decimal precision and scale), and every

@@ -126,7 +126,10 @@ func (e *viewError) Unwrap() error { return e.err }
 // the rank again. It follows err's chain of wrapped errors and, in an
 // error that joins several, the first of them, whose text comes first:
 // errors.Join(errors.New("x.csv: bad row"), callErr) does not name the
-// rank on its first line, and NamesRank reports false.
+// rank on its first line, and NamesRank reports false. An error of
+// another package that names the rank itself says so with a method
+// NamesRank() bool (arrowio's "arrowio: rank 3: allgather: nil table"
+// does).
 func NamesRank(err error) bool {
 	for range 10_000 { // a chain longer than this is not one of ours
 		switch e := err.(type) {
@@ -134,6 +137,8 @@ func NamesRank(err error) bool {
 			return false
 		case *viewError, *localError, *PeerError:
 			return true
+		case interface{ NamesRank() bool }:
+			return e.NamesRank()
 		case interface{ Unwrap() []error }:
 			errs := e.Unwrap()
 			if len(errs) == 0 {

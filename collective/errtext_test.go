@@ -232,6 +232,8 @@ func TestNamesRank(t *testing.T) {
 		{"Err", comms[1].Err(), true},
 		{"another error", other, false},
 		{"a text alone", errors.New("collective: rank 1: barrier: context canceled"), false},
+		{"says it names the rank", fmt.Errorf("frame: %w", namingError{true}), true},
+		{"says it does not", namingError{false}, false},
 		{"wrapped as text", fmt.Errorf("x: %v", callErr), false},
 		{"nil", nil, false},
 	} {
@@ -240,3 +242,10 @@ func TestNamesRank(t *testing.T) {
 		})
 	}
 }
+
+// namingError is another package's error that says whether it names the
+// rank (as arrowio's own failures do).
+type namingError struct{ names bool }
+
+func (e namingError) Error() string   { return "arrowio: rank 1: allgather: nil table" }
+func (e namingError) NamesRank() bool { return e.names }

@@ -3,6 +3,7 @@ package collective_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"sync"
@@ -525,4 +526,28 @@ func ExampleComm_RecvInto() {
 	// 3 bytes: one
 	// 5 bytes: three
 	// 3 bytes: two
+}
+
+// A layer above collective names the rank in its errors only when the
+// error it wraps does not already: a call's error names it first.
+func ExampleNamesRank() {
+	ctx, cancel := context.WithCancel(context.Background())
+	comms, _ := collective.Local(context.Background(), 1)
+	defer comms[0].Close()
+	cancel()
+	wrap := func(rank int, op string, err error) error {
+		if collective.NamesRank(err) {
+			return fmt.Errorf("mylayer: %s: %w", op, err)
+		}
+		return fmt.Errorf("mylayer: rank %d: %s: %w", rank, op, err)
+	}
+	err := comms[0].Barrier(ctx)
+	fmt.Println(wrap(0, "sum", err))
+	fmt.Println(wrap(0, "sum", errors.Join(fmt.Errorf("stage 2: %w", err), errors.New("cleanup failed"))))
+	fmt.Println(wrap(0, "load", errors.New("no such column")))
+	// Output:
+	// mylayer: sum: collective: rank 0: barrier: context canceled
+	// mylayer: sum: stage 2: collective: rank 0: barrier: context canceled
+	// cleanup failed
+	// mylayer: rank 0: load: no such column
 }

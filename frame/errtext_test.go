@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fnmesh/fnmesh/arrowio"
 	"github.com/fnmesh/fnmesh/collective"
 )
 
@@ -161,4 +162,21 @@ func TestFrameNamesRankOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWrapArrowioOwnFailure: arrowio's error for this rank's own part of a
+// call names the rank ("arrowio: rank 0: allgather: nil table"); frame
+// wraps it without naming the rank again. It read "frame: rank 0: gather:
+// arrowio: allgather: rank 0: nil table".
+func TestWrapArrowioOwnFailure(t *testing.T) {
+	comms, err := collective.Local(t.Context(), 1)
+	require.NoError(t, err)
+	defer comms[0].Close()
+	_, aerr := arrowio.AllgatherTable(t.Context(), comms[0], nil)
+	require.EqualError(t, aerr, "arrowio: rank 0: allgather: nil table")
+	err = wrapErr(0, "gather", aerr)
+	require.EqualError(t, err, "frame: gather: arrowio: rank 0: allgather: nil table")
+	namedOnce(t, err.Error(), 0)
+	require.EqualError(t, wrapErr(0, "gather", errors.New("arrowio: allgather: rank 1: the sender aborted the stream: x")),
+		"frame: rank 0: gather: arrowio: allgather: rank 1: the sender aborted the stream: x")
 }
