@@ -119,6 +119,53 @@ mpi=(mpirun --oversubscribe --mca pml ob1 --mca btl tcp,self --mca btl_tcp_if_in
 # bursts of large messages to half the speed), said so in machine.txt.
 system_cc=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
 ns=()
+netns=
+ns_unlike=()
+# del_netns ends what still runs in the namespace, then deletes it (on exit,
+# whatever the cause). A process left in it would keep it alive after its
+# name is gone and go on loading the machine: after a SIGTERM to run.sh
+# alone, the fnmesh bench or mpirun it was waiting for.
+del_netns() {
+	[[ -n $netns ]] || return 0
+	local pids sig=TERM
+	for _ in $(seq 20); do
+		pids=$(ip netns pids "$netns" 2>/dev/null) || break
+		[[ -n $pids ]] || break
+		# shellcheck disable=SC2086 # one pid a word
+		kill -s "$sig" $pids 2>/dev/null || true
+		sig=KILL
+		sleep 0.25
+	done
+	ip netns del "$netns" 2>/dev/null || true
+}
+# copy_sysctls gives the namespace the host's TCP and socket settings. A new
+# network namespace starts most of its net.core.* and net.ipv4.tcp_* from
+# the kernel's defaults (tcp_rmem and tcp_wmem from the host's), so a host
+# tuned otherwise would be measured on settings it does not run with; those
+# the namespace refuses are named in machine.txt (ns_unlike). Settings
+# without a per-namespace copy are the host's anyway.
+copy_sysctls() {
+	local f key skip='net.ipv4.tcp_congestion_control net.ipv4.tcp_ehash_entries net.ipv4.tcp_child_ehash_entries net.ipv4.tcp_fastopen_key net.core.netdev_rss_key'
+	local pairs=()
+	for f in /proc/sys/net/core/* /proc/sys/net/ipv4/tcp_* /proc/sys/net/ipv4/ip_local_port_range; do
+		key=${f#/proc/sys/}
+		key=${key//\//.}
+		[[ -f $f && -w $f && " $skip " != *" $key "* ]] || continue
+		pairs+=("$f" "$(cat "$f" 2>/dev/null)") || true
+	done
+	# One process in the namespace compares and copies them all, and prints
+	# what differs still: "key: host VALUE, namespace VALUE".
+	mapfile -t ns_unlike < <(ip netns exec "$netns" bash -c '
+		while (($#)); do
+			f=$1 want=$2
+			shift 2
+			have=$(cat "$f" 2>/dev/null) || continue # none of its own: the host'"'"'s
+			[[ $have == "$want" ]] && continue
+			printf "%s\n" "$want" >"$f" 2>/dev/null
+			have=$(cat "$f" 2>/dev/null)
+			[[ $have == "$want" ]] || echo "${f#/proc/sys/}: host ${want//$'"'"'\t'"'"'/ }, namespace ${have//$'"'"'\t'"'"'/ }"
+		done' copy "${pairs[@]}")
+}
 case ${MPI_CONGESTION:-same} in
 same)
 	if [[ $system_cc != "$congestion" ]]; then
@@ -127,10 +174,11 @@ same)
 				"run as root (a network namespace with $congestion as its default) or set MPI_CONGESTION=system" >&2
 			exit 1
 		fi
+		trap del_netns EXIT
+		ip netns add "fnmesh-bench-$$"
 		netns=fnmesh-bench-$$
-		ip netns add "$netns"
-		trap 'ip netns del "$netns" 2>/dev/null || true' EXIT
-		ip -n "$netns" link set lo up
+		ip -n "$netns" link set lo up mtu "$(cat /sys/class/net/lo/mtu)"
+		copy_sysctls
 		ip netns exec "$netns" sysctl -qw net.ipv4.tcp_congestion_control="$congestion"
 		ns=(ip netns exec "$netns")
 	fi
@@ -147,6 +195,9 @@ mpi_cc=$("${ns[@]}" cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null ||
 		echo "tcp congestion control: $congestion for fnmesh's links, iperf3 and Open MPI (system default $system_cc${ns[*]:+; measured in network namespace $netns})"
 	else
 		echo "tcp congestion control: UNEQUAL: Open MPI $mpi_cc (the system's, MPI_CONGESTION=system), fnmesh's links and iperf3 $congestion"
+	fi
+	if ((${#ns_unlike[@]})); then
+		echo "UNLIKE THE HOST in the namespace (it refused the host's values): ${ns_unlike[*]}"
 	fi
 	echo "go: $(go version)"
 	echo "mpirun: $(mpirun --version 2>&1 | head -n1)"
