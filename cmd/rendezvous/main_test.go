@@ -310,12 +310,18 @@ func TestBinarySecondSignalStopsAtOnce(t *testing.T) {
 	}()
 	// An idle connection: the HTTP server's Shutdown waits up to 5 s for it.
 	// It must have been accepted before the signal (a connection still in
-	// the listen queue is dropped with the listener): the server accepts at
-	// once, and the sleep leaves it time even on a loaded machine.
+	// the listen queue is dropped with the listener). The server accepts in
+	// the order of the listen queue and tracks each connection before it
+	// accepts the next: once a request on a connection dialed after it has
+	// been answered, it has been accepted, however loaded the machine.
 	c, err := net.Dial("tcp", httpAddr)
 	require.NoError(t, err)
 	defer c.Close()
-	time.Sleep(300 * time.Millisecond)
+	after := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := after.Get("http://" + httpAddr + "/metrics")
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, resp.Body.Close())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
