@@ -92,3 +92,124 @@ func TestViewSlicesSendTheirBytes(t *testing.T) {
 	require.Less(t, total, 2*held, "bytes sent for the 8 parts of %d bytes of rows", held)
 	require.Equal(t, sorted(rowStrings(tbl)), sorted(all))
 }
+
+// TestViewCompactionKeepsValues: the view columns that take and ipcSafe compact (compactViews) arrive
+// with the values they had, bit for bit, compared row by row with the original (array.SliceEqual):
+// string views with nulls and inline values, a second column sharing the first one's character
+// buffers (headers reversed), views inside lists and fixed-size lists, binary views with any bytes;
+// sent in messages of several sizes and as HashPartition's parts.
+func TestViewCompactionKeepsValues(t *testing.T) {
+	mem := checkedMem(t)
+	const rows = 6000
+	sb := array.NewStringViewBuilder(mem)
+	ib := array.NewInt64Builder(mem)
+	lb := array.NewListBuilder(mem, arrow.BinaryTypes.StringView)
+	lvb := lb.ValueBuilder().(*array.StringViewBuilder)
+	fb := array.NewFixedSizeListBuilder(mem, 2, arrow.BinaryTypes.BinaryView)
+	fvb := fb.ValueBuilder().(*array.BinaryViewBuilder)
+	for i := range rows {
+		ib.Append(int64(i))
+		switch {
+		case i%3 == 2:
+			sb.AppendNull()
+		case i%5 == 0:
+			sb.Append(fmt.Sprintf("s%d", i))
+		default:
+			sb.Append(fmt.Sprintf("%0100d", i))
+		}
+		if i%7 == 3 {
+			lb.AppendNull()
+		} else {
+			lb.Append(true)
+			for j := range i % 4 {
+				lvb.Append(fmt.Sprintf("list-%d-%d-%080d", i, j, i))
+			}
+		}
+		fb.Append(true)
+		fvb.Append([]byte(fmt.Sprintf("\x00\xff%d-%060d", i, i)))
+		if i%2 == 0 {
+			fvb.AppendNull()
+		} else {
+			fvb.Append([]byte{byte(i), 0, 1})
+		}
+	}
+	v, k, l, f := sb.NewArray(), ib.NewArray(), lb.NewArray(), fb.NewArray()
+	for _, b := range []array.Builder{sb, ib, lb, fb} {
+		b.Release()
+	}
+	for _, a := range []arrow.Array{v, k, l, f} {
+		defer a.Release()
+	}
+	// w shares v's character buffers, headers in reverse order, no validity.
+	vh := arrow.GetData[arrow.ViewHeader](v.Data().Buffers()[1].Bytes())
+	hb := memory.NewResizableBuffer(mem)
+	hb.Resize(rows * arrow.ViewHeaderSizeBytes)
+	wh := arrow.GetData[arrow.ViewHeader](hb.Bytes())
+	for i := range rows {
+		wh[i] = vh[rows-1-i]
+		if v.IsNull(rows - 1 - i) {
+			wh[i] = arrow.ViewHeader{}
+		}
+	}
+	wd := array.NewData(arrow.BinaryTypes.StringView, rows, append([]*memory.Buffer{nil, hb}, v.Data().Buffers()[2:]...), nil, 0, 0)
+	hb.Release()
+	w := array.MakeFromData(wd)
+	wd.Release()
+	defer w.Release()
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "v", Type: v.DataType(), Nullable: true}, {Name: "k", Type: k.DataType()},
+		{Name: "l", Type: l.DataType(), Nullable: true}, {Name: "f", Type: f.DataType(), Nullable: true},
+		{Name: "w", Type: w.DataType()},
+	}, nil)
+	cols := []arrow.Array{v, k, l, f, w}
+	rec := array.NewRecordBatch(schema, cols, rows)
+	defer rec.Release()
+	tbl := array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+	defer tbl.Release()
+
+	check := func(got arrow.Table) int {
+		n := 0
+		kc := got.Column(1)
+		for ci, ch := range kc.Data().Chunks() {
+			ks := ch.(*array.Int64)
+			for r := range ks.Len() {
+				orig := int(ks.Value(r))
+				for c := range cols {
+					gc := got.Column(c).Data().Chunk(ci)
+					require.True(t, array.SliceEqual(cols[c], int64(orig), int64(orig+1), gc, int64(r), int64(r+1)), "row %d col %d", orig, c)
+				}
+				n++
+			}
+		}
+		return n
+	}
+	sizes := map[int64]int{}
+	for _, bb := range []int64{4 << 10, 64 << 10, 1 << 20} {
+		framed := encodeChunks(t, tbl, WithAllocator(mem), WithBatchBytes(bb))
+		sizes[bb] = len(framed)
+		dec := decodeFramed(mem, framed)
+		require.NoError(t, dec.err)
+		got := dec.table()
+		require.Equal(t, rows, check(got))
+		got.Release()
+		dec.close()
+	}
+	// The slices' messages carry the characters their rows use, in the lists too.
+	require.Less(t, sizes[4<<10], 2*sizes[1<<20], "bytes sent in 4 KiB messages, against one message")
+	parts, err := HashPartition(t.Context(), tbl, []string{"k"}, 5, WithAllocator(mem))
+	require.NoError(t, err)
+	defer releaseTables(parts)
+	total := 0
+	for _, p := range parts {
+		total += check(p)
+		framed := encodeChunks(t, p, WithAllocator(mem), WithBatchBytes(16<<10))
+		dec := decodeFramed(mem, framed)
+		require.NoError(t, dec.err)
+		got := dec.table()
+		check(got)
+		require.Less(t, len(framed), sizes[1<<20]/2, "bytes sent for a part of %d rows", p.NumRows())
+		got.Release()
+		dec.close()
+	}
+	require.Equal(t, rows, total)
+}
