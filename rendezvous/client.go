@@ -50,8 +50,8 @@ func Join(ctx context.Context, addr string, job string, world int, secret []byte
 	switch {
 	case ctx == nil:
 		return fail(errors.New("nil context"))
-	case checkJob(job) != nil:
-		return fail(checkJob(job))
+	case CheckJob(job) != nil:
+		return fail(CheckJob(job))
 	case world < 1 || world > MaxWorld:
 		return fail(fmt.Errorf("world size %d out of range 1..%d", world, MaxWorld))
 	case cfg.rankSet && (cfg.rank < 0 || cfg.rank >= world):

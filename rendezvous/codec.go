@@ -126,7 +126,7 @@ func (d *dec) job() string {
 	if d.err != nil {
 		return ""
 	}
-	if err := checkJob(string(b)); err != nil {
+	if err := CheckJob(string(b)); err != nil {
 		d.fail("%v", err)
 	}
 	return string(b)

@@ -327,8 +327,11 @@ func millis(d time.Duration) uint32 {
 	return uint32(min(ms, 1<<32-1))
 }
 
-// checkJob validates a job ID: 1..128 bytes of UTF-8 without control characters.
-func checkJob(job string) error {
+// CheckJob says what is wrong with a job ID, nil if Join and the server
+// accept it: 1..128 bytes of UTF-8 without control characters. Commands
+// check a job ID with their other arguments through it (fnmesh join: a bad
+// --job is a usage error, not a failed join).
+func CheckJob(job string) error {
 	if len(job) == 0 || len(job) > maxJobLen {
 		return fmt.Errorf("job ID of %d bytes (want 1..%d)", len(job), maxJobLen)
 	}

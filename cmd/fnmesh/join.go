@@ -130,8 +130,8 @@ flags:
 	switch {
 	case rvAddrErr(*addr) != nil:
 		return usageErr("--rendezvous %q: %v", *addr, rvAddrErr(*addr))
-	case jobErr(*job) != nil:
-		return usageErr("--job %q: %v", *job, jobErr(*job))
+	case rendezvous.CheckJob(*job) != nil:
+		return usageErr("--job %q: %v", *job, rendezvous.CheckJob(*job))
 	case *world < 1 || *world > rendezvous.MaxWorld:
 		return usageErr("--world %d out of range 1..%d", *world, rendezvous.MaxWorld)
 	case rank.set && (rank.rank < 0 || rank.rank >= *world):

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // byteSize is a flag.Value for a number of bytes: a plain integer or one
@@ -71,28 +69,4 @@ func (r *rankFlag) String() string {
 		return ""
 	}
 	return strconv.Itoa(r.rank)
-}
-
-// maxJobLen is the longest job ID the rendezvous protocol carries.
-const maxJobLen = 128
-
-// jobErr says what is wrong with a job ID, nil if the rendezvous client
-// accepts it: 1..128 bytes of UTF-8 without control characters, the rule of
-// the rendezvous package's (unexported) checkJob, with its wording;
-// TestJobErrAgreesWithJoin keeps the two in step. fnmesh join checks it
-// with its other flags, so that a bad --job is a usage error (exit 2, one
-// line on stderr) rather than a failed join (exit 1 and a JSON report).
-func jobErr(job string) error {
-	if len(job) == 0 || len(job) > maxJobLen {
-		return fmt.Errorf("job ID of %d bytes (want 1..%d)", len(job), maxJobLen)
-	}
-	if !utf8.ValidString(job) {
-		return errors.New("job ID is not UTF-8")
-	}
-	for i, r := range job {
-		if r < 0x20 || r == 0x7F || (r >= 0x80 && r < 0xA0) {
-			return fmt.Errorf("job ID has an invalid or control character at byte %d", i)
-		}
-	}
-	return nil
 }

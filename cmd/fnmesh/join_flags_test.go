@@ -54,27 +54,29 @@ func TestByteSizeMatchesBench(t *testing.T) {
 	}
 }
 
-// TestJobErrAgreesWithJoin: jobErr refuses exactly the job IDs that
-// rendezvous.Join refuses, with the same reason.
-func TestJobErrAgreesWithJoin(t *testing.T) {
+// TestCheckJobAgreesWithJoin: rendezvous.CheckJob, which fnmesh join checks
+// --job with, refuses exactly the job IDs that rendezvous.Join refuses,
+// with the same reason.
+func TestCheckJobAgreesWithJoin(t *testing.T) {
+	const jobLen = 128 // the protocol's longest job ID
 	for _, tc := range []struct {
 		job  string
 		want string // "": valid
 	}{
 		{"j", ""},
 		{"job-42 (nightly), ünïcode ✓", ""},
-		{strings.Repeat("j", maxJobLen), ""},
-		{strings.Repeat("é", maxJobLen/2), ""},
+		{strings.Repeat("j", jobLen), ""},
+		{strings.Repeat("é", jobLen/2), ""},
 		{"", "job ID of 0 bytes (want 1..128)"},
-		{strings.Repeat("j", maxJobLen+1), "job ID of 129 bytes (want 1..128)"},
-		{strings.Repeat("é", maxJobLen/2) + "j", "job ID of 129 bytes (want 1..128)"},
+		{strings.Repeat("j", jobLen+1), "job ID of 129 bytes (want 1..128)"},
+		{strings.Repeat("é", jobLen/2) + "j", "job ID of 129 bytes (want 1..128)"},
 		{"a\tb", "job ID has an invalid or control character at byte 1"},
 		{"ab\x7f", "job ID has an invalid or control character at byte 2"},
 		{"a\u0085", "job ID has an invalid or control character at byte 1"},
 		{"a\nb", "job ID has an invalid or control character at byte 1"},
 		{"a\xffb", "job ID is not UTF-8"},
 	} {
-		err := jobErr(tc.job)
+		err := rendezvous.CheckJob(tc.job)
 		// A job ID Join refuses fails it at once, before any dial; with
 		// a context that has ended, a valid one fails on the context.
 		ctx, cancel := context.WithCancel(context.Background())
