@@ -86,3 +86,60 @@ func TestNullCountChecked(t *testing.T) {
 		tbl.Release()
 	}
 }
+
+// A negative null count (arrow-go's "unknown", which NullN then computes from the validity bitmap) on
+// an array sent without a bitmap, or with one too short, made the batch pass validation and reading
+// NullN panic in arrow-go (CountSetBits over an empty bitmap; DecodeIPC itself panicked building the
+// table). A count other than zero needs a bitmap that covers the array, except on a null array, whose
+// values are all null whatever its count (and unions, whose count arrow-go sets to 0); on a type that
+// has no bitmap (run-end encoded) it is refused.
+func TestNegativeNullCountRefused(t *testing.T) {
+	mem := checkedMem(t)
+	ib := array.NewInt32Builder(mem)
+	ib.AppendValues([]int32{1, 2, 3, 4, 5, 6, 7, 8}, nil)
+	ints := ib.NewArray()
+	ib.Release()
+	defer ints.Release()
+	sb := array.NewStringBuilder(mem)
+	sb.AppendValues([]string{"a", "b", "c"}, nil)
+	strs := sb.NewArray()
+	sb.Release()
+	defer strs.Release()
+	reb := array.NewRunEndEncodedBuilder(mem, arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int64)
+	reb.Append(2)
+	reb.ValueBuilder().(*array.Int64Builder).Append(7)
+	reb.Append(1)
+	reb.ValueBuilder().(*array.Int64Builder).Append(9)
+	ree := reb.NewArray()
+	reb.Release()
+	defer ree.Release()
+
+	for _, c := range []struct {
+		name  string
+		col   arrow.Array
+		nulls int64
+		want  string
+	}{
+		{"int32 unknown", ints, -1, `column 0 ("c"): int32: validity bitmap of 0 bytes for 7 values`},
+		{"int32 negative", ints, -5, "int32: validity bitmap of 0 bytes for 7 values"},
+		{"utf8 unknown", strs, -1, "utf8: validity bitmap of 0 bytes for 3 values"},
+		{"run-end encoded unknown", ree, -1, "null count -1 without a validity bitmap"},
+		{"run-end encoded counted", ree, 2, "null count 2 without a validity bitmap"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			schema := arrow.NewSchema([]arrow.Field{{Name: "c", Type: c.col.DataType(), Nullable: true}}, nil)
+			rec := array.NewRecordBatch(schema, []arrow.Array{c.col}, int64(c.col.Len()))
+			tbl := array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+			rec.Release()
+			defer tbl.Release()
+			data := withNullCount(t, ipcBytes(t, tbl, false), 0, c.nulls)
+			var got arrow.Table
+			var err error
+			require.NotPanics(t, func() { got, err = DecodeIPC(data, WithAllocator(mem)) })
+			if got != nil {
+				got.Release()
+			}
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+}

@@ -51,13 +51,18 @@ func validateData(d arrow.ArrayData, depth int) error {
 	if ext, ok := dt.(arrow.ExtensionType); ok {
 		dt = ext.StorageType()
 	}
-	if nulls := d.NullN(); nulls > 0 && len(d.Buffers()) > 0 && d.Buffers()[0] != nil {
+	// The count came with the array (arrow-go's IPC reader takes it from the message): code that
+	// trusts it must agree with IsNull, which reads the bitmap, and a negative count (arrow-go's
+	// "unknown") makes NullN count the bitmap, so it needs one that covers the array. A null array's
+	// values are all null whatever its count (arrow-go sets it to the length).
+	if nulls := d.NullN(); nulls != 0 && dt.ID() != arrow.NULL {
+		if len(d.Buffers()) == 0 || d.Buffers()[0] == nil {
+			return fmt.Errorf("%s: null count %d without a validity bitmap", dt, nulls)
+		}
 		if bufLen(d, 0) < int(bitutil.BytesForBits(int64(end))) {
 			return fmt.Errorf("%s: validity bitmap of %d bytes for %d values", dt, bufLen(d, 0), end)
 		}
-		// The count came with the array (arrow-go's IPC reader takes it from the message): code
-		// that trusts it must agree with IsNull, which reads the bitmap.
-		if got := n - bitutil.CountSetBits(d.Buffers()[0].Bytes(), off, n); got != nulls {
+		if got := n - bitutil.CountSetBits(d.Buffers()[0].Bytes(), off, n); nulls > 0 && got != nulls {
 			return fmt.Errorf("%s: null count %d, but the validity bitmap has %d %s", dt, nulls, got, plural(got, "null", "nulls"))
 		}
 	}
