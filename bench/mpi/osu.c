@@ -29,6 +29,7 @@
  *          [-header 0|1]
  */
 #include <ctype.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,12 @@ int main(int argc, char **argv) {
 	MPI_Comm_size(MPI_COMM_WORLD, &np);
 	parse(argc, argv);
 
+	/* MPI counts and displacements are ints: the largest size times np
+	 * (allgather's and alltoallv's buffers) must fit one. */
+	if (cfg.max * (long)np > INT_MAX) {
+		if (rank == 0) fprintf(stderr, "osu: -max %ld at np=%d: %ld bytes per buffer, more than an MPI count (%d) can say\n", cfg.max, np, cfg.max * (long)np, INT_MAX);
+		die("use a smaller -max");
+	}
 	long maxbuf = cfg.max * (long)np;
 	sbuf = malloc(maxbuf > 4 ? maxbuf : 4);
 	rbuf = malloc(maxbuf > 4 ? maxbuf : 4);
