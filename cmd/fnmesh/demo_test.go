@@ -423,25 +423,15 @@ func TestDemoChecks(t *testing.T) {
 // and never mention the interrupt.
 func TestDemoInterrupted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		defer cancel(nil)
-		saved := demoSteps
-		defer func() { demoSteps = saved }()
-		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
-			cancel(errors.New("interrupt signal received"))
-			return nil
-		}}
-		demoSteps = []demoStep{saved[0], interrupt, saved[1], saved[2]}
-
-		var stdout, stderr bytes.Buffer
-		status := run(ctx, []string{"demo", "--workers", "2", "--bytes", "1KiB"}, &stdout, &stderr)
-		out := stdout.String()
+		status, out, stderr := interruptedDemo(0, func(s []demoStep, interrupt demoStep) []demoStep {
+			return []demoStep{s[0], interrupt, s[1], s[2]}
+		}, "--workers", "2", "--bytes", "1KiB")
 		assert.Equal(t, 1, status)
 		assert.Contains(t, out, "all 1 verified")
 		assert.NotContains(t, out, "collectives over the mesh")
 		assert.NotContains(t, out, "data frames over the mesh")
 		assert.Regexp(t, `\neverything checked out \(mesh, interrupt\) in .*; stopped \(interrupt signal received\), not run: collectives, frame\n$`, out)
-		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
+		assert.Contains(t, stderr, "not run: collectives, frame: interrupt signal received")
 	})
 }
 
@@ -452,21 +442,11 @@ func TestDemoInterrupted(t *testing.T) {
 // name the rank twice in it ("rank 0: collective: rank 0: barrier: ...").
 func TestDemoInterruptedInCollectives(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		defer cancel(nil)
-		saved := demoSteps
-		defer func() { demoSteps = saved }()
 		// Fires 1 ms (of the bubble's time) into the first collective, a
 		// barrier that takes at least a 4 ms round trip.
-		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
-			time.AfterFunc(time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
-			return nil
-		}}
-		demoSteps = []demoStep{saved[0], interrupt, saved[1], saved[2]}
-
-		var stdout, stderr bytes.Buffer
-		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--coll-bytes", "4KiB"}, &stdout, &stderr)
-		out := stdout.String()
+		status, out, stderr := interruptedDemo(time.Millisecond, func(s []demoStep, interrupt demoStep) []demoStep {
+			return []demoStep{s[0], interrupt, s[1], s[2]}
+		}, "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--coll-bytes", "4KiB")
 		t.Log("\n" + out)
 		assert.Equal(t, 1, status)
 		rows := parseCollTable(out)
@@ -478,7 +458,7 @@ func TestDemoInterruptedInCollectives(t *testing.T) {
 		n := len(rows)
 		assert.Contains(t, out, fmt.Sprintf("\n%d runs of 10 collectives over 3 ranks: 1 of %d FAILED, %d not run (interrupt signal received), in ", n, n, n-1))
 		assert.Regexp(t, `\nFAILED: collectives \(mesh, interrupt, collectives\) in .*; stopped \(interrupt signal received\), not run: frame\n$`, out)
-		assert.Contains(t, stderr.String(), fmt.Sprintf("collectives: 1 of %d collective runs failed, %d not run: interrupt signal received", n, n-1))
+		assert.Contains(t, stderr, fmt.Sprintf("collectives: 1 of %d collective runs failed, %d not run: interrupt signal received", n, n-1))
 	})
 }
 
@@ -530,23 +510,13 @@ func TestRunCollRowNamesRankOnce(t *testing.T) {
 // and which steps it did not run; it used to say only "FAILED: mesh".
 func TestDemoInterruptedInMesh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		defer cancel(nil)
-		saved := demoSteps
-		defer func() { demoSteps = saved }()
-		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
-			time.AfterFunc(10*time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
-			return nil
-		}}
-		demoSteps = []demoStep{interrupt, saved[0], saved[1], saved[2]}
-
-		var stdout, stderr bytes.Buffer
-		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms"}, &stdout, &stderr)
-		out := stdout.String()
+		status, out, stderr := interruptedDemo(10*time.Millisecond, func(s []demoStep, interrupt demoStep) []demoStep {
+			return []demoStep{interrupt, s[0], s[1], s[2]}
+		}, "--workers", "3", "--bytes", "1KiB", "--latency", "2ms")
 		t.Log("\n" + out)
 		assert.Equal(t, 1, status)
 		assert.Regexp(t, `\nFAILED: mesh \(interrupt, mesh\) in .*; stopped \(interrupt signal received\), not run: collectives, frame\n$`, out)
-		assert.Contains(t, stderr.String(), "not run: collectives, frame: interrupt signal received")
+		assert.Contains(t, stderr, "not run: collectives, frame: interrupt signal received")
 	})
 }
 
@@ -555,21 +525,38 @@ func TestDemoInterruptedInMesh(t *testing.T) {
 // front ("rank 0: frame: rank 0: join: ...").
 func TestDemoInterruptedInFrame(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		defer cancel(nil)
-		saved := demoSteps
-		defer func() { demoSteps = saved }()
-		interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
-			time.AfterFunc(5*time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
-			return nil
-		}}
-		demoSteps = []demoStep{saved[0], interrupt, saved[2]}
-		var stdout, stderr bytes.Buffer
-		status := run(ctx, []string{"demo", "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--orders", "300", "--customers", "50"}, &stdout, &stderr)
-		out := stdout.String()
+		status, out, stderr := interruptedDemo(5*time.Millisecond, func(s []demoStep, interrupt demoStep) []demoStep {
+			return []demoStep{s[0], interrupt, s[2]}
+		}, "--workers", "3", "--bytes", "1KiB", "--latency", "2ms", "--orders", "300", "--customers", "50")
 		t.Log("\n" + out)
 		assert.Equal(t, 1, status)
 		assert.Regexp(t, `\nthe job FAILED: frame: [^\n]*rank \d: [^\n]*interrupt signal received\n`, out)
-		assert.Regexp(t, `^fnmesh demo: frame: the job failed: frame: [^\n]*rank \d: [^\n]*interrupt signal received\n$`, stderr.String())
+		assert.Regexp(t, `^fnmesh demo: frame: the job failed: frame: [^\n]*rank \d: [^\n]*interrupt signal received\n$`, stderr)
 	})
+}
+
+// interruptedDemo runs "fnmesh demo args" with its steps replaced by
+// steps(the demo's own, interrupt), where interrupt is a step that cancels
+// the run's context as SIGINT does ("interrupt signal received"), delay
+// after it starts (at once if 0) and returns at once. It returns the exit
+// status, stdout and stderr. Call it in a synctest bubble: the delays are
+// the bubble's time.
+func interruptedDemo(delay time.Duration, steps func(demo []demoStep, interrupt demoStep) []demoStep, args ...string) (status int, stdout, stderr string) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	saved := demoSteps
+	defer func() { demoSteps = saved }()
+	stop := func() { cancel(errors.New("interrupt signal received")) }
+	interrupt := demoStep{"interrupt", func(context.Context, *demoEnv) error {
+		if delay == 0 {
+			stop()
+		} else {
+			time.AfterFunc(delay, stop)
+		}
+		return nil
+	}}
+	demoSteps = steps(saved, interrupt)
+	var out, errOut bytes.Buffer
+	status = run(ctx, append([]string{"demo"}, args...), &out, &errOut)
+	return status, out.String(), errOut.String()
 }
