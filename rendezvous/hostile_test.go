@@ -74,12 +74,7 @@ func TestResetMemberIsNotMalformed(t *testing.T) {
 func TestRelayPartnerLate(t *testing.T) {
 	srv := startLoopServer(t, WithRelayTimeout(200*time.Millisecond))
 	_, _, va, vb := relayedPair(t, srv.addr, "late")
-	key, _ := jobKey(testSecret, "late")
-	hello := func(rank int, v verdict) relayHello {
-		rh := relayHello{Job: "late", Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
-		signRelay(key, &rh)
-		return rh
-	}
+	hello := func(rank int, v verdict) relayHello { return relayHelloFor(t, "late", rank, v) }
 	ra := dialRaw(t, srv.addr)
 	ra.send(hello(0, va))
 	ra.expectError(CodeRelay)
@@ -254,21 +249,7 @@ func TestHostileClientsLeaveNothing(t *testing.T) {
 // at the drain timeout and leaves no connection or goroutine behind.
 func TestShutdownCutsRelays(t *testing.T) {
 	srv := startLoopServer(t, WithDrainTimeout(200*time.Millisecond))
-	_, _, va, vb := relayedPair(t, srv.addr, "cut")
-	key, err := jobKey(testSecret, "cut")
-	require.NoError(t, err)
-	hello := func(rank int, v verdict) relayHello {
-		rh := relayHello{Job: "cut", Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
-		signRelay(key, &rh)
-		return rh
-	}
-	ra, rb := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	ra.send(hello(0, va))
-	rb.send(hello(1, vb))
-	require.IsType(t, relayReady{}, ra.mustRecv())
-	require.IsType(t, relayReady{}, rb.mustRecv())
-	// The gauge goes up just after both sides were told.
-	require.Eventually(t, func() bool { return srv.Metrics().RelaysActive == 1 }, 5*time.Second, 5*time.Millisecond)
+	ra, rb := establishedRelay(t, srv, "cut")
 
 	srv.stop(t)
 	for _, r := range []*rawClient{ra, rb} {

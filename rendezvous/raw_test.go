@@ -150,3 +150,30 @@ func relayedPair(t testing.TB, addr, job string) (a, b *rawClient, va, vb verdic
 	va, vb = a.mustRecv().(verdict), b.mustRecv().(verdict)
 	return a, b, va, vb
 }
+
+// relayHelloFor is rank's signed relay hello to the other rank of its pair
+// in job (world 2), with the ticket of its verdict v.
+func relayHelloFor(t testing.TB, job string, rank int, v verdict) relayHello {
+	t.Helper()
+	key, err := jobKey(testSecret, job)
+	require.NoError(t, err)
+	rh := relayHello{Job: job, Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
+	signRelay(key, &rh)
+	return rh
+}
+
+// establishedRelay makes a relayed pair in job (world 2) on srv and connects
+// both of its sides to the relay: each has been told relay-ready, and the
+// server counts the relay active.
+func establishedRelay(t testing.TB, srv *loopServer, job string) (ra, rb *rawClient) {
+	t.Helper()
+	_, _, va, vb := relayedPair(t, srv.addr, job)
+	ra, rb = dialRaw(t, srv.addr), dialRaw(t, srv.addr)
+	ra.send(relayHelloFor(t, job, 0, va))
+	rb.send(relayHelloFor(t, job, 1, vb))
+	require.IsType(t, relayReady{}, ra.mustRecv())
+	require.IsType(t, relayReady{}, rb.mustRecv())
+	// The gauge goes up just after both sides were told.
+	require.Eventually(t, func() bool { return srv.Metrics().RelaysActive == 1 }, 10*time.Second, 5*time.Millisecond)
+	return ra, rb
+}

@@ -17,20 +17,7 @@ import (
 func TestShutdownDrainsEstablishedRelays(t *testing.T) {
 	const drain = 2 * time.Minute // longer than any wait below, however loaded the machine
 	srv := startLoopServer(t, WithDrainTimeout(drain))
-	_, _, va, vb := relayedPair(t, srv.addr, "drain")
-	key, err := jobKey(testSecret, "drain")
-	require.NoError(t, err)
-	hello := func(rank int, v verdict) relayHello {
-		rh := relayHello{Job: "drain", Rank: rank, Peer: 1 - rank, Nonce: v.Nonce}
-		signRelay(key, &rh)
-		return rh
-	}
-	ra, rb := dialRaw(t, srv.addr), dialRaw(t, srv.addr)
-	ra.send(hello(0, va))
-	rb.send(hello(1, vb))
-	require.IsType(t, relayReady{}, ra.mustRecv())
-	require.IsType(t, relayReady{}, rb.mustRecv())
-	require.Eventually(t, func() bool { return srv.Metrics().RelaysActive == 1 }, 10*time.Second, 5*time.Millisecond)
+	ra, rb := establishedRelay(t, srv, "drain")
 
 	began := time.Now()
 	srv.cancel()
