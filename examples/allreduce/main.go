@@ -118,9 +118,26 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case *timeout <= 0:
 		return usageError{fmt.Sprintf("-timeout %s: want a positive duration", *timeout)}
 	}
-	secret, err := loadSecret(*secretFile)
-	if err != nil {
-		return err
+	// The secret file may be a pipe nobody has written yet: read it on the
+	// side, so that an interrupt still ends the worker.
+	type loaded struct {
+		secret []byte
+		err    error
+	}
+	got := make(chan loaded, 1)
+	go func() {
+		secret, err := loadSecret(*secretFile)
+		got <- loaded{secret, err}
+	}()
+	var secret []byte
+	select {
+	case l := <-got:
+		if l.err != nil {
+			return l.err
+		}
+		secret = l.secret
+	case <-ctx.Done():
+		return fmt.Errorf("interrupted: reading the secret: %w", context.Cause(ctx))
 	}
 	signalled := ctx
 	ctx, cancel := context.WithTimeout(ctx, *timeout)

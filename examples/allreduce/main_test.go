@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -331,4 +332,31 @@ func TestLoadSecret(t *testing.T) {
 			assert.Equal(t, tt.want, string(got))
 		})
 	}
+}
+
+// A -secret-file pipe nobody writes does not make the worker deaf to an
+// interrupt: it used to block in the read, with SIGINT and SIGTERM caught.
+func TestInterruptWhileReadingSecret(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	ctx, cancel := context.WithCancelCause(context.Background())
+	time.AfterFunc(50*time.Millisecond, func() { cancel(errors.New("interrupt signal received")) })
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "2", "-secret-file", fifo}, io.Discard)
+	}()
+	select {
+	case err := <-done:
+		require.EqualError(t, err, "interrupted: reading the secret: interrupt signal received")
+	case <-time.After(30 * time.Second):
+		// Unblock the reader so that the test ends.
+		if w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		t.Fatal("run still reading the secret 30 s after the interrupt")
+	}
+	// The reader is still blocked in open: release it.
+	w, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
 }
