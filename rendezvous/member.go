@@ -307,16 +307,17 @@ func (m *member) enqueue(it outItem) bool {
 
 func (m *member) send(msg message) { m.enqueue(outItem{msg: msg}) }
 
-// sendFinal queues an error frame, after which the connection closes.
-func (m *member) sendFinal(e *Error) {
-	m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true})
+// sendFinal queues an error frame, after which the connection closes. It
+// reports false if an error frame was queued already (this one is dropped).
+func (m *member) sendFinal(e *Error) bool {
+	return m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true})
 }
 
 // reject tells the member what it did wrong and counts it (rejected_total
 // counts a connection's own faults; a job's end is counted by outcome in
 // jobs_ended_total instead).
 func (m *member) reject(e *Error) {
-	if m.enqueue(outItem{msg: errorMsg{Code: e.Code, Rank: e.Rank, Msg: e.Msg}, final: true}) {
+	if m.sendFinal(e) {
 		m.s.met.rejected(e.Code)
 	}
 }
