@@ -266,16 +266,6 @@ func withWholeColumn(t arrow.Table, i int, a arrow.Array) arrow.Table {
 	return out
 }
 
-// multiChunk reports whether a column of t has more than one chunk.
-func multiChunk(t arrow.Table) bool {
-	for i := range int(t.NumCols()) {
-		if len(t.Column(i).Data().Chunks()) > 1 {
-			return true
-		}
-	}
-	return false
-}
-
 // PartitionedBy returns the key columns the rows are known to be
 // hash-partitioned by (as arrowio.HashPartition places them), or nil.
 func (f *Frame) PartitionedBy() []string { return slices.Clone(f.partitionedBy) }
