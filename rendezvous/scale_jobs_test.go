@@ -46,20 +46,29 @@ func (m *scaleMember) relays(a, b int) bool {
 	return false
 }
 
+// dial connects to the server, with ctx's deadline on the connection.
+func (m *scaleMember) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", m.addr)
+	if err != nil {
+		return nil, err
+	}
+	dl, _ := ctx.Deadline()
+	c.SetDeadline(dl)
+	return c, nil
+}
+
 func (m *scaleMember) run(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("job %s rank %d: %w", m.job, m.rank, err)
 		}
 	}()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", m.addr)
+	c, err := m.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	dl, _ := ctx.Deadline()
-	c.SetDeadline(dl)
 	m.c, m.br = c, bufio.NewReaderSize(c, 512)
 	if m.key, err = jobKey(testSecret, m.job); err != nil {
 		return err
@@ -144,14 +153,11 @@ func (m *scaleMember) run(ctx context.Context) (err error) {
 // relay opens the relay connection to peer and checks that the bytes each
 // side sends arrive intact.
 func (m *scaleMember) relay(ctx context.Context, rank, peer int, ticket [nonceSize]byte) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", m.addr)
+	c, err := m.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	dl, _ := ctx.Deadline()
-	c.SetDeadline(dl)
 	rh := relayHello{Job: m.job, Rank: rank, Peer: peer, Nonce: ticket}
 	signRelay(m.key, &rh)
 	if err := writeMessage(c, rh); err != nil {
