@@ -63,6 +63,20 @@ func partChunked(f *Frame) bool {
 	return false
 }
 
+// wholeFrame returns a frame over a copy of tbl whose columns are whole
+// (one chunk each): the reference the chunked frame's results are checked
+// against.
+func wholeFrame(ctx context.Context, c *collective.Comm, mem memory.Allocator, tbl arrow.Table) (*Frame, error) {
+	cols, err := columns(ctx, mem, tbl)
+	if err != nil {
+		return nil, err
+	}
+	whole := tableFromColumns(tbl.Schema(), cols, tbl.NumRows())
+	releaseAll(cols)
+	defer whole.Release()
+	return New(c, whole, WithAllocator(mem))
+}
+
 // wholeOps are the operators run on a multi-chunk frame. concats says
 // whether the operator needs the frame's own columns whole at p ranks (and
 // so leaves the frame's partition whole). Each returns the rows of its
@@ -149,13 +163,6 @@ func TestOperatorsTwiceOnChunkedFrame(t *testing.T) {
 				}
 				tbl := chunkedTable(t, mem, uint64(c.Rank()), batches, 90)
 				defer tbl.Release()
-				cols, err := columns(ctx, mem, tbl)
-				if err != nil {
-					return err
-				}
-				wholeTbl := tableFromColumns(tbl.Schema(), cols, tbl.NumRows())
-				releaseAll(cols)
-				defer wholeTbl.Release()
 				otherTbl := chunkedTable(t, mem, 100+uint64(c.Rank()), 2, 30)
 				defer otherTbl.Release()
 
@@ -164,7 +171,7 @@ func TestOperatorsTwiceOnChunkedFrame(t *testing.T) {
 					return err
 				}
 				defer f.Release()
-				ref, err := New(c, wholeTbl, WithAllocator(mem))
+				ref, err := wholeFrame(ctx, c, mem, tbl)
 				if err != nil {
 					return err
 				}
@@ -244,14 +251,7 @@ func TestFrameReadsDuringOperators(t *testing.T) {
 	runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 		tbl := chunkedTable(t, mem, 3, 16, 500)
 		defer tbl.Release()
-		cols, err := columns(ctx, mem, tbl)
-		if err != nil {
-			return err
-		}
-		wholeTbl := tableFromColumns(tbl.Schema(), cols, tbl.NumRows())
-		releaseAll(cols)
-		defer wholeTbl.Release()
-		ref, err := New(c, wholeTbl, WithAllocator(mem))
+		ref, err := wholeFrame(ctx, c, mem, tbl)
 		if err != nil {
 			return err
 		}
