@@ -20,16 +20,26 @@ func fbFieldAt(t *testing.T, buf []byte, table, slot int) int {
 	return table + fo
 }
 
+// firstBatch returns the metadata of the second message of stream, an IPC stream whose second message
+// is a record batch (its first: the schema), and where in it the RecordBatch table lies: the bytes to
+// patch to test what a message may claim. meta aliases stream.
+func firstBatch(t *testing.T, stream []byte) (meta []byte, rb int) {
+	t.Helper()
+	var metas [][]byte
+	_, err := walkMessages(stream, func(metaAt, metaLen, _, _ int) { metas = append(metas, stream[metaAt:metaAt+metaLen]) })
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(metas), 2, "a schema and a record batch")
+	meta = metas[1]
+	root := int(binary.LittleEndian.Uint32(meta))
+	header := fbFieldAt(t, meta, root, 2) // Message.header: the RecordBatch
+	return meta, header + int(binary.LittleEndian.Uint32(meta[header:]))
+}
+
 // withVariadicCount returns a copy of stream, an IPC stream whose second message is a record batch of
 // one view column, with that batch's variadic buffer count set to count.
 func withVariadicCount(t *testing.T, stream []byte, count int64) []byte {
 	stream = bytes.Clone(stream)
-	schemaLen := int(binary.LittleEndian.Uint32(stream[4:]))
-	off := 8 + schemaLen // the schema message has no body
-	meta := stream[off+8 : off+8+int(binary.LittleEndian.Uint32(stream[off+4:]))]
-	root := int(binary.LittleEndian.Uint32(meta))
-	header := fbFieldAt(t, meta, root, 2) // Message.header: the RecordBatch
-	rb := header + int(binary.LittleEndian.Uint32(meta[header:]))
+	meta, rb := firstBatch(t, stream)
 	counts := fbFieldAt(t, meta, rb, 4) // RecordBatch.variadicBufferCounts
 	vec := counts + int(binary.LittleEndian.Uint32(meta[counts:]))
 	require.Equal(t, uint32(1), binary.LittleEndian.Uint32(meta[vec:]), "one view column")

@@ -14,12 +14,7 @@ import (
 // the null count of that batch's field node `node` (in the format's depth-first order) set to nulls.
 func withNullCount(t *testing.T, stream []byte, node int, nulls int64) []byte {
 	stream = bytes.Clone(stream)
-	schemaLen := int(binary.LittleEndian.Uint32(stream[4:]))
-	off := 8 + schemaLen // the schema message has no body
-	meta := stream[off+8 : off+8+int(binary.LittleEndian.Uint32(stream[off+4:]))]
-	root := int(binary.LittleEndian.Uint32(meta))
-	header := fbFieldAt(t, meta, root, 2) // Message.header: the RecordBatch
-	rb := header + int(binary.LittleEndian.Uint32(meta[header:]))
+	meta, rb := firstBatch(t, stream)
 	nodes := fbFieldAt(t, meta, rb, 1) // RecordBatch.nodes: FieldNode{length, null_count}
 	vec := nodes + int(binary.LittleEndian.Uint32(meta[nodes:]))
 	require.Less(t, node, int(binary.LittleEndian.Uint32(meta[vec:])))

@@ -12,16 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// withRows returns a copy of stream, an IPC stream whose last message is a record batch, with that
+// withRows returns a copy of stream, an IPC stream whose second message is a record batch, with that
 // batch's length and the length of its first field node set to rows.
 func withRows(t *testing.T, stream []byte, rows int64) []byte {
 	stream = bytes.Clone(stream)
-	var meta []byte
-	_, err := walkMessages(stream, func(metaAt, metaLen, _, _ int) { meta = stream[metaAt : metaAt+metaLen] })
-	require.NoError(t, err)
-	root := int(binary.LittleEndian.Uint32(meta))
-	header := fbFieldAt(t, meta, root, 2) // Message.header: the RecordBatch
-	rb := header + int(binary.LittleEndian.Uint32(meta[header:]))
+	meta, rb := firstBatch(t, stream)
 	binary.LittleEndian.PutUint64(meta[fbFieldAt(t, meta, rb, 0):], uint64(rows)) // RecordBatch.length
 	nodes := fbFieldAt(t, meta, rb, 1)                                            // RecordBatch.nodes
 	vec := nodes + int(binary.LittleEndian.Uint32(meta[nodes:]))
