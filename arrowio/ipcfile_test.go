@@ -36,6 +36,22 @@ func ipcBytes(t *testing.T, tbl arrow.Table, file bool, opts ...ipc.Option) []by
 	return buf.Bytes()
 }
 
+// requireDecoded checks what DecodeIPC returned: with want "", that it decoded, returning the table
+// (the caller releases it); otherwise that it failed with an error containing want, releasing any
+// table it returned too, and returns nil.
+func requireDecoded(t *testing.T, got arrow.Table, err error, want string, msgAndArgs ...any) arrow.Table {
+	t.Helper()
+	if want == "" {
+		require.NoError(t, err, msgAndArgs...)
+		return got
+	}
+	if got != nil {
+		got.Release()
+	}
+	require.ErrorContains(t, err, want, msgAndArgs...)
+	return nil
+}
+
 // DecodeIPC reads what arrow-go's IPC writers write, stream and file,
 // compressed or not, as the table written; and refuses what is not a whole
 // stream or file.
