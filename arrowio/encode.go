@@ -583,18 +583,12 @@ func wastesViewBytes(d arrow.ArrayData, depth int) bool {
 	}
 	switch dt := dt.(type) {
 	case *arrow.StringViewType, *arrow.BinaryViewType:
-		total, used := 0, 0
-		for _, b := range d.Buffers()[2:] {
-			if b != nil {
-				total += b.Len()
-			}
+		var bits []byte
+		if d.NullN() != 0 && d.Buffers()[0] != nil {
+			bits = d.Buffers()[0].Bytes()
 		}
 		hs := arrow.GetData[arrow.ViewHeader](d.Buffers()[1].Bytes())[off : off+n]
-		for i := range hs {
-			if !hs[i].IsInline() && (d.NullN() == 0 || isValid(d, i)) {
-				used += hs[i].Len()
-			}
-		}
+		used, total := viewBytes(hs, bits, off, d.Buffers()[2:])
 		return 2*used < total
 	case *arrow.DictionaryType:
 		return false

@@ -157,23 +157,12 @@ func takeData(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.ArrayData
 // its bytes the array uses: a slice of a large view column, or a part of one HashPartition took,
 // would otherwise carry all of them.
 func compactViews(mem memory.Allocator, views, valid *memory.Buffer, chars []*memory.Buffer) *memory.Buffer {
-	total := 0
-	for _, b := range chars {
-		if b != nil {
-			total += b.Len()
-		}
-	}
 	hs := view[arrow.ViewHeader](views.Bytes())
 	var bits []byte
 	if valid != nil {
 		bits = valid.Bytes()
 	}
-	used := 0
-	for i := range hs {
-		if !hs[i].IsInline() && (bits == nil || bitutil.BitIsSet(bits, i)) {
-			used += hs[i].Len()
-		}
-	}
+	used, total := viewBytes(hs, bits, 0, chars)
 	if total == 0 || 2*used >= total || used > math.MaxInt32 { // one buffer, int32 offsets
 		return nil
 	}
@@ -195,6 +184,23 @@ func compactViews(mem memory.Allocator, views, valid *memory.Buffer, chars []*me
 		pos += h.Len()
 	}
 	return buf
+}
+
+// viewBytes returns how many bytes chars, the character buffers of a view array, hold in all, and how
+// many of them its views hs use: those of the views neither inline nor null. bits is the validity
+// bitmap (nil when no view is null) and bitOff the bit of hs[0] in it.
+func viewBytes(hs []arrow.ViewHeader, bits []byte, bitOff int, chars []*memory.Buffer) (used, total int) {
+	for _, b := range chars {
+		if b != nil {
+			total += b.Len()
+		}
+	}
+	for i := range hs {
+		if !hs[i].IsInline() && (bits == nil || bitutil.BitIsSet(bits, bitOff+i)) {
+			used += hs[i].Len()
+		}
+	}
+	return used, total
 }
 
 // newData wraps freshly made buffers and children in a Data and drops this function's references to
