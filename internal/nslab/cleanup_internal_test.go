@@ -4,6 +4,7 @@ package nslab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -166,15 +167,24 @@ func zombie(t *testing.T) int {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Wait() })
 	pid := cmd.Process.Pid
-	require.Eventually(t, func() bool {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		i := strings.LastIndexByte(string(stat), ')')
-		return i > 0 && strings.HasPrefix(string(stat[i:]), ") Z")
-	}, 5*time.Second, 5*time.Millisecond, "child %d did not become a zombie", pid)
+	// Not waited for, it is there until the cleanup: not running is a zombie.
+	require.Eventually(t, func() bool { return !Running(pid) }, 5*time.Second, 5*time.Millisecond,
+		"child %d did not become a zombie", pid)
 	return pid
+}
+
+// Running reports whether process pid exists and is not a zombie, read
+// from /proc/<pid>/stat apart from processStart (the tests' own oracle).
+// Exported for the package's external tests.
+func Running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses, which may itself
+	// contain spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // TestCleanStale checks which namespaces CleanStale deletes: those of a

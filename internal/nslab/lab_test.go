@@ -4,7 +4,6 @@ package nslab_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
@@ -216,25 +215,13 @@ func TestLabProcessesDieWithTheTestProcess(t *testing.T) {
 
 	require.NoError(t, child.Process.Kill())
 	_ = child.Wait()
-	assert.Eventually(t, func() bool { return !running(pid) }, 10*time.Second, 20*time.Millisecond,
+	assert.Eventually(t, func() bool { return !nslab.Running(pid) }, 10*time.Second, 20*time.Millisecond,
 		"the program started in the lab runs on after the process that started it died")
 
 	gone, err := nslab.CleanStale(ctx, nslab.DefaultPrefix)
 	require.NoError(t, err)
 	assert.Contains(t, gone, id+"-inet")
 	assert.Contains(t, gone, id+"-h")
-}
-
-// running reports whether process pid exists and is not a zombie.
-func running(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses, which may itself
-	// contain spaces and parentheses.
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // TestCheckConcurrently runs Check from several goroutines at once: each must
@@ -271,7 +258,7 @@ func TestCleanStaleTemp(t *testing.T) {
 	undead := exec.Command("true")
 	require.NoError(t, undead.Start())
 	t.Cleanup(func() { _ = undead.Wait() })
-	require.Eventually(t, func() bool { return !running(undead.Process.Pid) }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return !nslab.Running(undead.Process.Pid) }, 5*time.Second, 5*time.Millisecond)
 	zombie := fmt.Sprintf("%s%d-4", tempPrefix, undead.Process.Pid)
 	for _, d := range []string{stale, live, other, zombie, "unrelated"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, d, "sub"), 0o700))

@@ -124,7 +124,7 @@ func cleanStaleTemp(dir string) ([]string, error) {
 		pidStr, _, _ := strings.Cut(rest, "-")
 		pid, err := strconv.Atoi(pidStr)
 		// A zombie (a killed test binary nobody reaped) is dead too.
-		if err != nil || pid <= 0 || pid == os.Getpid() || running(pid) {
+		if err != nil || pid <= 0 || pid == os.Getpid() || nslab.Running(pid) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
