@@ -158,10 +158,10 @@ func labClosing(ns string) bool {
 	return true
 }
 
-// zombie starts a child that exits at once and is not waited for, and
+// Zombie starts a child that exits at once and is not waited for, and
 // returns its pid once the kernel shows it as a zombie. The child is reaped
-// when the test ends.
-func zombie(t *testing.T) int {
+// when the test ends. Exported for the package's external tests.
+func Zombie(t *testing.T) int {
 	t.Helper()
 	cmd := exec.Command("true")
 	require.NoError(t, cmd.Start())
@@ -206,7 +206,7 @@ func TestCleanStale(t *testing.T) {
 	self := os.Getpid()
 	start, err := processStart(self)
 	require.NoError(t, err)
-	zpid := zombie(t)
+	zpid := Zombie(t)
 
 	tests := []struct {
 		name  string

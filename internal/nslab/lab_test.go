@@ -255,11 +255,7 @@ func TestCleanStaleTemp(t *testing.T) {
 	other := fmt.Sprintf("%s%d-3", tempPrefix, 1) // init runs as long as the machine
 	// A test binary killed where PID 1 reaps no orphans lingers as a
 	// zombie: its directory is stale too (it used to be kept).
-	undead := exec.Command("true")
-	require.NoError(t, undead.Start())
-	t.Cleanup(func() { _ = undead.Wait() })
-	require.Eventually(t, func() bool { return !nslab.Running(undead.Process.Pid) }, 5*time.Second, 5*time.Millisecond)
-	zombie := fmt.Sprintf("%s%d-4", tempPrefix, undead.Process.Pid)
+	zombie := fmt.Sprintf("%s%d-4", tempPrefix, nslab.Zombie(t))
 	for _, d := range []string{stale, live, other, zombie, "unrelated"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, d, "sub"), 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, d, "sub", "f"), []byte("x"), 0o600))
