@@ -194,13 +194,11 @@ func checkViews(d arrow.ArrayData) error {
 	if !fits(off+n, arrow.ViewHeaderSizeBytes, bufLen(d, 1)) {
 		return fmt.Errorf("%s: %d bytes of views for %d values", d.DataType(), bufLen(d, 1), off+n)
 	}
-	arr := array.MakeFromData(d)
-	defer arr.Release()
 	views := arrow.GetData[arrow.ViewHeader](d.Buffers()[1].Bytes())[off : off+n]
 	data := d.Buffers()[2:]
 	for i := range views {
 		v := &views[i]
-		if !arr.IsValid(i) {
+		if !isValid(d, i) {
 			continue
 		}
 		if v.Len() < 0 {
