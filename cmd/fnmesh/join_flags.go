@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/fnmesh/fnmesh/internal/osu"
 )
 
 // byteSize is a flag.Value for a number of bytes: a plain integer or one
@@ -13,26 +16,15 @@ import (
 // same in every fnmesh command.
 type byteSize int64
 
-var byteUnits = map[string]int64{
-	"": 1, "B": 1,
-	"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
-	"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
-	"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
-	"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
-}
-
 func (b *byteSize) Set(s string) error {
-	t := strings.TrimSpace(s)
-	digits := len(t) - len(strings.TrimLeft(t, "0123456789"))
-	mult, ok := byteUnits[strings.ToUpper(strings.TrimSpace(t[digits:]))]
-	v, err := strconv.ParseInt(t[:digits], 10, 64)
-	if !ok || err != nil {
+	n, err := osu.ParseBytes(s, 1<<62)
+	switch {
+	case errors.Is(err, osu.ErrSizeTooLarge):
+		return fmt.Errorf("%q is too large", s)
+	case err != nil:
 		return fmt.Errorf("%q is not a byte count (e.g. 1048576, 64K, 64KiB or 1M; units are binary)", s)
 	}
-	if v > (1<<62)/mult {
-		return fmt.Errorf("%q is too large", s)
-	}
-	*b = byteSize(v * mult)
+	*b = byteSize(n)
 	return nil
 }
 

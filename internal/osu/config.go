@@ -125,32 +125,55 @@ func (c Config) bwCounts(size int) (iterations, warmup int) {
 // maxParsedSize is the largest size ParseSize reads: 2 GiB.
 const maxParsedSize = 1 << 31
 
-// sizeUnits are the units ParseSize reads, upper-cased: K, M and G, alone
-// or followed by B or iB, all binary (1024), as in the OSU tools.
-var sizeUnits = map[string]int{
+// sizeUnits are the units ParseBytes reads, upper-cased: K, M, G and T,
+// alone or followed by B or iB, all binary (1024), as in the OSU tools.
+var sizeUnits = map[string]int64{
 	"": 1, "B": 1,
 	"K": 1 << 10, "KB": 1 << 10, "KIB": 1 << 10,
 	"M": 1 << 20, "MB": 1 << 20, "MIB": 1 << 20,
 	"G": 1 << 30, "GB": 1 << 30, "GIB": 1 << 30,
+	"T": 1 << 40, "TB": 1 << 40, "TIB": 1 << 40,
 }
 
-// ParseSize reads a byte count such as "1", "8K", "8KiB", "16M" or "1MiB",
-// units in either case. K, M and G are binary multiples (1024), as in the
-// OSU tools, with or without B or iB after them. A count above 2G is an
-// error that says it is too large; anything else that is not a byte count,
-// one that says what is wanted.
-func ParseSize(s string) (int, error) {
+// ErrNotSize and ErrSizeTooLarge are ParseBytes's two failures.
+var (
+	ErrNotSize      = errors.New("not a byte count")
+	ErrSizeTooLarge = errors.New("byte count too large")
+)
+
+// ParseBytes reads a byte count the way every fnmesh command reads one
+// (bench's -min and -max, join's and demo's --bytes): digits, then
+// optionally a unit K, M, G or T, alone or followed by B or iB, in either
+// case, every unit binary (1K, 1KB and 1KiB are 1024 bytes), spaces around
+// ignored. A count above max is ErrSizeTooLarge; anything else that is not
+// such a count, ErrNotSize. Callers word the error for their flag.
+func ParseBytes(s string, max int64) (int64, error) {
 	t := strings.TrimSpace(s)
 	digits := len(t) - len(strings.TrimLeft(t, "0123456789"))
 	mult, ok := sizeUnits[strings.ToUpper(strings.TrimSpace(t[digits:]))]
-	v, err := strconv.Atoi(t[:digits])
-	if ok && (errors.Is(err, strconv.ErrRange) || err == nil && int64(v) > maxParsedSize/int64(mult)) {
-		return 0, fmt.Errorf("osu: size %q: too large, at most %s", s, FormatSize(maxParsedSize))
-	}
-	if !ok || err != nil {
-		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
+	v, err := strconv.ParseInt(t[:digits], 10, 64)
+	switch {
+	case ok && (errors.Is(err, strconv.ErrRange) || err == nil && v > max/mult):
+		return 0, ErrSizeTooLarge
+	case !ok || err != nil:
+		return 0, ErrNotSize
 	}
 	return v * mult, nil
+}
+
+// ParseSize reads a byte count as ParseBytes does, up to 2G: "1", "8K",
+// "8KiB", "16M" or "1MiB". A count above 2G is an error that says it is too
+// large; anything else that is not a byte count, one that says what is
+// wanted.
+func ParseSize(s string) (int, error) {
+	n, err := ParseBytes(s, maxParsedSize)
+	switch {
+	case errors.Is(err, ErrSizeTooLarge):
+		return 0, fmt.Errorf("osu: size %q: too large, at most %s", s, FormatSize(maxParsedSize))
+	case err != nil:
+		return 0, fmt.Errorf("osu: size %q: want a byte count like 64, 8K or 16MiB", s)
+	}
+	return int(n), nil
 }
 
 // FormatSize writes a byte count the short way: 512, 8K, 16M.
