@@ -209,13 +209,15 @@ func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 			rs.fresh(cl, left, base+s)
 		}
 	}
+	var sum msgSum // of the block received last, forwarded next
 	for s := range p - 1 {
-		if err := cl.sendMsg(right, base+s, out[(r-s+p)%p]); err != nil {
+		if err := cl.forward(right, base+s, out[(r-s+p)%p], sum); err != nil {
 			rs.abandonFrom(cl, err, s)
 			return nil, err
 		}
 		if out[(r-s-1+p)%p] != nil { // not written before step s: as when posted
-			if err := rs.wait(cl, s); err != nil {
+			var err error
+			if sum, err = rs.waitSum(cl, s); err != nil {
 				return nil, err
 			}
 			continue
@@ -225,7 +227,7 @@ func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 			rs.afterFirst(cl, err, s)
 			return nil, err
 		}
-		out[(r-s-1+p)%p] = b
+		out[(r-s-1+p)%p], sum = b, msgSum{}
 	}
 	return out, nil
 }

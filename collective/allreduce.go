@@ -377,13 +377,15 @@ func (cl *call) ringAllgather(acc []byte, offs []int, step int) error {
 		b := (r - s - 1 + 2*p) % p
 		rs.exact(cl, left, step+s, acc[offs[b]:offs[b+1]])
 	}
+	var sum msgSum // of the block received last, forwarded next
 	for s := range p - 1 {
 		b := (r - s + p) % p
-		if err := cl.sendMsg(right, step+s, acc[offs[b]:offs[b+1]]); err != nil {
+		if err := cl.forward(right, step+s, acc[offs[b]:offs[b+1]], sum); err != nil {
 			rs.abandonFrom(cl, err, s)
 			return err
 		}
-		if err := rs.wait(cl, s); err != nil {
+		var err error
+		if sum, err = rs.waitSum(cl, s); err != nil {
 			return err
 		}
 	}

@@ -71,6 +71,7 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 	vr := (c.rank - root + p) % p
 	real := func(v int) int { return (v + root) % p }
 	mask := ceilPow2(p)
+	var sum msgSum // of the whole buf, received in a binomial tree
 	if vr != 0 {
 		mask = lowbit(vr)
 		into := buf
@@ -78,7 +79,8 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 			lo, hi := bcastSegment(n, p, vr)
 			into = buf[lo:hi]
 		}
-		if err := cl.recvExact(real(vr-mask), bcastStepSegment, into); err != nil {
+		var err error
+		if sum, err = cl.recvExactSum(real(vr-mask), bcastStepSegment, into); err != nil {
 			return err
 		}
 	}
@@ -87,12 +89,14 @@ func (cl *call) bcastKnown(root int, buf []byte, algo Algorithm) error {
 		if child >= p {
 			continue
 		}
-		out := buf
-		if algo != BcastBinomial {
-			lo, hi := bcastSegment(n, p, child)
-			out = buf[lo:hi]
+		if algo == BcastBinomial {
+			if err := cl.forward(real(child), bcastStepSegment, buf, sum); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := cl.sendMsg(real(child), bcastStepSegment, out); err != nil {
+		lo, hi := bcastSegment(n, p, child)
+		if err := cl.sendMsg(real(child), bcastStepSegment, buf[lo:hi]); err != nil {
 			return err
 		}
 	}
@@ -137,6 +141,8 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 		n    int
 		pre  [preambleLen]byte
 		out  []byte
+		msg  []byte // a binomial tree's message as received: pre, then out
+		sum  msgSum // ... and its checksum
 	)
 	if vr == 0 {
 		n, out = len(data), data
@@ -182,7 +188,8 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 				cl.abandon(err, segReq)
 			}
 		}
-		msg, err := cl.recvFresh(preReq, parent, bcastStepPreamble)
+		var err error
+		msg, sum, err = cl.recvFreshSum(preReq, parent, bcastStepPreamble)
 		if err == nil && len(msg) < preambleLen {
 			err = fmt.Errorf("%w: bcast preamble of %d bytes", ErrMismatch, len(msg))
 		}
@@ -238,9 +245,12 @@ func (cl *call) bcast(root int, data []byte) ([]byte, error) {
 			continue
 		}
 		var err error
-		if algo == BcastBinomial {
+		switch {
+		case algo == BcastBinomial && vr != 0:
+			err = cl.forward(real(child), bcastStepPreamble, msg, sum)
+		case algo == BcastBinomial:
 			err = cl.sendMsg(real(child), bcastStepPreamble, pre[:], out)
-		} else {
+		default:
 			lo, hi := bcastSegment(n, p, child)
 			if err = cl.sendMsg(real(child), bcastStepPreamble, pre[:]); err == nil {
 				err = cl.sendMsg(real(child), bcastStepSegment, out[lo:hi])
@@ -294,13 +304,18 @@ func (cl *call) bcastRing(root, vr, n int, out []byte) error {
 		}
 		rs.exact(cl, left, bcastStepRing+s, dst)
 	}
+	var sum msgSum // of the block received last, forwarded next (not by the root, which has its own)
 	for s := range p - 1 {
-		if err := cl.sendMsg(right, bcastStepRing+s, block((vr-s+p)%p)); err != nil {
+		if err := cl.forward(right, bcastStepRing+s, block((vr-s+p)%p), sum); err != nil {
 			rs.abandonFrom(cl, err, s)
 			return err
 		}
-		if err := rs.wait(cl, s); err != nil {
+		got, err := rs.waitSum(cl, s)
+		if err != nil {
 			return err
+		}
+		if vr != 0 {
+			sum = got
 		}
 	}
 	return nil

@@ -142,6 +142,17 @@ func (cl *call) sendMsg(to, step int, bufs ...[]byte) error {
 	return cl.send(to, step, frame...) // the short last frame, maybe empty
 }
 
+// forward sends b to rank `to` at step: a message this rank received whole
+// and has not changed, which arrived with checksum s. A message of one frame
+// whose checksum is known goes out with it; any other is sent as sendMsg
+// sends it.
+func (cl *call) forward(to, step int, b []byte, s msgSum) error {
+	if !s.ok || len(b) >= cl.c.t.maxFrame {
+		return cl.sendMsg(to, step, b)
+	}
+	return cl.c.links[to].sendSum(nil, cl.tag(step), [][]byte{b}, s.crc, true)
+}
+
 // recvRest completes a message of unknown length of which b is the first
 // frame, received from rank `from` at step: while the last frame was full,
 // it receives the next one and appends it. It allocates by what arrives,
@@ -164,11 +175,19 @@ func (cl *call) recvRest(b []byte, from, step int) ([]byte, error) {
 // from rank `from` at step, and receives the rest: the whole message, in a
 // buffer the caller owns.
 func (cl *call) recvFresh(req *request, from, step int) ([]byte, error) {
-	b, _, err := wait(req)
+	b, _, err := cl.recvFreshSum(req, from, step)
+	return b, err
+}
+
+// recvFreshSum is recvFresh that also returns the checksum the message
+// arrived with, for forwarding it.
+func (cl *call) recvFreshSum(req *request, from, step int) ([]byte, msgSum, error) {
+	b, _, s, err := waitSum(req)
 	if err == nil && len(b) == cl.c.t.maxFrame {
 		b, err = cl.recvRest(b, from, step)
+		s = msgSum{}
 	}
-	return b, err
+	return b, s, err
 }
 
 // recvBundle receives a bundle of cnt blocks from rank `from` at step whose
@@ -206,11 +225,18 @@ func (cl *call) waitAll(reqs []*request) error {
 // recvExact receives a message of exactly len(dst) bytes from rank `from`
 // at step into dst.
 func (cl *call) recvExact(from, step int, dst []byte) error {
+	_, err := cl.recvExactSum(from, step, dst)
+	return err
+}
+
+// recvExactSum is recvExact that also returns the checksum the message
+// arrived with, for forwarding it.
+func (cl *call) recvExactSum(from, step int, dst []byte) (msgSum, error) {
 	if len(dst) < cl.c.t.maxFrame {
-		_, _, err := cl.recv(from, step, modeExact, dst)
-		return err
+		_, _, s, err := waitSum(cl.post(from, step, modeExact, dst))
+		return s, err
 	}
-	return cl.waitAll(cl.postExact(nil, from, step, dst))
+	return msgSum{}, cl.waitAll(cl.postExact(nil, from, step, dst))
 }
 
 // sendrecvExact sends bufs to rank `to` and receives exactly len(dst) bytes
@@ -312,14 +338,27 @@ func (rs *recvs) first(i int) *request { return rs.reqs[rs.start(i)] }
 // wait waits for message i's frames. On an error it abandons every receive
 // posted after the one that failed.
 func (rs *recvs) wait(cl *call, i int) error {
+	_, err := rs.waitSum(cl, i)
+	return err
+}
+
+// waitSum is wait that also returns the checksum message i arrived with,
+// for forwarding it (known only for a message of one frame).
+func (rs *recvs) waitSum(cl *call, i int) (msgSum, error) {
 	lo, hi := rs.start(i), rs.start(i+1)
+	var s msgSum
 	for j := lo; j < hi; j++ {
-		if _, _, err := wait(rs.reqs[j]); err != nil {
+		_, _, js, err := waitSum(rs.reqs[j])
+		if err != nil {
 			cl.abandon(err, rs.reqs[j+1:]...)
-			return err
+			return msgSum{}, err
 		}
+		s = js
 	}
-	return nil
+	if hi-lo != 1 {
+		s = msgSum{}
+	}
+	return s, nil
 }
 
 // abandonFrom gives the call up after err, withdrawing the receives of

@@ -405,10 +405,20 @@ func (cl *call) postFunc(from, step int, alloc func(n int) []byte) *request {
 // wait waits for r. Collectives need no context here: their cancellation
 // poisons the transport, which completes every pending request.
 func wait(r *request) ([]byte, *pbuf, error) {
+	b, pb, _, err := waitSum(r)
+	return b, pb, err
+}
+
+// waitSum is wait that also returns the checksum the message arrived with.
+func waitSum(r *request) ([]byte, *pbuf, msgSum, error) {
 	r.l.wait(nil, r)
 	b, pb, err := r.buf, r.pb, r.err
+	s := r.sum
+	if err != nil {
+		s = msgSum{}
+	}
 	r.recycle()
-	return b, pb, err
+	return b, pb, s, err
 }
 
 // recv posts and waits in one step.

@@ -25,7 +25,8 @@ import (
 //
 // Large payloads (streamMin and up) are sent in chunks, each checksummed
 // just before it is written while it is in cache, and their CRC32C follows
-// the payload as a little-endian trailer (flag bit 1).
+// the payload as a little-endian trailer (flag bit 1). A message forwarded
+// unchanged carries the checksum it arrived with (call.forward).
 //
 // The header checksum is always verified, so a damaged length or tag is
 // caught before any payload is read; the payload checksum is on by default

@@ -364,9 +364,19 @@ func (f *fifo[T]) removeAt(i int) {
 	}
 }
 
+// inbound is a message received and not yet taken.
 type inbound struct {
-	b  []byte
-	pb *pbuf // non-nil when b is pooled
+	b   []byte
+	pb  *pbuf // non-nil when b is pooled
+	sum msgSum
+}
+
+// msgSum is the CRC32C a received message's frame carried and this rank
+// verified (ok), which lets it forward the message unchanged without reading
+// it again to checksum it (see call.forward).
+type msgSum struct {
+	crc uint32
+	ok  bool
 }
 
 const (
@@ -446,6 +456,7 @@ type request struct {
 	buf       []byte
 	pb        *pbuf
 	err       error
+	sum       msgSum // of the message delivered
 	ready     chan struct{}
 }
 
@@ -480,7 +491,9 @@ func (r *request) wake() {
 // take hands a fully received message to r according to its mode. It
 // returns false when the message must stay queued (an up-to receive whose
 // buffer is too small).
-func (r *request) take(b []byte, pb *pbuf) bool {
+func (r *request) take(m inbound) bool {
+	b, pb := m.b, m.pb
+	r.sum = m.sum // what the modes deliver is b or a copy of it
 	switch r.mode {
 	case modeExact:
 		if len(b) != len(r.dst) {
@@ -599,8 +612,7 @@ func (l *link) postReq(r *request) *request {
 	s := l.slotFor(k)
 	switch {
 	case s.msgs.len() > 0:
-		m := s.msgs.front()
-		if r.take(m.b, m.pb) {
+		if r.take(s.msgs.front()) {
 			s.msgs.pop()
 		}
 		l.dropSlotIfEmpty(k, s)
@@ -657,20 +669,20 @@ func (l *link) cancel(r *request, cause error) (pending bool) {
 // queues it; a message for a communicator closed on this rank is dropped
 // (its pooled buffer freed). It reports whether a receive took it. l.mu
 // must be held.
-func (l *link) arrived(k key, b []byte, pb *pbuf) bool {
+func (l *link) arrived(k key, m inbound) bool {
 	if l.commClosed(k.comm) {
-		putBuf(pb)
+		putBuf(m.pb)
 		return false
 	}
 	s := l.slotFor(k)
 	for s.msgs.len() == 0 && s.waiters.len() > 0 {
 		r := s.waiters.pop()
-		if r.take(b, pb) {
+		if r.take(m) {
 			l.dropSlotIfEmpty(k, s)
 			return true
 		}
 	}
-	s.msgs.push(inbound{b, pb})
+	s.msgs.push(m)
 	if k.tag&internalBit != 0 {
 		if w := l.callOf(k.comm); w != nil {
 			w.queued.push(k.tag)

@@ -384,6 +384,7 @@ func (l *link) readFrame() (delivered bool, err error) {
 	defer l.mu.Unlock()
 	h, req, dst, pb, mismatch := f.h, f.req, f.dst, f.pb, f.mismatch
 	discard := f.discard
+	sum := msgSum{crc: f.crc, ok: h.flags&(flagPayload|flagTrailer) != 0}
 	*f = inFrame{}
 	switch {
 	case discard:
@@ -395,12 +396,12 @@ func (l *link) readFrame() (delivered bool, err error) {
 				return false, err
 			}
 		}
-		return l.arrived(h.key, dst, pb), nil
+		return l.arrived(h.key, inbound{dst, pb, sum}), nil
 	case mismatch != nil:
 		if req.mode == modeUpTo {
 			// Keep the message for a receive with a large enough buffer.
 			req.complete(nil, nil, mismatch)
-			l.arrived(h.key, dst, pb)
+			l.arrived(h.key, inbound{dst, pb, sum})
 			return true, nil
 		}
 		putBuf(pb)
@@ -408,7 +409,7 @@ func (l *link) readFrame() (delivered bool, err error) {
 		return true, nil
 	case req.abandoned:
 		req.recycle()
-		return l.arrived(h.key, dst, pb), nil
+		return l.arrived(h.key, inbound{dst, pb, sum}), nil
 	default:
 		if req.mode == modeFresh {
 			dst = dst[:len(dst):len(dst)]
@@ -416,6 +417,7 @@ func (l *link) readFrame() (delivered bool, err error) {
 				req.peek(dst)
 			}
 		}
+		req.sum = sum
 		req.complete(dst, pb, nil)
 		return true, nil
 	}

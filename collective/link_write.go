@@ -41,6 +41,14 @@ func (l *link) writeEnds() {
 // byte went out leaves the link usable, one interrupted mid-frame breaks it.
 // Collectives pass a nil ctx: their cancellation aborts the communicator.
 func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
+	return l.sendSum(ctx, k, bufs, 0, false)
+}
+
+// sendSum is send of a payload whose CRC32C is sum when known is set: a
+// message this rank received, verified, and now forwards unchanged. The
+// payload is not read again to checksum it (and the check at the far end
+// is then against the checksum its first sender computed).
+func (l *link) sendSum(ctx context.Context, k key, bufs [][]byte, sum uint32, known bool) error {
 	n := 0
 	for _, b := range bufs {
 		n += len(b)
@@ -61,6 +69,10 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 		h.flags = flagTrailer
 	case l.t.checksum:
 		h.flags = flagPayload
+		if known {
+			h.payload = sum
+			break
+		}
 		for _, b := range bufs {
 			h.payload = crc32c.Update(h.payload, b)
 		}
@@ -69,7 +81,7 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	if err := l.lockWrite(ctx); err != nil {
 		return err
 	}
-	written, err := l.writeFrame(ctx, h, bufs, streamed)
+	written, err := l.writeFrame(ctx, h, bufs, streamed && !known, sum)
 	l.unlockWrite() // before failing the transport, which writes an abort frame
 	if err == nil {
 		return nil
@@ -91,9 +103,12 @@ func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
 	return l.t.failureOr(perr)
 }
 
-// writeFrame writes one frame with the write token held. written is -1
-// when it wrote nothing because the transport had failed or ctx had ended.
-func (l *link) writeFrame(ctx context.Context, h header, bufs [][]byte, streamed bool) (written int64, err error) {
+// writeFrame writes one frame with the write token held: if streamed, the
+// payload a chunk at a time with the checksum it computes in the trailer,
+// otherwise in one vectored write, with trailer as the trailer if the frame
+// has one. written is -1 when it wrote nothing because the transport had
+// failed or ctx had ended.
+func (l *link) writeFrame(ctx context.Context, h header, bufs [][]byte, streamed bool, trailer uint32) (written int64, err error) {
 	if err := l.t.failure(); err != nil {
 		return -1, err
 	}
@@ -114,6 +129,10 @@ func (l *link) writeFrame(ctx context.Context, h header, bufs [][]byte, streamed
 			if len(b) > 0 {
 				l.wvec = append(l.wvec, b)
 			}
+		}
+		if h.flags&flagTrailer != 0 {
+			binary.LittleEndian.PutUint32(l.wtrail[:], trailer)
+			l.wvec = append(l.wvec, l.wtrail[:])
 		}
 		written, err = l.flush()
 	}
@@ -251,7 +270,7 @@ func (l *link) sendSelf(k key, bufs [][]byte, n int) error {
 		putBuf(pb)
 		return l.err
 	}
-	l.arrived(k, b, pb)
+	l.arrived(k, inbound{b: b, pb: pb})
 	return nil
 }
 

@@ -714,7 +714,7 @@ func TestRunAheadQueueLinear(t *testing.T) {
 		l.mu.Lock()
 		for seq := 1; seq <= n; seq++ { // as the reader queues them
 			b, pb := getBuf(16)
-			l.arrived(tag(seq), b, pb)
+			l.arrived(tag(seq), inbound{b: b, pb: pb})
 		}
 		l.mu.Unlock()
 		start := time.Now()
