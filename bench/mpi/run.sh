@@ -137,6 +137,23 @@ del_netns() {
 		sleep 0.25
 	done
 	ip netns del "$netns" 2>/dev/null || true
+	if [[ -n $allowed_before ]]; then
+		printf '%s\n' "$allowed_before" >"$allowed_file" 2>/dev/null || true
+	fi
+}
+# A namespace other than the host's may default only to a congestion
+# control the host allows every socket (tcp_allowed_congestion_control,
+# one list for all namespaces; "reno" and the system default unless
+# tuned): allow_cc adds CONGESTION to it for the run, and del_netns puts
+# the list back.
+allowed_file=/proc/sys/net/ipv4/tcp_allowed_congestion_control
+allowed_before=
+allow_cc() {
+	local allowed
+	allowed=$(cat "$allowed_file")
+	[[ " $allowed " == *" $congestion "* ]] && return 0
+	allowed_before=$allowed
+	printf '%s %s\n' "$allowed" "$congestion" >"$allowed_file"
 }
 # copy_sysctls gives the namespace the host's TCP and socket settings. A new
 # network namespace starts most of its net.core.* and net.ipv4.tcp_* from
@@ -179,6 +196,7 @@ same)
 		netns=fnmesh-bench-$$
 		ip -n "$netns" link set lo up mtu "$(cat /sys/class/net/lo/mtu)"
 		copy_sysctls
+		allow_cc
 		ip netns exec "$netns" sysctl -qw net.ipv4.tcp_congestion_control="$congestion"
 		ns=(ip netns exec "$netns")
 	fi
@@ -192,7 +210,7 @@ mpi_cc=$("${ns[@]}" cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null ||
 	echo "host: $(hostname), $(nproc) CPUs, $(uname -r)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	if [[ $mpi_cc == "$congestion" ]]; then
-		echo "tcp congestion control: $congestion for fnmesh's links, iperf3 and Open MPI (system default $system_cc${ns[*]:+; measured in network namespace $netns})"
+		echo "tcp congestion control: $congestion for fnmesh's links, iperf3 and Open MPI (system default $system_cc${ns[*]:+; measured in network namespace $netns})${allowed_before:+; added for the run to tcp_allowed_congestion_control, which was: $allowed_before}"
 	else
 		echo "tcp congestion control: UNEQUAL: Open MPI $mpi_cc (the system's, MPI_CONGESTION=system), fnmesh's links and iperf3 $congestion"
 	fi
