@@ -222,12 +222,12 @@ func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 			}
 			continue
 		}
-		b, err := cl.recvFresh(rs.first(s), left, base+s)
+		b, got, err := cl.recvFreshSum(rs.first(s), left, base+s)
 		if err != nil {
 			rs.afterFirst(cl, err, s)
 			return nil, err
 		}
-		out[(r-s-1+p)%p], sum = b, msgSum{}
+		out[(r-s-1+p)%p], sum = b, got
 	}
 	return out, nil
 }

@@ -150,7 +150,7 @@ func (cl *call) forward(to, step int, b []byte, s msgSum) error {
 	if !s.ok || len(b) >= cl.c.t.maxFrame {
 		return cl.sendMsg(to, step, b)
 	}
-	return cl.c.links[to].sendSum(nil, cl.tag(step), [][]byte{b}, s.crc, true)
+	return cl.c.links[to].sendSum(nil, cl.tag(step), [][]byte{b}, s)
 }
 
 // recvRest completes a message of unknown length of which b is the first

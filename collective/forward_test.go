@@ -78,12 +78,12 @@ func TestForwardKnownChecksum(t *testing.T) {
 					}
 					sum = s
 					if tc.firstOff {
-						s = msgSum{crc: crc32c.Checksum(dst), ok: true} // as forward computes it
+						s = msgSum{crc: crc32c.Checksum(dst), ok: true} // as send would compute it
 					}
 					if tc.tamper {
 						dst[len(dst)/2] ^= 0x10
 					}
-					err = c.links[2].sendSum(ctx, k, [][]byte{dst}, s.crc, s.ok)
+					err = c.links[2].sendSum(ctx, k, [][]byte{dst}, s)
 					if tc.tamper {
 						err = nil // rank 2 may fail before it has read everything
 					}

@@ -25,8 +25,9 @@ import (
 //
 // Large payloads (streamMin and up) are sent in chunks, each checksummed
 // just before it is written while it is in cache, and their CRC32C follows
-// the payload as a little-endian trailer (flag bit 1). A message forwarded
-// unchanged carries the checksum it arrived with (call.forward).
+// the payload as a little-endian trailer (flag bit 1). A message a rank
+// forwards unchanged, if it arrived as one frame with a checksum, goes out
+// with that checksum, in one vectored write (call.forward).
 //
 // The header checksum is always verified, so a damaged length or tag is
 // caught before any payload is read; the payload checksum is on by default

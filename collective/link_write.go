@@ -41,14 +41,15 @@ func (l *link) writeEnds() {
 // byte went out leaves the link usable, one interrupted mid-frame breaks it.
 // Collectives pass a nil ctx: their cancellation aborts the communicator.
 func (l *link) send(ctx context.Context, k key, bufs [][]byte) error {
-	return l.sendSum(ctx, k, bufs, 0, false)
+	return l.sendSum(ctx, k, bufs, msgSum{})
 }
 
-// sendSum is send of a payload whose CRC32C is sum when known is set: a
+// sendSum is send of a payload whose CRC32C is sum.crc when sum.ok: a
 // message this rank received, verified, and now forwards unchanged. The
-// payload is not read again to checksum it (and the check at the far end
-// is then against the checksum its first sender computed).
-func (l *link) sendSum(ctx context.Context, k key, bufs [][]byte, sum uint32, known bool) error {
+// payload is not read again to checksum it, and goes out in one vectored
+// write (the check at the far end is then against the checksum its first
+// sender computed).
+func (l *link) sendSum(ctx context.Context, k key, bufs [][]byte, sum msgSum) error {
 	n := 0
 	for _, b := range bufs {
 		n += len(b)
@@ -69,8 +70,8 @@ func (l *link) sendSum(ctx context.Context, k key, bufs [][]byte, sum uint32, kn
 		h.flags = flagTrailer
 	case l.t.checksum:
 		h.flags = flagPayload
-		if known {
-			h.payload = sum
+		if sum.ok {
+			h.payload = sum.crc
 			break
 		}
 		for _, b := range bufs {
@@ -81,7 +82,7 @@ func (l *link) sendSum(ctx context.Context, k key, bufs [][]byte, sum uint32, kn
 	if err := l.lockWrite(ctx); err != nil {
 		return err
 	}
-	written, err := l.writeFrame(ctx, h, bufs, streamed && !known, sum)
+	written, err := l.writeFrame(ctx, h, bufs, streamed && !sum.ok, sum.crc)
 	l.unlockWrite() // before failing the transport, which writes an abort frame
 	if err == nil {
 		return nil
