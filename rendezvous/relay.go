@@ -303,7 +303,7 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 			return fail(e, e)
 		}
 	}
-	slot.splice = &splice{both: make(chan struct{})}
+	slot.splice = &splice{both: make(chan struct{}), pipeSize: relayPipeSize(s.met.relaysActive.Load() + 1)}
 	slot.splice.left.Store(2)
 	close(slot.ready)
 	s.met.relaysActive.Add(1)
@@ -313,8 +313,9 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 
 // splice tracks the two directions of an established relay.
 type splice struct {
-	left atomic.Int32
-	both chan struct{}
+	left     atomic.Int32
+	both     chan struct{}
+	pipeSize int // of each direction's pipe (relayPipeSize)
 }
 
 // pump copies one direction of a relay: from this side's connection to the
@@ -326,7 +327,7 @@ func (s *Server) pump(slot *relaySlot, side int) {
 	src, dst := slot.conns[side], slot.conns[1-side]
 	src.SetReadDeadline(time.Time{})
 	dst.SetWriteDeadline(time.Time{})
-	err := relayCopy(dst, src, &s.met.relayBytes)
+	err := relayCopy(dst, src, &s.met.relayBytes, slot.splice.pipeSize)
 	if err == nil {
 		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite() // pass the half close on

@@ -10,16 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// relayPipeSize is the capacity of the pipe one relay direction splices
-// through, and so the most one splice(2) call moves: 1 MiB, the largest an
-// unprivileged process may ask for (fs.pipe-max-size by default). On a
-// 2-core Zen 5 VM, over six interleaved rounds of BenchmarkLinkThroughput,
-// it moved 3-12% more than 256 KiB (87-94% of the direct link against
-// 81-86%); 64 KiB (the default) costs more system calls per byte and
-// reached 3.1-4.8 GB/s, and 2 MiB fell to 4.4-5.2 GB/s (more bytes in
-// flight than the caches hold).
-const relayPipeSize = 1 << 20
-
 // The relay's sockets keep the kernel's buffer autotuning. Buffers sized to
 // a path's bandwidth-delay product looked better under BBR, but with the
 // links on CUBIC they held a loopback relay to 3.4-3.6 GB/s where
@@ -30,9 +20,10 @@ const relayPipeSize = 1 << 20
 // Between two TCP sockets the bytes never enter user space: they are
 // spliced (splice(2)) from src into a private pipe and from the pipe into
 // dst, each step waiting in Go's netpoller, so deadlines and Close end the
-// copy as they end a Read or Write. Other connections are copied through a
-// buffer.
-func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
+// copy as they end a Read or Write. The pipe holds pipeSize bytes (0: the
+// kernel's default; see relayPipeSize). Other connections are copied
+// through a buffer.
+func relayCopy(dst, src net.Conn, counter *atomic.Int64, pipeSize int) error {
 	s, ok1 := src.(*net.TCPConn)
 	d, ok2 := dst.(*net.TCPConn)
 	if !ok1 || !ok2 {
@@ -53,14 +44,17 @@ func relayCopy(dst, src net.Conn, counter *atomic.Int64) error {
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
-	// Best effort: a smaller pipe (the default, or pipe-max-size) only
-	// means more calls.
-	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, relayPipeSize)
+	// Best effort: a smaller pipe (the default, or pipe-max-size, or what
+	// the user's pipe budget leaves) only means more calls.
+	if pipeSize > 0 {
+		unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, pipeSize)
+	}
 
 	for {
 		// The pipe is empty here, so EAGAIN means src has nothing to read.
 		n, err := spliceWaiting(sr.Read, func(fd int) (int64, error) {
-			n, err := unix.Splice(fd, nil, p[1], nil, relayPipeSize, unix.SPLICE_F_NONBLOCK)
+			// At most what the pipe has room for moves.
+			n, err := unix.Splice(fd, nil, p[1], nil, relayChunk, unix.SPLICE_F_NONBLOCK)
 			return int64(n), err // int on 32-bit platforms
 		})
 		if err != nil {
