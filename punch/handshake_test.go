@@ -13,35 +13,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { a.Close(); r.c.Close() })
-	return a, r.c
-}
+	"github.com/fnmesh/fnmesh/internal/testnet"
+)
 
 type connPair func(t *testing.T) (net.Conn, net.Conn)
 
 var transports = map[string]connPair{
-	"tcp": tcpPair,
+	"tcp": func(t *testing.T) (net.Conn, net.Conn) { return testnet.TCPPair(t) },
 	// net.Pipe is unbuffered: it shows that neither end waits for the
 	// other to read before writing (as a relay splice may behave).
 	"pipe": func(t *testing.T) (net.Conn, net.Conn) {
@@ -137,7 +116,7 @@ func (r *recorder) sent() []byte {
 // scripted runs Handshake as rank 0 (expecting rank 1) against a peer that
 // writes script and then either waits or hangs up.
 func scripted(t *testing.T, script []byte, hangUp bool, timeout time.Duration) error {
-	ca, cb := tcpPair(t)
+	ca, cb := testnet.TCPPair(t)
 	go func() {
 		_, _ = cb.Write(script)
 		if hangUp {
@@ -212,7 +191,7 @@ func TestHandshakeSlowPeerDeadline(t *testing.T) {
 		require.Less(t, time.Since(start), 3*time.Second)
 	}
 	// Cancellation (no deadline) ends it too.
-	ca, _ := tcpPair(t)
+	ca, _ := testnet.TCPPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	err := Handshake(ctx, ca, ident(0), 1)
@@ -222,7 +201,7 @@ func TestHandshakeSlowPeerDeadline(t *testing.T) {
 // A connection that reaches itself (TCP self-connect, or a peer that
 // reflects every byte) is refused.
 func TestHandshakeSelfConnect(t *testing.T) {
-	ca, cb := tcpPair(t)
+	ca, cb := testnet.TCPPair(t)
 	go func() { _, _ = io.Copy(cb, cb) }() // echo: our hello comes back
 	err := Handshake(testCtx(t, 5*time.Second), ca, Identity{Secret: secret, Job: testJobID, Rank: 0}, 1)
 	// Our own hello says rank 0 expecting 1: it fails either on the nonce
@@ -233,7 +212,7 @@ func TestHandshakeSelfConnect(t *testing.T) {
 // A recorded handshake of rank 1 cannot be replayed to rank 0: its proof
 // covers rank 0's old nonce.
 func TestHandshakeReplay(t *testing.T) {
-	ca, cb := tcpPair(t)
+	ca, cb := testnet.TCPPair(t)
 	rec := &recorder{Conn: cb}
 	ctx := testCtx(t, 5*time.Second)
 	var wg sync.WaitGroup
@@ -250,7 +229,7 @@ func TestHandshakeReplay(t *testing.T) {
 }
 
 func TestHandshakeArguments(t *testing.T) {
-	ca, _ := tcpPair(t)
+	ca, _ := testnet.TCPPair(t)
 	ctx := testCtx(t, time.Second)
 	tests := []struct {
 		name string

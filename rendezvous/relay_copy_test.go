@@ -12,30 +12,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (client, server net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	client, err = net.Dial("tcp4", ln.Addr().String())
-	require.NoError(t, err)
-	select {
-	case server = <-accepted:
-	case <-time.After(5 * time.Second):
-		t.Fatal("accept timed out")
-	}
-	require.NotNil(t, server)
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
+	"github.com/fnmesh/fnmesh/internal/testnet"
+)
 
 // TestRelayCopyPipeSizes: every pipe size relayPipeSize hands out (and the
 // kernel's default, 0) moves a stream through relayCopy bit-identical, with
@@ -52,8 +31,8 @@ func TestRelayCopyPipeSizes(t *testing.T) {
 			name = "default"
 		}
 		t.Run(name, func(t *testing.T) {
-			sender, src := tcpPair(t)
-			dst, receiver := tcpPair(t)
+			sender, src := testnet.TCPPair(t)
+			dst, receiver := testnet.TCPPair(t)
 			var counter atomic.Int64
 			copied := make(chan error, 1)
 			go func() {

@@ -8,26 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	b := <-accepted
-	require.NotNil(t, b)
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
-}
+	"github.com/fnmesh/fnmesh/internal/testnet"
+)
 
 // flipConn flips one bit of the byte at stream offset at of what it writes.
 type flipConn struct {
@@ -60,7 +43,7 @@ func runExchange(t *testing.T, ctx context.Context, a, b net.Conn, sa, sb side) 
 
 func TestExchangeVerifiesBothDirections(t *testing.T) {
 	for _, n := range []int64{0, 1, 100_003, 1 << 20, 3<<20 + 7} {
-		a, b := tcpPair(t)
+		a, b := testnet.TCPPair(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		ra, rb := runExchange(t, ctx, a, b, side{0, 5, n}, side{5, 0, n})
 		cancel()
@@ -75,7 +58,7 @@ func TestExchangeVerifiesBothDirections(t *testing.T) {
 func TestExchangeDetectsCorruption(t *testing.T) {
 	const n = 300_000
 	for _, at := range []int64{headerSize, headerSize + 1, headerSize + 65536, headerSize + n - 1} {
-		a, b := tcpPair(t)
+		a, b := testnet.TCPPair(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		ra, rb := runExchange(t, ctx, &flipConn{Conn: a, at: at}, b, side{1, 2, n}, side{2, 1, n})
 		cancel()
@@ -88,7 +71,7 @@ func TestExchangeDetectsCorruption(t *testing.T) {
 		assert.False(t, ra.PeerVerified)
 	}
 	// A flipped bit in the seed changes the whole stream: caught too.
-	a, b := tcpPair(t)
+	a, b := testnet.TCPPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, rb := runExchange(t, ctx, &flipConn{Conn: a, at: headerSize - 1}, b, side{1, 2, n}, side{2, 1, n})
@@ -107,7 +90,7 @@ func TestExchangeRejectsMismatchedPeers(t *testing.T) {
 		{"ranks", side{0, 1, 1000}, side{2, 0, 1000}, "on the link between"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := tcpPair(t)
+			a, b := testnet.TCPPair(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			ra, rb := runExchange(t, ctx, a, b, tc.sa, tc.sb)
@@ -123,7 +106,7 @@ func TestExchangeRejectsMismatchedPeers(t *testing.T) {
 }
 
 func TestExchangeEndsWhenPeerDiesOrContextEnds(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := testnet.TCPPair(t)
 	go func() {
 		var buf [headerSize + 100]byte
 		_, _ = b.Read(buf[:])
@@ -134,7 +117,7 @@ func TestExchangeEndsWhenPeerDiesOrContextEnds(t *testing.T) {
 	r := exchange(ctx, a, 0, 1, 1<<20)
 	require.Error(t, r.Err)
 
-	a, _ = tcpPair(t) // the peer is silent
+	a, _ = testnet.TCPPair(t) // the peer is silent
 	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
