@@ -303,11 +303,11 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 			return fail(e, e)
 		}
 	}
-	slot.splice = &splice{both: make(chan struct{}), pipeSize: relayPipeSize(s.met.relaysActive.Load() + 1)}
+	active := s.met.relaysActive.Add(1)
+	s.met.relaysTotal.Add(1)
+	slot.splice = &splice{both: make(chan struct{}), pipeSize: relayPipeSize(active)}
 	slot.splice.left.Store(2)
 	close(slot.ready)
-	s.met.relaysActive.Add(1)
-	s.met.relaysTotal.Add(1)
 	return true
 }
 
