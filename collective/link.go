@@ -385,11 +385,11 @@ const (
 
 	// A large payload is read, and checksummed while in cache, readChunk
 	// bytes at a time at most, and written in chunks of writeChunk bytes,
-	// each checksummed just before it goes out. 512 KiB moved 3-13% more
-	// than 256 KiB between two ranks on a 2-core Zen 5 VM (half the writes,
-	// a fifth fewer acknowledgements, the chunk still in its 1 MiB L2), and
-	// did not slow four ranks on the same two cores; 1 MiB did
-	// (docs/benchmarks.md).
+	// each checksummed just before it goes out. Between two ranks on a
+	// 2-core Zen 5 VM, 512 KiB took 3-13% less time than 256 KiB (half the
+	// writes, a fifth fewer acknowledgements per byte); four ranks on the
+	// same two cores were within the noise. 1 MiB gained little more, and a
+	// 512 KiB chunk stays well inside a 1 MiB L2 (docs/benchmarks.md).
 	readChunk  = 512 << 10
 	writeChunk = 512 << 10
 
