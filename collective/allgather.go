@@ -55,7 +55,6 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 	if len(out)%p != 0 || len(out)/p != n { // not len(out) != n*p, which can overflow
 		return fmt.Errorf("%w: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
 	}
-	copy(out[c.rank*n:], data)
 	a := cl.tun.Force[OpAllgather]
 	if a == Auto {
 		short, fast := cl.allgatherShort()
@@ -65,6 +64,14 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 		}
 	}
 	cl.use(wireOf(a), sizeIdent(n))
+	// The ring's first send is this rank's block: checksummed as it is
+	// copied into place, it goes out with that checksum (copySum).
+	var own msgSum
+	if a == AllgatherRing && p > 1 && c.t.checksum && n < c.t.maxFrame {
+		own = copySum(out[c.rank*n:(c.rank+1)*n], data)
+	} else {
+		copy(out[c.rank*n:], data)
+	}
 	if p == 1 {
 		return nil
 	}
@@ -73,7 +80,7 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 		into[i] = out[i*n : (i+1)*n]
 	}
 	if a == AllgatherRing {
-		_, err := cl.allgatherRingInto(0, into)
+		_, err := cl.allgatherRingInto(0, into, own)
 		return err
 	}
 	blocks, err := cl.allgatherWith(a, 0, data, nil)
@@ -190,13 +197,14 @@ func (cl *call) allgatherWith(a Algorithm, base int, data []byte, meta []int64) 
 func (cl *call) allgatherRing(base int, data []byte) ([][]byte, error) {
 	out := make([][]byte, cl.c.size)
 	out[cl.c.rank] = data
-	return cl.allgatherRingInto(base, out)
+	return cl.allgatherRingInto(base, out, msgSum{})
 }
 
 // allgatherRingInto runs the ring over out, whose entry for this rank holds
-// its data. Entries for other ranks that are not nil are buffers of the
-// exact size to receive into; nil ones get new buffers.
-func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
+// its data, with checksum own if it is known. Entries for other ranks that
+// are not nil are buffers of the exact size to receive into; nil ones get
+// new buffers.
+func (cl *call) allgatherRingInto(base int, out [][]byte, own msgSum) ([][]byte, error) {
 	c := cl.c
 	p, r := c.size, c.rank
 	right, left := (r+1)%p, (r-1+p)%p
@@ -209,7 +217,7 @@ func (cl *call) allgatherRingInto(base int, out [][]byte) ([][]byte, error) {
 			rs.fresh(cl, left, base+s)
 		}
 	}
-	var sum msgSum // of the block received last, forwarded next
+	sum := own // of the block sent next: this rank's, then the one received last
 	for s := range p - 1 {
 		if err := cl.forward(right, base+s, out[(r-s+p)%p], sum); err != nil {
 			rs.abandonFrom(cl, err, s)

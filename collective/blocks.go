@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"unsafe"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // floorPow2 returns the largest power of two <= p (p >= 1).
@@ -151,6 +154,40 @@ func (cl *call) forward(to, step int, b []byte, s msgSum) error {
 		return cl.sendMsg(to, step, b)
 	}
 	return cl.c.links[to].sendSum(nil, cl.tag(step), [][]byte{b}, s)
+}
+
+// copySumPiece is how much copySum copies before it checksums what it
+// copied: small enough to be still in cache.
+const copySumPiece = 64 << 10
+
+// copySum copies src into dst (as copy does) and returns the CRC32C of the
+// copy, computed a piece at a time right after the piece is copied. A
+// block a rank copies into place before sending it, such as its own block
+// of AllgatherInto, then goes out with that checksum (forward) instead of
+// being read again to checksum it on its way out, and in one write. A dst
+// that overlaps src is copied whole first, as copy would.
+func copySum(dst, src []byte) msgSum {
+	src = src[:min(len(src), len(dst))]
+	if overlaps(dst, src) {
+		copy(dst, src)
+		return msgSum{crc: crc32c.Checksum(dst[:len(src)]), ok: true}
+	}
+	var crc uint32
+	for off := 0; off < len(src); off += copySumPiece {
+		end := min(off+copySumPiece, len(src))
+		copy(dst[off:end], src[off:end])
+		crc = crc32c.Update(crc, dst[off:end])
+	}
+	return msgSum{crc: crc, ok: true}
+}
+
+// overlaps reports whether a and b share memory.
+func overlaps(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }
 
 // recvRest completes a message of unknown length of which b is the first
