@@ -1,5 +1,7 @@
 package collective
 
+import "github.com/fnmesh/fnmesh/internal/crc32c"
+
 // Steps of the reduction algorithms within one call.
 const (
 	stepFoldIn  = 0
@@ -64,6 +66,36 @@ func (cl *call) combine(rd *reducer, acc, in []byte, from int) error {
 		return rd.rev(acc, in)
 	}
 	return rd.fwd(acc, in)
+}
+
+// combineLocal is combineFrom with local if local is not nil, else
+// combine.
+func (cl *call) combineLocal(rd *reducer, acc, local, in []byte, from int) error {
+	if local != nil {
+		return cl.combineFrom(rd, acc, local, in, from)
+	}
+	return cl.combine(rd, acc, in, from)
+}
+
+// combineSum is combineLocal a piece at a time, and returns the CRC32C of
+// the result, each piece checksummed right after it is reduced, while it
+// is in cache: a block sent next as it was reduced goes out with that
+// checksum (forward) instead of being read again on its way out.
+func (cl *call) combineSum(rd *reducer, acc, local, in []byte, from int) (msgSum, error) {
+	piece := max(copySumPiece/rd.elem, 1) * rd.elem
+	var crc uint32
+	for off := 0; off < len(acc); off += piece {
+		end := min(off+piece, len(acc))
+		var l []byte
+		if local != nil {
+			l = local[off:end]
+		}
+		if err := cl.combineLocal(rd, acc[off:end], l, in[off:end], from); err != nil {
+			return msgSum{}, err
+		}
+		crc = crc32c.Update(crc, acc[off:end])
+	}
+	return msgSum{crc: crc, ok: true}, nil
 }
 
 // combineFrom sets dst to local ⊕ in, in coming from rank `from`: the first
@@ -157,11 +189,11 @@ func (cl *call) allreduceRabenseifner(src, acc []byte, rd *reducer) error {
 		for i := range offs {
 			offs[i] *= rd.elem
 		}
-		lo, hi, err := cl.halvingReduceScatter(src, acc, tmp, offs, nr, rd, stepBase)
+		lo, hi, sum, err := cl.halvingReduceScatter(src, acc, tmp, offs, nr, rd, stepBase, true)
 		if err != nil {
 			return err
 		}
-		if err := cl.doublingAllgather(acc, offs, nr, lo, hi, stepBase+64); err != nil {
+		if err := cl.doublingAllgather(acc, offs, nr, lo, hi, sum, stepBase+64); err != nil {
 			return err
 		}
 	}
@@ -175,10 +207,12 @@ func (cl *call) allreduceRabenseifner(src, acc []byte, rd *reducer) error {
 // go first, so every partial result covers a contiguous run of ranks and a
 // non-commutative op keeps rank order. offs are the blocks' byte offsets
 // (pof2+1 entries). It returns the blocks [lo, hi) this rank ends up
-// holding (one block). If src is not nil, the data is in src and acc is
-// filled by the first step (the blocks this rank does not keep are left
-// for the allgather to fill).
-func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, rd *reducer, step int) (lo, hi int, err error) {
+// holding (one block) and, if sumLast and the communicator checksums, the
+// block's checksum, computed as the last step reduces it, for the block's
+// next send. If src is not nil, the data is in src and acc is filled by the
+// first step (the blocks this rank does not keep are left for the
+// allgather to fill).
+func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, rd *reducer, step int, sumLast bool) (lo, hi int, sum msgSum, err error) {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	rem := p - pof2
@@ -197,20 +231,23 @@ func (cl *call) halvingReduceScatter(src, acc, tmp []byte, offs []int, nr int, r
 			from = src
 		}
 		if err := cl.sendrecvExact(dst, dst, step, in, from[offs[sLo]:offs[sHi]]); err != nil {
-			return 0, 0, err
+			return 0, 0, msgSum{}, err
 		}
+		var local []byte
 		if src != nil {
-			err = cl.combineFrom(rd, keep, src[offs[kLo]:offs[kHi]], in, dst)
-			src = nil
+			local, src = src[offs[kLo]:offs[kHi]], nil
+		}
+		if sumLast && mask<<1 == pof2 && cl.c.t.checksum && len(keep) < cl.c.t.maxFrame {
+			sum, err = cl.combineSum(rd, keep, local, in, dst)
 		} else {
-			err = cl.combine(rd, keep, in, dst)
+			err = cl.combineLocal(rd, keep, local, in, dst)
 		}
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, msgSum{}, err
 		}
 		lo, hi = kLo, kHi
 	}
-	return lo, hi, nil
+	return lo, hi, sum, nil
 }
 
 // halvingOwner returns the block range group rank nr holds after
@@ -230,8 +267,9 @@ func halvingOwner(nr, pof2 int) (lo, hi int) {
 
 // doublingAllgather undoes halvingReduceScatter's splitting: in each step
 // group rank nr swaps the blocks it holds with its partner's, largest
-// distance first, receiving straight into acc.
-func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) error {
+// distance first, receiving straight into acc. The first step sends the
+// block halvingReduceScatter left, with its checksum sum if that is known.
+func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi int, sum msgSum, step int) error {
 	p := cl.c.size
 	pof2 := floorPow2(p)
 	rem := p - pof2
@@ -242,10 +280,10 @@ func (cl *call) doublingAllgather(acc []byte, offs []int, nr, lo, hi, step int) 
 		if nr&mask != 0 {
 			oLo, oHi = lo-size, lo
 		}
-		if err := cl.sendrecvExact(dst, dst, step, acc[offs[oLo]:offs[oHi]], acc[offs[lo]:offs[hi]]); err != nil {
+		if err := cl.sendrecvExactSum(dst, dst, step, acc[offs[oLo]:offs[oHi]], sum, acc[offs[lo]:offs[hi]]); err != nil {
 			return err
 		}
-		lo, hi = min(lo, oLo), max(hi, oHi)
+		lo, hi, sum = min(lo, oLo), max(hi, oHi), msgSum{}
 	}
 	return nil
 }

@@ -281,9 +281,15 @@ func (cl *call) recvExactSum(from, step int, dst []byte) (msgSum, error) {
 // payload lands directly in dst. Either message may exceed the frame
 // limit.
 func (cl *call) sendrecvExact(to, from, step int, dst []byte, bufs ...[]byte) error {
+	return cl.sendrecvExactSum(to, from, step, dst, msgSum{}, bufs...)
+}
+
+// sendrecvExactSum is sendrecvExact whose message, if sum.ok, is one buffer
+// with that checksum, which goes out with it (forward).
+func (cl *call) sendrecvExactSum(to, from, step int, dst []byte, sum msgSum, bufs ...[]byte) error {
 	if len(dst) < cl.c.t.maxFrame {
 		r := cl.post(from, step, modeExact, dst)
-		if err := cl.sendMsg(to, step, bufs...); err != nil {
+		if err := cl.sendKnown(to, step, sum, bufs); err != nil {
 			cl.abandon(err, r)
 			return err
 		}
@@ -291,11 +297,20 @@ func (cl *call) sendrecvExact(to, from, step int, dst []byte, bufs ...[]byte) er
 		return err
 	}
 	reqs := cl.postExact(nil, from, step, dst)
-	if err := cl.sendMsg(to, step, bufs...); err != nil {
+	if err := cl.sendKnown(to, step, sum, bufs); err != nil {
 		cl.abandon(err, reqs...)
 		return err
 	}
 	return cl.waitAll(reqs)
+}
+
+// sendKnown sends bufs as sendMsg does or, if sum.ok, its one buffer with
+// that checksum (forward).
+func (cl *call) sendKnown(to, step int, sum msgSum, bufs [][]byte) error {
+	if sum.ok && len(bufs) == 1 {
+		return cl.forward(to, step, bufs[0], sum)
+	}
+	return cl.sendMsg(to, step, bufs...)
 }
 
 // sendrecvBundle sends a bundle (bufs) to rank `to` and receives one of cnt

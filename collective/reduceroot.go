@@ -65,12 +65,12 @@ func (cl *call) reduceScatterGather(root int, acc []byte, rd *reducer) error {
 	}
 	const stepGather = stepBase + 64
 	if nr >= 0 {
-		lo, hi, err := cl.halvingReduceScatter(nil, acc, tmp, offs, nr, rd, stepBase)
+		lo, hi, sum, err := cl.halvingReduceScatter(nil, acc, tmp, offs, nr, rd, stepBase, r != root)
 		if err != nil {
 			return err
 		}
 		if r != root {
-			return cl.sendMsg(root, stepGather, acc[offs[lo]:offs[hi]])
+			return cl.forward(root, stepGather, acc[offs[lo]:offs[hi]], sum)
 		}
 	}
 	if r != root {
