@@ -53,7 +53,7 @@ func BcastTable(ctx context.Context, c *collective.Comm, root int, t arrow.Table
 		t.Retain()
 		return t, nil
 	}
-	in := newInStream(root, cfg.mem)
+	in := newInStream(root, &cfg)
 	defer closeIn([]*inStream{in})
 	for !in.dec.eos {
 		chunk, err := c.Bcast(ctx, root, nil)
@@ -94,7 +94,7 @@ func GatherTable(ctx context.Context, c *collective.Comm, root int, t arrow.Tabl
 	} else {
 		for j := range ins {
 			if j != root {
-				ins[j] = newInStream(j, cfg.mem)
+				ins[j] = newInStream(j, &cfg)
 			}
 		}
 	}
@@ -136,7 +136,7 @@ func AllgatherTable(ctx context.Context, c *collective.Comm, t arrow.Table, opts
 	for j := range p {
 		if j != me {
 			outs[j] = newOutStream(t, nil, &cfg, cfg.batchBytes, nil) // the batches are encoded, not copied, per peer
-			ins[j] = newInStream(j, cfg.mem)
+			ins[j] = newInStream(j, &cfg)
 		}
 	}
 	if p > 1 {
@@ -205,7 +205,7 @@ func alltoall(ctx context.Context, c *collective.Comm, op string, parts []arrow.
 			}
 		}
 		outs[j] = newOutStream(part, schema, cfg, cfg.batchBytes, cause)
-		ins[j] = newInStream(j, cfg.mem)
+		ins[j] = newInStream(j, cfg)
 	}
 	if p > 1 {
 		if err := exchange(ctx, c, outs, ins); err != nil {

@@ -674,7 +674,7 @@ func TestSmallBatchesShareMessages(t *testing.T) {
 		if !endsWithEOS(b) {
 			return errors.New("the stream took more than one message")
 		}
-		dec := newDecoder(mem)
+		dec := newDecoder(mem, defaultRecvLimits)
 		defer dec.close()
 		if err := dec.feed(memory.NewBufferBytes(b)); err != nil {
 			return err

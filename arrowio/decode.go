@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -18,7 +19,12 @@ var errIncomplete = errors.New("chunk ends before the record batch its messages 
 // arrays it returns point into the chunks (unless compressed) and hold references to them, so a chunk
 // from the receive cache (recvbuf.go) goes back to it when the last array decoded from it is released.
 type decoder struct {
-	mem    memory.Allocator
+	mem    *decodeAllocator
+	limits recvLimits
+	whole  bool           // the stream arrives as one message (DecodeIPC): errors name no message
+	msgs   int            // messages fed so far
+	size   int64          // the current message's bytes
+	rows   int64          // rows of the current message's batches
 	queue  []*ipc.Message // parsed, not yet read
 	cur    *ipc.Message   // the message the ipc.Reader read last
 	rdr    *ipc.Reader
@@ -29,8 +35,17 @@ type decoder struct {
 	closed bool
 }
 
-func newDecoder(mem memory.Allocator) *decoder {
-	return &decoder{mem: limitAllocator{Allocator: mem, max: maxDecodedBuffer}}
+// newDecoder returns a decoder that allocates what it decodes from mem, within lim per message.
+func newDecoder(mem memory.Allocator, lim recvLimits) *decoder {
+	return &decoder{mem: &decodeAllocator{Allocator: mem, maxBuffer: maxDecodedBuffer, limit: lim.decodedBytes}, limits: lim}
+}
+
+// message names the message being decoded, for errors.
+func (d *decoder) message() string {
+	if d.whole {
+		return "the stream"
+	}
+	return fmt.Sprintf("message %d of the stream", d.msgs)
 }
 
 // Message implements ipc.MessageReader for the ipc.Reader over the queue.
@@ -109,6 +124,10 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 		}
 		return errors.New("data after the end of the stream")
 	}
+	// Each message has its own budget (WithMaxDecodedBytes, WithMaxDatalessRows).
+	d.msgs++
+	d.size, d.rows = int64(chunk.Len()), 0
+	d.mem.reset()
 	if err := d.parse(chunk); err != nil {
 		return err
 	}
@@ -131,11 +150,17 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 	for len(d.queue) > 0 {
 		if !d.rdr.Next() {
 			if err := d.rdr.Err(); err != nil {
+				if le := (*limitError)(nil); errors.As(err, &le) {
+					return fmt.Errorf("%s: %w", d.message(), le.err) // without arrow-go's "unknown error"
+				}
 				return err
 			}
 			return errIncomplete
 		}
 		rec := d.rdr.RecordBatch()
+		if err := d.countRows(rec.NumRows()); err != nil {
+			return err
+		}
 		if m, ok := rec.(arrow.RecordBatchWithMetadata); ok {
 			if i := m.Metadata().FindKey(abortKey); i >= 0 {
 				return &abortError{msg: m.Metadata().Values()[i]}
@@ -152,11 +177,38 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 	return nil
 }
 
+// countRows adds a batch's rows to the message's and checks them against what its bytes hold (see
+// DefaultMaxDatalessRows): the bytes received and those its compressed buffers decompressed to.
+func (d *decoder) countRows(rows int64) error {
+	decoded := d.mem.used.Load()
+	if room := rowAllowance(d.size, decoded, d.limits.datalessRows) - d.rows; rows > room {
+		return fmt.Errorf("%s: %w: a record batch of %d rows, where the message's %d bytes (%d received, %d decompressed) leave room for %d more: 8 rows a byte and %d rows without data (WithMaxDatalessRows)",
+			d.message(), ErrDecodeLimit, rows, d.size+decoded, d.size, decoded, room, d.limits.datalessRows)
+	}
+	d.rows += rows
+	return nil
+}
+
 // parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker. Each message
-// holds a reference to the chunk.
+// holds a reference to the chunk. What the messages' compressed buffers announce is checked before
+// arrow-go allocates it (compressedClaims): each against its codec, all against the message's budget.
 func (d *decoder) parse(buf *memory.Buffer) error {
 	d.framed = false
-	eos, err := walkMessages(buf.Bytes(), func(metaAt, metaLen, bodyAt, bodyLen int) {
+	var (
+		claims   int64
+		claimErr error
+	)
+	b := buf.Bytes()
+	eos, err := walkMessages(b, func(metaAt, metaLen, bodyAt, bodyLen int) {
+		if claimErr != nil {
+			return
+		}
+		c, err := compressedClaims(b[metaAt:metaAt+metaLen], b[bodyAt:bodyAt+bodyLen])
+		if err != nil {
+			claimErr = fmt.Errorf("IPC message %d of %s: %w", len(d.queue)+1, d.message(), err)
+			return
+		}
+		claims = min(claims, math.MaxInt64-c) + c // saturating
 		meta := memory.SliceBuffer(buf, metaAt, metaLen)
 		body := memory.SliceBuffer(buf, bodyAt, bodyLen)
 		d.queue = append(d.queue, ipc.NewMessage(meta, body))
@@ -170,6 +222,13 @@ func (d *decoder) parse(buf *memory.Buffer) error {
 		return err
 	}
 	d.framed = true
+	if claimErr != nil {
+		return claimErr
+	}
+	if claims > d.limits.decodedBytes {
+		return fmt.Errorf("%s: %w: its compressed buffers need %d bytes to decompress into, more than the %d one message may decode to (WithMaxDecodedBytes)",
+			d.message(), ErrDecodeLimit, claims, d.limits.decodedBytes)
+	}
 	return nil
 }
 
@@ -305,7 +364,8 @@ func (e *abortError) Error() string { return "the sender aborted the stream: " +
 
 // maxDecodedBuffer bounds one buffer the decoder allocates (a decompressed body buffer). A compressed
 // buffer announces its uncompressed size in its first 8 bytes; without a bound, a damaged or hostile
-// message could make the process try to allocate terabytes, which Go cannot survive.
+// message could make the process try to allocate terabytes, which Go cannot survive. What a whole
+// message may allocate is bounded too (WithMaxDecodedBytes; limits.go).
 const maxDecodedBuffer = 1<<31 - 1 // an int on 32-bit platforms too
 
 // LimitAllocator returns an allocator that allocates from mem but refuses, by a panic, any one

@@ -78,8 +78,9 @@ func FuzzDecoder(f *testing.F) {
 // decodeFramed feeds a decoder the chunks of framed (see encodeChunks; a
 // length past the end takes what is left), as they would arrive.
 func decodeFramed(mem memory.Allocator, framed []byte) *decoder {
-	dec := newDecoder(mem)
-	dec.mem = limitAllocator{Allocator: mem, max: 64 << 20} // keep the fuzzer's memory small
+	// Keep the fuzzer's memory small: 64 MiB a buffer, 256 MiB a message.
+	dec := newDecoder(mem, recvLimits{decodedBytes: 256 << 20, datalessRows: DefaultMaxDatalessRows})
+	dec.mem.maxBuffer = 64 << 20
 	for len(framed) >= 4 {
 		n := int(binary.LittleEndian.Uint32(framed))
 		framed = framed[4:]

@@ -49,8 +49,12 @@
 // ("arrowio: allgather: rank 1: the sender aborted the stream: nil table").
 // A failure of the communicator itself (a dead peer, a cancelled context) ends the call on every rank,
 // as collective's do. Received messages are checked before use: their flatbuffer metadata is verified,
-// buffer sizes are bounded, the schema's types are checked (decimal precision and scale), and every
-// batch is validated (offsets, dictionary indices, view headers and prefixes, null counts against
+// buffer sizes are bounded, and so is what one message may cost to decode (ErrDecodeLimit): the bytes
+// its compressed buffers decompress to, in all (WithMaxDecodedBytes, 4 GiB by default; a size no
+// codec could expand the buffer's bytes to is refused as damage before anything is allocated), and
+// its rows beyond 8 a byte of it, which only columns that hold nothing per row can claim
+// (WithMaxDatalessRows, 2^28 by default); the schema's types are checked (decimal precision and
+// scale), and every batch is validated (offsets, dictionary indices, view headers and prefixes, null counts against
 // their bitmaps) before it is handed out, so malformed input is an error, never a crash in the
 // caller. A receiver that refuses a stream still reads it to its end (found by the messages'
 // framing), so the next stream on the tag, or the next collective, starts clean.

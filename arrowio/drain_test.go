@@ -54,7 +54,7 @@ func TestRefusedStreamDrainedToItsEnd(t *testing.T) {
 		cfg := newConfig([]Option{WithAllocator(mem), WithBatchBytes(1)})
 		out := newOutStream(bad, nil, &cfg, cfg.batchBytes, nil)
 		defer out.close()
-		dec := newDecoder(mem)
+		dec := newDecoder(mem, defaultRecvLimits)
 		defer dec.close()
 		var eos []bool
 		for !out.done {

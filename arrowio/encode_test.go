@@ -75,7 +75,7 @@ func checkEncodedSlice(mem memory.Allocator, rec arrow.RecordBatch) error {
 		return fmt.Errorf("arrow-go's reader: the batch differs")
 	}
 
-	dec := newDecoder(mem)
+	dec := newDecoder(mem, defaultRecvLimits)
 	defer dec.close()
 	if err := dec.feed(memory.NewBufferBytes(wire)); err != nil {
 		return fmt.Errorf("decoder: %w", err)

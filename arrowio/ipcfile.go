@@ -16,8 +16,9 @@ var ipcMagic = []byte("ARROW1")
 // DecodeIPC decodes a whole Arrow IPC stream, or the whole contents of an Arrow IPC file (the
 // random-access format), held in data, with the checks arrowio makes on every message it receives:
 // each message's flatbuffer metadata is verified before arrow-go reads it, no message or body may
-// overrun data, the buffers decoding allocates (decompressed bodies) are bounded, and every record
-// batch is validated before it is kept. Malformed input is an error, never a panic or an attempt to
+// overrun data, the buffers decoding allocates (decompressed bodies) are bounded, each and in all
+// (WithMaxDecodedBytes: data counts as one message), so are rows beyond what data holds
+// (WithMaxDatalessRows), and every record batch is validated before it is kept. Malformed input is an error, never a panic or an attempt to
 // allocate what a damaged length claims. A file is read through the stream it embeds (the format
 // puts one between its leading magic and its footer), so its footer's block offsets are never
 // followed. Zero-row batches are dropped.
@@ -30,7 +31,8 @@ func DecodeIPC(data []byte, opts ...Option) (arrow.Table, error) {
 		return nil, fmt.Errorf("arrowio: decode IPC: %w", err)
 	}
 	cfg := newConfig(opts)
-	dec := newDecoder(cfg.mem)
+	dec := newDecoder(cfg.mem, cfg.limits)
+	dec.whole = true
 	defer dec.close()
 	if err := dec.feed(memory.NewBufferBytes(stream)); err != nil {
 		return nil, fmt.Errorf("arrowio: decode IPC: %w", err)

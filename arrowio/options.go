@@ -45,10 +45,11 @@ type config struct {
 	mem         memory.Allocator
 	compression Compression
 	batchBytes  int64
+	limits      recvLimits
 }
 
 func newConfig(opts []Option) config {
-	cfg := config{mem: memory.DefaultAllocator, batchBytes: DefaultBatchBytes}
+	cfg := config{mem: memory.DefaultAllocator, batchBytes: DefaultBatchBytes, limits: defaultRecvLimits}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -82,6 +83,40 @@ func WithCompression(c Compression) Option {
 // record batch whole, in a message of its own.
 func WithBatchBytes(n int64) Option {
 	return func(c *config) { c.batchBytes = n }
+}
+
+// WithMaxDecodedBytes bounds what decoding one received message may allocate, in all (the buffers its
+// compressed buffers decompress to, and anything else arrow-go's reader makes for it): a message that
+// would take more is refused with an error wrapping ErrDecodeLimit, before its compressed buffers are
+// decompressed if what they announce is over the limit already. The default is DefaultMaxDecodedBytes;
+// n < 0 restores it, and 0 refuses every compressed buffer. Uncompressed buffers are used where they
+// arrive and cost nothing; any one decompressed buffer is bounded at 2 GiB whatever n. The bound is
+// per message of the communicator (each of the ranks' streams is cut into messages of about
+// WithBatchBytes) and, for DecodeIPC, for its whole input. Receivers use it (RecvTable,
+// NewStreamReader, the collectives, Shuffle, DecodeIPC); senders ignore it.
+func WithMaxDecodedBytes(n int64) Option {
+	return func(c *config) {
+		if n < 0 {
+			n = DefaultMaxDecodedBytes
+		}
+		c.limits.decodedBytes = n
+	}
+}
+
+// WithMaxDatalessRows bounds the rows one received message may carry beyond eight a byte of it
+// (counting what its compressed buffers decompress to): the rows of columns that hold nothing per
+// row, null columns and the like, which can claim billions of rows in a few bytes (see
+// DefaultMaxDatalessRows). A batch that has any column storing something per row is bounded by its
+// bytes and never refused. A message over the bound is refused with an error wrapping
+// ErrDecodeLimit. The default is DefaultMaxDatalessRows; n < 0 restores it. Like
+// WithMaxDecodedBytes, it applies to each message received and to DecodeIPC's whole input.
+func WithMaxDatalessRows(n int64) Option {
+	return func(c *config) {
+		if n < 0 {
+			n = DefaultMaxDatalessRows
+		}
+		c.limits.datalessRows = n
+	}
 }
 
 // ipcWriterOptions returns the IPC writer's options; mem is the allocator of what the writer makes.

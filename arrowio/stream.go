@@ -149,7 +149,7 @@ func NewStreamReader(ctx context.Context, c *collective.Comm, src, tag int, opts
 		return nil, errors.New("arrowio: stream reader: nil communicator")
 	}
 	cfg := newConfig(opts)
-	r := &StreamReader{ctx: ctx, c: c, src: src, tag: tag, dec: newDecoder(cfg.mem)}
+	r := &StreamReader{ctx: ctx, c: c, src: src, tag: tag, dec: newDecoder(cfg.mem, cfg.limits)}
 	r.refs.Store(1)
 	for r.dec.schema() == nil && !r.dec.done() {
 		if err := r.recv(); err != nil {

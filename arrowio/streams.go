@@ -120,8 +120,8 @@ type inStream struct {
 	dec  *decoder
 }
 
-func newInStream(from int, mem memory.Allocator) *inStream {
-	return &inStream{from: from, dec: newDecoder(mem)}
+func newInStream(from int, cfg *config) *inStream {
+	return &inStream{from: from, dec: newDecoder(cfg.mem, cfg.limits)}
 }
 
 // feed decodes a chunk and releases it (empty chunks, rounds of a broadcast after the stream ended,
