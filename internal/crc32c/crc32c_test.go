@@ -105,3 +105,36 @@ func TestVectorPath(t *testing.T) {
 		t.Skip("this CPU (or architecture) has no AVX-512 VPCLMULQDQ: the tests above checked the hash/crc32 path only")
 	}
 }
+
+// TestCombine: Combine of two pieces' checksums is the checksum of their
+// concatenation (hash/crc32 as the oracle), for empty pieces, lengths
+// around powers of two and random splits.
+func TestCombine(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	p := randomBytes(r, 1<<20+77)
+	splits := []struct{ a, b int }{{0, 0}, {0, 1}, {1, 0}, {5, 0}, {0, 5}, {1, 1}, {7, 8}, {64, 64}, {255, 257}, {4096, 4095}, {1 << 19, 1<<19 + 77}}
+	for range 40 {
+		a := r.IntN(len(p))
+		splits = append(splits, struct{ a, b int }{a, r.IntN(len(p) - a + 1)})
+	}
+	for _, s := range splits {
+		a, b := p[:s.a], p[s.a:s.a+s.b]
+		want := crc32.Checksum(p[:s.a+s.b], oracle)
+		got := Combine(crc32.Checksum(a, oracle), crc32.Checksum(b, oracle), int64(len(b)))
+		require.Equal(t, want, got, "a %d bytes, b %d bytes", s.a, s.b)
+	}
+	// Three pieces, joined left to right and right to left.
+	x, y, z := p[:1000], p[1000:300000], p[300000:]
+	cx, cy, cz := Checksum(x), Checksum(y), Checksum(z)
+	want := crc32.Checksum(p, oracle)
+	require.Equal(t, want, Combine(Combine(cx, cy, int64(len(y))), cz, int64(len(z))))
+	require.Equal(t, want, Combine(cx, Combine(cy, cz, int64(len(z))), int64(len(y)+len(z))))
+	// Appending zeros: Combine with their checksum is Update over them.
+	require.Equal(t, Update(cx, make([]byte, 1<<16)), Combine(cx, Checksum(make([]byte, 1<<16)), 1<<16))
+}
+
+func BenchmarkCombine(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		_ = Combine(uint32(i), 0x12345678, 4<<20+int64(i&1023))
+	}
+}
