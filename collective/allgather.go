@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+
+	"github.com/fnmesh/fnmesh/internal/crc32c"
 )
 
 // Allgather gives every rank every rank's data: result[i] is rank i's data
@@ -42,9 +44,11 @@ func (c *Comm) Allgather(ctx context.Context, data []byte) (out [][]byte, err er
 // AllgatherInto is the allgather of equal-sized blocks, as MPI_Allgather:
 // every rank passes data of the same length and out of Size() times that
 // length; block i of out receives rank i's data. The total size is known on
-// every rank, so the algorithm is chosen directly (recursive doubling or
-// Bruck below the short-message threshold, ring above, which reads every
-// block straight into out).
+// every rank, so the algorithm is chosen directly: with Size() a power of
+// two, recursive doubling at every size (each step's blocks are contiguous
+// in out and read straight into place); otherwise Bruck below the
+// short-message threshold and the ring above it, which reads every block
+// straight into out.
 func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) {
 	cl, err := c.begin(ctx, "allgather")
 	if err != nil {
@@ -56,24 +60,31 @@ func (c *Comm) AllgatherInto(ctx context.Context, data, out []byte) (err error) 
 		return fmt.Errorf("%w: out has %d bytes, want %d ranks x %d", ErrMismatch, len(out), p, n)
 	}
 	a := cl.tun.Force[OpAllgather]
-	if a == Auto {
-		short, fast := cl.allgatherShort()
+	switch {
+	case a != Auto:
+	case isPow2(p):
+		a = AllgatherRecursiveDoubling
+	case len(out) < cl.tun.AllgatherShort:
+		a = AllgatherBruck
+	default:
 		a = AllgatherRing
-		if len(out) < short {
-			a = fast
-		}
 	}
 	cl.use(wireOf(a), sizeIdent(n))
-	// The ring's first send is this rank's block: checksummed as it is
-	// copied into place, it goes out with that checksum (copySum).
+	inPlace := a == AllgatherRing || a == AllgatherRecursiveDoubling && isPow2(p)
+	// The first send of the ring and of recursive doubling is this rank's
+	// block: checksummed as it is copied into place, it goes out with that
+	// checksum (copySum).
 	var own msgSum
-	if a == AllgatherRing && p > 1 && c.t.checksum && n < c.t.maxFrame {
+	if inPlace && p > 1 && c.t.checksum && n < c.t.maxFrame {
 		own = copySum(out[c.rank*n:(c.rank+1)*n], data)
 	} else {
 		copy(out[c.rank*n:], data)
 	}
 	if p == 1 {
 		return nil
+	}
+	if a == AllgatherRecursiveDoubling && inPlace {
+		return cl.allgatherRecDoublingInto(0, out, n, own)
 	}
 	into := make([][]byte, p)
 	for i := range into {
@@ -238,6 +249,44 @@ func (cl *call) allgatherRingInto(base int, out [][]byte, own msgSum) ([][]byte,
 		out[(r-s-1+p)%p], sum = b, got
 	}
 	return out, nil
+}
+
+// allgatherRecDoublingInto is recursive doubling over out, for p a power of
+// two and blocks of n bytes: in step k rank r exchanges the 2^k blocks of
+// its group of 2^k ranks, contiguous in out, with rank r xor 2^k, and reads
+// the other group's straight into place. own is the checksum of this rank's
+// block if known. What a rank sends in step k+1 is what it sent in step k
+// joined with what it received, so its checksum is theirs joined
+// (crc32c.Combine) and no block is read again to be checksummed.
+func (cl *call) allgatherRecDoublingInto(base int, out []byte, n int, own msgSum) error {
+	p, r := cl.c.size, cl.c.rank
+	sum := own // of what this rank sends next
+	var rs recvs
+	rs.reqs = make([]*request, 0, 1)
+	for mask, step := 1, base; mask < p; mask, step = mask<<1, step+1 {
+		peer := r ^ mask
+		lo, plo := (r&^(mask-1))*n, (peer&^(mask-1))*n
+		mine, theirs := out[lo:lo+mask*n], out[plo:plo+mask*n]
+		rs.reset()
+		rs.exact(cl, peer, step, theirs)
+		if err := cl.forward(peer, step, mine, sum); err != nil {
+			rs.abandonFrom(cl, err, 0)
+			return err
+		}
+		got, err := rs.waitSum(cl, 0)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !sum.ok || !got.ok:
+			sum = msgSum{}
+		case plo > lo:
+			sum.crc = crc32c.Combine(sum.crc, got.crc, int64(len(theirs)))
+		default:
+			sum.crc = crc32c.Combine(got.crc, sum.crc, int64(len(mine)))
+		}
+	}
+	return nil
 }
 
 // allgatherRecDoubling: in step k rank r exchanges everything it holds with

@@ -166,16 +166,26 @@ func TestCopySum(t *testing.T) {
 	}
 }
 
-// TestAllgatherIntoOwnChecksum: AllgatherInto's ring sends each rank's own
-// block with the checksum computed as the block was copied into place
-// (copySum); every block arrives bit-identical and passes the check at
-// every rank, forwarded ones too, with and without a trailer.
+// TestAllgatherIntoOwnChecksum: AllgatherInto's ring and recursive
+// doubling send each rank's own block with the checksum computed as the
+// block was copied into place (copySum), and recursive doubling each later
+// step's blocks with the checksums of the previous step's joined
+// (crc32c.Combine); every block arrives bit-identical and passes the check
+// at every rank, forwarded ones too, with and without a trailer.
 func TestAllgatherIntoOwnChecksum(t *testing.T) {
-	for _, p := range []int{2, 3} {
+	cases := []struct {
+		algo Algorithm
+		p    int
+	}{
+		{AllgatherRing, 2}, {AllgatherRing, 3},
+		{AllgatherRecursiveDoubling, 2}, {AllgatherRecursiveDoubling, 4}, {AllgatherRecursiveDoubling, 8},
+	}
+	for _, tc := range cases {
+		p := tc.p
 		for _, n := range []int{1000, streamMin + 12345} {
-			t.Run(fmt.Sprintf("p=%d/n=%d", p, n), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/p=%d/n=%d", tc.algo, p, n), func(t *testing.T) {
 				tu := DefaultTuning()
-				tu.Force[OpAllgather] = AllgatherRing // the short-message algorithms send bundles instead
+				tu.Force[OpAllgather] = tc.algo
 				comms := newComms(t, tcpMesh, p, WithTuning(tu))
 				outs := make([][]byte, p)
 				errs := runAll(t, comms, 20*time.Second, func(ctx context.Context, c *Comm) error {

@@ -25,7 +25,10 @@ type Tuning struct {
 
 	// Allgather (total bytes over all ranks): with p a power of two,
 	// recursive doubling below AllgatherShortPow2, else ring; otherwise
-	// Bruck below AllgatherShort, else ring.
+	// Bruck below AllgatherShort, else ring. AllgatherInto, whose blocks
+	// are contiguous in out, runs recursive doubling in place at every
+	// size when p is a power of two (AllgatherShortPow2 does not apply to
+	// it), and otherwise picks by AllgatherShort as Allgather does.
 	AllgatherShortPow2 int
 	AllgatherShort     int
 
