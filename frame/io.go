@@ -107,9 +107,14 @@ func ReadParquet(ctx context.Context, c *collective.Comm, paths []string, opts .
 // with arrowio.DecodeIPC: the partition's arrays point into what was read
 // (unless compressed), and a damaged file is an error, never a panic or an
 // allocation of what a damaged length claims. A file is read through the
-// stream it embeds; its footer is not used.
+// stream it embeds; its footer is not used. What one file's compressed
+// buffers decompress to is bounded, at 4 GiB in all by default, and so are
+// the rows of columns that hold nothing per row: see WithDecodeLimits.
 func ReadIPC(ctx context.Context, c *collective.Comm, paths []string, opts ...Option) (*Frame, error) {
-	return readFiles(ctx, c, "read ipc", paths, opts, readIPCFile)
+	limits := newConfig(opts).decodeLimits()
+	return readFiles(ctx, c, "read ipc", paths, opts, func(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+		return readIPCFile(ctx, mem, path, limits...)
+	})
 }
 
 // ReadCSV reads a frame from CSV files with a header row, each rank the
@@ -634,7 +639,7 @@ func withoutParquetIDs(t arrow.Table) arrow.Table {
 // arrow-go reads it and every batch after (arrow-go's file reader follows
 // the footer's offsets and lengths unchecked: a damaged one makes it
 // allocate whatever it says). The table points into what was read.
-func readIPCFile(ctx context.Context, mem memory.Allocator, path string) (arrow.Table, error) {
+func readIPCFile(ctx context.Context, mem memory.Allocator, path string, opts ...arrowio.Option) (arrow.Table, error) {
 	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
@@ -654,16 +659,16 @@ func readIPCFile(ctx context.Context, mem memory.Allocator, path string) (arrow.
 			return nil, err
 		}
 	}
-	return decodeIPC(data, arrowio.LimitAllocator(mem, readLimit(size)))
+	return decodeIPC(data, arrowio.LimitAllocator(mem, readLimit(size)), opts...)
 }
 
 // ipcReadBytes is how many bytes of an IPC file readIPCFile reads between
 // two looks at its context (about a millisecond of reading).
 const ipcReadBytes = 1 << 20
 
-func decodeIPC(data []byte, mem memory.Allocator) (_ arrow.Table, err error) {
+func decodeIPC(data []byte, mem memory.Allocator, opts ...arrowio.Option) (_ arrow.Table, err error) {
 	defer recoverPanic(&err, "ipc")
-	t, err := arrowio.DecodeIPC(data, arrowio.WithAllocator(mem))
+	t, err := arrowio.DecodeIPC(data, append([]arrowio.Option{arrowio.WithAllocator(mem)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("not an Arrow IPC file or stream, or a damaged one: %w", err)
 	}

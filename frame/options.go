@@ -18,10 +18,15 @@ type config struct {
 	profile     *Profile
 	log         *slog.Logger
 	parallelism int
+
+	maxDecodedBytes, maxDatalessRows int64 // negative: arrowio's defaults
 }
 
 func newConfig(opts []Option) *config {
-	cfg := &config{mem: memory.DefaultAllocator, log: slog.New(slog.DiscardHandler), parallelism: runtime.GOMAXPROCS(0)}
+	cfg := &config{
+		mem: memory.DefaultAllocator, log: slog.New(slog.DiscardHandler), parallelism: runtime.GOMAXPROCS(0),
+		maxDecodedBytes: -1, maxDatalessRows: -1,
+	}
 	for _, o := range opts {
 		if o != nil {
 			o(cfg)
@@ -76,6 +81,26 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithDecodeLimits bounds what decoding one message a rank receives from
+// another (in a shuffle, join, sort, ...), or one file ReadIPC reads, may
+// cost: maxDecodedBytes what its compressed buffers may decompress to in
+// all (arrowio.WithMaxDecodedBytes, default arrowio.DefaultMaxDecodedBytes,
+// 4 GiB), maxDatalessRows the rows it may carry beyond those its bytes hold
+// (arrowio.WithMaxDatalessRows: null columns and the like; default
+// arrowio.DefaultMaxDatalessRows). Over either is an error wrapping
+// arrowio.ErrDecodeLimit. A negative value keeps that default. Raise them to
+// read compressed IPC files that decompress to more than 4 GiB each.
+func WithDecodeLimits(maxDecodedBytes, maxDatalessRows int64) Option {
+	return func(c *config) {
+		c.maxDecodedBytes, c.maxDatalessRows = maxDecodedBytes, maxDatalessRows
+	}
+}
+
+// decodeLimits returns the arrowio options of the frame's decode limits.
+func (c *config) decodeLimits() []arrowio.Option {
+	return []arrowio.Option{arrowio.WithMaxDecodedBytes(c.maxDecodedBytes), arrowio.WithMaxDatalessRows(c.maxDatalessRows)}
+}
+
 func (c *config) arrowio() []arrowio.Option {
-	return []arrowio.Option{arrowio.WithAllocator(c.mem), arrowio.WithCompression(c.compression)}
+	return append([]arrowio.Option{arrowio.WithAllocator(c.mem), arrowio.WithCompression(c.compression)}, c.decodeLimits()...)
 }
