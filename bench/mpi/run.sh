@@ -24,7 +24,7 @@
 # in a network namespace whose default is name (root needed).
 # MPI_CONGESTION=system leaves Open MPI on the system's default (unequal).
 #
-# Results land in DIR (default bench/results/<date>-<time>): iperf3-N.json,
+# Results land in DIR (default bench/results/<date>-<time>): iperf3-npN[-runK].json,
 # fnmesh.csv/.json/.png, openmpi.csv, compare.txt and ratio.png.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -224,7 +224,10 @@ mpi_cc=$("${ns[@]}" cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null ||
 } | tee "$out/machine.txt"
 
 # iperf3 on loopback: one TCP stream for 5 s in 1 MiB writes (its largest),
-# the kernel's limit for one link (with -repeat, the best of N), with the
+# the kernel's limit for one link (the best of those measured: one before
+# each run of both tools at each rank count, so that the ceiling is sampled
+# over the same minutes as what it is compared with; a virtual machine's
+# speed can drift by half within a run), with the
 # congestion control of fnmesh's links (CONGESTION, default cubic, given to
 # fnmesh bench -congestion too: see punch.WithCongestionControl), so that the
 # ceiling and the links are paced alike; Open MPI runs on the same (see the
@@ -247,11 +250,6 @@ iperf() { # iperf OUTFILE
 	wait "$server" 2>/dev/null || true
 }
 ceilings=()
-for rep in $(seq "$repeat"); do
-	echo "== iperf3 on loopback (one TCP stream, 5 s, 1 MiB writes, $congestion): the TCP ceiling (run $rep of $repeat)"
-	iperf "$out/iperf3-$rep.json"
-	grep -q bits_per_second "$out/iperf3-$rep.json" && ceilings+=("$out/iperf3-$rep.json")
-done
 
 : >"$out/fnmesh.csv"
 : >"$out/openmpi.csv"
@@ -259,6 +257,9 @@ for np in $nps; do
 	for rep in $(seq "$repeat"); do
 		tag="np$np"
 		((repeat > 1)) && tag="np$np-run$rep"
+		echo "== iperf3 on loopback (one TCP stream, 5 s, 1 MiB writes, $congestion): the TCP ceiling (before np=$np, run $rep of $repeat)"
+		iperf "$out/iperf3-$tag.json"
+		grep -q bits_per_second "$out/iperf3-$tag.json" && ceilings+=("$out/iperf3-$tag.json")
 		echo "== fnmesh bench, np=$np (run $rep of $repeat)"
 		"${ns[@]}" "$out/fnmesh" bench -np "$np" -csv "$out/fnmesh-$tag.csv" -json "$out/fnmesh-$tag.json" \
 			-png "$out/fnmesh-$tag.png" -congestion "$congestion" "${flags[@]}" "${fnmesh_only[@]}"
