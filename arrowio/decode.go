@@ -24,7 +24,6 @@ type decoder struct {
 	whole  bool           // the stream arrives as one message (DecodeIPC): errors name no message
 	msgs   int            // messages fed so far
 	size   int64          // the current message's bytes
-	rows   int64          // rows of the current message's batches
 	queue  []*ipc.Message // parsed, not yet read
 	cur    *ipc.Message   // the message the ipc.Reader read last
 	rdr    *ipc.Reader
@@ -33,6 +32,12 @@ type decoder struct {
 	framed bool // the last chunk parse saw was whole messages: eos says whether it ended the stream
 	err    error
 	closed bool
+
+	// For delta dictionaries (checkValues): the stream's bytes so far, received and decompressed, and
+	// by dictionary id the values its batches hold since it was last replaced (their widest field
+	// nodes, summed).
+	streamBytes int64
+	dictValues  map[int64]int64
 }
 
 // newDecoder returns a decoder that allocates what it decodes from mem, within lim per message.
@@ -126,7 +131,7 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 	}
 	// Each message has its own budget (WithMaxDecodedBytes, WithMaxDatalessRows).
 	d.msgs++
-	d.size, d.rows = int64(chunk.Len()), 0
+	d.size = int64(chunk.Len())
 	d.mem.reset()
 	if err := d.parse(chunk); err != nil {
 		return err
@@ -158,9 +163,6 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 			return errIncomplete
 		}
 		rec := d.rdr.RecordBatch()
-		if err := d.countRows(rec.NumRows()); err != nil {
-			return err
-		}
 		if m, ok := rec.(arrow.RecordBatchWithMetadata); ok {
 			if i := m.Metadata().FindKey(abortKey); i >= 0 {
 				return &abortError{msg: m.Metadata().Values()[i]}
@@ -177,25 +179,15 @@ func (d *decoder) decode(chunk *memory.Buffer) (err error) {
 	return nil
 }
 
-// countRows adds a batch's rows to the message's and checks them against what its bytes hold (see
-// DefaultMaxDatalessRows): the bytes received and those its compressed buffers decompressed to.
-func (d *decoder) countRows(rows int64) error {
-	decoded := d.mem.used.Load()
-	if room := rowAllowance(d.size, decoded, d.limits.datalessRows) - d.rows; rows > room {
-		return fmt.Errorf("%s: %w: a record batch of %d rows, where the message's %d bytes (%d received, %d decompressed) leave room for %d more: 8 rows a byte and %d rows without data (WithMaxDatalessRows)",
-			d.message(), ErrDecodeLimit, rows, d.size+decoded, d.size, decoded, room, d.limits.datalessRows)
-	}
-	d.rows += rows
-	return nil
-}
-
 // parse splits a chunk into IPC messages onto the queue, noting the end-of-stream marker. Each message
-// holds a reference to the chunk. What the messages' compressed buffers announce is checked before
-// arrow-go allocates it (compressedClaims): each against its codec, all against the message's budget.
+// holds a reference to the chunk. What the messages' metadata claims is checked before arrow-go reads
+// any of them (messageClaims): what their compressed buffers announce, each against its codec and all
+// against the message's budget, and the values their batches hold (checkValues).
 func (d *decoder) parse(buf *memory.Buffer) error {
 	d.framed = false
 	var (
 		claims   int64
+		batches  []ipcBatch
 		claimErr error
 	)
 	b := buf.Bytes()
@@ -203,12 +195,15 @@ func (d *decoder) parse(buf *memory.Buffer) error {
 		if claimErr != nil {
 			return
 		}
-		c, err := compressedClaims(b[metaAt:metaAt+metaLen], b[bodyAt:bodyAt+bodyLen])
+		c, err := messageClaims(b[metaAt:metaAt+metaLen], b[bodyAt:bodyAt+bodyLen])
 		if err != nil {
 			claimErr = fmt.Errorf("IPC message %d of %s: %w", len(d.queue)+1, d.message(), err)
 			return
 		}
-		claims = min(claims, math.MaxInt64-c) + c // saturating
+		claims = satAdd(claims, c.decoded)
+		if c.what != "" {
+			batches = append(batches, ipcBatch{len(d.queue) + 1, c})
+		}
 		meta := memory.SliceBuffer(buf, metaAt, metaLen)
 		body := memory.SliceBuffer(buf, bodyAt, bodyLen)
 		d.queue = append(d.queue, ipc.NewMessage(meta, body))
@@ -229,8 +224,65 @@ func (d *decoder) parse(buf *memory.Buffer) error {
 		return fmt.Errorf("%s: %w: its compressed buffers need %d bytes to decompress into, more than the %d one message may decode to (WithMaxDecodedBytes)",
 			d.message(), ErrDecodeLimit, claims, d.limits.decodedBytes)
 	}
+	return d.checkValues(batches, claims)
+}
+
+// ipcBatch is a batch of a chunk and its IPC message's number in the chunk, from 1.
+type ipcBatch struct {
+	msg int
+	batchClaims
+}
+
+// checkValues checks the values that a message's batches claim (their metadata: batches is what
+// messageClaims read, decoded what their compressed buffers decompress to) against what its bytes
+// hold, before any of them is decoded: 8 values a byte and WithMaxDatalessRows more (see
+// DefaultMaxDatalessRows). The rows of its record batches count in all; each field node of each batch
+// (record or dictionary) counts on its own, so that deep nesting, where every level holds the same
+// values again, is not refused. A delta dictionary batch adds to a dictionary of earlier messages:
+// what its deltas have added since the dictionary was last replaced (the widest field node of each,
+// summed) is bounded by the stream's bytes so far in the same way, so a stream of small messages of
+// deltas cannot grow a dictionary past WithMaxDatalessRows values that store nothing.
+func (d *decoder) checkValues(batches []ipcBatch, decoded int64) error {
+	d.streamBytes = satAdd(d.streamBytes, satAdd(d.size, decoded))
+	allow := rowAllowance(d.size, decoded, d.limits.datalessRows)
+	bytes := func() string {
+		return fmt.Sprintf("the message's %d bytes (%d received, %d decompressed)", satAdd(d.size, decoded), d.size, decoded)
+	}
+	rows := int64(0)
+	for _, b := range batches {
+		if b.what == "record batch" {
+			if room := allow - rows; b.length > room {
+				return fmt.Errorf("%s: %w: a record batch of %d rows, where %s leave room for %d more: 8 rows a byte and %d rows without data (WithMaxDatalessRows)",
+					d.message(), ErrDecodeLimit, b.length, bytes(), room, d.limits.datalessRows)
+			}
+			rows += b.length
+		}
+		if b.widest > allow {
+			return fmt.Errorf("%s: %w: IPC message %d, a %s: field node %d holds %d values, where %s allow %d: 8 a byte and %d without data (WithMaxDatalessRows)",
+				d.message(), ErrDecodeLimit, b.msg, b.what, b.widestAt, b.widest, bytes(), allow, d.limits.datalessRows)
+		}
+		if b.what != "dictionary batch" {
+			continue
+		}
+		if d.dictValues == nil {
+			d.dictValues = make(map[int64]int64)
+		}
+		if !b.delta {
+			d.dictValues[b.dict] = b.widest
+			continue
+		}
+		held := satAdd(d.dictValues[b.dict], b.widest)
+		d.dictValues[b.dict] = held
+		if most := rowAllowance(d.streamBytes, 0, d.limits.datalessRows); held > most {
+			return fmt.Errorf("%s: %w: IPC message %d, a delta of dictionary %d: with it, the dictionary's batches since it was last replaced hold %d values (their widest field nodes, summed), where the stream's %d bytes so far (received and decompressed) allow %d: 8 a byte and %d without data (WithMaxDatalessRows)",
+				d.message(), ErrDecodeLimit, b.msg, b.dict, held, d.streamBytes, most, d.limits.datalessRows)
+		}
+	}
 	return nil
 }
+
+// satAdd returns a+b for a, b >= 0, or MaxInt64 if that overflows.
+func satAdd(a, b int64) int64 { return min(a, math.MaxInt64-b) + b }
 
 // walkMessages walks the IPC messages of a chunk, calling fn with where each message's metadata and
 // body lie, and reports whether it met the end-of-stream marker. Each message's metadata is verified

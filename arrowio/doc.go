@@ -52,11 +52,12 @@
 // buffer sizes are bounded, and so is what one message may cost to decode (ErrDecodeLimit): the bytes
 // its compressed buffers decompress to, in all (WithMaxDecodedBytes, 4 GiB by default; a size no
 // codec could expand the buffer's bytes to is refused as damage before anything is allocated), and
-// its rows beyond 8 a byte of it, which only columns that hold nothing per row can claim
-// (WithMaxDatalessRows, 2^28 by default); the schema's types are checked (decimal precision and
-// scale), and every batch is validated (offsets, dictionary indices, view headers and prefixes, null counts against
-// their bitmaps) before it is handed out, so malformed input is an error, never a crash in the
-// caller. A receiver that refuses a stream still reads it to its end (found by the messages'
+// its rows, and the values of each column at any depth (a list's, a dictionary's), beyond 8 a byte
+// of it, which only columns that hold nothing per value can claim (WithMaxDatalessRows, 2^28 by
+// default; arrowio's senders cut what they send to stay within it); the schema's types are checked
+// (decimal precision and scale), and every batch is validated (offsets, dictionary indices, view
+// headers and prefixes, null counts against their bitmaps) before it is handed out, so malformed
+// input is an error, never a crash in the caller. A receiver that refuses a stream still reads it to its end (found by the messages'
 // framing), so the next stream on the tag, or the next collective, starts clean.
 //
 // # Memory

@@ -372,16 +372,24 @@ func (e *encoder) release() {
 }
 
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0
-// or rec is smaller). The caller releases every slice.
+// or rec is smaller), and of values a receiver accepts under the default limits: a batch with a field
+// node of more values than its bytes account for (columns that store nothing per value: nulls, run-end
+// encoded or zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so that no slice
+// has more than DefaultMaxDatalessRows in one. Slices are cut by rows, so a node whose values are
+// spread unevenly over the rows (a list's) may still exceed that in one, and a single row cannot be
+// cut. The caller releases every slice.
 func splitBatch(rec arrow.RecordBatch, target int64) []arrow.RecordBatch {
 	n := rec.NumRows()
-	size := int64(0)
-	if target > 0 && n > 1 {
-		size = recordBytes(rec)
-	}
 	pieces := int64(1)
-	if target > 0 && size > target {
-		pieces = min((size+target-1)/target, n)
+	if n > 1 {
+		size := recordBytes(rec)
+		if target > 0 && size > target {
+			pieces = (size + target - 1) / target
+		}
+		if w := widestNode(rec); w > rowAllowance(size, 0, DefaultMaxDatalessRows) {
+			pieces = max(pieces, (w+DefaultMaxDatalessRows-1)/DefaultMaxDatalessRows)
+		}
+		pieces = min(pieces, n)
 	}
 	if pieces == 1 {
 		rec.Retain()
@@ -402,7 +410,9 @@ func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err erro
 	if t.NumCols() == 0 {
 		// A table reader reads no rows from a table of no columns: its rows are one batch of none.
 		if t.NumRows() > 0 {
-			out = append(out, array.NewRecordBatch(t.Schema(), nil, t.NumRows()))
+			rec := array.NewRecordBatch(t.Schema(), nil, t.NumRows())
+			out = splitBatch(rec, target)
+			rec.Release()
 		}
 		return out, nil
 	}
@@ -423,17 +433,20 @@ func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err erro
 }
 
 // groupBatches groups consecutive batches into chunks of about target bytes (a batch larger than
-// target, which splitBatch left whole, travels alone): it returns where each chunk's batches start.
+// target, which splitBatch left whole, travels alone), and of no more rows than a receiver accepts
+// for their bytes under the default limits (see splitBatch): it returns where each chunk's batches
+// start.
 func groupBatches(bs []arrow.RecordBatch, target int64) []int {
 	var starts []int
-	size := int64(0)
+	size, rows := int64(0), int64(0)
 	for i, b := range bs {
-		n := recordBytes(b)
-		if i == 0 || target <= 0 || size+n > target {
+		n, r := recordBytes(b), b.NumRows()
+		if i == 0 || target <= 0 || size+n > target || rows+r > rowAllowance(size+n, 0, DefaultMaxDatalessRows) {
 			starts = append(starts, i)
-			size = 0
+			size, rows = 0, 0
 		}
 		size += n
+		rows += r
 	}
 	return starts
 }
@@ -444,6 +457,63 @@ func recordBytes(rec arrow.RecordBatch) int64 {
 		size += approxBytes(col.Data())
 	}
 	return size
+}
+
+// widestNode returns the most values any one IPC field node of rec holds when it is sent (see
+// nodeValues), or its rows if that is more (a batch of no columns has no nodes).
+func widestNode(rec arrow.RecordBatch) int64 {
+	w := rec.NumRows()
+	for _, col := range rec.Columns() {
+		w = max(w, nodeValues(col.Data(), 0))
+	}
+	return w
+}
+
+// nodeValues returns the most values that d, or any array it is made of, holds as arrow-go's IPC
+// writer sends it: the values a slice spans of a list's or a struct's children. Where it cannot tell
+// cheaply (the children of unions and run-end encoded arrays), it counts a child whole, which is no
+// less than what is sent. A dictionary does not count: it is sent whole in a batch of its own, however
+// its indices are cut.
+func nodeValues(d arrow.ArrayData, depth int) int64 {
+	n := int64(d.Len())
+	if n == 0 || depth > 64 {
+		return n
+	}
+	w := n
+	dt := d.DataType()
+	if ext, ok := dt.(arrow.ExtensionType); ok {
+		dt = ext.StorageType()
+	}
+	off := int64(d.Offset())
+	switch dt := dt.(type) {
+	case *arrow.ListType, *arrow.MapType:
+		o := arrow.GetOffsets[int32](d, 1)
+		return max(w, childValues(d.Children()[0], int64(o[0]), int64(o[n]), depth))
+	case *arrow.LargeListType:
+		o := arrow.GetOffsets[int64](d, 1)
+		return max(w, childValues(d.Children()[0], o[0], o[n], depth))
+	case *arrow.FixedSizeListType:
+		k := int64(dt.Len())
+		return max(w, childValues(d.Children()[0], off*k, (off+n)*k, depth))
+	case *arrow.StructType:
+		for _, c := range d.Children() {
+			w = max(w, childValues(c, off, off+n, depth))
+		}
+		return w
+	}
+	for _, c := range d.Children() {
+		w = max(w, nodeValues(c, depth+1))
+	}
+	return w
+}
+
+func childValues(child arrow.ArrayData, lo, hi int64, depth int) int64 {
+	if hi <= lo {
+		return 0
+	}
+	s := array.NewSliceData(child, lo, hi)
+	defer s.Release()
+	return nodeValues(s, depth+1)
 }
 
 func releaseBatches(bs []arrow.RecordBatch) {
@@ -458,7 +528,7 @@ func releaseBatches(bs []arrow.RecordBatch) {
 // the whole buffers it shares with its parent).
 func approxBytes(d arrow.ArrayData) int64 {
 	n := int64(d.Len())
-	if n == 0 {
+	if n == 0 || d.DataType().ID() == arrow.NULL { // a null array is sent without buffers
 		return 0
 	}
 	size := int64(0)

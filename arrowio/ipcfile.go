@@ -17,8 +17,9 @@ var ipcMagic = []byte("ARROW1")
 // random-access format), held in data, with the checks arrowio makes on every message it receives:
 // each message's flatbuffer metadata is verified before arrow-go reads it, no message or body may
 // overrun data, the buffers decoding allocates (decompressed bodies) are bounded, each and in all
-// (WithMaxDecodedBytes: data counts as one message), so are rows beyond what data holds
-// (WithMaxDatalessRows), and every record batch is validated before it is kept. Malformed input is an error, never a panic or an attempt to
+// (WithMaxDecodedBytes: data counts as one message), so are rows, and values of each column at any
+// depth, beyond what data holds (WithMaxDatalessRows), and every record batch is validated before it
+// is kept. Malformed input is an error, never a panic or an attempt to
 // allocate what a damaged length claims. A file is read through the stream it embeds (the format
 // puts one between its leading magic and its footer), so its footer's block offsets are never
 // followed. Zero-row batches are dropped.

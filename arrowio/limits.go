@@ -12,9 +12,10 @@ import (
 
 // Receive limits. A received message is decoded in place, so what decoding it costs beyond its own
 // bytes comes from two things its sender controls: compressed buffers, each of which announces the
-// size it decompresses to and is allocated that size, and record batches whose columns hold nothing
-// per row (null columns, run-end encoded ones, zero-width fixed-size types, structs of those, no
-// columns at all), which can claim any number of rows in a few bytes. Both are bounded per message.
+// size it decompresses to and is allocated that size, and batches whose columns hold nothing per
+// value (null columns, run-end encoded ones, zero-width fixed-size types, structs and lists of those,
+// no columns at all), which can claim any number of rows, or of values below the top level, in a few
+// bytes. Both are bounded per message.
 
 // ErrDecodeLimit is returned (wrapped, naming the message, the sizes and the limit) when a received
 // message, or DecodeIPC's input, would cost more to decode than WithMaxDecodedBytes or
@@ -39,7 +40,10 @@ const (
 	// per row can claim more, and a 232-byte message claiming 2^36 rows of one null column made
 	// HashPartition ask for 512 GiB of hashes and die. Rows are what arrowio's own row operations
 	// allocate by (HashPartition 12 bytes a row of scratch, a gather an 8-byte index more), so 2^28 of
-	// them cost those 3-5 GiB, about what a message may decode to.
+	// them cost those 3-5 GiB, about what a message may decode to. The same holds below the top
+	// level, where hashing allocates 8 bytes a value (of a list's values, a fixed-size list's N a
+	// row, a dictionary's): each field node of a message, dictionary batches included, may hold no
+	// more values than its rows may.
 	DefaultMaxDatalessRows = 1 << 28
 )
 
@@ -56,9 +60,9 @@ var defaultRecvLimits = recvLimits{decodedBytes: DefaultMaxDecodedBytes, datales
 //
 //   - LZ4 (frame format, of blocks in the block format): a sequence is a token byte, the literals
 //     and, for a match, a 2-byte offset and the match length (4 + the token's 4 bits + the sum of as
-//     many extension bytes as follow, each worth 255 at most). A match of m extension bytes costs 3 +
-//     m bytes and copies at most 19 + 255m; a literal costs its byte; so output stays under 255
-//     times the input, whatever else the frame holds (headers, uncompressed blocks: less).
+//     many extension bytes as follow, each worth 255 at most, the last less). A match of m extension
+//     bytes costs 3 + m bytes and copies at most 18 + 255m; a literal costs its byte; so output stays
+//     under 255 times the input, whatever else the frame holds (headers, uncompressed blocks: less).
 //   - Zstd (RFC 8878): every block starts with a 3-byte header and decompresses to at most
 //     Block_Maximum_Size, 128 KiB; the densest is an RLE block, 3 bytes of header and 1 byte repeated
 //     up to 128 KiB times, so output stays under 131072/4 = 32768 times the input. The limit applies
@@ -94,9 +98,7 @@ func (a *decodeAllocator) Reallocate(size int, b []byte) []byte {
 
 // charge counts an allocation of size bytes that replaces one of had.
 func (a *decodeAllocator) charge(size, had int) {
-	if size < 0 || size > a.maxBuffer {
-		panic(fmt.Sprintf("an allocation of %d bytes is outside the limit of 0..%d (damaged input?)", size, a.maxBuffer))
-	}
+	limitAllocator{max: a.maxBuffer}.check(size)
 	grow := int64(size - had)
 	if grow <= 0 {
 		return
@@ -132,31 +134,78 @@ func fbFieldPos(buf []byte, pos, slot int) int {
 // fbDeref follows the offset at pos.
 func fbDeref(buf []byte, pos int) int { return pos + int(binary.LittleEndian.Uint32(buf[pos:])) }
 
-// compressedClaims returns how many bytes arrow-go will allocate to decompress the compressed buffers
-// of one IPC message (meta verified, body its body): what each announces, rounded up to a multiple of
-// 64 bytes as arrow-go's buffers are, in all. Each
-// announcement is checked first: a compressed buffer holds its 8-byte size, inside the body, and
-// announces no more than its codec can expand its bytes to (maxExpansion). Messages without
-// compressed buffers claim 0.
-func compressedClaims(meta, body []byte) (int64, error) {
+// batchClaims is what the metadata of one IPC message says decoding it takes (messageClaims).
+type batchClaims struct {
+	what     string // "record batch" or "dictionary batch"; "" for other messages, which claim nothing
+	decoded  int64  // bytes its compressed buffers decompress to, each rounded up to 64 as allocated
+	length   int64  // the batch's length (its rows)
+	widest   int64  // the most values any one of its field nodes has
+	widestAt int    // which node that is
+	dict     int64  // a dictionary batch's dictionary id
+	delta    bool   // a dictionary batch that adds to its dictionary rather than replacing it
+}
+
+// messageClaims reads from one IPC message's metadata (meta verified, body its body) what decoding it
+// takes: the bytes arrow-go will allocate to decompress its compressed buffers, and the lengths of the
+// batch and of its field nodes (FieldNode: length and null count, 16 bytes each), which say how many
+// values each column holds at every depth (a list's values, a dictionary's). Each compressed buffer
+// is checked first: it holds its 8-byte size, inside the body, and announces no more than its codec
+// can expand its bytes to (maxExpansion) nor than one buffer may take (maxDecodedBuffer). Negative
+// lengths are refused as damage.
+func messageClaims(meta, body []byte) (batchClaims, error) {
+	var c batchClaims
 	root := fbDeref(meta, 0)
 	typeAt, headerAt := fbFieldPos(meta, root, 1), fbFieldPos(meta, root, 2)
 	if typeAt == 0 || headerAt == 0 {
-		return 0, nil
+		return c, nil
 	}
 	rb := fbDeref(meta, headerAt)
-	what := "record batch"
 	switch meta[typeAt] {
-	case 2: // DictionaryBatch: its data is a RecordBatch
+	case 2: // DictionaryBatch{id, data: RecordBatch, isDelta}
+		c.what = "dictionary batch"
+		if at := fbFieldPos(meta, rb, 0); at != 0 {
+			c.dict = int64(binary.LittleEndian.Uint64(meta[at:]))
+		}
+		if at := fbFieldPos(meta, rb, 2); at != 0 {
+			c.delta = meta[at] != 0
+		}
 		at := fbFieldPos(meta, rb, 1)
 		if at == 0 {
-			return 0, nil
+			return c, nil
 		}
-		rb, what = fbDeref(meta, at), "dictionary batch"
+		rb = fbDeref(meta, at)
 	case 3: // RecordBatch
+		c.what = "record batch"
 	default:
-		return 0, nil
+		return c, nil
 	}
+	if at := fbFieldPos(meta, rb, 0); at != 0 {
+		c.length = int64(binary.LittleEndian.Uint64(meta[at:]))
+	}
+	if c.length < 0 {
+		return c, fmt.Errorf("%s: length %d", c.what, c.length)
+	}
+	if at := fbFieldPos(meta, rb, 1); at != 0 {
+		vec := fbDeref(meta, at)
+		for i := range int(binary.LittleEndian.Uint32(meta[vec:])) {
+			n := int64(binary.LittleEndian.Uint64(meta[vec+4+16*i:]))
+			if n < 0 {
+				return c, fmt.Errorf("%s: field node %d of length %d", c.what, i, n)
+			}
+			if n > c.widest {
+				c.widest, c.widestAt = n, i
+			}
+		}
+	}
+	var err error
+	c.decoded, err = compressedClaims(meta, rb, body, c.what)
+	return c, err
+}
+
+// compressedClaims returns how many bytes arrow-go will allocate to decompress the compressed buffers
+// of the RecordBatch table at rb (see messageClaims): what each announces, rounded up to a multiple of
+// 64 bytes as arrow-go's buffers are, in all. Batches without compressed buffers claim 0.
+func compressedClaims(meta []byte, rb int, body []byte, what string) (int64, error) {
 	compAt, bufsAt := fbFieldPos(meta, rb, 3), fbFieldPos(meta, rb, 2)
 	if compAt == 0 || bufsAt == 0 {
 		return 0, nil
@@ -193,11 +242,12 @@ func compressedClaims(meta, body []byte) (int64, error) {
 			return 0, fmt.Errorf("%s: compressed buffer %d announces %d bytes from %d bytes of %s, which expand to %d at most (damaged?)",
 				what, i, claim, size-8, codecNames[codec], maxExpansion[codec]*(size-8))
 		}
-		claim = (claim + 63) &^ 63       // no overflow: claim is at most 32768 times a length that fits in the body
-		if claim > math.MaxInt64-total { // buffers may overlap: many can claim the same bytes
-			return math.MaxInt64, nil
+		if alloc := (claim + 63) &^ 63; alloc > maxDecodedBuffer { // as arrow-go's buffer asks for it
+			return 0, fmt.Errorf("%w: %s: compressed buffer %d announces %d bytes, more than the %d one buffer may decompress to",
+				ErrDecodeLimit, what, i, claim, maxDecodedBuffer)
 		}
-		total += claim
+		// No overflow: at most 2^31 for each of fewer than 2^27 buffers (16 bytes of metadata each).
+		total += (claim + 63) &^ 63
 	}
 	return total, nil
 }

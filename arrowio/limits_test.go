@@ -550,3 +550,330 @@ func TestDecodeAllocator(t *testing.T) {
 	assert.Equal(t, int64(math.MaxInt64), rowAllowance(math.MaxInt64/4, 0, 1))
 	assert.Equal(t, int64(8*100+5), rowAllowance(60, 40, 5))
 }
+
+// decodeRefused decodes stream with DecodeIPC under opts (with a watchedAllocator) and requires it
+// refused with ErrDecodeLimit and an error containing want, without a panic or an allocation.
+func decodeRefused(t *testing.T, mem memory.Allocator, stream []byte, want string, opts ...Option) {
+	t.Helper()
+	watch := &watchedAllocator{Allocator: mem}
+	var got arrow.Table
+	var err error
+	require.NotPanics(t, func() { got, err = DecodeIPC(stream, append(opts, WithAllocator(watch))...) })
+	if got != nil {
+		got.Release()
+	}
+	require.ErrorIs(t, err, ErrDecodeLimit)
+	require.ErrorContains(t, err, want)
+	assert.Zero(t, watch.calls.Load(), "allocations before the refusal")
+}
+
+// Columns that store nothing per value can claim billions of values below a batch's top level too:
+// a dictionary of nulls, a list's values, a fixed-size list's N a row. Every field node of every
+// batch, dictionary batches included, is held to the same bound as a batch's rows, before anything
+// is decoded. Each of these, written by arrow-go's own writer, is refused under the default limits.
+func TestFieldNodesBounded(t *testing.T) {
+	mem := checkedMem(t)
+	batchOf := func(name string, arr arrow.Array, rows int64) arrow.RecordBatch {
+		defer arr.Release()
+		schema := arrow.NewSchema([]arrow.Field{{Name: name, Type: arr.DataType(), Nullable: true}}, nil)
+		return array.NewRecordBatch(schema, []arrow.Array{arr}, rows)
+	}
+	huge := array.NewNull(1 << 36) // allocates nothing
+	defer huge.Release()
+
+	idx := array.NewInt32Builder(mem)
+	idx.AppendValues([]int32{0, 5, 1 << 30}, nil)
+	indices := idx.NewArray()
+	idx.Release()
+	defer indices.Release()
+	dictType := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.Null}
+	dictRec := batchOf("d", array.NewDictionaryArray(dictType, indices, huge), 3)
+	defer dictRec.Release()
+
+	offsets := memory.NewBufferBytes(arrow.Int64Traits.CastToBytes([]int64{0, 1 << 36}))
+	listData := array.NewData(arrow.LargeListOf(arrow.Null), 1, []*memory.Buffer{nil, offsets}, []arrow.ArrayData{huge.Data()}, 0, 0)
+	listRec := batchOf("l", array.MakeFromData(listData), 1)
+	listData.Release()
+	defer listRec.Release()
+
+	const n = math.MaxInt32 // the most a fixed-size list's size can be
+	elems := array.NewNull(3 * n)
+	fslData := array.NewData(arrow.FixedSizeListOf(n, arrow.Null), 3, []*memory.Buffer{nil}, []arrow.ArrayData{elems.Data()}, 0, 0)
+	elems.Release()
+	fslRec := batchOf("f", array.MakeFromData(fslData), 3)
+	fslData.Release()
+	defer fslRec.Release()
+
+	for _, c := range []struct {
+		name string
+		rec  arrow.RecordBatch
+		want string
+	}{
+		{"dictionary of 2^36 nulls", dictRec, "the stream: over the receive limit: IPC message 2, a dictionary batch: field node 0 holds 68719476736 values, where the message's"},
+		{"large_list<null> of 2^36 values", listRec, "the stream: over the receive limit: IPC message 2, a record batch: field node 1 holds 68719476736 values"},
+		{"fixed_size_list<null, 2^31-1>", fslRec, fmt.Sprintf("IPC message 2, a record batch: field node 1 holds %d values", 3*int64(n))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stream := ipcStreamOf(t, []arrow.RecordBatch{c.rec})
+			decodeRefused(t, mem, stream, c.want)
+		})
+	}
+}
+
+// Each field node is held to the bound on its own, not with the others: in deep nesting every level
+// holds the values again (a struct 20 deep over 2^16 booleans has 21 nodes of 2^16 values, 2^16 bits
+// of data), and such batches decode even with no rows allowed without data, as do a struct of
+// lists of structs and a dictionary-encoded string column.
+func TestFieldNodesOfNestedData(t *testing.T) {
+	mem := checkedMem(t)
+	const rows = 1 << 16
+	bb := array.NewBooleanBuilder(mem)
+	for i := range rows {
+		bb.Append(i%3 == 0)
+	}
+	var deep arrow.Array = bb.NewArray()
+	bb.Release()
+	for range 20 {
+		s, err := array.NewStructArray([]arrow.Array{deep}, []string{"s"})
+		require.NoError(t, err)
+		deep.Release()
+		deep = s
+	}
+	defer deep.Release()
+
+	// struct<l: list<struct<x: int64, b: bool>>>, three elements a row, and dictionary<int32, string>.
+	xs := int64Batch(mem, 1, 3*rows, func(_, i int) int64 { return int64(i) })
+	defer xs.Release()
+	bb = array.NewBooleanBuilder(mem)
+	for i := range 3 * rows {
+		bb.Append(i%5 == 0)
+	}
+	flags := bb.NewArray()
+	bb.Release()
+	defer flags.Release()
+	elems, err := array.NewStructArray([]arrow.Array{xs.Column(0), flags}, []string{"x", "b"})
+	require.NoError(t, err)
+	defer elems.Release()
+	offs := make([]int32, rows+1)
+	for i := range offs {
+		offs[i] = int32(3 * i)
+	}
+	listData := array.NewData(arrow.ListOf(elems.DataType()), rows, []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offs))}, []arrow.ArrayData{elems.Data()}, 0, 0)
+	lists := array.MakeFromData(listData)
+	listData.Release()
+	defer lists.Release()
+	outer, err := array.NewStructArray([]arrow.Array{lists}, []string{"l"})
+	require.NoError(t, err)
+	defer outer.Release()
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	db := array.NewDictionaryBuilder(mem, dt).(*array.BinaryDictionaryBuilder)
+	for i := range rows {
+		require.NoError(t, db.AppendString(fmt.Sprintf("v%d", i%50)))
+	}
+	dict := db.NewArray()
+	db.Release()
+	defer dict.Release()
+
+	for _, c := range []struct {
+		name string
+		cols []arrow.Array
+	}{
+		{"struct 20 deep over booleans", []arrow.Array{deep}},
+		{"struct of lists of structs, dictionary strings", []arrow.Array{outer, dict}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fields := make([]arrow.Field, len(c.cols))
+			for i, col := range c.cols {
+				fields[i] = arrow.Field{Name: fmt.Sprintf("c%d", i), Type: col.DataType()}
+			}
+			rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), c.cols, rows)
+			defer rec.Release()
+			want := array.NewTableFromRecords(rec.Schema(), []arrow.RecordBatch{rec})
+			defer want.Release()
+			stream := ipcStreamOf(t, []arrow.RecordBatch{rec})
+			for _, limit := range []int64{0, -1} {
+				got, err := DecodeIPC(stream, WithAllocator(mem), WithMaxDatalessRows(limit))
+				require.NoError(t, err, "WithMaxDatalessRows(%d)", limit)
+				assert.True(t, array.TableEqual(want, got), "WithMaxDatalessRows(%d)", limit)
+				got.Release()
+			}
+		})
+	}
+}
+
+// A delta dictionary batch adds to a dictionary of earlier messages, so each message's bound alone
+// would let a stream of small messages grow a dictionary of nulls without end: what a dictionary's
+// batches add since it was last replaced is bounded by the stream's bytes so far, 8 values a byte
+// and WithMaxDatalessRows more. A second delta of 2^20 nulls, each within its message's bound, is
+// refused; string dictionaries that grow by deltas over three messages decode with no rows allowed
+// without data.
+func TestDictionaryDeltasBounded(t *testing.T) {
+	mem := checkedMem(t)
+	// messages returns the stream of recs (a dictionary column that grows) cut into one chunk per
+	// record batch (with the dictionary batch before it), and whether each dictionary batch is a delta.
+	messages := func(recs []arrow.RecordBatch) (chunks [][]byte, deltas []bool) {
+		stream := ipcStreamOf(t, recs, ipc.WithDictionaryDeltas(true))
+		var ends []int
+		_, err := walkMessages(stream, func(metaAt, metaLen, bodyAt, bodyLen int) {
+			c, err := messageClaims(stream[metaAt:metaAt+metaLen], stream[bodyAt:bodyAt+bodyLen])
+			require.NoError(t, err)
+			switch c.what {
+			case "dictionary batch":
+				deltas = append(deltas, c.delta)
+			case "record batch":
+				ends = append(ends, bodyAt+bodyLen)
+			}
+		})
+		require.NoError(t, err)
+		ends[len(ends)-1] = len(stream) // the end-of-stream marker rides on the last
+		start := 0
+		for _, end := range ends {
+			chunks = append(chunks, stream[start:end])
+			start = end
+		}
+		return chunks, deltas
+	}
+	decodeChunks := func(chunks [][]byte, lim recvLimits) (int64, error) {
+		dec := newDecoder(mem, lim)
+		defer dec.close()
+		for _, c := range chunks {
+			if err := dec.feed(memory.NewBufferBytes(bytes.Clone(c))); err != nil {
+				return 0, err
+			}
+		}
+		tbl := dec.table()
+		defer tbl.Release()
+		return tbl.NumRows(), nil
+	}
+
+	nullDict := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.Null}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "d", Type: nullDict, Nullable: true}}, nil)
+	ib := array.NewInt32Builder(mem)
+	ib.AppendValues([]int32{0, 1, 2}, nil)
+	indices := ib.NewArray()
+	ib.Release()
+	defer indices.Release()
+	var recs []arrow.RecordBatch
+	for k := range 3 { // 2^19 nulls, then two deltas of 2^19
+		values := array.NewNull((k + 1) << 19)
+		col := array.NewDictionaryArray(nullDict, indices, values)
+		values.Release()
+		recs = append(recs, array.NewRecordBatch(schema, []arrow.Array{col}, 3))
+		col.Release()
+	}
+	defer releaseBatches(recs)
+	chunks, deltas := messages(recs)
+	require.Equal(t, []bool{false, true, true}, deltas)
+	lim := recvLimits{decodedBytes: DefaultMaxDecodedBytes, datalessRows: 1 << 20}
+	rows, err := decodeChunks(chunks[:2], lim)
+	require.NoError(t, err, "one delta: the dictionary holds 2^20 values")
+	assert.Equal(t, int64(6), rows)
+	_, err = decodeChunks(chunks, lim)
+	require.ErrorIs(t, err, ErrDecodeLimit)
+	require.ErrorContains(t, err, "message 3 of the stream: over the receive limit: IPC message 1, a delta of dictionary 0: with it, the dictionary's batches since it was last replaced hold 1572864 values (their widest field nodes, summed), where the stream's")
+
+	// Strings, one new value a row, so that every message adds a delta.
+	strDict := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	strSchema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: strDict}}, nil)
+	db := array.NewDictionaryBuilder(mem, strDict).(*array.BinaryDictionaryBuilder)
+	defer db.Release()
+	var strRecs []arrow.RecordBatch
+	for k := range 3 {
+		for i := range 1000 {
+			require.NoError(t, db.AppendString(fmt.Sprintf("v%d", k*1000+i)))
+		}
+		arr := db.NewArray()
+		strRecs = append(strRecs, array.NewRecordBatch(strSchema, []arrow.Array{arr}, int64(arr.Len())))
+		arr.Release()
+	}
+	defer releaseBatches(strRecs)
+	chunks, deltas = messages(strRecs)
+	require.Equal(t, []bool{false, true, true}, deltas)
+	rows, err = decodeChunks(chunks, recvLimits{decodedBytes: DefaultMaxDecodedBytes})
+	require.NoError(t, err)
+	assert.Equal(t, int64(3000), rows)
+}
+
+// A compressed buffer may announce no more than one buffer may take (maxDecodedBuffer, as arrow-go
+// allocates it: rounded up to 64 bytes), even when the message's total stays within its budget: such
+// a size is refused, naming the message, before anything is allocated, where it used to reach the
+// allocator and come back as arrow-go's "unknown error" without the message or ErrDecodeLimit.
+func TestCompressedBufferOverOneBuffer(t *testing.T) {
+	mem := checkedMem(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	random := int64Batch(mem, 1, 256<<10, func(_, _ int) int64 { return r.Int64() })
+	defer random.Release()
+	clean := ipcStreamOf(t, []arrow.RecordBatch{random}, ipc.WithZstd())
+	at, lengths := sizePrefixes(t, clean)
+	require.Len(t, at, 1)
+	most := int64(maxDecodedBuffer) &^ 63 // the largest claim allocated within the bound
+	require.LessOrEqual(t, most+1, maxExpansion[1]*(lengths[0]-8), "within what Zstd can expand to")
+	require.Less(t, most+1, int64(DefaultMaxDecodedBytes), "within the message's budget")
+
+	stream := bytes.Clone(clean)
+	binary.LittleEndian.PutUint64(stream[at[0]:], uint64(most+1))
+	decodeRefused(t, mem, stream, fmt.Sprintf("arrowio: decode IPC: IPC message 2 of the stream: over the receive limit: record batch: compressed buffer 1 announces %d bytes, more than the %d one buffer may decompress to", most+1, maxDecodedBuffer))
+}
+
+// The bound on rows counts the bytes a message's compressed buffers decompress to as well as those
+// received: 2^20 booleans, all false, compress with Zstd to far fewer than 2^17 bytes, too few for
+// their rows at 8 a byte, and decode with no rows allowed without data.
+func TestDatalessRowsCountDecompressed(t *testing.T) {
+	mem := checkedMem(t)
+	bb := array.NewBooleanBuilder(mem)
+	bb.AppendValues(make([]bool, 1<<20), nil)
+	bools := bb.NewArray()
+	bb.Release()
+	defer bools.Release()
+	rec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "b", Type: arrow.FixedWidthTypes.Boolean}}, nil), []arrow.Array{bools}, 1<<20)
+	defer rec.Release()
+	stream := ipcStreamOf(t, []arrow.RecordBatch{rec}, ipc.WithZstd())
+	require.Less(t, 8*int64(len(stream)), int64(1<<20), "received bytes alone leave no room for the rows")
+
+	got, err := DecodeIPC(stream, WithAllocator(mem), WithMaxDatalessRows(0))
+	require.NoError(t, err)
+	defer got.Release()
+	want := array.NewTableFromRecords(rec.Schema(), []arrow.RecordBatch{rec})
+	defer want.Release()
+	assert.True(t, array.TableEqual(want, got))
+}
+
+// arrowio's own senders stay within what its receivers accept under the default limits: a table
+// whose columns store nothing per row (none at all, or nulls), of twice DefaultMaxDatalessRows rows
+// and one more, far more than its messages' bytes account for, is cut into messages of at most that
+// many (zero copy) and arrives whole, from senders of messages of DefaultBatchBytes and of whole
+// batches alike. Before, it went out in one message and was refused.
+func TestSendDatalessRowsWithinLimits(t *testing.T) {
+	const rows = 2*DefaultMaxDatalessRows + 1
+	nulls := array.NewNull(rows)
+	defer nulls.Release()
+	nullSchema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Null, Nullable: true}}, nil)
+	comms := newWorld(t, pipeLinks, 2)
+	for _, c := range []struct {
+		name string
+		tbl  arrow.Table
+	}{
+		{"no columns", newTableRows(arrow.NewSchema(nil, nil), nil, rows)},
+		{"a null column", array.NewTableFromSlice(nullSchema, [][]arrow.Array{{nulls}})},
+	} {
+		defer c.tbl.Release()
+		require.Equal(t, int64(rows), c.tbl.NumRows())
+		for _, batchBytes := range []int64{DefaultBatchBytes, 0} {
+			t.Run(fmt.Sprintf("%s/WithBatchBytes(%d)", c.name, batchBytes), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				sent := make(chan error, 1)
+				go func() { sent <- SendTable(ctx, comms[1], 0, 3, c.tbl, WithBatchBytes(batchBytes)) }()
+				got, err := RecvTable(ctx, comms[0], 1, 3)
+				require.NoError(t, <-sent)
+				require.NoError(t, err)
+				defer got.Release()
+				assert.Equal(t, int64(rows), got.NumRows())
+				assert.True(t, got.Schema().Equal(c.tbl.Schema()))
+				if got.NumCols() > 0 { // the length only: a failure must not print 2^29 nulls
+					assert.Equal(t, 3, len(got.Column(0).Data().Chunks()), "batches of at most DefaultMaxDatalessRows")
+				}
+			})
+		}
+	}
+}

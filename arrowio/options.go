@@ -86,11 +86,13 @@ func WithBatchBytes(n int64) Option {
 }
 
 // WithMaxDecodedBytes bounds what decoding one received message may allocate, in all (the buffers its
-// compressed buffers decompress to, and anything else arrow-go's reader makes for it): a message that
-// would take more is refused with an error wrapping ErrDecodeLimit, before its compressed buffers are
-// decompressed if what they announce is over the limit already. The default is DefaultMaxDecodedBytes;
-// n < 0 restores it, and 0 refuses every compressed buffer. Uncompressed buffers are used where they
-// arrive and cost nothing; any one decompressed buffer is bounded at 2 GiB whatever n. The bound is
+// compressed buffers decompress to, and anything else arrow-go's reader makes for it, such as the
+// join of a delta dictionary to the dictionary before it): a message that would take more is refused
+// with an error wrapping ErrDecodeLimit, before its compressed buffers are decompressed if what they
+// announce is over the limit already. The default is DefaultMaxDecodedBytes; n < 0 restores it. With
+// n = 0 only messages that decode without allocating pass: no compressed buffer, no delta dictionary.
+// Uncompressed buffers are used where they arrive and are not counted; any one decompressed buffer is
+// bounded at 2 GiB whatever n. The bound is
 // per message of the communicator (each of the ranks' streams is cut into messages of about
 // WithBatchBytes) and, for DecodeIPC, for its whole input. Receivers use it (RecvTable,
 // NewStreamReader, the collectives, Shuffle, DecodeIPC); senders ignore it.
@@ -104,12 +106,15 @@ func WithMaxDecodedBytes(n int64) Option {
 }
 
 // WithMaxDatalessRows bounds the rows one received message may carry beyond eight a byte of it
-// (counting what its compressed buffers decompress to): the rows of columns that hold nothing per
-// row, null columns and the like, which can claim billions of rows in a few bytes (see
-// DefaultMaxDatalessRows). A batch that has any column storing something per row is bounded by its
-// bytes and never refused. A message over the bound is refused with an error wrapping
-// ErrDecodeLimit. The default is DefaultMaxDatalessRows; n < 0 restores it. Like
-// WithMaxDecodedBytes, it applies to each message received and to DecodeIPC's whole input.
+// (counting what its compressed buffers decompress to), and the values of each of its columns at any
+// depth (a list's values, a dictionary's): those of columns that hold nothing per value, null columns
+// and the like, which can claim billions in a few bytes (see DefaultMaxDatalessRows). Rows and
+// values that store something are bounded by the bytes and never refused. A message over the bound
+// is refused, before anything of it is decoded, with an error wrapping ErrDecodeLimit. The default is
+// DefaultMaxDatalessRows; n < 0 restores it. Like WithMaxDecodedBytes, it applies to each message
+// received and to DecodeIPC's whole input; what delta dictionary batches add to a dictionary over a
+// stream's messages is bounded by the stream's bytes so far in the same way. arrowio's senders cut
+// what they send so that every message stays within the default.
 func WithMaxDatalessRows(n int64) Option {
 	return func(c *config) {
 		if n < 0 {
