@@ -145,10 +145,12 @@ func (cl *call) sendMsg(to, step int, bufs ...[]byte) error {
 	return cl.send(to, step, frame...) // the short last frame, maybe empty
 }
 
-// forward sends b to rank `to` at step: a message this rank received whole
-// and has not changed, which arrived with checksum s. A message of one frame
-// whose checksum is known goes out with it; any other is sent as sendMsg
-// sends it.
+// forward sends b to rank `to` at step with its checksum s if known: a
+// message this rank received whole and has not changed, which arrived with
+// checksum s, or blocks whose checksum was computed as they were copied or
+// reduced into place (copySum, combineSum) or joined from such checksums
+// (crc32c.Combine). A message of one frame whose checksum is known goes out
+// with it; any other is sent as sendMsg sends it.
 func (cl *call) forward(to, step int, b []byte, s msgSum) error {
 	if !s.ok || len(b) >= cl.c.t.maxFrame {
 		return cl.sendMsg(to, step, b)
