@@ -29,7 +29,9 @@
 //     for a slow one. Broadcast runs in rounds of Comm.Bcast. Tables whose schemas differ across ranks
 //     are an error (ErrSchemaMismatch) that names the rank.
 //   - HashPartition splits a table into P parts by the hash of key columns (HashRows, PartitionOf) in
-//     one pass per column; Shuffle partitions by key, exchanges the parts all-to-all and returns this
+//     one pass per column (a part of a dictionary column gets only the entries its rows use when
+//     they use at most half of them, so that p parts do not carry p copies of a large dictionary);
+//     Shuffle partitions by key, exchanges the parts all-to-all and returns this
 //     rank's rows. frame's local hash join and group-by use HashRows so that they agree with the
 //     shuffle. ConcatTables joins tables without copying.
 //   - DecodeIPC decodes an Arrow IPC stream or file held in memory with the checks every received

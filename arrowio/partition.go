@@ -13,13 +13,21 @@ import (
 // PartitionOf(h, p) (p at most 2^20), where h is its HashRows hash over the columns named by keys, in that order. Every
 // part has t's schema; rows keep their relative order; parts that get no rows are empty tables (no
 // chunks). Each part holds one chunk per input record batch that sent it rows; a batch whose rows all
-// go to one part is passed through without a copy. The caller releases every part.
+// go to one part is passed through without a copy (but for the indices of a dictionary column whose
+// dictionary is compacted). The caller releases every part.
+//
+// A part of a dictionary column shares the input's dictionary, except when the part's rows are fewer
+// than 8 times the dictionary's entries and use at most half of them: then the part gets a
+// dictionary of just the entries they use, in the dictionary's order, shared by its chunks, with its
+// indices rewritten (a null slot gets index 0). The parts of a high-cardinality dictionary (string
+// ids) thus carry about one dictionary in all, not p copies. This applies with p > 1 to top-level
+// dictionary columns; dictionaries nested in other types are shared whole.
 //
 // Options: WithAllocator for the new arrays. The key columns may be of any type HashRows supports;
 // every other column of any type arrow-go's IPC supports.
 //
 // HashPartition looks at ctx first, before each later record batch, every partitionBlockRows rows while it hashes
-// and before it scatters each column; once ctx has ended it releases what it built and returns an error
+// and before it scatters each column and compacts dictionaries; once ctx has ended it releases what it built and returns an error
 // that wraps ctx.Err().
 func HashPartition(ctx context.Context, t arrow.Table, keys []string, p int, opts ...Option) (parts []arrow.Table, err error) {
 	if t == nil {
@@ -124,6 +132,14 @@ func HashPartition(ctx context.Context, t arrow.Table, keys []string, p int, opt
 	}
 	if err := tr.Err(); err != nil {
 		return nil, fmt.Errorf("arrowio: hash partition: reading table: %w", err)
+	}
+	if p > 1 {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("arrowio: hash partition: %w", err)
+		}
+		if err := compactDictionaries(cfg.mem, t.Schema(), chunks); err != nil {
+			return nil, fmt.Errorf("arrowio: hash partition: %w", err)
+		}
 	}
 	parts = make([]arrow.Table, p)
 	for k := range parts {

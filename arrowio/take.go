@@ -14,7 +14,8 @@ import (
 // take gathers the elements idx of arr (each 0 <= idx[j] < arr.Len()) into a new array whose buffers
 // come from mem. It is the kernel the partitioner builds its outputs with: one pass per buffer, no
 // per-row allocation, and no dependency on arrow-go's compute package. Dictionaries are shared with
-// arr, not copied, and so are the character buffers of view types unless the rows taken use less
+// arr, not copied (HashPartition compacts a part's top-level ones afterwards: compactDictionaries),
+// and so are the character buffers of view types unless the rows taken use less
 // than half of them (compactViews).
 func take(mem memory.Allocator, arr arrow.Array, idx []int) (arrow.Array, error) {
 	d, err := takeData(mem, arr, idx)

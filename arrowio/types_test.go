@@ -231,7 +231,7 @@ func checkRows(got arrow.Table, schema *arrow.Schema, want wantRows) error {
 			if k >= len(want) {
 				return fmt.Errorf("too many rows")
 			}
-			if !array.SliceEqual(ch, int64(j), int64(j+1), want[k].a, int64(want[k].i), int64(want[k].i+1)) {
+			if !sameRow(ch, j, want[k].a, want[k].i) {
 				return fmt.Errorf("row %d differs: got %v want %v", k, ch, want[k].a)
 			}
 			k++
