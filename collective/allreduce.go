@@ -93,7 +93,7 @@ func (cl *call) combineSum(rd *reducer, acc, local, in []byte, from int) (msgSum
 		if err := cl.combineLocal(rd, acc[off:end], l, in[off:end], from); err != nil {
 			return msgSum{}, err
 		}
-		crc = crc32c.Update(crc, acc[off:end])
+		crc = crc32c.UpdateCached(crc, acc[off:end])
 	}
 	return msgSum{crc: crc, ok: true}, nil
 }

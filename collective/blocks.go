@@ -178,7 +178,7 @@ func copySum(dst, src []byte) msgSum {
 	for off := 0; off < len(src); off += copySumPiece {
 		end := min(off+copySumPiece, len(src))
 		copy(dst[off:end], src[off:end])
-		crc = crc32c.Update(crc, dst[off:end])
+		crc = crc32c.UpdateCached(crc, dst[off:end])
 	}
 	return msgSum{crc: crc, ok: true}
 }

@@ -562,7 +562,7 @@ func (l *link) skipPayload(f *inFrame) error {
 		}
 		n := min(f.h.n-f.off, l.w-l.r)
 		if check {
-			f.crc = crc32c.Update(f.crc, l.rbuf[l.r:l.r+n])
+			f.crc = crc32c.UpdateCached(f.crc, l.rbuf[l.r:l.r+n])
 		}
 		l.r += n
 		f.off += n
@@ -600,7 +600,7 @@ func (l *link) readPayload(f *inFrame) error {
 		n := copy(dst[f.off:], l.rbuf[l.r:l.w])
 		l.r += n
 		if check {
-			f.crc = crc32c.Update(f.crc, dst[f.off:f.off+n])
+			f.crc = crc32c.UpdateCached(f.crc, dst[f.off:f.off+n])
 		}
 		f.off += n
 	}
@@ -615,7 +615,7 @@ func (l *link) readPayload(f *inFrame) error {
 			copy(dst[f.off:], l.rbuf[l.r:l.r+rest])
 			l.r += rest
 			if check {
-				f.crc = crc32c.Update(f.crc, dst[f.off:])
+				f.crc = crc32c.UpdateCached(f.crc, dst[f.off:])
 			}
 			f.off += rest
 			break
@@ -624,7 +624,7 @@ func (l *link) readPayload(f *inFrame) error {
 		m, err := l.read(dst[f.off:end])
 		l.pumped += m
 		if check && m > 0 {
-			f.crc = crc32c.Update(f.crc, dst[f.off:f.off+m])
+			f.crc = crc32c.UpdateCached(f.crc, dst[f.off:f.off+m])
 		}
 		f.off += m
 		if err != nil && f.off < len(dst) {

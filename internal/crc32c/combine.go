@@ -54,3 +54,14 @@ func xPow8n(n uint64) uint32 {
 	}
 	return p
 }
+
+// xPow returns x^e mod P(x), reflected.
+func xPow(e uint64) uint32 {
+	p := uint32(1) << 31 // x^0
+	for k := 0; e != 0; k, e = k+1, e>>1 {
+		if e&1 != 0 {
+			p = multModP(xPow2k[k], p)
+		}
+	}
+	return p
+}

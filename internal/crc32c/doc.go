@@ -7,8 +7,12 @@
 // VPCLMULQDQ, Update folds 256 bytes per step in four independent 512-bit
 // carry-less multiply chains (the method of Intel's "Fast CRC Computation
 // for Generic Polynomials Using PCLMULQDQ"); elsewhere, and for short
-// inputs, it is hash/crc32.
+// inputs, it is hash/crc32. UpdateCached, for data in the L2 cache (just
+// read from a socket, just copied), also runs eight scalar CRC32 chains
+// beside the folding on CPUs where that pays (AMD Zen 5), and joins their
+// results with carry-less multiplications: about 1.6 times as fast there.
 //
 // Results are those of hash/crc32 with crc32.MakeTable(crc32.Castagnoli),
-// bit for bit: Update(crc, p) == crc32.Update(crc, castagnoliTable, p).
+// bit for bit: Update(crc, p) == UpdateCached(crc, p) ==
+// crc32.Update(crc, castagnoliTable, p).
 package crc32c
