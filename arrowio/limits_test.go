@@ -868,3 +868,67 @@ func TestSendDatalessRowsWithinLimits(t *testing.T) {
 		}
 	}
 }
+
+// A negative batch length or field node length is damage: the metadata check refuses it before
+// arrow-go reads the batch (which would index or allocate with it), naming the message, without a
+// panic or an allocation.
+func TestNegativeLengthsRefused(t *testing.T) {
+	mem := checkedMem(t)
+	rec := int64Batch(mem, 2, 3, func(c, i int) int64 { return int64(10*c + i) })
+	defer rec.Release()
+	clean := ipcStreamOf(t, []arrow.RecordBatch{rec})
+
+	// batchMeta returns where the record batch message's metadata starts in stream (the second
+	// message: continuation marker, metadata length, metadata, body) and the flatbuffer position
+	// of its RecordBatch table.
+	batchMeta := func(stream []byte) (start, rb int) {
+		off := 0
+		for msg := 0; ; msg++ {
+			require.Less(t, off+8, len(stream), "no record batch message")
+			n := int(binary.LittleEndian.Uint32(stream[off+4:]))
+			meta := stream[off+8 : off+8+n]
+			root := fbDeref(meta, 0)
+			if msg == 1 {
+				return off + 8, fbDeref(meta, fbFieldPos(meta, root, 2))
+			}
+			body := 0 // bodyLength, absent when 0
+			if at := fbFieldPos(meta, root, 3); at != 0 {
+				body = int(binary.LittleEndian.Uint64(meta[at:]))
+			}
+			off += 8 + n + body
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		patch func(meta []byte, rb int)
+		want  string
+	}{
+		{"batch length", func(meta []byte, rb int) {
+			binary.LittleEndian.PutUint64(meta[fbFieldPos(meta, rb, 0):], uint64(math.MaxUint64-4)) // -5
+		}, "record batch: length -5"},
+		{"field node length", func(meta []byte, rb int) {
+			nodes := fbDeref(meta, fbFieldPos(meta, rb, 1))
+			binary.LittleEndian.PutUint64(meta[nodes+4+16:], uint64(1)<<63) // node 1
+		}, "record batch: field node 1 of length -9223372036854775808"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			stream := bytes.Clone(clean)
+			start, rb := batchMeta(stream)
+			c.patch(stream[start:], rb)
+			watch := &watchedAllocator{Allocator: mem}
+			var got arrow.Table
+			var err error
+			require.NotPanics(t, func() { got, err = DecodeIPC(stream, WithAllocator(watch)) })
+			if got != nil {
+				got.Release()
+			}
+			require.ErrorContains(t, err, c.want)
+			assert.Zero(t, watch.calls.Load(), "allocations before the refusal")
+		})
+	}
+	// The unpatched stream decodes, so the refusals above are the patches'.
+	got, err := DecodeIPC(clean, WithAllocator(mem))
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), got.NumRows())
+	got.Release()
+}
