@@ -216,15 +216,7 @@ func TestCompressedSizeAgainstCodec(t *testing.T) {
 			t.Run(codec.name+"/"+c.name, func(t *testing.T) {
 				stream := bytes.Clone(clean)
 				binary.LittleEndian.PutUint64(stream[at[0]:], uint64(c.claim))
-				watch := &watchedAllocator{Allocator: mem}
-				var got arrow.Table
-				var err error
-				require.NotPanics(t, func() { got, err = DecodeIPC(stream, WithAllocator(watch)) })
-				if got != nil {
-					got.Release()
-				}
-				require.ErrorContains(t, err, c.want)
-				assert.Zero(t, watch.calls.Load(), "allocations before the refusal")
+				decodeFails(t, mem, stream, c.want)
 			})
 		}
 	}
@@ -546,6 +538,13 @@ func TestDecodeAllocator(t *testing.T) {
 // refused with ErrDecodeLimit and an error containing want, without a panic or an allocation.
 func decodeRefused(t *testing.T, mem memory.Allocator, stream []byte, want string, opts ...Option) {
 	t.Helper()
+	require.ErrorIs(t, decodeFails(t, mem, stream, want, opts...), ErrDecodeLimit)
+}
+
+// decodeFails decodes stream with DecodeIPC under opts (with a watchedAllocator), requires an error
+// containing want, without a panic or an allocation, and returns the error.
+func decodeFails(t *testing.T, mem memory.Allocator, stream []byte, want string, opts ...Option) error {
+	t.Helper()
 	watch := &watchedAllocator{Allocator: mem}
 	var got arrow.Table
 	var err error
@@ -553,9 +552,9 @@ func decodeRefused(t *testing.T, mem memory.Allocator, stream []byte, want strin
 	if got != nil {
 		got.Release()
 	}
-	require.ErrorIs(t, err, ErrDecodeLimit)
 	require.ErrorContains(t, err, want)
 	assert.Zero(t, watch.calls.Load(), "allocations before the refusal")
+	return err
 }
 
 // Columns that store nothing per value can claim billions of values below a batch's top level too:
@@ -915,15 +914,7 @@ func TestNegativeLengthsRefused(t *testing.T) {
 			stream := bytes.Clone(clean)
 			start, rb := batchMeta(stream)
 			c.patch(stream[start:], rb)
-			watch := &watchedAllocator{Allocator: mem}
-			var got arrow.Table
-			var err error
-			require.NotPanics(t, func() { got, err = DecodeIPC(stream, WithAllocator(watch)) })
-			if got != nil {
-				got.Release()
-			}
-			require.ErrorContains(t, err, c.want)
-			assert.Zero(t, watch.calls.Load(), "allocations before the refusal")
+			decodeFails(t, mem, stream, c.want)
 		})
 	}
 	// The unpatched stream decodes, so the refusals above are the patches'.

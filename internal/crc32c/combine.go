@@ -43,22 +43,17 @@ var xPow2k = func() (t [64 + 3]uint32) {
 	return t
 }()
 
-// xPow8n returns x^(8n) mod P(x), reflected: the product of x^(2^k) over
-// the bits k of 8n.
-func xPow8n(n uint64) uint32 {
-	p := uint32(1) << 31 // x^0
-	for k := 3; n != 0; k, n = k+1, n>>1 {
-		if n&1 != 0 {
-			p = multModP(xPow2k[k], p)
-		}
-	}
-	return p
-}
+// xPow8n returns x^(8n) mod P(x), reflected (8n may exceed 64 bits).
+func xPow8n(n uint64) uint32 { return xPowShifted(n, 3) }
 
 // xPow returns x^e mod P(x), reflected.
-func xPow(e uint64) uint32 {
+func xPow(e uint64) uint32 { return xPowShifted(e, 0) }
+
+// xPowShifted returns x^(e·2^s) mod P(x), reflected: the product of
+// x^(2^k) over the bits k-s of e.
+func xPowShifted(e uint64, s int) uint32 {
 	p := uint32(1) << 31 // x^0
-	for k := 0; e != 0; k, e = k+1, e>>1 {
+	for k := s; e != 0; k, e = k+1, e>>1 {
 		if e&1 != 0 {
 			p = multModP(xPow2k[k], p)
 		}
