@@ -46,9 +46,6 @@ var xPow2k = func() (t [64 + 3]uint32) {
 // xPow8n returns x^(8n) mod P(x), reflected (8n may exceed 64 bits).
 func xPow8n(n uint64) uint32 { return xPowShifted(n, 3) }
 
-// xPow returns x^e mod P(x), reflected.
-func xPow(e uint64) uint32 { return xPowShifted(e, 0) }
-
 // xPowShifted returns x^(e·2^s) mod P(x), reflected: the product of
 // x^(2^k) over the bits k-s of e.
 func xPowShifted(e uint64, s int) uint32 {

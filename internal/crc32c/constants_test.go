@@ -38,15 +38,7 @@ func foldConstant(n int) uint64 {
 // them with the DATA lines of the assembly, so that a changed fold distance
 // cannot keep stale constants.
 func TestFoldConstants(t *testing.T) {
-	src, err := os.ReadFile("crc32c_amd64.s")
-	require.NoError(t, err)
-	data := map[string]uint64{}
-	re := regexp.MustCompile(`DATA (\w+)<>\+(\d+)\(SB\)/8, \$0x([0-9a-fA-F]+)`)
-	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-		v, err := strconv.ParseUint(m[3], 16, 64)
-		require.NoError(t, err)
-		data[m[1]+"+"+m[2]] = v
-	}
+	data := asmData(t)
 	cases := []struct {
 		at   string
 		want uint64
@@ -69,6 +61,21 @@ func TestFoldConstants(t *testing.T) {
 	// mu = x^64 div P(x), reflected (33 bits each).
 	assert.Equal(t, uint64(bits.Reverse64(castagnoli)>>31), data["pmu+0"], "P(x) reflected")
 	assert.Equal(t, uint64(bits.Reverse64(x64DivP())>>31), data["pmu+8"], "mu reflected")
+}
+
+// asmData returns the 8-byte DATA lines of crc32c_amd64.s by "symbol+offset".
+func asmData(t *testing.T) map[string]uint64 {
+	t.Helper()
+	src, err := os.ReadFile("crc32c_amd64.s")
+	require.NoError(t, err)
+	data := map[string]uint64{}
+	re := regexp.MustCompile(`DATA (\w+)<>\+(\d+)\(SB\)/8, \$0x([0-9a-fA-F]+)`)
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		v, err := strconv.ParseUint(m[3], 16, 64)
+		require.NoError(t, err)
+		data[m[1]+"+"+m[2]] = v
+	}
+	return data
 }
 
 // x64DivP returns the quotient of x^64 by P(x) over GF(2) (33 bits).

@@ -19,22 +19,15 @@ var haveHybrid = haveVector && cpu.X86.HasSSE42 && amdFamily() >= 0x1a
 // three-way SSE4.2 loop is as fast.
 const minVector = 512
 
-// hybridLane is the length of each of updateHybrid's eight scalar lanes in
-// a block of hybridBlock bytes (both fixed in crc32c_amd64.s).
+// updateHybrid's block: hybridFolded bytes folded and eight lanes of
+// hybridLane bytes, 24 bytes of each lane per 256-byte fold step
+// (crc32c_amd64.s reads these through go_asm.h).
 const (
-	hybridLane  = 1536
-	hybridBlock = 16640 + 8*hybridLane
+	hybridSteps  = 64
+	hybridFolded = 256 * (hybridSteps + 1)
+	hybridLane   = 24 * hybridSteps
+	hybridBlock  = hybridFolded + 8*hybridLane
 )
-
-// hybridK[j] is the constant that shifts a CRC state forward over j lanes
-// in updateHybrid: x^(8·j·hybridLane - 33) mod P(x), reflected (the 33 are
-// the one bit a reflected carry-less product gains and the 32 of CRC32Q).
-var hybridK = func() (k [9]uint64) {
-	for j := 1; j < len(k); j++ {
-		k[j] = uint64(xPow(uint64(8*j*hybridLane - 33)))
-	}
-	return k
-}()
 
 // updateVector folds p (len(p) >= 256, a multiple of 16) into the
 // uninverted CRC state crc.
@@ -42,8 +35,8 @@ var hybridK = func() (k [9]uint64) {
 //go:noescape
 func updateVector(crc uint32, p []byte) uint32
 
-// updateHybrid adds p (a positive multiple of hybridBlock bytes) to the
-// uninverted CRC state crc, hybridBlock bytes at a time.
+// updateHybrid adds p to the uninverted CRC state crc, hybridBlock bytes
+// at a time; a remainder shorter than a block is left out.
 //
 //go:noescape
 func updateHybrid(crc uint32, p []byte) uint32

@@ -1,3 +1,4 @@
+#include "go_asm.h"
 #include "textflag.h"
 
 // CRC32C by folding with carry-less multiplication, after Intel's white paper
@@ -150,56 +151,73 @@ reduce:
 	MOVL AX, ret+32(FP)
 	RET
 
+// Hybrid: the vector folding above and eight scalar CRC32Q chains at once.
+// On Zen 5 the 512-bit carry-less multiply issues every other cycle, which
+// caps updateVector at about 16 bytes a cycle, while the integer units run
+// eight independent CRC32Q chains at about 16-20; the two use different
+// execution units, so interleaved they checksum data in the L2 cache about
+// 1.6 times as fast as the folding alone. A block (hybridBlock bytes, the
+// geometry in crc32c_amd64.go, here through go_asm.h) is hybridFolded
+// bytes folded as by updateVector followed by eight lanes of hybridLane
+// bytes, each a CRC32Q chain from state 0, 24 bytes of each per 256-byte
+// fold step (hybridSteps steps). At the end of a block the nine states are
+// joined: shifting a state c forward over n bytes is CRC32Q(0, clmul(c,
+// x^(8n-33) mod P)), the one bit a reflected carry-less product gains and
+// the 32 of CRC32Q making up the 33.
+
+// hybridK<>+8(j-1): x^(8·j·hybridLane - 33) mod P(x), reflected, to shift a
+// state forward over j lanes (checked in hybrid_amd64_test.go).
+DATA hybridK<>+0(SB)/8, $0x9ef68d35
+DATA hybridK<>+8(SB)/8, $0x359674f7
+DATA hybridK<>+16(SB)/8, $0x005bb964
+DATA hybridK<>+24(SB)/8, $0xb9d68d49
+DATA hybridK<>+32(SB)/8, $0xf7ac8f1f
+DATA hybridK<>+40(SB)/8, $0x6bde96db
+DATA hybridK<>+48(SB)/8, $0x57e82916
+DATA hybridK<>+56(SB)/8, $0xc1f19ee1
+GLOBL hybridK<>(SB), RODATA, $64
+
 // SHIFTADD adds the CRC state in r, shifted forward by the distance whose
-// constant is at hybridK+off, into R12; r, DI, X6 and X7 are clobbered.
+// constant is at hybridK<>+off, into R12; r, DI, X6 and X7 are clobbered.
 #define SHIFTADD(r, off) \
 	MOVQ      r, X6; \
-	MOVQ      ·hybridK+off(SB), X7; \
+	MOVQ      hybridK<>+off(SB), X7; \
 	PCLMULQDQ $0, X7, X6; \
 	MOVQ      X6, r; \
 	XORL      DI, DI; \
 	CRC32Q    r, DI; \
 	XORQ      DI, R12
 
-// Hybrid: the vector folding above and eight scalar CRC32Q chains at once.
-// On Zen 5 the 512-bit carry-less multiply issues every other cycle, which
-// caps updateVector at about 16 bytes a cycle, while the integer units run
-// eight independent CRC32Q chains at about 20; the two use different
-// execution units, so interleaved they checksum data in the L2 cache about
-// 1.6 times as fast as either alone. A block of hybridBlock = 28928 bytes
-// is 16640 bytes folded as by updateVector followed by eight lanes of
-// 1536 bytes, each a CRC32Q chain from state 0, 24 bytes of each per
-// 256-byte fold step. At the end of a block the nine states are joined:
-// shifting a state c forward over n bytes is CRC32Q(0, clmul(c,
-// x^(8n-33) mod P)), with the constants hybridK[j] (shift by j lanes)
-// computed in crc32c_amd64.go.
-
 // func updateHybrid(crc uint32, p []byte) uint32
-// len(p) is a positive multiple of hybridBlock; crc is the uninverted state.
+// crc is the uninverted state; p is taken hybridBlock bytes at a time, and
+// a remainder shorter than a block is left out (Go passes whole blocks).
 TEXT ·updateHybrid(SB), NOSPLIT, $0-36
-	MOVL crc+0(FP), AX
-	VMOVD AX, X10 // zeroes the rest of Z10
-	MOVQ p_base+8(FP), SI
-	MOVQ p_len+16(FP), CX
+	MOVL  crc+0(FP), R12
+	MOVQ  p_base+8(FP), SI
+	MOVQ  p_len+16(FP), CX
 
 hblock:
+	CMPQ CX, $const_hybridBlock
+	JB   hdone
+
+	VMOVD           R12, X10 // zeroes the rest of Z10
 	VBROADCASTI32X4 k2048<>(SB), Z0
 	VMOVDQU64       0(SI), Z1
 	VMOVDQU64       64(SI), Z2
 	VMOVDQU64       128(SI), Z3
 	VMOVDQU64       192(SI), Z4
 	VPXORQ          Z10, Z1, Z1
-	LEAQ            16640(SI), DI
+	LEAQ            const_hybridFolded(SI), DI
 	ADDQ            $256, SI
-	XORL AX, AX
-	XORL BX, BX
-	XORL DX, DX
-	XORL R8, R8
-	XORL R9, R9
-	XORL R10, R10
-	XORL R11, R11
-	XORL R12, R12
-	MOVL $64, R13
+	XORL            AX, AX
+	XORL            BX, BX
+	XORL            DX, DX
+	XORL            R8, R8
+	XORL            R9, R9
+	XORL            R10, R10
+	XORL            R11, R11
+	XORL            R12, R12
+	MOVL            $const_hybridSteps, R13
 
 hloop:
 	VMOVDQU64 0(SI), Z11
@@ -211,29 +229,29 @@ hloop:
 	FOLD(Z0, Z3, Z7, Z13)
 	FOLD(Z0, Z4, Z8, Z14)
 	CRC32Q 0(DI), AX
-	CRC32Q 1536(DI), BX
-	CRC32Q 3072(DI), DX
-	CRC32Q 4608(DI), R8
-	CRC32Q 6144(DI), R9
-	CRC32Q 7680(DI), R10
-	CRC32Q 9216(DI), R11
-	CRC32Q 10752(DI), R12
+	CRC32Q const_hybridLane(DI), BX
+	CRC32Q (2*const_hybridLane)(DI), DX
+	CRC32Q (3*const_hybridLane)(DI), R8
+	CRC32Q (4*const_hybridLane)(DI), R9
+	CRC32Q (5*const_hybridLane)(DI), R10
+	CRC32Q (6*const_hybridLane)(DI), R11
+	CRC32Q (7*const_hybridLane)(DI), R12
 	CRC32Q 8(DI), AX
-	CRC32Q 1544(DI), BX
-	CRC32Q 3080(DI), DX
-	CRC32Q 4616(DI), R8
-	CRC32Q 6152(DI), R9
-	CRC32Q 7688(DI), R10
-	CRC32Q 9224(DI), R11
-	CRC32Q 10760(DI), R12
+	CRC32Q (const_hybridLane+8)(DI), BX
+	CRC32Q (2*const_hybridLane+8)(DI), DX
+	CRC32Q (3*const_hybridLane+8)(DI), R8
+	CRC32Q (4*const_hybridLane+8)(DI), R9
+	CRC32Q (5*const_hybridLane+8)(DI), R10
+	CRC32Q (6*const_hybridLane+8)(DI), R11
+	CRC32Q (7*const_hybridLane+8)(DI), R12
 	CRC32Q 16(DI), AX
-	CRC32Q 1552(DI), BX
-	CRC32Q 3088(DI), DX
-	CRC32Q 4624(DI), R8
-	CRC32Q 6160(DI), R9
-	CRC32Q 7696(DI), R10
-	CRC32Q 9232(DI), R11
-	CRC32Q 10768(DI), R12
+	CRC32Q (const_hybridLane+16)(DI), BX
+	CRC32Q (2*const_hybridLane+16)(DI), DX
+	CRC32Q (3*const_hybridLane+16)(DI), R8
+	CRC32Q (4*const_hybridLane+16)(DI), R9
+	CRC32Q (5*const_hybridLane+16)(DI), R10
+	CRC32Q (6*const_hybridLane+16)(DI), R11
+	CRC32Q (7*const_hybridLane+16)(DI), R12
 	ADDQ $256, SI
 	ADDQ $24, DI
 	DECQ R13
@@ -244,20 +262,20 @@ hloop:
 	FOLD4TO1
 	LANESTO1
 	REDUCE(R13)
-	SHIFTADD(R13, 64)
-	SHIFTADD(AX, 56)
-	SHIFTADD(BX, 48)
-	SHIFTADD(DX, 40)
-	SHIFTADD(R8, 32)
-	SHIFTADD(R9, 24)
-	SHIFTADD(R10, 16)
-	SHIFTADD(R11, 8)
-	VMOVD R12, X10
+	SHIFTADD(R13, 56)
+	SHIFTADD(AX, 48)
+	SHIFTADD(BX, 40)
+	SHIFTADD(DX, 32)
+	SHIFTADD(R8, 24)
+	SHIFTADD(R9, 16)
+	SHIFTADD(R10, 8)
+	SHIFTADD(R11, 0)
 
-	ADDQ $12288, SI
-	SUBQ $28928, CX
-	JNZ  hblock
+	ADDQ $(8*const_hybridLane), SI // past the lanes: the next block
+	SUBQ $const_hybridBlock, CX
+	JMP  hblock
 
+hdone:
 	MOVL R12, ret+32(FP)
 	RET
 

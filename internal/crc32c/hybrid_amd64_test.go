@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/cpu"
 )
@@ -14,7 +15,8 @@ import (
 var canHybrid = haveVector && cpu.X86.HasSSE42
 
 // TestHybridMatchesHashCRC32 runs updateHybrid directly over one to three
-// blocks at every alignment class, from random initial states, and with
+// blocks at five alignments within a cache line, from random initial
+// states, with a remainder shorter than a block (left out), and with
 // one random byte in just one of a block's parts (the folded part or one
 // of the eight lanes), so that a wrong shift constant names its lane.
 func TestHybridMatchesHashCRC32(t *testing.T) {
@@ -22,16 +24,18 @@ func TestHybridMatchesHashCRC32(t *testing.T) {
 		t.Skip("this CPU (or architecture) has no AVX-512 VPCLMULQDQ and SSE4.2: updateHybrid cannot run here")
 	}
 	r := rand.New(rand.NewPCG(13, 14))
-	buf := randomBytes(r, 3*hybridBlock+64)
+	buf := randomBytes(r, 3*hybridBlock+128)
 	for blocks := 1; blocks <= 3; blocks++ {
 		for _, off := range []int{0, 1, 8, 13, 63} {
 			p := buf[off : off+blocks*hybridBlock]
 			crc := r.Uint32()
 			require.Equal(t, crc32.Update(crc, oracle, p), ^updateHybrid(^crc, p), "%d blocks at offset %d", blocks, off)
+			tail := buf[off : off+blocks*hybridBlock+63]
+			require.Equal(t, crc32.Update(crc, oracle, p), ^updateHybrid(^crc, tail), "%d blocks and 63 bytes at offset %d", blocks, off)
 		}
 	}
 
-	const folded = hybridBlock - 8*hybridLane
+	const folded = hybridFolded
 	parts := []struct {
 		name     string
 		from, to int
@@ -65,11 +69,27 @@ func BenchmarkHybrid(b *testing.B) {
 				updateVector(0, p)
 			}
 		})
+		whole := p[:n/hybridBlock*hybridBlock]
 		b.Run(fmt.Sprintf("hybrid/%d", n), func(b *testing.B) {
-			b.SetBytes(int64(n))
+			b.SetBytes(int64(len(whole)))
 			for b.Loop() {
-				updateHybrid(0, p[:n/hybridBlock*hybridBlock])
+				updateHybrid(0, whole)
 			}
 		})
 	}
+}
+
+// TestHybridGeometry checks the shift constants of crc32c_amd64.s against
+// their derivation from the block geometry, and the geometry that the
+// tests shared with other architectures assume.
+func TestHybridGeometry(t *testing.T) {
+	data := asmData(t)
+	for j := 1; j <= 8; j++ {
+		at := fmt.Sprintf("hybridK+%d", 8*(j-1))
+		want := uint64(xPowShifted(uint64(8*j*hybridLane-33), 0))
+		if got, ok := data[at]; assert.True(t, ok, "no DATA %s in crc32c_amd64.s", at) {
+			assert.Equal(t, want, got, "%s: %#x, derived %#x", at, got, want)
+		}
+	}
+	require.Equal(t, testHybridBlock, hybridBlock)
 }

@@ -8,12 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// testHybridBlock is hybridBlock on amd64 (TestHybridGeometry), so that
+// the tests here probe the same lengths on every architecture.
+const testHybridBlock = 16640 + 8*1536
+
 // TestUpdateCachedAroundHybridBlocks checks UpdateCached at lengths around
 // whole blocks, where it hands over between updateHybrid, updateVector and
 // hash/crc32, and in pieces of random lengths.
 func TestUpdateCachedAroundHybridBlocks(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	const block = 16640 + 8*1536 // hybridBlock on amd64
+	const block = testHybridBlock
 	p := randomBytes(r, 2*block+1024)
 	for _, n := range []int{block - 1, block, block + 1, block + 15, block + 16, block + 511, block + 512, block + 1000, 2*block - 1, 2 * block, 2*block + 1023} {
 		crc := r.Uint32()
