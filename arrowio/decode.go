@@ -420,11 +420,16 @@ func (e *abortError) Error() string { return "the sender aborted the stream: " +
 // message may allocate is bounded too (WithMaxDecodedBytes; limits.go).
 const maxDecodedBuffer = 1<<31 - 1 // an int on 32-bit platforms too
 
-// LimitAllocator returns an allocator that allocates from mem but refuses, by a panic, any one
-// allocation above max bytes, and negative ones (a damaged size prefix, which would otherwise corrupt a
-// checked allocator's count). Readers of untrusted input (DecodeIPC, arrow-go's IPC and Parquet readers
-// under a recover) allocate through it so that a damaged length is an error, not an attempt to allocate
-// terabytes, which ends the process.
+// ErrAllocationLimit is what a LimitAllocator panics with (wrapped, with the size and the limit)
+// when it refuses an allocation. arrow-go's readers recover it into an error that wraps it, so
+// errors.Is finds it in what they return.
+var ErrAllocationLimit = errors.New("arrowio: allocation refused")
+
+// LimitAllocator returns an allocator that allocates from mem but refuses, by a panic with an error
+// wrapping ErrAllocationLimit, any one allocation above max bytes, and negative ones (a damaged size
+// prefix, which would otherwise corrupt a checked allocator's count). Readers of untrusted input
+// (DecodeIPC, arrow-go's IPC and Parquet readers under a recover) allocate through it so that a
+// damaged length is an error, not an attempt to allocate terabytes, which ends the process.
 func LimitAllocator(mem memory.Allocator, max int) memory.Allocator {
 	return limitAllocator{Allocator: mem, max: max}
 }
@@ -447,6 +452,6 @@ func (a limitAllocator) Reallocate(size int, b []byte) []byte {
 
 func (a limitAllocator) check(size int) {
 	if size < 0 || size > a.max {
-		panic(fmt.Sprintf("an allocation of %d bytes is outside the limit of 0..%d (damaged input?)", size, a.max))
+		panic(fmt.Errorf("%w: %d bytes is outside the limit of 0..%d (damaged input?)", ErrAllocationLimit, size, a.max))
 	}
 }

@@ -2,6 +2,7 @@ package arrowio_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -215,10 +216,13 @@ func ExampleLimitAllocator() {
 	mem := arrowio.LimitAllocator(memory.NewGoAllocator(), 1<<20)
 	fmt.Println(len(mem.Allocate(1024)))
 	func() {
-		defer func() { fmt.Println("refused:", recover() != nil) }()
+		defer func() {
+			err, _ := recover().(error)
+			fmt.Println(errors.Is(err, arrowio.ErrAllocationLimit), err)
+		}()
 		mem.Allocate(1 << 40)
 	}()
 	// Output:
 	// 1024
-	// refused: true
+	// true arrowio: allocation refused: 1099511627776 bytes is outside the limit of 0..1048576 (damaged input?)
 }

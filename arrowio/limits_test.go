@@ -508,8 +508,8 @@ func TestDecodeAllocator(t *testing.T) {
 	refused := func(f func()) (err error) {
 		defer func() {
 			r := recover()
-			if le, ok := r.(*limitError); ok {
-				err = le
+			if e, ok := r.(error); ok {
+				err = e
 			} else if r != nil {
 				err = fmt.Errorf("%v", r)
 			}
@@ -523,7 +523,8 @@ func TestDecodeAllocator(t *testing.T) {
 	assert.Equal(t, int64(900), a.used.Load(), "a refusal takes nothing")
 	c := a.Allocate(600) // up to the limit exactly
 	err = refused(func() { a.Allocate(1001) })
-	require.ErrorContains(t, err, "outside the limit of 0..1000")
+	require.ErrorIs(t, err, ErrAllocationLimit)
+	require.ErrorContains(t, err, "1001 bytes is outside the limit of 0..1000")
 	a.Free(b)
 	a.Free(c)
 	a.reset()

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/arrowio"
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
 )
@@ -161,4 +162,21 @@ func ipcStreamBytes(t testing.TB, tbl arrow.Table) []byte {
 	require.NoError(t, writeBatches(context.Background(), tbl, w.Write))
 	require.NoError(t, w.Close())
 	return buf.Bytes()
+}
+
+// A reader's refusal by arrowio.LimitAllocator, recovered from arrow-go's
+// panic, stays an error that errors.Is finds; other panics become errors
+// that say what panicked.
+func TestRecoverPanicKeepsTheError(t *testing.T) {
+	read := func(f func()) (err error) {
+		defer recoverPanic(&err, "parquet")
+		f()
+		return nil
+	}
+	err := read(func() { arrowio.LimitAllocator(memory.NewGoAllocator(), 10).Allocate(11) })
+	require.ErrorIs(t, err, arrowio.ErrAllocationLimit)
+	require.EqualError(t, err, "parquet: arrow-go panicked: arrowio: allocation refused: 11 bytes is outside the limit of 0..10 (damaged input?)")
+	err = read(func() { panic("no dictionary") })
+	require.EqualError(t, err, "parquet: arrow-go panicked: no dictionary")
+	require.NoError(t, read(func() {}))
 }

@@ -36,6 +36,10 @@ func unsafeBytes[T any](s []T) []byte {
 // that bad input never crashes the caller.
 func recoverPanic(err *error, what string) {
 	if r := recover(); r != nil {
+		if e, ok := r.(error); ok {
+			*err = fmt.Errorf("%s: arrow-go panicked: %w", what, e) // arrowio.ErrAllocationLimit, say
+			return
+		}
 		*err = fmt.Errorf("%s: arrow-go panicked: %v", what, r)
 	}
 }
