@@ -37,9 +37,9 @@
 //   - DecodeIPC decodes an Arrow IPC stream or file held in memory with the checks every received
 //     message gets (see Failures); ValidateTable runs the checks every received batch gets on a table
 //     that came from elsewhere (frame's file readers use both). LimitAllocator wraps an allocator so
-//     that one allocation above a bound panics (with ErrAllocationLimit), for readers of untrusted input that run under a
-//     recover (the decoder of received messages and of DecodeIPC allocates through one, and so do
-//     frame's Parquet and IPC readers).
+//     that one allocation above a bound panics (with ErrAllocationLimit), for readers of untrusted
+//     input that run under a recover (the decoder of received messages and of DecodeIPC allocates
+//     through one, and so do frame's Parquet and IPC readers).
 //
 // # Failures
 //

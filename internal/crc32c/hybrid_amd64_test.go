@@ -35,13 +35,12 @@ func TestHybridMatchesHashCRC32(t *testing.T) {
 		}
 	}
 
-	const folded = hybridFolded
 	parts := []struct {
 		name     string
 		from, to int
-	}{{"folded part", 0, folded}}
+	}{{"folded part", 0, hybridFolded}}
 	for k := range 8 {
-		from := folded + k*hybridLane
+		from := hybridFolded + k*hybridLane
 		parts = append(parts, struct {
 			name     string
 			from, to int
