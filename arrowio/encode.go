@@ -7,6 +7,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/encoded"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -470,9 +471,9 @@ func widestNode(rec arrow.RecordBatch) int64 {
 }
 
 // nodeValues returns the most values that d, or any array it is made of, holds as arrow-go's IPC
-// writer sends it: the values a slice spans of a list's or a struct's children. Where it cannot tell
-// cheaply (the children of unions and run-end encoded arrays), it counts a child whole, which is no
-// less than what is sent. A dictionary does not count: it is sent whole in a batch of its own, however
+// writer sends it: the values a slice spans of a list's, a struct's or a run-end encoded array's
+// children. Where it cannot tell cheaply (the children of unions), it counts a child whole, which is
+// no less than what is sent. A dictionary does not count: it is sent whole in a batch of its own, however
 // its indices are cut.
 func nodeValues(d arrow.ArrayData, depth int) int64 {
 	n := int64(d.Len())
@@ -495,6 +496,12 @@ func nodeValues(d arrow.ArrayData, depth int) int64 {
 	case *arrow.FixedSizeListType:
 		k := int64(dt.Len())
 		return max(w, childValues(d.Children()[0], off*k, (off+n)*k, depth))
+	case *arrow.RunEndEncodedType:
+		lo, runs := int64(encoded.FindPhysicalOffset(d)), int64(encoded.GetPhysicalLength(d))
+		for _, c := range d.Children() {
+			w = max(w, childValues(c, lo, lo+runs, depth))
+		}
+		return w
 	case *arrow.StructType:
 		for _, c := range d.Children() {
 			w = max(w, childValues(c, off, off+n, depth))
@@ -559,6 +566,10 @@ func approxBytes(d arrow.ArrayData) int64 {
 			size += childBytes(c, off, off+n)
 		}
 		return size
+	case *arrow.RunEndEncodedType:
+		// arrow-go's writer sends the runs a slice spans, not its children whole.
+		lo, runs := int64(encoded.FindPhysicalOffset(d)), int64(encoded.GetPhysicalLength(d))
+		return childBytes(d.Children()[0], lo, lo+runs) + childBytes(d.Children()[1], lo, lo+runs)
 	case *arrow.DictionaryType:
 		size += n * int64(dt.IndexType.(arrow.FixedWidthDataType).BitWidth()/8)
 		if dict := d.Dictionary(); dict != nil {
