@@ -436,12 +436,16 @@ func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err erro
 // groupBatches groups consecutive batches into chunks of about target bytes (a batch larger than
 // target, which splitBatch left whole, travels alone), and of no more rows than a receiver accepts
 // for their bytes under the default limits (see splitBatch): it returns where each chunk's batches
-// start.
+// start. A dictionary a batch shares with the one before it does not count: the stream's IPC writer
+// sends a dictionary only when it changes.
 func groupBatches(bs []arrow.RecordBatch, target int64) []int {
 	var starts []int
 	size, rows := int64(0), int64(0)
 	for i, b := range bs {
 		n, r := recordBytes(b), b.NumRows()
+		if i > 0 {
+			n -= repeatedDictBytes(b, bs[i-1])
+		}
 		if i == 0 || target <= 0 || size+n > target || rows+r > rowAllowance(size+n, 0, DefaultMaxDatalessRows) {
 			starts = append(starts, i)
 			size, rows = 0, 0
@@ -450,6 +454,23 @@ func groupBatches(bs []arrow.RecordBatch, target int64) []int {
 		rows += r
 	}
 	return starts
+}
+
+// repeatedDictBytes returns what recordBytes counts for the dictionaries of rec's dictionary
+// columns that are the very dictionaries of prev's same columns, which arrow-go's writer does not
+// send again. (It does not send one equal by value either; that is not looked for.)
+func repeatedDictBytes(rec, prev arrow.RecordBatch) int64 {
+	n := int64(0)
+	for c, col := range rec.Columns() {
+		if c >= int(prev.NumCols()) || col.DataType().ID() != arrow.DICTIONARY {
+			continue
+		}
+		dict, _ := col.Data().Dictionary().(*array.Data) // a Data without one returns a nil *Data
+		if prevDict, _ := prev.Column(c).Data().Dictionary().(*array.Data); dict != nil && dict == prevDict {
+			n += approxBytes(dict)
+		}
+	}
+	return n
 }
 
 func recordBytes(rec arrow.RecordBatch) int64 {

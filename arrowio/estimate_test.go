@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -55,4 +56,53 @@ func TestRunEndEncodedSliceEstimate(t *testing.T) {
 	}
 	// Ten slices of a column, grouped to half of its bytes a message, go in two messages.
 	assert.Equal(t, []int{0, 5}, groupBatches(slices, wholeBytes/2+pieces*64))
+}
+
+// Chunks that share one large dictionary group into messages by their indices' bytes: the
+// dictionary goes out once, with the first, and the writer does not send it again.
+func TestSharedDictionaryCountedOnce(t *testing.T) {
+	mem := checkedMem(t)
+	const entries, chunks, rows = 50_000, 40, 1000
+	vals := array.NewStringBuilder(mem)
+	for i := range entries {
+		vals.Append(fmt.Sprintf("a fairly long value %08d", i))
+	}
+	dict := vals.NewArray()
+	vals.Release()
+	defer dict.Release()
+	idx := array.NewInt32Builder(mem)
+	for i := range chunks * rows {
+		idx.Append(int32(i * 7 % entries))
+	}
+	indices := idx.NewArray()
+	idx.Release()
+	defer indices.Release()
+	dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}
+	col := array.NewDictionaryArray(dt, indices, dict)
+	defer col.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "d", Type: dt}}, nil)
+	whole := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
+	defer whole.Release()
+	var bs []arrow.RecordBatch
+	for i := range chunks {
+		bs = append(bs, whole.NewSlice(int64(i*rows), int64((i+1)*rows)))
+	}
+	defer releaseBatches(bs)
+
+	dictBytes := approxBytes(dict.Data())
+	target := int64(chunks * rows * 4) // every chunk's indices, far less than the dictionary
+	require.Greater(t, dictBytes, 5*target)
+	// The first chunk, which carries the dictionary, travels alone; the other 39 together.
+	assert.Equal(t, []int{0, 1}, groupBatches(bs, target))
+
+	// Chunks with dictionaries of their own count each.
+	copyOfDict := array.NewSlice(dict, 0, entries) // the same values in another array
+	defer copyOfDict.Release()
+	other := array.NewDictionaryArray(dt, indices, copyOfDict)
+	defer other.Release()
+	mixed := array.NewRecordBatch(schema, []arrow.Array{other}, int64(other.Len()))
+	defer mixed.Release()
+	second := mixed.NewSlice(0, rows)
+	defer second.Release()
+	assert.Equal(t, []int{0, 1, 2}, groupBatches([]arrow.RecordBatch{bs[0], second, bs[1]}, target))
 }
