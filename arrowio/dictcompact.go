@@ -163,6 +163,8 @@ func markUsed(d arrow.ArrayData, used []uint64, dictLen, n, limit int) (int, err
 	return 0, fmt.Errorf("%s: index type %s", d.DataType(), d.DataType().(*arrow.DictionaryType).IndexType)
 }
 
+// indexInt is the integer types a dictionary's indices may have (hash.go, validate.go and the
+// compaction here are generic over it).
 type indexInt interface {
 	int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64
 }

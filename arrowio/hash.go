@@ -369,7 +369,7 @@ func hashDictionary(a *array.Dictionary, dst []uint64, fold bool) error {
 }
 
 // lookup puts dh[idx[i]] for every row; it returns the first row whose index is out of range, or -1.
-func lookup[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](data arrow.ArrayData, idx []T, dh, dst []uint64, fold bool) int {
+func lookup[T indexInt](data arrow.ArrayData, idx []T, dh, dst []uint64, fold bool) int {
 	n := uint64(len(dh))
 	for i := range dst {
 		if data.NullN() != 0 && !isValid(data, i) {

@@ -261,7 +261,7 @@ func checkDictionary(d arrow.ArrayData, dt *arrow.DictionaryType, depth int) err
 	return nil
 }
 
-func firstBadIndex[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](d arrow.ArrayData, idx []T, limit uint64) int {
+func firstBadIndex[T indexInt](d arrow.ArrayData, idx []T, limit uint64) int {
 	for i, k := range idx {
 		if uint64(k) >= limit && (d.NullN() == 0 || isValid(d, i)) {
 			return i
