@@ -419,7 +419,7 @@ func DiscoverUDP(ctx context.Context, nw Network, laddr, stunServer netip.AddrPo
 // reflexive endpoint the server saw. Datagrams from elsewhere, and answers to
 // other transactions, are ignored.
 //
-// Concurrent calls on one pc (or on sockets of one local port) are safe and
+// Concurrent calls on one pc (or on sockets of one local endpoint) are safe and
 // independent: while any call runs, one goroutine reads pc and routes each
 // answer by its transaction ID to the call that sent the request. The
 // caller must not read pc itself meanwhile (what it read would be lost to

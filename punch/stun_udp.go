@@ -23,7 +23,8 @@ import (
 //   - one reader goroutine per socket (stunReader) reads while any call
 //     waits on that socket, and routes every answer by its transaction ID
 //     to the call that sent the request, whichever of the process's sockets
-//     on the same port that call sent it from (stunUDP.calls);
+//     on the same local endpoint that call sent it from (stunUDP.calls,
+//     mayReceiveFor);
 //   - concurrent DiscoverUDP calls on the same network and local endpoint
 //     share one socket (sharedUDP), so an answer never lands on a socket
 //     that is closing because another call is done.
@@ -59,11 +60,11 @@ type stunCall struct {
 // guarded by stunUDP.mu.
 type stunReader struct {
 	pc       net.PacketConn
-	port     uint16 // pc's local port; 0 if unknown
-	shared   bool   // in stunUDP.readers (pc can be a map key)
-	users    int    // calls using the reader
-	stopping bool   // the last call left: the reader exits at its next read error
-	err      error  // why reading failed, once dead is closed
+	local    netip.AddrPort // pc's local endpoint, unmapped; invalid if unknown
+	shared   bool           // in stunUDP.readers (pc can be a map key)
+	users    int            // calls using the reader
+	stopping bool           // the last call left: the reader exits at its next read error
+	err      error          // why reading failed, once dead is closed
 	dead     chan struct{}
 	exited   chan struct{} // the goroutine returned
 	gone     chan struct{} // stopped: off the table, pc's deadline cleared
@@ -88,8 +89,8 @@ func acquireReader(pc net.PacketConn) *stunReader {
 		}
 		if r == nil {
 			r = &stunReader{pc: pc, shared: shared, dead: make(chan struct{}), exited: make(chan struct{}), gone: make(chan struct{})}
-			if ap, err := addrPort(pc.LocalAddr()); err == nil {
-				r.port = ap.Port()
+			if ap, err := addrPort(pc.LocalAddr()); err == nil && ap.Port() != 0 {
+				r.local = ap
 			}
 			if shared {
 				stunUDP.readers[pc] = r
@@ -183,7 +184,7 @@ func (r *stunReader) run() {
 			copy(id[:], buf[8:stunHeaderLen])
 			c = stunUDP.calls[id]
 		}
-		if c != nil && (c.r == r || (r.port != 0 && c.r.port == r.port) || (r.shared && c.r.pc == r.pc)) {
+		if c != nil && (c.r == r || (r.shared && c.r.pc == r.pc) || mayReceiveFor(r.local, c.r.local)) {
 			select {
 			case c.answers <- stunAnswer{b: append([]byte(nil), buf[:n]...), from: src}:
 			default:
@@ -194,6 +195,26 @@ func (r *stunReader) run() {
 			return
 		}
 	}
+}
+
+// mayReceiveFor reports whether a socket bound to local may receive the
+// answers to requests sent from a socket bound to sender: on Linux (as in
+// netsim) a datagram goes to a socket bound to its destination address if
+// there is one, else to one bound to all addresses, and among the sockets
+// bound to the same address and port (a SO_REUSEPORT group) to one by a
+// hash of its source. So either both are bound to the same address and port,
+// or the sender is bound to all addresses (its requests leave from whichever
+// address the route picks) of local's family (:: includes IPv4, 0.0.0.0 no
+// IPv6). A port number alone is not enough: sockets of the same port on
+// other addresses, or on other netsim hosts, are not the sender's. Both
+// endpoints are unmapped; an invalid one (local address unknown) matches
+// nothing.
+func mayReceiveFor(local, sender netip.AddrPort) bool {
+	if !local.IsValid() || !sender.IsValid() || local.Port() != sender.Port() {
+		return false
+	}
+	l, s := local.Addr(), sender.Addr()
+	return l == s || s.IsUnspecified() && (s.Is6() || l.Is4())
 }
 
 // addCall registers the transaction of req, sent on r's socket, for its
