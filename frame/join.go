@@ -314,8 +314,9 @@ func planJoin(ls, rs *arrow.Schema, how JoinType, cfg *joinConfig) (*joinPlan, e
 }
 
 // commonKeyType is the type two join keys are compared as: their type when
-// equal (dictionaries by their value type), else int64 for two integer
-// types (they hash alike), float64 for two floating-point types, and the
+// equal (dictionaries by their value type), else uint64 for two unsigned
+// integer types and int64 for other two integer types (they hash alike),
+// float64 for two floating-point types, and the
 // large form of string or binary.
 func commonKeyType(a, b arrow.DataType) (arrow.DataType, error) {
 	a, b = valueType(a), valueType(b)
@@ -330,6 +331,10 @@ func commonKeyType(a, b arrow.DataType) (arrow.DataType, error) {
 		// Compared as int64, uint64 values above MaxInt64 would match
 		// negative ones.
 		return nil, fmt.Errorf("types %s and %s cannot be compared as one integer type: cast one side", a, b)
+	case arrow.IsUnsignedInteger(a.ID()) && arrow.IsUnsignedInteger(b.ID()):
+		// As int64, uint64 values above MaxInt64 would come out of an
+		// outer join negative.
+		return arrow.PrimitiveTypes.Uint64, nil
 	case arrow.IsInteger(a.ID()) && arrow.IsInteger(b.ID()):
 		return arrow.PrimitiveTypes.Int64, nil
 	case arrow.IsFloating(a.ID()) && arrow.IsFloating(b.ID()):

@@ -1,0 +1,697 @@
+package frame
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/collective"
+	"github.com/stretchr/testify/require"
+)
+
+// Randomized differential tests: every distributed operator, at several rank
+// counts, against a sequential oracle written over the gathered input.
+// FNMESH_PROP_ITERS raises the number of seeds per test (default small).
+
+func propIters(def int) int {
+	if s := os.Getenv("FNMESH_PROP_ITERS"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return n
+		}
+	}
+	if testing.Short() {
+		return 1
+	}
+	return def
+}
+
+var propRanks = []int{1, 2, 3, 5}
+
+// Oracle values: int64 (signed integers, dates, timestamps), uint64,
+// float64, bool, string (string kinds), obin (binary kinds), odec
+// (decimals, unscaled), nil for null.
+type (
+	obin string
+	odec int64
+)
+
+func ocell(a arrow.Array, i int) any {
+	if a.IsNull(i) {
+		return nil
+	}
+	switch a := a.(type) {
+	case *array.Dictionary:
+		return ocell(a.Dictionary(), a.GetValueIndex(i))
+	case *array.Decimal128:
+		return odec(int64(a.Value(i).LowBits()))
+	case *array.Binary:
+		return obin(a.Value(i))
+	case *array.LargeBinary:
+		return obin(a.Value(i))
+	case *array.FixedSizeBinary:
+		return obin(a.Value(i))
+	case *array.Date64:
+		return int64(a.Value(i))
+	}
+	return cell(a, i)
+}
+
+func orows(t arrow.Table) []row {
+	out := make([]row, t.NumRows())
+	for i := range out {
+		out[i] = make(row, t.NumCols())
+	}
+	for c := 0; c < int(t.NumCols()); c++ {
+		r := 0
+		for _, ch := range t.Column(c).Data().Chunks() {
+			for i := 0; i < ch.Len(); i++ {
+				out[r][c] = ocell(ch, i)
+				r++
+			}
+		}
+	}
+	return out
+}
+
+// okey formats values so that equal ones (SQL group semantics: -0 as 0,
+// every NaN alike) format alike.
+func okey(vals ...any) string { return rowKey(row(vals)) }
+
+// oeq: join-key equality of two non-null values.
+func oeq(a, b any) bool {
+	if x, ok := a.(float64); ok {
+		y := b.(float64)
+		return x == y || (x != x && y != y)
+	}
+	return a == b
+}
+
+// ocmp orders two non-null values of one kind: NaN after every number,
+// -0 tied with +0.
+func ocmp(a, b any) int {
+	switch x := a.(type) {
+	case int64:
+		return cmp.Compare(x, b.(int64))
+	case uint64:
+		return cmp.Compare(x, b.(uint64))
+	case float64:
+		y := b.(float64)
+		xn, yn := x != x, y != y
+		switch {
+		case xn && yn:
+			return 0
+		case xn:
+			return 1
+		case yn:
+			return -1
+		}
+		return cmp.Compare(x, y) // -0 == +0 for cmp.Compare
+	case bool:
+		y := b.(bool)
+		switch {
+		case x == y:
+			return 0
+		case !x:
+			return -1
+		}
+		return 1
+	case string:
+		return strings.Compare(x, b.(string))
+	case obin:
+		return strings.Compare(string(x), string(b.(obin)))
+	case odec:
+		return cmp.Compare(x, b.(odec))
+	}
+	panic(fmt.Sprintf("ocmp %T", a))
+}
+
+// Column generation.
+
+var (
+	dictStrType = &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.BinaryTypes.String}
+	decType     = &arrow.Decimal128Type{Precision: 12, Scale: 2}
+	tsType      = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	fsbType     = &arrow.FixedSizeBinaryType{ByteWidth: 2}
+)
+
+// propTypes are the key and value types the tests draw from.
+var propTypes = []arrow.DataType{
+	arrow.PrimitiveTypes.Int8, arrow.PrimitiveTypes.Int16, arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int64,
+	arrow.PrimitiveTypes.Uint8, arrow.PrimitiveTypes.Uint16, arrow.PrimitiveTypes.Uint32, arrow.PrimitiveTypes.Uint64,
+	arrow.PrimitiveTypes.Float32, arrow.PrimitiveTypes.Float64,
+	arrow.FixedWidthTypes.Boolean,
+	arrow.BinaryTypes.String, arrow.BinaryTypes.LargeString, arrow.BinaryTypes.Binary,
+	arrow.FixedWidthTypes.Date32, arrow.FixedWidthTypes.Date64, tsType,
+	decType, dictStrType, fsbType,
+}
+
+func isNumeric(dt arrow.DataType) bool {
+	return arrow.IsInteger(dt.ID()) || dt.ID() == arrow.FLOAT32 || dt.ID() == arrow.FLOAT64
+}
+
+var specialFloats = []float64{math.NaN(), math.Copysign(0, -1), 0, math.Inf(1), math.Inf(-1), math.Float64frombits(0x7ff8000000000abc)}
+
+// genColumn builds n values of dt drawn from a domain of about card values.
+func genColumn(mem memory.Allocator, rng *rand.Rand, dt arrow.DataType, n, card int, nullFrac float64) arrow.Array {
+	b := array.NewBuilder(mem, dt)
+	defer b.Release()
+	card = max(card, 1)
+	for range n {
+		if rng.Float64() < nullFrac {
+			b.AppendNull()
+			continue
+		}
+		k := rng.IntN(card)
+		switch b := b.(type) {
+		case *array.Int8Builder:
+			b.Append(int8(k - card/2))
+		case *array.Int16Builder:
+			b.Append(int16(k - card/2))
+		case *array.Int32Builder:
+			b.Append(int32(k - card/2))
+		case *array.Int64Builder:
+			b.Append(int64(k - card/2))
+		case *array.Uint8Builder:
+			b.Append(uint8(k))
+		case *array.Uint16Builder:
+			b.Append(uint16(k))
+		case *array.Uint32Builder:
+			b.Append(uint32(k))
+		case *array.Uint64Builder:
+			if k%5 == 4 {
+				b.Append(math.MaxUint64 - uint64(k)) // above MaxInt64
+			} else {
+				b.Append(uint64(k))
+			}
+		case *array.Float32Builder:
+			if rng.IntN(6) == 0 {
+				b.Append(float32(specialFloats[rng.IntN(len(specialFloats))]))
+			} else {
+				b.Append(float32(k-card/2) / 8)
+			}
+		case *array.Float64Builder:
+			if rng.IntN(6) == 0 {
+				b.Append(specialFloats[rng.IntN(len(specialFloats))])
+			} else {
+				b.Append(float64(k-card/2) / 8)
+			}
+		case *array.BooleanBuilder:
+			b.Append(k%2 == 1)
+		case *array.StringBuilder:
+			b.Append(propString(k))
+		case *array.LargeStringBuilder:
+			b.Append(propString(k))
+		case *array.BinaryBuilder:
+			b.Append([]byte(propString(k) + "\x00"[:k%2]))
+		case *array.FixedSizeBinaryBuilder:
+			b.Append([]byte{byte(k), byte(k >> 8)})
+		case *array.Date32Builder:
+			b.Append(arrow.Date32(k - card/2))
+		case *array.Date64Builder:
+			b.Append(arrow.Date64(int64(k-card/2) * 86400000))
+		case *array.TimestampBuilder:
+			b.Append(arrow.Timestamp(k - card/2))
+		case *array.Decimal128Builder:
+			b.Append(decimal128.FromI64(int64(k - card/2)))
+		case *array.BinaryDictionaryBuilder:
+			if err := b.AppendString(propString(k)); err != nil {
+				panic(err)
+			}
+		default:
+			panic(fmt.Sprintf("genColumn: %T", b))
+		}
+	}
+	return b.NewArray()
+}
+
+func propString(k int) string {
+	if k == 0 {
+		return ""
+	}
+	return "v" + strconv.Itoa(k*7919%1000)
+}
+
+// chunked cuts a into random chunks, the first few with non-zero offsets
+// (a is generated with extra rows in front).
+func chunked(rng *rand.Rand, a arrow.Array, from int) *arrow.Chunked {
+	n := a.Len() - from
+	var chunks []arrow.Array
+	lo := from
+	for lo < a.Len() || len(chunks) == 0 {
+		hi := a.Len()
+		if rng.IntN(2) == 0 && n > 0 {
+			hi = min(a.Len(), lo+rng.IntN(n+1))
+		}
+		chunks = append(chunks, array.NewSlice(a, int64(lo), int64(hi)))
+		if rng.IntN(4) == 0 && hi > lo { // an empty chunk now and then
+			chunks = append(chunks, array.NewSlice(a, int64(hi), int64(hi)))
+		}
+		lo = hi
+	}
+	ch := arrow.NewChunked(a.DataType(), chunks)
+	releaseAll(chunks)
+	return ch
+}
+
+type propCol struct {
+	name string
+	dt   arrow.DataType
+	card int
+}
+
+// genTables builds one table per rank of the columns; some ranks are
+// empty, sizes skewed.
+func genTables(rng *rand.Rand, p, rows int, cols []propCol, nullFrac float64) []arrow.Table {
+	mem := memory.NewGoAllocator()
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		fields[i] = arrow.Field{Name: c.name, Type: c.dt, Nullable: true}
+	}
+	s := arrow.NewSchema(fields, nil)
+	out := make([]arrow.Table, p)
+	for r := range p {
+		n := rng.IntN(rows + 1)
+		switch {
+		case p > 2 && r == p-1:
+			n = 0
+		case r == 0 && rng.IntN(3) == 0:
+			n = rows * 3 // skew
+		}
+		chs := make([]*arrow.Chunked, len(cols))
+		for i, c := range cols {
+			from := rng.IntN(3)
+			a := genColumn(mem, rng, c.dt, n+from, c.card, nullFrac)
+			chs[i] = chunked(rng, a, from)
+			a.Release()
+		}
+		cs := make([]arrow.Column, len(cols))
+		for i := range cols {
+			cs[i] = *arrow.NewColumn(fields[i], chs[i])
+			chs[i].Release()
+		}
+		out[r] = array.NewTable(s, cs, int64(n))
+		for i := range cs {
+			cs[i].Release()
+		}
+	}
+	return out
+}
+
+func releaseTablesAll(ts []arrow.Table) {
+	for _, t := range ts {
+		t.Release()
+	}
+}
+
+func allRows(ts []arrow.Table) []row {
+	var out []row
+	for _, t := range ts {
+		out = append(out, orows(t)...)
+	}
+	return out
+}
+
+func okeys(rs []row) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = rowKey(r)
+	}
+	return out
+}
+
+// runOp runs op on every rank over the ranks' tables (in frames) and returns
+// the rows gathered at rank 0 and the result's schema.
+func runOp(t *testing.T, p int, tables [][]arrow.Table, op func(ctx context.Context, fs []*Frame) (*Frame, error)) ([]row, *arrow.Schema) {
+	t.Helper()
+	var got []row
+	var schema *arrow.Schema
+	runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		fs := make([]*Frame, len(tables))
+		for i, ts := range tables {
+			f, err := New(c, ts[c.Rank()], WithAllocator(mem), WithParallelism(2))
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			fs[i] = f
+		}
+		res, err := op(ctx, fs)
+		if err != nil {
+			return err
+		}
+		defer res.Release()
+		tbl, err := res.Gather(ctx, 0)
+		if err != nil {
+			return err
+		}
+		if tbl != nil {
+			got, schema = orows(tbl), tbl.Schema()
+			tbl.Release()
+		}
+		return nil
+	})
+	return got, schema
+}
+
+func pickType(rng *rand.Rand) arrow.DataType { return propTypes[rng.IntN(len(propTypes))] }
+
+// ---- Join ----
+
+func TestPropJoin(t *testing.T) {
+	iters := propIters(6)
+	for it := range iters {
+		for _, p := range propRanks {
+			seed := uint64(it*100 + p)
+			rng := rand.New(rand.NewPCG(seed, 7))
+			nk := 1 + rng.IntN(2)
+			card := 2 + rng.IntN(12)
+			var lcols, rcols []propCol
+			var keys []string
+			for k := range nk {
+				dt := pickType(rng)
+				name := fmt.Sprintf("k%d", k)
+				keys = append(keys, name)
+				rdt := dt
+				if dt.ID() == arrow.STRING && rng.IntN(2) == 0 {
+					rdt = dictStrType
+				}
+				lcols = append(lcols, propCol{name, dt, card})
+				rcols = append(rcols, propCol{name, rdt, card})
+			}
+			lcols = append(lcols, propCol{"a", pickType(rng), 10})
+			rcols = append(rcols, propCol{"b", pickType(rng), 10})
+			nullFrac := []float64{0, 0.1, 0.4}[rng.IntN(3)]
+			lt := genTables(rng, p, 30, lcols, nullFrac)
+			rt := genTables(rng, p, 30, rcols, nullFrac)
+			lrows, rrows := allRows(lt), allRows(rt)
+			for _, how := range []JoinType{Inner, LeftOuter, RightOuter, FullOuter} {
+				for _, sm := range []bool{false, true} {
+					name := fmt.Sprintf("seed%d/p%d/%s/sm=%v/keys=%v", seed, p, how, sm, lcols[:nk])
+					opts := []JoinOption{On(keys...)}
+					if sm {
+						opts = append(opts, SortMerge())
+					}
+					got, _ := runOp(t, p, [][]arrow.Table{lt, rt}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+						return fs[0].Join(ctx, fs[1], how, opts...)
+					})
+					want := propJoinOracle(lrows, rrows, nk, how)
+					require.Equal(t, slices.Sorted(slices.Values(okeys(want))), slices.Sorted(slices.Values(okeys(got))), name)
+				}
+			}
+			releaseTablesAll(lt)
+			releaseTablesAll(rt)
+		}
+	}
+}
+
+// propJoinOracle: nested loops; rows are keys first then one value column; the
+// output (On) is keys, left values, right values (one value column a side).
+func propJoinOracle(l, r []row, nk int, how JoinType) []row {
+	match := func(a, b row) bool {
+		for k := range nk {
+			if a[k] == nil || b[k] == nil || !oeq(a[k], b[k]) {
+				return false
+			}
+		}
+		return true
+	}
+	lo, ro := how.outer()
+	var out []row
+	rmatched := make([]bool, len(r))
+	for _, a := range l {
+		m := false
+		for j, b := range r {
+			if match(a, b) {
+				m, rmatched[j] = true, true
+				out = append(out, slices.Concat(a[:nk], a[nk:], b[nk:]))
+			}
+		}
+		if !m && lo {
+			out = append(out, slices.Concat(a[:nk], a[nk:], make(row, 1)))
+		}
+	}
+	if ro {
+		for j, b := range r {
+			if !rmatched[j] {
+				out = append(out, slices.Concat(b[:nk], make(row, 1), b[nk:]))
+			}
+		}
+	}
+	return out
+}
+
+// ---- GroupBy / Distinct ----
+
+type oacc struct {
+	n       int64
+	count   []int64
+	sumI    []int64
+	sumU    []uint64
+	sumF    []float64
+	seen    []bool
+	min     []any
+	max     []any
+	keyVals row
+}
+
+func TestPropGroupBy(t *testing.T) {
+	iters := propIters(8)
+	for it := range iters {
+		for _, p := range propRanks {
+			seed := uint64(it*100 + p)
+			rng := rand.New(rand.NewPCG(seed, 11))
+			nk := rng.IntN(3) // 0: a global aggregate
+			card := 1 + rng.IntN(20)
+			if rng.IntN(4) == 0 {
+				card = 1000 // nearly distinct keys: the per-row path
+			}
+			var cols []propCol
+			var keys []string
+			for k := range nk {
+				name := fmt.Sprintf("k%d", k)
+				keys = append(keys, name)
+				cols = append(cols, propCol{name, pickType(rng), card})
+			}
+			nv := 1 + rng.IntN(3)
+			var aggs []Agg
+			var vdts []arrow.DataType
+			for v := range nv {
+				dt := pickType(rng)
+				for dt.ID() == arrow.DICTIONARY {
+					dt = pickType(rng)
+				}
+				name := fmt.Sprintf("v%d", v)
+				cols = append(cols, propCol{name, dt, 15})
+				vdts = append(vdts, dt)
+				aggs = append(aggs, Count(name), Min(name), Max(name))
+				if isNumeric(dt) {
+					aggs = append(aggs, Sum(name), Mean(name))
+				}
+			}
+			aggs = append(aggs, CountRows())
+			nullFrac := []float64{0, 0.1, 0.5}[rng.IntN(3)]
+			rows := []int{0, 5, 40, 300}[rng.IntN(4)]
+			ts := genTables(rng, p, rows, cols, nullFrac)
+			in := allRows(ts)
+			name := fmt.Sprintf("seed%d/p%d/cols=%v/aggs=%v", seed, p, cols, aggs)
+			got, _ := runOp(t, p, [][]arrow.Table{ts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].GroupBy(keys...).Agg(ctx, aggs...)
+			})
+			want := propGroupByOracle(in, nk, vdts, aggs)
+			require.Equal(t, slices.Sorted(slices.Values(okeys(want))), slices.Sorted(slices.Values(okeys(got))), name)
+
+			// Distinct over the keys and the first value.
+			dcols := append(slices.Clone(keys), "v0")
+			got, _ = runOp(t, p, [][]arrow.Table{ts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].Distinct(ctx, dcols...)
+			})
+			seen := map[string]bool{}
+			var wantD []row
+			for _, r := range in {
+				k := okey(r[:nk+1]...)
+				if !seen[k] {
+					seen[k] = true
+					wantD = append(wantD, slices.Clone(r[:nk+1]))
+				}
+			}
+			require.Equal(t, slices.Sorted(slices.Values(okeys(wantD))), slices.Sorted(slices.Values(okeys(got))), "distinct "+name)
+			releaseTablesAll(ts)
+		}
+	}
+}
+
+func propGroupByOracle(in []row, nk int, vdts []arrow.DataType, aggs []Agg) []row {
+	groups := map[string]*oacc{}
+	var order []string
+	nv := len(vdts)
+	for _, r := range in {
+		k := okey(r[:nk]...)
+		g := groups[k]
+		if g == nil {
+			g = &oacc{count: make([]int64, nv), sumI: make([]int64, nv), sumU: make([]uint64, nv), sumF: make([]float64, nv),
+				seen: make([]bool, nv), min: make([]any, nv), max: make([]any, nv), keyVals: slices.Clone(r[:nk])}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.n++
+		for v := range nv {
+			x := r[nk+v]
+			if x == nil {
+				continue
+			}
+			g.count[v]++
+			g.seen[v] = true
+			switch x := x.(type) {
+			case int64:
+				g.sumI[v] += x
+				g.sumF[v] += float64(x)
+			case uint64:
+				g.sumU[v] += x
+				g.sumF[v] += float64(x)
+			case float64:
+				g.sumF[v] += x
+			}
+			if g.min[v] == nil || ocmp(x, g.min[v]) < 0 {
+				g.min[v] = x
+			}
+			if g.max[v] == nil || ocmp(x, g.max[v]) > 0 {
+				g.max[v] = x
+			}
+		}
+	}
+	if nk == 0 && len(order) == 0 {
+		groups[""] = &oacc{count: make([]int64, nv), sumI: make([]int64, nv), sumU: make([]uint64, nv), sumF: make([]float64, nv),
+			seen: make([]bool, nv), min: make([]any, nv), max: make([]any, nv)}
+		order = append(order, "")
+	}
+	var out []row
+	for _, k := range order {
+		g := groups[k]
+		r := slices.Clone(g.keyVals)
+		if r == nil {
+			r = row{}
+		}
+		for _, a := range aggs {
+			v := -1
+			if a.Column != "" {
+				v, _ = strconv.Atoi(strings.TrimPrefix(a.Column, "v"))
+			}
+			switch a.Func {
+			case AggCountAll:
+				r = append(r, g.n)
+			case AggCount:
+				r = append(r, g.count[v])
+			case AggMin:
+				r = append(r, g.min[v])
+			case AggMax:
+				r = append(r, g.max[v])
+			case AggSum:
+				switch {
+				case !g.seen[v]:
+					r = append(r, nil)
+				case arrow.IsSignedInteger(vdts[v].ID()):
+					r = append(r, g.sumI[v])
+				case arrow.IsUnsignedInteger(vdts[v].ID()):
+					r = append(r, g.sumU[v])
+				default:
+					r = append(r, g.sumF[v])
+				}
+			case AggMean:
+				if !g.seen[v] {
+					r = append(r, nil)
+				} else {
+					r = append(r, g.sumF[v]/float64(g.count[v]))
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// ---- Sort, Head, Rebalance ----
+
+func TestPropSort(t *testing.T) {
+	iters := propIters(8)
+	for it := range iters {
+		for _, p := range propRanks {
+			seed := uint64(it*100 + p)
+			rng := rand.New(rand.NewPCG(seed, 13))
+			nk := 1 + rng.IntN(3)
+			var cols []propCol
+			var keys []SortKey
+			var kspec []SortKey
+			for k := range nk {
+				dt := pickType(rng)
+				name := fmt.Sprintf("k%d", k)
+				cols = append(cols, propCol{name, dt, 1 + rng.IntN(30)})
+				sk := Asc(name)
+				if rng.IntN(2) == 0 {
+					sk = Desc(name)
+				}
+				if rng.IntN(2) == 0 {
+					sk = sk.WithNullsFirst()
+				}
+				keys = append(keys, sk)
+				kspec = append(kspec, sk)
+			}
+			cols = append(cols, propCol{"id", arrow.PrimitiveTypes.Int64, 1 << 30})
+			nullFrac := []float64{0, 0.1, 0.5}[rng.IntN(3)]
+			rows := []int{0, 5, 40, 300}[rng.IntN(4)]
+			ts := genTables(rng, p, rows, cols, nullFrac)
+			in := allRows(ts)
+			name := fmt.Sprintf("seed%d/p%d/cols=%v/keys=%v", seed, p, cols, kspec)
+			got, _ := runOp(t, p, [][]arrow.Table{ts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].Sort(ctx, keys...)
+			})
+			want := slices.Clone(in)
+			slices.SortStableFunc(want, func(a, b row) int {
+				for k, sk := range kspec {
+					x, y := a[k], b[k]
+					switch {
+					case x == nil && y == nil:
+						continue
+					case x == nil || y == nil:
+						c := 1
+						if x == nil == sk.NullsFirst {
+							c = -1
+						}
+						return c
+					}
+					c := ocmp(x, y)
+					if sk.Descending {
+						c = -c
+					}
+					if c != 0 {
+						return c
+					}
+				}
+				return 0
+			})
+			require.Equal(t, okeys(want), okeys(got), name)
+
+			// Head and Rebalance keep the order.
+			n := int64(rng.IntN(len(in) + 2))
+			got, _ = runOp(t, p, [][]arrow.Table{ts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].Head(ctx, n)
+			})
+			require.Equal(t, okeys(in[:min(int(n), len(in))]), okeys(got), "head %d %s", n, name)
+			got, _ = runOp(t, p, [][]arrow.Table{ts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].Rebalance(ctx)
+			})
+			require.Equal(t, okeys(in), okeys(got), "rebalance "+name)
+			releaseTablesAll(ts)
+		}
+	}
+}
