@@ -52,6 +52,11 @@ type TCPConn struct {
 	linger     int
 	path       *connPath
 
+	// ackOwed: c completed its handshake on a SYN-ACK and answered with an
+	// ACK that may be lost, leaving the peer in SYN-RECEIVED; the first
+	// data or FIN c sends carries that ACK again (ackPeer).
+	ackOwed atomic.Bool
+
 	// soErr is the pending socket error (Linux sk_err) a reset leaves:
 	// the next Read or Write reports it and clears it; after that reads
 	// return io.EOF and writes EPIPE, as on Linux.
@@ -152,6 +157,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 		return 0, c.opErr("write", err)
 	}
 	defer func() { <-c.wsem }()
+	if c.ackOwed.Load() {
+		c.in.mu.Lock()
+		c.ackPeer()
+		c.in.mu.Unlock()
+	}
 	if cp := c.path; cp != nil && len(cp.sessions) > 0 {
 		if s := cp.touch(time.Now().UnixNano()); s != nil {
 			c.pathDead(s)

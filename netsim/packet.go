@@ -80,6 +80,9 @@ type packet struct {
 	// state, and a conntrack entry that has seen the sender's side,
 	// checks the sequence number against a window it lies outside.
 	seqZero bool
+	// reliable marks an ACK that data (or a FIN) carries: TCP sends it again
+	// with every retransmission of that data, so links do not lose it.
+	reliable bool
 
 	payload []byte // UDP
 

@@ -13,7 +13,7 @@ import "net/netip"
 // it arrives on the other side.
 func (in *Internet) cross(p *packet, a *attach, dir int, next func()) {
 	now := in.now()
-	at, why := a.link.transit(now, p.size(), dir, true)
+	at, why := a.link.transit(now, p.size(), dir, !p.reliable)
 	if why != "" {
 		in.stats.Lost++
 		in.trace(EventDrop, a.name, p, why)

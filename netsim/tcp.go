@@ -220,6 +220,7 @@ func (c *TCPConn) input(p *packet) {
 			}
 			c.establish(p)
 			c.sendSeg(flagACK, c.peer)
+			c.ackOwed.Store(true)
 		case syn: // the peer is connecting to us at the same time: simultaneous open
 			c.peer = p.from
 			c.state = stateSynRcvd
@@ -252,6 +253,7 @@ func (c *TCPConn) input(p *packet) {
 			c.establish(p)
 			if syn {
 				c.sendSeg(flagACK, c.peer)
+				c.ackOwed.Store(true)
 			}
 		}
 	case stateEstablished:
@@ -368,12 +370,30 @@ func (c *TCPConn) abort(why string) {
 	c.rx.setSink(sinkReset)
 }
 
+// ackPeer sends the ACK that data or a FIN from c carries, if the peer
+// may still be waiting for it in SYN-RECEIVED (the ACK that completed the
+// handshake was lost): on Linux the first segment that follows the handshake
+// completes the peer's side too, so a lost ACK costs nothing when the end
+// that sent it speaks first. Links do not lose it, as TCP retransmits the
+// data until it arrives. Caller holds in.mu.
+func (c *TCPConn) ackPeer() {
+	if !c.ackOwed.Load() {
+		return
+	}
+	c.ackOwed.Store(false)
+	if c.state != stateEstablished || c.peer == nil || c.peer.state != stateSynRcvd || c.peer.peer != c {
+		return
+	}
+	c.h.send(&packet{proto: protoTCP, src: c.local, dst: c.remote, flags: flagACK, from: c, to: c.peer, reliable: true})
+}
+
 // sendFIN half-closes c: the FIN reaches the peer after the data written
 // before it.
 func (c *TCPConn) sendFIN() {
 	if c.finSent || c.state != stateEstablished {
 		return
 	}
+	c.ackPeer()
 	c.finSent = true
 	c.finFirst = !c.finRcvd
 	in := c.in
