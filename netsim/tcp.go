@@ -311,6 +311,13 @@ func (c *TCPConn) reset(n syscall.Errno, why string) {
 		c.release("RST received after close: " + why)
 		return
 	}
+	if c.state == stateSynRcvd {
+		// The peer, established on our SYN-ACK, aborted before its
+		// final ACK (lost) or any data reached us: the RST ends the
+		// handshake, as a RST addressed to c does in input.
+		c.handshakeFail(errno("connect", syscall.ECONNREFUSED))
+		return
+	}
 	if c.state != stateEstablished {
 		return
 	}
