@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/compute"
 	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -198,9 +199,41 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
-	out, err := compute.CallFunction(ctx, e.fn, nil, args...)
+	out, err := callFunction(ctx, e.fn, args)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
 	return out, nil
+}
+
+// callFunction calls the compute function fn. arrow-go's "not"
+// and "is_not_null" kernels read a sliced input's validity bitmap (and
+// invert its values) from the start of the buffers, ignoring the slice's
+// offset: on a column that is a slice (a caller's sliced table, what
+// Rebalance or a one-rank operator keeps of a partition) they answer for
+// other rows. So "not" gets its input copied to offset 0 (a bit a row), and
+// "is_not_null" is computed as not(is_null(x)) (is_null is right on slices
+// and returns an array at offset 0).
+func callFunction(ctx context.Context, fn string, args []compute.Datum) (compute.Datum, error) {
+	if (fn == "not" || fn == "is_not_null") && len(args) == 1 {
+		if ad, ok := args[0].(*compute.ArrayDatum); ok && ad.Value.Offset() != 0 {
+			if fn == "is_not_null" {
+				isNull, err := compute.CallFunction(ctx, "is_null", nil, args[0])
+				if err != nil {
+					return nil, err
+				}
+				defer isNull.Release()
+				return compute.CallFunction(ctx, "not", nil, isNull)
+			}
+			a := ad.MakeArray()
+			defer a.Release()
+			whole, err := array.Concatenate([]arrow.Array{a}, exec.GetAllocator(ctx))
+			if err != nil {
+				return nil, err
+			}
+			defer whole.Release()
+			return compute.CallFunction(ctx, fn, nil, compute.NewDatumWithoutOwning(whole))
+		}
+	}
+	return compute.CallFunction(ctx, fn, nil, args...)
 }

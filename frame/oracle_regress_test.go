@@ -90,3 +90,62 @@ func splitTable(t arrow.Table, p int) []arrow.Table {
 	}
 	return out
 }
+
+// Not and IsValid give the right answer on a column that is a slice of a
+// larger array (a table the caller sliced, or what Rebalance kept of a
+// rank's own rows): arrow-go's "invert" and "is_not_null" kernels read the
+// input's validity bitmap from its start, ignoring the slice's offset, so
+// Filter(Col("b").Not()) kept rows whose b is null and dropped others.
+func TestExprOnSlicedColumns(t *testing.T) {
+	b := arrow.FixedWidthTypes.Boolean
+	i32 := arrow.PrimitiveTypes.Int32
+	full := jsonTable(t, "b", b, `[true, null, false, null, true, false, null, null, true, false, null, true]`,
+		"x", i32, `[1, null, 2, null, 3, 4, null, null, 5, 6, null, 7]`)
+	defer full.Release()
+	cases := []struct {
+		name string
+		pred Expr
+		want []string // x of the rows kept, from the slice [1, 12)
+	}{
+		{"not", Col("b").Not(), []string{"i2", "i4", "i6"}},
+		{"is_valid", Col("x").IsValid(), []string{"i2", "i3", "i4", "i5", "i6", "i7"}},
+		{"not is_valid", Col("b").IsValid().Not(), []string{"<null>", "<null>", "<null>", "<null>", "<null>"}},
+		{"and not", Col("x").Gt(2).And(Col("b").Not()), []string{"i4", "i6"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			part := sliceTable(full, 1, 12)
+			defer part.Release()
+			got, _ := runOp(t, 1, [][]arrow.Table{{part}}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].Filter(ctx, tc.pred)
+			})
+			var xs []string
+			for _, r := range got {
+				xs = append(xs, rowKey(r[1:]))
+			}
+			require.Equal(t, tc.want, xs)
+		})
+	}
+	// Rebalance over two ranks keeps a slice of rank 1's own rows.
+	t.Run("after rebalance", func(t *testing.T) {
+		parts := []arrow.Table{sliceTable(full, 0, 0), sliceTable(full, 0, 12)}
+		defer releaseTablesAll(parts)
+		got, _ := runOp(t, 2, [][]arrow.Table{parts}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+			r, err := fs[0].Rebalance(ctx)
+			if err != nil {
+				return nil, err
+			}
+			defer r.Release()
+			return r.Filter(ctx, Col("b").Not())
+		})
+		require.Equal(t, []string{"i2", "i4", "i6"}, sortedKeys(rowsCol(got, 1)))
+	})
+}
+
+func rowsCol(rs []row, c int) []row {
+	out := make([]row, len(rs))
+	for i, r := range rs {
+		out[i] = row{r[c]}
+	}
+	return out
+}
