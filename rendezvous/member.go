@@ -220,8 +220,15 @@ func isNetClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 // writing) or reset it, or this side closed it. Nothing is malformed then,
 // and no error frame can reach the peer.
 func connLost(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || connReset(err)
+}
+
+// connReset reports whether err is a connection reset (or aborted) by the
+// peer, or closed by this side: unlike an EOF, which a half-closing client
+// that still reads may cause, nothing more can be told to the peer.
+func connReset(err error) bool {
+	return isNetClosed(err) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
 }
 
 // writeLoop writes queued frames and pings until the member's handler ends

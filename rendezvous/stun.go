@@ -31,7 +31,11 @@ func (s *Server) serveSTUNTCP(c net.Conn, hb []byte) {
 	for i := 0; i < maxSTUNPerStream; i++ {
 		req, err := punch.ReadSTUNMessage(r)
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !isTimeout(err) {
+			// A client that closes the connection between requests or
+			// resets it (Join's discovery resets it once answered, to
+			// free its punch port's 4-tuple), or that stays silent, sent
+			// nothing malformed.
+			if !errors.Is(err, io.EOF) && !connReset(err) && !isTimeout(err) {
 				s.met.rejected(CodeMalformed)
 			}
 			return
