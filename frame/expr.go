@@ -192,6 +192,9 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 		if err != nil {
 			return nil, err
 		}
+		if d, err = unsliced(ctx, d); err != nil {
+			return nil, fmt.Errorf("%s: copy a sliced column: %w", e, err)
+		}
 		args = append(args, d)
 	}
 	// arrow-go's kernels never look at ctx: look before each call, so an
@@ -199,41 +202,34 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
-	out, err := callFunction(ctx, e.fn, args)
+	out, err := compute.CallFunction(ctx, e.fn, nil, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
 	return out, nil
 }
 
-// callFunction calls the compute function fn. arrow-go's "not"
-// and "is_not_null" kernels read a sliced input's validity bitmap (and
-// invert its values) from the start of the buffers, ignoring the slice's
-// offset: on a column that is a slice (a caller's sliced table, what
-// Rebalance or a one-rank operator keeps of a partition) they answer for
-// other rows. So "not" gets its input copied to offset 0 (a bit a row), and
-// "is_not_null" is computed as not(is_null(x)) (is_null is right on slices
-// and returns an array at offset 0).
-func callFunction(ctx context.Context, fn string, args []compute.Datum) (compute.Datum, error) {
-	if (fn == "not" || fn == "is_not_null") && len(args) == 1 {
-		if ad, ok := args[0].(*compute.ArrayDatum); ok && ad.Value.Offset() != 0 {
-			if fn == "is_not_null" {
-				isNull, err := compute.CallFunction(ctx, "is_null", nil, args[0])
-				if err != nil {
-					return nil, err
-				}
-				defer isNull.Release()
-				return compute.CallFunction(ctx, "not", nil, isNull)
-			}
-			a := ad.MakeArray()
-			defer a.Release()
-			whole, err := array.Concatenate([]arrow.Array{a}, exec.GetAllocator(ctx))
-			if err != nil {
-				return nil, err
-			}
-			defer whole.Release()
-			return compute.CallFunction(ctx, fn, nil, compute.NewDatumWithoutOwning(whole))
-		}
+// unsliced returns d, or when d is an array that is a slice (a column of a
+// caller's sliced table, what Rebalance or a one-rank operator keeps of a
+// partition) a copy of it at offset 0 (d is then released). arrow-go's
+// kernels get slices wrong: "not" and "is_not_null" read the input's
+// validity bitmap from the start of the buffer, ignoring the offset, and
+// the binary kernels (comparisons, arithmetic) given two arrays at one
+// offset that is a multiple of 8 leave the validity of the result's later
+// rows null. Compute outputs are at offset 0 already, so only columns are
+// copied.
+func unsliced(ctx context.Context, d compute.Datum) (compute.Datum, error) {
+	ad, ok := d.(*compute.ArrayDatum)
+	if !ok || ad.Value.Offset() == 0 {
+		return d, nil
 	}
-	return compute.CallFunction(ctx, fn, nil, args...)
+	defer d.Release()
+	a := ad.MakeArray()
+	defer a.Release()
+	whole, err := array.Concatenate([]arrow.Array{a}, exec.GetAllocator(ctx))
+	if err != nil {
+		return nil, err
+	}
+	defer whole.Release()
+	return compute.NewDatum(whole), nil
 }

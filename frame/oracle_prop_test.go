@@ -340,6 +340,8 @@ func genTables(rng *rand.Rand, p, rows int, cols []propCol, nullFrac float64) []
 			n = rows * 3 // skew
 		}
 		chs := make([]*arrow.Chunked, len(cols))
+		from := []int{0, 1, 2, 8, 16}[rng.IntN(5)] // rows in front of every column's first chunk
+		single := rng.IntN(3) == 0                 // every column one slice
 		for i, c := range cols {
 			if c.dt.ID() == arrow.DICTIONARY && rng.IntN(2) == 0 {
 				// Chunks with dictionaries of their own.
@@ -353,8 +355,14 @@ func genTables(rng *rand.Rand, p, rows int, cols []propCol, nullFrac float64) []
 				releaseAll(parts)
 				continue
 			}
-			from := rng.IntN(3)
 			a := genColumn(mem, rng, c.dt, n+from, c.card, nullFrac)
+			if single {
+				s := array.NewSlice(a, int64(from), int64(a.Len()))
+				chs[i] = arrow.NewChunked(c.dt, []arrow.Array{s})
+				s.Release()
+				a.Release()
+				continue
+			}
 			chs[i] = chunked(rng, a, from)
 			a.Release()
 		}
@@ -963,7 +971,7 @@ type predGen struct {
 }
 
 // randPred builds a random predicate over x (int32), y (float64), s
-// (string) and b (bool), with the oracle of each node.
+// (string), b (bool) and w (int32, column 5), with the oracle of each node.
 func randPred(rng *rand.Rand, depth int) predGen {
 	cmpOp := func(c int, fn int) bool {
 		switch fn {
@@ -985,7 +993,7 @@ func randPred(rng *rand.Rand, depth int) predGen {
 	}
 	if depth == 0 || rng.IntN(3) == 0 {
 		fn := rng.IntN(6)
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
 		case 0:
 			v := int64(rng.IntN(10) - 5)
 			return predGen{call(Col("x"), fn, v), func(r row) tri {
@@ -1027,6 +1035,13 @@ func randPred(rng *rand.Rand, depth int) predGen {
 				return predGen{Col([]string{"x", "y", "s", "b"}[c]).IsValid(), func(r row) tri { return boolTri(r[c] != nil) }}
 			}
 			return predGen{Col([]string{"x", "y", "s", "b"}[c]).IsNull(), func(r row) tri { return boolTri(r[c] == nil) }}
+		case 5:
+			return predGen{call(Col("x"), fn, Col("w")), func(r row) tri {
+				if r[0] == nil || r[5] == nil {
+					return -1
+				}
+				return boolTri(cmpOp(cmp.Compare(r[0].(int64), r[5].(int64)), fn))
+			}}
 		default:
 			return predGen{Col("x").Lt(Col("y")), func(r row) tri {
 				if r[0] == nil || r[1] == nil {
@@ -1085,7 +1100,8 @@ func TestPropFilter(t *testing.T) {
 			seed := uint64(it*100 + p)
 			rng := rand.New(rand.NewPCG(seed, 19))
 			cols := []propCol{{"x", arrow.PrimitiveTypes.Int32, 10}, {"y", arrow.PrimitiveTypes.Float64, 10},
-				{"s", arrow.BinaryTypes.String, 6}, {"b", arrow.FixedWidthTypes.Boolean, 2}, {"z", pickType(rng), 10}}
+				{"s", arrow.BinaryTypes.String, 6}, {"b", arrow.FixedWidthTypes.Boolean, 2}, {"z", pickType(rng), 10},
+				{"w", arrow.PrimitiveTypes.Int32, 10}}
 			ts := genTables(rng, p, []int{0, 10, 100}[rng.IntN(3)], cols, []float64{0, 0.2}[rng.IntN(2)])
 			in := allRows(ts)
 			pred := randPred(rng, 3)
