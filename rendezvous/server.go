@@ -396,6 +396,12 @@ func (s *Server) handleConn(c net.Conn) {
 	}
 	msg, err := readAfterHeader(c, hb[:], maxClientLoad)
 	if err != nil {
+		if connReset(err) {
+			// Reset in the middle of its first frame: nothing
+			// malformed arrived, and no error frame can reach it.
+			s.cfg.log.Debug("connection reset in its first frame", "remote", c.RemoteAddr(), "err", err)
+			return
+		}
 		s.rejectRead(c, err)
 		return
 	}
