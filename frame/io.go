@@ -420,6 +420,14 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 				ch.Release()
 				ch, field.Type = restored, origin.Field(fi).Type
 			}
+		} else if origin != nil && fi < origin.NumFields() && origin.Field(fi).Name == field.Name &&
+			!arrow.TypeEqual(origin.Field(fi).Type, field.Type, arrow.CheckMetadata()) && sameLayout(origin.Field(fi).Type, field.Type) {
+			// A nested type read back with other names or metadata inside
+			// (a list's element is "element" to pqarrow, and every nested
+			// field has a "PARQUET:field_id"): the stored type's, same data.
+			retyped := retypeChunked(ch, origin.Field(fi).Type)
+			ch.Release()
+			ch, field.Type = retyped, origin.Field(fi).Type
 		}
 		fields = append(fields, field)
 		cols = append(cols, *arrow.NewColumn(field, ch))
@@ -605,6 +613,76 @@ func checkStoredSchema(pf *file.Reader, mem memory.Allocator) error {
 	}
 	t.Release()
 	return nil
+}
+
+// sameLayout reports whether arrays of types a and b have the same buffers
+// and children: the types are equal but for the names and metadata of
+// nested fields (arrow.TypeEqual ignores a list's element name, not a
+// struct's field names).
+func sameLayout(a, b arrow.DataType) bool {
+	if a.ID() != b.ID() {
+		return false
+	}
+	an, aok := a.(arrow.NestedType)
+	bn, bok := b.(arrow.NestedType)
+	if !aok || !bok {
+		return arrow.TypeEqual(a, b)
+	}
+	if a.ID() == arrow.FIXED_SIZE_LIST && a.(*arrow.FixedSizeListType).Len() != b.(*arrow.FixedSizeListType).Len() {
+		return false
+	}
+	if a.ID() == arrow.MAP && a.(*arrow.MapType).KeysSorted != b.(*arrow.MapType).KeysSorted {
+		return false
+	}
+	af, bf := an.Fields(), bn.Fields()
+	if len(af) != len(bf) {
+		return false
+	}
+	for i := range af {
+		if af[i].Nullable != bf[i].Nullable || !sameLayout(af[i].Type, bf[i].Type) {
+			return false
+		}
+	}
+	switch a.ID() {
+	case arrow.LIST, arrow.LARGE_LIST, arrow.FIXED_SIZE_LIST, arrow.MAP, arrow.STRUCT:
+		return true
+	}
+	return arrow.TypeEqual(a, b) // unions, list views, ...: only when equal
+}
+
+// retypeChunked returns ch's chunks as arrays of type dt, which has their
+// layout (sameLayout): the same buffers, other names inside.
+func retypeChunked(ch *arrow.Chunked, dt arrow.DataType) *arrow.Chunked {
+	chunks := make([]arrow.Array, len(ch.Chunks()))
+	for i, a := range ch.Chunks() {
+		d := retypeData(a.Data(), dt)
+		chunks[i] = array.MakeFromData(d)
+		d.Release()
+	}
+	defer releaseAll(chunks)
+	return arrow.NewChunked(dt, chunks)
+}
+
+func retypeData(d arrow.ArrayData, dt arrow.DataType) arrow.ArrayData {
+	children := d.Children()
+	var kids []arrow.ArrayData
+	if n, ok := dt.(arrow.NestedType); ok && len(children) > 0 {
+		fields := n.Fields()
+		kids = make([]arrow.ArrayData, len(children))
+		for i, c := range children {
+			kids[i] = retypeData(c, fields[i].Type)
+		}
+		defer func() {
+			for _, k := range kids {
+				k.Release()
+			}
+		}()
+	}
+	if dt.ID() == arrow.DICTIONARY { // the same type (sameLayout): keep its dictionary
+		dict := d.Dictionary()
+		return array.NewDataWithDictionary(dt, d.Len(), d.Buffers(), d.NullN(), d.Offset(), dict.(*array.Data))
+	}
+	return array.NewData(dt, d.Len(), d.Buffers(), kids, d.NullN(), d.Offset())
 }
 
 // withoutParquetIDs returns t with the "PARQUET:field_id" entries the

@@ -192,3 +192,45 @@ func TestExprOnTwoColumnsSlicedAtAByte(t *testing.T) {
 		part.Release()
 	}
 }
+
+// A Parquet file is read back with the schema it was written with, nested
+// fields included: arrow-go's reader names a list's element "element" (the
+// Parquet name) and gives every nested field a "PARQUET:field_id", which
+// frame took off the top-level fields only.
+func TestParquetNestedSchemaRoundTrip(t *testing.T) {
+	st := arrow.StructOf(arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+		arrow.Field{Name: "b", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true})
+	cases := []struct {
+		name string
+		dt   arrow.DataType
+		js   string
+	}{
+		{"list", arrow.ListOf(arrow.PrimitiveTypes.Int32), `[[1, null], null, []]`},
+		{"fixed-size list", arrow.FixedSizeListOf(2, arrow.PrimitiveTypes.Float64), `[[1, 2], [null, 3]]`},
+		{"struct", st, `[{"a": 1, "b": ["p"]}, null, {"a": null, "b": null}]`},
+		{"list of structs", arrow.ListOf(st), `[[{"a": 1, "b": []}], null, []]`},
+		{"struct with a dictionary", arrow.StructOf(arrow.Field{Name: "d", Type: &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String}, Nullable: true}),
+			`[{"d": "x"}, null, {"d": null}]`},
+		{"map", arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Int64), `[[{"key": "k", "value": 1}], null, []]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := jsonTable(t, "c", tc.dt, tc.js)
+			defer tbl.Release()
+			path := t.TempDir() + "/x.parquet"
+			var gotSchema *arrow.Schema
+			got, _ := runOp(t, 1, [][]arrow.Table{{tbl}}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				if _, err := fs[0].WriteParquet(ctx, path); err != nil {
+					return nil, err
+				}
+				g, err := ReadParquet(ctx, fs[0].Comm(), []string{path}, WithAllocator(fs[0].cfg.mem))
+				if err == nil {
+					gotSchema = g.Schema()
+				}
+				return g, err
+			})
+			require.True(t, tbl.Schema().Equal(gotSchema), "want %s\ngot %s", tbl.Schema(), gotSchema)
+			require.Equal(t, okeys(orows(tbl)), okeys(got))
+		})
+	}
+}
