@@ -35,6 +35,7 @@ type member struct {
 	pingSeq uint32
 	pingAt  time.Time
 	rtt     time.Duration // smallest round trip measured; 0: none yet
+	werr    error         // the write that failed, which closed the connection
 	wake    chan struct{}
 	quit    chan struct{}
 
@@ -159,7 +160,11 @@ func (m *member) readLoop() {
 				return // we sent an error and are closing
 			}
 			reason := fmt.Errorf("connection lost: %w", err)
-			if !connLost(err) {
+			if werr := m.writeErr(); werr != nil && isNetClosed(err) {
+				// The writer closed the connection, which ended this
+				// read: say why it did.
+				reason = fmt.Errorf("writing to it failed (has it stopped reading?): %w", werr)
+			} else if !connLost(err) {
 				if e := asProtoError(err); e.Code != CodeTimeout {
 					m.reject(e)
 					reason = e
@@ -281,6 +286,9 @@ func (m *member) flush() bool {
 		}
 		m.wdeadline.refresh()
 		if _, err := m.conn.Write(b); err != nil {
+			m.mu.Lock()
+			m.werr = err
+			m.mu.Unlock()
 			m.conn.Close() // ends the handler's read, which evicts the member
 			return false
 		}
@@ -327,6 +335,14 @@ func (m *member) reject(e *Error) {
 	if m.sendFinal(e) {
 		m.s.met.rejected(e.Code)
 	}
+}
+
+// writeErr is the write to the member that failed and closed its
+// connection, if one did.
+func (m *member) writeErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.werr
 }
 
 func (m *member) isFinal() bool {
