@@ -324,6 +324,7 @@ func (s *Server) stop() {
 	}
 	s.closing = true
 	s.answerBy = time.Now().Add(shutdownAnswerTimeout)
+	answerBy := s.answerBy
 	close(s.shutdown)
 	// Connections that are not in a job nor relaying are woken now: their
 	// handlers answer "shutdown" (a connection that has not identified
@@ -351,26 +352,49 @@ func (s *Server) stop() {
 	for _, j := range jobs {
 		j.fail(errShutdown())
 	}
-	// Let members read their error and established relays finish, up to
-	// the drain timeout; then cut what is left.
+	// Let established relays finish, up to the drain timeout, and members
+	// read their error, up to answerBy (every other connection's deadlines
+	// end by then): the drain timeout is the relays' alone, so a shorter one
+	// (even 0) does not cut members off before their error reaches them.
+	// Then cut what is left.
 	drained := make(chan struct{})
 	go func() { s.handlers.Wait(); close(drained) }()
-	t := time.NewTimer(s.cfg.drainTimeout)
-	select {
-	case <-drained:
-	case <-t.C:
-		s.cfg.log.Warn("drain timeout: closing the remaining connections", "relays", s.met.relaysActive.Load())
+	relaysCut := time.NewTimer(s.cfg.drainTimeout)
+	defer relaysCut.Stop()
+	allCut := time.NewTimer(max(s.cfg.drainTimeout, time.Until(answerBy)))
+	defer allCut.Stop()
+	for cut := false; !cut; {
+		select {
+		case <-drained:
+			cut = true
+		case <-relaysCut.C:
+			if n := s.met.relaysActive.Load(); n > 0 {
+				s.cfg.log.Warn("drain timeout: cutting the remaining relays", "relays", n)
+			}
+			s.closeConns(func(p connPhase) bool { return p == phaseBusy })
+		case <-allCut.C:
+			s.cfg.log.Warn("shutdown: closing the remaining connections", "relays", s.met.relaysActive.Load())
+			cut = true
+		}
 	}
-	t.Stop()
+	s.closeConns(func(connPhase) bool { return true })
 	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
 	for c := range s.refusing {
 		c.Close()
 	}
 	s.mu.Unlock()
 	<-drained
+}
+
+// closeConns closes the open connections whose phase cut selects.
+func (s *Server) closeConns(cut func(connPhase) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, p := range s.conns {
+		if cut(p) {
+			c.Close()
+		}
+	}
 }
 
 // handleConn demultiplexes a new connection by its first bytes: an fnmesh
