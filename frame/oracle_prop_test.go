@@ -1238,3 +1238,97 @@ func TestPropPipeline(t *testing.T) {
 		}
 	}
 }
+
+// ---- Larger tables: the radix join's partitions, blocks of 16 Ki rows ----
+
+func TestPropLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large tables")
+	}
+	iters := propIters(1)
+	ranks, hows := []int{3}, []JoinType{FullOuter}
+	if os.Getenv("FNMESH_PROP_ITERS") != "" {
+		ranks, hows = []int{1, 3}, []JoinType{Inner, LeftOuter, FullOuter}
+	}
+	// Types with many distinct values (strings here have about 1000, floats
+	// many NaNs: their joins explode).
+	keyTypes := []arrow.DataType{arrow.PrimitiveTypes.Int64, arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Uint16,
+		arrow.FixedWidthTypes.Date32, decType}
+	for it := range iters {
+		for _, p := range ranks {
+			seed := uint64(it*100 + p)
+			rng := rand.New(rand.NewPCG(seed, 29))
+			dt := keyTypes[(it*2+p/3)%len(keyTypes)]
+			rdt := partnerType(rng, dt)
+			card := 40000
+			lt := genTables(rng, p, 20000, []propCol{{"k", dt, card}, {"a", arrow.PrimitiveTypes.Int32, 100}}, 0.05)
+			rt := genTables(rng, p, 20000, []propCol{{"k", rdt, card}, {"b", arrow.PrimitiveTypes.Int64, 100}}, 0.05)
+			lrows, rrows := allRows(lt), allRows(rt)
+			unsigned := []bool{arrow.IsUnsignedInteger(valueType(dt).ID()) && arrow.IsUnsignedInteger(valueType(rdt).ID())}
+			for _, how := range hows {
+				for _, sm := range []bool{false, true} {
+					name := fmt.Sprintf("seed%d/p%d/%s/sm=%v/%s-%s", seed, p, how, sm, dt, rdt)
+					opts := []JoinOption{On("k")}
+					if sm {
+						opts = append(opts, SortMerge())
+					}
+					got, _ := runOp(t, p, [][]arrow.Table{lt, rt}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+						return fs[0].Join(ctx, fs[1], how, opts...)
+					})
+					want := hashJoinOracle(lrows, rrows, how, unsigned[0])
+					require.Equal(t, len(want), len(got), name)
+					require.Equal(t, slices.Sorted(slices.Values(okeys(want))), slices.Sorted(slices.Values(okeys(got))), name)
+				}
+			}
+			got, _ := runOp(t, p, [][]arrow.Table{lt}, func(ctx context.Context, fs []*Frame) (*Frame, error) {
+				return fs[0].GroupBy("k").Agg(ctx, CountRows(), Sum("a"), Min("a"), Max("a"), Count("a"))
+			})
+			want := propGroupByOracle(lrows, 1, []arrow.DataType{arrow.PrimitiveTypes.Int32},
+				[]Agg{CountRows(), Sum("v0"), Min("v0"), Max("v0"), Count("v0")})
+			require.Equal(t, slices.Sorted(slices.Values(okeys(want))), slices.Sorted(slices.Values(okeys(got))), "group-by seed%d/p%d/%s", seed, p, dt)
+			releaseTablesAll(lt)
+			releaseTablesAll(rt)
+		}
+	}
+}
+
+// hashJoinOracle joins rows (key, value) by a map: for large inputs.
+func hashJoinOracle(l, r []row, how JoinType, unsigned bool) []row {
+	norm := func(v any) any {
+		if !unsigned {
+			v = okeyNum(v)
+		}
+		return v
+	}
+	byKey := map[string][]int{}
+	for j, b := range r {
+		if b[0] != nil {
+			k := okey(okeyNum(b[0]))
+			byKey[k] = append(byKey[k], j)
+		}
+	}
+	lo, ro := how.outer()
+	matched := make([]bool, len(r))
+	var out []row
+	for _, a := range l {
+		var js []int
+		if a[0] != nil {
+			js = byKey[okey(okeyNum(a[0]))]
+		}
+		for _, j := range js {
+			matched[j] = true
+			out = append(out, row{norm(a[0]), a[1], r[j][1]})
+		}
+		if len(js) == 0 && lo {
+			out = append(out, row{norm(a[0]), a[1], nil})
+		}
+	}
+	if ro {
+		for j, b := range r {
+			if !matched[j] {
+				out = append(out, row{norm(b[0]), nil, b[1]})
+			}
+		}
+	}
+	return out
+}
