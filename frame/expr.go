@@ -206,7 +206,131 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
+	if e.fn == "add" || e.fn == "subtract" {
+		if err := checkOverflow(ctx, e.fn == "subtract", args, out); err != nil {
+			out.Release()
+			return nil, fmt.Errorf("%s: %w", e, err)
+		}
+	}
 	return out, nil
+}
+
+// checkOverflow fails when an integer sum or difference out = x op y
+// overflowed. arrow-go's add and subtract kernels (the checked ones) catch
+// only a result past the type's largest value: MinInt64 + -1 wraps to
+// MaxInt64 with no error. The operands are cast to out's type (as the
+// kernel promoted them) and every row whose operands are both valid is
+// checked: a signed sum overflowed when both operands' signs differ from the
+// result's, a difference when the operands' signs differ and the result's
+// differs from x's; an unsigned sum when it is below x, a difference when y
+// is above x.
+func checkOverflow(ctx context.Context, sub bool, args []compute.Datum, out compute.Datum) (err error) {
+	defer recoverPanic(&err, "check for overflow")
+	if len(args) != 2 {
+		return nil
+	}
+	var res arrow.Array
+	switch o := out.(type) {
+	case *compute.ArrayDatum:
+		res = o.MakeArray()
+	case *compute.ScalarDatum:
+		if !o.Value.IsValid() {
+			return nil
+		}
+		if res, err = scalar.MakeArrayFromScalar(o.Value, 1, exec.GetAllocator(ctx)); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+	defer res.Release()
+	dt := res.DataType()
+	if !arrow.IsInteger(dt.ID()) {
+		return nil
+	}
+	n := res.Len()
+	ops := make([]arrow.Array, 2)
+	defer releaseAll(ops)
+	for i, a := range args {
+		var arr arrow.Array
+		switch a := a.(type) {
+		case *compute.ArrayDatum:
+			arr = a.MakeArray()
+		case *compute.ScalarDatum:
+			if !a.Value.IsValid() {
+				return nil // a null operand: every row is null
+			}
+			if arr, err = scalar.MakeArrayFromScalar(a.Value, n, exec.GetAllocator(ctx)); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		if !arrow.TypeEqual(arr.DataType(), dt) {
+			c, err := compute.CastArray(ctx, arr, compute.UnsafeCastOptions(dt))
+			arr.Release()
+			if err != nil {
+				return err
+			}
+			arr = c
+		}
+		ops[i] = arr
+	}
+	var row int
+	switch dt.ID() {
+	case arrow.INT8:
+		row = overflowSigned[int8](ops[0], ops[1], res, sub)
+	case arrow.INT16:
+		row = overflowSigned[int16](ops[0], ops[1], res, sub)
+	case arrow.INT32:
+		row = overflowSigned[int32](ops[0], ops[1], res, sub)
+	case arrow.INT64:
+		row = overflowSigned[int64](ops[0], ops[1], res, sub)
+	case arrow.UINT8:
+		row = overflowUnsigned[uint8](ops[0], ops[1], res, sub)
+	case arrow.UINT16:
+		row = overflowUnsigned[uint16](ops[0], ops[1], res, sub)
+	case arrow.UINT32:
+		row = overflowUnsigned[uint32](ops[0], ops[1], res, sub)
+	case arrow.UINT64:
+		row = overflowUnsigned[uint64](ops[0], ops[1], res, sub)
+	default:
+		return nil
+	}
+	if row >= 0 {
+		return fmt.Errorf("row %d: %w: overflow", row, arrow.ErrInvalid) // as arrow-go says it: "invalid: overflow"
+	}
+	return nil
+}
+
+// overflowSigned returns the first row whose result overflowed, or -1.
+func overflowSigned[T int8 | int16 | int32 | int64](x, y, r arrow.Array, sub bool) int {
+	xv, yv, rv := rawValues[T](x), rawValues[T](y), rawValues[T](r)
+	xb, yb := validityOf(x), validityOf(y)
+	for i := range rv {
+		if !xb.valid(i) || !yb.valid(i) {
+			continue
+		}
+		a, b, c := xv[i], yv[i], rv[i]
+		if (!sub && (a^c)&(b^c) < 0) || (sub && (a^b)&(a^c) < 0) {
+			return i
+		}
+	}
+	return -1
+}
+
+func overflowUnsigned[T uint8 | uint16 | uint32 | uint64](x, y, r arrow.Array, sub bool) int {
+	xv, yv, rv := rawValues[T](x), rawValues[T](y), rawValues[T](r)
+	xb, yb := validityOf(x), validityOf(y)
+	for i := range rv {
+		if !xb.valid(i) || !yb.valid(i) {
+			continue
+		}
+		if (!sub && rv[i] < xv[i]) || (sub && yv[i] > xv[i]) {
+			return i
+		}
+	}
+	return -1
 }
 
 // unsliced returns d, or when d is an array that is a slice (a column of a

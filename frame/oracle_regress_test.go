@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
 )
 
@@ -231,6 +232,100 @@ func TestParquetNestedSchemaRoundTrip(t *testing.T) {
 			})
 			require.True(t, tbl.Schema().Equal(gotSchema), "want %s\ngot %s", tbl.Schema(), gotSchema)
 			require.Equal(t, okeys(orows(tbl)), okeys(got))
+		})
+	}
+}
+
+// Operators that fail on their input release everything they allocated.
+func TestFailuresReleaseMemory(t *testing.T) {
+	i64 := arrow.PrimitiveTypes.Int64
+	full := jsonTable(t, "x", i64, `[1, 2, null, 9223372036854775807, 0, 5, 6, 7, 8, 9, 10]`,
+		"s", arrow.BinaryTypes.String, `["a", "b", null, "c", "", "d", "e", "f", "g", "h", "i"]`,
+		"l", arrow.ListOf(i64), `[[1], null, [], [2, 3], [4], [5], [6], [7], [8], [9], [10]]`)
+	defer full.Release()
+	cases := []struct {
+		name string
+		op   func(ctx context.Context, f *Frame) (*Frame, error)
+		want string
+	}{
+		{"divide by zero", func(ctx context.Context, f *Frame) (*Frame, error) { return f.Project(ctx, Col("x").Div(0)) }, "divide by zero"},
+		{"overflow", func(ctx context.Context, f *Frame) (*Frame, error) {
+			return f.Project(ctx, Col("x"), Col("x").Mul(Col("x")))
+		}, "overflow"},
+		{"not boolean", func(ctx context.Context, f *Frame) (*Frame, error) { return f.Filter(ctx, Col("x").Add(1)) }, "not boolean"},
+		{"sum of strings", func(ctx context.Context, f *Frame) (*Frame, error) { return f.GroupBy("x").Agg(ctx, Sum("s")) }, "cannot sum"},
+		{"sort by a list", func(ctx context.Context, f *Frame) (*Frame, error) { return f.Sort(ctx, Asc("l")) }, "list"},
+		{"join on a list", func(ctx context.Context, f *Frame) (*Frame, error) { return f.Join(ctx, f, Inner, On("l")) }, "list"},
+		{"no column", func(ctx context.Context, f *Frame) (*Frame, error) { return f.WithColumn(ctx, "y", Col("nope").Add(1)) }, "nope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, off := range []int64{0, 1} {
+				part := sliceTable(full, off, full.NumRows())
+				comms, err := collectiveLocal(1)
+				require.NoError(t, err)
+				mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+				f, err := New(comms[0], part, WithAllocator(mem))
+				require.NoError(t, err)
+				g, err := tc.op(context.Background(), f)
+				require.ErrorContains(t, err, tc.want)
+				require.Nil(t, g)
+				f.Release()
+				part.Release()
+				comms[0].Close()
+				require.Zero(t, mem.CurrentAlloc(), "leaked (offset %d)", off)
+			}
+		})
+	}
+}
+
+func collectiveLocal(n int) ([]*collective.Comm, error) {
+	return collective.Local(context.Background(), n)
+}
+
+// Integer overflow is an error, as Add and Sub say, also below the smallest
+// value: arrow-go's checked add and subtract kernels catch only overflow
+// past the largest (MinInt64 + -1 wrapped to MaxInt64 with no error).
+// (array.FromJSON reads integers through float64: the values here are exact
+// in it.)
+func TestExprIntegerOverflowBelow(t *testing.T) {
+	cases := []struct {
+		name string
+		dt   arrow.DataType
+		x, y string
+		expr Expr
+		ok   bool
+	}{
+		{"int64 add below", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, null]`, `[-1, 1]`, Col("x").Add(Col("y")), false},
+		{"int64 add literal below", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, 0]`, `[0, 0]`, Col("x").Add(int64(-1)), false},
+		{"int64 sub below", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, 5]`, `[1, 1]`, Col("x").Sub(Col("y")), false},
+		{"int64 sub above", arrow.PrimitiveTypes.Int64, `[1, 5]`, `[-9223372036854775808, 1]`, Col("x").Sub(Col("y")), false},
+		{"int64 add above", arrow.PrimitiveTypes.Int64, `[9223372036854774784, 5]`, `[2000, 1]`, Col("x").Add(Col("y")), false},
+		{"int32 add below", arrow.PrimitiveTypes.Int32, `[-2147483647, 5]`, `[-2, 1]`, Col("x").Add(Col("y")), false},
+		{"int8 sub below", arrow.PrimitiveTypes.Int8, `[-127, 5]`, `[2, 1]`, Col("x").Sub(Col("y")), false},
+		{"uint8 sub below", arrow.PrimitiveTypes.Uint8, `[1, 5]`, `[2, 1]`, Col("x").Sub(Col("y")), false},
+		{"in range", arrow.PrimitiveTypes.Int64, `[-9223372036854774784, null, 3]`, `[-1000, -9223372036854775808, -4]`, Col("x").Add(Col("y")), true},
+		{"null hides an overflow", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, null]`, `[null, -9223372036854775808]`, Col("x").Add(Col("y")), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := jsonTable(t, "x", tc.dt, tc.x, "y", tc.dt, tc.y)
+			defer tbl.Release()
+			comms, err := collectiveLocal(1)
+			require.NoError(t, err)
+			defer comms[0].Close()
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			f, err := New(comms[0], tbl, WithAllocator(mem))
+			require.NoError(t, err)
+			g, err := f.Project(context.Background(), tc.expr.As("r"))
+			if tc.ok {
+				require.NoError(t, err)
+				g.Release()
+			} else {
+				require.ErrorContains(t, err, "overflow")
+			}
+			f.Release()
+			require.Zero(t, mem.CurrentAlloc())
 		})
 	}
 }
