@@ -206,8 +206,8 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
-	if e.fn == "add" || e.fn == "subtract" {
-		if err := checkOverflow(ctx, e.fn == "subtract", args, out); err != nil {
+	if e.fn == "add" || e.fn == "subtract" || e.fn == "divide" {
+		if err := checkOverflow(ctx, e.fn, args, out); err != nil {
 			out.Release()
 			return nil, fmt.Errorf("%s: %w", e, err)
 		}
@@ -215,16 +215,16 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	return out, nil
 }
 
-// checkOverflow fails when an integer sum or difference out = x op y
-// overflowed. arrow-go's add and subtract kernels (the checked ones) catch
-// only a result past the type's largest value: MinInt64 + -1 wraps to
-// MaxInt64 with no error. The operands are cast to out's type (as the
+// checkOverflow fails when an integer sum, difference or quotient out = x
+// op y overflowed. arrow-go's add and subtract kernels (the checked ones)
+// catch only a result past the type's largest value: MinInt64 + -1 wraps to
+// MaxInt64 with no error; its divide lets MinInt64 / -1 wrap. The operands are cast to out's type (as the
 // kernel promoted them) and every row whose operands are both valid is
 // checked: a signed sum overflowed when both operands' signs differ from the
 // result's, a difference when the operands' signs differ and the result's
-// differs from x's; an unsigned sum when it is below x, a difference when y
-// is above x.
-func checkOverflow(ctx context.Context, sub bool, args []compute.Datum, out compute.Datum) (err error) {
+// differs from x's, a quotient when x is the smallest value and y is -1; an
+// unsigned sum when it is below x, a difference when y is above x.
+func checkOverflow(ctx context.Context, fn string, args []compute.Datum, out compute.Datum) (err error) {
 	defer recoverPanic(&err, "check for overflow")
 	if len(args) != 2 {
 		return nil
@@ -276,24 +276,27 @@ func checkOverflow(ctx context.Context, sub bool, args []compute.Datum, out comp
 		}
 		ops[i] = arr
 	}
+	if fn == "divide" && !arrow.IsSignedInteger(dt.ID()) {
+		return nil
+	}
 	var row int
 	switch dt.ID() {
 	case arrow.INT8:
-		row = overflowSigned[int8](ops[0], ops[1], res, sub)
+		row = overflowSigned[int8](ops[0], ops[1], res, fn)
 	case arrow.INT16:
-		row = overflowSigned[int16](ops[0], ops[1], res, sub)
+		row = overflowSigned[int16](ops[0], ops[1], res, fn)
 	case arrow.INT32:
-		row = overflowSigned[int32](ops[0], ops[1], res, sub)
+		row = overflowSigned[int32](ops[0], ops[1], res, fn)
 	case arrow.INT64:
-		row = overflowSigned[int64](ops[0], ops[1], res, sub)
+		row = overflowSigned[int64](ops[0], ops[1], res, fn)
 	case arrow.UINT8:
-		row = overflowUnsigned[uint8](ops[0], ops[1], res, sub)
+		row = overflowUnsigned[uint8](ops[0], ops[1], res, fn)
 	case arrow.UINT16:
-		row = overflowUnsigned[uint16](ops[0], ops[1], res, sub)
+		row = overflowUnsigned[uint16](ops[0], ops[1], res, fn)
 	case arrow.UINT32:
-		row = overflowUnsigned[uint32](ops[0], ops[1], res, sub)
+		row = overflowUnsigned[uint32](ops[0], ops[1], res, fn)
 	case arrow.UINT64:
-		row = overflowUnsigned[uint64](ops[0], ops[1], res, sub)
+		row = overflowUnsigned[uint64](ops[0], ops[1], res, fn)
 	default:
 		return nil
 	}
@@ -304,22 +307,37 @@ func checkOverflow(ctx context.Context, sub bool, args []compute.Datum, out comp
 }
 
 // overflowSigned returns the first row whose result overflowed, or -1.
-func overflowSigned[T int8 | int16 | int32 | int64](x, y, r arrow.Array, sub bool) int {
+func overflowSigned[T int8 | int16 | int32 | int64](x, y, r arrow.Array, fn string) int {
 	xv, yv, rv := rawValues[T](x), rawValues[T](y), rawValues[T](r)
 	xb, yb := validityOf(x), validityOf(y)
+	var minusOne T = -1
+	smallest := minusOne
+	for smallest<<1 != 0 { // -1 shifted left until only the sign bit is left
+		smallest <<= 1
+	}
 	for i := range rv {
 		if !xb.valid(i) || !yb.valid(i) {
 			continue
 		}
 		a, b, c := xv[i], yv[i], rv[i]
-		if (!sub && (a^c)&(b^c) < 0) || (sub && (a^b)&(a^c) < 0) {
+		var over bool
+		switch fn {
+		case "add":
+			over = (a^c)&(b^c) < 0
+		case "subtract":
+			over = (a^b)&(a^c) < 0
+		case "divide":
+			over = a == smallest && b == minusOne
+		}
+		if over {
 			return i
 		}
 	}
 	return -1
 }
 
-func overflowUnsigned[T uint8 | uint16 | uint32 | uint64](x, y, r arrow.Array, sub bool) int {
+func overflowUnsigned[T uint8 | uint16 | uint32 | uint64](x, y, r arrow.Array, fn string) int {
+	sub := fn == "subtract"
 	xv, yv, rv := rawValues[T](x), rawValues[T](y), rawValues[T](r)
 	xb, yb := validityOf(x), validityOf(y)
 	for i := range rv {

@@ -285,7 +285,9 @@ func collectiveLocal(n int) ([]*collective.Comm, error) {
 
 // Integer overflow is an error, as Add and Sub say, also below the smallest
 // value: arrow-go's checked add and subtract kernels catch only overflow
-// past the largest (MinInt64 + -1 wrapped to MaxInt64 with no error).
+// past the largest (MinInt64 + -1 wrapped to MaxInt64 with no error), and
+// its divide none (MinInt64 / -1 wrapped to MinInt64; docs/frame.md: integer
+// overflow is an error for Add, Sub, Mul and Div).
 // (array.FromJSON reads integers through float64: the values here are exact
 // in it.)
 func TestExprIntegerOverflowBelow(t *testing.T) {
@@ -304,6 +306,9 @@ func TestExprIntegerOverflowBelow(t *testing.T) {
 		{"int32 add below", arrow.PrimitiveTypes.Int32, `[-2147483647, 5]`, `[-2, 1]`, Col("x").Add(Col("y")), false},
 		{"int8 sub below", arrow.PrimitiveTypes.Int8, `[-127, 5]`, `[2, 1]`, Col("x").Sub(Col("y")), false},
 		{"uint8 sub below", arrow.PrimitiveTypes.Uint8, `[1, 5]`, `[2, 1]`, Col("x").Sub(Col("y")), false},
+		{"int64 divide", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, 5]`, `[-1, 1]`, Col("x").Div(Col("y")), false},
+		{"int8 divide", arrow.PrimitiveTypes.Int8, `[-128, 5]`, `[-1, 1]`, Col("x").Div(Col("y")), false},
+		{"divide in range", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, -9223372036854775808]`, `[1, 2]`, Col("x").Div(Col("y")), true},
 		{"in range", arrow.PrimitiveTypes.Int64, `[-9223372036854774784, null, 3]`, `[-1000, -9223372036854775808, -4]`, Col("x").Add(Col("y")), true},
 		{"null hides an overflow", arrow.PrimitiveTypes.Int64, `[-9223372036854775808, null]`, `[null, -9223372036854775808]`, Col("x").Add(Col("y")), true},
 	}
