@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -1331,4 +1332,78 @@ func hashJoinOracle(l, r []row, how JoinType, unsigned bool) []row {
 		}
 	}
 	return out
+}
+
+// ---- Arithmetic ----
+
+// Project's integer arithmetic over random columns (sliced, with nulls,
+// mixed widths promoted) against big-integer arithmetic: the values, and an
+// error exactly when a row overflows the result type.
+func TestPropArithmetic(t *testing.T) {
+	iters := propIters(20)
+	ints := []arrow.DataType{arrow.PrimitiveTypes.Int8, arrow.PrimitiveTypes.Int16, arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int64}
+	for it := range iters {
+		seed := uint64(it)
+		rng := rand.New(rand.NewPCG(seed, 31))
+		xt, yt := ints[rng.IntN(len(ints))], ints[rng.IntN(len(ints))]
+		ts := genTables(rng, 1, []int{10, 100}[rng.IntN(2)], []propCol{{"x", xt, 1 + rng.IntN(200)}, {"y", yt, 1 + rng.IntN(200)}}, 0.2)
+		in := allRows(ts)
+		fn := rng.IntN(3)
+		e := [...]func(any) Expr{Col("x").Add, Col("x").Sub, Col("x").Mul}[fn](Col("y"))
+		// arrow promotes to the wider type
+		rt := xt
+		if yt.(arrow.FixedWidthDataType).BitWidth() > rt.(arrow.FixedWidthDataType).BitWidth() {
+			rt = yt
+		}
+		bits := rt.(arrow.FixedWidthDataType).BitWidth()
+		lo := new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+		hi := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), uint(bits-1)), big.NewInt(1))
+		var want []row
+		overflow := false
+		for _, r := range in {
+			if r[0] == nil || r[1] == nil {
+				want = append(want, row{nil})
+				continue
+			}
+			a, b := big.NewInt(r[0].(int64)), big.NewInt(r[1].(int64))
+			v := new(big.Int)
+			switch fn {
+			case 0:
+				v.Add(a, b)
+			case 1:
+				v.Sub(a, b)
+			default:
+				v.Mul(a, b)
+			}
+			if v.Cmp(lo) < 0 || v.Cmp(hi) > 0 {
+				overflow = true
+			}
+			want = append(want, row{v.Int64()})
+		}
+		name := fmt.Sprintf("seed%d %s %s %s", seed, e, xt, yt)
+		var runErr error
+		var got []row
+		runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			f, err := New(c, ts[0], WithAllocator(mem))
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			g, err := f.Project(ctx, e.As("r"))
+			if err != nil {
+				runErr = err
+				return nil
+			}
+			defer g.Release()
+			got = orows(g.Table())
+			return nil
+		})
+		if overflow {
+			require.ErrorContains(t, runErr, "overflow", name)
+		} else {
+			require.NoError(t, runErr, name)
+			require.Equal(t, okeys(want), okeys(got), name)
+		}
+		releaseTablesAll(ts)
+	}
 }
