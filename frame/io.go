@@ -16,8 +16,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/compute"
-	"github.com/apache/arrow-go/v18/arrow/compute/exec"
 	"github.com/apache/arrow-go/v18/arrow/csv"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -410,24 +408,18 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 			return nil, fmt.Errorf("column %q: data of type %s for a field of type %s", field.Name, ch.DataType(), field.Type)
 		}
 		if origin := fr.Manifest.OriginSchema; origin != nil && fi < origin.NumFields() && origin.Field(fi).Name == field.Name &&
-			!arrow.TypeEqual(origin.Field(fi).Type, field.Type) {
+			!arrow.TypeEqual(origin.Field(fi).Type, field.Type, arrow.CheckMetadata()) {
 			// pqarrow reads some types as others Parquet stores them as
 			// (timestamp[s] as timestamp[ms], date64 as date32, a dictionary
-			// as int32-indexed or not at all): back to the stored schema's,
-			// where arrow-go can convert exactly (a dictionary of large
-			// strings it cannot build stays a dictionary of strings).
-			if restored, err := restoreType(ctx, mem, ch, origin.Field(fi).Type); err == nil {
-				ch.Release()
-				ch, field.Type = restored, origin.Field(fi).Type
-			}
-		} else if origin != nil && fi < origin.NumFields() && origin.Field(fi).Name == field.Name &&
-			!arrow.TypeEqual(origin.Field(fi).Type, field.Type, arrow.CheckMetadata()) && sameLayout(origin.Field(fi).Type, field.Type) {
-			// A nested type read back with other names or metadata inside
-			// (a list's element is "element" to pqarrow, and every nested
-			// field has a "PARQUET:field_id"): the stored type's, same data.
-			retyped := retypeChunked(ch, origin.Field(fi).Type)
+			// as int32-indexed or not at all, nested fields with other names
+			// or a PARQUET:field_id), at any depth: back to the stored
+			// schema's, exactly, or an error (see restoreType).
+			restored, err := restoreType(ctx, mem, ch, origin.Field(fi).Type)
 			ch.Release()
-			ch, field.Type = retyped, origin.Field(fi).Type
+			if err != nil {
+				return nil, fmt.Errorf("column %q: %w", field.Name, err)
+			}
+			ch, field.Type = restored, origin.Field(fi).Type
 		}
 		fields = append(fields, field)
 		cols = append(cols, *arrow.NewColumn(field, ch))
@@ -481,58 +473,6 @@ func readColumn(ctx context.Context, cr *pqarrow.ColumnReader, rows int64) (_ *a
 		read += n
 	}
 	return arrow.NewChunked(cr.Field().Type, chunks), nil
-}
-
-// restoreType converts a column that pqarrow read to dt, the type of the
-// Arrow schema stored in the file; the conversion must be exact (a safe
-// cast: a timestamp[ms] that is not a whole second is an error).
-func restoreType(ctx context.Context, mem memory.Allocator, ch *arrow.Chunked, dt arrow.DataType) (_ *arrow.Chunked, err error) {
-	defer recoverPanic(&err, "restore the stored type")
-	ectx := exec.WithAllocator(ctx, mem)
-	chunks := make([]arrow.Array, 0, len(ch.Chunks()))
-	defer func() { releaseAll(chunks) }()
-	for _, a := range ch.Chunks() {
-		// One arrow-go call a chunk (a Parquet batch), which never looks
-		// at ctx: look before each.
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		var out arrow.Array
-		if dict, ok := dt.(*arrow.DictionaryType); ok {
-			out, err = toDictionary(ectx, mem, a, dict)
-		} else {
-			out, err = compute.CastArray(ectx, a, compute.SafeCastOptions(dt))
-		}
-		if err != nil {
-			return nil, err
-		}
-		chunks = append(chunks, out)
-	}
-	return arrow.NewChunked(dt, chunks), nil
-}
-
-// toDictionary encodes a (dictionary-encoded or not) as a dictionary array
-// of type dt.
-func toDictionary(ctx context.Context, mem memory.Allocator, a arrow.Array, dt *arrow.DictionaryType) (arrow.Array, error) {
-	values, err := decoded(ctx, mem, a)
-	if err != nil {
-		return nil, err
-	}
-	defer values.Release()
-	if !arrow.TypeEqual(values.DataType(), dt.ValueType) {
-		cast, err := compute.CastArray(ctx, values, compute.SafeCastOptions(dt.ValueType))
-		if err != nil {
-			return nil, err
-		}
-		defer cast.Release()
-		values = cast
-	}
-	b := array.NewDictionaryBuilder(mem, dt)
-	defer b.Release()
-	if err := b.AppendArray(values); err != nil {
-		return nil, err
-	}
-	return b.NewArray(), nil
 }
 
 // hasStruct reports whether dt is or holds a struct type.
@@ -648,19 +588,6 @@ func sameLayout(a, b arrow.DataType) bool {
 		return true
 	}
 	return arrow.TypeEqual(a, b) // unions, list views, ...: only when equal
-}
-
-// retypeChunked returns ch's chunks as arrays of type dt, which has their
-// layout (sameLayout): the same buffers, other names inside.
-func retypeChunked(ch *arrow.Chunked, dt arrow.DataType) *arrow.Chunked {
-	chunks := make([]arrow.Array, len(ch.Chunks()))
-	for i, a := range ch.Chunks() {
-		d := retypeData(a.Data(), dt)
-		chunks[i] = array.MakeFromData(d)
-		d.Release()
-	}
-	defer releaseAll(chunks)
-	return arrow.NewChunked(dt, chunks)
 }
 
 func retypeData(d arrow.ArrayData, dt arrow.DataType) arrow.ArrayData {
@@ -806,6 +733,75 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 	return array.NewTableFromRecords(schema, recs), nil
 }
 
+// withFixedSizeListsAtZero returns t (retained) with every chunk that holds
+// a fixed-size list and is a slice (at any depth) copied to offset 0:
+// arrow-go's Parquet writer writes a sliced fixed-size list, or one in a
+// sliced struct, from its values' first position instead of the slice's.
+func withFixedSizeListsAtZero(t arrow.Table, mem memory.Allocator) (_ arrow.Table, err error) {
+	defer recoverPanic(&err, "copy sliced fixed-size lists")
+	s := t.Schema()
+	cols := make([]arrow.Column, 0, s.NumFields())
+	defer func() {
+		for i := range cols {
+			cols[i].Release()
+		}
+	}()
+	for i := range s.NumFields() {
+		ch := t.Column(i).Data()
+		if !hasFixedSizeList(s.Field(i).Type) {
+			cols = append(cols, *arrow.NewColumn(s.Field(i), ch))
+			continue
+		}
+		chunks := make([]arrow.Array, len(ch.Chunks()))
+		for j, a := range ch.Chunks() {
+			if !sliced(a.Data()) {
+				a.Retain()
+				chunks[j] = a
+				continue
+			}
+			cp, err := array.Concatenate([]arrow.Array{a}, mem)
+			if err != nil {
+				releaseAll(chunks)
+				return nil, fmt.Errorf("column %q: %w", s.Field(i).Name, err)
+			}
+			chunks[j] = cp
+		}
+		c := arrow.NewChunked(s.Field(i).Type, chunks)
+		releaseAll(chunks)
+		cols = append(cols, *arrow.NewColumn(s.Field(i), c))
+		c.Release()
+	}
+	return array.NewTable(s, cols, t.NumRows()), nil
+}
+
+// hasFixedSizeList reports whether dt is or holds a fixed-size list.
+func hasFixedSizeList(dt arrow.DataType) bool {
+	if dt.ID() == arrow.FIXED_SIZE_LIST {
+		return true
+	}
+	if n, ok := dt.(arrow.NestedType); ok {
+		for _, f := range n.Fields() {
+			if hasFixedSizeList(f.Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sliced reports whether d or an array under it has an offset.
+func sliced(d arrow.ArrayData) bool {
+	if d.Offset() != 0 {
+		return true
+	}
+	for _, c := range d.Children() {
+		if sliced(c) {
+			return true
+		}
+	}
+	return false
+}
+
 // WriteParquet writes this rank's partition to the Parquet file the path
 // names, RankPlaceholder replaced by the rank (it is required when there is
 // more than one rank), and returns that file's name. Directories are
@@ -815,7 +811,12 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 	return f.writeFile(ctx, "write parquet", path, func(w io.Writer) error {
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithAllocator(f.cfg.mem))
-		t := f.table()
+		part := f.table()
+		defer part.Release()
+		t, err := withFixedSizeListsAtZero(part, f.cfg.mem)
+		if err != nil {
+			return err
+		}
 		defer t.Release()
 		return pqarrow.WriteTable(t, w, 1<<20, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	})
