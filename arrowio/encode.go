@@ -337,13 +337,13 @@ func (e *encoder) abort(cause error) *wireChunk {
 		c.skip = 1 // the fresh writer's schema message: the receiver has it already
 	}
 	w := ipc.NewWriterWithPayloadWriter(c, e.opts...)
-	rb := array.NewRecordBuilder(e.mem.Allocator, e.schema)
-	empty := rb.NewRecordBatch()
-	rb.Release()
-	rec := array.NewRecordBatchWithMetadata(e.schema, empty.Columns(), 0, arrow.NewMetadata([]string{abortKey}, []string{cause.Error()}))
-	empty.Release()
-	e.pending = append(e.pending, rec)
-	err := w.Write(rec)
+	cols, err := emptyColumns(e.mem.Allocator, e.schema)
+	if err == nil {
+		rec := array.NewRecordBatchWithMetadata(e.schema, cols, 0, arrow.NewMetadata([]string{abortKey}, []string{cause.Error()}))
+		releaseColumns(cols)
+		e.pending = append(e.pending, rec)
+		err = w.Write(rec)
+	}
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
@@ -356,6 +356,45 @@ func (e *encoder) abort(cause error) *wireChunk {
 		c.Write(eosMarker)
 	}
 	return c
+}
+
+// emptyColumns returns a zero-length array of each of schema's columns' types. arrow-go (v18.6.0)
+// has no builder for a dictionary of nested values (NewRecordBuilder panics: "unsupported value type
+// for dictionary builder"), and MakeArrayOfNull panics on list views, so each column is tried both
+// ways, under a recover.
+func emptyColumns(mem memory.Allocator, schema *arrow.Schema) (cols []arrow.Array, err error) {
+	for i, f := range schema.Fields() {
+		col := emptyArray(mem, f.Type, false)
+		if col == nil {
+			col = emptyArray(mem, f.Type, true)
+		}
+		if col == nil {
+			releaseColumns(cols)
+			return nil, fmt.Errorf("column %d (%q): cannot make an empty array of %s", i, f.Name, f.Type)
+		}
+		cols = append(cols, col)
+	}
+	return cols, nil
+}
+
+func emptyArray(mem memory.Allocator, dt arrow.DataType, ofNull bool) (a arrow.Array) {
+	defer func() {
+		if recover() != nil {
+			a = nil
+		}
+	}()
+	if ofNull {
+		return array.MakeArrayOfNull(mem, dt, 0)
+	}
+	b := array.NewBuilder(mem, dt)
+	defer b.Release()
+	return b.NewArray()
+}
+
+func releaseColumns(as []arrow.Array) {
+	for _, a := range as {
+		a.Release()
+	}
 }
 
 // release frees everything the encoder holds (the last chunk, the dictionaries the writer last
@@ -647,7 +686,14 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 		for i := range all {
 			all[i] = i
 		}
-		compact, err := take(mem, col, all)
+		compact, err := takeData(mem, col, all)
+		if err == nil {
+			// take shares dictionaries: those that hold a union or a list view are compacted too.
+			var safe arrow.ArrayData
+			safe, err = compactFragileDicts(mem, compact, 0)
+			compact.Release()
+			compact = safe
+		}
 		if err != nil {
 			for _, a := range cols {
 				a.Release()
@@ -655,7 +701,8 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 			return nil, err
 		}
 		cols[c].Release()
-		cols[c] = compact
+		cols[c] = array.MakeFromData(compact)
+		compact.Release()
 	}
 	if cols == nil {
 		rec.Retain()
@@ -664,6 +711,67 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 	out := array.NewRecordBatch(rec.Schema(), cols, rec.NumRows())
 	for _, a := range cols {
 		a.Release()
+	}
+	return out, nil
+}
+
+// compactFragileDicts returns d (retained) with every dictionary at any depth that holds a union or a
+// list view (holdsFragileType) replaced by a compacted copy, at offset 0: arrow-go's IPC writer writes
+// a dictionary with the same code as a column, so a sliced union in a dictionary went out as damage
+// the receiver's reader failed on ("slice bounds out of range"; TestFragileDictionaryValuesSliced).
+func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int) (arrow.ArrayData, error) {
+	if depth > 64 {
+		return nil, errors.New("type nested more than 64 deep")
+	}
+	changed := false
+	children := make([]arrow.ArrayData, len(d.Children()))
+	release := func() {
+		for _, c := range children {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}
+	defer release()
+	for i, c := range d.Children() {
+		nc, err := compactFragileDicts(mem, c, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		children[i] = nc
+		changed = changed || nc != c
+	}
+	var dict arrow.ArrayData
+	if dd, _ := d.Dictionary().(*array.Data); dd != nil {
+		if holdsFragileType(dd.DataType()) {
+			all := make([]int, dd.Len())
+			for i := range all {
+				all[i] = i
+			}
+			arr := array.MakeFromData(dd)
+			taken, err := takeData(mem, arr, all)
+			arr.Release()
+			if err != nil {
+				return nil, fmt.Errorf("dictionary: %w", err)
+			}
+			dict, err = compactFragileDicts(mem, taken, depth+1)
+			taken.Release()
+			if err != nil {
+				return nil, fmt.Errorf("dictionary: %w", err)
+			}
+			defer dict.Release()
+			changed = true
+		} else {
+			dict = dd
+		}
+	}
+	if !changed {
+		d.Retain()
+		return d, nil
+	}
+	out := array.NewData(d.DataType(), d.Len(), d.Buffers(), children, d.NullN(), d.Offset())
+	if dict != nil {
+		out.SetDictionary(dict)
 	}
 	return out, nil
 }

@@ -37,6 +37,9 @@ func NewStreamWriter(ctx context.Context, c *collective.Comm, dst, tag int, sche
 	if schema == nil {
 		return nil, errors.New("arrowio: stream writer: nil schema")
 	}
+	if err := sendableSchema(schema); err != nil {
+		return nil, fmt.Errorf("arrowio: stream writer: %w", err)
+	}
 	cfg := newConfig(opts)
 	enc, err := newEncoder(schema, &cfg)
 	if err != nil {

@@ -31,6 +31,13 @@ func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64
 	if schema == nil {
 		schema = arrow.NewSchema(nil, nil)
 	}
+	if s.abortErr == nil {
+		if err := sendableSchema(schema); err != nil {
+			// The stream cannot carry the schema itself: the abort goes out under an empty one.
+			s.abortErr = err
+			schema = arrow.NewSchema(nil, nil)
+		}
+	}
 	enc, err := newEncoder(schema, cfg)
 	if err != nil {
 		// Only an unknown compression gets here: fall back to no compression to report it.

@@ -371,6 +371,73 @@ func validateType(dt arrow.DataType, depth int) error {
 	return nil
 }
 
+// sendableSchema checks that every type of schema can travel in an Arrow IPC stream that arrow-go
+// (v18.6.0) reads back. These cannot, and arrow-go's writer writes them without complaint into a
+// stream its reader fails on, so the receiver, not the sender, would fail, with no word of the
+// cause ("slice bounds out of range [:8589934596]"; TestUnsendableDictionariesRefusedBySender):
+//   - a dictionary whose values are themselves dictionary-encoded (dictionary<values=dictionary<...>>):
+//     the format gives a field one dictionary encoding, and its type is the dictionary's value type,
+//     which would have to be a dictionary too;
+//   - a dictionary whose values hold a union or a run-end encoded array at any depth (types without
+//     a validity bitmap of their own): arrow-go's reader of dictionary batches misreads their buffers;
+//   - a dictionary whose values are of an extension type: arrow-go's reader rebuilds the extension
+//     type around the dictionary instead and fails ("invalid storage type").
+//
+// Dictionaries nested deeper, in a dictionary's list or struct values, are fine, and so are unions
+// and run-end encoded arrays outside dictionaries.
+func sendableSchema(schema *arrow.Schema) error {
+	for i, f := range schema.Fields() {
+		if err := sendableType(f.Type, 0); err != nil {
+			return fmt.Errorf("column %d (%q): %w", i, f.Name, err)
+		}
+	}
+	return nil
+}
+
+func sendableType(dt arrow.DataType, depth int) error {
+	if depth > 64 {
+		return fmt.Errorf("type nested more than 64 deep")
+	}
+	switch t := dt.(type) {
+	case *arrow.DictionaryType:
+		vt := t.ValueType
+		for k := 0; k < 64; k++ {
+			ext, ok := vt.(arrow.ExtensionType)
+			if !ok {
+				break
+			}
+			vt = ext.StorageType()
+		}
+		if vt.ID() == arrow.DICTIONARY {
+			return fmt.Errorf("%s: a dictionary whose values are a dictionary cannot travel in an Arrow IPC stream", dt)
+		}
+		if _, ok := t.ValueType.(arrow.ExtensionType); ok {
+			return fmt.Errorf("%s: a dictionary whose values are of an extension type cannot travel in an Arrow IPC stream (arrow-go cannot read it back)", dt)
+		}
+		if typeHolds(t.ValueType, 0, func(dt arrow.DataType) bool {
+			switch dt.(type) {
+			case arrow.UnionType, *arrow.RunEndEncodedType:
+				return true
+			}
+			return false
+		}) {
+			return fmt.Errorf("%s: a dictionary whose values hold a union or a run-end encoded array cannot travel in an Arrow IPC stream (arrow-go cannot read it back)", dt)
+		}
+		return sendableType(t.ValueType, depth+1)
+	case arrow.ExtensionType:
+		return sendableType(t.StorageType(), depth+1)
+	case *arrow.RunEndEncodedType:
+		return sendableType(t.Encoded(), depth+1)
+	case arrow.NestedType:
+		for i, f := range t.Fields() {
+			if err := sendableType(f.Type, depth+1); err != nil {
+				return fmt.Errorf("child %d (%q): %w", i, f.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
