@@ -733,6 +733,28 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 	return array.NewTableFromRecords(schema, recs), nil
 }
 
+// checkParquetDictionaries fails on a dictionary (at any depth in dt) of
+// timestamp[s] or time32[s] values: Parquet has no unit of seconds, and
+// arrow-go's writer, which turns plain seconds into milliseconds, writes a
+// dictionary's values as they are, in a column that says milliseconds: the
+// file would hold values a thousand times too small.
+func checkParquetDictionaries(dt arrow.DataType) error {
+	switch dt := dt.(type) {
+	case *arrow.DictionaryType:
+		if u, ok := dt.ValueType.(arrow.TemporalWithUnit); ok && u.TimeUnit() == arrow.Second &&
+			(dt.ValueType.ID() == arrow.TIMESTAMP || dt.ValueType.ID() == arrow.TIME32) {
+			return fmt.Errorf("a dictionary of %s cannot be written to Parquet (arrow-go's writer would write its values as milliseconds unconverted); decode it or cast its values to milliseconds", dt.ValueType)
+		}
+	case arrow.NestedType:
+		for _, f := range dt.Fields() {
+			if err := checkParquetDictionaries(f.Type); err != nil {
+				return fmt.Errorf("field %q: %w", f.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // withFixedSizeListsAtZero returns t (retained) with every chunk that holds
 // a fixed-size list and is a slice (at any depth) copied to offset 0:
 // arrow-go's Parquet writer writes a sliced fixed-size list, or one in a
@@ -813,6 +835,11 @@ func (f *Frame) WriteParquet(ctx context.Context, path string) (string, error) {
 		props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithAllocator(f.cfg.mem))
 		part := f.table()
 		defer part.Release()
+		for _, fl := range part.Schema().Fields() {
+			if err := checkParquetDictionaries(fl.Type); err != nil {
+				return fmt.Errorf("column %q: %w", fl.Name, err)
+			}
+		}
 		t, err := withFixedSizeListsAtZero(part, f.cfg.mem)
 		if err != nil {
 			return err

@@ -92,13 +92,16 @@ func chunkedSliced(t *testing.T, dt arrow.DataType, js string) arrow.Table {
 	return array.NewTable(sc, []arrow.Column{*col}, int64(ch.Len()))
 }
 
-// stringDicts is dt with its dictionaries of large strings (at any depth)
-// dictionaries of strings.
+// stringDicts is dt with its dictionaries of large strings or binaries (at
+// any depth) dictionaries of strings or binaries.
 func stringDicts(dt arrow.DataType) arrow.DataType {
 	switch dt := dt.(type) {
 	case *arrow.DictionaryType:
-		if dt.ValueType.ID() == arrow.LARGE_STRING {
+		switch dt.ValueType.ID() {
+		case arrow.LARGE_STRING:
 			return &arrow.DictionaryType{IndexType: dt.IndexType, ValueType: arrow.BinaryTypes.String}
+		case arrow.LARGE_BINARY:
+			return &arrow.DictionaryType{IndexType: dt.IndexType, ValueType: arrow.BinaryTypes.Binary}
 		}
 	case *arrow.StructType:
 		fs := dt.Fields()
@@ -117,20 +120,29 @@ func stringDicts(dt arrow.DataType) arrow.DataType {
 }
 
 // largeDicts is d (of type stringDicts(dt)) as data of type dt: the same
-// buffers, its dictionaries of strings made ones of large strings.
+// buffers, its dictionaries of strings (binaries) made ones of large ones.
 func largeDicts(t *testing.T, d arrow.ArrayData, dt arrow.DataType) arrow.ArrayData {
 	if dict, ok := dt.(*arrow.DictionaryType); ok {
 		values := d.Dictionary()
-		if dict.ValueType.ID() == arrow.LARGE_STRING {
-			s := array.NewStringData(values)
+		if id := dict.ValueType.ID(); id == arrow.LARGE_STRING || id == arrow.LARGE_BINARY {
+			s := array.NewBinaryData(values)
 			defer s.Release()
-			b := array.NewLargeStringBuilder(memory.NewGoAllocator())
+			b := array.NewBuilder(memory.NewGoAllocator(), dict.ValueType)
 			defer b.Release()
 			for i := 0; i < s.Len(); i++ {
-				if s.IsNull(i) {
-					b.AppendNull()
-				} else {
-					b.Append(s.Value(i))
+				switch b := b.(type) {
+				case *array.LargeStringBuilder:
+					if s.IsNull(i) {
+						b.AppendNull()
+					} else {
+						b.Append(string(s.Value(i)))
+					}
+				case *array.BinaryBuilder:
+					if s.IsNull(i) {
+						b.AppendNull()
+					} else {
+						b.Append(s.Value(i))
+					}
 				}
 			}
 			large := b.NewArray()
@@ -231,6 +243,12 @@ func TestParquetNestedValueTypesRoundTrip(t *testing.T) {
 			`[[{"key": 86400000, "value": 1}], null, [], [{"key": 0, "value": null}], [{"key": -86400000, "value": 2}]]`},
 		{"struct of struct of list", arrow.StructOf(f("s", arrow.StructOf(f("l", arrow.ListOf(dictLarge)), f("t", tsS)))),
 			`[{"s": {"l": ["a", null], "t": 1}}, null, {"s": null}, {"s": {"l": null, "t": null}}, {"s": {"l": [], "t": 2}}]`},
+		{"time32[s]", arrow.FixedWidthTypes.Time32s, `[1, null, 86399, 0, 7]`},
+		{"struct of time32[s] and a dictionary of timestamp[ms]", arrow.StructOf(f("t", arrow.FixedWidthTypes.Time32s),
+			f("d", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: &arrow.TimestampType{Unit: arrow.Millisecond}})),
+			`[{"t": 1, "d": 5}, null, {"t": null, "d": null}, {"t": 86399, "d": -5}, {"t": 0, "d": 5}]`},
+		{"list of dictionaries of large binaries", arrow.ListOf(&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Uint8, ValueType: arrow.BinaryTypes.LargeBinary}),
+			`[["YQ==", null], null, [], ["", "YQ=="], ["Yg=="]]`},
 		{"struct of required fields", arrow.StructOf(arrow.Field{Name: "t", Type: tsS}, arrow.Field{Name: "d", Type: dict8}),
 			`[{"t": 1, "d": "a"}, null, {"t": 2, "d": "b"}, {"t": 3, "d": "a"}, {"t": -4, "d": "c"}]`},
 		{"list of required int8 dictionaries", arrow.ListOfNonNullable(dict8), `[["a", "b"], null, [], ["b"], ["c", "a"]]`},
@@ -321,6 +339,8 @@ func TestRestoreTypeNested(t *testing.T) {
 			`[[{"key": "k", "value": 1}], null, [], [{"key": "j", "value": null}, {"key": "k", "value": 0}]]`, ""},
 		{"not a whole second", arrow.StructOf(f("s", arrow.StructOf(f("t", tsMS)))), arrow.StructOf(f("s", arrow.StructOf(f("t", tsS)))),
 			`[null, {"s": {"t": 1000}}, {"s": {"t": 1500}}]`, ``, `field "s": field "t": timestamp[ms, tz=UTC] value 1500 is not a whole timestamp[s, tz=UTC]`},
+		{"time32 not a whole second", arrow.ListOf(arrow.FixedWidthTypes.Time32ms), arrow.ListOf(arrow.FixedWidthTypes.Time32s),
+			`[[1000], [1001]]`, ``, `field "item": time32[ms] value 1001 is not a whole time32[s]`},
 		{"too many values for int8 indices in a row", arrow.ListOf(arrow.BinaryTypes.String), arrow.ListOf(dict8),
 			`[["x"], ["y"], [` + manyStrings(200) + `]]`, ``, `field "item": 200 distinct values do not fit a dictionary of int8 indices`},
 		{"another type", arrow.StructOf(f("a", arrow.PrimitiveTypes.Int32)), arrow.StructOf(f("a", arrow.BinaryTypes.String)),
@@ -384,6 +404,43 @@ func manyStrings(n int) string {
 		s[i] = fmt.Sprintf("%q", fmt.Sprint(i))
 	}
 	return strings.Join(s, ", ")
+}
+
+// A dictionary of timestamp[s] or time32[s] values cannot be written to
+// Parquet, at any depth: arrow-go's writer would write its values as
+// milliseconds unconverted (read back, -5 s came back as -5 ms).
+func TestParquetDictionaryOfSecondsIsAnError(t *testing.T) {
+	f := func(name string, dt arrow.DataType) arrow.Field {
+		return arrow.Field{Name: name, Type: dt, Nullable: true}
+	}
+	cases := []struct {
+		name, js, want string
+		dt             arrow.DataType
+	}{
+		{"timestamp[s]", `[5, null, -5]`, `column "c": a dictionary of timestamp[s]`,
+			&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: &arrow.TimestampType{Unit: arrow.Second}}},
+		{"time32[s] in a struct", `[{"d": 5}, null, {"d": 7}]`, `column "c": field "d": a dictionary of time32[s]`,
+			arrow.StructOf(f("d", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.FixedWidthTypes.Time32s}))},
+		{"timestamp[s, tz] in a list", `[[5], null, []]`, `column "c": field "item": a dictionary of timestamp[s, tz=UTC]`,
+			arrow.ListOf(&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: arrow.FixedWidthTypes.Timestamp_s})},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl := chunkedSliced(t, tc.dt, tc.js)
+			defer tbl.Release()
+			dir := t.TempDir()
+			runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+				in, err := New(c, tbl, WithAllocator(mem))
+				if err != nil {
+					return err
+				}
+				defer in.Release()
+				_, err = in.WriteParquet(ctx, filepath.Join(dir, "p.parquet"))
+				assert.ErrorContains(t, err, tc.want)
+				return nil
+			})
+		})
+	}
 }
 
 // A large list cannot be written to Parquet at any depth (arrow-go's writer

@@ -26,7 +26,8 @@ import (
 //     converted, an error for a value that is not a whole number of the
 //     stored unit or does not fit it, and one with a time zone (read as
 //     UTC) is given the stored zone, the same instants; date32 becomes
-//     date64 (exact);
+//     date64 (exact); a time of another unit or width (time32[s] is read
+//     as time32[ms]) is converted like a timestamp;
 //   - a dictionary, or plain values where the stored type is a dictionary,
 //     is encoded anew with the stored index and value types (values of a
 //     dictionary of large strings or large binaries built as strings or
@@ -159,7 +160,13 @@ func restoreData(ctx context.Context, mem memory.Allocator, d arrow.ArrayData, d
 		if !ok || (from.TimeZone == "") != (want.TimeZone == "") {
 			return nil, unlike()
 		}
-		return convertTimestamps(mem, d, from, want)
+		return convertUnits(mem, d, from.Unit, want.Unit, want)
+	case *arrow.Time32Type, *arrow.Time64Type:
+		from, ok := got.(arrow.TemporalWithUnit)
+		if !ok || (got.ID() != arrow.TIME32 && got.ID() != arrow.TIME64) {
+			return nil, unlike()
+		}
+		return convertUnits(mem, d, from.TimeUnit(), want.(arrow.TemporalWithUnit).TimeUnit(), want)
 	case *arrow.Date64Type:
 		if got.ID() != arrow.DATE32 {
 			return nil, unlike()
@@ -249,17 +256,18 @@ func copyBinary(mem memory.Allocator, a arrow.Array, dt arrow.DataType) (arrow.A
 	return b.NewArray(), nil
 }
 
-// convertTimestamps converts timestamps of unit from.Unit to want.Unit:
-// an error for a value that is no whole number of the coarser unit or that
-// overflows the finer.
-func convertTimestamps(mem memory.Allocator, d arrow.ArrayData, from, want *arrow.TimestampType) (arrow.ArrayData, error) {
-	a := array.NewTimestampData(d)
+// convertUnits converts d, timestamps or times of unit from, to want, of
+// the same kind (timestamps, or times of either width) and unit to: an
+// error for a value that is no whole number of the coarser unit or that
+// does not fit the finer or want's width.
+func convertUnits(mem memory.Allocator, d arrow.ArrayData, from, to arrow.TimeUnit, want arrow.DataType) (arrow.ArrayData, error) {
+	a := array.MakeFromData(d)
 	defer a.Release()
-	b := array.NewTimestampBuilder(mem, want)
+	b := array.NewBuilder(mem, want)
 	defer b.Release()
 	b.Reserve(a.Len())
 	factor := int64(1)
-	for u := min(from.Unit, want.Unit); u < max(from.Unit, want.Unit); u++ {
+	for u := min(from, to); u < max(from, to); u++ {
 		factor *= 1000
 	}
 	for i := 0; i < a.Len(); i++ {
@@ -267,20 +275,40 @@ func convertTimestamps(mem memory.Allocator, d arrow.ArrayData, from, want *arro
 			b.AppendNull()
 			continue
 		}
-		v := int64(a.Value(i))
+		var v int64
+		switch a := a.(type) {
+		case *array.Timestamp:
+			v = int64(a.Value(i))
+		case *array.Time32:
+			v = int64(a.Value(i))
+		case *array.Time64:
+			v = int64(a.Value(i))
+		default:
+			return nil, fmt.Errorf("read back as %s where the file's schema has %s, which frame cannot restore", a.DataType(), want)
+		}
 		switch {
-		case want.Unit < from.Unit:
+		case to < from:
 			if v%factor != 0 {
-				return nil, fmt.Errorf("%s value %d is not a whole %s", from, v, want)
+				return nil, fmt.Errorf("%s value %d is not a whole %s", a.DataType(), v, want)
 			}
 			v /= factor
-		case want.Unit > from.Unit:
+		case to > from:
 			if v > math.MaxInt64/factor || v < math.MinInt64/factor {
-				return nil, fmt.Errorf("%s value %d does not fit %s", from, v, want)
+				return nil, fmt.Errorf("%s value %d does not fit %s", a.DataType(), v, want)
 			}
 			v *= factor
 		}
-		b.Append(arrow.Timestamp(v))
+		switch b := b.(type) {
+		case *array.TimestampBuilder:
+			b.Append(arrow.Timestamp(v))
+		case *array.Time32Builder:
+			if v > math.MaxInt32 || v < math.MinInt32 {
+				return nil, fmt.Errorf("%s value %d does not fit %s", a.DataType(), v, want)
+			}
+			b.Append(arrow.Time32(v))
+		case *array.Time64Builder:
+			b.Append(arrow.Time64(v))
+		}
 	}
 	return dataOf(b.NewArray()), nil
 }
