@@ -44,7 +44,8 @@
 // # Failures
 //
 // A rank that cannot send what it was given (a nil table, parts of different schemas, a key column
-// that does not exist) sends a zero-row batch whose custom metadata carries its error, and keeps
+// that does not exist, a dictionary column arrow-go's IPC cannot read back: one whose values are a
+// dictionary, of an extension type, or hold a union or a run-end encoded array) sends a zero-row batch whose custom metadata carries its error, and keeps
 // taking part, so every rank's call returns an error that names it and the communicator stays usable:
 // the rank that failed says who, then what, then the cause ("arrowio: rank 1: allgather: nil table";
 // collective.NamesRank reports that it names the rank), the others name it as the sender
