@@ -224,9 +224,9 @@ func TestCancelReadIPCMidFile(t *testing.T) {
 
 // TestCancelRestoreType cancels the conversion of a column read from
 // Parquet back to the stored schema's type (timestamp[ms] to [s], int32-
-// to int16-indexed dictionary): one arrow-go call per chunk, and a look at
-// ctx before each, so it stops within a chunk of the cancellation instead
-// of converting the column to its end.
+// to int16-indexed dictionary, timestamps in a struct's list): one
+// conversion per chunk, and a look at ctx before each, so it stops within a
+// chunk of the cancellation instead of converting the column to its end.
 func TestCancelRestoreType(t *testing.T) {
 	const chunks, rows = 16, 1000
 	cases := []struct {
@@ -237,6 +237,9 @@ func TestCancelRestoreType(t *testing.T) {
 		{"timestamp", arrow.FixedWidthTypes.Timestamp_ms, arrow.FixedWidthTypes.Timestamp_s, func(i int) string { return fmt.Sprint(i * 1000) }},
 		{"dictionary", &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int32, ValueType: arrow.BinaryTypes.String},
 			&arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int16, ValueType: arrow.BinaryTypes.String}, func(i int) string { return fmt.Sprintf("%q", fmt.Sprint(i%10)) }},
+		{"nested", arrow.StructOf(arrow.Field{Name: "l", Type: arrow.ListOf(arrow.FixedWidthTypes.Timestamp_ms), Nullable: true}),
+			arrow.StructOf(arrow.Field{Name: "l", Type: arrow.ListOf(arrow.FixedWidthTypes.Timestamp_s), Nullable: true}),
+			func(i int) string { return fmt.Sprintf(`{"l": [%d, null]}`, i*1000) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
