@@ -44,6 +44,10 @@ func (c *Comm) checkRoot(root int) error {
 // every rank passes a buffer of the same length, which the root reads and
 // the others overwrite. Because every rank knows the size, no preamble is
 // sent and each message is read straight into buf; nothing is allocated.
+// For the same reason every rank picks the algorithm itself, from its own
+// tuning (BcastShort, BcastMinRanks, Force[OpBcast]): unlike Bcast, where
+// only the root's counts, BcastInto needs those the same on every rank
+// (ranks that pick differently get ErrMismatch, not a hang).
 func (c *Comm) BcastInto(ctx context.Context, root int, buf []byte) (err error) {
 	cl, err := c.begin(ctx, "bcast")
 	if err != nil {

@@ -19,7 +19,10 @@ type Tuning struct {
 
 	// Bcast: binomial tree when the payload is at most BcastShort bytes or
 	// there are fewer than BcastMinRanks ranks; scatter + ring allgather
-	// otherwise. Only the root's setting matters: it tells the others.
+	// otherwise. For Bcast only the root's setting (and Force[OpBcast])
+	// matters: it tells the others. BcastInto sends no preamble, so every
+	// rank picks from its own setting and length: they must agree there
+	// (ranks that pick differently get ErrMismatch).
 	BcastShort    int
 	BcastMinRanks int
 
