@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ import (
 //
 // FNMESH_PROP_ITERS sets the iterations (default propDefaultIters); FNMESH_PROP_SEED the first seed.
 
-const propDefaultIters = 24
+const propDefaultIters = 16
 
 func propIters(t *testing.T) (int, uint64) {
 	iters, seed := propDefaultIters, uint64(1)
@@ -253,7 +254,7 @@ func (g *pgen) raw(dt arrow.DataType, n int, p float64) arrow.Array {
 	case *arrow.DictionaryType:
 		dict := g.share
 		if dict == nil || !arrow.TypeEqual(dict.DataType(), dt.ValueType) {
-			dict = g.array(dt.ValueType, 1+g.r.IntN(8), []float64{0, 0, 0.2}[g.r.IntN(3)])
+			dict = g.array(dt.ValueType, g.dictLen(), []float64{0, 0, 0.2}[g.r.IntN(3)])
 		} else {
 			dict.Retain()
 		}
@@ -261,6 +262,9 @@ func (g *pgen) raw(dt arrow.DataType, n int, p float64) arrow.Array {
 		ib := array.NewBuilder(g.mem, dt.IndexType)
 		defer ib.Release()
 		used := 1 + g.r.IntN(dict.Len()) // entries past used stay unused
+		if g.r.IntN(2) == 0 {
+			used = 1 + g.r.IntN(min(dict.Len(), 3)) // few used: HashPartition compacts such parts
+		}
 		for range n {
 			if p > 0 && g.r.Float64() < p {
 				ib.AppendNull()
@@ -561,11 +565,20 @@ func (g *pgen) appendLeaf(b array.Builder) {
 	}
 }
 
+// dictLen is the length of a new dictionary: mostly small, sometimes large enough that parts use
+// few of its entries.
+func (g *pgen) dictLen() int {
+	if g.r.IntN(4) == 0 {
+		return 16 + g.r.IntN(48)
+	}
+	return 1 + g.r.IntN(8)
+}
+
 // column returns a chunked column of dt of n rows in random chunks (some empty).
 func (g *pgen) column(dt arrow.DataType, n int) *arrow.Chunked {
 	g.share = nil
 	if d, ok := dt.(*arrow.DictionaryType); ok && g.r.IntN(2) == 0 {
-		g.share = g.array(d.ValueType, 1+g.r.IntN(10), []float64{0, 0.2}[g.r.IntN(2)])
+		g.share = g.array(d.ValueType, g.dictLen(), []float64{0, 0.2}[g.r.IntN(2)])
 	}
 	defer func() {
 		if g.share != nil {
@@ -616,7 +629,7 @@ func propSchema(seed uint64) *arrow.Schema {
 // propTable is rank's input: rows with ids rank<<32 | i.
 func propTable(mem memory.Allocator, schema *arrow.Schema, seed uint64, rank int) arrow.Table {
 	g := newPgen(mem, seed*1000003+uint64(rank))
-	n := []int{0, 1, 7, 40, 150}[g.r.IntN(5)]
+	n := []int{0, 1, 7, 40, 150, 150, 700}[g.r.IntN(7)]
 	cols := make([]arrow.Column, schema.NumFields())
 	for i, f := range schema.Fields() {
 		var ch *arrow.Chunked
@@ -931,9 +944,12 @@ func TestPropertyEveryPath(t *testing.T) {
 	for it := range iters {
 		seed := seed0 + uint64(it)
 		r := rand.New(rand.NewPCG(seed, 1))
-		p := []int{1, 2, 3, 5}[it%4]
+		p := []int{1, 2, 3, 5}[seed%4]
 		var opts []Option
-		if r.IntN(2) == 0 {
+		switch r.IntN(4) {
+		case 0:
+			opts = append(opts, WithBatchBytes(int64(1+r.IntN(64))))
+		case 1, 2:
 			opts = append(opts, WithBatchBytes(int64(64+r.IntN(4096))))
 		}
 		comp := []Compression{NoCompression, LZ4, Zstd}[r.IntN(3)]
@@ -975,7 +991,7 @@ func propRun(t *testing.T, w *propWorld, schema *arrow.Schema, seed uint64, opts
 	rows := func(r int) int64 { return inputs[r].NumRows() }
 	var mu sync.Mutex
 	shuffled := map[int64]int{}
-	errs := runRanks(t, w.comms, 20*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+	errs := runRanks(t, w.comms, 120*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 		me := c.Rank()
 		o := withMem(opts, mem)
 		mine := propTable(mem, schema, seed, me)
@@ -1273,6 +1289,194 @@ func TestPropDatalessRowsWithinDefault(t *testing.T) {
 				return nil
 			})
 			requireNoErrors(t, errs)
+		}
+	}
+}
+
+// TestPropHashLayoutIndependent: HashRows depends only on logical values (its doc): random values
+// hash alike in every integer width that holds them, as decimals of scale 0 and as a decimal of any
+// wider scale and width holding the same value, as every string and binary kind, as a dictionary of
+// them, and -0 as +0 and every NaN alike, float16, float32 and float64.
+func TestPropHashLayoutIndependent(t *testing.T) {
+	iters, seed := propIters(t)
+	r := rand.New(rand.NewPCG(seed, 99))
+	mem := checkedMem(t)
+	hashOf := func(b array.Builder) uint64 {
+		a := b.NewArray()
+		defer a.Release()
+		h := make([]uint64, a.Len())
+		require.NoError(t, HashRows([]arrow.Array{a}, h))
+		for _, x := range h[1:] {
+			require.Equal(t, h[0], x, "%s: %v", a.DataType(), a)
+		}
+		return h[0]
+	}
+	for range iters * 40 {
+		// Integers.
+		v := r.Int64N(1<<20) - 1<<19
+		switch r.IntN(3) {
+		case 0:
+			v = int64(r.Uint64())
+		case 1:
+			v = int64(r.IntN(300)) - 150
+		}
+		want := func() uint64 {
+			b := array.NewInt64Builder(mem)
+			defer b.Release()
+			b.Append(v)
+			return hashOf(b)
+		}()
+		for _, dt := range propIndexTypes {
+			b := array.NewBuilder(mem, dt)
+			fits := true
+			switch dt.ID() {
+			case arrow.INT8:
+				fits = v == int64(int8(v))
+			case arrow.INT16:
+				fits = v == int64(int16(v))
+			case arrow.INT32:
+				fits = v == int64(int32(v))
+			case arrow.UINT8:
+				fits = v == int64(uint8(v))
+			case arrow.UINT16:
+				fits = v == int64(uint16(v))
+			case arrow.UINT32:
+				fits = v == int64(uint32(v))
+			case arrow.UINT64:
+				b.(*array.Uint64Builder).Append(uint64(v)) // the same bits
+				require.Equal(t, want, hashOf(b), "uint64 bits of %d", v)
+				b.Release()
+				continue
+			}
+			if fits {
+				appendInt(b, int(v))
+				require.Equal(t, want, hashOf(b), "%s %d", dt, v)
+			}
+			b.Release()
+		}
+		// Decimals: v at scale s, and v*10^k at scale s+k, in every width that holds them.
+		s := int32(r.IntN(4))
+		if v > -1e15 && v < 1e15 {
+			ref := decimal128.FromI64(v)
+			var base uint64
+			for k := int32(0); k <= 3; k++ {
+				val := ref.Mul(decimal128.FromU64(uint64(math.Pow10(int(k)))))
+				for _, dt := range []arrow.DataType{
+					&arrow.Decimal64Type{Precision: 18, Scale: s + k},
+					&arrow.Decimal128Type{Precision: 38, Scale: s + k},
+					&arrow.Decimal256Type{Precision: 76, Scale: s + k},
+				} {
+					b := array.NewBuilder(mem, dt)
+					switch b := b.(type) {
+					case *array.Decimal64Builder:
+						b.Append(decimal.Decimal64(val.LowBits()))
+					case *array.Decimal128Builder:
+						b.Append(val)
+					case *array.Decimal256Builder:
+						b.Append(decimal256.FromDecimal128(val))
+					}
+					h := hashOf(b)
+					b.Release()
+					if k == 0 && dt.ID() == arrow.DECIMAL64 {
+						base = h
+						if s == 0 {
+							require.Equal(t, want, h, "decimal %d scale 0 and int64", v)
+						}
+						continue
+					}
+					require.Equal(t, base, h, "%d at scale %d as %s, times 10^%d", v, s, dt, k)
+				}
+			}
+		}
+		// Wide decimals: v * 2^64 + lo does not fit in 64 bits; times 10^k at scale k hashes alike.
+		if v != 0 && v > -1<<40 && v < 1<<40 {
+			w := decimal128.New(v, r.Uint64())
+			var base uint64
+			for k := range 4 {
+				val := w.Mul(decimal128.FromU64(uint64(math.Pow10(k))))
+				b := array.NewDecimal256Builder(mem, &arrow.Decimal256Type{Precision: 76, Scale: int32(k)})
+				b.Append(decimal256.FromDecimal128(val))
+				h := hashOf(b)
+				b.Release()
+				b2 := array.NewDecimal128Builder(mem, &arrow.Decimal128Type{Precision: 38, Scale: int32(k)})
+				b2.Append(val)
+				require.Equal(t, h, hashOf(b2), "%s as decimal128 and decimal256", val)
+				b2.Release()
+				if k == 0 {
+					base = h
+				} else {
+					require.Equal(t, base, h, "%s at scale 0 and times 10^%d at scale %d", w, k, k)
+				}
+			}
+		}
+		// Strings.
+		str := strings.Repeat(string(rune('a'+r.IntN(26))), r.IntN(20))
+		var hs []uint64
+		for _, dt := range []arrow.DataType{arrow.BinaryTypes.String, arrow.BinaryTypes.LargeString, arrow.BinaryTypes.StringView,
+			arrow.BinaryTypes.Binary, arrow.BinaryTypes.LargeBinary, arrow.BinaryTypes.BinaryView} {
+			b := array.NewBuilder(mem, dt)
+			switch b := b.(type) {
+			case *array.StringBuilder:
+				b.Append(str)
+			case *array.LargeStringBuilder:
+				b.Append(str)
+			case *array.StringViewBuilder:
+				b.Append(str)
+			case *array.BinaryBuilder:
+				b.Append([]byte(str))
+			case *array.BinaryViewBuilder:
+				b.Append([]byte(str))
+			}
+			hs = append(hs, hashOf(b))
+			b.Release()
+		}
+		db := array.NewDictionaryBuilder(mem, &arrow.DictionaryType{IndexType: propIndexTypes[r.IntN(8)], ValueType: arrow.BinaryTypes.String}).(*array.BinaryDictionaryBuilder)
+		require.NoError(t, db.AppendString("other"))
+		require.NoError(t, db.AppendString(str))
+		da := db.NewArray()
+		db.Release()
+		sl := array.NewSlice(da, 1, 2)
+		da.Release()
+		h := make([]uint64, 1)
+		require.NoError(t, HashRows([]arrow.Array{sl}, h))
+		sl.Release()
+		hs = append(hs, h[0])
+		for i, x := range hs {
+			require.Equal(t, hs[0], x, "%q: representation %d", str, i)
+		}
+		// Floats.
+		f := propFloats[r.IntN(len(propFloats))]
+		if r.IntN(2) == 0 {
+			f = float64(r.IntN(64)) / 8
+		}
+		variants := []float64{f}
+		if f == 0 {
+			variants = append(variants, math.Copysign(0, -1))
+		}
+		if math.IsNaN(f) {
+			variants = append(variants, math.Float64frombits(0x7ff8000000000001), math.Float64frombits(0xfff0000000000099))
+		}
+		var fh []uint64
+		for _, x := range variants {
+			b64 := array.NewFloat64Builder(mem)
+			b64.Append(x)
+			fh = append(fh, hashOf(b64))
+			b64.Release()
+			if float64(float32(x)) == x || math.IsNaN(x) {
+				b32 := array.NewFloat32Builder(mem)
+				b32.Append(float32(x))
+				fh = append(fh, hashOf(b32))
+				b32.Release()
+			}
+			if float64(float16.New(float32(x)).Float32()) == x || math.IsNaN(x) {
+				b16 := array.NewFloat16Builder(mem)
+				b16.Append(float16.New(float32(x)))
+				fh = append(fh, hashOf(b16))
+				b16.Release()
+			}
+		}
+		for i, x := range fh {
+			require.Equal(t, fh[0], x, "%v: variant %d", f, i)
 		}
 	}
 }
