@@ -147,20 +147,23 @@ func (a *heldAllocator) release() {
 // encoder encodes one stream into chunks. A chunk it returns is valid until its next call or release:
 // send it before encoding the next.
 type encoder struct {
-	schema     *arrow.Schema
-	mem        *heldAllocator
-	opts       []ipc.Option
-	chunk      wireChunk
-	w          *ipc.Writer
-	pending    []arrow.RecordBatch // encoded into the current chunk: its parts may point into them
-	dicts      []arrow.ArrayData   // the dictionaries of the batch written last (dictionaries' order)
+	schema  *arrow.Schema
+	mem     *heldAllocator
+	opts    []ipc.Option
+	chunk   wireChunk
+	w       *ipc.Writer
+	pending []arrow.RecordBatch // encoded into the current chunk: its parts may point into them
+	dicts   []arrow.ArrayData   // the dictionaries of the batch written last (dictionaries' order)
+	// compacted maps a dictionary that ipcSafe compacted to its copy, so that batches sharing a
+	// dictionary share its copy too (and the writer sends it once).
+	compacted  map[arrow.ArrayData]arrow.ArrayData
 	sentSchema bool
 	done       bool
 	closed     bool
 }
 
 func newEncoder(schema *arrow.Schema, cfg *config) (*encoder, error) {
-	e := &encoder{schema: schema, mem: &heldAllocator{Allocator: cfg.mem}}
+	e := &encoder{schema: schema, mem: &heldAllocator{Allocator: cfg.mem}, compacted: map[arrow.ArrayData]arrow.ArrayData{}}
 	e.chunk.open = -1
 	opts, err := cfg.ipcWriterOptions(e.mem)
 	if err != nil {
@@ -193,7 +196,7 @@ func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, erro
 	}
 	e.recycle()
 	for _, rec := range recs {
-		safe, err := ipcSafe(e.mem.Allocator, rec)
+		safe, err := ipcSafe(e.mem.Allocator, rec, e.compacted)
 		if err != nil {
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
 		}
@@ -409,6 +412,11 @@ func (e *encoder) release() {
 		e.w.Close() // writes only into the chunk, which the caller drops
 	}
 	e.recycle()
+	for src, d := range e.compacted {
+		src.Release()
+		d.Release()
+	}
+	clear(e.compacted)
 }
 
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0
@@ -670,7 +678,10 @@ func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
 // batch go out without a copy, except view columns that use less than half of their character
 // buffers (wastesViewBytes): the writer would send all of those buffers with every slice
 // (TestViewSlicesSendTheirBytes), so such a column is compacted too.
-func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, error) {
+//
+// Dictionaries that hold such types are compacted too (compactFragileDicts), once each: cache (kept
+// by the caller across batches, which releases its keys and values) maps a dictionary to its copy.
+func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch, cache map[arrow.ArrayData]arrow.ArrayData) (arrow.RecordBatch, error) {
 	var cols []arrow.Array
 	for c, col := range rec.Columns() {
 		if !holdsFragileType(col.DataType()) && !wastesViewBytes(col.Data(), 0) {
@@ -690,7 +701,7 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 		if err == nil {
 			// take shares dictionaries: those that hold a union or a list view are compacted too.
 			var safe arrow.ArrayData
-			safe, err = compactFragileDicts(mem, compact, 0)
+			safe, err = compactFragileDicts(mem, compact, 0, cache)
 			compact.Release()
 			compact = safe
 		}
@@ -719,7 +730,7 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch) (arrow.RecordBatch, er
 // list view (holdsFragileType) replaced by a compacted copy, at offset 0: arrow-go's IPC writer writes
 // a dictionary with the same code as a column, so a sliced union in a dictionary went out as damage
 // the receiver's reader failed on ("slice bounds out of range"; TestFragileDictionaryValuesSliced).
-func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int) (arrow.ArrayData, error) {
+func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int, cache map[arrow.ArrayData]arrow.ArrayData) (arrow.ArrayData, error) {
 	if depth > 64 {
 		return nil, errors.New("type nested more than 64 deep")
 	}
@@ -734,7 +745,7 @@ func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int) (ar
 	}
 	defer release()
 	for i, c := range d.Children() {
-		nc, err := compactFragileDicts(mem, c, depth+1)
+		nc, err := compactFragileDicts(mem, c, depth+1, cache)
 		if err != nil {
 			return nil, err
 		}
@@ -743,7 +754,10 @@ func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int) (ar
 	}
 	var dict arrow.ArrayData
 	if dd, _ := d.Dictionary().(*array.Data); dd != nil {
-		if holdsFragileType(dd.DataType()) {
+		if cached, ok := cache[dd]; ok {
+			dict = cached
+			changed = true
+		} else if holdsFragileType(dd.DataType()) {
 			all := make([]int, dd.Len())
 			for i := range all {
 				all[i] = i
@@ -754,12 +768,17 @@ func compactFragileDicts(mem memory.Allocator, d arrow.ArrayData, depth int) (ar
 			if err != nil {
 				return nil, fmt.Errorf("dictionary: %w", err)
 			}
-			dict, err = compactFragileDicts(mem, taken, depth+1)
+			dict, err = compactFragileDicts(mem, taken, depth+1, cache)
 			taken.Release()
 			if err != nil {
 				return nil, fmt.Errorf("dictionary: %w", err)
 			}
-			defer dict.Release()
+			if cache != nil {
+				dd.Retain()
+				cache[dd] = dict // the cache's reference
+			} else {
+				defer dict.Release()
+			}
 			changed = true
 		} else {
 			dict = dd

@@ -1,6 +1,7 @@
 package arrowio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/extensions"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -278,4 +280,52 @@ func TestAbortWithNestedDictionaryColumn(t *testing.T) {
 		return nil
 	})
 	requireNoErrors(t, errs)
+}
+
+// TestCompactedDictionarySentOnce: a dictionary that ipcSafe compacts (it holds a list view) goes out
+// once for a table cut into many messages, even when it holds floats (whose dictionaries the encoder
+// re-sends whenever the dictionary object changes): the compacted copy is made once per dictionary.
+func TestCompactedDictionarySentOnce(t *testing.T) {
+	mem := checkedMem(t)
+	tbl := dictOfNested(mem, arrow.ListViewOf(arrow.PrimitiveTypes.Float64), 7)
+	defer tbl.Release()
+	// the same chunk many times: one dictionary
+	var chunks []arrow.Array
+	for range 40 {
+		chunks = append(chunks, tbl.Column(0).Data().Chunk(0))
+	}
+	ch := arrow.NewChunked(tbl.Schema().Field(0).Type, chunks)
+	col := arrow.NewColumn(tbl.Schema().Field(0), ch)
+	ch.Release()
+	big := array.NewTable(tbl.Schema(), []arrow.Column{*col}, int64(40*tbl.NumRows()))
+	col.Release()
+	defer big.Release()
+	cfg := newConfig([]Option{WithAllocator(mem), WithBatchBytes(64)})
+	out := newOutStream(big, nil, &cfg, cfg.batchBytes, nil)
+	var wire bytes.Buffer
+	msgs := 0
+	for b := out.nextChunk(); b != nil; b = out.nextChunk() {
+		wire.Write(b)
+		msgs++
+	}
+	out.close()
+	require.NoError(t, out.localErr)
+	require.Greater(t, msgs, 5)
+	mr := ipc.NewMessageReader(bytes.NewReader(wire.Bytes()))
+	defer mr.Release()
+	dicts := 0
+	for {
+		m, err := mr.Message()
+		if err != nil {
+			break
+		}
+		if m.Type() == ipc.MessageDictionaryBatch {
+			dicts++
+		}
+	}
+	require.Equal(t, 1, dicts, "dictionary batches in %d messages", msgs)
+	got, err := DecodeIPC(wire.Bytes(), WithAllocator(mem))
+	require.NoError(t, err)
+	defer got.Release()
+	require.NoError(t, sameDecoded(got, big, nil, nil))
 }
