@@ -446,9 +446,26 @@ func splitBatch(rec arrow.RecordBatch, target int64) []arrow.RecordBatch {
 	rows := (n + pieces - 1) / pieces
 	out := make([]arrow.RecordBatch, 0, pieces)
 	for lo := int64(0); lo < n; lo += rows {
-		out = append(out, rec.NewSlice(lo, min(lo+rows, n)))
+		out = appendWithinDataless(out, rec.NewSlice(lo, min(lo+rows, n)), 0)
 	}
 	return out
+}
+
+// appendWithinDataless appends piece (whose reference it takes) to out, halved as many times as it
+// takes for every part to hold no more values in any field node than a receiver takes under the
+// default limits (or to be one row). splitBatch's even cut assumes the values spread evenly over the
+// rows; a few rows holding most of them (a list of nulls whose first rows are long) would otherwise
+// go out in one piece the receiver refuses, though each of them alone fits.
+func appendWithinDataless(out []arrow.RecordBatch, piece arrow.RecordBatch, depth int) []arrow.RecordBatch {
+	n := piece.NumRows()
+	if n <= 1 || depth > 64 || widestNode(piece) <= rowAllowance(recordBytes(piece), 0, DefaultMaxDatalessRows) {
+		return append(out, piece)
+	}
+	half := n / 2
+	a, b := piece.NewSlice(0, half), piece.NewSlice(half, n)
+	piece.Release()
+	out = appendWithinDataless(out, a, depth+1)
+	return appendWithinDataless(out, b, depth+1)
 }
 
 // planBatches lists the record batches t is sent as: its chunks, aligned across columns, cut to

@@ -1229,7 +1229,8 @@ func propDecodeIPC(t arrow.Table, schema *arrow.Schema, index map[int64]rowRef, 
 
 // TestPropDatalessRowsWithinDefault: what arrowio's senders send stays within the receive limits
 // they promise to respect (DefaultMaxDatalessRows), for tables whose columns hold nothing per row,
-// whatever their number of rows, so that the default receiver takes them.
+// whatever their number of rows or however unevenly their values spread over the rows, so that the
+// default receiver takes them.
 func TestPropDatalessRowsWithinDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2^28 rows")
@@ -1258,19 +1259,36 @@ func TestPropDatalessRowsWithinDefault(t *testing.T) {
 			d := array.NewData(arrow.StructOf(), n, []*memory.Buffer{nil}, nil, 0, 0)
 			col = array.MakeFromData(d)
 			d.Release()
+		case 3:
+			// A list of nulls whose values sit in its first two rows, 3/4 of the limit each: an
+			// even cut into two pieces put both rows in the first, which the receiver refused.
+			const rows = 1000
+			ob := memory.NewResizableBuffer(mem)
+			ob.Resize(4 * (rows + 1))
+			o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
+			o[0], o[1] = 0, 3*DefaultMaxDatalessRows/4
+			for i := 2; i <= rows; i++ {
+				o[i] = 3 * DefaultMaxDatalessRows / 2
+			}
+			child := array.NewNull(3 * DefaultMaxDatalessRows / 2)
+			d := array.NewData(arrow.ListOf(arrow.Null), rows, []*memory.Buffer{nil, ob}, []arrow.ArrayData{child.Data()}, 0, 0)
+			ob.Release()
+			child.Release()
+			col = array.MakeFromData(d)
+			d.Release()
 		default:
 			tbl := array.NewTable(arrow.NewSchema(nil, nil), nil, n)
 			return tbl
 		}
 		schema := arrow.NewSchema([]arrow.Field{{Name: "x", Type: col.DataType(), Nullable: true}}, nil)
-		rec := array.NewRecordBatch(schema, []arrow.Array{col}, n)
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(col.Len()))
 		col.Release()
 		tbl := array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
 		rec.Release()
 		return tbl
 	}
 	comms := newWorld(t, tcpLinks, 2)
-	for which := range 4 {
+	for which := range 5 {
 		for _, opts := range [][]Option{nil, {WithCompression(Zstd)}, {WithBatchBytes(0)}} {
 			errs := runRanks(t, comms, 60*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 				tbl := build(mem, which)
@@ -1283,7 +1301,7 @@ func TestPropDatalessRowsWithinDefault(t *testing.T) {
 					return fmt.Errorf("table %d: %w", which, err)
 				}
 				defer got.Release()
-				if got.NumRows() != n || !got.Schema().Equal(tbl.Schema()) {
+				if got.NumRows() != tbl.NumRows() || !got.Schema().Equal(tbl.Schema()) {
 					return fmt.Errorf("table %d: %d rows of %s", which, got.NumRows(), got.Schema())
 				}
 				return nil
