@@ -196,6 +196,9 @@ func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, erro
 	}
 	e.recycle()
 	for _, rec := range recs {
+		if len(e.compacted) > maxCompactedDicts {
+			e.dropCompacted() // a stream of ever new dictionaries: keep what it holds bounded
+		}
 		safe, err := ipcSafe(e.mem.Allocator, rec, e.compacted)
 		if err != nil {
 			return nil, fmt.Errorf("arrowio: encoding a record batch: %w", err)
@@ -412,6 +415,14 @@ func (e *encoder) release() {
 		e.w.Close() // writes only into the chunk, which the caller drops
 	}
 	e.recycle()
+	e.dropCompacted()
+}
+
+// maxCompactedDicts bounds the dictionary copies an encoder keeps (see encoder.compacted).
+const maxCompactedDicts = 64
+
+// dropCompacted lets go of the encoder's dictionary copies (batches written keep their own references).
+func (e *encoder) dropCompacted() {
 	for src, d := range e.compacted {
 		src.Release()
 		d.Release()

@@ -329,3 +329,28 @@ func TestCompactedDictionarySentOnce(t *testing.T) {
 	defer got.Release()
 	require.NoError(t, sameDecoded(got, big, nil, nil))
 }
+
+// TestCompactedDictionariesBounded: a stream of batches that each bring a new dictionary to compact
+// keeps a bounded number of copies, and none once released.
+func TestCompactedDictionariesBounded(t *testing.T) {
+	mem := checkedMem(t)
+	cfg := newConfig([]Option{WithAllocator(mem)})
+	var enc *encoder
+	for i := range 200 {
+		tbl := dictOfNested(mem, arrow.ListViewOf(arrow.PrimitiveTypes.Int32), uint64(i))
+		if enc == nil {
+			var err error
+			enc, err = newEncoder(tbl.Schema(), &cfg)
+			require.NoError(t, err)
+		}
+		tr := array.NewTableReader(tbl, -1)
+		require.True(t, tr.Next())
+		_, err := enc.batch(tr.RecordBatch(), false)
+		tr.Release()
+		tbl.Release()
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(enc.compacted), maxCompactedDicts+1)
+	}
+	enc.release()
+	require.Empty(t, enc.compacted)
+}
