@@ -400,18 +400,10 @@ func sendableType(dt arrow.DataType, depth int) error {
 	}
 	switch t := dt.(type) {
 	case *arrow.DictionaryType:
-		vt := t.ValueType
-		for k := 0; k < 64; k++ {
-			ext, ok := vt.(arrow.ExtensionType)
-			if !ok {
-				break
-			}
-			vt = ext.StorageType()
-		}
-		if vt.ID() == arrow.DICTIONARY {
+		if t.ValueType.ID() == arrow.DICTIONARY {
 			return fmt.Errorf("%s: a dictionary whose values are a dictionary cannot travel in an Arrow IPC stream", dt)
 		}
-		if _, ok := t.ValueType.(arrow.ExtensionType); ok {
+		if _, ok := t.ValueType.(arrow.ExtensionType); ok { // whatever its storage type, a dictionary too
 			return fmt.Errorf("%s: a dictionary whose values are of an extension type cannot travel in an Arrow IPC stream (arrow-go cannot read it back)", dt)
 		}
 		if typeHolds(t.ValueType, 0, func(dt arrow.DataType) bool {

@@ -382,7 +382,7 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if sf := &fr.Manifest.Fields[fi]; hasStruct(sf.Field.Type) {
+		if sf := &fr.Manifest.Fields[fi]; holdsType(sf.Field.Type, arrow.STRUCT) {
 			// pqarrow reads the children of a struct in goroutines of their
 			// own: read its leaves here first, where a panic on damaged data
 			// is recovered, so that the same reads do not panic there.
@@ -475,14 +475,14 @@ func readColumn(ctx context.Context, cr *pqarrow.ColumnReader, rows int64) (_ *a
 	return arrow.NewChunked(cr.Field().Type, chunks), nil
 }
 
-// hasStruct reports whether dt is or holds a struct type.
-func hasStruct(dt arrow.DataType) bool {
-	switch dt := dt.(type) {
-	case *arrow.StructType:
+// holdsType reports whether dt is, or holds at any depth, a type of id.
+func holdsType(dt arrow.DataType, id arrow.Type) bool {
+	if dt.ID() == id {
 		return true
-	case arrow.NestedType:
-		for _, f := range dt.Fields() {
-			if hasStruct(f.Type) {
+	}
+	if n, ok := dt.(arrow.NestedType); ok {
+		for _, f := range n.Fields() {
+			if holdsType(f.Type, id) {
 				return true
 			}
 		}
@@ -770,7 +770,7 @@ func withFixedSizeListsAtZero(t arrow.Table, mem memory.Allocator) (_ arrow.Tabl
 	}()
 	for i := range s.NumFields() {
 		ch := t.Column(i).Data()
-		if !hasFixedSizeList(s.Field(i).Type) {
+		if !holdsType(s.Field(i).Type, arrow.FIXED_SIZE_LIST) {
 			cols = append(cols, *arrow.NewColumn(s.Field(i), ch))
 			continue
 		}
@@ -794,21 +794,6 @@ func withFixedSizeListsAtZero(t arrow.Table, mem memory.Allocator) (_ arrow.Tabl
 		c.Release()
 	}
 	return array.NewTable(s, cols, t.NumRows()), nil
-}
-
-// hasFixedSizeList reports whether dt is or holds a fixed-size list.
-func hasFixedSizeList(dt arrow.DataType) bool {
-	if dt.ID() == arrow.FIXED_SIZE_LIST {
-		return true
-	}
-	if n, ok := dt.(arrow.NestedType); ok {
-		for _, f := range n.Fields() {
-			if hasFixedSizeList(f.Type) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sliced reports whether d or an array under it has an offset.
