@@ -278,6 +278,13 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 // the first side, tells both sides the relay is ready (the last bytes the
 // server writes of its own), then releases the first side. It reports
 // whether to splice.
+//
+// The two sides are told one after the other. When the first is told and
+// the second cannot be, the first has taken the next bytes for its peer's;
+// it gets an error frame all the same (awaitPartner sends errWaiting), and
+// nothing of the second side is ever relayed to it. The client tells that
+// frame from a peer's handshake by its first two bytes, "FM" here, "FN"
+// of the link handshake's "FNMH" (afterReady).
 func (s *Server) connectPair(slot *relaySlot, side int) bool {
 	fail := func(e, waiting *Error) bool {
 		slot.err, slot.errWaiting = e, waiting

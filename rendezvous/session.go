@@ -489,9 +489,18 @@ func (s *session) relay(ctx context.Context, peer int, ticket [nonceSize]byte) (
 	default:
 		return nil, unexpected(m, "relay-ready")
 	}
+	// The server's error frame may come in place of the peer's handshake
+	// (afterReady tells them apart).
+	stream := &afterReady{Conn: conn, peer: peer}
 	id := punch.Identity{Secret: c.secret, Job: c.job, Rank: c.rank}
-	if err := punch.Handshake(ctx, conn, id, peer); err != nil {
+	if err := punch.Handshake(ctx, stream, id, peer); err != nil {
+		if ab := (*relayAborted)(nil); errors.As(err, &ab) {
+			return nil, ab.err
+		}
 		return fail("end-to-end handshake through the relay", err)
+	}
+	if !stream.handedOn() {
+		return nil, fmt.Errorf("end-to-end handshake through the relay to rank %d left bytes unread", peer)
 	}
 	if nd, ok := conn.(interface{ SetNoDelay(bool) error }); ok {
 		nd.SetNoDelay(true)
