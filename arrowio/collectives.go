@@ -207,6 +207,21 @@ func alltoall(ctx context.Context, c *collective.Comm, op string, parts []arrow.
 		outs[j] = newOutStream(part, schema, cfg, cfg.batchBytes, cause)
 		ins[j] = newInStream(j, cfg)
 	}
+	if cause == nil {
+		// A part this rank cannot send (a row over the receivers' limit) fails the call on every
+		// rank, as a cause given does: every stream of this rank carries the error.
+		for _, out := range outs {
+			if out != nil && out.abortErr != nil {
+				cause = out.abortErr
+				break
+			}
+		}
+		for _, out := range outs {
+			if cause != nil && out != nil && out.abortErr == nil {
+				out.abortErr = cause
+			}
+		}
+	}
 	if p > 1 {
 		if err := exchange(ctx, c, outs, ins); err != nil {
 			return nil, err
@@ -305,7 +320,16 @@ func Shuffle(ctx context.Context, c *collective.Comm, t arrow.Table, keys []stri
 		return nil, errors.New("arrowio: shuffle: nil communicator")
 	}
 	cfg := newConfig(opts)
-	parts, perr := HashPartition(ctx, t, keys, c.Size(), opts...)
+	var parts []arrow.Table
+	perr := error(nil)
+	if c.Size() > 1 {
+		// A row that cannot be sent is refused whichever rank its keys send it to, named by its
+		// row in t.
+		perr = sendableRows(t, cfg.limits.datalessRows)
+	}
+	if perr == nil {
+		parts, perr = HashPartition(ctx, t, keys, c.Size(), opts...)
+	}
 	defer releaseTables(parts)
 	res, err := alltoall(ctx, c, "shuffle", parts, perr, &cfg)
 	if err != nil {

@@ -547,7 +547,7 @@ func TestStreamWriterReader(t *testing.T) {
 	errs := runRanks(t, comms, 30*time.Second, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
 		tbl := rankTable(t, mem, 90, 0, 0)
 		defer tbl.Release()
-		batches, err := planBatches(tbl, 0)
+		batches, err := planBatches(tbl, 0, DefaultMaxDatalessRows)
 		if err != nil {
 			return err
 		}

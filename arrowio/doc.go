@@ -45,8 +45,10 @@
 //
 // A rank that cannot send what it was given (a nil table, parts of different schemas, a key column
 // that does not exist, a dictionary column arrow-go's IPC cannot read back: one whose values are a
-// dictionary, of an extension type, or hold a union or a run-end encoded array) sends a zero-row batch whose custom metadata carries its error, and keeps
-// taking part, so every rank's call returns an error that names it and the communicator stays usable:
+// dictionary, of an extension type, or hold a union or a run-end encoded array; a row over
+// WithMaxDatalessRows) sends a zero-row batch whose custom metadata carries its error, and keeps
+// taking part, so every rank's call returns an error that names it (in a gather, the root's and its
+// own: the other senders' calls only send) and the communicator stays usable:
 // the rank that failed says who, then what, then the cause ("arrowio: rank 1: allgather: nil table";
 // collective.NamesRank reports that it names the rank), the others name it as the sender
 // ("arrowio: allgather: rank 1: the sender aborted the stream: nil table").
@@ -57,7 +59,9 @@
 // codec could expand the buffer's bytes to is refused as damage before anything is allocated), and
 // its rows, and the values of each column at any depth (a list's, a dictionary's), beyond 8 a byte
 // of it, which only columns that hold nothing per value can claim (WithMaxDatalessRows, 2^28 by
-// default; arrowio's senders cut what they send to stay within it); the schema's types are checked
+// default; arrowio's senders cut what they send to stay within their own WithMaxDatalessRows, and
+// refuse, as a failure to send, a single row over it, naming the row and the column: a row is
+// never cut, and its receivers would refuse it); the schema's types are checked
 // (decimal precision and scale), and every batch is validated (offsets, dictionary indices, view
 // headers and prefixes, null counts against their bitmaps) before it is handed out, so malformed
 // input is an error, never a crash in the caller. A receiver that refuses a stream still reads it to its end (found by the messages'

@@ -431,75 +431,115 @@ func (e *encoder) dropCompacted() {
 }
 
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0
-// or rec is smaller), and of values a receiver accepts under the default limits: a batch with a field
-// node of more values than its bytes account for (columns that store nothing per value: nulls, run-end
-// encoded or zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so that no slice
-// has more than DefaultMaxDatalessRows in one. Slices are cut by rows, so a node whose values are
-// spread unevenly over the rows (a list's) may still exceed that in one, and a single row cannot be
-// cut. The caller releases every slice.
-func splitBatch(rec arrow.RecordBatch, target int64) []arrow.RecordBatch {
+// or rec is smaller), and of values a receiver accepts under limit, its WithMaxDatalessRows: a batch
+// with a field node of more values than its bytes account for (columns that store nothing per value:
+// nulls, run-end encoded or zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so
+// that no slice has more than limit in one. A single row cannot be cut: one that holds more such
+// values than a message of its bytes may is refused with an error wrapping ErrDecodeLimit that names
+// it (as row first+i, first being the caller's number for rec's first row) and its column, so that
+// the sender fails rather than its receivers. The caller releases every slice.
+func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.RecordBatch, error) {
 	n := rec.NumRows()
+	w := widestNode(rec)
+	over := w > rowAllowance(dataBytes(rec), 0, limit)
 	pieces := int64(1)
 	if n > 1 {
-		size := recordBytes(rec)
-		if target > 0 && size > target {
+		if size := recordBytes(rec); target > 0 && size > target {
 			pieces = (size + target - 1) / target
 		}
-		if w := widestNode(rec); w > rowAllowance(size, 0, DefaultMaxDatalessRows) {
-			pieces = max(pieces, (w+DefaultMaxDatalessRows-1)/DefaultMaxDatalessRows)
+		if over {
+			per := max(limit, 1)
+			pieces = max(pieces, (w+per-1)/per)
 		}
 		pieces = min(pieces, n)
 	}
-	if pieces == 1 {
+	if pieces == 1 && !over {
 		rec.Retain()
-		return []arrow.RecordBatch{rec}
+		return []arrow.RecordBatch{rec}, nil
 	}
 	rows := (n + pieces - 1) / pieces
 	out := make([]arrow.RecordBatch, 0, pieces)
 	for lo := int64(0); lo < n; lo += rows {
-		out = appendWithinDataless(out, rec.NewSlice(lo, min(lo+rows, n)), 0)
+		var err error
+		if out, err = appendWithinDataless(out, rec.NewSlice(lo, min(lo+rows, n)), limit, first+lo, 0); err != nil {
+			releaseBatches(out)
+			return nil, err
+		}
 	}
-	return out
+	return out, nil
 }
 
 // appendWithinDataless appends piece (whose reference it takes) to out, halved as many times as it
-// takes for every part to hold no more values in any field node than a receiver takes under the
-// default limits (or to be one row). splitBatch's even cut assumes the values spread evenly over the
+// takes for every part to hold no more values in any field node than a receiver takes under limit
+// (see splitBatch), or refuses the row that cannot be brought within it (first is the caller's
+// number for piece's first row). splitBatch's even cut assumes the values spread evenly over the
 // rows; a few rows holding most of them (a list of nulls whose first rows are long) would otherwise
 // go out in one piece the receiver refuses, though each of them alone fits.
-func appendWithinDataless(out []arrow.RecordBatch, piece arrow.RecordBatch, depth int) []arrow.RecordBatch {
+func appendWithinDataless(out []arrow.RecordBatch, piece arrow.RecordBatch, limit, first int64, depth int) ([]arrow.RecordBatch, error) {
 	n := piece.NumRows()
-	if n <= 1 || depth > 64 || widestNode(piece) <= rowAllowance(recordBytes(piece), 0, DefaultMaxDatalessRows) {
-		return append(out, piece)
+	allow := rowAllowance(dataBytes(piece), 0, limit)
+	if depth > 64 || widestNode(piece) <= allow {
+		return append(out, piece), nil
+	}
+	if n <= 1 {
+		err := datalessRowError(piece, first, allow, limit)
+		piece.Release()
+		return out, err
 	}
 	half := n / 2
 	a, b := piece.NewSlice(0, half), piece.NewSlice(half, n)
 	piece.Release()
-	out = appendWithinDataless(out, a, depth+1)
-	return appendWithinDataless(out, b, depth+1)
+	out, err := appendWithinDataless(out, a, limit, first, depth+1)
+	if err != nil {
+		b.Release()
+		return out, err
+	}
+	return appendWithinDataless(out, b, limit, first+half, depth+1)
+}
+
+// datalessRowError words the refusal of row, a batch of one row whose values are over allow, what
+// its bytes and limit (WithMaxDatalessRows) let one message carry.
+func datalessRowError(row arrow.RecordBatch, at, allow, limit int64) error {
+	bytes := dataBytes(row)
+	for c, col := range row.Columns() {
+		if v := nodeValues(col.Data(), 0); v > allow {
+			return fmt.Errorf("row %d, column %d (%q): %w: a field node of %d values, where the row's %d bytes allow %d (8 a byte and %d without data: WithMaxDatalessRows), and a row is not cut across messages",
+				at, c, row.Schema().Field(c).Name, ErrDecodeLimit, v, bytes, allow, limit)
+		}
+	}
+	return fmt.Errorf("row %d: %w: its %d bytes allow %d rows (8 a byte and %d without data: WithMaxDatalessRows)", at, ErrDecodeLimit, bytes, allow, limit)
 }
 
 // planBatches lists the record batches t is sent as: its chunks, aligned across columns, cut to
-// about target bytes, without empty ones. The caller releases every batch.
-func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err error) {
+// about target bytes and within limit, the receivers' WithMaxDatalessRows (see splitBatch), without
+// empty ones. A row that cannot be sent within limit is an error that names it by its row in t. The
+// caller releases every batch.
+func planBatches(t arrow.Table, target, limit int64) (out []arrow.RecordBatch, err error) {
 	defer recoverInvalid(&err, "reading table")
 	if t.NumCols() == 0 {
 		// A table reader reads no rows from a table of no columns: its rows are one batch of none.
 		if t.NumRows() > 0 {
 			rec := array.NewRecordBatch(t.Schema(), nil, t.NumRows())
-			out = splitBatch(rec, target)
+			out, err = splitBatch(rec, target, limit, 0)
 			rec.Release()
 		}
-		return out, nil
+		return out, err
 	}
 	tr := array.NewTableReader(t, -1)
 	defer tr.Release()
+	first := int64(0)
 	for tr.Next() {
 		rec := tr.RecordBatch()
 		if rec.NumRows() == 0 {
 			continue
 		}
-		out = append(out, splitBatch(rec, target)...)
+		pieces, err := splitBatch(rec, target, limit, first)
+		if err != nil {
+			releaseBatches(out)
+			return nil, err
+		}
+		out = append(out, pieces...)
+		first += rec.NumRows()
 	}
 	if err := tr.Err(); err != nil {
 		releaseBatches(out)
@@ -508,24 +548,36 @@ func planBatches(t arrow.Table, target int64) (out []arrow.RecordBatch, err erro
 	return out, nil
 }
 
+// sendableRows checks that every row of t can be sent within limit, the receivers'
+// WithMaxDatalessRows (see splitBatch), and returns the error naming the first that cannot.
+func sendableRows(t arrow.Table, limit int64) error {
+	if t == nil {
+		return nil
+	}
+	bs, err := planBatches(t, 0, limit)
+	releaseBatches(bs)
+	return err
+}
+
 // groupBatches groups consecutive batches into chunks of about target bytes (a batch larger than
 // target, which splitBatch left whole, travels alone), and of no more rows than a receiver accepts
-// for their bytes under the default limits (see splitBatch): it returns where each chunk's batches
-// start. A dictionary a batch shares with the one before it does not count: the stream's IPC writer
-// sends a dictionary only when it changes.
-func groupBatches(bs []arrow.RecordBatch, target int64) []int {
+// for their bytes under limit, its WithMaxDatalessRows (see splitBatch): it returns where each
+// chunk's batches start. A dictionary a batch shares with the one before it does not count: the
+// stream's IPC writer sends a dictionary only when it changes.
+func groupBatches(bs []arrow.RecordBatch, target, limit int64) []int {
 	var starts []int
-	size, rows := int64(0), int64(0)
+	size, data, rows := int64(0), int64(0), int64(0)
 	for i, b := range bs {
-		n, r := recordBytes(b), b.NumRows()
+		n, d, r := recordBytes(b), dataBytes(b), b.NumRows()
 		if i > 0 {
 			n -= repeatedDictBytes(b, bs[i-1])
 		}
-		if i == 0 || target <= 0 || size+n > target || rows+r > rowAllowance(size+n, 0, DefaultMaxDatalessRows) {
+		if i == 0 || target <= 0 || size+n > target || rows+r > rowAllowance(data+d, 0, limit) {
 			starts = append(starts, i)
-			size, rows = 0, 0
+			size, data, rows = 0, 0, 0
 		}
 		size += n
+		data += d
 		rows += r
 	}
 	return starts
@@ -548,10 +600,23 @@ func repeatedDictBytes(rec, prev arrow.RecordBatch) int64 {
 	return n
 }
 
+// recordBytes estimates the bytes rec's arrays occupy in IPC messages, its dictionaries' included
+// (approxBytes).
 func recordBytes(rec arrow.RecordBatch) int64 {
 	size := int64(0)
 	for _, col := range rec.Columns() {
 		size += approxBytes(col.Data())
+	}
+	return size
+}
+
+// dataBytes is recordBytes without the dictionaries, which go out in messages of their own and only
+// when they change: the bytes a message carrying rec surely holds, which bound the values it may
+// carry (rowAllowance).
+func dataBytes(rec arrow.RecordBatch) int64 {
+	size := int64(0)
+	for _, col := range rec.Columns() {
+		size += sizeOf(col.Data(), false)
 	}
 	return size
 }
@@ -628,8 +693,11 @@ func releaseBatches(bs []arrow.RecordBatch) {
 }
 
 // approxBytes estimates the bytes an array's values occupy in an IPC body (what a slice spans, not
-// the whole buffers it shares with its parent).
-func approxBytes(d arrow.ArrayData) int64 {
+// the whole buffers it shares with its parent), and its dictionaries' at any depth.
+func approxBytes(d arrow.ArrayData) int64 { return sizeOf(d, true) }
+
+// sizeOf is approxBytes, with or without the dictionaries.
+func sizeOf(d arrow.ArrayData, dicts bool) int64 {
 	n := int64(d.Len())
 	if n == 0 || d.DataType().ID() == arrow.NULL { // a null array is sent without buffers
 		return 0
@@ -648,27 +716,27 @@ func approxBytes(d arrow.ArrayData) int64 {
 		return size + 8*n + o[n] - o[0]
 	case *arrow.ListType, *arrow.MapType:
 		o := arrow.GetOffsets[int32](d, 1)
-		return size + 4*n + childBytes(d.Children()[0], int64(o[0]), int64(o[n]))
+		return size + 4*n + childBytes(d.Children()[0], int64(o[0]), int64(o[n]), dicts)
 	case *arrow.LargeListType:
 		o := arrow.GetOffsets[int64](d, 1)
-		return size + 8*n + childBytes(d.Children()[0], o[0], o[n])
+		return size + 8*n + childBytes(d.Children()[0], o[0], o[n], dicts)
 	case *arrow.FixedSizeListType:
 		k := int64(dt.Len())
 		off := int64(d.Offset())
-		return size + childBytes(d.Children()[0], off*k, (off+n)*k)
+		return size + childBytes(d.Children()[0], off*k, (off+n)*k, dicts)
 	case *arrow.StructType:
 		off := int64(d.Offset())
 		for _, c := range d.Children() {
-			size += childBytes(c, off, off+n)
+			size += childBytes(c, off, off+n, dicts)
 		}
 		return size
 	case *arrow.RunEndEncodedType:
 		// arrow-go's writer sends the runs a slice spans, not its children whole.
 		lo, runs := int64(encoded.FindPhysicalOffset(d)), int64(encoded.GetPhysicalLength(d))
-		return childBytes(d.Children()[0], lo, lo+runs) + childBytes(d.Children()[1], lo, lo+runs)
+		return childBytes(d.Children()[0], lo, lo+runs, dicts) + childBytes(d.Children()[1], lo, lo+runs, dicts)
 	case *arrow.DictionaryType:
 		size += n * int64(dt.IndexType.(arrow.FixedWidthDataType).BitWidth()/8)
-		if dict := d.Dictionary(); dict != nil {
+		if dict := d.Dictionary(); dicts && dict != nil {
 			size += approxBytes(dict)
 		}
 		return size
@@ -683,18 +751,18 @@ func approxBytes(d arrow.ArrayData) int64 {
 		}
 	}
 	for _, c := range d.Children() {
-		size += approxBytes(c)
+		size += sizeOf(c, dicts)
 	}
 	return size
 }
 
-func childBytes(child arrow.ArrayData, lo, hi int64) int64 {
+func childBytes(child arrow.ArrayData, lo, hi int64, dicts bool) int64 {
 	if hi <= lo {
 		return 0
 	}
 	s := array.NewSliceData(child, lo, hi)
 	defer s.Release()
-	return approxBytes(s)
+	return sizeOf(s, dicts)
 }
 
 // ipcSafe returns rec (retained), or a copy of it in which every column arrow-go's IPC writer

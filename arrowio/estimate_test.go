@@ -55,7 +55,7 @@ func TestRunEndEncodedSliceEstimate(t *testing.T) {
 		assert.Less(t, widestNode(s), int64(runs/pieces*runLen+2), "slice %d: widest node", i)
 	}
 	// Ten slices of a column, grouped to half of its bytes a message, go in two messages.
-	assert.Equal(t, []int{0, 5}, groupBatches(slices, wholeBytes/2+pieces*64))
+	assert.Equal(t, []int{0, 5}, groupBatches(slices, wholeBytes/2+pieces*64, DefaultMaxDatalessRows))
 }
 
 // Chunks that share one large dictionary group into messages by their indices' bytes: the
@@ -93,7 +93,7 @@ func TestSharedDictionaryCountedOnce(t *testing.T) {
 	target := int64(chunks * rows * 4) // every chunk's indices, far less than the dictionary
 	require.Greater(t, dictBytes, 5*target)
 	// The first chunk, which carries the dictionary, travels alone; the other 39 together.
-	assert.Equal(t, []int{0, 1}, groupBatches(bs, target))
+	assert.Equal(t, []int{0, 1}, groupBatches(bs, target, DefaultMaxDatalessRows))
 
 	// Chunks with dictionaries of their own count each.
 	copyOfDict := array.NewSlice(dict, 0, entries) // the same values in another array
@@ -104,5 +104,5 @@ func TestSharedDictionaryCountedOnce(t *testing.T) {
 	defer mixed.Release()
 	second := mixed.NewSlice(0, rows)
 	defer second.Release()
-	assert.Equal(t, []int{0, 1, 2}, groupBatches([]arrow.RecordBatch{bs[0], second, bs[1]}, target))
+	assert.Equal(t, []int{0, 1, 2}, groupBatches([]arrow.RecordBatch{bs[0], second, bs[1]}, target, DefaultMaxDatalessRows))
 }

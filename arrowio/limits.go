@@ -19,7 +19,9 @@ import (
 
 // ErrDecodeLimit is returned (wrapped, naming the message, the sizes and the limit) when a received
 // message, or DecodeIPC's input, would cost more to decode than WithMaxDecodedBytes or
-// WithMaxDatalessRows allows. The stream is refused; the communicator stays usable.
+// WithMaxDatalessRows allows. The stream is refused; the communicator stays usable. A sender returns
+// it too (wrapped, naming the row and the column) for a row that no message could carry within its
+// WithMaxDatalessRows, and sends nothing of the table but its error.
 var ErrDecodeLimit = errors.New("over the receive limit")
 
 const (
@@ -43,7 +45,8 @@ const (
 	// them cost those 3-5 GiB, about what a message may decode to. The same holds below the top
 	// level, where hashing allocates 8 bytes a value (of a list's values, a fixed-size list's N a
 	// row, a dictionary's): each field node of a message, dictionary batches included, may hold no
-	// more values than its rows may.
+	// more values than its rows may. arrowio's senders cut what they send to stay within it, and
+	// refuse a single row over it (see WithMaxDatalessRows).
 	DefaultMaxDatalessRows = 1 << 28
 )
 

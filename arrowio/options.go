@@ -113,8 +113,20 @@ func WithMaxDecodedBytes(n int64) Option {
 // is refused, before anything of it is decoded, with an error wrapping ErrDecodeLimit. The default is
 // DefaultMaxDatalessRows; n < 0 restores it. Like WithMaxDecodedBytes, it applies to each message
 // received and to DecodeIPC's whole input; what delta dictionary batches add to a dictionary over a
-// stream's messages is bounded by the stream's bytes so far in the same way. arrowio's senders cut
-// what they send so that every message stays within the default.
+// stream's messages is bounded by the stream's bytes so far in the same way.
+//
+// Senders use it too (SendTable, NewStreamWriter, the collectives, Shuffle): a sender cannot know a
+// receiver's options, so it takes its own, the default unless given, as the receivers'. It cuts what
+// it sends so that every message stays within n, and it refuses a row that no cut can bring within
+// it (one row of a list holding 2^29 nulls, under the default), before sending anything of the table
+// or batch, with an error wrapping ErrDecodeLimit that names the row and the column: rows are never
+// cut across messages, so the receiver would refuse the message. As with any rank's failure to send,
+// the receivers fail with the sender's error, and a collective fails on every rank it involves (see
+// the package doc's Failures); a Shuffle of more than one rank refuses such a row whichever rank its
+// keys send it to, and a StreamWriter aborts its stream. To send such rows, give every rank, senders
+// and receivers, the same larger n (the collectives take the same options on every rank). The sender
+// counts a row's bytes without its dictionaries and the messages' metadata, so it may refuse a row
+// that a receiver would take by those few bytes (8 values a byte).
 func WithMaxDatalessRows(n int64) Option {
 	return func(c *config) {
 		if n < 0 {

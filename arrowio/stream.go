@@ -48,7 +48,9 @@ func NewStreamWriter(ctx context.Context, c *collective.Comm, dst, tag int, sche
 	return &StreamWriter{ctx: ctx, c: c, dst: dst, tag: tag, cfg: cfg, enc: enc}, nil
 }
 
-// Write sends rec, which must have the stream's schema. The caller keeps ownership of rec.
+// Write sends rec, which must have the stream's schema. The caller keeps ownership of rec. A row of
+// rec that no message could carry within WithMaxDatalessRows (see there) fails the write before any of
+// rec is sent and aborts the stream, so that the reader fails with the same error.
 func (w *StreamWriter) Write(rec arrow.RecordBatch) error {
 	if w.failed != nil {
 		return w.failed
@@ -62,7 +64,12 @@ func (w *StreamWriter) Write(rec arrow.RecordBatch) error {
 	if rec.NumRows() == 0 {
 		return nil
 	}
-	pieces := splitBatch(rec, w.cfg.batchBytes)
+	pieces, err := splitBatch(rec, w.cfg.batchBytes, w.cfg.limits.datalessRows, 0)
+	if err != nil {
+		// A row that no receiver would take: end the stream, so that the receiver learns why.
+		aerr := w.Abort(err)
+		return errors.Join(fmt.Errorf("arrowio: stream write: %w", err), aerr)
+	}
 	defer releaseBatches(pieces)
 	for _, p := range pieces {
 		if err := w.send(func() (*wireChunk, error) { return w.enc.batch(p, false) }); err != nil {

@@ -46,11 +46,11 @@ func newOutStream(t arrow.Table, schema *arrow.Schema, cfg *config, target int64
 	}
 	s.enc = enc
 	if s.abortErr == nil {
-		s.batches, err = planBatches(t, target)
+		s.batches, err = planBatches(t, target, cfg.limits.datalessRows)
 		if err != nil {
 			s.abortErr = err
 		}
-		s.starts = groupBatches(s.batches, target)
+		s.starts = groupBatches(s.batches, target, cfg.limits.datalessRows)
 	}
 	return s
 }
