@@ -194,10 +194,11 @@ func readCeiling(path string) (float64, error) {
 	return c, nil
 }
 
-// readResults reads a CSV results file, or a JSON report (by its first
-// non-blank byte), and checks that it holds results (osu.ReadCSV and
-// osu.ReadJSON check that every time in them is a number). The note says
-// whether a JSON report is of a partial run (osu.Report.PartialNote).
+// readResults reads a CSV results file, or JSON reports (by its first
+// non-blank byte; one, or several concatenated), and checks that it holds
+// results (osu.ReadCSV and osu.ReadJSONReports check that every time in
+// them is a number). The note says whether a JSON report is of a partial
+// run (osu.Report.PartialNote).
 func readResults(path string) ([]osu.Result, string, error) {
 	res, note, err := readResultsFile(path)
 	if err != nil {
@@ -229,11 +230,22 @@ func readResultsFile(path string) ([]osu.Result, string, error) {
 			continue
 		}
 		if b[0] == '{' {
-			rep, err := osu.ReadJSON(br)
+			// One report, or several runs concatenated, as CSV files may be.
+			reps, err := osu.ReadJSONReports(br)
 			if err != nil {
 				return nil, "", fmt.Errorf("%s: %w", path, err)
 			}
-			return rep.Results, rep.PartialNote(), nil
+			var res []osu.Result
+			var notes []string
+			for i, rep := range reps {
+				res = append(res, rep.Results...)
+				if note := rep.PartialNote(); note != "" && len(reps) > 1 {
+					notes = append(notes, fmt.Sprintf("report %d of %d: %s", i+1, len(reps), note))
+				} else if note != "" {
+					notes = append(notes, note)
+				}
+			}
+			return res, strings.Join(notes, "; "), nil
 		}
 		break
 	}

@@ -180,12 +180,45 @@ func ReadJSON(r io.Reader) (Report, error) {
 	if err := json.NewDecoder(r).Decode(&rep); err != nil {
 		return rep, fmt.Errorf("osu: json report: %w", err)
 	}
+	return rep, rep.validate("osu: json report")
+}
+
+// ReadJSONReports reads one report written by WriteJSON or several
+// concatenated (cat a.json b.json), to the end of r: anything after a
+// report that is not another one is an error, as is a result that is no
+// measurement (see Result.Validate). The errors of the first report read as
+// ReadJSON's; those of a later one name it, "osu: json report 2: ...".
+func ReadJSONReports(r io.Reader) ([]Report, error) {
+	dec := json.NewDecoder(r)
+	var reps []Report
+	for n := 1; ; n++ {
+		name := "osu: json report"
+		if n > 1 {
+			name = fmt.Sprintf("osu: json report %d", n)
+		}
+		var rep Report
+		err := dec.Decode(&rep)
+		if errors.Is(err, io.EOF) && n > 1 {
+			return reps, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := rep.validate(name); err != nil {
+			return nil, err
+		}
+		reps = append(reps, rep)
+	}
+}
+
+// validate checks every result of rep (Result.Validate); name starts the error.
+func (rep Report) validate(name string) error {
 	for i, res := range rep.Results {
 		if err := res.Validate(); err != nil {
-			return rep, fmt.Errorf("osu: json report: result %d: %w", i+1, err)
+			return fmt.Errorf("%s: result %d: %w", name, i+1, err)
 		}
 	}
-	return rep, nil
+	return nil
 }
 
 // WriteTable prints results as an aligned table, one block per operation and
