@@ -14,9 +14,11 @@ import (
 // written against real sockets runs on it unchanged.
 //
 // Every socket is reusable, as with SO_REUSEADDR and SO_REUSEPORT on
-// Linux: a port may at once have several listeners (connections are spread
-// over them), several UDP sockets, and connections dialed from it, as long
-// as no two connections share a 4-tuple.
+// Linux: a port may at once have a listener, several UDP sockets, and
+// connections dialed from it, as long as no two connections share a
+// 4-tuple. A second listener on the port is refused unless its address and
+// the first's are different specific addresses, as punch's OS network
+// refuses it (see ListenTCP).
 type Host struct {
 	attach
 	rng  *rand.Rand

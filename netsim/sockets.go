@@ -13,7 +13,13 @@ import (
 
 // ListenTCP listens for TCP connections on laddr (SO_REUSEADDR and
 // SO_REUSEPORT semantics). An unspecified address listens on all of the
-// host's addresses; port 0 picks a free ephemeral port.
+// host's addresses; port 0 picks a free ephemeral port. As punch's OS
+// network does, it refuses (EADDRINUSE) a port that already has a listener
+// on an overlapping address (the same one, or either of the two
+// unspecified): Linux would take the second and spread the port's inbound
+// connections over both, so that a second punch Port on a port got a share
+// of the first one's peers. The port's connections and TIME_WAIT entries,
+// and listeners on other addresses, do not stop it.
 func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listener, error) {
 	if h == nil || h.in == nil {
 		return nil, errInvalid
@@ -40,6 +46,13 @@ func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listene
 			return nil, opError("listen", "tcp", netip.AddrPort{}, laddr, err)
 		}
 	}
+	for _, l := range h.listeners[port] {
+		if la := l.addr.Addr(); la == a || la.IsUnspecified() || a.IsUnspecified() {
+			return nil, opError("listen", "tcp", netip.AddrPort{}, laddr,
+				fmt.Errorf("another socket of this user holds port %d with SO_REUSEPORT "+
+					"(a listener there would share the port's inbound connections): %w", port, errno("bind", syscall.EADDRINUSE)))
+		}
+	}
 	l := newListener(h, netip.AddrPortFrom(a, port))
 	h.listeners[port] = append(h.listeners[port], l)
 	h.tcpPorts[port]++
@@ -47,8 +60,9 @@ func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listene
 }
 
 // listenerFor picks the listener that gets a SYN for local from remote: one
-// bound to the exact address before one bound to all addresses, and among
-// several (SO_REUSEPORT) one by a hash of the remote endpoint.
+// bound to the exact address before one bound to all addresses. (ListenTCP
+// lets no two listeners overlap; were there several, as Linux's SO_REUSEPORT
+// allows, a hash of the remote endpoint would pick one.)
 func (h *Host) listenerFor(local, remote netip.AddrPort) *TCPListener {
 	var exact, any []*TCPListener
 	for _, l := range h.listeners[local.Port()] {
