@@ -54,6 +54,16 @@ flags:
 		flagHint(stderr, "fnmesh bench compare")
 		return 2
 	}
+	for _, a := range fs.Args() {
+		// The flag package stops at the first file: a flag after it would
+		// be counted as a file ("want two result files (got 3)").
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil {
+			fmt.Fprintf(stderr, "fnmesh bench compare: %q after the files: flags go before them\n", a)
+			flagHint(stderr, "fnmesh bench compare")
+			return 2
+		}
+	}
 	if fs.NArg() != 2 {
 		// It printed the whole help without saying what was wrong.
 		fmt.Fprintf(stderr, "fnmesh bench compare: want two result files, ours and theirs (got %d)\n", fs.NArg())
