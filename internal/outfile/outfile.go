@@ -15,7 +15,10 @@ import (
 
 // CheckWritable checks that a file can be written at path: that path is
 // not a directory and that its directory exists and takes a new file. It
-// leaves nothing behind. An empty path is nothing to write, and passes.
+// leaves nothing behind. An empty path is nothing to write, and passes. A
+// path that is a symbolic link is checked where it leads (see WriteAtomic);
+// one that is no regular file (a device such as /dev/stdout, a named pipe)
+// is not opened here, and passes: it is written as it is.
 func CheckWritable(path string) error {
 	if path == "" {
 		return nil
@@ -23,7 +26,11 @@ func CheckWritable(path string) error {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return fmt.Errorf("%s: is a directory", path)
 	}
-	dir := filepath.Dir(path)
+	resolved, special := target(path)
+	if special {
+		return nil
+	}
+	dir := filepath.Dir(resolved)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check-*")
 	if err != nil {
 		var pe *os.PathError
@@ -40,7 +47,24 @@ func CheckWritable(path string) error {
 // same directory, renamed over path (mode 0644) only once fn and the close
 // succeeded: a write that fails half-way (fn's error, a full disk) leaves
 // path as it was, not a truncated file, and no temporary file behind.
+//
+// A path that is a symbolic link to a regular file is written where it
+// leads (the link stays a link). A path that is no regular file (a device
+// such as /dev/stdout or /dev/null, a named pipe) cannot be replaced, and
+// is not: fn writes to it directly.
 func WriteAtomic(path string, fn func(io.Writer) error) error {
+	path, special := target(path)
+	if special {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = fn(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -65,4 +89,22 @@ func WriteFile(path string, b []byte) error {
 		_, err := w.Write(b)
 		return err
 	})
+}
+
+// target is where a write to path goes: path itself, or the file a
+// symbolic link leads to; special says that it exists and is neither a
+// regular file nor a directory (a device, a named pipe, a socket), which
+// is written to as it is.
+func target(path string) (string, bool) {
+	fi, err := os.Stat(path) // through links
+	if err != nil {
+		return path, false // a new file (or a dangling link, replaced)
+	}
+	if !fi.Mode().IsRegular() && !fi.IsDir() {
+		return path, true
+	}
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		return resolved, false
+	}
+	return path, false
 }
