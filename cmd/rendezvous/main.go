@@ -162,8 +162,10 @@ flags:
 	limit, limited := openFileLimit()
 	if *maxConns == 0 {
 		if *maxConns = defaultMaxConns(limit, limited); *maxConns < rendezvous.DefaultMaxConns {
+			// needed: the limit is in descriptors, up to 3 a connection.
 			log.Info("--max-conns lowered from its default to fit the open-file limit",
-				"max_conns", *maxConns, "limit", limit, "default", rendezvous.DefaultMaxConns)
+				"max_conns", *maxConns, "limit", limit, "default", rendezvous.DefaultMaxConns,
+				"needed", filesNeeded(rendezvous.DefaultMaxConns))
 		}
 	} else if limited {
 		if need := filesNeeded(*maxConns); limit < need {
