@@ -64,8 +64,8 @@ func (a *afterReady) check() error {
 	n, err := io.ReadFull(a.Conn, b[:])
 	switch {
 	case n == 0 && errors.Is(err, io.EOF):
-		return &relayAborted{fmt.Errorf("the relay closed before rank %d's handshake came (rank %d hung up, or the server could not set the relay up)",
-			a.peer, a.peer)}
+		return &relayAborted{fmt.Errorf("the relay closed before rank %d's handshake came (rank %d hung up, or the server could not set the relay up): %w",
+			a.peer, a.peer, io.ErrUnexpectedEOF)}
 	case err != nil:
 		return err
 	case b[0] != frameMagic0 || b[1] != frameMagic1:
