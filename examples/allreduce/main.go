@@ -81,8 +81,8 @@ func (e usageError) Error() string { return "usage: " + e.msg }
 
 const synopsis = "usage: allreduce -rendezvous HOST:PORT -job ID -world N [-rank R] [-secret-file FILE] [-n ELEMS] [-timeout D]"
 
-// maxElems keeps every sum of the check below 2^53: with collective.MaxRanks
-// ranks, N*(N+1)/2 < 2^29.
+// maxElems keeps every sum of the check below 2^53: with rendezvous.MaxWorld
+// ranks, N*(N+1)/2 < 2^24.
 const maxElems = 1 << 24
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -109,8 +109,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"-rendezvous, -job and -world (1 or more) are required\n" + synopsis}
 	case fs.NArg() > 0:
 		return usageError{fmt.Sprintf("unexpected argument %q\n%s", fs.Arg(0), synopsis)}
-	case *world > collective.MaxRanks:
-		return usageError{fmt.Sprintf("-world %d: at most %d", *world, collective.MaxRanks)}
+	case *world > rendezvous.MaxWorld:
+		return usageError{fmt.Sprintf("-world %d: at most %d", *world, rendezvous.MaxWorld)}
+	case rendezvous.CheckJob(*job) != nil:
+		return usageError{fmt.Sprintf("-job: %v", rendezvous.CheckJob(*job))}
 	case *rank < -1 || *rank >= *world:
 		return usageError{fmt.Sprintf("-rank %d: want 0..%d, or -1 for any", *rank, *world-1)}
 	case *elems < 1 || *elems > maxElems:

@@ -126,6 +126,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case len(missing) > 0:
 		// Not only the synopsis: which of its six parts is missing.
 		return usageError{"missing " + strings.Join(missing, ", ") + "\n" + synopsis}
+	case *world > rendezvous.MaxWorld:
+		return usageError{fmt.Sprintf("-world %d: at most %d", *world, rendezvous.MaxWorld)}
+	case rendezvous.CheckJob(*job) != nil:
+		return usageError{fmt.Sprintf("-job: %v", rendezvous.CheckJob(*job))}
 	case *rank < -1 || *rank >= *world:
 		return usageError{fmt.Sprintf("-rank %d: want 0..%d, or -1 for any", *rank, *world-1)}
 	case *timeout <= 0:
