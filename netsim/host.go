@@ -105,12 +105,16 @@ func (h *Host) usable() error {
 func (h *Host) isLocal(a netip.Addr) bool { return a == h.addr || a.IsLoopback() }
 
 // bindAddr checks a local address given to listen or dial: unspecified, the
-// host's address or a loopback address.
+// host's address or an IPv4 loopback address. A host has no IPv6 address,
+// not even ::1 (netsim emulates IPv4 only).
 func (h *Host) bindAddr(a netip.Addr) (netip.Addr, error) {
 	if !a.IsValid() || a.Unmap().IsUnspecified() {
 		return netip.IPv4Unspecified(), nil
 	}
 	a = a.Unmap()
+	if !a.Is4() {
+		return a, fmt.Errorf("netsim: local address %v: only IPv4 is emulated: %w", a, errno("bind", syscall.EADDRNOTAVAIL))
+	}
 	if !h.isLocal(a) {
 		return a, errno("bind", syscall.EADDRNOTAVAIL)
 	}
