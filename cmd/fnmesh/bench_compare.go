@@ -227,6 +227,11 @@ func readResultsFile(path string) ([]osu.Result, string, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
+	// A byte order mark (some editors start a UTF-8 file with one) is no
+	// part of the CSV header or the JSON.
+	if b, err := br.Peek(3); err == nil && string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
 	for {
 		b, err := br.Peek(1)
 		if errors.Is(err, io.EOF) {
