@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -122,6 +123,16 @@ flags:
 	if o.timeout <= 0 {
 		return nil, fmt.Errorf("-timeout %s: want a positive duration", o.timeout)
 	}
+	// One file for two outputs: the one written last would replace the
+	// other without a word.
+	outs := benchOutputs(o)
+	for i, a := range outs {
+		for _, b := range outs[i+1:] {
+			if samePath(a[1], b[1]) {
+				return nil, fmt.Errorf("%s and %s name the same file %s", a[0], b[0], b[1])
+			}
+		}
+	}
 	// Unless asked either way, a bar only where someone watches: redrawn
 	// with carriage returns, it garbles a log file.
 	if !flagSet(fs, "progress") {
@@ -177,6 +188,20 @@ flags:
 		return nil, err
 	}
 	return o, nil
+}
+
+// samePath reports whether paths a and b name the same file, spelled alike
+// or not (./r.csv and /dir/r.csv, or two links to one file). A device or a
+// pipe (/dev/stdout) takes one output after another, and is not counted.
+func samePath(a, b string) bool {
+	if fa, err := os.Stat(a); err == nil {
+		if fb, err := os.Stat(b); err == nil {
+			return fa.Mode().IsRegular() && os.SameFile(fa, fb)
+		}
+	}
+	aa, errA := filepath.Abs(a)
+	ab, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && aa == ab
 }
 
 // flagSet reports whether the flag name was given on the command line.
