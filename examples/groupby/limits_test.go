@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A world larger than a job may have and a job ID the server would refuse
-// are bad flags (exit status 2), said before anything is dialed: they used
-// to fail the job (status 1), a bad -job only after the server had been
-// dialed.
+// A world larger than a job may have, a job ID the server would refuse and
+// a -rendezvous address that is not HOST:PORT are bad flags (exit status
+// 2), said before anything is dialed: they used to fail the job (status
+// 1), a bad -job only after the server had been dialed.
 func TestWorldAndJobCheckedFirst(t *testing.T) {
 	t.Setenv("FNMESH_SECRET", "s")
 	for _, tc := range []struct {
@@ -21,6 +21,8 @@ func TestWorldAndJobCheckedFirst(t *testing.T) {
 	}{
 		{[]string{"-rendezvous", "127.0.0.1:1", "-job", "j", "-world", "5000", "-timeout", "2s", "-by", "k", "-sum", "v", "x.csv"}, "-world 5000: at most 4096"},
 		{[]string{"-rendezvous", "127.0.0.1:1", "-job", strings.Repeat("j", 129), "-world", "2", "-timeout", "2s", "-by", "k", "-sum", "v", "x.csv"}, "-job: job ID of 129 bytes (want 1..128)"},
+		{[]string{"-rendezvous", "bad", "-job", "j", "-world", "2", "-timeout", "2s", "-by", "k", "-sum", "v", "x.csv"}, `-rendezvous "bad": want HOST:PORT`},
+		{[]string{"-rendezvous", "127.0.0.1:0", "-job", "j", "-world", "2", "-timeout", "2s", "-by", "k", "-sum", "v", "x.csv"}, `-rendezvous "127.0.0.1:0": port "0" is not 1..65535`},
 	} {
 		err := run(context.Background(), tc.args, &bytes.Buffer{})
 		var usage usageError
