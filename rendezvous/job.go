@@ -285,7 +285,7 @@ func (j *job) markDone(m *member) error {
 		// timeout, which would also hold up a shutdown past its drain.
 		for _, slot := range j.relays {
 			slot.abort(&Error{Code: CodeRelay, Rank: -1,
-				Msg: fmt.Sprintf("relay: job %q ended (every member said done) before ranks %d and %d both connected",
+				Msg: fmt.Sprintf("job %q ended (every member said done) before ranks %d and %d both connected",
 					j.id, slot.ranks[0], slot.ranks[1])})
 		}
 	}

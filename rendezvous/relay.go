@@ -104,12 +104,12 @@ func waitingGone(slot *relaySlot, side int, cause error) (partner, own *Error) {
 	r, p := slot.ranks[side], slot.ranks[1-side]
 	if errors.Is(cause, errEarlyBytes) {
 		return &Error{Code: CodeRelay, Rank: r,
-				Msg: fmt.Sprintf("relay: rank %d broke the protocol while waiting for rank %d (it sent bytes before relay-ready)", r, p)},
+				Msg: fmt.Sprintf("rank %d broke the protocol while waiting for rank %d (it sent bytes before relay-ready)", r, p)},
 			&Error{Code: CodeBadRequest, Rank: p,
 				Msg: fmt.Sprintf("relay: rank %d sent bytes before relay-ready; the relay to rank %d is off", r, p)}
 	}
 	return &Error{Code: CodeRelay, Rank: r,
-		Msg: fmt.Sprintf("relay: rank %d disconnected while waiting for rank %d (%v)", r, p, cause)}, nil
+		Msg: fmt.Sprintf("rank %d disconnected while waiting for rank %d (%v)", r, p, cause)}, nil
 }
 
 // serveRelay handles a relay connection after its relay-hello: it checks the
@@ -255,12 +255,12 @@ func (s *Server) awaitPartner(j *job, slot *relaySlot, side int) bool {
 		<-slot.ready // the partner arrived just now: it saw the watch end
 	case <-t.C:
 		late := &Error{Code: CodeRelay, Rank: slot.ranks[side],
-			Msg: fmt.Sprintf("relay: rank %d gave up waiting for rank %d after %v", slot.ranks[side], slot.ranks[1-side], s.cfg.relayTimeout)}
+			Msg: fmt.Sprintf("rank %d gave up waiting for rank %d after %v", slot.ranks[side], slot.ranks[1-side], s.cfg.relayTimeout)}
 		if gone(late) {
 			w.stop()
 			s.met.relayFailures.Add(1)
 			s.reject(c, &Error{Code: CodeRelay, Rank: slot.ranks[1-side],
-				Msg: fmt.Sprintf("relay: rank %d did not connect within %v", slot.ranks[1-side], s.cfg.relayTimeout)})
+				Msg: fmt.Sprintf("rank %d did not connect within %v", slot.ranks[1-side], s.cfg.relayTimeout)})
 			return false
 		}
 		<-slot.ready // the partner arrived just now
@@ -305,7 +305,7 @@ func (s *Server) connectPair(slot *relaySlot, side int) bool {
 		c := slot.conns[i]
 		s.setDeadline(c.SetWriteDeadline, time.Now().Add(s.cfg.handshakeTimeout))
 		if err := writeMessage(c, relayReady{}); err != nil {
-			e := &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("relay: rank %d unreachable: %v", slot.ranks[i], err)}
+			e := &Error{Code: CodeRelay, Rank: slot.ranks[i], Msg: fmt.Sprintf("rank %d unreachable: %v", slot.ranks[i], err)}
 			s.met.relayFailures.Add(1)
 			return fail(e, e)
 		}

@@ -31,8 +31,8 @@ func TestClientRelayFailsAfterReady(t *testing.T) {
 		code  Code
 	}{
 		{"error frame", func(c net.Conn) {
-			writeMessage(c, errorMsg{Code: CodeRelay, Rank: 1, Msg: "relay: rank 1 unreachable: write: broken pipe"})
-		}, "rank 0: relay to rank 1: the server could not set the relay up after saying relay-ready: relay: relay: rank 1 unreachable: write: broken pipe", CodeRelay},
+			writeMessage(c, errorMsg{Code: CodeRelay, Rank: 1, Msg: "rank 1 unreachable: write: broken pipe"})
+		}, "rank 0: relay to rank 1: the server could not set the relay up after saying relay-ready: relay: rank 1 unreachable: write: broken pipe", CodeRelay},
 		{"closed", func(net.Conn) {},
 			"rank 0: relay to rank 1: the relay closed before rank 1's handshake came (rank 1 hung up, or the server could not set the relay up)", 0},
 	} {
@@ -167,7 +167,7 @@ func TestRelayReadyToOneSideOnly(t *testing.T) {
 	err = <-joined
 	require.Error(t, err, "the relay cannot have been set up")
 	assert.NotErrorIs(t, err, punch.ErrMalformed, "the server's frame was taken for the peer's handshake")
-	assert.ErrorContains(t, err, "rank 0: relay to rank 1: the server could not set the relay up after saying relay-ready: relay: relay: rank 1 unreachable: write tcp: broken pipe")
+	assert.ErrorContains(t, err, "rank 0: relay to rank 1: the server could not set the relay up after saying relay-ready: relay: rank 1 unreachable: write tcp: broken pipe")
 	var e *Error
 	require.ErrorAs(t, err, &e)
 	assert.Equal(t, CodeRelay, e.Code)
