@@ -80,6 +80,13 @@ flags:
 		return 2
 	}
 	if *png != "" {
+		inputs := append(fs.Args(), strings.Split(*iperf, ",")...)
+		for _, in := range inputs {
+			if in != "" && samePath(*png, in) {
+				fmt.Fprintf(stderr, "fnmesh bench compare: -png %s: is one of the input files (it would be overwritten)\n", *png)
+				return 2
+			}
+		}
 		if err := outfile.CheckWritable(*png); err != nil {
 			fmt.Fprintf(stderr, "fnmesh bench compare: -png %v\n", err)
 			return 1

@@ -39,3 +39,25 @@ func TestBenchCompareFlagAfterFiles(t *testing.T) {
 	_, err := os.Stat(filepath.Join(dir, "r.png"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "nothing was run")
 }
+
+// A -png that names one of the inputs is a usage error: the plot used to
+// be written over that results file once it had been read.
+func TestBenchComparePNGOverAnInput(t *testing.T) {
+	dir := t.TempDir()
+	const body = "op,np,size,iterations,avg_us,min_us,max_us,mb_per_s\nallreduce,2,8,5,13.3,7.8,18.7,0.6\n"
+	ours, theirs := filepath.Join(dir, "ours.csv"), filepath.Join(dir, "theirs.csv")
+	require.NoError(t, os.WriteFile(ours, []byte(body), 0o644))
+	require.NoError(t, os.WriteFile(theirs, []byte(body), 0o644))
+	for _, png := range []string{ours, filepath.Join(dir, ".", "theirs.csv")} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"bench", "compare", "-png", png, ours, theirs}, &stdout, &stderr)
+		assert.Equal(t, 2, code)
+		assert.Contains(t, stderr.String(), "-png "+png+": is one of the input files (it would be overwritten)")
+		assert.Empty(t, stdout.String())
+	}
+	for _, p := range []string{ours, theirs} {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		assert.Equal(t, body, string(b), "%s is as it was", p)
+	}
+}
