@@ -284,3 +284,26 @@ func BenchmarkAlltoall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlanBatches plans the messages a table is sent as (planBatches, groupBatches) in 64 KiB
+// messages, without encoding or sending them: two int64 columns (rows of fixed width, cut evenly)
+// and one string column (cut where the sizes of its rows say), 1M rows each.
+func BenchmarkPlanBatches(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		t    func() arrow.Table
+	}{{"int64", func() arrow.Table { return cylonTable(1<<20, 1<<18, 3) }}, {"strings", func() arrow.Table { return stringTable(1 << 20) }}} {
+		b.Run(c.name, func(b *testing.B) {
+			t := c.t()
+			defer t.Release()
+			for b.Loop() {
+				bs, err := planBatches(t, 64<<10, DefaultMaxDatalessRows)
+				if err != nil {
+					b.Fatal(err)
+				}
+				groupBatches(bs, 64<<10, DefaultMaxDatalessRows)
+				releaseBatches(bs)
+			}
+		})
+	}
+}

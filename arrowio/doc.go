@@ -7,7 +7,9 @@
 // Every table or batch stream travels as a standard Arrow IPC stream: a schema message, dictionary
 // batches, record batches and the end-of-stream marker. The stream is cut into messages of the
 // communicator at record-batch boundaries, about DefaultBatchBytes each (WithBatchBytes): a batch larger
-// than that is cut into slices, one per message; smaller consecutive batches share a message. Each
+// than that is cut into slices, one per message, where the sizes of its rows say (offsets give them:
+// one row of 8 MiB among small ones goes alone, and no message holds more than DefaultBatchBytes of
+// Arrow buffers unless it is one row larger than that); smaller consecutive batches share a message. Each
 // message carries its batches and what precedes them in the stream (the schema before the first, a
 // dictionary batch when a dictionary changes); the end-of-stream marker rides on the last. The
 // payloads, concatenated in order, are byte for byte an IPC stream that any Arrow implementation reads

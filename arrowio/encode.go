@@ -431,7 +431,9 @@ func (e *encoder) dropCompacted() {
 }
 
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0
-// or rec is smaller), and of values a receiver accepts under limit, its WithMaxDatalessRows: a batch
+// or rec is smaller; rows of fixed width are cut evenly, those of variable width where their sizes
+// say, so that a slice is within target unless it is one row larger: see rowsize.go), and of values
+// a receiver accepts under limit, its WithMaxDatalessRows: a batch
 // with a field node of more values than its bytes account for (columns that store nothing per value:
 // nulls, run-end encoded or zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so
 // that no slice has more than limit in one. A single row cannot be cut: one that holds more such
@@ -445,6 +447,9 @@ func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.Reco
 	pieces := int64(1)
 	if n > 1 {
 		if size := recordBytes(rec); target > 0 && size > target {
+			if slices.ContainsFunc(rec.Schema().Fields(), func(f arrow.Field) bool { return unevenRows(f.Type, 0) }) {
+				return cutRows(rec, cutBySize(rec, target), limit, first)
+			}
 			pieces = (size + target - 1) / target
 		}
 		if over {
@@ -458,10 +463,20 @@ func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.Reco
 		return []arrow.RecordBatch{rec}, nil
 	}
 	rows := (n + pieces - 1) / pieces
-	out := make([]arrow.RecordBatch, 0, pieces)
+	bounds := make([]int64, 0, pieces+1)
 	for lo := int64(0); lo < n; lo += rows {
+		bounds = append(bounds, lo)
+	}
+	return cutRows(rec, append(bounds, n), limit, first)
+}
+
+// cutRows cuts rec into slices at bounds (from 0 to its rows), each cut further as it takes to be
+// within limit (appendWithinDataless).
+func cutRows(rec arrow.RecordBatch, bounds []int64, limit, first int64) ([]arrow.RecordBatch, error) {
+	out := make([]arrow.RecordBatch, 0, len(bounds)-1)
+	for i, lo := range bounds[:len(bounds)-1] {
 		var err error
-		if out, err = appendWithinDataless(out, rec.NewSlice(lo, min(lo+rows, n)), limit, first+lo, 0); err != nil {
+		if out, err = appendWithinDataless(out, rec.NewSlice(lo, bounds[i+1]), limit, first+lo, 0); err != nil {
 			releaseBatches(out)
 			return nil, err
 		}

@@ -34,8 +34,11 @@ func (c Compression) String() string {
 
 // DefaultBatchBytes is the default size, in bytes of Arrow buffers, of one message of a stream: larger
 // record batches are cut into slices (zero copy) and smaller consecutive ones share a message. A
-// receiver decodes a message once it has all of it, and a compressing sender holds one compressed
-// message per destination.
+// batch of fixed-width columns is cut into slices of equal rows; one with columns of variable width
+// (strings, binaries, lists, views, and structs and fixed-size lists of them) is cut where the sizes
+// of its rows say, so that a slice holds at most this many bytes, or is a single row larger than
+// that (which travels alone). A receiver decodes a message once it has all of it, and a compressing
+// sender holds one compressed message per destination.
 const DefaultBatchBytes = 4 << 20
 
 // Option configures an operation of this package.
