@@ -71,16 +71,39 @@ type TCPConn struct {
 
 var _ net.Conn = (*TCPConn)(nil)
 
-// LocalAddr returns the local endpoint, a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(c.local) }
+// LocalAddr returns the local endpoint, a *net.TCPAddr (nil for a nil
+// connection, as the net package's).
+func (c *TCPConn) LocalAddr() net.Addr {
+	if c == nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.local)
+}
 
 // RemoteAddr returns the remote endpoint, a *net.TCPAddr: for a peer behind
 // a NAT, its public endpoint as this side sees it.
-func (c *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+func (c *TCPConn) RemoteAddr() net.Addr {
+	if c == nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(c.remote)
+}
 
-// LocalAddrPort and RemoteAddrPort return the endpoints as netip values.
-func (c *TCPConn) LocalAddrPort() netip.AddrPort  { return c.local }
-func (c *TCPConn) RemoteAddrPort() netip.AddrPort { return c.remote }
+// LocalAddrPort and RemoteAddrPort return the endpoints as netip values
+// (the zero AddrPort for a nil connection).
+func (c *TCPConn) LocalAddrPort() netip.AddrPort {
+	if c == nil {
+		return netip.AddrPort{}
+	}
+	return c.local
+}
+
+func (c *TCPConn) RemoteAddrPort() netip.AddrPort {
+	if c == nil {
+		return netip.AddrPort{}
+	}
+	return c.remote
+}
 
 func (c *TCPConn) opErr(op string, err error) error {
 	if err == nil || err == io.EOF {

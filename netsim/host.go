@@ -46,14 +46,30 @@ func (h *Host) init(a attach, rng *rand.Rand) {
 	h.udps = map[uint16][]*UDPConn{}
 }
 
-// Addr returns the host's address (its LAN address when behind a NAT).
-func (h *Host) Addr() netip.Addr { return h.addr }
+// Addr returns the host's address (its LAN address when behind a NAT); the
+// zero Addr for a nil Host.
+func (h *Host) Addr() netip.Addr {
+	if h == nil {
+		return netip.Addr{}
+	}
+	return h.addr
+}
 
 // Name returns the host's name in traces.
-func (h *Host) Name() string { return h.name }
+func (h *Host) Name() string {
+	if h == nil {
+		return ""
+	}
+	return h.name
+}
 
 // NAT returns the router the host sits behind, or nil for a public host.
-func (h *Host) NAT() *NAT { return h.parent }
+func (h *Host) NAT() *NAT {
+	if h == nil {
+		return nil
+	}
+	return h.parent
+}
 
 // Close takes the host off the network as if it lost power (or its
 // serverless function was frozen): every socket on it fails locally with

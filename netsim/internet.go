@@ -40,7 +40,7 @@ type Internet struct {
 	running bool // run is running its due events
 }
 
-// Option configures an Internet.
+// Option configures an Internet; a nil Option is skipped.
 type Option func(*Internet)
 
 // WithSeed sets the seed of every random choice the network makes (ports,
@@ -101,7 +101,9 @@ func New(opts ...Option) *Internet {
 	}
 	in.root.nodes = map[netip.Addr]any{}
 	for _, o := range opts {
-		o(in)
+		if o != nil {
+			o(in)
+		}
 	}
 	if err := in.defLink.validate(); err != nil {
 		in.defLink = Link{}
@@ -160,7 +162,8 @@ func (in *Internet) AddNAT(addr netip.Addr, cfg NATConfig, opts ...NodeOption) (
 	return in.addNAT(nil, addr, cfg, opts)
 }
 
-// NodeOption configures a host or router as it is attached.
+// NodeOption configures a host or router as it is attached; a nil
+// NodeOption is skipped.
 type NodeOption func(*nodeConfig)
 
 type nodeConfig struct {
@@ -232,7 +235,9 @@ func (in *Internet) newAttach(parent *NAT, addr netip.Addr, opts []NodeOption, t
 	}
 	var nc nodeConfig
 	for _, o := range opts {
-		o(&nc)
+		if o != nil {
+			o(&nc)
+		}
 	}
 	if !nc.hasLink {
 		nc.link = in.defLink

@@ -85,11 +85,22 @@ func (l *TCPListener) close() {
 	}
 }
 
-// Addr returns the listening address, a *net.TCPAddr.
-func (l *TCPListener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
+// Addr returns the listening address, a *net.TCPAddr (nil for a nil
+// listener).
+func (l *TCPListener) Addr() net.Addr {
+	if l == nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(l.addr)
+}
 
 // AddrPort returns the listening address as a netip value.
-func (l *TCPListener) AddrPort() netip.AddrPort { return l.addr }
+func (l *TCPListener) AddrPort() netip.AddrPort {
+	if l == nil {
+		return netip.AddrPort{}
+	}
+	return l.addr
+}
 
 // SetDeadline sets a deadline for Accept. On a closed listener it fails
 // with net.ErrClosed, unwrapped, as the net package's does.

@@ -62,14 +62,30 @@ func (n *NAT) init(a attach, rng *rand.Rand) {
 }
 
 // Addr returns the router's address in the network above it: its public
-// address when attached to the internet.
-func (n *NAT) Addr() netip.Addr { return n.addr }
+// address when attached to the internet. A nil NAT's accessors return
+// zero values.
+func (n *NAT) Addr() netip.Addr {
+	if n == nil {
+		return netip.Addr{}
+	}
+	return n.addr
+}
 
 // Name returns the router's name in traces.
-func (n *NAT) Name() string { return n.name }
+func (n *NAT) Name() string {
+	if n == nil {
+		return ""
+	}
+	return n.name
+}
 
 // Config returns the router's configuration, defaults filled in.
-func (n *NAT) Config() NATConfig { return n.cfg }
+func (n *NAT) Config() NATConfig {
+	if n == nil {
+		return NATConfig{}
+	}
+	return n.cfg
+}
 
 // AddHost attaches a host with LAN address addr behind the router.
 func (n *NAT) AddHost(addr netip.Addr, opts ...NodeOption) (*Host, error) {

@@ -221,11 +221,22 @@ func (u *UDPConn) close() {
 	u.h.removeUDP(u)
 }
 
-// LocalAddr returns the bound address, a *net.UDPAddr.
-func (u *UDPConn) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(u.local) }
+// LocalAddr returns the bound address, a *net.UDPAddr (nil for a nil
+// socket, as the net package's).
+func (u *UDPConn) LocalAddr() net.Addr {
+	if u == nil {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(u.local)
+}
 
 // LocalAddrPort returns the bound address as a netip value.
-func (u *UDPConn) LocalAddrPort() netip.AddrPort { return u.local }
+func (u *UDPConn) LocalAddrPort() netip.AddrPort {
+	if u == nil {
+		return netip.AddrPort{}
+	}
+	return u.local
+}
 
 // SetDeadline sets the read and write deadlines.
 func (u *UDPConn) SetDeadline(t time.Time) error {
