@@ -173,6 +173,11 @@ flags:
 	case cfg.punchTimeout <= 0 || cfg.timeout <= 0:
 		fmt.Fprintln(stderr, "fnmesh demo: --punch-timeout and --timeout must be positive")
 		return 2
+	case cfg.punchTimeout < time.Millisecond:
+		// The protocol carries it in milliseconds: the rendezvous server
+		// refuses a shorter one, and would not start.
+		fmt.Fprintf(stderr, "fnmesh demo: --punch-timeout %v is under the protocol's unit: it must be at least 1ms\n", cfg.punchTimeout)
+		return 2
 	case cfg.collBytes < 0 || cfg.collBytes > 64<<20:
 		fmt.Fprintln(stderr, "fnmesh demo: --coll-bytes must be 0 to 64MiB")
 		return 2
