@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,9 +65,13 @@ type Metrics struct {
 	STUNRequests  map[string]int64
 }
 
-// Metrics returns a snapshot of the server's counters.
+// Metrics returns a snapshot of the server's counters (all zero for a nil
+// Server).
 func (s *Server) Metrics() Metrics {
-	m := &s.met
+	m := &metrics{}
+	if s != nil {
+		m = &s.met
+	}
 	out := Metrics{
 		Connections: m.conns.Load(), Jobs: m.jobs.Load(), Members: m.members.Load(),
 		Joins: m.joins.Load(), PunchAttempts: m.punchAttempts.Load(), Evictions: m.evictions.Load(),
@@ -99,6 +104,9 @@ func (s *Server) Metrics() Metrics {
 // WritePrometheus writes the counters in the Prometheus text exposition
 // format (version 0.0.4).
 func (s *Server) WritePrometheus(w io.Writer) error {
+	if s == nil {
+		return errors.New("rendezvous: metrics of a nil server: make one with NewServer")
+	}
 	m := s.Metrics()
 	bw := bufio.NewWriter(w)
 	metric := func(name, typ, help string) {
@@ -150,13 +158,17 @@ func (s *Server) WritePrometheus(w io.Writer) error {
 
 // Handler serves /healthz (200 "ok" while serving; 503 before Serve has
 // started, and once shutting down) and /metrics (Prometheus text format).
+// A nil Server's handler answers both with 503.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		s.mu.Lock()
-		serving, closing := s.serving, s.closing
-		s.mu.Unlock()
+		var serving, closing bool
+		if s != nil {
+			s.mu.Lock()
+			serving, closing = s.serving, s.closing
+			s.mu.Unlock()
+		}
 		switch {
 		case closing:
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -169,6 +181,10 @@ func (s *Server) Handler() http.Handler {
 		}
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s == nil {
+			http.Error(w, "no server", http.StatusServiceUnavailable)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		s.WritePrometheus(w)
 	})

@@ -3,6 +3,9 @@ package rendezvous
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,4 +54,26 @@ func TestNilAndZeroInputs(t *testing.T) {
 	t.Run("Mesh.Conns: nil mesh", func(t *testing.T) {
 		require.NotPanics(t, func() { assert.Nil(t, (*Mesh)(nil).Conns()) })
 	})
+}
+
+// TestNilServerAccessors: the metrics and HTTP handler of a nil *Server do
+// not panic (Serve on one already says "nil server"): Metrics is all zeros,
+// WritePrometheus fails saying so, and the handler answers 503.
+func TestNilServerAccessors(t *testing.T) {
+	var s *Server
+	var m Metrics
+	require.NotPanics(t, func() { m = s.Metrics() })
+	assert.Zero(t, m.Connections)
+	assert.Zero(t, m.Pairs[TierRelay])
+	var b strings.Builder
+	var err error
+	require.NotPanics(t, func() { err = s.WritePrometheus(&b) })
+	assert.ErrorContains(t, err, "nil server")
+	var h http.Handler
+	require.NotPanics(t, func() { h = s.Handler() })
+	for _, path := range []string{"/healthz", "/metrics"} {
+		rec := httptest.NewRecorder()
+		require.NotPanics(t, func() { h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil)) }, path)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, path)
+	}
 }
