@@ -141,8 +141,15 @@ func benchParent(ctx context.Context, o *benchOptions, stdout, stderr io.Writer)
 			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(n))
 		}
 		cmd.ExtraFiles = []*os.File{w} // fd 3
-		cmd.Stdout = &prefixWriter{out: out, prefix: fmt.Sprintf("worker %d: ", i)}
+		// Once the run is stopped, what the workers say is its
+		// consequence ("peer failed: rank 2: interrupt signal received"):
+		// the bench says why it stopped, once.
+		cmd.Stdout = &prefixWriter{out: out, prefix: fmt.Sprintf("worker %d: ", i), drop: func() bool { return ctx.Err() != nil }}
 		cmd.Stderr = cmd.Stdout
+		// Stopped (interrupted, timed out, another worker failed), a
+		// worker is asked to stop first, so that it writes its
+		// -cpuprofile, and killed WaitDelay later if it has not.
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 		cmd.WaitDelay = 5 * time.Second
 		proc.DieWithParent(cmd)
 		err = cmd.Start()
@@ -378,10 +385,12 @@ func (l *lockedWriter) do(fn func()) {
 	fn()
 }
 
-// prefixWriter writes whole lines to out, each after prefix.
+// prefixWriter writes whole lines to out, each after prefix; while drop
+// (if set) reports true, it drops them.
 type prefixWriter struct {
 	out    io.Writer
 	prefix string
+	drop   func() bool
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -395,8 +404,10 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		if _, err := io.WriteString(p.out, p.prefix+string(p.buf[:i+1])); err != nil {
-			return len(b), err
+		if p.drop == nil || !p.drop() {
+			if _, err := io.WriteString(p.out, p.prefix+string(p.buf[:i+1])); err != nil {
+				return len(b), err
+			}
 		}
 		p.buf = p.buf[i+1:]
 	}

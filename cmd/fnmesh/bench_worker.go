@@ -24,7 +24,11 @@ import (
 // every result to the parent on fd 3.
 func benchWorker(ctx context.Context, o *benchOptions, index string, stderr io.Writer) int {
 	if err := benchWork(ctx, o, index); err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
+		// Stopped by the parent (or by the terminal's interrupt, which
+		// the parent gets too): it says why, once.
+		if ctx.Err() == nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+		}
 		return 1
 	}
 	return 0
