@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // CheckWritable checks that a file can be written at path: that path is
@@ -51,11 +52,23 @@ func CheckWritable(path string) error {
 // A path that is a symbolic link to a regular file is written where it
 // leads (the link stays a link). A path that is no regular file (a device
 // such as /dev/stdout or /dev/null, a named pipe) cannot be replaced, and
-// is not: fn writes to it directly.
+// is not: fn writes to it directly; a named pipe that no process reads is
+// an error, not a wait for a reader.
 func WriteAtomic(path string, fn func(io.Writer) error) error {
 	path, special := target(path)
 	if special {
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		flag := os.O_WRONLY
+		fi, err := os.Stat(path)
+		pipe := err == nil && fi.Mode()&os.ModeNamedPipe != 0
+		if pipe {
+			// Without a reader the open would block until one came:
+			// fail at once instead (ENXIO).
+			flag |= syscall.O_NONBLOCK
+		}
+		f, err := os.OpenFile(path, flag, 0)
+		if pipe && errors.Is(err, syscall.ENXIO) {
+			return fmt.Errorf("%s: no process reads the named pipe", path)
+		}
 		if err != nil {
 			return err
 		}
