@@ -140,6 +140,9 @@ flags:
 		return usageErr("--timeout must be positive")
 	case *punchTimeout < 0:
 		return usageErr("--punch-timeout %v must not be negative", *punchTimeout)
+	case *punchTimeout > 0 && *punchTimeout < time.Millisecond:
+		// The protocol carries it in milliseconds: it would be sent as 1ms.
+		return usageErr("--punch-timeout %v is under the protocol's unit: it must be at least 1ms", *punchTimeout)
 	case *retry < 0:
 		return usageErr("--connect-retry %v must not be negative", *retry)
 	}
