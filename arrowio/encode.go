@@ -190,10 +190,11 @@ func (e *encoder) batch(rec arrow.RecordBatch, last bool) (*wireChunk, error) {
 
 // batches returns the chunk carrying recs, one IPC message each (and, with last, the end of the
 // stream): small batches travel together.
-func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (*wireChunk, error) {
+func (e *encoder) batches(recs []arrow.RecordBatch, last bool) (_ *wireChunk, err error) {
 	if e.done {
 		return nil, errors.New("arrowio: stream already ended")
 	}
+	defer recoverInvalid(&err, "encoding a record batch") // the caller aborts the stream
 	e.recycle()
 	for _, rec := range recs {
 		if len(e.compacted) > maxCompactedDicts {
@@ -440,7 +441,14 @@ func (e *encoder) dropCompacted() {
 // values than a message of its bytes may is refused with an error wrapping ErrDecodeLimit that names
 // it (as row first+i, first being the caller's number for rec's first row) and its column, so that
 // the sender fails rather than its receivers. The caller releases every slice.
-func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.RecordBatch, error) {
+func splitBatch(rec arrow.RecordBatch, target, limit, first int64) (out []arrow.RecordBatch, err error) {
+	defer func() {
+		// Malformed arrays (offsets past their values) make arrow-go's slicing panic.
+		if r := recover(); r != nil {
+			releaseBatches(out)
+			out, err = nil, fmt.Errorf("malformed array data: %v", r)
+		}
+	}()
 	n := rec.NumRows()
 	w := widestNode(rec)
 	over := w > rowAllowance(dataBytes(rec), 0, limit)
@@ -448,7 +456,7 @@ func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.Reco
 	if n > 1 {
 		if size := recordBytes(rec); target > 0 && size > target {
 			if slices.ContainsFunc(rec.Schema().Fields(), func(f arrow.Field) bool { return unevenRows(f.Type, 0) }) {
-				return cutRows(rec, cutBySize(rec, target), limit, first)
+				return cutRows(&out, rec, cutBySize(rec, target), limit, first)
 			}
 			pieces = (size + target - 1) / target
 		}
@@ -467,21 +475,23 @@ func splitBatch(rec arrow.RecordBatch, target, limit, first int64) ([]arrow.Reco
 	for lo := int64(0); lo < n; lo += rows {
 		bounds = append(bounds, lo)
 	}
-	return cutRows(rec, append(bounds, n), limit, first)
+	return cutRows(&out, rec, append(bounds, n), limit, first)
 }
 
 // cutRows cuts rec into slices at bounds (from 0 to its rows), each cut further as it takes to be
-// within limit (appendWithinDataless).
-func cutRows(rec arrow.RecordBatch, bounds []int64, limit, first int64) ([]arrow.RecordBatch, error) {
-	out := make([]arrow.RecordBatch, 0, len(bounds)-1)
+// within limit (appendWithinDataless), into *out, which holds them as they are made (for the caller to
+// release them should a malformed array panic) and on success; it returns *out.
+func cutRows(out *[]arrow.RecordBatch, rec arrow.RecordBatch, bounds []int64, limit, first int64) ([]arrow.RecordBatch, error) {
+	*out = make([]arrow.RecordBatch, 0, len(bounds)-1)
 	for i, lo := range bounds[:len(bounds)-1] {
 		var err error
-		if out, err = appendWithinDataless(out, rec.NewSlice(lo, bounds[i+1]), limit, first+lo, 0); err != nil {
-			releaseBatches(out)
+		if *out, err = appendWithinDataless(*out, rec.NewSlice(lo, bounds[i+1]), limit, first+lo, 0); err != nil {
+			releaseBatches(*out)
+			*out = nil
 			return nil, err
 		}
 	}
-	return out, nil
+	return *out, nil
 }
 
 // appendWithinDataless appends piece (whose reference it takes) to out, halved as many times as it
@@ -797,6 +807,14 @@ func ipcSafe(mem memory.Allocator, rec arrow.RecordBatch, cache map[arrow.ArrayD
 	for c, col := range rec.Columns() {
 		if !holdsFragileType(col.DataType()) && !wastesViewBytes(col.Data(), 0) {
 			continue
+		}
+		// take reads the values where the offsets and views say: malformed ones would make it
+		// panic halfway, holding what it allocated.
+		if err := validateColumn(col); err != nil {
+			for _, a := range cols {
+				a.Release()
+			}
+			return nil, fmt.Errorf("column %d (%q): %w", c, rec.ColumnName(c), err)
 		}
 		if cols == nil {
 			cols = slices.Clone(rec.Columns())

@@ -30,6 +30,19 @@ func validateBatch(rec arrow.RecordBatch) (err error) {
 	return nil
 }
 
+// validateColumn runs validateBatch's checks on one array to be sent.
+func validateColumn(col arrow.Array) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed array data: %v", r)
+		}
+	}()
+	if err := validateData(col.Data(), 0); err != nil {
+		return fmt.Errorf("malformed array data: %w", err)
+	}
+	return nil
+}
+
 func bufLen(d arrow.ArrayData, i int) int {
 	bufs := d.Buffers()
 	if i >= len(bufs) || bufs[i] == nil {
