@@ -59,28 +59,20 @@ func (h *Host) ListenTCP(ctx context.Context, laddr netip.AddrPort) (net.Listene
 	return l, nil
 }
 
-// listenerFor picks the listener that gets a SYN for local from remote: one
-// bound to the exact address before one bound to all addresses. (ListenTCP
-// lets no two listeners overlap; were there several, as Linux's SO_REUSEPORT
-// allows, a hash of the remote endpoint would pick one.)
-func (h *Host) listenerFor(local, remote netip.AddrPort) *TCPListener {
-	var exact, any []*TCPListener
+// listenerFor picks the listener that gets a SYN for local: the one bound
+// to that exact address before one bound to all addresses. ListenTCP lets
+// no two listeners overlap, so there is at most one of each.
+func (h *Host) listenerFor(local netip.AddrPort) *TCPListener {
+	var wild *TCPListener
 	for _, l := range h.listeners[local.Port()] {
 		switch {
 		case l.addr.Addr() == local.Addr():
-			exact = append(exact, l)
+			return l
 		case l.addr.Addr().IsUnspecified():
-			any = append(any, l)
+			wild = l
 		}
 	}
-	c := exact
-	if len(c) == 0 {
-		c = any
-	}
-	if len(c) == 0 {
-		return nil
-	}
-	return c[hashAddrPort(remote)%uint32(len(c))]
+	return wild
 }
 
 func (h *Host) removeListener(l *TCPListener) {

@@ -157,7 +157,7 @@ func (c *TCPConn) abandon() {
 func (h *Host) tcpInput(p *packet) {
 	c := h.conns[tuple{p.dst, p.src}]
 	if c != nil && c.state == stateTimeWait {
-		if p.isSYN() && h.listenerFor(p.dst, p.src) != nil {
+		if p.isSYN() && h.listenerFor(p.dst) != nil {
 			h.removeConn(c) // a new connection may take over a TIME-WAIT pair
 			c = nil
 		} else {
@@ -174,7 +174,7 @@ func (h *Host) tcpInput(p *packet) {
 	switch {
 	case p.isRST():
 	case p.isSYN():
-		l := h.listenerFor(p.dst, p.src)
+		l := h.listenerFor(p.dst)
 		if l == nil {
 			h.in.trace(EventDrop, h.name, p, "no listener: answering RST")
 			h.rst(p)
