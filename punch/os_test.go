@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,19 +18,43 @@ func plainServer(t *testing.T) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	// The cleanup closes every connection and waits for its goroutine, so
+	// that the next test's count of open sockets (openFDs) does not see
+	// them close under it.
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+		wg     sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
+			mu.Lock()
+			conns = append(conns, c)
+			if closed {
+				c.Close()
+			}
+			mu.Unlock()
+			wg.Go(func() {
 				defer c.Close()
 				_, _ = io.Copy(c, c)
-			}()
+			})
 		}
-	}()
+	})
 	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
