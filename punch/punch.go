@@ -203,6 +203,7 @@ func (r *punchRun) send(ctx context.Context, ev event) {
 		if ev.kind == evAuthed {
 			r.log.Debug("punch: closing losing link", "link", ev.l.String())
 			abort(ev.l.c)
+			r.record(ev.l.ep, notAgreed(context.Cause(ctx)))
 		}
 	}
 }
@@ -245,8 +246,13 @@ func (r *punchRun) run(ctx context.Context, cancel context.CancelCauseFunc, inbo
 		}
 		abort(l.c)
 		if l.ep >= 0 {
-			r.record(l.ep, fmt.Errorf("link lost while agreeing on it: %w", err))
-			if ctx.Err() == nil {
+			// A select or ack cut short by the punch's deadline (a
+			// connection deadline fires a moment before ctx reports
+			// it) is no lost link, and dialing again is pointless.
+			if ended(ctx) {
+				r.record(l.ep, notAgreed(err))
+			} else {
+				r.record(l.ep, fmt.Errorf("link lost while agreeing on it: %w", err))
 				r.dial(ctx, l.ep) // try that endpoint again
 			}
 		}
@@ -293,6 +299,9 @@ loop:
 		if l != winner {
 			r.log.Debug("punch: closing losing link", "link", l.String())
 			abort(l.c)
+			if winner == nil && l.ep >= 0 {
+				r.record(l.ep, notAgreed(cause))
+			}
 		}
 	}
 	r.wg.Wait()
@@ -304,6 +313,12 @@ loop:
 	r.p.tuneLink(winner.c)
 	r.log.Info("punch: linked", "link", winner.String(), "setup", time.Since(r.start))
 	return winner.c, nil
+}
+
+// notAgreed is how a dialed link that passed the handshake ended when the
+// punch ended before both ends agreed on it (select and ack): err says why.
+func notAgreed(err error) error {
+	return fmt.Errorf("passed the handshake but was not agreed on (select and ack) before the punch ended: %w", err)
 }
 
 // dial starts the dial loop of endpoint i.

@@ -226,6 +226,71 @@ func TestPunchRetriesSilentEndpoint(t *testing.T) {
 	require.ErrorContains(t, err, "handshake failed")
 }
 
+// muteAfterHandshake accepts on loopback, passes the link handshake as rank
+// as (expecting rank want) and then says nothing until the test ends: it
+// neither selects the link nor acks the selection.
+func muteAfterHandshake(t *testing.T, as, want int) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				if Handshake(ctx, c, ident(as), want) == nil {
+					<-ctx.Done()
+				}
+			})
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// A link that passes the handshake but on which the two ends never agree
+// (the peer does not ack our select, or does not select) is no link: the
+// report says so. It said "linked after 1 attempt", as if the punch had
+// made the link it failed to make.
+func TestPunchReportsLinkNotAgreed(t *testing.T) {
+	tests := []struct {
+		name string
+		rank int // ours; the peer is rank 1
+	}{
+		{"lower rank selects, peer never acks", 0},
+		{"higher rank waits, peer never selects", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := listenOS(t, tt.rank)
+			mute := muteAfterHandshake(t, 1, tt.rank)
+			ctx := testCtx(t, 400*time.Millisecond)
+			start := time.Now()
+			_, err := p.Punch(ctx, Peer{Rank: 1, Endpoints: []netip.AddrPort{mute}})
+			require.Less(t, time.Since(start), 2*time.Second, "Punch must stop at its deadline")
+			var pe *PunchError
+			require.ErrorAs(t, err, &pe)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			ep := pe.Endpoints[0]
+			require.True(t, ep.Linked, "the link passed the handshake")
+			require.Equal(t, 1, ep.Attempts, "%v", err)
+			require.Error(t, ep.Err, "a link not agreed on is a failure")
+			require.ErrorIs(t, ep.Err, context.DeadlineExceeded)
+			require.NotContains(t, err.Error(), "linked after")
+			require.ErrorContains(t, err, "not agreed")
+		})
+	}
+}
+
 // listenIPv6Loop opens a Port on an ephemeral port of ::1, or skips the
 // test where the system has no IPv6 loopback.
 func listenIPv6Loop(t *testing.T, rank int) *Port {
