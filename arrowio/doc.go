@@ -62,8 +62,9 @@
 // its rows, and the values of each column at any depth (a list's, a dictionary's), beyond 8 a byte
 // of it, which only columns that hold nothing per value can claim (WithMaxDatalessRows, 2^28 by
 // default; arrowio's senders cut what they send to stay within their own WithMaxDatalessRows, and
-// refuse, as a failure to send, a single row over it, naming the row and the column: a row is
-// never cut, and its receivers would refuse it); the schema's types are checked
+// refuse, as a failure to send, a single row over it, naming the row and the column, or a
+// dictionary, naming the column: neither is ever cut, and receivers would refuse them); the
+// schema's types are checked
 // (decimal precision and scale), and every batch is validated (offsets, dictionary indices, view
 // headers and prefixes, null counts against their bitmaps) before it is handed out, so malformed
 // input is an error, never a crash in the caller. A receiver that refuses a stream still reads it to its end (found by the messages'

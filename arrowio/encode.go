@@ -559,7 +559,11 @@ func planBatches(t arrow.Table, target, limit int64) (out []arrow.RecordBatch, e
 			continue
 		}
 		pieces, err := splitBatch(rec, target, limit, first)
+		if err == nil {
+			err = dictsWithin(rec, limit)
+		}
 		if err != nil {
+			releaseBatches(pieces)
 			releaseBatches(out)
 			return nil, err
 		}
@@ -575,13 +579,50 @@ func planBatches(t arrow.Table, target, limit int64) (out []arrow.RecordBatch, e
 
 // sendableRows checks that every row of t can be sent within limit, the receivers'
 // WithMaxDatalessRows (see splitBatch), and returns the error naming the first that cannot.
-func sendableRows(t arrow.Table, limit int64) error {
-	if t == nil {
-		return nil
+// Dictionaries are not looked at (see dictsWithin): a part of t may carry less of them.
+func sendableRows(t arrow.Table, limit int64) (err error) {
+	if t == nil || t.NumCols() == 0 {
+		return nil // rows of no columns can always be cut (unless limit is 0: planBatches says so)
 	}
-	bs, err := planBatches(t, 0, limit)
-	releaseBatches(bs)
-	return err
+	defer recoverInvalid(&err, "reading table")
+	tr := array.NewTableReader(t, -1)
+	defer tr.Release()
+	first := int64(0)
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		pieces, err := splitBatch(rec, 0, limit, first)
+		releaseBatches(pieces)
+		if err != nil {
+			return err
+		}
+		first += rec.NumRows()
+	}
+	return tr.Err()
+}
+
+// dictsWithin checks that every dictionary of rec, at any depth, can be sent within limit, the
+// receivers' WithMaxDatalessRows: a dictionary goes out whole, in a message of its own, so one whose
+// values hold more values that store nothing than its bytes allow (see DefaultMaxDatalessRows) cannot
+// be cut to fit and would be refused by every receiver. The error names the column.
+func dictsWithin(rec arrow.RecordBatch, limit int64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("malformed array data: %v", r)
+		}
+	}()
+	for c, col := range rec.Columns() {
+		if !typeHolds(col.DataType(), 0, func(dt arrow.DataType) bool { return dt.ID() == arrow.DICTIONARY }) {
+			continue
+		}
+		for _, d := range appendDicts(nil, col.Data(), 0) {
+			w, bytes := nodeValues(d, 0), sizeOf(d, false)
+			if allow := rowAllowance(bytes, 0, limit); w > allow {
+				return fmt.Errorf("column %d (%q): %w: its dictionary (of %s) has a field node of %d values, where its %d bytes allow %d (8 a byte and %d without data: WithMaxDatalessRows), and a dictionary is sent whole",
+					c, rec.ColumnName(c), ErrDecodeLimit, d.DataType(), w, bytes, allow, limit)
+			}
+		}
+	}
+	return nil
 }
 
 // groupBatches groups consecutive batches into chunks of about target bytes (a batch larger than

@@ -123,13 +123,15 @@ func WithMaxDecodedBytes(n int64) Option {
 // it sends so that every message stays within n, and it refuses a row that no cut can bring within
 // it (one row of a list holding 2^29 nulls, under the default), before sending anything of the table
 // or batch, with an error wrapping ErrDecodeLimit that names the row and the column: rows are never
-// cut across messages, so the receiver would refuse the message. As with any rank's failure to send,
-// the receivers fail with the sender's error, and a collective fails on every rank it involves (see
-// the package doc's Failures); a Shuffle of more than one rank refuses such a row whichever rank its
-// keys send it to, and a StreamWriter aborts its stream. To send such rows, give every rank, senders
-// and receivers, the same larger n (the collectives take the same options on every rank). The sender
-// counts a row's bytes without its dictionaries and the messages' metadata, so it may refuse a row
-// that a receiver would take by those few bytes (8 values a byte).
+// cut across messages, so the receiver would refuse the message. A dictionary is sent whole, so one
+// whose values hold more such values than its bytes allow (an entry of 2^29 nulls) is refused the
+// same way, naming the column. As with any rank's failure to send, the receivers fail with the
+// sender's error, and a collective fails on every rank it involves (see the package doc's Failures);
+// a Shuffle of more than one rank refuses such a row whichever rank its keys send it to, and a
+// StreamWriter aborts its stream. To send such rows, give every rank, senders and receivers, the same
+// larger n (the collectives take the same options on every rank). The sender counts a row's bytes
+// without its dictionaries and the messages' metadata, so it may refuse a row that a receiver would
+// take by those few bytes (8 values a byte).
 func WithMaxDatalessRows(n int64) Option {
 	return func(c *config) {
 		if n < 0 {

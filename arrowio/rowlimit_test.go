@@ -222,3 +222,59 @@ func TestUnsendableRowRefusedBySender(t *testing.T) {
 	}
 	assert.Equal(t, []int{3, hugeRow, 0}, lens)
 }
+
+// TestUnsendableDictionaryRefusedBySender: a dictionary is sent whole, in a message of its own, so
+// one whose values hold more values that store nothing than its bytes allow under WithMaxDatalessRows
+// (a dictionary of lists of nulls, one of 2^29) cannot be cut either: the sender refuses it before
+// sending anything, naming the column, and the receiver gets its error. Before, the send succeeded
+// and the receiver refused the dictionary batch. With the limit raised on both sides, it travels.
+func TestUnsendableDictionaryRefusedBySender(t *testing.T) {
+	build := func(mem memory.Allocator) arrow.Table {
+		dictData := listOfNulls(hugeRow, 3)
+		dict := array.MakeFromData(dictData)
+		dictData.Release()
+		defer dict.Release()
+		ib := array.NewInt8Builder(mem)
+		defer ib.Release()
+		ib.AppendValues([]int8{1, 0, 1}, nil)
+		idx := ib.NewArray()
+		defer idx.Release()
+		dt := &arrow.DictionaryType{IndexType: arrow.PrimitiveTypes.Int8, ValueType: dict.DataType()}
+		col := array.NewDictionaryArray(dt, idx, dict)
+		defer col.Release()
+		schema := arrow.NewSchema([]arrow.Field{{Name: "d", Type: dt, Nullable: true}}, nil)
+		rec := array.NewRecordBatch(schema, []arrow.Array{col}, 3)
+		defer rec.Release()
+		return array.NewTableFromRecords(schema, []arrow.RecordBatch{rec})
+	}
+	comms := newWorld(t, pipeLinks, 2)
+	for _, raised := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raised=%v", raised), func(t *testing.T) {
+			mem := checkedMem(t)
+			tbl := build(mem)
+			defer tbl.Release()
+			opts := []Option{WithAllocator(mem)}
+			if raised {
+				opts = append(opts, WithMaxDatalessRows(2*hugeRow))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			sent := make(chan error, 1)
+			go func() { sent <- SendTable(ctx, comms[0], 1, 4, tbl, opts...) }()
+			got, err := RecvTable(ctx, comms[1], 0, 4, opts...)
+			serr := <-sent
+			if raised {
+				require.NoError(t, serr)
+				require.NoError(t, err)
+				defer got.Release()
+				assert.Equal(t, int64(3), got.NumRows())
+				return
+			}
+			releaseTables([]arrow.Table{got})
+			want := `column 0 ("d"): over the receive limit: its dictionary`
+			assert.ErrorContains(t, err, "the sender aborted the stream: "+want)
+			require.ErrorIs(t, serr, ErrDecodeLimit)
+			assert.ErrorContains(t, serr, want)
+		})
+	}
+}

@@ -65,6 +65,11 @@ func (w *StreamWriter) Write(rec arrow.RecordBatch) error {
 		return nil
 	}
 	pieces, err := splitBatch(rec, w.cfg.batchBytes, w.cfg.limits.datalessRows, 0)
+	if err == nil {
+		if err = dictsWithin(rec, w.cfg.limits.datalessRows); err != nil {
+			releaseBatches(pieces)
+		}
+	}
 	if err != nil {
 		// A row that no receiver would take: end the stream, so that the receiver learns why.
 		aerr := w.Abort(err)
