@@ -442,3 +442,43 @@ func TestNetsimPunchAttemptsBounded(t *testing.T) {
 		t.Logf("%v", err)
 	})
 }
+
+// Close ends a Dial (and so a DiscoverTCP) in progress on the port, as it
+// ends a Punch: the call returns ErrClosed at once, and Close waits for it.
+// A dial to a router that drops unsolicited SYNs went on after Close for the
+// kernel's 127 s of SYN retransmissions (or the caller's context), from a
+// port that was closed, and could return a connection from it.
+func TestNetsimCloseEndsDial(t *testing.T) {
+	inBubble(t, func(t *testing.T, l *lab) {
+		must(l.in.AddNAT(addr("198.51.100.1"), netsim.HomeRouter, netsim.WithLink(wan)))
+		blackhole := ap("198.51.100.1:5000") // SYNs dropped: a dial to it hangs
+		h := must(l.in.AddHost(addr("198.51.100.5"), netsim.WithLink(wan)))
+		p, err := Listen(context.Background(), h, ap("198.51.100.5:40000"), ident(0))
+		require.NoError(t, err)
+		start := time.Now()
+		var wg sync.WaitGroup
+		var dialErr, stunErr error
+		var dialTook, stunTook time.Duration
+		wg.Go(func() {
+			c, err := p.Dial(context.Background(), blackhole)
+			if c != nil {
+				c.Close()
+			}
+			dialErr, dialTook = err, time.Since(start)
+		})
+		wg.Go(func() {
+			_, err := DiscoverTCP(context.Background(), p, ap("198.51.100.1:5001"))
+			stunErr, stunTook = err, time.Since(start)
+		})
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, p.Close())
+		closed := time.Since(start)
+		wg.Wait()
+		require.ErrorIs(t, dialErr, ErrClosed)
+		require.ErrorContains(t, dialErr, "dial "+blackhole.String())
+		require.ErrorIs(t, stunErr, ErrClosed)
+		require.LessOrEqual(t, dialTook, closed, "Close waits for the Dial")
+		require.LessOrEqual(t, stunTook, closed, "Close waits for the DiscoverTCP")
+		require.Less(t, closed, time.Second)
+	})
+}

@@ -146,7 +146,7 @@ func (p *Port) Network() Network {
 // handshake: for the rendezvous server, a relay or a STUN server. The
 // connection has TCP_NODELAY and the port's congestion control set. Only one
 // connection can exist per 4-tuple: a second Dial to the same raddr while the
-// first is open fails.
+// first is open fails. Close ends a Dial in progress (ErrClosed).
 func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error) {
 	if err := p.opened(); err != nil {
 		return nil, err
@@ -154,20 +154,46 @@ func (p *Port) Dial(ctx context.Context, raddr netip.AddrPort) (net.Conn, error)
 	if ctx == nil {
 		return nil, fmt.Errorf("punch: port %v: dial %v: nil context", p.addr, raddr)
 	}
-	if p.isClosed() {
-		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, ErrClosed)
-	}
-	c, err := p.nw.DialTCP(ctx, p.addr, raddr)
+	ctx, done, err := p.track(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, err)
+	}
+	defer done()
+	c, err := p.nw.DialTCP(ctx, p.addr, raddr)
+	if err != nil {
+		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, ctxErr(ctx, err))
+	}
+	if p.ctx.Err() != nil { // Close came as the dial completed
+		abort(c)
+		return nil, fmt.Errorf("punch: port %v: dial %v: %w", p.addr, raddr, ErrClosed)
 	}
 	p.tuneLink(c)
 	return c, nil
 }
 
+// track counts a call on the port that Close must end and wait for (Dial,
+// DiscoverTCP): the context returned is canceled with ErrClosed when the
+// port closes; done ends the call. On a closed port it returns ErrClosed.
+func (p *Port) track(ctx context.Context) (_ context.Context, done func(), _ error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(p.ctx, func() { cancel(ErrClosed) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+		p.wg.Done()
+	}, nil
+}
+
 // Close stops the port: it closes the listener and every held link, makes
-// running Punch calls return ErrClosed and waits for them and for the accept
-// loop. Links already returned by Punch and connections returned by Dial
+// running Punch, Dial and DiscoverTCP calls return ErrClosed and waits for
+// them and for the accept loop. Links already returned by Punch and connections returned by Dial
 // stay open; they belong to the caller. Closing a Port not opened with
 // Listen is an error.
 func (p *Port) Close() error {

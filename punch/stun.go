@@ -371,11 +371,20 @@ func DiscoverConn(ctx context.Context, c net.Conn) (netip.AddrPort, error) {
 // local endpoint, for the port's reflexive (public) endpoint: the one peers
 // behind other NATs should dial. The STUN connection is closed with a RST so
 // that its 4-tuple is free at once (a rendezvous server that serves STUN on
-// its control port is dialed from the same 4-tuple next).
+// its control port is dialed from the same 4-tuple next). Closing p ends a
+// DiscoverTCP in progress (ErrClosed).
 func DiscoverTCP(ctx context.Context, p *Port, stunServer netip.AddrPort) (netip.AddrPort, error) {
 	if err := p.opened(); err != nil {
 		return netip.AddrPort{}, fmt.Errorf("STUN: %w", err)
 	}
+	if ctx == nil {
+		return netip.AddrPort{}, errors.New("STUN: nil context")
+	}
+	ctx, done, err := p.track(ctx) // Close ends the transaction too
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("STUN: port %v: %w", p.addr, err)
+	}
+	defer done()
 	c, err := p.Dial(ctx, stunServer)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("STUN: %w", err)
