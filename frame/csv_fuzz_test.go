@@ -20,9 +20,10 @@ import (
 
 // csvOracle parses a CSV file with encoding/csv as the readers do (the
 // first record is the header, every record has its number of fields) and
-// returns the header and the data records, or the first error.
+// returns the header and the data records, or the first error. A UTF-8
+// byte order mark at the start is not data.
 func csvOracle(data []byte) (header []string, rows [][]string, err error) {
-	r := csv.NewReader(bytes.NewReader(data))
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte(utf8BOM))))
 	header, err = r.Read()
 	if err != nil {
 		return nil, nil, err

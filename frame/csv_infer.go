@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -67,6 +68,20 @@ func parsesAs(v string, i int) bool {
 	return err == nil
 }
 
+// withoutBOM reads r without the UTF-8 byte order mark it may start with
+// (Excel and many Windows tools write one), as pandas and DuckDB read CSV:
+// else the first column's name would start with it. One mark is dropped; a
+// second is data.
+func withoutBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		_, _ = br.Discard(len(utf8BOM))
+	}
+	return br
+}
+
+const utf8BOM = "\ufeff"
+
 // csvSample is what the sampled rows of a set of CSV files allow: per
 // column, a bit per csvTypes entry that every value parses as.
 type csvSample struct {
@@ -82,7 +97,7 @@ func (s *csvSample) add(path string) error {
 		return err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
+	r := csv.NewReader(withoutBOM(f))
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if err == io.EOF {

@@ -700,7 +700,7 @@ func readCSVFile(ctx context.Context, mem memory.Allocator, path string, schema 
 		return nil, err
 	}
 	defer f.Close()
-	r, err := newCSVReader(f, schema, csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(csvBatchRows), csv.WithAllocator(mem))
+	r, err := newCSVReader(withoutBOM(f), schema, csv.WithHeader(true), csv.WithNullReader(true, ""), csv.WithChunk(csvBatchRows), csv.WithAllocator(mem))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,38 @@
+package frame
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/stretchr/testify/require"
+)
+
+// Edge cases of the operators and readers beyond the randomized tests.
+
+// A CSV file that starts with a UTF-8 byte order mark (as Excel and many
+// Windows tools write) reads as if it had none, as in pandas and DuckDB: the
+// first column keeps its name, whether the schema is inferred or given, and
+// a file with the mark agrees with one without on the schema.
+func TestReadCSVByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.csv"), "\ufeffamount,region\n10,eu\n3,us\n")
+	writeFile(t, filepath.Join(dir, "b.csv"), "amount,region\n2,ap\n")
+	writeFile(t, filepath.Join(dir, "c.csv"), "\ufeff\ufeffamount,region\n5,eu\n") // a second mark is data
+	want := arrow.NewSchema([]arrow.Field{
+		{Name: "amount", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "region", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	for _, p := range []int{1, 2, 3} {
+		for _, schema := range []*arrow.Schema{nil, want} {
+			got, values, errs := runCSV(t, p, []string{filepath.Join(dir, "a.csv"), filepath.Join(dir, "b.csv")}, schema)
+			for r, err := range errs {
+				require.NoError(t, err, "%d ranks, rank %d, schema %v", p, r, schema != nil)
+			}
+			require.True(t, want.Equal(got), "%d ranks: got %v", p, got)
+			require.Equal(t, []string{"10", "3", "2"}, values, "%d ranks", p)
+		}
+	}
+	_, _, errs := runCSV(t, 1, []string{filepath.Join(dir, "c.csv")}, want)
+	require.ErrorContains(t, errs[0], "the header names the columns")
+}
