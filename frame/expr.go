@@ -34,6 +34,8 @@ func Col(name string) Expr { return Expr{col: name} }
 
 // Lit is a constant: a Go bool, integer, float, string or []byte, an arrow
 // scalar.Scalar, or nil (a null).
+// A Go integer that is not negative, beside an operand of type uint64, is
+// taken as a uint64 (an arrow scalar keeps its type).
 func Lit(v any) Expr { return Expr{lit: true, value: v} }
 
 func toExpr(v any) Expr {
@@ -197,6 +199,14 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 		}
 		args = append(args, d)
 	}
+	if len(args) == 2 {
+		for i, o := range [2]int{1, 0} {
+			if u, ok := uintConstantFor(e.args[i], args[o]); ok {
+				args[i].Release()
+				args[i] = compute.NewDatum(scalar.NewUint64Scalar(u))
+			}
+		}
+	}
 	// arrow-go's kernels never look at ctx: look before each call, so an
 	// expression stops between its functions.
 	if err := ctx.Err(); err != nil {
@@ -213,6 +223,45 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 		}
 	}
 	return out, nil
+}
+
+// uintConstantFor reports whether lit is a Go integer constant that is not
+// negative, beside an operand (other) of type uint64, and if so its value:
+// it is then taken as a uint64, as Polars and DuckDB type an integer literal
+// by the column it meets. arrow-go would promote uint64 with the int64 of a
+// Go int to int64 and fail on every value above MaxInt64, so that
+// Col("id").Gt(10) could not filter hashes or large ids.
+func uintConstantFor(lit Expr, other compute.Datum) (uint64, bool) {
+	if !lit.lit {
+		return 0, false
+	}
+	if d, ok := other.(compute.ArrayLikeDatum); !ok || d.Type().ID() != arrow.UINT64 {
+		return 0, false
+	}
+	var v int64
+	switch x := lit.value.(type) {
+	case int:
+		v = int64(x)
+	case int8:
+		v = int64(x)
+	case int16:
+		v = int64(x)
+	case int32:
+		v = int64(x)
+	case int64:
+		v = x
+	case uint:
+		return uint64(x), true
+	case uint8:
+		return uint64(x), true
+	case uint16:
+		return uint64(x), true
+	case uint32:
+		return uint64(x), true
+	default:
+		return 0, false
+	}
+	return uint64(v), v >= 0
 }
 
 // checkOverflow fails when an integer sum, difference or quotient out = x
