@@ -1,10 +1,14 @@
 package frame
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,4 +39,43 @@ func TestReadCSVByteOrderMark(t *testing.T) {
 	}
 	_, _, errs := runCSV(t, 1, []string{filepath.Join(dir, "c.csv")}, want)
 	require.ErrorContains(t, errs[0], "the header names the columns")
+}
+
+// A key named twice would give the result two columns of one name, which
+// Agg refuses for its aggregations ("two result columns are called"), and a
+// frame whose every later use of the key is ambiguous: it is an argument
+// error on every rank, before anything moves, for GroupBy and Distinct alike,
+// and the communicator stays usable.
+func TestGroupByKeyNamedTwice(t *testing.T) {
+	tb := jsonTable(t, "k", arrow.PrimitiveTypes.Int64, `[1, 2, 1, null]`, "v", arrow.PrimitiveTypes.Int64, `[1, 2, 3, 4]`)
+	defer tb.Release()
+	for _, p := range []int{1, 2, 3} {
+		errs := make([][2]error, p)
+		runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			f, err := New(c, tb, WithAllocator(mem))
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			g, err := f.GroupBy("k", "v", "k").Agg(ctx, CountRows())
+			if err == nil {
+				g.Release()
+			}
+			errs[c.Rank()][0] = err
+			d, err := f.Distinct(ctx, "k", "k")
+			if err == nil {
+				d.Release()
+			}
+			errs[c.Rank()][1] = err
+			n, err := f.Count(ctx) // still usable
+			if err == nil && n != int64(4*p) {
+				err = fmt.Errorf("count %d, want %d", n, 4*p)
+			}
+			return err
+		})
+		for r, e := range errs {
+			require.ErrorContains(t, e[0], `groupby: key column "k" is named twice`, "%d ranks, rank %d", p, r)
+			require.ErrorContains(t, e[1], `distinct: key column "k" is named twice`, "%d ranks, rank %d", p, r)
+		}
+	}
 }

@@ -95,7 +95,7 @@ type Grouped struct {
 
 // GroupBy groups the rows by the key columns (rows with equal keys, nulls
 // included, form one group). With no keys, Agg aggregates the whole frame
-// into one row, on rank 0.
+// into one row, on rank 0. A key named twice is an error of Agg.
 func (f *Frame) GroupBy(keys ...string) *Grouped {
 	return &Grouped{f: f, keys: slices.Clone(keys)}
 }
@@ -313,6 +313,11 @@ func planGroupBy(s *arrow.Schema, keys []string, aggs []Agg) (*groupPlan, error)
 	keyIdx, err := keyIndices(s, keys)
 	if err != nil {
 		return nil, err
+	}
+	for i, k := range keys { // the result would have two columns of one name
+		if slices.Contains(keys[:i], k) {
+			return nil, fmt.Errorf("key column %q is named twice", k)
+		}
 	}
 	p := &groupPlan{keyIdx: keyIdx, nkeys: len(keys)}
 	// The partial table's columns have names of their own, k<i> for key i
