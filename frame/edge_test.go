@@ -79,3 +79,26 @@ func TestGroupByKeyNamedTwice(t *testing.T) {
 		}
 	}
 }
+
+// Select and Project refuse a result with two columns of one name, as Join
+// and Agg do: such a frame could not name either column again (every
+// operator calls the name ambiguous).
+func TestSelectProjectDuplicateNames(t *testing.T) {
+	tb := jsonTable(t, "k", arrow.PrimitiveTypes.Int64, `[1, 2]`, "v", arrow.PrimitiveTypes.Int64, `[3, 4]`)
+	defer tb.Release()
+	f, done := soloFrame(t, tb)
+	defer done()
+	ctx := context.Background()
+	_, err := f.Select("k", "v", "k")
+	require.ErrorContains(t, err, `select: two result columns are called "k"`)
+	_, err = f.Project(ctx, Col("k"), Col("v").As("k"))
+	require.ErrorContains(t, err, `project: two result columns are called "k"`)
+	_, err = f.Project(ctx, Col("k").Add(1), Col("k").Add(1))
+	require.ErrorContains(t, err, `project: two result columns are called "(k + 1)"`)
+	// Distinct names still work, including a column renamed over another's.
+	g, err := f.Project(ctx, Col("v").As("k"), Col("k").As("v"))
+	require.NoError(t, err)
+	defer g.Release()
+	require.Equal(t, []row{{int64(3), int64(1)}, {int64(4), int64(2)}}, rowsOf(g.Table()))
+	require.Equal(t, []string{"k", "v"}, fieldNames(g.Schema()))
+}

@@ -56,9 +56,13 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 	return f.derive(t, f.partitionedBy), nil
 }
 
-// Select keeps the named columns, in that order (zero copy, local).
+// Select keeps the named columns, in that order (zero copy, local); a
+// column named twice is an error.
 func (f *Frame) Select(cols ...string) (*Frame, error) {
 	idx, err := fieldIndices(f.Schema(), cols)
+	if err == nil {
+		err = distinctNames(cols, "")
+	}
 	if err != nil {
 		return nil, f.errorf("select", err)
 	}
@@ -83,11 +87,19 @@ func (f *Frame) Select(cols ...string) (*Frame, error) {
 }
 
 // Project computes a new frame whose columns are the expressions (named by
-// their Name), evaluated row by row on every rank's partition (local).
+// their Name), evaluated row by row on every rank's partition (local). Two
+// expressions of one name are an error.
 func (f *Frame) Project(ctx context.Context, exprs ...Expr) (*Frame, error) {
 	const op = "project"
 	if len(exprs) == 0 {
 		return nil, f.errorf(op, errors.New("no expressions"))
+	}
+	names := make([]string, len(exprs))
+	for i, e := range exprs {
+		names[i] = e.Name()
+	}
+	if err := distinctNames(names, "; name them with As"); err != nil {
+		return nil, f.errorf(op, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, f.errorf(op, err)
@@ -154,6 +166,19 @@ func (f *Frame) WithColumn(ctx context.Context, name string, e Expr) (*Frame, er
 		exprs = append(exprs, e.As(name))
 	}
 	return f.Project(ctx, exprs...)
+}
+
+// distinctNames fails when two of a result's column names are equal: the
+// frame could not name either column again (every operator would call the
+// name ambiguous). Join and Agg refuse such results too. hint ends the
+// error.
+func distinctNames(names []string, hint string) error {
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return fmt.Errorf("two result columns are called %q%s", n, hint)
+		}
+	}
+	return nil
 }
 
 // newTableOf builds a table from existing columns (which it retains).
