@@ -353,7 +353,7 @@ func handshake(ctx context.Context, c net.Conn, id Identity, peer int) (int, err
 }
 
 // checkHello checks the peer's hello against ours and against the rank
-// expected (anyRank: any rank but ours). The tags are compared in variable
+// expected (anyRank: any rank but ours; never ours). The tags are compared in variable
 // time: ours goes out in clear in our own hello.
 func checkHello(id Identity, peer int, mine, theirs *hello) error {
 	switch {
@@ -363,12 +363,18 @@ func checkHello(id Identity, peer int, mine, theirs *hello) error {
 		return ErrForeignJob
 	case theirs.nonce == mine.nonce:
 		return ErrSelfConnect
-	case int64(theirs.peer) != int64(id.Rank):
-		return fmt.Errorf("%w: peer expects rank %d, this end is rank %d", ErrWrongRank, theirs.peer, id.Rank)
 	case theirs.rank > math.MaxInt32:
 		return fmt.Errorf("%w: peer claims rank %d, out of range", ErrWrongRank, theirs.rank)
-	case peer == anyRank && int64(theirs.rank) == int64(id.Rank):
-		return fmt.Errorf("%w: peer claims our own rank %d", ErrWrongRank, theirs.rank)
+	case int64(theirs.rank) == int64(id.Rank):
+		// Checked before what the peer expects: a connection that reached
+		// this very port by another of its addresses (or through a NAT
+		// that hairpins) is no self-connect, and both of its ends would
+		// otherwise blame a wrong rank.
+		return fmt.Errorf("%w: peer claims this end's own rank %d "+
+			"(a connection to this very port, by another of its addresses or through a NAT that hairpins?)",
+			ErrWrongRank, theirs.rank)
+	case int64(theirs.peer) != int64(id.Rank):
+		return fmt.Errorf("%w: peer expects rank %d, this end is rank %d", ErrWrongRank, theirs.peer, id.Rank)
 	case peer != anyRank && int64(theirs.rank) != int64(peer):
 		return fmt.Errorf("%w: peer claims rank %d, want %d", ErrWrongRank, theirs.rank, peer)
 	}

@@ -35,7 +35,7 @@ func TestPortRejectsStrays(t *testing.T) {
 		{"foreign job", func(ctx context.Context, c net.Conn) error { return Handshake(ctx, c, foreign, 0) }, "another job", ErrForeignJob},
 		{"wrong secret", func(ctx context.Context, c net.Conn) error { return Handshake(ctx, c, wrongSecret, 0) }, "bad proof", ErrBadProof},
 		{"expects another rank", func(ctx context.Context, c net.Conn) error { return Handshake(ctx, c, ident(2), 5) }, "peer expects rank 5", ErrWrongRank},
-		{"claims port's rank", func(_ context.Context, c net.Conn) error { _, err := c.Write(validHelloFrom(0, 0)); return err }, "claims our own rank", nil},
+		{"claims port's rank", func(_ context.Context, c net.Conn) error { _, err := c.Write(validHelloFrom(0, 0)); return err }, "claims this end's own rank", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

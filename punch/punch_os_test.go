@@ -413,6 +413,38 @@ func TestPunchToOwnEndpoint(t *testing.T) {
 	}
 }
 
+// An endpoint that reaches the port's own listener by another of its
+// addresses (here 127.0.0.2 for a port on 0.0.0.0; in the field a peer's
+// private endpoint that is one of ours, or our public endpoint through a
+// NAT that hairpins) is not a self-connect: the accept loop answers with a
+// hello of its own. Both ends said "wrong rank": the dialer "peer claims
+// rank 0, want 1" and the port's own log "peer expects rank 1, this end is
+// rank 0", as if another process were there. Both now say that the other
+// end claims this end's own rank, and that it may be this very port.
+func TestPunchReachesOwnPortElsewhere(t *testing.T) {
+	rec := &logRecorder{}
+	p, err := Listen(context.Background(), OS(), netip.MustParseAddrPort("0.0.0.0:0"), ident(0), WithLogger(rec.logger()))
+	require.NoError(t, err)
+	defer p.Close()
+	own := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), p.Addr().Port())
+	_, err = p.Punch(testCtx(t, 300*time.Millisecond), Peer{Rank: 1, Endpoints: []netip.AddrPort{own}})
+	var pe *PunchError
+	require.ErrorAs(t, err, &pe)
+	ep := pe.Endpoints[0]
+	require.ErrorIs(t, ep.Err, ErrWrongRank)
+	require.Equal(t, 1, ep.Attempts, "a rejected endpoint is not retried")
+	require.ErrorContains(t, ep.Err, "claims this end's own rank 0")
+	require.ErrorContains(t, ep.Err, "this very port")
+	require.Equal(t, 1, rec.count("rejected inbound connection"))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, m := range rec.msgs {
+		if strings.Contains(m, "rejected inbound connection") {
+			require.Contains(t, m, "claims this end's own rank 0", "the port's log says why")
+		}
+	}
+}
+
 // A zoneless IPv6 link-local endpoint (fe80::/10 without the interface it
 // is on: the rendezvous wire format carries no zone) cannot be dialed:
 // connect fails at once with EINVAL, and it was retried until the deadline.
