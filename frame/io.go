@@ -940,6 +940,13 @@ func (f *Frame) WriteCSV(ctx context.Context, path string) (string, error) {
 		if t.NumCols() == 1 {
 			w = &quoteEmptyLines{w: w, lineStart: true}
 		}
+		if t.NumCols() > 0 && strings.HasPrefix(t.Schema().Field(0).Name, utf8BOM) {
+			// ReadCSV drops one mark at the start of a file: one more keeps
+			// the name's own.
+			if _, err := io.WriteString(w, utf8BOM); err != nil {
+				return err
+			}
+		}
 		cw := csv.NewWriter(w, t.Schema(), csv.WithHeader(true), csv.WithNullWriter(""), csv.WithCustomTypeConverter(csvDecimals))
 		if t.NumRows() == 0 { // the header, so that the file says its columns
 			cols := emptyColumns(f.cfg.mem, t.Schema())
