@@ -434,13 +434,13 @@ func (e *encoder) dropCompacted() {
 // splitBatch cuts rec into zero-copy slices of about target bytes each (one slice when target <= 0
 // or rec is smaller; rows of fixed width are cut evenly, those of variable width where their sizes
 // say, so that a slice is within target unless it is one row larger: see rowsize.go), and of values
-// a receiver accepts under limit, its WithMaxDatalessRows: a batch
-// with a field node of more values than its bytes account for (columns that store nothing per value:
-// nulls, run-end encoded or zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so
-// that no slice has more than limit in one. A single row cannot be cut: one that holds more such
-// values than a message of its bytes may is refused with an error wrapping ErrDecodeLimit that names
-// it (as row first+i, first being the caller's number for rec's first row) and its column, so that
-// the sender fails rather than its receivers. The caller releases every slice.
+// a receiver accepts under limit, its WithMaxDatalessRows: a batch with a field node of more values
+// than its bytes account for (columns that store nothing per value: nulls, run-end encoded or
+// zero-width ones, no columns at all; see DefaultMaxDatalessRows) is cut so that no slice has more
+// than limit in one. A single row cannot be cut: one that holds more such values than a message of
+// its bytes may is refused with an error wrapping ErrDecodeLimit that names it (as row first+i,
+// first being the caller's number for rec's first row) and its column, so that the sender fails
+// rather than its receivers. Malformed arrays are an error too. The caller releases every slice.
 func splitBatch(rec arrow.RecordBatch, target, limit, first int64) (out []arrow.RecordBatch, err error) {
 	defer func() {
 		// Malformed arrays (offsets past their values) make arrow-go's slicing panic.
