@@ -34,8 +34,11 @@ func TestJoinWaitSaysHowManyJoined(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// Pings often enough to carry the count soon, not so often that
-			// a member on a loaded machine misses three (it is evicted).
-			srv := startLoopServer(t, WithPingInterval(100*time.Millisecond))
+			// a member on a loaded machine misses three (it is evicted: at
+			// 100 ms, members of a -race run beside other tests were, and
+			// the worker heard "1 of 5").
+			const ping = 200 * time.Millisecond
+			srv := startLoopServer(t, WithPingInterval(ping))
 			job := "progress-" + tt.name
 			var wg sync.WaitGroup
 			defer wg.Wait()
@@ -73,7 +76,7 @@ func TestJoinWaitSaysHowManyJoined(t *testing.T) {
 				c()
 			}
 			members(tt.before + 1 + tt.after - tt.leave)
-			time.Sleep(250 * time.Millisecond) // 2 or 3 pings: the worker has heard the count
+			time.Sleep(3 * ping) // 2 or 3 pings: the worker has heard the count
 			cancel()
 
 			var err error
