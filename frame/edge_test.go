@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/fnmesh/fnmesh/collective"
 	"github.com/stretchr/testify/require"
@@ -128,6 +129,120 @@ func TestCSVRoundTripFirstNameWithByteOrderMark(t *testing.T) {
 			require.Equal(t, rowsOf(tb), rowsOf(g.Table()))
 			g.Release()
 		}
+		return nil
+	})
+}
+
+// Files whose schemas differ only in the nullability of a column or in
+// metadata (one written from a frame whose column is declared not null,
+// another from a join's output, say) read together, as pyarrow's datasets,
+// Polars and DuckDB read them: a column is nullable if it is in any file,
+// the metadata are the first file's (in rank order), and every rank's
+// partition gets that one schema. Columns of other names or types are still
+// an error.
+func TestReadFilesNullabilityAndMetadataDiffer(t *testing.T) {
+	dir := t.TempDir()
+	type variant struct {
+		name     string
+		nullable bool
+		md, fmd  map[string]string
+	}
+	variants := []variant{{"a", false, map[string]string{"writer": "one"}, nil}, {"b", true, nil, nil},
+		{"c", false, nil, map[string]string{"comment": "id"}}, {"d", true, map[string]string{"writer": "two"}, nil}}
+	table := func(mem memory.Allocator, v variant, vals ...int64) arrow.Table {
+		var md *arrow.Metadata
+		if v.md != nil {
+			m := arrow.MetadataFrom(v.md)
+			md = &m
+		}
+		fld := arrow.Field{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: v.nullable}
+		if v.fmd != nil {
+			fld.Metadata = arrow.MetadataFrom(v.fmd)
+		}
+		s := arrow.NewSchema([]arrow.Field{fld, {Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, md)
+		b := array.NewRecordBuilder(mem, s)
+		defer b.Release()
+		for _, x := range vals {
+			b.Field(0).(*array.Int64Builder).Append(x)
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprint(x))
+		}
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		return array.NewTableFromRecords(s, []arrow.RecordBatch{rec})
+	}
+	runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		for i, v := range variants {
+			tb := table(mem, v, int64(2*i), int64(2*i+1))
+			f, err := New(c, tb, WithAllocator(mem))
+			tb.Release()
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			for _, ext := range []string{"parquet", "arrow"} {
+				write := f.WriteParquet
+				if ext == "arrow" {
+					write = f.WriteIPC
+				}
+				if _, err := write(ctx, filepath.Join(dir, ext, v.name+"."+ext)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	want := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, &arrow.Metadata{})
+	for _, ext := range []string{"parquet", "arrow"} {
+		read := ReadParquet
+		if ext == "arrow" {
+			read = ReadIPC
+		}
+		for _, p := range []int{1, 2, 3, 5} {
+			schemas := make([]*arrow.Schema, p)
+			var got []row
+			runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+				f, err := read(ctx, c, []string{filepath.Join(dir, ext, "*")}, WithAllocator(mem))
+				if err != nil {
+					return err
+				}
+				defer f.Release()
+				schemas[c.Rank()] = f.Schema()
+				rows, _, err := gatherRows(ctx, f)
+				if c.Rank() == 0 {
+					got = rows
+				}
+				return err
+			})
+			for r, s := range schemas {
+				require.True(t, want.Equal(s), "%s, %d ranks, rank %d: %v", ext, p, r, s)
+				if ext == "arrow" { // (the Parquet reader keeps no schema metadata)
+					require.Equal(t, []string{"one"}, s.Metadata().Values(), "%s, %d ranks, rank %d: the first file's metadata", ext, p, r)
+				}
+				require.False(t, s.Field(0).HasMetadata(), "%s, %d ranks, rank %d", ext, p, r)
+			}
+			require.ElementsMatch(t, []row{{int64(0), "0"}, {int64(1), "1"}, {int64(2), "2"}, {int64(3), "3"},
+				{int64(4), "4"}, {int64(5), "5"}, {int64(6), "6"}, {int64(7), "7"}}, got, "%s, %d ranks", ext, p)
+		}
+	}
+	// Another type is still an error.
+	runRanks(t, 1, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		tb := jsonTable(t, "k", arrow.PrimitiveTypes.Int32, `[1]`, "s", arrow.BinaryTypes.String, `["x"]`)
+		defer tb.Release()
+		f, err := New(c, tb, WithAllocator(mem))
+		if err != nil {
+			return err
+		}
+		defer f.Release()
+		_, err = f.WriteParquet(ctx, filepath.Join(dir, "parquet", "e.parquet"))
+		return err
+	})
+	runRanks(t, 2, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+		f, err := ReadParquet(ctx, c, []string{filepath.Join(dir, "parquet", "*")}, WithAllocator(mem))
+		if err == nil {
+			f.Release()
+		}
+		require.ErrorContains(t, err, "schema")
 		return nil
 	})
 }

@@ -84,7 +84,9 @@ type fileReader func(ctx context.Context, mem memory.Allocator, path string) (ar
 
 // ReadParquet reads a frame from Parquet files, each rank the files Files
 // assigns it, concatenated in order (collective: the ranks agree on the
-// schema, and a rank with no file gets an empty partition of it).
+// schema, and a rank with no file gets an empty partition of it). Files may
+// differ in a column's nullability and in metadata (a column is nullable if
+// it is in any file; the first file's metadata are kept), not in columns.
 //
 // A damaged file is an error: the stored Arrow schema is verified before it
 // is decoded, dictionary pages and indices are checked against each other,
@@ -202,7 +204,9 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 			}
 			if schema == nil {
 				schema, from = s, r
-			} else if !schema.Equal(s) {
+			} else if u, ok := unifySchemas(schema, s); ok {
+				schema = u
+			} else {
 				return fail(fmt.Errorf("rank %d's files have schema %v but rank %d's have %v", from, schema, r, s))
 			}
 		}
@@ -212,6 +216,9 @@ func readFiles(ctx context.Context, c *collective.Comm, op string, paths []strin
 	}
 	if local == nil {
 		local = emptyTable(schema)
+		defer local.Release()
+	} else if !local.Schema().Equal(schema) || !local.Schema().Metadata().Equal(schema.Metadata()) {
+		local = withSchema(local, schema)
 		defer local.Release()
 	}
 	tm.done(ctx, "read", local.NumRows(), 0)
@@ -251,6 +258,7 @@ func readAll(ctx context.Context, mem memory.Allocator, paths []string, rank, si
 	}
 	tables := make([]arrow.Table, 0, len(files))
 	defer func() { releaseTables(tables) }()
+	var schema *arrow.Schema // of the files so far
 	for _, p := range files {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -259,13 +267,56 @@ func readAll(ctx context.Context, mem memory.Allocator, paths []string, rank, si
 		if err != nil {
 			return nil, withPath(p, err)
 		}
-		if len(tables) > 0 && !tables[0].Schema().Equal(t.Schema()) {
-			t.Release()
-			return nil, fmt.Errorf("%s has schema %v but %s has %v", p, t.Schema(), files[0], tables[0].Schema())
+		if len(tables) > 0 {
+			u, ok := unifySchemas(schema, t.Schema())
+			if !ok {
+				t.Release()
+				return nil, fmt.Errorf("%s has schema %v but %s has %v", p, t.Schema(), files[0], schema)
+			}
+			schema = u
+		} else {
+			schema = t.Schema()
 		}
 		tables = append(tables, t)
 	}
+	for i, t := range tables {
+		if !t.Schema().Equal(schema) || !t.Schema().Metadata().Equal(schema.Metadata()) {
+			tables[i] = withSchema(t, schema)
+			t.Release()
+		}
+	}
 	return arrowio.ConcatTables(tables)
+}
+
+// unifySchemas is the schema that files of schemas a and b read as together,
+// as pyarrow's datasets, Polars and DuckDB read them: the same columns (names
+// and types, in order), each nullable if it is in either, with a's metadata
+// (the schema's and the columns'). ok is false when the columns differ.
+func unifySchemas(a, b *arrow.Schema) (_ *arrow.Schema, ok bool) {
+	if a.NumFields() != b.NumFields() {
+		return nil, false
+	}
+	fields := make([]arrow.Field, a.NumFields())
+	for i, fa := range a.Fields() {
+		fb := b.Field(i)
+		if fa.Name != fb.Name || !arrow.TypeEqual(fa.Type, fb.Type) {
+			return nil, false
+		}
+		fa.Nullable = fa.Nullable || fb.Nullable
+		fields[i] = fa
+	}
+	md := a.Metadata()
+	return arrow.NewSchema(fields, &md), true
+}
+
+// withSchema is t with schema s, which differs from t's only in nullability
+// and metadata (the same columns, retained).
+func withSchema(t arrow.Table, s *arrow.Schema) arrow.Table {
+	cols := make([]arrow.Column, t.NumCols())
+	for i := range cols {
+		cols[i] = *t.Column(int(i))
+	}
+	return newTableOf(s, cols, t.NumRows())
 }
 
 // encodeSchema encodes s as an IPC stream with no batches. arrow-go's IPC
