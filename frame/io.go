@@ -485,7 +485,14 @@ func readParquet(ctx context.Context, mem memory.Allocator, r parquet.ReaderAtSe
 			return nil, fmt.Errorf("column %q has %d rows but %q has %d", cols[i].Name(), cols[i].Len(), cols[0].Name(), rows)
 		}
 	}
-	t := array.NewTable(arrow.NewSchema(fields, fr.Manifest.SchemaMeta), cols, rows)
+	// The stored schema's metadata, as pqarrow.FromParquet takes them
+	// (the manifest's SchemaMeta, which frame took before, is never set).
+	meta := fr.Manifest.SchemaMeta
+	if origin := fr.Manifest.OriginSchema; origin != nil {
+		md := origin.Metadata()
+		meta = &md
+	}
+	t := array.NewTable(arrow.NewSchema(fields, meta), cols, rows)
 	defer t.Release()
 	if err := arrowio.ValidateTable(t); err != nil {
 		return nil, err
