@@ -35,7 +35,8 @@ func Col(name string) Expr { return Expr{col: name} }
 // Lit is a constant: a Go bool, integer, float, string or []byte, an arrow
 // scalar.Scalar, or nil (a null).
 // A Go integer that is not negative, beside an operand of type uint64, is
-// taken as a uint64 (an arrow scalar keeps its type).
+// taken as a uint64, and a negative one compared with a uint64 gives the
+// comparison's answer (u > -1 is true); an arrow scalar keeps its type.
 func Lit(v any) Expr { return Expr{lit: true, value: v} }
 
 func toExpr(v any) Expr {
@@ -199,12 +200,22 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 		}
 		args = append(args, d)
 	}
+	fn := e.fn
 	if len(args) == 2 {
 		for i, o := range [2]int{1, 0} {
-			if u, ok := uintConstantFor(e.args[i], args[o]); ok {
-				args[i].Release()
-				args[i] = compute.NewDatum(scalar.NewUint64Scalar(u))
+			u, neg, ok := uintConstantFor(e.args[i], args[o])
+			if !ok {
+				continue
 			}
+			if neg { // a comparison with a known answer: with 0 instead, the same one
+				to, ok := negativeComparisons[fn]
+				if !ok {
+					continue
+				}
+				fn, u = to[i], 0
+			}
+			args[i].Release()
+			args[i] = compute.NewDatum(scalar.NewUint64Scalar(u))
 		}
 	}
 	// arrow-go's kernels never look at ctx: look before each call, so an
@@ -212,7 +223,7 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
-	out, err := compute.CallFunction(ctx, e.fn, nil, args...)
+	out, err := compute.CallFunction(ctx, fn, nil, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e, err)
 	}
@@ -225,18 +236,20 @@ func (e Expr) datum(ctx context.Context, s *arrow.Schema, cols []arrow.Array) (c
 	return out, nil
 }
 
-// uintConstantFor reports whether lit is a Go integer constant that is not
-// negative, beside an operand (other) of type uint64, and if so its value:
-// it is then taken as a uint64, as Polars and DuckDB type an integer literal
-// by the column it meets. arrow-go would promote uint64 with the int64 of a
-// Go int to int64 and fail on every value above MaxInt64, so that
+// uintConstantFor reports whether lit is a Go integer constant beside an
+// operand (other) of type uint64, and if so its value as a uint64, or neg
+// when it is negative. One that is not negative is then taken as a uint64,
+// as Polars and DuckDB type an integer literal by the column it meets, and a
+// negative one compared with the column gives the comparison's known answer
+// (negativeComparisons). arrow-go would promote uint64 with the int64 of a Go
+// int to int64 and fail on every value above MaxInt64, so that
 // Col("id").Gt(10) could not filter hashes or large ids.
-func uintConstantFor(lit Expr, other compute.Datum) (uint64, bool) {
+func uintConstantFor(lit Expr, other compute.Datum) (u uint64, neg, ok bool) {
 	if !lit.lit {
-		return 0, false
+		return 0, false, false
 	}
 	if d, ok := other.(compute.ArrayLikeDatum); !ok || d.Type().ID() != arrow.UINT64 {
-		return 0, false
+		return 0, false, false
 	}
 	var v int64
 	switch x := lit.value.(type) {
@@ -251,17 +264,30 @@ func uintConstantFor(lit Expr, other compute.Datum) (uint64, bool) {
 	case int64:
 		v = x
 	case uint:
-		return uint64(x), true
+		return uint64(x), false, true
 	case uint8:
-		return uint64(x), true
+		return uint64(x), false, true
 	case uint16:
-		return uint64(x), true
+		return uint64(x), false, true
 	case uint32:
-		return uint64(x), true
+		return uint64(x), false, true
 	default:
-		return 0, false
+		return 0, false, false
 	}
-	return uint64(v), v >= 0
+	return uint64(v), v < 0, true
+}
+
+// negativeComparisons turns a comparison of a uint64 with a negative
+// constant, the constant as argument i, into one with 0 of the same answer
+// on every row (true or false on every valid row, null on a null one): u >
+// -1 is u >= 0 (true), u == -1 is u < 0 (false), -1 < u is 0 <= u (true).
+var negativeComparisons = map[string][2]string{
+	"greater":       {"greater", "greater_equal"},
+	"greater_equal": {"greater", "greater_equal"},
+	"not_equal":     {"less_equal", "greater_equal"},
+	"less":          {"less_equal", "less"},
+	"less_equal":    {"less_equal", "less"},
+	"equal":         {"greater", "less"},
 }
 
 // checkOverflow fails when an integer sum, difference or quotient out = x

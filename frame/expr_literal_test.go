@@ -80,3 +80,53 @@ func TestExprIntegerConstantBesideUint64(t *testing.T) {
 	_, err := f.Project(ctx, Col("u").Add(8).As("x"))
 	require.ErrorContains(t, err, "overflow")
 }
+
+// A negative Go integer constant compared with a uint64 column has a known
+// answer on every non-null row (every uint64 is above it), as in DuckDB; a
+// null row stays null. arrow-go promoted both to int64 and failed on every
+// value above MaxInt64.
+func TestExprNegativeConstantComparedWithUint64(t *testing.T) {
+	vals := []uint64{math.MaxUint64, 0, 1 << 63, 0}
+	valid := []bool{true, true, true, false}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	s := arrow.NewSchema([]arrow.Field{{Name: "u", Type: arrow.PrimitiveTypes.Uint64, Nullable: true}}, nil)
+	b := array.NewRecordBuilder(mem, s)
+	b.Field(0).(*array.Uint64Builder).AppendValues(vals, valid)
+	rec := b.NewRecordBatch()
+	b.Release()
+	tbl := array.NewTableFromRecords(s, []arrow.RecordBatch{rec})
+	rec.Release()
+	defer tbl.Release()
+	f, done := soloFrame(t, tbl, WithAllocator(mem))
+	defer done()
+	// above: whether every uint64 satisfies the comparison with a negative number.
+	cases := []struct {
+		name  string
+		e     Expr
+		above bool
+	}{
+		{"gt", Col("u").Gt(-1), true},
+		{"ge", Col("u").Ge(int64(math.MinInt64)), true},
+		{"ne", Col("u").Ne(int8(-3)), true},
+		{"lt", Col("u").Lt(-1), false},
+		{"le", Col("u").Le(-1), false},
+		{"eq", Col("u").Eq(-1), false},
+		{"left lt", Lit(-1).Lt(Col("u")), true},
+		{"left le", Lit(-1).Le(Col("u")), true},
+		{"left ne", Lit(-1).Ne(Col("u")), true},
+		{"left gt", Lit(-1).Gt(Col("u")), false},
+		{"left ge", Lit(-1).Ge(Col("u")), false},
+		{"left eq", Lit(-1).Eq(Col("u")), false},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := f.Project(ctx, tc.e.As("x"))
+			require.NoError(t, err)
+			defer g.Release()
+			want := []row{{tc.above}, {tc.above}, {tc.above}, {nil}}
+			require.Equal(t, want, rowsOf(g.Table()))
+		})
+	}
+}
