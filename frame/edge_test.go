@@ -279,3 +279,31 @@ func TestParquetKeepsSchemaMetadata(t *testing.T) {
 		return nil
 	})
 }
+
+// Filter counts a null predicate as false (its doc, and SQL's WHERE NULL):
+// a predicate of the null type, a null constant or a column of nulls, keeps
+// no row, at any number of ranks, where it was an error ("predicate <nil> is
+// null, not boolean").
+func TestFilterNullPredicateKeepsNoRow(t *testing.T) {
+	tb := jsonTable(t, "k", arrow.PrimitiveTypes.Int64, `[1, 2, null, 4]`, "n", arrow.Null, `[null, null, null, null]`)
+	defer tb.Release()
+	for _, p := range []int{1, 2, 3} {
+		runRanks(t, p, func(ctx context.Context, c *collective.Comm, mem memory.Allocator) error {
+			f, err := New(c, tb, WithAllocator(mem))
+			if err != nil {
+				return err
+			}
+			defer f.Release()
+			for _, pred := range []Expr{Lit(nil), Col("n")} {
+				g, err := f.Filter(ctx, pred)
+				if err != nil {
+					return err
+				}
+				assert.Zero(t, g.NumRows(), "%s", pred)
+				assert.True(t, tb.Schema().Equal(g.Schema()), "%s", pred)
+				g.Release()
+			}
+			return nil
+		})
+	}
+}

@@ -30,13 +30,15 @@ func (f *Frame) Filter(ctx context.Context, pred Expr) (*Frame, error) {
 		return nil, f.errorf(op, err)
 	}
 	defer mask.Release()
-	if mask.DataType().ID() != arrow.BOOL {
+	// A predicate of the null type (a null constant, a column of nulls) is
+	// null on every row, which counts as false: it keeps no row.
+	if id := mask.DataType().ID(); id != arrow.BOOL && id != arrow.NULL {
 		return nil, f.errorf(op, fmt.Errorf("predicate %s is %s, not boolean", pred, mask.DataType()))
 	}
 	// The rows to keep, then one gather per column.
 	keep := make([]int32, 0, n)
-	bm := mask.(*array.Boolean)
-	for lo := 0; lo < n; lo += pollRows {
+	bm, _ := mask.(*array.Boolean)
+	for lo := 0; bm != nil && lo < n; lo += pollRows {
 		if err := ctx.Err(); err != nil {
 			return nil, f.errorf(op, fmt.Errorf("select rows: %w", err))
 		}
