@@ -89,7 +89,10 @@ func WithLogger(l *slog.Logger) Option {
 // (arrowio.WithMaxDatalessRows: null columns and the like; default
 // arrowio.DefaultMaxDatalessRows). Over either is an error wrapping
 // arrowio.ErrDecodeLimit. A negative value keeps that default. Raise them to
-// read compressed IPC files that decompress to more than 4 GiB each.
+// read compressed IPC files that decompress to more than 4 GiB each. Every
+// rank sends under the same limits: a row or a dictionary that no message
+// within maxDatalessRows can carry is refused by its sender, naming it,
+// before anything moves.
 func WithDecodeLimits(maxDecodedBytes, maxDatalessRows int64) Option {
 	return func(c *config) {
 		c.maxDecodedBytes, c.maxDatalessRows = maxDecodedBytes, maxDatalessRows
