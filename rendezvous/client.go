@@ -21,6 +21,29 @@ import (
 	"github.com/fnmesh/fnmesh/punch"
 )
 
+// CheckAddr says what is wrong with a rendezvous server address, nil if it
+// has the form Join takes, HOST:PORT with a port of 1..65535 (the host is
+// resolved when the job is joined). Commands check an address with their
+// other arguments through it (a bad --rendezvous is a usage error, not a
+// failed join).
+func CheckAddr(addr string) error {
+	_, _, err := splitAddr(addr)
+	return err
+}
+
+// splitAddr splits HOST:PORT, with a port of 1..65535.
+func splitAddr(addr string) (host string, port uint16, err error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("want HOST:PORT (%w)", err)
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("port %q is not 1..65535", ps)
+	}
+	return host, uint16(p), nil
+}
+
 // Join joins job (of world ranks) at the rendezvous server at addr
 // ("host:port") and returns this rank's mesh: one authenticated link to
 // every other rank, made in parallel. secret is the deployment secret the
@@ -121,20 +144,16 @@ func resolve(ctx context.Context, addr string, laddr netip.AddrPort) (eps, other
 	if ap, err := netip.ParseAddrPort(addr); err == nil {
 		ap = unmapAP(ap)
 		if ap.Port() == 0 {
-			return nil, nil, fmt.Errorf("server address %q: bad port", addr)
+			return nil, nil, fmt.Errorf("server address %q: port \"0\" is not 1..65535", addr)
 		}
 		if a := laddr.Addr(); a.IsValid() && !a.IsUnspecified() && a.Unmap().Is4() != ap.Addr().Is4() {
 			return nil, nil, fmt.Errorf("server address %q: not of the family of the punch port's address %v", addr, a)
 		}
 		return []netip.AddrPort{ap}, nil, nil
 	}
-	host, port, err := net.SplitHostPort(addr)
+	host, p, err := splitAddr(addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("server address %q: %w", addr, err)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
-		return nil, nil, fmt.Errorf("server address %q: bad port", addr)
 	}
 	ips, err := lookupNetIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
@@ -145,7 +164,7 @@ func resolve(ctx context.Context, addr string, laddr netip.AddrPort) (eps, other
 		want4 = a.Unmap().Is4()
 	}
 	for _, ip := range ips {
-		ap := netip.AddrPortFrom(ip.Unmap(), uint16(p))
+		ap := netip.AddrPortFrom(ip.Unmap(), p)
 		switch {
 		case ap.Addr().Is4() != want4:
 			if !slices.Contains(other, ap) {

@@ -56,8 +56,41 @@ func TestClientResolvePicksUsableAddress(t *testing.T) {
 // than the punch port's address, is refused before anything is dialed.
 func TestClientResolveLiteral(t *testing.T) {
 	_, err := Join(context.Background(), "127.0.0.1:0", "j", 2, testSecret)
-	require.ErrorContains(t, err, "bad port")
+	require.ErrorContains(t, err, `port "0" is not 1..65535`)
 	_, err = Join(context.Background(), "[::1]:7000", "j", 2, testSecret,
 		WithLocalAddr(netip.MustParseAddrPort("127.0.0.1:0")))
 	require.ErrorContains(t, err, "not of the family of the punch port's address 127.0.0.1")
+}
+
+// TestCheckAddr: CheckAddr refuses what Join refuses for its form, before
+// anything is resolved or dialed, and passes what Join would resolve.
+func TestCheckAddr(t *testing.T) {
+	tests := []struct {
+		addr string
+		want string // "" when valid
+	}{
+		{"127.0.0.1:7000", ""},
+		{"[::1]:7000", ""},
+		{"rv.example.com:65535", ""},
+		{"rv.example.com", "want HOST:PORT"},
+		{"7000", "want HOST:PORT"},
+		{"", "want HOST:PORT"},
+		{"127.0.0.1:0", `port "0" is not 1..65535`},
+		{"127.0.0.1:65536", `port "65536" is not 1..65535`},
+		{"rv.example.com:http", `port "http" is not 1..65535`},
+		{"rv.example.com:-1", `port "-1" is not 1..65535`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.addr, func(t *testing.T) {
+			err := CheckAddr(tt.addr)
+			if tt.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.want)
+			// Join says the same, without dialing.
+			_, jerr := Join(context.Background(), tt.addr, "j", 2, testSecret)
+			assert.ErrorContains(t, jerr, tt.want)
+		})
+	}
 }

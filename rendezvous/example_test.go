@@ -192,3 +192,15 @@ func ExampleServer_Serve() {
 	// serve returned: <nil>
 	// jobs: 0
 }
+
+// CheckAddr checks a server address as a command checks its flags, before
+// anything is resolved or dialed.
+func ExampleCheckAddr() {
+	for _, addr := range []string{"rv.example.com:7000", "rv.example.com", "127.0.0.1:0"} {
+		fmt.Printf("%s: %v\n", addr, rendezvous.CheckAddr(addr))
+	}
+	// Output:
+	// rv.example.com:7000: <nil>
+	// rv.example.com: want HOST:PORT (address rv.example.com: missing port in address)
+	// 127.0.0.1:0: port "0" is not 1..65535
+}

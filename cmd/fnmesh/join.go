@@ -9,9 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,8 +126,8 @@ flags:
 		return 2
 	}
 	switch {
-	case rvAddrErr(*addr) != nil:
-		return usageErr("--rendezvous %q: %v", *addr, rvAddrErr(*addr))
+	case rendezvous.CheckAddr(*addr) != nil:
+		return usageErr("--rendezvous %q: %v", *addr, rendezvous.CheckAddr(*addr))
 	case rendezvous.CheckJob(*job) != nil:
 		return usageErr("--job %q: %v", *job, rendezvous.CheckJob(*job))
 	case *world < 1 || *world > rendezvous.MaxWorld:
@@ -206,19 +204,6 @@ func andList(items []string) string {
 		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
-}
-
-// rvAddrErr says what is wrong with a server address, nil if it has the
-// form HOST:PORT with a port of 1..65535 (the host is resolved later).
-func rvAddrErr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("want HOST:PORT (%w)", err)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("port %q is not 1..65535", port)
-	}
-	return nil
 }
 
 // joinAndVerify joins the job and verifies every link with n bytes each way.

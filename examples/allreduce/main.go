@@ -43,10 +43,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -111,8 +109,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"-rendezvous, -job and -world (1 or more) are required\n" + synopsis}
 	case fs.NArg() > 0:
 		return usageError{fmt.Sprintf("unexpected argument %q\n%s", fs.Arg(0), synopsis)}
-	case addrErr(*addr) != nil:
-		return usageError{fmt.Sprintf("-rendezvous %q: %v", *addr, addrErr(*addr))}
+	case rendezvous.CheckAddr(*addr) != nil:
+		return usageError{fmt.Sprintf("-rendezvous %q: %v", *addr, rendezvous.CheckAddr(*addr))}
 	case *world > rendezvous.MaxWorld:
 		return usageError{fmt.Sprintf("-world %d: at most %d", *world, rendezvous.MaxWorld)}
 	case rendezvous.CheckJob(*job) != nil:
@@ -362,18 +360,4 @@ func loadSecret(file string) ([]byte, error) {
 		return nil, fmt.Errorf("secret: %s is empty", file)
 	}
 	return b, nil
-}
-
-// addrErr says what is wrong with a rendezvous server address, nil if it
-// has the form HOST:PORT with a port of 1..65535 (the host is resolved
-// when the job is joined).
-func addrErr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("want HOST:PORT (%w)", err)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("port %q is not 1..65535", port)
-	}
-	return nil
 }

@@ -36,10 +36,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -128,8 +126,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case len(missing) > 0:
 		// Not only the synopsis: which of its six parts is missing.
 		return usageError{"missing " + strings.Join(missing, ", ") + "\n" + synopsis}
-	case addrErr(*addr) != nil:
-		return usageError{fmt.Sprintf("-rendezvous %q: %v", *addr, addrErr(*addr))}
+	case rendezvous.CheckAddr(*addr) != nil:
+		return usageError{fmt.Sprintf("-rendezvous %q: %v", *addr, rendezvous.CheckAddr(*addr))}
 	case *world > rendezvous.MaxWorld:
 		return usageError{fmt.Sprintf("-world %d: at most %d", *world, rendezvous.MaxWorld)}
 	case rendezvous.CheckJob(*job) != nil:
@@ -205,18 +203,4 @@ func writeCSV(w io.Writer, t arrow.Table) error {
 		}
 	}
 	return cw.Flush()
-}
-
-// addrErr says what is wrong with a rendezvous server address, nil if it
-// has the form HOST:PORT with a port of 1..65535 (the host is resolved
-// when the job is joined).
-func addrErr(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("want HOST:PORT (%w)", err)
-	}
-	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("port %q is not 1..65535", port)
-	}
-	return nil
 }
