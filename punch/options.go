@@ -74,7 +74,8 @@ func WithInterval(d time.Duration) Option {
 }
 
 // WithPunchTimeout bounds a Punch whose context has no deadline (default
-// 10 s). A context deadline, when present, is used as it is.
+// 10 s). A context deadline, when present, is used as it is. There is no
+// unbounded punch: d <= 0 keeps the default.
 func WithPunchTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -86,7 +87,8 @@ func WithPunchTimeout(d time.Duration) Option {
 // WithHandshakeTimeout bounds the link handshake of each connection a Port
 // accepts or Punch dials (default 5 s): a stray connection that sends
 // nothing is closed after this long, and an endpoint that accepts but never
-// speaks is dialed again.
+// speaks is dialed again. d <= 0 keeps the default: no handshake waits
+// without a bound.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -98,7 +100,8 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // WithHold sets the holding area for authenticated inbound links that arrive
 // before the Punch for their rank starts: at most capacity links in all (at
 // most 4 per rank), each closed if not claimed within timeout. Defaults: 64
-// links, 10 s.
+// links, 10 s. Capacity 0 holds nothing (a link that comes early is
+// closed); a negative capacity, or a timeout <= 0, keeps that default.
 func WithHold(capacity int, timeout time.Duration) Option {
 	return func(o *options) {
 		if capacity >= 0 {
