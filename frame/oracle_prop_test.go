@@ -203,22 +203,6 @@ func isNumeric(dt arrow.DataType) bool {
 
 var specialFloats = []float64{math.NaN(), math.Copysign(0, -1), 0, math.Inf(1), math.Inf(-1), math.Float64frombits(0x7ff8000000000abc)}
 
-// dictCapacity is how many values a dictionary with indices of type it can
-// index.
-func dictCapacity(it arrow.DataType) int {
-	switch it.ID() {
-	case arrow.INT8:
-		return math.MaxInt8 + 1
-	case arrow.UINT8:
-		return math.MaxUint8 + 1
-	case arrow.INT16:
-		return math.MaxInt16 + 1
-	case arrow.UINT16:
-		return math.MaxUint16 + 1
-	}
-	return math.MaxInt32
-}
-
 // genColumn builds n values of dt drawn from a domain of about card values.
 func genColumn(mem memory.Allocator, rng *rand.Rand, dt arrow.DataType, n, card int, nullFrac float64) arrow.Array {
 	b := array.NewBuilder(mem, dt)
@@ -228,7 +212,7 @@ func genColumn(mem memory.Allocator, rng *rand.Rand, dt arrow.DataType, n, card 
 		// No more values than the index type holds: past them arrow-go's
 		// builder wraps the indices (a dictionary<int8> of 462 values
 		// with negative indices), an input no operator can take.
-		card = min(card, dictCapacity(d.IndexType))
+		card = min(card, maxDictionaryLen(d.IndexType))
 	}
 	for range n {
 		if rng.Float64() < nullFrac {
